@@ -1,0 +1,5 @@
+"""`python -m trainer ...` is `dcgan ...`."""
+
+from trainer.cli import entrypoint
+
+entrypoint()

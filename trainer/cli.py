@@ -1,0 +1,90 @@
+"""The `dcgan` command (a `fire` CLI; `python -m trainer` is the same).
+
+    dcgan train --job_dir=runs/digits [--preset=smoke] [--flag=value ...]
+    dcgan train --help                  # every flag with its default
+    dcgan train --job_dir=x --dry_run   # print the resolved config and exit
+
+Flags are the config dataclass's field names. Bad input ends with one line,
+`dcgan: error: ...`, on stderr and a non-zero exit status (2 for usage and
+data errors, 3 when training diverges); never a traceback. Validation runs
+before TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+
+from trainer import config as config_lib
+from trainer.errors import UserError
+
+USAGE = """usage: dcgan COMMAND [--flag=value ...]
+
+commands:
+  train     train a DCGAN (job dir: config.json, checkpoints/, tensorboard/, export/)
+
+`dcgan COMMAND --help` lists a command's flags."""
+
+
+class Commands:
+    """The sub-commands fire dispatches to; each takes only --flags."""
+
+    def __init__(self):
+        self.exit_code = 0
+
+    def train(self, **flags):
+        config = config_lib.resolve("train", flags)
+        if config.dry_run:
+            print(config.describe())
+            return None
+        from trainer import train as train_lib  # TensorFlow is imported only now
+
+        result = train_lib.run(config)
+        print(f"done: step {result['step']}, {result['images_per_sec']:.1f} img/s (median)")
+        if result["stopped_by"] == "SIGINT":
+            self.exit_code = 128 + signal.SIGINT
+        return None
+
+
+def _check_tokens(command: str, tokens: list[str]) -> None:
+    """Only --flag, --flag=value and --flag value; anything else is one clear error."""
+    expecting_value = False
+    for token in tokens:
+        if token.startswith("--") and len(token) > 2:
+            expecting_value = "=" not in token
+        elif expecting_value:
+            expecting_value = False
+        else:
+            raise UserError(f"unexpected argument {token!r} for `dcgan {command}`; flags look like --name=value")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    command, tokens = argv[0], argv[1:]
+    commands = Commands()
+    try:
+        if command.startswith("_") or not callable(getattr(commands, command, None)) or command == "exit_code":
+            raise UserError(f"unknown command {command!r}; choose one of: {', '.join(config_lib.CONFIG_CLASSES)}")
+        if any(t in ("-h", "--help") for t in tokens):
+            print(config_lib.help_text(command))
+            return 0
+        _check_tokens(command, tokens)
+        import fire
+
+        fire.Fire(commands, command=[command, *tokens], name="dcgan")
+        return commands.exit_code
+    except UserError as err:
+        print(f"dcgan: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("dcgan: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+def entrypoint() -> None:
+    sys.exit(main())

@@ -1,0 +1,244 @@
+"""Job configuration: one frozen dataclass, named presets, validation.
+
+Precedence is dataclass default < preset < explicit CLI flag. Validation runs
+before TensorFlow is imported so that a typo fails in milliseconds:
+
+    python -c "from trainer.config import resolve; print(resolve('train', {'preset': 'smoke', 'job_dir': 'x'}))"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from typing import Any, Mapping, Optional
+
+from trainer.errors import UserError
+
+RESOLUTIONS = (32, 64, 128, 256)
+LOSSES = ("nonsaturating", "hinge", "lsgan")
+PRECISIONS = ("off", "float16", "bfloat16")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Every knob of `dcgan train`. Field names are the CLI flag names."""
+
+    # Where everything goes (config.json, checkpoints/, tensorboard/, export/).
+    job_dir: str = ""
+    preset: str = "default"
+    # Data: 'digits' (bundled), a folder of images, a .npz file, or TFRecord shards.
+    dataset: str = "digits"
+    resolution: int = 32
+    channels: int = 0  # 0: the dataset's own (digits 1, folders 3, npz/shards as stored)
+    folder_labels: str = "inferred"  # 'inferred' from class sub-folders, or 'none'
+    on_corrupt: str = "skip"  # unreadable image files: 'skip' (counted, listed) or 'fail'
+    conditional: Optional[bool] = None  # None: on when the dataset has labels
+    # Model.
+    latent_dim: int = 100
+    width: float = 1.0  # multiplies the 64 base filters of G and D
+    # Optimisation.
+    batch_size: int = 64  # global, over all replicas and workers
+    steps: int = 3000
+    g_lr: float = 2e-4
+    d_lr: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    loss: str = "nonsaturating"
+    r1_gamma: float = 0.0  # R1 penalty weight on real images, 0 = off
+    ema_decay: float = 0.999  # G_ema; 0 = plain copy of G
+    seed: int = 0
+    # Cadence (steps).
+    log_every: int = 50
+    sample_every: int = 500
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    # Hardware.
+    mixed_precision: str = "off"
+    devices: int = 0  # 0: every visible GPU (or the CPU); N: split into N logical devices
+    xla: bool = False
+    sync_batchnorm: bool = False
+    steps_per_call: int = 1  # training steps per tf.function call (fewer host round trips)
+    # Behaviour.
+    overwrite: bool = False
+    dry_run: bool = False
+    progress: bool = True
+    deterministic: bool = False  # tf.config.experimental.enable_op_determinism
+
+    # Fields that may change between a run and its resumption; every other
+    # field defines the job, and a job dir refuses a job that differs in them.
+    RESUMABLE = (
+        "job_dir", "preset", "steps", "log_every", "sample_every",
+        "checkpoint_every", "keep_checkpoints", "devices", "xla",
+        "steps_per_call", "overwrite", "dry_run", "progress", "deterministic",
+        "on_corrupt",
+    )
+
+    def validate(self) -> list[str]:
+        """Returns one message per mistake (empty when the config is usable)."""
+        errors = []
+        if not self.job_dir:
+            errors.append("--job_dir is required (a local folder or gs://bucket/path)")
+        if self.preset not in TRAIN_PRESETS:
+            errors.append(f"--preset={self.preset!r} is unknown; choose one of {sorted(TRAIN_PRESETS)}")
+        if not self.dataset:
+            errors.append("--dataset must not be empty")
+        if self.resolution not in RESOLUTIONS:
+            errors.append(f"--resolution={self.resolution} is not supported; choose one of {list(RESOLUTIONS)}")
+        if self.channels not in (0, 1, 3):
+            errors.append(f"--channels={self.channels} must be 1 (grayscale), 3 (RGB) or 0 (the dataset's own)")
+        if self.folder_labels not in ("inferred", "none"):
+            errors.append(f"--folder_labels={self.folder_labels!r} must be 'inferred' or 'none'")
+        if self.on_corrupt not in ("skip", "fail"):
+            errors.append(f"--on_corrupt={self.on_corrupt!r} must be 'skip' or 'fail'")
+        if self.latent_dim < 1:
+            errors.append(f"--latent_dim={self.latent_dim} must be >= 1")
+        if not 0 < self.width <= 16:
+            errors.append(f"--width={self.width} must be in (0, 16]")
+        elif round(64 * self.width) < 1:
+            errors.append(f"--width={self.width} leaves no filters (64 * width must be >= 1)")
+        if self.batch_size < 1:
+            errors.append(f"--batch_size={self.batch_size} must be >= 1")
+        if self.steps < 1:
+            errors.append(f"--steps={self.steps} must be >= 1")
+        for name in ("g_lr", "d_lr"):
+            if not getattr(self, name) > 0:
+                errors.append(f"--{name}={getattr(self, name)} must be > 0")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                errors.append(f"--{name}={getattr(self, name)} must be in [0, 1)")
+        if self.loss not in LOSSES:
+            errors.append(f"--loss={self.loss!r} is unknown; choose one of {list(LOSSES)}")
+        if self.r1_gamma < 0:
+            errors.append(f"--r1_gamma={self.r1_gamma} must be >= 0")
+        if not 0 <= self.ema_decay < 1:
+            errors.append(f"--ema_decay={self.ema_decay} must be in [0, 1)")
+        if self.seed < 0:
+            errors.append(f"--seed={self.seed} must be >= 0")
+        for name in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "steps_per_call"):
+            if getattr(self, name) < 1:
+                errors.append(f"--{name}={getattr(self, name)} must be >= 1")
+        if self.mixed_precision not in PRECISIONS:
+            errors.append(f"--mixed_precision={self.mixed_precision!r} is unknown; choose one of {list(PRECISIONS)}")
+        if self.devices < 0:
+            errors.append(f"--devices={self.devices} must be >= 0")
+        return errors
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that define the job (see RESUMABLE)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RESUMABLE}
+
+    def identity_hash(self) -> str:
+        blob = json.dumps(self.identity(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    def describe(self) -> str:
+        rows = [f"  {k:<18} {v!r}" for k, v in dataclasses.asdict(self).items()]
+        return "\n".join([f"{type(self).__name__}:"] + rows)
+
+
+TRAIN_PRESETS: dict[str, dict[str, Any]] = {
+    # Seconds on a laptop CPU: the tests' workhorse.
+    "smoke": dict(
+        resolution=32, width=0.125, latent_dim=16, batch_size=16, steps=8,
+        log_every=2, sample_every=4, checkpoint_every=4, ema_decay=0.9,
+    ),
+    # A real run on the bundled digits (a few minutes on one GPU).
+    "default": dict(),
+}
+
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Turns a CLI value (fire already parsed literals) into the field's type."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union:  # Optional[T]
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)][0]
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "auto", "")):
+            return None
+        return _coerce(name, value, inner)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise UserError(f"--{name}={value!r} must be true or false")
+    if annotation is int:
+        if isinstance(value, bool):
+            raise UserError(f"--{name} needs an integer value, e.g. --{name}=8")
+        try:
+            as_float = float(str(value).replace("_", ""))
+        except ValueError:
+            raise UserError(f"--{name}={value!r} must be an integer") from None
+        if as_float != int(as_float):
+            raise UserError(f"--{name}={value!r} must be an integer")
+        return int(as_float)
+    if annotation is float:
+        if isinstance(value, bool):
+            raise UserError(f"--{name} needs a number, e.g. --{name}=0.5")
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"--{name}={value!r} must be a number") from None
+    if annotation is str:
+        if isinstance(value, bool):
+            raise UserError(f"--{name} needs a value, e.g. --{name}=...")
+        if isinstance(value, (list, tuple)):
+            return ",".join(str(v) for v in value)
+        return str(value)
+    raise TypeError(f"unsupported annotation {annotation!r} for {name}")
+
+
+CONFIG_CLASSES: dict[str, type] = {"train": TrainConfig}
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {"train": TRAIN_PRESETS}
+
+
+def resolve(job: str, flags: Mapping[str, Any]):
+    """Builds and validates the config of `job` from CLI flags.
+
+    Raises UserError naming every unknown flag or invalid value at once.
+    """
+    cls = CONFIG_CLASSES[job]
+    hints = typing.get_type_hints(cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(flags) - fields)
+    if unknown:
+        raise UserError(
+            f"unknown flag{'s' if len(unknown) > 1 else ''} for `dcgan {job}`: "
+            + ", ".join("--" + u for u in unknown)
+            + f" (see `dcgan {job} --help`)"
+        )
+    values = {name: _coerce(name, v, hints[name]) for name, v in flags.items()}
+    presets = PRESETS[job]
+    preset = values.get("preset", cls.preset)
+    if preset not in presets:
+        raise UserError(f"--preset={preset!r} is unknown; choose one of {sorted(presets)}")
+    merged = {**presets[preset], **values, "preset": preset}
+    config = cls(**merged)
+    errors = config.validate()
+    if errors:
+        raise UserError("; ".join(errors))
+    return config
+
+
+def load_json(cls, text: str):
+    """Reads a config saved by `to_json`, ignoring fields this version lacks."""
+    data = json.loads(text)
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def help_text(job: str) -> str:
+    cls = CONFIG_CLASSES[job]
+    lines = [f"usage: dcgan {job} [--flag=value ...]", "", "flags (defaults before any preset):"]
+    for f in dataclasses.fields(cls):
+        lines.append(f"  --{f.name:<18} {f.default!r}")
+    lines.append("")
+    lines.append("presets: " + ", ".join(f"{k} {v}" for k, v in PRESETS[job].items()))
+    return "\n".join(lines)

@@ -1,0 +1,354 @@
+"""Training data: find it, decode it, and feed it to the step, reproducibly.
+
+Sources (`--dataset=`):
+  digits             scikit-learn's bundled 8x8 digits (1797 images, 10 labels), upscaled.
+  PATH/              a folder of PNG/JPEG/BMP/GIF images, searched recursively. Class
+                     sub-folders give labels like `keras.utils.image_dataset_from_directory`.
+  FILE.npz           arrays `x` (N,H,W[,C]; uint8 0..255 or float 0..1) and optional `y`.
+  SHARDS             TFRecord shards written by `dcgan sample`/`dcgan augment` (a folder
+                     with manifest.json, a folder of *.tfrecord-*, or a glob).
+
+Images, folders and .npz are decoded once into memory (uint8 at the training
+resolution) and fed in an order that is a pure function of (seed, step), so a
+resumed run sees exactly the batches an uninterrupted run would have seen.
+Shards are streamed (they may be larger than memory) with a seeded shuffle.
+
+Unreadable image files: with `--on_corrupt=skip` (default) they are skipped,
+counted and listed in one warning line; with `--on_corrupt=fail` the first one
+stops the job. A folder with nothing readable is always an error.
+
+    python -c "from trainer import data; s = data.load_source('digits', 32, 0); print(s.describe())"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import os
+import sys
+from typing import Optional
+
+import numpy as np
+import tensorflow as tf
+
+from trainer.errors import DataError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+@dataclasses.dataclass
+class Source:
+    """A dataset resolved to either in-memory arrays or a list of shard files."""
+
+    name: str
+    channels: int
+    resolution: int
+    num_classes: int  # 0 when unlabelled
+    images: Optional[np.ndarray] = None  # uint8 [N, res, res, C] (in-memory sources)
+    labels: Optional[np.ndarray] = None  # int32 [N] or None
+    shard_files: tuple[str, ...] = ()  # streamed sources
+    num_examples: Optional[int] = None
+    skipped: tuple[str, ...] = ()  # unreadable files that were left out
+
+    @property
+    def in_memory(self) -> bool:
+        return self.images is not None
+
+    def describe(self) -> str:
+        n = self.num_examples if self.num_examples is not None else "?"
+        kind = "in memory" if self.in_memory else f"{len(self.shard_files)} shard files"
+        classes = f"{self.num_classes} classes" if self.num_classes else "unlabelled"
+        return f"dataset {self.name}: {n} images {self.resolution}x{self.resolution}x{self.channels}, {classes}, {kind}"
+
+
+# ----------------------------------------------------------------------------
+# Image ops (graph-safe: used eagerly and inside tf.data.map)
+
+
+def resize_and_center_crop(image: tf.Tensor, resolution: int) -> tf.Tensor:
+    """Scales the shorter side to `resolution`, then crops the centre square.
+
+    Takes and returns float32 HWC in [0, 1]; antialiased when shrinking.
+    """
+    shape = tf.shape(image)
+    h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+    scale = resolution / tf.minimum(h, w)
+    new_h = tf.maximum(resolution, tf.cast(tf.round(h * scale), tf.int32))
+    new_w = tf.maximum(resolution, tf.cast(tf.round(w * scale), tf.int32))
+    image = tf.image.resize(image, tf.stack([new_h, new_w]), method="bilinear", antialias=True)
+    top = (new_h - resolution) // 2
+    left = (new_w - resolution) // 2
+    image = image[top : top + resolution, left : left + resolution, :]
+    return tf.ensure_shape(image, [resolution, resolution, None])
+
+
+def decode_image(contents: tf.Tensor, channels: int, resolution: int) -> tf.Tensor:
+    """Encoded PNG/JPEG/BMP/GIF bytes -> uint8 [res, res, channels].
+
+    Handles grayscale, RGB, RGBA (alpha dropped), palette and 16-bit files; a GIF
+    gives its first frame. Raises InvalidArgumentError on corrupt bytes.
+    """
+    image = tf.io.decode_image(contents, channels=channels, dtype=tf.float32, expand_animations=False)
+    image = resize_and_center_crop(image, resolution)
+    image = tf.clip_by_value(tf.round(image * 255.0), 0.0, 255.0)
+    return tf.ensure_shape(tf.cast(image, tf.uint8), [resolution, resolution, channels])
+
+
+def to_model_range(images: tf.Tensor) -> tf.Tensor:
+    """uint8 [0, 255] -> float32 [-1, 1], the generator's tanh range."""
+    return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+# ----------------------------------------------------------------------------
+# Sources
+
+
+def load_source(dataset: str, resolution: int, channels: int = 0, *,
+                folder_labels: str = "inferred", on_corrupt: str = "skip") -> Source:
+    """Resolves `--dataset` to a Source, decoding in-memory sources now."""
+    if dataset == "digits":
+        return _digits(resolution, channels or 1)
+    from trainer import storage  # gs:// datasets are staged to a local cache
+
+    local = storage.stage_dataset(dataset)
+    if _looks_like_shards(local):
+        return _shards(local, dataset, resolution, channels)
+    if os.path.isdir(local):
+        return _folder(local, dataset, resolution, channels or 3, folder_labels, on_corrupt)
+    if local.endswith(".npz"):
+        if not os.path.isfile(local):
+            raise DataError(f"--dataset={dataset}: no such file")
+        return _npz(local, dataset, resolution, channels)
+    if not os.path.exists(local):
+        raise DataError(f"--dataset={dataset}: no such file or folder (expected 'digits', a folder of images, a .npz file or TFRecord shards)")
+    raise DataError(f"--dataset={dataset}: not a folder, .npz file or TFRecord shard set")
+
+
+def _digits(resolution: int, channels: int) -> Source:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    small = (bunch.images / 16.0).astype(np.float32)[..., None]  # [1797, 8, 8, 1] in [0, 1]
+    big = tf.image.resize(small, [resolution, resolution], method="bilinear").numpy()
+    images = np.clip(np.round(big * 255.0), 0, 255).astype(np.uint8)
+    if channels == 3:
+        images = np.repeat(images, 3, axis=-1)
+    labels = bunch.target.astype(np.int32)
+    return Source("digits", channels, resolution, 10, images=images, labels=labels, num_examples=len(images))
+
+
+def _npz(path: str, name: str, resolution: int, channels: int) -> Source:
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "x" not in archive:
+                raise DataError(f"--dataset={name}: the .npz has no array 'x' (found {sorted(archive.files)})")
+            x = archive["x"]
+            y = archive["y"] if "y" in archive else None
+    except (OSError, ValueError) as err:
+        raise DataError(f"--dataset={name}: cannot read .npz ({err})") from None
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or x.shape[-1] not in (1, 3, 4) or len(x) == 0:
+        raise DataError(f"--dataset={name}: 'x' must be N x H x W [x 1|3|4] with N >= 1, got shape {x.shape}")
+    if x.dtype == np.uint8:
+        x01 = x.astype(np.float32) / 255.0
+    elif np.issubdtype(x.dtype, np.floating):
+        lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
+        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0 or hi > 1:
+            raise DataError(f"--dataset={name}: float 'x' must lie in [0, 1], got [{lo}, {hi}]")
+        x01 = x.astype(np.float32)
+    else:
+        raise DataError(f"--dataset={name}: 'x' must be uint8 or float, got {x.dtype}")
+    if x01.shape[-1] == 4:
+        x01 = x01[..., :3]
+    stored = x01.shape[-1]
+    channels = channels or stored
+    if channels == 1 and stored == 3:
+        x01 = tf.image.rgb_to_grayscale(x01).numpy()
+    elif channels == 3 and stored == 1:
+        x01 = np.repeat(x01, 3, axis=-1)
+    images = _batched_resize(x01, resolution)
+    labels, num_classes = None, 0
+    if y is not None:
+        y = np.asarray(y).reshape(-1)
+        if len(y) != len(x) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+            raise DataError(f"--dataset={name}: 'y' must hold {len(x)} non-negative integer labels")
+        labels, num_classes = y.astype(np.int32), int(y.max()) + 1
+    return Source(name, channels, resolution, num_classes, images=images, labels=labels, num_examples=len(images))
+
+
+def _batched_resize(x01: np.ndarray, resolution: int) -> np.ndarray:
+    out = []
+    for start in range(0, len(x01), 512):
+        chunk = tf.convert_to_tensor(x01[start : start + 512])
+        chunk = tf.map_fn(lambda im: resize_and_center_crop(im, resolution), chunk) if chunk.shape[1:3] != (resolution, resolution) else chunk
+        out.append(np.clip(np.round(chunk.numpy() * 255.0), 0, 255).astype(np.uint8))
+    return np.concatenate(out)
+
+
+def list_folder(root: str, folder_labels: str) -> tuple[list[str], Optional[list[int]], list[str]]:
+    """Image files under `root` with labels inferred from class sub-folders.
+
+    Returns (files, labels or None, class_names). Top-level images beside class
+    folders are ambiguous and refused (pass --folder_labels=none to mix them).
+    """
+    def images_under(folder: str) -> list[str]:
+        found = []
+        for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+            dirnames.sort()
+            found += [os.path.join(dirpath, f) for f in sorted(filenames)
+                      if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")]
+        return found
+
+    if folder_labels == "none":
+        return images_under(root), None, []
+    entries = sorted(os.listdir(root))
+    top_files = [os.path.join(root, e) for e in entries
+                 if e.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(root, e)) and not e.startswith(".")]
+    class_dirs = [e for e in entries if os.path.isdir(os.path.join(root, e)) and not e.startswith(".")]
+    per_class = [(c, images_under(os.path.join(root, c))) for c in class_dirs]
+    per_class = [(c, files) for c, files in per_class if files]
+    if top_files and per_class:
+        raise DataError(
+            f"--dataset={root} mixes {len(top_files)} images at its top level with class folders "
+            f"{[c for c, _ in per_class][:5]}; move them into a class folder, or pass --folder_labels=none")
+    if not per_class:
+        return top_files, None, []
+    files, labels = [], []
+    for index, (_, class_files) in enumerate(per_class):
+        files += class_files
+        labels += [index] * len(class_files)
+    return files, labels, [c for c, _ in per_class]
+
+
+def _folder(root: str, name: str, resolution: int, channels: int, folder_labels: str, on_corrupt: str) -> Source:
+    files, labels, class_names = list_folder(root, folder_labels)
+    if not files:
+        raise DataError(f"--dataset={name}: no images ({'/'.join(e[1:] for e in IMAGE_EXTENSIONS)}) found in the folder")
+
+    def load(path, index):
+        return index, decode_image(tf.io.read_file(path), channels, resolution)
+
+    paths = tf.data.Dataset.from_tensor_slices((files, tf.range(len(files), dtype=tf.int64)))
+    decoded = paths.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if on_corrupt == "skip":
+        decoded = decoded.ignore_errors()
+    indices, images = [], []
+    try:
+        for index, image in decoded.batch(256):
+            indices.append(index.numpy())
+            images.append(image.numpy())
+    except tf.errors.InvalidArgumentError:
+        bad = _first_unreadable(files, channels, resolution)
+        raise DataError(f"--dataset={name}: unreadable image {bad} (pass --on_corrupt=skip to leave such files out)") from None
+    kept = np.concatenate(indices) if indices else np.zeros([0], np.int64)
+    skipped = tuple(f for i, f in enumerate(files) if i not in set(kept.tolist()))
+    if len(kept) == 0:
+        raise DataError(f"--dataset={name}: none of its {len(files)} image files could be decoded")
+    if skipped:
+        shown = ", ".join(os.path.relpath(s, root) for s in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        print(f"warning: skipped {len(skipped)} unreadable of {len(files)} image files: {shown}", file=sys.stderr)
+    label_array = np.asarray(labels, np.int32)[kept] if labels is not None else None
+    return Source(name, channels, resolution, len(class_names), images=np.concatenate(images),
+                  labels=label_array, num_examples=len(kept), skipped=skipped)
+
+
+def _first_unreadable(files: list[str], channels: int, resolution: int) -> str:
+    for f in files:
+        try:
+            decode_image(tf.io.read_file(f), channels, resolution)
+        except tf.errors.InvalidArgumentError:
+            return f
+    return "?"
+
+
+def _looks_like_shards(path: str) -> bool:
+    if os.path.isdir(path):
+        return os.path.exists(os.path.join(path, "manifest.json")) or bool(glob.glob(os.path.join(path, "*.tfrecord*")))
+    return ".tfrecord" in os.path.basename(path) or any(c in path for c in "*?[")
+
+
+def _shards(local: str, name: str, resolution: int, channels: int) -> Source:
+    from trainer import shards
+
+    files, manifest = shards.find_shard_files(local, require_manifest=False)
+    if not files:
+        raise DataError(f"--dataset={name}: no TFRecord shards found")
+    stored_channels, num_classes = shards.peek_schema(files[0])
+    count = manifest["num_images"] if manifest else None
+    if manifest and manifest.get("num_classes") is not None:
+        num_classes = int(manifest["num_classes"])
+    return Source(name, channels or stored_channels, resolution, num_classes,
+                  shard_files=tuple(files), num_examples=count)
+
+
+# ----------------------------------------------------------------------------
+# Input pipeline
+
+
+def epoch_permutation(n: int, seed: int, epoch: tf.Tensor) -> tf.Tensor:
+    """The order of epoch `epoch`: a pure function of (seed, epoch)."""
+    keys = tf.random.stateless_uniform([n], seed=tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)]))
+    return tf.argsort(keys)
+
+
+def make_dataset(source: Source, global_batch: int, seed: int, start_step: int = 0,
+                 input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
+    """Per-replica batches (images in [-1, 1], int32 labels) for one input pipeline.
+
+    Global batch g of the run holds examples [g*B, (g+1)*B) of an endless stream
+    of seeded epoch permutations; pipeline k of P emits its R local replicas'
+    consecutive slices of it. So 1 replica x 2B and 2 replicas x B see the same
+    data, and a resume at step s starts at exactly batch s.
+    """
+    pipelines = input_context.num_input_pipelines if input_context else 1
+    pipeline = input_context.input_pipeline_id if input_context else 0
+    per_replica = input_context.get_per_replica_batch_size(global_batch) if input_context else global_batch
+    local_replicas = global_batch // (pipelines * per_replica)
+    if not source.in_memory:
+        return _stream_shards(source, per_replica, seed, start_step, pipeline, pipelines)
+
+    n = source.num_examples
+    images = tf.constant(source.images)
+    labels = tf.constant(source.labels if source.labels is not None else np.zeros([n], np.int32))
+    start = start_step * global_batch
+    first_epoch, offset = divmod(start, n)
+    order = (tf.data.Dataset.range(first_epoch, 2**62)
+             .flat_map(lambda e: tf.data.Dataset.from_tensor_slices(epoch_permutation(n, seed, e)))
+             .skip(offset)
+             .batch(global_batch, drop_remainder=True))
+    lo, hi = pipeline * local_replicas * per_replica, (pipeline + 1) * local_replicas * per_replica
+
+    def gather(index_batch):
+        mine = index_batch[lo:hi]
+        x = to_model_range(tf.gather(images, mine))
+        y = tf.gather(labels, mine)
+        return (tf.reshape(x, [local_replicas, per_replica, *source.images.shape[1:]]),
+                tf.reshape(y, [local_replicas, per_replica]))
+
+    ds = order.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def _stream_shards(source: Source, per_replica: int, seed: int, start_step: int,
+                   pipeline: int, pipelines: int) -> tf.data.Dataset:
+    from trainer import shards
+
+    files = tf.data.Dataset.from_tensor_slices(list(source.shard_files))
+    by_file = len(source.shard_files) >= pipelines
+    if by_file:
+        files = files.shard(pipelines, pipeline)
+    files = files.shuffle(len(source.shard_files), seed=seed + start_step, reshuffle_each_iteration=True).repeat()
+    records = files.interleave(tf.data.TFRecordDataset, cycle_length=4, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if not by_file:
+        records = records.shard(pipelines, pipeline)
+
+    def parse(record):
+        image, label = shards.parse_example(record, source.channels)
+        image = resize_and_center_crop(tf.cast(image, tf.float32) / 255.0, source.resolution)
+        image = tf.ensure_shape(image * 2.0 - 1.0, [source.resolution, source.resolution, source.channels])
+        return image, tf.maximum(label, 0)
+
+    ds = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    ds = ds.shuffle(10_000, seed=seed + start_step).batch(per_replica, drop_remainder=True)
+    return ds.prefetch(tf.data.AUTOTUNE)

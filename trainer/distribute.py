@@ -1,0 +1,131 @@
+"""Choose the tf.distribute strategy from the environment, and say what it is.
+
+  TF_CONFIG (or Vertex AI's CLUSTER_SPEC) naming more than one task
+      -> MultiWorkerMirroredStrategy, one process per machine
+  several local GPUs, or --devices=N        -> MirroredStrategy over them
+  one GPU or the CPU                        -> OneDeviceStrategy
+
+`--devices=N` splits the CPU (or the one GPU) into N logical devices so that
+multi-replica code runs, and is tested, on any machine. It must be applied
+before TensorFlow initialises its devices, i.e. before anything else touches TF.
+
+    TF_CPP_MIN_LOG_LEVEL=2 python -c "from trainer import distribute; print(distribute.describe(distribute.make_strategy(2)))"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Optional
+
+from trainer.errors import UserError
+
+VERTEX_POOLS = {"workerpool0": "chief", "workerpool1": "worker", "workerpool2": "ps", "workerpool3": "evaluator"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterRole:
+    """This process's place in the cluster (a single process is chief of one)."""
+
+    num_workers: int = 1
+    task_type: str = "chief"
+    task_index: int = 0
+
+    @property
+    def is_chief(self) -> bool:
+        if self.num_workers == 1:
+            return True
+        return self.task_type == "chief" or (self.task_type == "worker" and self.task_index == 0 and not self._has_chief)
+
+    _has_chief: bool = True
+
+
+def tf_config_from_cluster_spec(cluster_spec: str) -> dict:
+    """Vertex AI's CLUSTER_SPEC -> the TF_CONFIG MultiWorkerMirroredStrategy reads."""
+    try:
+        spec = json.loads(cluster_spec)
+        cluster = {VERTEX_POOLS[pool]: list(hosts) for pool, hosts in spec["cluster"].items()}
+        task = {"type": VERTEX_POOLS[spec["task"]["type"]], "index": int(spec["task"]["index"])}
+    except (ValueError, KeyError, TypeError) as err:
+        raise UserError(f"CLUSTER_SPEC is malformed ({type(err).__name__}: {err}); expected Vertex AI's "
+                        '{"cluster": {"workerpool0": [...], ...}, "task": {"type": "workerpool0", "index": 0}}') from None
+    return {"cluster": cluster, "task": task}
+
+
+def read_cluster(environ=os.environ) -> tuple[ClusterRole, Optional[dict]]:
+    """Parses TF_CONFIG (or CLUSTER_SPEC); checks it before TF sees it."""
+    raw = environ.get("TF_CONFIG")
+    if not raw and environ.get("CLUSTER_SPEC"):
+        tf_config = tf_config_from_cluster_spec(environ["CLUSTER_SPEC"])
+    elif raw:
+        try:
+            tf_config = json.loads(raw)
+        except ValueError as err:
+            raise UserError(f"TF_CONFIG is not valid JSON ({err})") from None
+    else:
+        return ClusterRole(), None
+    if not isinstance(tf_config, dict) or not isinstance(tf_config.get("cluster"), dict):
+        raise UserError('TF_CONFIG needs a "cluster" object, e.g. {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}')
+    cluster, task = tf_config["cluster"], tf_config.get("task") or {}
+    workers = [(kind, i) for kind in ("chief", "worker") for i, _ in enumerate(cluster.get(kind, []))]
+    for kind, hosts in cluster.items():
+        if not isinstance(hosts, list) or not all(isinstance(h, str) and ":" in h for h in hosts):
+            raise UserError(f'TF_CONFIG cluster["{kind}"] must be a list of "host:port" strings')
+    if len(workers) <= 1:
+        return ClusterRole(), tf_config
+    task_type, task_index = task.get("type"), task.get("index")
+    if (task_type, task_index) not in workers:
+        raise UserError(f"TF_CONFIG task {task!r} is not one of the cluster's chief/worker tasks")
+    role = ClusterRole(len(workers), task_type, int(task_index), _has_chief="chief" in cluster)
+    return role, tf_config
+
+
+def split_devices(count: int) -> None:
+    """Turns the first GPU (or the CPU) into `count` logical devices."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        free_mib = 4096
+        tf.config.set_logical_device_configuration(
+            gpus[0], [tf.config.LogicalDeviceConfiguration(memory_limit=free_mib) for _ in range(count)])
+    else:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
+
+
+def make_strategy(devices: int = 0, environ=os.environ):
+    """The strategy for this process (see the module docstring)."""
+    import tensorflow as tf
+
+    role, tf_config = read_cluster(environ)
+    if tf_config is not None and "TF_CONFIG" not in environ:
+        os.environ["TF_CONFIG"] = json.dumps(tf_config)
+    if devices > 1:
+        split_devices(devices)
+    if role.num_workers > 1:
+        options = tf.distribute.experimental.CommunicationOptions(
+            implementation=tf.distribute.experimental.CommunicationImplementation.AUTO)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+    gpus = tf.config.list_logical_devices("GPU")
+    if len(gpus) > 1:
+        return tf.distribute.MirroredStrategy([d.name for d in gpus])
+    if len(gpus) == 1:
+        return tf.distribute.OneDeviceStrategy(gpus[0].name)
+    cpus = tf.config.list_logical_devices("CPU")
+    if devices > 1:
+        return tf.distribute.MirroredStrategy([d.name for d in cpus[:devices]],
+                                              cross_device_ops=tf.distribute.ReductionToOneDevice())
+    return tf.distribute.OneDeviceStrategy(cpus[0].name)
+
+
+def describe(strategy) -> str:
+    import tensorflow as tf
+
+    role, _ = read_cluster()
+    devices = getattr(strategy.extended, "worker_devices", ())
+    return (f"strategy {type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, "
+            f"{role.num_workers} worker(s), this is {role.task_type}:{role.task_index}"
+            f"{' (chief)' if role.is_chief else ''}, devices {list(devices)}, "
+            f"GPUs visible {len(tf.config.list_physical_devices('GPU'))}")

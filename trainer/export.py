@@ -1,0 +1,75 @@
+"""The exported generator: JOB_DIR/export/generator.keras + generator.json.
+
+The .keras file is G_ema in float32, a plain Keras functional model made of
+built-in layers: `keras.models.load_model(path)` loads it with nothing but
+Keras installed. Call it as `g(z)` or, when conditional, `g([z, labels])`;
+it returns float32 images in [-1, 1].
+
+    python -c "from trainer import export; g, meta = export.load('runs/digits'); print(meta)"
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+import keras
+
+from trainer import models, storage
+from trainer.errors import UserError
+
+MODEL = "export/generator.keras"
+META = "export/generator.json"
+
+
+def save(store: storage.Store, generator_ema: keras.Model, config, num_classes: int, channels: int, step: int) -> None:
+    """Writes a float32 copy of G_ema and its description, each atomically."""
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        plain = models.build_generator(config.resolution, channels, config.latent_dim, config.width, num_classes,
+                                       name="generator_ema")
+    finally:
+        keras.mixed_precision.set_global_policy(policy)
+    plain.set_weights([w.numpy() if hasattr(w, "numpy") else w for w in generator_ema.get_weights()])
+    with tempfile.TemporaryDirectory() as scratch:
+        local = os.path.join(scratch, "generator.keras")
+        plain.save(local)
+        with open(local, "rb") as f:
+            store.put(MODEL, f.read())
+    meta = {
+        "latent_dim": config.latent_dim,
+        "resolution": config.resolution,
+        "channels": channels,
+        "num_classes": num_classes,
+        "conditional": bool(num_classes),
+        "step": step,
+        "config_hash": config.identity_hash(),
+        "dataset": config.dataset,
+        "output_range": [-1.0, 1.0],
+    }
+    store.put(META, (json.dumps(meta, indent=2) + "\n").encode())
+
+
+def resolve_path(path: str) -> str:
+    """A job dir, an export dir, or the .keras file itself -> the .keras path."""
+    for candidate in (path, os.path.join(path, "generator.keras"), os.path.join(path, *MODEL.split("/"))):
+        if candidate.endswith(".keras") and os.path.isfile(candidate):
+            return candidate
+    raise UserError(f"--generator={path}: no exported generator there (expected JOB_DIR/{MODEL}; "
+                    "did the training job finish?)")
+
+
+def load(path: str) -> tuple[keras.Model, dict]:
+    model_path = resolve_path(path)
+    meta_path = os.path.join(os.path.dirname(model_path), "generator.json")
+    if not os.path.isfile(meta_path):
+        raise UserError(f"{model_path}: generator.json is missing beside it")
+    with open(meta_path) as f:
+        meta = json.load(f)
+    try:
+        model = keras.models.load_model(model_path, compile=False)
+    except Exception as err:  # keras raises many types for a damaged file
+        raise UserError(f"{model_path}: cannot load the generator ({type(err).__name__}: {str(err)[:160]})") from None
+    return model, meta

@@ -1,0 +1,59 @@
+"""TensorBoard output: scalars and image grids, written by the chief only.
+
+Tags written by `dcgan train` (all under JOB_DIR/tensorboard/):
+    loss/d, loss/g, d/real, d/fake (mean sigmoid of the logits), grad_norm/d,
+    grad_norm/g, lr/d, lr/g, loss_scale/d, loss_scale/g (float16 only),
+    perf/images_per_sec, and the image `samples` (G_ema on fixed noise).
+
+    tensorboard --logdir JOB_DIR/tensorboard
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+
+def image_grid(images: np.ndarray, columns: int = 0) -> np.ndarray:
+    """[N, H, W, C] in [-1, 1] -> one uint8 [rows*H, cols*W, C] picture, 1px gaps."""
+    images = np.asarray(images, np.float32)
+    n, h, w, c = images.shape
+    columns = columns or int(math.ceil(math.sqrt(n)))
+    rows = int(math.ceil(n / columns))
+    grid = np.zeros([rows * (h + 1) + 1, columns * (w + 1) + 1, c], np.uint8)
+    pixels = np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    for i in range(n):
+        r, col = divmod(i, columns)
+        grid[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + col * (w + 1): 1 + col * (w + 1) + w] = pixels[i]
+    return grid
+
+
+class Summaries:
+    """A file writer that does nothing on non-chief workers."""
+
+    def __init__(self, logdir: str, enabled: bool):
+        self.enabled = enabled
+        self.writer = tf.summary.create_file_writer(logdir) if enabled else None
+
+    def scalars(self, step: int, values: dict) -> None:
+        if not self.enabled:
+            return
+        with self.writer.as_default(step=step):
+            for tag, value in values.items():
+                tf.summary.scalar(tag, float(value))
+
+    def image(self, step: int, tag: str, picture: np.ndarray) -> None:
+        if not self.enabled:
+            return
+        with self.writer.as_default(step=step):
+            tf.summary.image(tag, picture[None], max_outputs=1)
+
+    def flush(self) -> None:
+        if self.enabled:
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.writer.close()

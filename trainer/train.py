@@ -1,0 +1,321 @@
+"""`dcgan train`: the DCGAN training job, top to bottom.
+
+    dcgan train --job_dir=runs/digits                    # bundled digits, CPU or GPU
+    dcgan train --job_dir=/tmp/smoke --preset=smoke      # seconds on a CPU
+    python -m trainer train --job_dir=... --dataset=path/to/images --resolution=64
+
+`run(config)` builds everything (strategy, data, networks, optimizers,
+checkpoint) and hands it to `train(...)`, the loop, which takes the networks
+and the loss as arguments. One step = one discriminator update then one
+generator update on the same generated batch (as in Radford et al.'s
+reference implementation), then the EMA of the generator.
+
+Distributed math: every loss is per example and averaged with
+`tf.nn.compute_average_loss(global_batch_size=...)`; gradients are summed
+across replicas explicitly (`all_reduce(SUM)`) so that their norm and
+finiteness are the same on every replica; metrics are reduced with SUM (or
+MEAN for values that are already identical) for logging only.
+
+Noise, fake labels and the order of the data are pure functions of
+(seed, step): an interrupted and resumed run reproduces an uninterrupted one,
+and 1 replica x 2B equals 2 replicas x B.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+import sys
+import time
+from typing import Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from trainer import checkpoints, data, distribute, export, jobdir, losses, models, summaries
+from trainer.errors import UserError
+from trainer.progress import ProgressBar
+
+
+class TrainingDiverged(UserError):
+    exit_code = 3
+
+
+class AllReducedAdam(keras.optimizers.Adam):
+    """Adam that applies gradients already summed across replicas.
+
+    Keras sums gradients inside `apply`; this trainer sums them itself (so that
+    gradient norms and the float16 overflow check see the global gradient), so
+    the optimizer's own sum must not run a second time.
+    """
+
+    def _all_reduce_sum_gradients(self, grads_and_vars):
+        return list(grads_and_vars)
+
+
+@dataclasses.dataclass
+class Networks:
+    generator: keras.Model
+    discriminator: keras.Model
+    generator_ema: keras.Model
+    g_optimizer: keras.optimizers.Optimizer
+    d_optimizer: keras.optimizers.Optimizer
+    step: tf.Variable  # the global step; a GAN has two optimizers, so neither's counter is it
+
+
+class StopRequest:
+    """Turns SIGTERM / Ctrl-C into a flag checked at step boundaries."""
+
+    def __init__(self):
+        self.signal: Optional[int] = None
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.signal == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.signal = signum
+        print(f"\n{signal.Signals(signum).name} received: stopping at the next step boundary", file=sys.stderr)
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def set_precision(mixed_precision: str) -> None:
+    policy = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}[mixed_precision]
+    keras.mixed_precision.set_global_policy(policy)
+
+
+def build_networks(config, channels: int, num_classes: int) -> Networks:
+    """G, D, G_ema and both optimizers, built (variables exist) for restore."""
+    keras.utils.set_random_seed(config.seed)
+    generator = models.build_generator(config.resolution, channels, config.latent_dim, config.width,
+                                       num_classes, config.sync_batchnorm)
+    discriminator = models.build_discriminator(config.resolution, channels, config.width, num_classes,
+                                               config.sync_batchnorm)
+    generator_ema = models.build_generator(config.resolution, channels, config.latent_dim, config.width,
+                                           num_classes, name="generator_ema")
+    generator_ema.set_weights(generator.get_weights())
+    g_optimizer = AllReducedAdam(config.g_lr, beta_1=config.beta1, beta_2=config.beta2, name="g_adam")
+    d_optimizer = AllReducedAdam(config.d_lr, beta_1=config.beta1, beta_2=config.beta2, name="d_adam")
+    if config.mixed_precision == "float16":
+        g_optimizer = keras.optimizers.LossScaleOptimizer(g_optimizer, name="g_loss_scale")
+        d_optimizer = keras.optimizers.LossScaleOptimizer(d_optimizer, name="d_loss_scale")
+    g_optimizer.build(generator.trainable_variables)
+    d_optimizer.build(discriminator.trainable_variables)
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    return Networks(generator, discriminator, generator_ema, g_optimizer, d_optimizer, step)
+
+
+def make_step_fn(config, strategy, nets: Networks, gan_loss: losses.GanLoss, num_classes: int):
+    """The compiled multi-step function: `steps(iterator, n)` -> metrics of the last step."""
+    G, D, G_ema = nets.generator, nets.discriminator, nets.generator_ema
+    g_opt, d_opt = nets.g_optimizer, nets.d_optimizer
+    global_batch = config.batch_size
+    per_replica = global_batch // strategy.num_replicas_in_sync
+    SUM = tf.distribute.ReduceOp.SUM
+
+    def g_in(z, y):
+        return [z, y] if num_classes else z
+
+    def d_in(x, y):
+        return [x, y] if num_classes else x
+
+    def replica_step(real, real_labels, step):
+        ctx = tf.distribute.get_replica_context()
+        first = ctx.replica_id_in_sync_group * per_replica
+        # -- This replica's slice of the global noise and fake labels for `step`.
+        seed = tf.stack([tf.constant(config.seed, tf.int64), step])
+        z = tf.random.stateless_normal([global_batch, config.latent_dim], seed=seed)[first:first + per_replica]
+        fake_labels = tf.random.stateless_uniform([global_batch], seed=seed + [0, 2**40], minval=0,
+                                                  maxval=max(num_classes, 1), dtype=tf.int32)[first:first + per_replica]
+        with tf.GradientTape() as g_tape:
+            fake = G(g_in(z, fake_labels), training=True)
+            with g_tape.stop_recording():
+                # -- Discriminator update: real vs (detached) fake.
+                with tf.GradientTape() as d_tape:
+                    real_logits = D(d_in(real, real_labels), training=True)
+                    fake_logits = D(d_in(tf.stop_gradient(fake), fake_labels), training=True)
+                    d_per_example = gan_loss.d(real_logits, fake_logits)
+                    r1 = tf.zeros_like(d_per_example)
+                    if config.r1_gamma > 0:
+                        r1 = losses.r1_penalty(lambda x: D(d_in(x, real_labels), training=True), real)
+                        d_per_example += 0.5 * config.r1_gamma * r1
+                    d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=global_batch)
+                    d_scaled = d_opt.scale_loss(d_loss)
+                d_grads = ctx.all_reduce(SUM, d_tape.gradient(d_scaled, D.trainable_variables))
+                d_opt.apply(d_grads, D.trainable_variables)
+            # -- Generator update against the updated discriminator.
+            g_logits = D(d_in(fake, fake_labels), training=True)
+            g_loss = tf.nn.compute_average_loss(gan_loss.g(g_logits), global_batch_size=global_batch)
+            g_scaled = g_opt.scale_loss(g_loss)
+        g_grads = ctx.all_reduce(SUM, g_tape.gradient(g_scaled, G.trainable_variables))
+        g_opt.apply(g_grads, G.trainable_variables)
+        # -- Health, per replica; summed across replicas for logging.
+        d_scale, g_scale = d_opt.scale_loss(tf.constant(1.0)), g_opt.scale_loss(tf.constant(1.0))
+        share = lambda v: tf.reduce_sum(tf.cast(v, tf.float32)) / global_batch  # noqa: E731
+        return {
+            "loss/d": d_loss, "loss/g": g_loss,
+            "d/real": share(tf.sigmoid(real_logits)), "d/fake": share(tf.sigmoid(fake_logits)),
+            "r1": share(r1),
+            # Identical on every replica (gradients are all-reduced): divide to survive the SUM.
+            "grad_norm/d": tf.linalg.global_norm(d_grads) / d_scale / ctx.num_replicas_in_sync,
+            "grad_norm/g": tf.linalg.global_norm(g_grads) / g_scale / ctx.num_replicas_in_sync,
+            "loss_scale/d": d_scale / ctx.num_replicas_in_sync,
+            "loss_scale/g": g_scale / ctx.num_replicas_in_sync,
+        }
+
+    if config.xla:
+        replica_step = tf.function(replica_step, jit_compile=True)
+
+    def ema_update():
+        step = tf.cast(nets.step, tf.float32)
+        decay = tf.minimum(config.ema_decay, (1.0 + step) / (10.0 + step))  # warm-up: early G moves fast
+        for ema_var, var in zip(G_ema.variables, G.variables):
+            ema_var.assign(var + (ema_var - var) * tf.cast(decay, var.dtype))
+
+    @tf.function
+    def steps(iterator, n: int):
+        metrics = None
+        for _ in range(n):  # unrolled: n is a small Python int (one trace per distinct n)
+            real, labels = next(iterator)
+            per_replica_metrics = strategy.run(replica_step, args=(real, labels, nets.step.read_value()))
+            metrics = {k: strategy.reduce(SUM, v, axis=None) for k, v in per_replica_metrics.items()}
+            ema_update()
+            nets.step.assign_add(1)
+        return metrics
+
+    return steps
+
+
+def run(config) -> dict:
+    """Builds the job from `config` and trains it; returns a summary dict."""
+    # -- Hardware: devices are split before anything else initialises TF.
+    role, _ = distribute.read_cluster()
+    strategy = distribute.make_strategy(config.devices)
+    replicas = strategy.num_replicas_in_sync
+    if config.batch_size % replicas:
+        raise UserError(f"--batch_size={config.batch_size} must be divisible by the {replicas} replicas")
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    print(config.describe())
+    print(distribute.describe(strategy))
+
+    # -- Data (before touching the job dir: a bad dataset leaves it alone).
+    source = data.load_source(config.dataset, config.resolution, config.channels,
+                              folder_labels=config.folder_labels, on_corrupt=config.on_corrupt)
+    print(source.describe())
+    conditional = source.num_classes >= 2 if config.conditional is None else config.conditional
+    if conditional and source.num_classes < 1:
+        raise UserError(f"--conditional=true needs labels, but {config.dataset} has none")
+    num_classes = source.num_classes if conditional else 0
+
+    # -- Job dir: refuse another job's, record ours.
+    store = jobdir.claim(config, role.is_chief)
+
+    # -- Networks, optimizers and the checkpoint (restored if one exists).
+    set_precision(config.mixed_precision)
+    with strategy.scope():
+        nets = build_networks(config, source.channels, num_classes)
+    checkpoint = tf.train.Checkpoint(
+        generator=nets.generator, discriminator=nets.discriminator, generator_ema=nets.generator_ema,
+        g_optimizer=nets.g_optimizer, d_optimizer=nets.d_optimizer, step=nets.step)
+    manager = checkpoints.CheckpointManager(store, checkpoint, keep=config.keep_checkpoints,
+                                            is_chief=role.is_chief, config_hash=config.identity_hash())
+    start = manager.restore()
+    if start:
+        print(f"resuming from the checkpoint at step {start}")
+    writer = summaries.Summaries(store.path(jobdir.TENSORBOARD), enabled=role.is_chief)
+    try:
+        result = train(config, strategy, source, nets, losses.get(config.loss), num_classes, manager, writer,
+                       start, is_chief=role.is_chief)
+    finally:
+        writer.close()
+
+    # -- Export G_ema (float32) once the run has reached its last step.
+    if result["step"] >= config.steps and role.is_chief:
+        export.save(store, nets.generator_ema, config, num_classes, source.channels, result["step"])
+        print(f"exported {store.path(export.MODEL)}")
+    return result
+
+
+def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losses.GanLoss, num_classes: int,
+          manager: checkpoints.CheckpointManager, writer: summaries.Summaries, start: int,
+          is_chief: bool = True) -> dict:
+    """The loop: step, guard, log, sample, checkpoint, stop on request."""
+    global_batch = config.batch_size
+    if start >= config.steps:
+        print(f"already at step {start} (--steps={config.steps}): nothing to train")
+        return {"step": start, "images_per_sec": 0.0, "stopped_by": None}
+
+    # -- Input: per-replica batches, resuming at exactly batch `start`.
+    dataset = strategy.distribute_datasets_from_function(
+        lambda ctx: data.make_dataset(source, global_batch, config.seed, start, ctx))
+    iterator = iter(dataset)
+    steps_fn = make_step_fn(config, strategy, nets, gan_loss, num_classes)
+
+    # -- Fixed noise for sample grids (the same picture positions all run long).
+    grid_size = min(64, max(16, global_batch))
+    fixed_z = tf.random.stateless_normal([grid_size, config.latent_dim], seed=[config.seed, -1])
+    fixed_labels = tf.range(grid_size, dtype=tf.int32) % max(num_classes, 1)
+
+    def sample_grid():
+        inputs = [fixed_z, fixed_labels] if num_classes else fixed_z
+        return summaries.image_grid(nets.generator_ema(inputs, training=False).numpy(), columns=8)
+
+    def next_event(step):
+        cadences = (config.log_every, config.sample_every, config.checkpoint_every)
+        return min(config.steps, *[(step // c + 1) * c for c in cadences])
+
+    bar = ProgressBar(config.steps, start, enabled=config.progress and is_chief)
+    step, saved_step, rates = start, start, []
+    window_start, window_images = time.perf_counter(), 0
+    with StopRequest() as stop:
+        while step < config.steps and stop.signal is None:
+            n = min(config.steps_per_call, next_event(step) - step)
+            metrics = steps_fn(iterator, n)
+            step += n
+            window_images += n * global_batch
+            # -- Guard: stop on the first non-finite loss, naming the step.
+            values = {k: float(v) for k, v in metrics.items()}
+            bad = [k for k in ("loss/d", "loss/g", "grad_norm/d", "grad_norm/g")
+                   if not np.isfinite(values[k]) and not (config.mixed_precision == "float16" and k.startswith("grad"))]
+            if bad:
+                raise TrainingDiverged(
+                    f"training diverged at step {step}: non-finite {', '.join(bad)} "
+                    f"({', '.join(f'{k}={values[k]}' for k in bad)}); last checkpoint is step {saved_step}; "
+                    "try lower --d_lr/--g_lr or --mixed_precision=off")
+            # -- Log.
+            if step % config.log_every == 0 or step == config.steps:
+                elapsed = time.perf_counter() - window_start
+                rate = window_images / elapsed if elapsed > 0 else 0.0
+                rates.append(rate)
+                window_start, window_images = time.perf_counter(), 0
+                scalars = {k: v for k, v in values.items() if config.mixed_precision == "float16" or not k.startswith("loss_scale")}
+                scalars.update({"lr/d": config.d_lr, "lr/g": config.g_lr, "perf/images_per_sec": rate})
+                writer.scalars(step, scalars)
+                bar.update(step, rate, d=values["loss/d"], g=values["loss/g"], real=values["d/real"], fake=values["d/fake"])
+            # -- Sample grid from G_ema.
+            if step % config.sample_every == 0 or step == config.steps:
+                grid = sample_grid()
+                writer.image(step, "samples", grid)
+            # -- Checkpoint.
+            if step % config.checkpoint_every == 0 or step == config.steps:
+                manager.save(step)
+                saved_step = step
+                writer.flush()
+        bar.close()
+        if step != saved_step:  # stopped by a signal between checkpoints
+            manager.save(step)
+            saved_step = step
+        stopped_by = signal.Signals(stop.signal).name if stop.signal else None
+    if stopped_by:
+        print(f"stopped by {stopped_by} at step {step}; checkpoint saved. Run the same command to resume.")
+    rate = float(np.median(rates[1:] if len(rates) > 1 else rates)) if rates else 0.0
+    return {"step": step, "images_per_sec": rate, "stopped_by": stopped_by}
