@@ -88,7 +88,15 @@ def decode_image(contents: tf.Tensor, channels: int, resolution: int) -> tf.Tens
     Handles grayscale, RGB, RGBA (alpha dropped), palette and 16-bit files; a GIF
     gives its first frame. Raises InvalidArgumentError on corrupt bytes.
     """
-    image = tf.io.decode_image(contents, channels=channels, dtype=tf.float32, expand_animations=False)
+    # Decode with the file's own channels (BMP and GIF refuse channels=1), then convert.
+    image = tf.io.decode_image(contents, channels=0, dtype=tf.float32, expand_animations=False)
+    stored = tf.shape(image)[-1]
+    image = tf.cond(stored >= 3, lambda: image[..., :3], lambda: image[..., :1])  # drop alpha
+    if channels == 3:
+        image = tf.cond(tf.shape(image)[-1] == 1, lambda: tf.tile(image, [1, 1, 3]), lambda: image)
+    else:
+        image = tf.cond(tf.shape(image)[-1] == 3, lambda: tf.image.rgb_to_grayscale(image), lambda: image)
+    image = tf.ensure_shape(image, [None, None, channels])
     image = resize_and_center_crop(image, resolution)
     image = tf.clip_by_value(tf.round(image * 255.0), 0.0, 255.0)
     return tf.ensure_shape(tf.cast(image, tf.uint8), [resolution, resolution, channels])

@@ -62,6 +62,6 @@ def r1_penalty(real_logits_fn: Callable[[tf.Tensor], tf.Tensor], real_images: tf
     real_images = tf.cast(real_images, tf.float32)
     with tf.GradientTape() as tape:
         tape.watch(real_images)
-        logits = real_logits_fn(real_images)
-    grads = tf.cast(tape.gradient(tf.reduce_sum(logits), real_images), tf.float32)
+        total = tf.reduce_sum(tf.cast(real_logits_fn(real_images), tf.float32))
+    grads = tf.cast(tape.gradient(total, real_images), tf.float32)
     return tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])

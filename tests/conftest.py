@@ -1,0 +1,40 @@
+"""Shared fixtures: quiet TensorFlow, a CLI runner, small image folders, a trained smoke job."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 300, cwd: str | None = None) -> subprocess.CompletedProcess:
+    """Runs `python -m trainer ARGS` in a fresh process (fresh TF device setup)."""
+    full_env = {**os.environ, "PYTHONPATH": REPO, **(env or {})}
+    return subprocess.run([sys.executable, "-m", "trainer", *args], capture_output=True, text=True,
+                          env=full_env, timeout=timeout, cwd=cwd or REPO)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    """Non-zero exit, no traceback, last stderr line is our error naming `fragments`."""
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = [line for line in result.stderr.strip().splitlines() if line.strip()]
+    assert lines and lines[-1].startswith("dcgan: error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[-1], lines[-1]
+    return lines[-1]
+
+
+@pytest.fixture(scope="session")
+def smoke_job(tmp_path_factory) -> str:
+    """One finished `--preset=smoke` job dir, shared read-only by tests."""
+    job_dir = str(tmp_path_factory.mktemp("smoke") / "job")
+    result = run_cli("train", "--preset=smoke", f"--job_dir={job_dir}", "--progress=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return job_dir

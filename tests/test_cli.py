@@ -1,0 +1,103 @@
+"""`dcgan` as a user runs it: real processes, exit codes, one-line errors, signals."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, assert_one_line_error, run_cli
+
+
+def test_help_and_dry_run_print_the_config():
+    result = run_cli("train", "--help")
+    assert result.returncode == 0 and "--job_dir" in result.stdout and "smoke" in result.stdout
+    result = run_cli("train", "--job_dir=/tmp/never", "--preset=smoke", "--steps=3", "--dry_run")
+    assert result.returncode == 0
+    assert "steps              3" in result.stdout
+    assert not os.path.exists("/tmp/never")
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["train", "--preset=smoke", "--resolution=48", "--job_dir=J"], ["--resolution=48"]),
+    (["train", "--preset=smoke", "--stepz=4", "--job_dir=J"], ["unknown flag", "--stepz"]),
+    (["train", "--preset=smoke", "--job_dir=J", "leftover"], ["unexpected argument 'leftover'"]),
+    (["train", "--preset=smoke"], ["--job_dir is required"]),
+    (["trian", "--job_dir=J"], ["unknown command 'trian'"]),
+    (["train", "--preset=smoke", "--job_dir=J", "--batch_size=abc"], ["--batch_size='abc' must be an integer"]),
+])
+def test_invalid_flags_fail_fast_with_one_line(tmp_path, args, fragments):
+    args = [a.replace("J", str(tmp_path / "job")) for a in args]
+    started = time.monotonic()
+    result = run_cli(*args)
+    assert_one_line_error(result, *fragments)
+    assert time.monotonic() - started < 20  # before TensorFlow does any work
+    assert not (tmp_path / "job").exists()
+
+
+def test_wrong_dataset_paths_and_empty_or_corrupt_folders(tmp_path):
+    job = str(tmp_path / "job")
+    assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--dataset={tmp_path}/missing"),
+                          "no such file or folder")
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--dataset={tmp_path}/empty"),
+                          "no images")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_bytes(b"definitely not a png")
+    assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--dataset={tmp_path}/bad"),
+                          "could be decoded")
+    assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--dataset={tmp_path}/bad",
+                                  "--on_corrupt=fail"), "unreadable image", "x.png")
+    assert not os.path.exists(job)  # a bad dataset never touches the job dir
+
+
+def test_unwritable_job_dir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("I am a file")
+    assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={blocker}/job"), "cannot write there")
+    assert blocker.read_text() == "I am a file"
+
+
+def test_job_dir_of_another_job(smoke_job):
+    before = open(os.path.join(smoke_job, "config.json")).read()
+    result = run_cli("train", "--preset=smoke", f"--job_dir={smoke_job}", "--resolution=64")
+    assert_one_line_error(result, "holds a different job", "resolution 32 -> 64", "--overwrite")
+    assert open(os.path.join(smoke_job, "config.json")).read() == before
+
+
+def test_second_invocation_resumes_and_python_m_is_the_same(tmp_path):
+    job = str(tmp_path / "job")
+    first = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=4", "--progress=false")
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=6", "--progress=false")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "resuming from the checkpoint at step 4" in second.stdout
+    assert json.load(open(os.path.join(job, "checkpoints", "latest.json")))["step"] == 6
+    third = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=6", "--progress=false")
+    assert third.returncode == 0 and "nothing to train" in third.stdout
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+def test_signal_checkpoints_at_a_step_boundary_then_resumes(tmp_path, sig, code):
+    job = str(tmp_path / "job")
+    args = [sys.executable, "-m", "trainer", "train", "--preset=smoke", f"--job_dir={job}", "--steps=100000",
+            "--checkpoint_every=100000", "--log_every=1", "--progress=true"]
+    env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    for line in proc.stdout:  # wait until training is under way
+        if "step 3/" in line:
+            break
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == code, err[-2000:]
+    assert "Traceback" not in err
+    pointer = json.load(open(os.path.join(job, "checkpoints", "latest.json")))
+    assert pointer["step"] >= 3
+    assert f"stopped by {sig.name} at step {pointer['step']}" in out
+    resumed = run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--steps={pointer['step'] + 2}",
+                      "--progress=false")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming from the checkpoint at step {pointer['step']}" in resumed.stdout

@@ -1,0 +1,80 @@
+"""Networks: shapes and dtypes per resolution, conditioning, mixed precision; losses."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trainer import losses, models
+
+
+@pytest.fixture
+def policy():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize("resolution", [32, 64, 128, 256])
+def test_shapes_and_dtypes_per_resolution(resolution):
+    width = 0.125 if resolution > 64 else 0.25
+    g = models.build_generator(resolution, 3, 8, width, 0)
+    d = models.build_discriminator(resolution, 3, width, 0)
+    images = g(tf.random.normal([2, 8]))
+    assert images.shape == (2, resolution, resolution, 3) and images.dtype == tf.float32
+    assert float(tf.reduce_max(tf.abs(images))) <= 1.0
+    logits = d(images)
+    assert logits.shape == (2,) and logits.dtype == tf.float32
+
+
+def test_radford_layout_at_64():
+    g = models.build_generator(64, 3, 100, 1.0, 0)
+    d = models.build_discriminator(64, 3, 1.0, 0)
+    assert [l.filters for l in g.layers if isinstance(l, keras.layers.Conv2DTranspose)] == [256, 128, 64, 3]
+    assert g.get_layer("to_4x4").output.shape[-1] == 512
+    assert [l.filters for l in d.layers if isinstance(l, keras.layers.Conv2D)] == [64, 128, 256, 512]
+    # No BatchNorm on the discriminator's first layer.
+    first = [l.name for l in d.layers][1:3]
+    assert first == ["down_32", "lrelu_32"]
+
+
+def test_conditioning_changes_the_output():
+    g = models.build_generator(32, 1, 8, 0.25, 10)
+    d = models.build_discriminator(32, 1, 0.25, 10)
+    z = tf.random.normal([2, 8])
+    a = g([z, tf.constant([1, 1])], training=False)
+    b = g([z, tf.constant([2, 2])], training=False)
+    assert not np.allclose(a.numpy(), b.numpy())
+    assert d([a, tf.constant([1, 1])]).shape == (2,)
+    la = d([a, tf.constant([1, 1])], training=False).numpy()
+    lb = d([a, tf.constant([3, 3])], training=False).numpy()
+    assert not np.allclose(la, lb)  # the projection term depends on the label
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_keeps_outputs_float32(policy, precision):
+    keras.mixed_precision.set_global_policy(precision)
+    g = models.build_generator(32, 3, 8, 0.25, 10)
+    d = models.build_discriminator(32, 3, 0.25, 10)
+    assert g.get_layer("up_16").compute_dtype == precision.split("_")[1]
+    images = g([tf.random.normal([2, 8]), tf.constant([0, 1])])
+    assert images.dtype == tf.float32
+    assert d([images, tf.constant([0, 1])]).dtype == tf.float32
+
+
+def test_losses_known_values():
+    real, fake = tf.constant([2.0, -1.0]), tf.constant([-3.0, 0.5])
+    ns = losses.get("nonsaturating")
+    expected = np.log1p(np.exp(-real.numpy())) + np.log1p(np.exp(fake.numpy()))
+    np.testing.assert_allclose(ns.d(real, fake).numpy(), expected, rtol=1e-6)
+    np.testing.assert_allclose(ns.g(fake).numpy(), np.log1p(np.exp(-fake.numpy())), rtol=1e-6)
+    np.testing.assert_allclose(losses.get("hinge").d(real, fake).numpy(), [0 + 0, 2 + 1.5])
+    np.testing.assert_allclose(losses.get("hinge").g(fake).numpy(), [3.0, -0.5])
+    np.testing.assert_allclose(losses.get("lsgan").d(real, fake).numpy(), [0.5 + 4.5, 2.0 + 0.125])
+    # Stable for huge logits (no inf from exp overflow).
+    assert np.isfinite(ns.d(tf.constant([-1e4]), tf.constant([1e4])).numpy()).all()
+
+
+def test_r1_penalty_is_squared_input_gradient():
+    x = tf.random.normal([3, 4, 4, 1])
+    penalty = losses.r1_penalty(lambda im: tf.reduce_sum(2.0 * im, axis=[1, 2, 3]), x)
+    np.testing.assert_allclose(penalty.numpy(), [4.0 * 16] * 3, rtol=1e-6)
