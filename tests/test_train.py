@@ -13,6 +13,7 @@ from tensorboard.backend.event_processing import event_accumulator
 from trainer import config as config_lib
 from trainer import export, jobdir, losses, train
 from trainer.errors import JobDirConflict
+from tests_helpers import read_scalars
 
 
 def smoke(job_dir, **overrides):
@@ -36,13 +37,6 @@ def restored(job_dir, config):
                         d_optimizer=nets.d_optimizer, step=nets.step).read(
         os.path.join(job_dir, "checkpoints", pointer["prefix"])).assert_existing_objects_matched()
     return nets
-
-
-def read_scalars(logdir, tag):
-    """A scalar series read back with TensorBoard's own reader (TF2 writes tensors)."""
-    acc = event_accumulator.EventAccumulator(str(logdir), size_guidance={event_accumulator.TENSORS: 0})
-    acc.Reload()
-    return [float(tf.make_ndarray(e.tensor_proto)) for e in acc.Tensors(tag)]
 
 
 def test_smoke_run_learns_and_writes_the_contract(tmp_path):

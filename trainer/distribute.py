@@ -125,7 +125,10 @@ def describe(strategy) -> str:
 
     role, _ = read_cluster()
     devices = getattr(strategy.extended, "worker_devices", ())
-    return (f"strategy {type(strategy).__name__}: {strategy.num_replicas_in_sync} replicas, "
+    name = type(strategy).__name__
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        name = "MultiWorkerMirroredStrategy"  # the class is an alias named CollectiveAllReduceStrategy
+    return (f"strategy {name}: {strategy.num_replicas_in_sync} replicas, "
             f"{role.num_workers} worker(s), this is {role.task_type}:{role.task_index}"
             f"{' (chief)' if role.is_chief else ''}, devices {list(devices)}, "
             f"GPUs visible {len(tf.config.list_physical_devices('GPU'))}")

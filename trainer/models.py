@@ -18,8 +18,21 @@ import math
 import keras
 from keras import layers
 
-WEIGHT_INIT = keras.initializers.RandomNormal(0.0, 0.02)
-GAMMA_INIT = keras.initializers.RandomNormal(1.0, 0.02)
+
+
+def weight_init() -> keras.initializers.Initializer:
+    """N(0, 0.02), as in the DCGAN paper.
+
+    A fresh instance per layer: a Keras 3 initializer fixes its seed when it is
+    constructed (from Python's `random`, which `keras.utils.set_random_seed`
+    seeds) and then returns the same values on every call, so one shared
+    instance would give same-shaped layers identical weights.
+    """
+    return keras.initializers.RandomNormal(0.0, 0.02)
+
+
+def gamma_init() -> keras.initializers.Initializer:
+    return keras.initializers.RandomNormal(1.0, 0.02)
 
 
 def _levels(resolution: int) -> int:
@@ -34,7 +47,7 @@ def filters(width: float, level_from_top: int) -> int:
 
 
 def _batch_norm(sync: bool, name: str) -> layers.Layer:
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=GAMMA_INIT,
+    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=gamma_init(),
                                      synchronized=sync, name=name)
 
 
@@ -47,19 +60,19 @@ def build_generator(resolution: int, channels: int, latent_dim: int, width: floa
     if num_classes:
         label = keras.Input((), dtype="int32", name="label")
         inputs.append(label)
-        embedded = layers.Embedding(num_classes, latent_dim, embeddings_initializer=WEIGHT_INIT, name="label_embedding")(label)
+        embedded = layers.Embedding(num_classes, latent_dim, embeddings_initializer=weight_init(), name="label_embedding")(label)
         h = layers.Concatenate(name="z_and_label")([z, embedded])
     top = filters(width, n - 1)
-    h = layers.Dense(4 * 4 * top, use_bias=False, kernel_initializer=WEIGHT_INIT, name="project")(h)
+    h = layers.Dense(4 * 4 * top, use_bias=False, kernel_initializer=weight_init(), name="project")(h)
     h = layers.Reshape((4, 4, top), name="to_4x4")(h)
     h = layers.ReLU(name="relu_4")(_batch_norm(sync_batchnorm, "bn_4")(h))
     size = 4
     for level in range(n - 2, -1, -1):
         size *= 2
         h = layers.Conv2DTranspose(filters(width, level), 4, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=WEIGHT_INIT, name=f"up_{size}")(h)
+                                   kernel_initializer=weight_init(), name=f"up_{size}")(h)
         h = layers.ReLU(name=f"relu_{size}")(_batch_norm(sync_batchnorm, f"bn_{size}")(h))
-    h = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", kernel_initializer=WEIGHT_INIT,
+    h = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", kernel_initializer=weight_init(),
                                name=f"up_{resolution}")(h)
     images = layers.Activation("tanh", dtype="float32", name="images")(h)
     return keras.Model(inputs if num_classes else z, images, name=name)
@@ -73,14 +86,14 @@ class ProjectionLogit(layers.Layer):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.num_classes = num_classes
-        self.linear = layers.Dense(1, kernel_initializer=WEIGHT_INIT, dtype=self.dtype_policy, name="linear")
+        self.linear = layers.Dense(1, kernel_initializer=weight_init(), dtype=self.dtype_policy, name="linear")
         self.embedding = None  # sized to the features in build()
 
     def build(self, input_shape):
         feature_shape = input_shape[0] if self.num_classes else input_shape
         self.linear.build(feature_shape)
         if self.num_classes:
-            self.embedding = layers.Embedding(self.num_classes, feature_shape[-1], embeddings_initializer=WEIGHT_INIT,
+            self.embedding = layers.Embedding(self.num_classes, feature_shape[-1], embeddings_initializer=weight_init(),
                                               dtype=self.dtype_policy, name="class_embedding")
             self.embedding.build(input_shape[1])
 
@@ -100,14 +113,14 @@ def build_discriminator(resolution: int, channels: int, width: float, num_classe
     """D(x) or D([x, label]) -> float32 logits, shape [B]."""
     n = _levels(resolution)
     images = keras.Input((resolution, resolution, channels), name="images")
-    h = layers.Conv2D(filters(width, 0), 4, strides=2, padding="same", kernel_initializer=WEIGHT_INIT,
+    h = layers.Conv2D(filters(width, 0), 4, strides=2, padding="same", kernel_initializer=weight_init(),
                       name=f"down_{resolution // 2}")(images)
     h = layers.LeakyReLU(0.2, name=f"lrelu_{resolution // 2}")(h)
     size = resolution // 2
     for level in range(1, n):
         size //= 2
         h = layers.Conv2D(filters(width, level), 4, strides=2, padding="same", use_bias=False,
-                          kernel_initializer=WEIGHT_INIT, name=f"down_{size}")(h)
+                          kernel_initializer=weight_init(), name=f"down_{size}")(h)
         h = layers.LeakyReLU(0.2, name=f"lrelu_{size}")(_batch_norm(sync_batchnorm, f"bn_{size}")(h))
     features = layers.Flatten(name="features")(h)
     if num_classes:

@@ -23,7 +23,9 @@ and 1 replica x 2B equals 2 replicas x B.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import signal
 import sys
 import time
@@ -52,6 +54,39 @@ class AllReducedAdam(keras.optimizers.Adam):
 
     def _all_reduce_sum_gradients(self, grads_and_vars):
         return list(grads_and_vars)
+
+
+def _all_finite(tensors) -> tf.Tensor:
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
+
+
+def _inner(optimizer):
+    """The optimizer doing the update (inside a LossScaleOptimizer, if any)."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+class Rollback:
+    """A copy of some variables, taken before a step and put back to undo it."""
+
+    def __init__(self, variables):
+        self.variables = list(variables)
+        self.copies = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False) for v in self.variables]
+
+    def save(self):
+        for copy, var in zip(self.copies, self.variables):
+            copy.assign(var)
+
+    def restore(self):
+        for copy, var in zip(self.copies, self.variables):
+            var.assign(copy)
+
+
+def fingerprint(model: keras.Model) -> str:
+    """sha256 of a model's trainable weights: equal on every worker of a run."""
+    digest = hashlib.sha256()
+    for weight in model.trainable_weights:
+        digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclasses.dataclass
@@ -92,16 +127,29 @@ def set_precision(mixed_precision: str) -> None:
     keras.mixed_precision.set_global_policy(policy)
 
 
-def build_networks(config, channels: int, num_classes: int) -> Networks:
-    """G, D, G_ema and both optimizers, built (variables exist) for restore."""
+def build_networks(config, channels: int, num_classes: int, strategy=None) -> Networks:
+    """G, D, G_ema and both optimizers, built (variables exist) for restore.
+
+    Initial weights come from copies built outside the strategy with the run's
+    seed: Keras draws different initial values under MirroredStrategy than on
+    one device, and a run's start must not depend on its hardware.
+    """
     keras.utils.set_random_seed(config.seed)
-    generator = models.build_generator(config.resolution, channels, config.latent_dim, config.width,
-                                       num_classes, config.sync_batchnorm)
-    discriminator = models.build_discriminator(config.resolution, channels, config.width, num_classes,
-                                               config.sync_batchnorm)
-    generator_ema = models.build_generator(config.resolution, channels, config.latent_dim, config.width,
-                                           num_classes, name="generator_ema")
-    generator_ema.set_weights(generator.get_weights())
+    g_args = (config.resolution, channels, config.latent_dim, config.width, num_classes)
+    d_args = (config.resolution, channels, config.width, num_classes)
+    initial_g = models.build_generator(*g_args).get_weights()
+    initial_d = models.build_discriminator(*d_args).get_weights()
+    with strategy.scope() if strategy else contextlib.nullcontext():
+        return _build_networks(config, g_args, d_args, initial_g, initial_d)
+
+
+def _build_networks(config, g_args, d_args, initial_g, initial_d) -> Networks:
+    generator = models.build_generator(*g_args, config.sync_batchnorm)
+    discriminator = models.build_discriminator(*d_args, config.sync_batchnorm)
+    generator_ema = models.build_generator(*g_args, name="generator_ema")
+    generator.set_weights(initial_g)
+    generator_ema.set_weights(initial_g)
+    discriminator.set_weights(initial_d)
     g_optimizer = AllReducedAdam(config.g_lr, beta_1=config.beta1, beta_2=config.beta2, name="g_adam")
     d_optimizer = AllReducedAdam(config.d_lr, beta_1=config.beta1, beta_2=config.beta2, name="d_adam")
     if config.mixed_precision == "float16":
@@ -127,7 +175,7 @@ def make_step_fn(config, strategy, nets: Networks, gan_loss: losses.GanLoss, num
     def d_in(x, y):
         return [x, y] if num_classes else x
 
-    def replica_step(real, real_labels, step):
+    def replica_step(real, real_labels, step, stop_flag):
         ctx = tf.distribute.get_replica_context()
         first = ctx.replica_id_in_sync_group * per_replica
         # -- This replica's slice of the global noise and fake labels for `step`.
@@ -160,15 +208,21 @@ def make_step_fn(config, strategy, nets: Networks, gan_loss: losses.GanLoss, num
         # -- Health, per replica; summed across replicas for logging.
         d_scale, g_scale = d_opt.scale_loss(tf.constant(1.0)), g_opt.scale_loss(tf.constant(1.0))
         share = lambda v: tf.reduce_sum(tf.cast(v, tf.float32)) / global_batch  # noqa: E731
+        finite = tf.logical_and(_all_finite(d_grads), _all_finite(g_grads))
+        replicas = ctx.num_replicas_in_sync
         return {
+            # 1 when both updates had finite gradients (the same on every replica).
+            "finite_grads": tf.cast(finite, tf.float32) / replicas,
+            # > 0 when any worker was asked to stop: all workers stop at the same step.
+            "stop": tf.identity(stop_flag),
             "loss/d": d_loss, "loss/g": g_loss,
             "d/real": share(tf.sigmoid(real_logits)), "d/fake": share(tf.sigmoid(fake_logits)),
             "r1": share(r1),
             # Identical on every replica (gradients are all-reduced): divide to survive the SUM.
-            "grad_norm/d": tf.linalg.global_norm(d_grads) / d_scale / ctx.num_replicas_in_sync,
-            "grad_norm/g": tf.linalg.global_norm(g_grads) / g_scale / ctx.num_replicas_in_sync,
-            "loss_scale/d": d_scale / ctx.num_replicas_in_sync,
-            "loss_scale/g": g_scale / ctx.num_replicas_in_sync,
+            "grad_norm/d": tf.linalg.global_norm(d_grads) / d_scale / replicas,
+            "grad_norm/g": tf.linalg.global_norm(g_grads) / g_scale / replicas,
+            "loss_scale/d": d_scale / replicas,
+            "loss_scale/g": g_scale / replicas,
         }
 
     if config.xla:
@@ -180,14 +234,27 @@ def make_step_fn(config, strategy, nets: Networks, gan_loss: losses.GanLoss, num
         for ema_var, var in zip(G_ema.variables, G.variables):
             ema_var.assign(var + (ema_var - var) * tf.cast(decay, var.dtype))
 
+    # float16: a step whose D or G gradients overflowed is undone for both
+    # networks (and G_ema), so the two never drift apart; the loss scales adapt.
+    rollback = None
+    if config.mixed_precision == "float16":
+        with strategy.scope():
+            rollback = Rollback(G.variables + D.variables + _inner(g_opt).variables + _inner(d_opt).variables)
+
     @tf.function
-    def steps(iterator, n: int):
+    def steps(iterator, n: int, stop_flag):
         metrics = None
         for _ in range(n):  # unrolled: n is a small Python int (one trace per distinct n)
             real, labels = next(iterator)
-            per_replica_metrics = strategy.run(replica_step, args=(real, labels, nets.step.read_value()))
+            if rollback:
+                rollback.save()
+            per_replica_metrics = strategy.run(replica_step, args=(real, labels, nets.step.read_value(), stop_flag))
             metrics = {k: strategy.reduce(SUM, v, axis=None) for k, v in per_replica_metrics.items()}
-            ema_update()
+            applied = metrics["finite_grads"] > 0.5
+            if rollback:
+                tf.cond(applied, lambda: None, rollback.restore)
+            tf.cond(applied, ema_update, lambda: None)
+            metrics["skipped_steps"] = 1.0 - tf.cast(applied, tf.float32)
             nets.step.assign_add(1)
         return metrics
 
@@ -202,6 +269,9 @@ def run(config) -> dict:
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
         raise UserError(f"--batch_size={config.batch_size} must be divisible by the {replicas} replicas")
+    if config.xla and replicas > 1 and not tf.config.list_logical_devices("GPU"):
+        raise UserError("--xla cannot compile across several logical CPU devices (XLA places them all on one "
+                        "device); use --xla with one CPU device or with GPUs")
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     print(config.describe())
@@ -221,8 +291,7 @@ def run(config) -> dict:
 
     # -- Networks, optimizers and the checkpoint (restored if one exists).
     set_precision(config.mixed_precision)
-    with strategy.scope():
-        nets = build_networks(config, source.channels, num_classes)
+    nets = build_networks(config, source.channels, num_classes, strategy)
     checkpoint = tf.train.Checkpoint(
         generator=nets.generator, discriminator=nets.discriminator, generator_ema=nets.generator_ema,
         g_optimizer=nets.g_optimizer, d_optimizer=nets.d_optimizer, step=nets.step)
@@ -234,7 +303,7 @@ def run(config) -> dict:
     writer = summaries.Summaries(store.path(jobdir.TENSORBOARD), enabled=role.is_chief)
     try:
         result = train(config, strategy, source, nets, losses.get(config.loss), num_classes, manager, writer,
-                       start, is_chief=role.is_chief)
+                       start, is_chief=role.is_chief, num_workers=role.num_workers)
     finally:
         writer.close()
 
@@ -247,7 +316,7 @@ def run(config) -> dict:
 
 def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losses.GanLoss, num_classes: int,
           manager: checkpoints.CheckpointManager, writer: summaries.Summaries, start: int,
-          is_chief: bool = True) -> dict:
+          is_chief: bool = True, num_workers: int = 1) -> dict:
     """The loop: step, guard, log, sample, checkpoint, stop on request."""
     global_batch = config.batch_size
     if start >= config.steps:
@@ -274,16 +343,26 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
         return min(config.steps, *[(step // c + 1) * c for c in cadences])
 
     bar = ProgressBar(config.steps, start, enabled=config.progress and is_chief)
-    step, saved_step, rates = start, start, []
+    step, saved_step, rates, skipped = start, start, [], 0
     window_start, window_images = time.perf_counter(), 0
+    stop_flag = tf.Variable(0.0, trainable=False, name="stop_flag")  # this worker's, not mirrored
     with StopRequest() as stop:
-        while step < config.steps and stop.signal is None:
+        while step < config.steps:
+            # -- Stop requests: alone, stop now; in a cluster, tell every worker through the step.
+            if stop.signal is not None:
+                if num_workers > 1:
+                    stop_flag.assign(1.0)
+                else:
+                    break
             n = min(config.steps_per_call, next_event(step) - step)
-            metrics = steps_fn(iterator, n)
+            metrics = steps_fn(iterator, n, stop_flag)
             step += n
             window_images += n * global_batch
             # -- Guard: stop on the first non-finite loss, naming the step.
             values = {k: float(v) for k, v in metrics.items()}
+            skipped += int(values.pop("skipped_steps"))
+            peer_stop = values.pop("stop") > 0
+            values.pop("finite_grads")
             bad = [k for k in ("loss/d", "loss/g", "grad_norm/d", "grad_norm/g")
                    if not np.isfinite(values[k]) and not (config.mixed_precision == "float16" and k.startswith("grad"))]
             if bad:
@@ -299,6 +378,8 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
                 window_start, window_images = time.perf_counter(), 0
                 scalars = {k: v for k, v in values.items() if config.mixed_precision == "float16" or not k.startswith("loss_scale")}
                 scalars.update({"lr/d": config.d_lr, "lr/g": config.g_lr, "perf/images_per_sec": rate})
+                if config.mixed_precision == "float16":
+                    scalars["mixed_precision/skipped_steps"] = skipped
                 writer.scalars(step, scalars)
                 bar.update(step, rate, d=values["loss/d"], g=values["loss/g"], real=values["d/real"], fake=values["d/fake"])
             # -- Sample grid from G_ema.
@@ -310,12 +391,15 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
                 manager.save(step)
                 saved_step = step
                 writer.flush()
+            if peer_stop:
+                break
         bar.close()
         if step != saved_step:  # stopped by a signal between checkpoints
             manager.save(step)
             saved_step = step
-        stopped_by = signal.Signals(stop.signal).name if stop.signal else None
+        stopped_by = signal.Signals(stop.signal).name if stop.signal else ("peer" if step < config.steps else None)
     if stopped_by:
         print(f"stopped by {stopped_by} at step {step}; checkpoint saved. Run the same command to resume.")
     rate = float(np.median(rates[1:] if len(rates) > 1 else rates)) if rates else 0.0
-    return {"step": step, "images_per_sec": rate, "stopped_by": stopped_by}
+    print(f"fingerprint generator={fingerprint(nets.generator)} discriminator={fingerprint(nets.discriminator)}")
+    return {"step": step, "images_per_sec": rate, "stopped_by": stopped_by, "skipped_steps": skipped}

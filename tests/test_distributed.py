@@ -1,0 +1,170 @@
+"""Multi-replica and multi-worker training with real processes; mixed precision."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO, assert_one_line_error, run_cli
+from trainer import config as config_lib
+from trainer import distribute, train
+from trainer.errors import UserError
+
+
+def latest_tensors(job_dir):
+    pointer = json.load(open(os.path.join(job_dir, "checkpoints", "latest.json")))
+    reader = tf.train.load_checkpoint(os.path.join(job_dir, "checkpoints", pointer["prefix"]))
+    return {n: reader.get_tensor(n) for n in reader.get_variable_to_shape_map() if "_CHECKPOINTABLE" not in n}
+
+
+def fingerprints(stdout):
+    return [line for line in stdout.splitlines() if line.startswith("fingerprint ")]
+
+
+def test_one_replica_2b_equals_two_replicas_b_with_sync_batchnorm(tmp_path):
+    """Same seed and data: 1 x 16 and 2 logical CPUs x 8 give the same weights."""
+    common = ["train", "--preset=smoke", "--steps=4", "--batch_size=16", "--sync_batchnorm", "--progress=false",
+              "--deterministic"]
+    one = run_cli(*common, f"--job_dir={tmp_path}/one")
+    two = run_cli(*common, f"--job_dir={tmp_path}/two", "--devices=2")
+    assert one.returncode == 0, one.stderr[-2000:]
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert "MirroredStrategy: 2 replicas" in two.stdout and "OneDeviceStrategy: 1 replicas" in one.stdout
+    a, b = latest_tensors(f"{tmp_path}/one"), latest_tensors(f"{tmp_path}/two")
+    assert a.keys() == b.keys()
+    for name in a:
+        # Reductions run in another order across replicas: float32 round-off only.
+        np.testing.assert_allclose(a[name], b[name], rtol=2e-4, atol=2e-5, err_msg=name)
+
+
+def test_bad_distribution_input_fails_with_one_line(tmp_path):
+    job = f"--job_dir={tmp_path}/j"
+    assert_one_line_error(run_cli("train", "--preset=smoke", job, "--devices=3", "--batch_size=16"),
+                          "--batch_size=16 must be divisible by the 3 replicas")
+    assert_one_line_error(run_cli("train", "--preset=smoke", job, env={"TF_CONFIG": "{not json"}),
+                          "TF_CONFIG is not valid JSON")
+    assert_one_line_error(run_cli("train", "--preset=smoke", job, env={"TF_CONFIG": '{"cluster": {"worker": ["nohost"]}}'}),
+                          "host:port")
+    assert_one_line_error(run_cli("train", "--preset=smoke", job, "--mixed_precision=fp8"),
+                          "--mixed_precision='fp8' is unknown")
+    assert_one_line_error(run_cli("train", "--preset=smoke", job, "--devices=2", "--xla"),
+                          "--xla cannot compile across several logical CPU devices")
+
+
+def test_cluster_spec_and_tf_config_parsing():
+    spec = {"cluster": {"workerpool0": ["a:1"], "workerpool1": ["b:2", "c:3"]},
+            "task": {"type": "workerpool1", "index": 1}, "job": "{}"}
+    tf_config = distribute.tf_config_from_cluster_spec(json.dumps(spec))
+    assert tf_config == {"cluster": {"chief": ["a:1"], "worker": ["b:2", "c:3"]}, "task": {"type": "worker", "index": 1}}
+    role, _ = distribute.read_cluster({"CLUSTER_SPEC": json.dumps(spec)})
+    assert (role.num_workers, role.task_type, role.task_index, role.is_chief) == (3, "worker", 1, False)
+    role, _ = distribute.read_cluster({"TF_CONFIG": json.dumps(
+        {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}})})
+    assert role.is_chief and role.num_workers == 2
+    assert distribute.read_cluster({})[0].is_chief
+    with pytest.raises(UserError, match="CLUSTER_SPEC is malformed"):
+        distribute.tf_config_from_cluster_spec('{"cluster": {}}')
+    with pytest.raises(UserError, match="is not one of the cluster"):
+        distribute.read_cluster({"TF_CONFIG": json.dumps(
+            {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 5}})})
+
+
+@pytest.mark.parametrize("precision", ["float16", "bfloat16"])
+def test_mixed_precision_smoke_restores_into_float32(tmp_path, precision):
+    job = tmp_path / "job"
+    config = config_lib.resolve("train", {"preset": "smoke", "job_dir": str(job), "progress": False,
+                                          "mixed_precision": precision})
+    try:
+        result = train.run(config)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert result["step"] == config.steps
+    from tests_helpers import read_scalars
+    logdir = job / "tensorboard"
+    assert np.isfinite(read_scalars(logdir, "loss/d")).all() and np.isfinite(read_scalars(logdir, "loss/g")).all()
+    if precision == "float16":
+        scales = read_scalars(logdir, "loss_scale/d")
+        assert scales and all(s >= 1 for s in scales)
+    # The mixed-precision checkpoint restores into a float32 generator.
+    float32 = train.build_networks(dataclass_replace(config, mixed_precision="off"), 1, 10)
+    pointer = json.loads((job / "checkpoints" / "latest.json").read_text())
+    tf.train.Checkpoint(generator_ema=float32.generator_ema).read(
+        str(job / "checkpoints" / pointer["prefix"])).expect_partial().assert_existing_objects_matched()
+    images = float32.generator_ema([tf.random.normal([4, config.latent_dim]), tf.constant([0, 1, 2, 3])])
+    assert images.dtype == tf.float32 and np.isfinite(images.numpy()).all()
+    assert float32.generator_ema.get_layer("up_16").compute_dtype == "float32"
+
+
+def dataclass_replace(config, **changes):
+    import dataclasses
+    return dataclasses.replace(config, **changes)
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def start_workers(job_dir, extra=(), count=2):
+    ports = free_ports(count)
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    procs = []
+    for index in range(count):
+        env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1",
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        args = [sys.executable, "-m", "trainer", "train", "--preset=smoke", f"--job_dir={job_dir}", *extra]
+        procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                                      cwd=REPO))
+    return procs
+
+
+@pytest.mark.slow
+def test_two_worker_processes_train_together(tmp_path):
+    job = tmp_path / "job"
+    procs = start_workers(job, ["--steps=6", "--progress=false"])
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+        assert "MultiWorkerMirroredStrategy: 2 replicas, 2 worker(s)" in out
+    # Identical weights on both workers (gradients are all-reduced).
+    assert fingerprints(outputs[0][0]) == fingerprints(outputs[1][0]) != []
+    # Only the chief's files, and no worker temp dirs, in the job dir.
+    names = sorted(p.relative_to(job).as_posix() for p in job.rglob("*"))
+    assert "export/generator.keras" in names and "config.json" in names
+    assert not [n for n in names if "tmp" in n or "worker" in n], names
+    assert len(list((job / "tensorboard").iterdir())) == 1
+    assert json.loads((job / "checkpoints" / "latest.json").read_text())["step"] == 6
+
+
+@pytest.mark.slow
+def test_sigterm_on_one_worker_stops_both_at_one_step_then_resumes(tmp_path):
+    job = tmp_path / "job"
+    procs = start_workers(job, ["--steps=100000", "--checkpoint_every=100000", "--log_every=1", "--progress=true"])
+    for line in procs[0].stdout:
+        if "step 4/" in line:
+            break
+    procs[1].send_signal(signal.SIGTERM)  # the non-chief worker is preempted
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+    step = json.loads((job / "checkpoints" / "latest.json").read_text())["step"]
+    assert step >= 4
+    assert f"stopped by SIGTERM at step {step}" in outputs[1][0]
+    assert f"stopped by peer at step {step}" in outputs[0][0]
+    resumed = start_workers(job, [f"--steps={step + 2}", "--progress=false"])
+    for proc in resumed:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        assert f"resuming from the checkpoint at step {step}" in out
