@@ -1,0 +1,27 @@
+"""python -m bench NAME [--flag=value ...]
+
+    python -m bench train                 # images/s of the training step: precision x XLA
+    python -m bench train --resolution=64 --channels=3 --repeats=5
+
+Each benchmark prints a table and writes bench/results/NAME-<host>.json. Every
+number is a median over repeats after warm-up, and the variants are measured
+round-robin in one process, so ratios compare like with like on a noisy machine.
+"""
+
+import sys
+
+from bench import train_speed
+
+BENCHMARKS = {"train": train_speed.main}
+
+
+def main(argv):
+    if not argv or argv[0] not in BENCHMARKS:
+        print(__doc__)
+        print("benchmarks:", ", ".join(BENCHMARKS))
+        return 2
+    return BENCHMARKS[argv[0]](argv[1:]) or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,54 @@
+"""Timing and reporting shared by the benchmarks."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import time
+
+RESULTS = os.path.join(os.path.dirname(__file__), "results")
+
+
+def parse_flags(argv: list[str], defaults: dict) -> dict:
+    values = dict(defaults)
+    for arg in argv:
+        key, _, raw = arg.lstrip("-").partition("=")
+        if key not in values:
+            raise SystemExit(f"unknown flag --{key}; known: {', '.join('--' + k for k in values)}")
+        kind = type(values[key])
+        values[key] = (raw.lower() in ("1", "true", "yes")) if kind is bool else kind(raw)
+    return values
+
+
+def round_robin(variants: dict, run_once, repeats: int) -> dict[str, list[float]]:
+    """Times run_once(variant) for each variant in turn, `repeats` rounds."""
+    samples = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, variant in variants.items():
+            started = time.perf_counter()
+            run_once(variant)
+            samples[name].append(time.perf_counter() - started)
+    return samples
+
+
+def machine() -> dict:
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    names = [tf.config.experimental.get_device_details(g).get("device_name", "GPU") for g in gpus]
+    return {"host": platform.node(), "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+            "gpus": names, "tensorflow": tf.__version__}
+
+
+def write(name: str, payload: dict) -> str:
+    os.makedirs(RESULTS, exist_ok=True)
+    path = os.path.join(RESULTS, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(payload, f, indent=2)
+    return path
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
