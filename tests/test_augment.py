@@ -1,0 +1,103 @@
+"""Augmentation: geometry and colour against the legacy ImageDataGenerator, eager and in tf.data."""
+
+import numpy as np
+import pytest
+import scipy.ndimage
+import tensorflow as tf
+from tensorflow.keras.preprocessing.image import ImageDataGenerator
+
+from trainer import augment
+from trainer.errors import UserError
+
+H, W = 24, 32  # not square: catches row/column mix-ups
+IMAGE = np.random.default_rng(0).uniform(0, 255, (H, W, 3)).astype(np.float32)
+CASES = [dict(theta=20), dict(tx=3, ty=-5), dict(shear=15), dict(zx=0.8, zy=1.3),
+         dict(theta=10, tx=2, ty=1, shear=5, zx=1.1, zy=0.9), dict(flip_horizontal=True),
+         dict(flip_vertical=True), dict(theta=30, flip_horizontal=True, flip_vertical=True, zx=0.9, zy=0.9)]
+
+
+def explicit(**values):
+    p = {"theta": 0.0, "tx": 0.0, "ty": 0.0, "shear": 0.0, "zx": 1.0, "zy": 1.0,
+         "flip_horizontal": False, "flip_vertical": False, **values}
+    return {k: tf.constant([v], tf.bool if isinstance(v, bool) else tf.float32) for k, v in p.items()}
+
+
+@pytest.mark.parametrize("fill_mode", ["nearest", "constant", "reflect"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: ",".join(c))
+def test_geometry_matches_image_data_generator(fill_mode, case):
+    expected = ImageDataGenerator(fill_mode=fill_mode, cval=7.0).apply_transform(IMAGE, case)
+    params = augment.AugmentParams.create(fill_mode=fill_mode, cval=7.0)
+    got = augment.apply_parameters(IMAGE[None], explicit(**case), params).numpy()[0]
+    # TF wraps the coordinate, then interpolates: only the one-pixel seam may differ.
+    close = np.abs(got - expected) < 0.01
+    assert close.mean() > 0.9
+    inside = augment._source_inside(augment.projective_transforms(explicit(**case), H, W), H, W).numpy()[0]
+    assert close[inside].all()
+
+
+def test_wrap_is_true_periodic_wrap():
+    """scipy's legacy 'wrap' (ImageDataGenerator's) has an off-by-one period; ours is scipy's 'grid-wrap'."""
+    case = dict(theta=20, tx=3, ty=-5)
+    params = augment.AugmentParams.create(fill_mode="wrap")
+    got = augment.apply_parameters(IMAGE[None], explicit(**case), params).numpy()[0]
+    t = augment.projective_transforms(explicit(**case), H, W).numpy()[0]
+    matrix = np.array([[t[4], t[3]], [t[1], t[0]]])
+    offset = np.array([t[5], t[2]])
+    expected = np.stack([scipy.ndimage.affine_transform(IMAGE[..., c], matrix, offset, order=1, mode="grid-wrap")
+                         for c in range(3)], axis=-1)
+    # TF wraps the coordinate, then interpolates: only the one-pixel seam may differ.
+    close = np.abs(got - expected) < 0.01
+    assert close.mean() > 0.9
+    inside = augment._source_inside(augment.projective_transforms(explicit(**case), H, W), H, W).numpy()[0]
+    assert close[inside].all()
+
+
+def test_channel_shift_and_brightness_match():
+    params = augment.AugmentParams.create(channel_shift_range=50, brightness_range=(0.5, 1.5))
+    p = explicit(theta=5)
+    p.update(channel_shift=tf.constant([30.0]), brightness=tf.constant([1.3]))
+    got = augment.apply_parameters(IMAGE[None], p, params).numpy()[0]
+    expected = ImageDataGenerator().apply_transform(
+        IMAGE, dict(theta=5, channel_shift_intensity=30.0, brightness=1.3))
+    # Keras brightens an 8-bit PIL image (truncate, scale by b, round): within b + 0.5 levels.
+    np.testing.assert_allclose(got, expected, atol=1.3 + 0.5)
+
+
+def test_random_draws_stay_in_range_and_depend_only_on_the_image_seed():
+    params = augment.AugmentParams.create(rotation_range=20, width_shift_range=0.1, height_shift_range=3,
+                                          shear_range=10, zoom_range=0.2, horizontal_flip=True,
+                                          brightness_range=(0.8, 1.2), channel_shift_range=10)
+    seeds = augment.image_seeds(5, tf.range(400))
+    p = augment.random_parameters(params, seeds, H, W)
+    assert np.abs(p["theta"]).max() <= 20 and np.abs(p["theta"]).max() > 15
+    assert np.abs(p["ty"]).max() <= 0.1 * W and np.abs(p["tx"]).max() <= 3
+    assert 0.8 <= p["zx"].numpy().min() and p["zx"].numpy().max() <= 1.2
+    assert 0.3 < p["flip_horizontal"].numpy().mean() < 0.7
+    assert not p["flip_vertical"].numpy().any()
+    # Image 7's parameters are the same alone or in a batch.
+    alone = augment.random_parameters(params, augment.image_seeds(5, tf.constant([7])), H, W)
+    for key in p:
+        np.testing.assert_array_equal(alone[key].numpy()[0], p[key].numpy()[7])
+
+
+def test_eager_and_inside_dataset_map_agree():
+    params = augment.AugmentParams.create(rotation_range=30, zoom_range=0.2, horizontal_flip=True,
+                                          channel_shift_range=20, fill_mode="constant")
+    images = np.random.default_rng(1).uniform(0, 255, (6, H, W, 3)).astype(np.float32)
+    eager = augment.apply(images, params, augment.image_seeds(3, tf.range(6))).numpy()
+    ds = tf.data.Dataset.from_tensor_slices((images, tf.range(6, dtype=tf.int64))).batch(3).map(
+        lambda x, i: augment.apply(x, params, augment.image_seeds(3, i)))
+    mapped = np.concatenate([b.numpy() for b in ds])
+    np.testing.assert_allclose(eager, mapped, atol=1e-4)
+    assert eager.shape == images.shape and not np.allclose(eager, images)
+
+
+def test_identity_and_bad_arguments():
+    x = tf.random.uniform([2, H, W, 1]) * 255
+    np.testing.assert_array_equal(augment.apply(x, augment.AugmentParams(), augment.image_seeds(0, tf.range(2))), x)
+    with pytest.raises(UserError, match="unknown augmentation argument.*rotation"):
+        augment.AugmentParams.create(rotation=3)
+    with pytest.raises(UserError, match="--fill_mode='mirror'"):
+        augment.AugmentParams.create(fill_mode="mirror")
+    with pytest.raises(UserError, match="--zoom_range"):
+        augment.AugmentParams.create(zoom_range=(1.2, 0.8))

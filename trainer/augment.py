@@ -1,0 +1,210 @@
+"""Classic augmentation with Keras' old `ImageDataGenerator` arguments, batched in TF.
+
+The geometric part (rotation, shifts, shear, zoom and both flips) is composed
+into ONE projective matrix per image and applied by one fused warp
+(`ImageProjectiveTransformV3`, bilinear), instead of one resampling per op.
+Then colour: `channel_shift_range` and `brightness_range`, in the same order
+and with the same meaning as `ImageDataGenerator.apply_transform`. Parameters
+are drawn per image from a stateless RNG keyed by that image's seed, so an
+image's augmentation never depends on its batch.
+
+Images are float in pixel units (0..255), NHWC, as ImageDataGenerator expects.
+
+    python -c "from trainer import augment; print(augment.AugmentParams(rotation_range=20).describe())"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Optional
+
+import tensorflow as tf
+
+from trainer.errors import UserError
+
+FILL_MODES = ("constant", "nearest", "reflect", "wrap")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentParams:
+    """ImageDataGenerator's augmentation arguments, same names, same units."""
+
+    rotation_range: float = 0.0  # degrees, U(-r, r)
+    width_shift_range: float = 0.0  # < 1: fraction of width; >= 1: pixels
+    height_shift_range: float = 0.0
+    shear_range: float = 0.0  # degrees
+    zoom_range: tuple[float, float] = (1.0, 1.0)  # a float z means [1 - z, 1 + z]
+    horizontal_flip: bool = False
+    vertical_flip: bool = False
+    fill_mode: str = "nearest"
+    cval: float = 0.0
+    brightness_range: Optional[tuple[float, float]] = None
+    channel_shift_range: float = 0.0
+
+    @classmethod
+    def create(cls, **kwargs) -> "AugmentParams":
+        """Builds params from user values, normalising zoom and checking each value."""
+        unknown = sorted(set(kwargs) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise UserError(f"unknown augmentation argument(s): {', '.join(unknown)}")
+        zoom = kwargs.get("zoom_range", 0.0)
+        if isinstance(zoom, (int, float)):
+            zoom = (1.0 - zoom, 1.0 + zoom)
+        kwargs["zoom_range"] = tuple(float(z) for z in zoom)
+        if kwargs.get("brightness_range") is not None:
+            kwargs["brightness_range"] = tuple(float(b) for b in kwargs["brightness_range"])
+        params = cls(**kwargs)
+        params.validate()
+        return params
+
+    def validate(self) -> None:
+        errors = []
+        for name in ("rotation_range", "width_shift_range", "height_shift_range", "shear_range", "channel_shift_range"):
+            if getattr(self, name) < 0:
+                errors.append(f"--{name}={getattr(self, name)} must be >= 0")
+        if len(self.zoom_range) != 2 or not 0 < self.zoom_range[0] <= self.zoom_range[1]:
+            errors.append(f"--zoom_range={self.zoom_range} must be a float in [0, 1) or a pair 0 < lo <= hi")
+        if self.fill_mode not in FILL_MODES:
+            errors.append(f"--fill_mode={self.fill_mode!r} must be one of {list(FILL_MODES)}")
+        if self.brightness_range is not None and (len(self.brightness_range) != 2
+                                                  or not 0 <= self.brightness_range[0] <= self.brightness_range[1]):
+            errors.append(f"--brightness_range={self.brightness_range} must be a pair 0 <= lo <= hi")
+        if errors:
+            raise UserError("; ".join(errors))
+
+    @property
+    def is_identity(self) -> bool:
+        return self == AugmentParams(fill_mode=self.fill_mode, cval=self.cval)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def describe(self) -> str:
+        changed = {k: v for k, v in self.to_dict().items() if v != getattr(AugmentParams(), k)}
+        return ", ".join(f"{k}={v}" for k, v in changed.items()) or "none"
+
+
+def random_parameters(params: AugmentParams, seeds: tf.Tensor, height: int, width: int) -> dict[str, tf.Tensor]:
+    """Per-image transform parameters, as ImageDataGenerator.get_random_transform draws them.
+
+    `seeds` is [N, 2] int64: one stateless draw of 11 uniforms per image.
+    """
+    draws = tf.map_fn(lambda s: tf.random.stateless_uniform([11], seed=s), seeds,
+                      fn_output_signature=tf.float32, parallel_iterations=64)
+
+    def uniform(k, lo, hi):
+        return lo + (hi - lo) * draws[:, k]
+
+    def shift(k, value, size):
+        if value == 0:
+            return tf.zeros([tf.shape(seeds)[0]])
+        scale = size if value < 1 else 1.0  # a fraction of the size, or pixels
+        return uniform(k, -value, value) * scale
+
+    n = tf.shape(seeds)[0]
+    zeros = tf.zeros([n])
+    return {
+        "theta": uniform(1, -params.rotation_range, params.rotation_range) if params.rotation_range else zeros,
+        "tx": shift(2, params.height_shift_range, height),  # Keras: tx moves rows
+        "ty": shift(3, params.width_shift_range, width),
+        "shear": uniform(4, -params.shear_range, params.shear_range) if params.shear_range else zeros,
+        "zx": uniform(5, *params.zoom_range) if params.zoom_range != (1.0, 1.0) else zeros + 1.0,
+        "zy": uniform(6, *params.zoom_range) if params.zoom_range != (1.0, 1.0) else zeros + 1.0,
+        "flip_horizontal": (uniform(7, 0.0, 1.0) < 0.5) if params.horizontal_flip else tf.zeros([n], tf.bool),
+        "flip_vertical": (uniform(8, 0.0, 1.0) < 0.5) if params.vertical_flip else tf.zeros([n], tf.bool),
+    } | ({"channel_shift": uniform(9, -params.channel_shift_range, params.channel_shift_range)}
+         if params.channel_shift_range else {}) | (
+        {"brightness": uniform(10, *params.brightness_range)} if params.brightness_range else {})
+
+
+def projective_transforms(p: dict[str, tf.Tensor], height: int, width: int) -> tf.Tensor:
+    """[N, 8] output->input maps for ImageProjectiveTransformV3 (x = column, y = row).
+
+    Builds Keras' matrix (rotation @ shift @ shear @ zoom about the centre, in
+    (row, col) index order) and composes the flips, which ImageDataGenerator
+    applies after the warp, into it.
+    """
+    theta = p["theta"] * (math.pi / 180.0)
+    shear = p["shear"] * (math.pi / 180.0)
+    one, zero = tf.ones_like(theta), tf.zeros_like(theta)
+
+    def matrix(rows):
+        return tf.stack([tf.stack(r, axis=-1) for r in rows], axis=-2)  # [N, 3, 3]
+
+    rotation = matrix([[tf.cos(theta), -tf.sin(theta), zero], [tf.sin(theta), tf.cos(theta), zero], [zero, zero, one]])
+    shift = matrix([[one, zero, p["tx"]], [zero, one, p["ty"]], [zero, zero, one]])
+    shearing = matrix([[one, -tf.sin(shear), zero], [zero, tf.cos(shear), zero], [zero, zero, one]])
+    zoom = matrix([[p["zx"], zero, zero], [zero, p["zy"], zero], [zero, zero, one]])
+    m = rotation @ shift @ shearing @ zoom
+    # transform_matrix_offset_center(m, h, w): about (h/2 - 0.5, w/2 - 0.5), in Keras' (x, y) order.
+    o_r, o_c = height / 2 - 0.5, width / 2 - 0.5
+    offset = tf.constant([[1, 0, o_r], [0, 1, o_c], [0, 0, 1]], tf.float32)
+    reset = tf.constant([[1, 0, -o_r], [0, 1, -o_c], [0, 0, 1]], tf.float32)
+    m = offset @ m @ reset
+    # Keras builds m in (x, y) order and swaps the axes before scipy's
+    # affine_transform (M' = P M P); m then maps output (row, col) -> input (row, col).
+    swap = tf.constant([[0, 1, 0], [1, 0, 0], [0, 0, 1]], tf.float32)
+    m = swap @ m @ swap
+    # Flips happen after the warp: output (i, j) reads warped (h-1-i, j) / (i, w-1-j).
+    flip_r = tf.where(p["flip_vertical"], -1.0, 1.0)
+    flip_c = tf.where(p["flip_horizontal"], -1.0, 1.0)
+    flips = matrix([[flip_r, zero, tf.where(p["flip_vertical"], height - 1.0, 0.0)],
+                    [zero, flip_c, tf.where(p["flip_horizontal"], width - 1.0, 0.0)],
+                    [zero, zero, one]])
+    m = m @ flips
+    # (i, j) -> (x, y) = (j, i): a0 a1 a2 give the input column, b0 b1 b2 the input row.
+    return tf.stack([m[:, 1, 1], m[:, 1, 0], m[:, 1, 2], m[:, 0, 1], m[:, 0, 0], m[:, 0, 2],
+                     tf.zeros_like(theta), tf.zeros_like(theta)], axis=-1)
+
+
+def apply(images: tf.Tensor, params: AugmentParams, seeds: tf.Tensor) -> tf.Tensor:
+    """Augments a batch [N, H, W, C] (float, 0..255); `seeds` [N, 2] int64, one per image."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    if params.is_identity:
+        return images
+    p = random_parameters(params, tf.convert_to_tensor(seeds, tf.int64), images.shape[1], images.shape[2])
+    return apply_parameters(images, p, params)
+
+
+def apply_parameters(images: tf.Tensor, p: dict[str, tf.Tensor], params: AugmentParams) -> tf.Tensor:
+    """Applies explicit per-image parameters (the keys random_parameters returns)."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    height, width = images.shape[1], images.shape[2]
+    # -- Geometry: one fused bilinear warp per image.
+    transforms = projective_transforms(p, height, width)
+    constant = params.fill_mode == "constant"
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms,
+        output_shape=tf.constant([height, width], tf.int32), fill_value=tf.constant(params.cval, tf.float32),
+        interpolation="BILINEAR", fill_mode="NEAREST" if constant else params.fill_mode.upper())
+    if constant:
+        # scipy's 'constant' (ImageDataGenerator's): cval wherever the source point
+        # lies outside the image, plain bilinear inside; TF would blend at the rim.
+        out = tf.where(_source_inside(transforms, height, width)[..., None], out, params.cval)
+    # -- Colour, per image: channel shift clipped to the image's own range, then brightness.
+    low = tf.reduce_min(out, axis=[1, 2, 3], keepdims=True)
+    high = tf.reduce_max(out, axis=[1, 2, 3], keepdims=True)
+    if "channel_shift" in p:
+        out = tf.clip_by_value(out + p["channel_shift"][:, None, None, None], low, high)
+    if "brightness" in p:
+        # As apply_brightness_shift on 0..255 images: PIL's enhance, i.e. x * b clipped
+        # to 0..255 (PIL also rounds to 8 bits; we keep float precision).
+        out = tf.clip_by_value(out * p["brightness"][:, None, None, None], 0.0, 255.0)
+    return out
+
+
+def _source_inside(transforms: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """[N, H, W] bool: whether each output pixel's source point lies within the image."""
+    rows, cols = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij")
+    t = transforms[:, :, None, None]
+    src_col = t[:, 0] * cols + t[:, 1] * rows + t[:, 2]
+    src_row = t[:, 3] * cols + t[:, 4] * rows + t[:, 5]
+    eps = 1e-3
+    return ((src_col >= -eps) & (src_col <= width - 1 + eps) & (src_row >= -eps) & (src_row <= height - 1 + eps))
+
+
+def image_seeds(seed: int, indices: tf.Tensor) -> tf.Tensor:
+    """[N, 2] per-image seeds from a job seed and global image indices."""
+    indices = tf.cast(indices, tf.int64)
+    return tf.stack([tf.fill(tf.shape(indices), tf.constant(seed, tf.int64)) * 1_000_003 + 17, indices], axis=-1)
