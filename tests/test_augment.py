@@ -7,6 +7,7 @@ import tensorflow as tf
 from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
 from trainer import augment
+from trainer.config import AugmentParams
 from trainer.errors import UserError
 
 H, W = 24, 32  # not square: catches row/column mix-ups
@@ -26,7 +27,7 @@ def explicit(**values):
 @pytest.mark.parametrize("case", CASES, ids=lambda c: ",".join(c))
 def test_geometry_matches_image_data_generator(fill_mode, case):
     expected = ImageDataGenerator(fill_mode=fill_mode, cval=7.0).apply_transform(IMAGE, case)
-    params = augment.AugmentParams.create(fill_mode=fill_mode, cval=7.0)
+    params = AugmentParams.create(fill_mode=fill_mode, cval=7.0)
     got = augment.apply_parameters(IMAGE[None], explicit(**case), params).numpy()[0]
     # TF wraps the coordinate, then interpolates: only the one-pixel seam may differ.
     close = np.abs(got - expected) < 0.01
@@ -38,7 +39,7 @@ def test_geometry_matches_image_data_generator(fill_mode, case):
 def test_wrap_is_true_periodic_wrap():
     """scipy's legacy 'wrap' (ImageDataGenerator's) has an off-by-one period; ours is scipy's 'grid-wrap'."""
     case = dict(theta=20, tx=3, ty=-5)
-    params = augment.AugmentParams.create(fill_mode="wrap")
+    params = AugmentParams.create(fill_mode="wrap")
     got = augment.apply_parameters(IMAGE[None], explicit(**case), params).numpy()[0]
     t = augment.projective_transforms(explicit(**case), H, W).numpy()[0]
     matrix = np.array([[t[4], t[3]], [t[1], t[0]]])
@@ -53,7 +54,7 @@ def test_wrap_is_true_periodic_wrap():
 
 
 def test_channel_shift_and_brightness_match():
-    params = augment.AugmentParams.create(channel_shift_range=50, brightness_range=(0.5, 1.5))
+    params = AugmentParams.create(channel_shift_range=50, brightness_range=(0.5, 1.5))
     p = explicit(theta=5)
     p.update(channel_shift=tf.constant([30.0]), brightness=tf.constant([1.3]))
     got = augment.apply_parameters(IMAGE[None], p, params).numpy()[0]
@@ -64,7 +65,7 @@ def test_channel_shift_and_brightness_match():
 
 
 def test_random_draws_stay_in_range_and_depend_only_on_the_image_seed():
-    params = augment.AugmentParams.create(rotation_range=20, width_shift_range=0.1, height_shift_range=3,
+    params = AugmentParams.create(rotation_range=20, width_shift_range=0.1, height_shift_range=3,
                                           shear_range=10, zoom_range=0.2, horizontal_flip=True,
                                           brightness_range=(0.8, 1.2), channel_shift_range=10)
     seeds = augment.image_seeds(5, tf.range(400))
@@ -81,7 +82,7 @@ def test_random_draws_stay_in_range_and_depend_only_on_the_image_seed():
 
 
 def test_eager_and_inside_dataset_map_agree():
-    params = augment.AugmentParams.create(rotation_range=30, zoom_range=0.2, horizontal_flip=True,
+    params = AugmentParams.create(rotation_range=30, zoom_range=0.2, horizontal_flip=True,
                                           channel_shift_range=20, fill_mode="constant")
     images = np.random.default_rng(1).uniform(0, 255, (6, H, W, 3)).astype(np.float32)
     eager = augment.apply(images, params, augment.image_seeds(3, tf.range(6))).numpy()
@@ -94,10 +95,10 @@ def test_eager_and_inside_dataset_map_agree():
 
 def test_identity_and_bad_arguments():
     x = tf.random.uniform([2, H, W, 1]) * 255
-    np.testing.assert_array_equal(augment.apply(x, augment.AugmentParams(), augment.image_seeds(0, tf.range(2))), x)
+    np.testing.assert_array_equal(augment.apply(x, AugmentParams(), augment.image_seeds(0, tf.range(2))), x)
     with pytest.raises(UserError, match="unknown augmentation argument.*rotation"):
-        augment.AugmentParams.create(rotation=3)
+        AugmentParams.create(rotation=3)
     with pytest.raises(UserError, match="--fill_mode='mirror'"):
-        augment.AugmentParams.create(fill_mode="mirror")
+        AugmentParams.create(fill_mode="mirror")
     with pytest.raises(UserError, match="--zoom_range"):
-        augment.AugmentParams.create(zoom_range=(1.2, 0.8))
+        AugmentParams.create(zoom_range=(1.2, 0.8))

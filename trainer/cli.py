@@ -23,6 +23,8 @@ USAGE = """usage: dcgan COMMAND [--flag=value ...]
 
 commands:
   train     train a DCGAN (job dir: config.json, checkpoints/, tensorboard/, export/)
+  sample    mass-produce synthetic (optionally augmented) images as sharded TFRecords
+  augment   classic augmentation of the real data, written in the same shard format
 
 `dcgan COMMAND --help` lists a command's flags."""
 
@@ -47,6 +49,20 @@ class Commands:
         return None
 
 
+    def sample(self, **flags):
+        self._shard_job("sample", flags)
+
+    def augment(self, **flags):
+        self._shard_job("augment", flags)
+
+    def _shard_job(self, job, flags):
+        config = config_lib.resolve(job, flags)
+        print(config.describe())
+        from trainer import sample as sample_lib  # TensorFlow is imported only now
+
+        sample_lib.run(config, job)
+
+
 def _check_tokens(command: str, tokens: list[str]) -> None:
     """Only --flag, --flag=value and --flag value; anything else is one clear error."""
     expecting_value = False
@@ -68,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     command, tokens = argv[0], argv[1:]
     commands = Commands()
     try:
-        if command.startswith("_") or not callable(getattr(commands, command, None)) or command == "exit_code":
+        if command not in config_lib.CONFIG_CLASSES:
             raise UserError(f"unknown command {command!r}; choose one of: {', '.join(config_lib.CONFIG_CLASSES)}")
         if any(t in ("-h", "--help") for t in tokens):
             print(config_lib.help_text(command))

@@ -21,8 +21,19 @@ LOSSES = ("nonsaturating", "hinge", "lsgan")
 PRECISIONS = ("off", "float16", "bfloat16")
 
 
+class _Printable:
+    """JSON and a readable listing for any config dataclass."""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    def describe(self) -> str:
+        rows = [f"  {k:<18} {v!r}" for k, v in dataclasses.asdict(self).items()]
+        return "\n".join([f"{type(self).__name__}:"] + rows)
+
+
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Printable):
     """Every knob of `dcgan train`. Field names are the CLI flag names."""
 
     # Where everything goes (config.json, checkpoints/, tensorboard/, export/).
@@ -133,12 +144,191 @@ class TrainConfig:
         blob = json.dumps(self.identity(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+
+FILL_MODES = ("constant", "nearest", "reflect", "wrap")
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentParams:
+    """ImageDataGenerator's augmentation arguments, same names, same units."""
+
+    rotation_range: float = 0.0  # degrees, U(-r, r)
+    width_shift_range: float = 0.0  # < 1: fraction of width; >= 1: pixels
+    height_shift_range: float = 0.0
+    shear_range: float = 0.0  # degrees
+    zoom_range: tuple[float, float] = (1.0, 1.0)  # a float z means [1 - z, 1 + z]
+    horizontal_flip: bool = False
+    vertical_flip: bool = False
+    fill_mode: str = "nearest"
+    cval: float = 0.0
+    brightness_range: Optional[tuple[float, float]] = None
+    channel_shift_range: float = 0.0
+
+    @classmethod
+    def create(cls, **kwargs) -> "AugmentParams":
+        """Builds params from user values, normalising zoom and checking each value."""
+        unknown = sorted(set(kwargs) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise UserError(f"unknown augmentation argument(s): {', '.join(unknown)}")
+        zoom = kwargs.get("zoom_range", 0.0)
+        if isinstance(zoom, (int, float)):
+            zoom = (1.0 - zoom, 1.0 + zoom)
+        kwargs["zoom_range"] = tuple(float(z) for z in zoom)
+        if kwargs.get("brightness_range") is not None:
+            kwargs["brightness_range"] = tuple(float(b) for b in kwargs["brightness_range"])
+        params = cls(**kwargs)
+        params.validate()
+        return params
+
+    def validate(self) -> None:
+        errors = []
+        for name in ("rotation_range", "width_shift_range", "height_shift_range", "shear_range", "channel_shift_range"):
+            if getattr(self, name) < 0:
+                errors.append(f"--{name}={getattr(self, name)} must be >= 0")
+        if len(self.zoom_range) != 2 or not 0 < self.zoom_range[0] <= self.zoom_range[1]:
+            errors.append(f"--zoom_range={self.zoom_range} must be a float in [0, 1) or a pair 0 < lo <= hi")
+        if self.fill_mode not in FILL_MODES:
+            errors.append(f"--fill_mode={self.fill_mode!r} must be one of {list(FILL_MODES)}")
+        if self.brightness_range is not None and (len(self.brightness_range) != 2
+                                                  or not 0 <= self.brightness_range[0] <= self.brightness_range[1]):
+            errors.append(f"--brightness_range={self.brightness_range} must be a pair 0 <= lo <= hi")
+        if errors:
+            raise UserError("; ".join(errors))
+
+    @property
+    def is_identity(self) -> bool:
+        return self == AugmentParams(fill_mode=self.fill_mode, cval=self.cval)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
 
     def describe(self) -> str:
-        rows = [f"  {k:<18} {v!r}" for k, v in dataclasses.asdict(self).items()]
-        return "\n".join([f"{type(self).__name__}:"] + rows)
+        changed = {k: v for k, v in self.to_dict().items() if v != getattr(AugmentParams(), k)}
+        return ", ".join(f"{k}={v}" for k, v in changed.items()) or "none"
+
+
+@dataclasses.dataclass(frozen=True)
+class ShardJobConfig(_Printable):
+    """Fields shared by `dcgan sample` and `dcgan augment` (both write TFRecord shards)."""
+
+    output: str = ""
+    preset: str = "default"
+    num_images: int = 10_000
+    images_per_shard: int = 4096
+    seed: int = 0
+    batch_size: int = 256
+    png_compression: int = 1  # 0..9: 1 is fast; 9 is smallest
+    task_index: int = -1  # -1: from JOB_COMPLETION_INDEX, CLUSTER_SPEC or TF_CONFIG, else 0
+    num_tasks: int = 0  # 0: from the environment (DCGAN_NUM_TASKS, CLUSTER_SPEC, TF_CONFIG), else 1
+    verify: bool = False  # re-check a finished output and exit
+    progress: bool = True
+    # Augmentation: Keras ImageDataGenerator's arguments, same names and units.
+    rotation_range: float = 0.0
+    width_shift_range: float = 0.0
+    height_shift_range: float = 0.0
+    shear_range: float = 0.0
+    zoom_range: str = "0"  # 'z' -> [1-z, 1+z], or 'lo,hi'
+    horizontal_flip: bool = False
+    vertical_flip: bool = False
+    fill_mode: str = "nearest"
+    cval: float = 0.0
+    brightness_range: str = ""  # '' (off) or 'lo,hi'
+    channel_shift_range: float = 0.0
+
+    AUGMENTATION = ("rotation_range", "width_shift_range", "height_shift_range", "shear_range", "zoom_range",
+                    "horizontal_flip", "vertical_flip", "fill_mode", "cval", "brightness_range",
+                    "channel_shift_range")
+
+    def augmentation(self) -> dict[str, Any]:
+        """The ImageDataGenerator-style arguments as AugmentParams.create takes them."""
+        values = {k: getattr(self, k) for k in self.AUGMENTATION}
+        values["zoom_range"] = _floats(self.zoom_range, "zoom_range")
+        values["zoom_range"] = values["zoom_range"][0] if len(values["zoom_range"]) == 1 else tuple(values["zoom_range"])
+        values["brightness_range"] = tuple(_floats(self.brightness_range, "brightness_range")) if self.brightness_range else None
+        return values
+
+    def validate(self) -> list[str]:
+        errors = []
+        if not self.output:
+            errors.append("--output is required (a folder for the shards)")
+        if self.num_images < 1:
+            errors.append(f"--num_images={self.num_images} must be >= 1")
+        if self.images_per_shard < 1:
+            errors.append(f"--images_per_shard={self.images_per_shard} must be >= 1")
+        if self.batch_size < 1:
+            errors.append(f"--batch_size={self.batch_size} must be >= 1")
+        if not 0 <= self.png_compression <= 9:
+            errors.append(f"--png_compression={self.png_compression} must be in 0..9")
+        if self.seed < 0:
+            errors.append(f"--seed={self.seed} must be >= 0")
+        if self.num_tasks < 0:
+            errors.append(f"--num_tasks={self.num_tasks} must be >= 0")
+        if self.num_tasks and not -1 <= self.task_index < self.num_tasks:
+            errors.append(f"--task_index={self.task_index} must be in [0, {self.num_tasks})")
+        try:
+            AugmentParams.create(**self.augmentation())
+        except UserError as err:
+            errors.append(str(err))
+        return errors
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleConfig(ShardJobConfig):
+    """`dcgan sample`: synthetic images from a trained generator."""
+
+    generator: str = ""  # a job dir, its export/ folder, or the generator.keras file
+    labels: str = "balanced"  # 'balanced', 'uniform', or class weights 'w0,w1,...'
+    truncation: float = 0.0  # psi > 0: resample latent components with |z| > psi
+    copies_per_sample: int = 1  # augmented variants of each generated image
+
+    def validate(self) -> list[str]:
+        errors = super().validate()
+        if not self.generator and not self.verify:
+            errors.append("--generator is required (a job dir or an exported generator.keras)")
+        if self.truncation < 0:
+            errors.append(f"--truncation={self.truncation} must be >= 0 (0 = off)")
+        if self.copies_per_sample < 1:
+            errors.append(f"--copies_per_sample={self.copies_per_sample} must be >= 1")
+        if self.labels not in ("balanced", "uniform"):
+            try:
+                weights = _floats(self.labels, "labels")
+                if any(w < 0 for w in weights) or sum(weights) <= 0:
+                    raise ValueError
+            except (UserError, ValueError):
+                errors.append(f"--labels={self.labels!r} must be 'balanced', 'uniform' or non-negative class weights 'w0,w1,...'")
+        return errors
+
+
+@dataclasses.dataclass(frozen=True)
+class AugmentConfig(ShardJobConfig):
+    """`dcgan augment`: classic augmentation of the real data, same shard format."""
+
+    dataset: str = "digits"
+    resolution: int = 32
+    channels: int = 0
+    folder_labels: str = "inferred"
+    on_corrupt: str = "skip"
+    # ImageDataGenerator-style defaults that suit most photos and digits.
+    rotation_range: float = 15.0
+    width_shift_range: float = 0.1
+    height_shift_range: float = 0.1
+    zoom_range: str = "0.1"
+
+    def validate(self) -> list[str]:
+        errors = super().validate()
+        if self.resolution not in RESOLUTIONS:
+            errors.append(f"--resolution={self.resolution} is not supported; choose one of {list(RESOLUTIONS)}")
+        if self.channels not in (0, 1, 3):
+            errors.append(f"--channels={self.channels} must be 1, 3 or 0 (the dataset's own)")
+        return errors
+
+
+def _floats(text: str, name: str) -> list[float]:
+    try:
+        return [float(v) for v in str(text).strip("[]() ").split(",") if v.strip()]
+    except ValueError:
+        raise UserError(f"--{name}={text!r} must be a number or a comma-separated pair") from None
 
 
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
@@ -195,8 +385,14 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
     raise TypeError(f"unsupported annotation {annotation!r} for {name}")
 
 
-CONFIG_CLASSES: dict[str, type] = {"train": TrainConfig}
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {"train": TRAIN_PRESETS}
+SHARD_PRESETS: dict[str, dict[str, Any]] = {
+    "smoke": dict(num_images=40, images_per_shard=16, batch_size=16),
+    "default": dict(),
+}
+
+CONFIG_CLASSES: dict[str, type] = {"train": TrainConfig, "sample": SampleConfig, "augment": AugmentConfig}
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {"train": TRAIN_PRESETS, "sample": SHARD_PRESETS,
+                                                 "augment": SHARD_PRESETS}
 
 
 def resolve(job: str, flags: Mapping[str, Any]):

@@ -1,0 +1,181 @@
+"""The sampler and augment jobs: format, plan, work split, crash safety, reader."""
+
+import glob
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO, assert_one_line_error, run_cli
+from trainer import config as config_lib
+from trainer import sample, shards
+from trainer.errors import UserError
+
+
+def digests(folder):
+    return {os.path.basename(p): hashlib.sha256(open(p, "rb").read()).hexdigest()
+            for p in sorted(glob.glob(os.path.join(folder, "*.tfrecord-*")))}
+
+
+def sample_args(generator, output, *extra):
+    return ["sample", f"--generator={generator}", f"--output={output}", "--preset=smoke", "--progress=false", *extra]
+
+
+def test_write_then_read_with_plain_tensorflow(smoke_job, tmp_path):
+    out = tmp_path / "synth"
+    result = run_cli(*sample_args(smoke_job, out, "--num_images=45", "--images_per_shard=20", "--rotation_range=15"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["num_images"] == 45 and manifest["num_shards"] == 3
+    names = sorted(os.listdir(out))
+    assert names == ["manifest.json", "plan.json"] + [f"synthetic-train.tfrecord-{i:05d}-of-00003" for i in range(3)]
+    feature = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
+               "image/class/label": tf.io.FixedLenFeature([], tf.int64),
+               "image/source": tf.io.FixedLenFeature([], tf.string),
+               "image/key/sha256": tf.io.FixedLenFeature([], tf.string)}
+    labels, count = [], 0
+    for path in sorted(glob.glob(str(out / "*.tfrecord-*"))):
+        for record in tf.data.TFRecordDataset(path):
+            parsed = tf.io.parse_single_example(record, feature)
+            image = tf.io.decode_png(parsed["image/encoded"])
+            assert image.shape == (32, 32, 1) and image.dtype == tf.uint8
+            assert parsed["image/source"].numpy() == b"synthetic"
+            assert parsed["image/key/sha256"].numpy().decode() == hashlib.sha256(parsed["image/encoded"].numpy()).hexdigest()
+            labels.append(int(parsed["image/class/label"]))
+            count += 1
+    assert count == sum(s["num_images"] for s in manifest["shards"]) == 45
+    assert np.bincount(labels).tolist() == [5, 5, 5, 5, 5, 4, 4, 4, 4, 4]  # balanced over 10 classes
+    verify = run_cli("sample", f"--output={out}", "--verify")
+    assert verify.returncode == 0 and "checksums match" in verify.stdout
+    # Our reader, and training on the shards as a dataset.
+    ds = shards.load(str(out), seed=1)
+    images = [(x.numpy(), int(y)) for x, y in ds]
+    assert len(images) == 45 and images[0][0].shape == (32, 32, 1)
+    job = tmp_path / "on_shards"
+    trained = run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--dataset={out}", "--steps=2",
+                      "--progress=false")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_two_tasks_split_the_shards_and_output_is_byte_identical(smoke_job, tmp_path):
+    args = ["--num_images=70", "--images_per_shard=10", "--horizontal_flip", "--zoom_range=0.2"]
+    env = {**os.environ, "PYTHONPATH": REPO}
+    procs = [subprocess.Popen([sys.executable, "-m", "trainer", *sample_args(smoke_job, tmp_path / "two", *args),
+                               f"--task_index={t}", "--num_tasks=2"], env=env, cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for t in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert "wrote 4 shards" in outs[0][0] and "wrote 3 shards" in outs[1][0]
+    one = run_cli(*sample_args(smoke_job, tmp_path / "one", *args))
+    assert one.returncode == 0
+    two_digests, one_digests = digests(tmp_path / "two"), digests(tmp_path / "one")
+    assert len(two_digests) == 7 and two_digests == one_digests
+    assert (tmp_path / "one" / "manifest.json").exists() and (tmp_path / "two" / "manifest.json").exists()
+    # Running again finds everything published and writes nothing.
+    again = run_cli(*sample_args(smoke_job, tmp_path / "one", *args))
+    assert "wrote 0 shards" in again.stdout and digests(tmp_path / "one") == one_digests
+
+
+@pytest.mark.slow
+def test_kill_9_mid_shard_then_rerun_leaves_exactly_the_planned_shards(smoke_job, tmp_path):
+    out = tmp_path / "out"
+    plan = ["--num_images=1500", "--images_per_shard=50", "--batch_size=5", "--rotation_range=10"]
+    args = sample_args(smoke_job, out, *plan)
+    env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1"}
+    for kill_after in (15, 40, 120):  # images written by this run before the kill: mid-shard each time
+        proc = subprocess.Popen([sys.executable, "-m", "trainer", *args, "--progress=true"], env=env, cwd=REPO,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for line in proc.stderr:
+            if line.startswith("[") and int(line.split("step ")[1].split("/")[0]) >= kill_after:
+                break
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+        assert not (out / "manifest.json").exists()
+        for path in glob.glob(str(out / "*.tfrecord-*")):  # whatever was published is whole
+            assert shards.count_records(path) == 50
+    final = run_cli(*args)
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert sorted(p for p in os.listdir(out)) == ["manifest.json", "plan.json"] + [
+        f"synthetic-train.tfrecord-{i:05d}-of-00030" for i in range(30)]  # no temp leftovers
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [s["num_images"] for s in manifest["shards"]] == [50] * 30
+    assert run_cli("sample", f"--output={out}", "--verify").returncode == 0
+    # Crashes changed nothing: the bytes equal a clean run's.
+    clean = run_cli(*sample_args(smoke_job, tmp_path / "clean", *plan))
+    assert clean.returncode == 0 and digests(out) == digests(tmp_path / "clean")
+
+
+def test_augment_job_writes_real_images_with_their_labels(tmp_path):
+    out = tmp_path / "aug"
+    result = run_cli("augment", "--dataset=digits", f"--output={out}", "--num_images=30", "--images_per_shard=16",
+                     "--progress=false", "--horizontal_flip")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(os.listdir(out))[:2] == ["augmented-train.tfrecord-00000-of-00002", "augmented-train.tfrecord-00001-of-00002"]
+    from sklearn.datasets import load_digits
+    expected_labels = load_digits().target[:30].tolist()
+    records = [tf.io.parse_single_example(r, shards.FEATURES) for r in
+               tf.data.TFRecordDataset(sorted(glob.glob(str(out / "*.tfrecord-*"))))]
+    assert [int(r["image/class/label"]) for r in records] == expected_labels
+    assert {r["image/source"].numpy() for r in records} == {b"augmented"}
+    assert json.loads((out / "plan.json").read_text())["augmentation"]["rotation_range"] == 15.0
+
+
+def test_bad_input_one_line_and_nothing_overwritten(smoke_job, tmp_path):
+    out = tmp_path / "out"
+    assert_one_line_error(run_cli(*sample_args(tmp_path / "nojob", out)), "no exported generator")
+    assert_one_line_error(run_cli(*sample_args(smoke_job, out, "--num_images=0")), "--num_images=0 must be >= 1")
+    assert_one_line_error(run_cli(*sample_args(smoke_job, out, "--rotation=5")), "unknown flag", "--rotation")
+    assert_one_line_error(run_cli(*sample_args(smoke_job, out, "--copies_per_sample=3")), "needs augmentation flags")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert_one_line_error(run_cli(*sample_args(smoke_job, blocker / "out")), "cannot write there")
+    assert not out.exists()
+    first = run_cli(*sample_args(smoke_job, out, "--num_images=20"))
+    assert first.returncode == 0
+    before = digests(out), (out / "plan.json").read_text()
+    assert_one_line_error(run_cli(*sample_args(smoke_job, out, "--num_images=30")),
+                          "planned differently", "num_images 20 -> 30")
+    assert (digests(out), (out / "plan.json").read_text()) == before
+    assert_one_line_error(run_cli("sample", f"--output={tmp_path}/empty", "--verify"), "no manifest.json")
+    with pytest.raises(UserError, match="not complete"):
+        shards.load(str(tmp_path))
+
+
+def test_task_from_the_environment():
+    config = config_lib.resolve("sample", {"output": "o", "generator": "g"})
+    assert sample.resolve_task(config, {}) == (0, 1)
+    assert sample.resolve_task(config, {"JOB_COMPLETION_INDEX": "3", "DCGAN_NUM_TASKS": "8"}) == (3, 8)
+    with pytest.raises(UserError, match="DCGAN_NUM_TASKS"):
+        sample.resolve_task(config, {"JOB_COMPLETION_INDEX": "3"})
+    spec = {"cluster": {"workerpool0": ["a:1"], "workerpool1": ["b:1", "c:1"]}, "task": {"type": "workerpool1", "index": 1}}
+    assert sample.resolve_task(config, {"CLUSTER_SPEC": json.dumps(spec)}) == (2, 3)
+    tf_config = {"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}
+    assert sample.resolve_task(config, {"TF_CONFIG": json.dumps(tf_config)}) == (1, 2)
+    flags = config_lib.resolve("sample", {"output": "o", "generator": "g", "task_index": 1, "num_tasks": 4})
+    assert sample.resolve_task(flags, {"JOB_COMPLETION_INDEX": "3"}) == (1, 4)
+
+
+def test_truncation_and_label_policies(smoke_job, tmp_path):
+    base = dict(generator=smoke_job, output=str(tmp_path / "x"), num_images=200, batch_size=50)
+    plain = sample.latents(4, tf.range(300), 16).numpy()
+    truncated = sample.latents(4, tf.range(300), 16, psi=0.5).numpy()
+    assert np.abs(plain).max() > 2 and np.abs(truncated).max() <= 0.5
+    inside = np.abs(plain) <= 0.5
+    np.testing.assert_array_equal(truncated[inside], plain[inside])  # only out-of-bound values are redrawn
+    np.testing.assert_array_equal(sample.latents(4, tf.constant([7]), 16).numpy()[0], plain[7])
+    balanced = sample.generator_source(config_lib.resolve("sample", base))
+    _, labels, _ = balanced.make_batch(tf.range(200, dtype=tf.int64))
+    assert np.bincount(labels.numpy()).tolist() == [20] * 10
+    weighted = sample.generator_source(config_lib.resolve("sample", {**base, "labels": "1,0,0,0,0,0,0,0,0,3"}))
+    _, wl, _ = weighted.make_batch(tf.range(400, dtype=tf.int64))
+    counts = np.bincount(wl.numpy(), minlength=10)
+    assert counts[1:9].sum() == 0 and 60 < counts[0] < 140 and counts[9] > 260
+    with pytest.raises(UserError, match="3 class weights but the generator has 10"):
+        sample.generator_source(config_lib.resolve("sample", {**base, "labels": "1,2,3"}))

@@ -1,0 +1,339 @@
+"""`dcgan sample` and `dcgan augment`: write sharded TFRecords, many tasks, nothing lost.
+
+    dcgan sample --generator=runs/digits --output=out/synth --num_images=1000000 --images_per_shard=4096
+    dcgan sample ... --task_index=3 --num_tasks=16      # or JOB_COMPLETION_INDEX / CLUSTER_SPEC / TF_CONFIG
+    dcgan sample --output=out/synth --verify             # re-check a finished output
+    dcgan augment --dataset=digits --output=out/aug --num_images=100000
+
+Protocol:
+1. plan.json (everything that determines the bytes) is created if absent; an
+   existing different plan is refused. Shard i's content is a pure function of
+   (plan, i); image g (global index) has its own seeds, so the same plan gives
+   byte-identical shards.
+2. Task t of T writes shards t, t+T, ... Each is written to a uuid-named temp
+   file under OUTPUT/.tmp/, checked, then published in one step (a hard link,
+   which fails if the name exists: never replaces). A task skips shards already
+   published and readable, and on start removes its own stale temp files.
+3. The task that finds all N shards present writes manifest.json (counts,
+   sizes, sha256 per shard) if absent: the commit marker readers check.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+import uuid
+
+import numpy as np
+import tensorflow as tf
+
+from trainer import augment, data, export, shards, storage
+from trainer.config import AugmentParams
+from trainer.errors import UserError
+from trainer.progress import ProgressBar
+
+TEMP = ".tmp"
+
+
+@dataclasses.dataclass
+class ImageSource:
+    """What a shard job draws images from: a generator or a real dataset."""
+
+    kind: str  # 'synthetic' or 'augmented'
+    resolution: int
+    channels: int
+    num_classes: int
+    identity: dict  # goes into the plan
+    make_batch: object  # (global indices int64 [B]) -> (float pixels 0..255 [B,H,W,C], labels int64 [B], seeds [B])
+    generator_step: int = -1
+
+
+# ----------------------------------------------------------------------------
+# Where images come from
+
+
+def latents(seed: int, sample: tf.Tensor, latent_dim: int, psi: float = 0.0) -> tf.Tensor:
+    """z for each sample index, a pure function of (seed, index).
+
+    With truncation psi > 0, components with |z| > psi are redrawn (up to 16
+    times, then clipped): the truncation trick by resampling.
+    """
+    draws = tf.map_fn(lambda s: tf.random.stateless_normal([17 if psi else 1, latent_dim],
+                                                          seed=tf.stack([tf.constant(seed, tf.int64), s])),
+                      tf.cast(sample, tf.int64), fn_output_signature=tf.float32, parallel_iterations=64)
+    if not psi:
+        return draws[:, 0]
+    ok = tf.cast(tf.abs(draws) <= psi, tf.int32)
+    first_ok = tf.argmax(ok, axis=1)  # the first acceptable draw of each component
+    chosen = tf.gather(tf.transpose(draws, [0, 2, 1]), first_ok[..., None], batch_dims=2)[..., 0]
+    return tf.clip_by_value(chosen, -psi, psi)
+
+
+def generator_source(config) -> ImageSource:
+    model, meta = export.load(config.generator)
+    num_classes = int(meta["num_classes"])
+    latent = int(meta["latent_dim"])
+    copies, psi, seed = config.copies_per_sample, config.truncation, config.seed
+    weights = None
+    if config.labels not in ("balanced", "uniform"):
+        weights = [float(w) for w in config.labels.split(",")]
+        if num_classes and len(weights) != num_classes:
+            raise UserError(f"--labels has {len(weights)} class weights but the generator has {num_classes} classes")
+    if not num_classes and config.labels != "balanced":
+        raise UserError("--labels applies to a conditional generator; this one has no classes")
+
+    def labels_of(sample: tf.Tensor) -> tf.Tensor:
+        if not num_classes:
+            return tf.fill(tf.shape(sample), tf.constant(shards.NO_LABEL, tf.int64))
+        if config.labels == "balanced":
+            return sample % num_classes
+        u = tf.map_fn(lambda s: tf.random.stateless_uniform([], seed=tf.stack([tf.constant(seed + 1, tf.int64), s])),
+                      sample, fn_output_signature=tf.float32, parallel_iterations=64)
+        if weights is None:
+            return tf.minimum(tf.cast(u * num_classes, tf.int64), num_classes - 1)
+        edges = tf.constant(np.cumsum(weights) / np.sum(weights), tf.float32)
+        return tf.minimum(tf.searchsorted(edges, u, side="right"), num_classes - 1)
+
+    @tf.function
+    def make_batch(indices):
+        sample = indices // copies  # k copies of a sample share its z and label
+        z, labels = latents(seed, sample, latent, psi), labels_of(sample)
+        images = model([z, tf.cast(labels, tf.int32)], training=False) if num_classes else model(z, training=False)
+        return (tf.cast(images, tf.float32) + 1.0) * 127.5, labels, sample
+
+    identity = {"generator_sha256": shards.file_sha256(export.resolve_path(config.generator)),
+                "generator_step": int(meta["step"]), "labels": config.labels, "truncation": psi,
+                "copies_per_sample": copies}
+    return ImageSource("synthetic", int(meta["resolution"]), int(meta["channels"]), num_classes, identity,
+                       make_batch, generator_step=int(meta["step"]))
+
+
+def dataset_source(config) -> ImageSource:
+    source = data.load_source(config.dataset, config.resolution, config.channels,
+                              folder_labels=config.folder_labels, on_corrupt=config.on_corrupt)
+    images = tf.constant(source.images)
+    labels = tf.constant(source.labels.astype(np.int64) if source.labels is not None
+                         else np.full([source.num_examples], shards.NO_LABEL, np.int64))
+    n = source.num_examples
+
+    @tf.function
+    def make_batch(indices):
+        real = indices % n  # every real image is used equally often, each time augmented anew
+        return tf.cast(tf.gather(images, real), tf.float32), tf.gather(labels, real), real
+
+    identity = {"dataset": config.dataset, "dataset_sha256": hashlib.sha256(source.images.tobytes()).hexdigest(),
+                "folder_labels": config.folder_labels}
+    return ImageSource("augmented", config.resolution, source.channels, source.num_classes, identity, make_batch)
+
+
+# ----------------------------------------------------------------------------
+# Plan, work split, shard writing
+
+
+def make_plan(config, source: ImageSource, params: AugmentParams) -> dict:
+    num_shards = math.ceil(config.num_images / config.images_per_shard)
+    return {
+        "format": "dcgan-factory shards", "schema_version": shards.SCHEMA_VERSION, "source": source.kind,
+        "num_images": config.num_images, "num_shards": num_shards, "images_per_shard": config.images_per_shard,
+        "seed": config.seed, "batch_size": config.batch_size, "png_compression": config.png_compression,
+        "resolution": source.resolution, "channels": source.channels, "num_classes": source.num_classes,
+        "augmentation": params.to_dict(), **source.identity,
+    }
+
+
+def claim_plan(store: storage.Store, plan: dict) -> None:
+    """Creates plan.json, or checks the one there is ours."""
+    blob = (json.dumps(plan, indent=2, sort_keys=True) + "\n").encode()
+    if not store.exists(shards.PLAN):
+        strays = [k for k in store.list() if ".tfrecord-" in k or k == shards.MANIFEST]
+        if strays:
+            raise UserError(f"--output={store.root} holds shards but no {shards.PLAN} ({strays[0]}); use another --output")
+        try:
+            store.put_new(shards.PLAN, blob)
+            return
+        except storage.AlreadyExists:
+            pass  # another task created it first: compare below
+    existing, wanted = json.loads(store.get_text(shards.PLAN)), json.loads(blob)
+    if existing != wanted:
+        diff = [f"{k} {existing.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(set(existing) | set(wanted))
+                if existing.get(k) != wanted.get(k)]
+        raise UserError(f"--output={store.root} was planned differently ({'; '.join(diff)[:300]}); "
+                        "use another --output, or the same flags to resume it")
+
+
+def resolve_task(config, environ=os.environ) -> tuple[int, int]:
+    """(task_index, num_tasks) from flags, else Kubernetes, Vertex AI or TF_CONFIG."""
+    index, count = config.task_index, config.num_tasks
+    if index < 0 and "JOB_COMPLETION_INDEX" in environ:
+        index = int(environ["JOB_COMPLETION_INDEX"])
+        count = count or int(environ.get("DCGAN_NUM_TASKS", "0"))
+        if not count:
+            raise UserError("JOB_COMPLETION_INDEX is set but the task count is not: pass --num_tasks or set DCGAN_NUM_TASKS")
+    elif index < 0 and ("CLUSTER_SPEC" in environ or "TF_CONFIG" in environ):
+        from trainer import distribute
+
+        role, tf_config = distribute.read_cluster(environ)
+        if tf_config is not None:
+            order = [(kind, i) for kind in ("chief", "worker") for i, _ in enumerate(tf_config["cluster"].get(kind, []))]
+            task = tf_config.get("task") or {}
+            if (task.get("type"), task.get("index")) in order:
+                index, count = order.index((task["type"], task["index"])), count or len(order)
+    index, count = max(index, 0), max(count, 1)
+    if index >= count:
+        raise UserError(f"task index {index} is not below the task count {count}")
+    return index, count
+
+
+def shard_sizes(plan: dict) -> list[int]:
+    n, per = plan["num_images"], plan["images_per_shard"]
+    return [min(per, n - i * per) for i in range(plan["num_shards"])]
+
+
+def write_shard(store: storage.Store, plan: dict, source: ImageSource, params: AugmentParams, index: int,
+                count: int, task: int, on_images=None) -> None:
+    """Writes shard `index` to a temp file, checks it, then publishes it."""
+    name = shards.shard_name(source.kind, index, plan["num_shards"])
+    temp = store.path(f"{TEMP}/task-{task:05d}-{uuid.uuid4().hex}.tfrecord")
+    os.makedirs(os.path.dirname(temp), exist_ok=True)
+    first = index * plan["images_per_shard"]
+    res, channels, batch = source.resolution, source.channels, plan["batch_size"]
+    seed, compression = plan["seed"], plan["png_compression"]
+
+    @tf.function
+    def encode(pixels):
+        return tf.map_fn(lambda im: tf.io.encode_png(im, compression=compression), pixels,
+                         fn_output_signature=tf.string, parallel_iterations=32)
+
+    def write_batch(writer, start, pixels, labels, seeds):
+        pngs = encode(pixels).numpy()
+        for png, label, s in zip(pngs, labels, seeds):
+            writer.write(shards.make_example(png, res, res, channels, int(label), source.kind, int(s),
+                                             source.generator_step))
+        if on_images:
+            on_images(len(pngs))
+
+    with tf.io.TFRecordWriter(temp) as writer, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = []
+        for start in range(first, first + count, batch):
+            indices = tf.range(start, min(start + batch, first + count), dtype=tf.int64)
+            pixels, labels, seeds = source.make_batch(indices)
+            pixels = augment.apply(pixels, params, augment.image_seeds(seed, indices))
+            pixels = tf.cast(tf.clip_by_value(tf.round(pixels), 0, 255), tf.uint8)
+            # Encoding and writing overlap the next batch's generation.
+            pending.append(pool.submit(write_batch, writer, start, pixels, labels.numpy(), seeds.numpy()))
+            while len(pending) > 2:
+                pending.pop(0).result()
+        for job in pending:
+            job.result()
+    if shards.count_records(temp) != count:
+        raise RuntimeError(f"shard {name}: wrote {shards.count_records(temp)} records, expected {count}")
+    try:
+        store.publish_file(temp, name)
+    except storage.AlreadyExists:  # another task published it meanwhile: keep theirs if it is whole
+        os.unlink(temp)
+        if shards.count_records(store.path(name)) != count:
+            raise UserError(f"{store.path(name)} exists but is damaged; delete it and rerun") from None
+
+
+def shard_is_complete(path: str, count: int) -> bool:
+    try:
+        return shards.count_records(path) == count
+    except tf.errors.OpError:
+        return False
+
+
+def write_manifest(store: storage.Store, plan: dict, kind: str) -> bool:
+    """Writes manifest.json when every shard is present; True if the output is committed."""
+    if store.exists(shards.MANIFEST):
+        return True
+    sizes = shard_sizes(plan)
+    names = [shards.shard_name(kind, i, plan["num_shards"]) for i in range(plan["num_shards"])]
+    if not all(store.exists(n) for n in names):
+        return False
+    entries = []
+    for name, count in zip(names, sizes):
+        path = store.path(name)
+        entries.append({"name": name, "num_images": count, "bytes": os.path.getsize(path),
+                        "sha256": shards.file_sha256(path)})
+    manifest = {"num_images": plan["num_images"], "num_shards": plan["num_shards"], "channels": plan["channels"],
+                "resolution": plan["resolution"], "num_classes": plan["num_classes"], "source": kind,
+                "schema": {k: v.dtype.name for k, v in shards.FEATURES.items()}, "shards": entries, "plan": plan}
+    try:
+        store.put_new(shards.MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
+    except storage.AlreadyExists:
+        pass
+    temp_dir = store.path(TEMP)
+    if os.path.isdir(temp_dir) and not os.listdir(temp_dir):
+        os.rmdir(temp_dir)
+    return True
+
+
+def verify(output: str) -> dict:
+    """Re-checks a committed output: every shard's size, sha256 and record count."""
+    store = storage.open_store(output)
+    manifest = shards.read_manifest(store.root)
+    if manifest is None:
+        raise UserError(f"--output={output}: no {shards.MANIFEST}; the output is not complete")
+    for entry in manifest["shards"]:
+        path = store.path(entry["name"])
+        if not os.path.isfile(path):
+            raise UserError(f"{path}: missing")
+        if os.path.getsize(path) != entry["bytes"] or shards.file_sha256(path) != entry["sha256"]:
+            raise UserError(f"{path}: size or sha256 differs from the manifest")
+        if shards.count_records(path) != entry["num_images"]:
+            raise UserError(f"{path}: record count differs from the manifest")
+    return manifest
+
+
+def run(config, job: str) -> dict:
+    """Runs this task's share of a `sample` or `augment` job."""
+    if config.verify:
+        manifest = verify(config.output)
+        print(f"ok: {manifest['num_shards']} shards, {manifest['num_images']} images, checksums match")
+        return {"verified": True}
+    params = AugmentParams.create(**config.augmentation())
+    if job == "sample" and config.copies_per_sample > 1 and params.is_identity:
+        raise UserError("--copies_per_sample > 1 needs augmentation flags (the copies would be identical)")
+    task, num_tasks = resolve_task(config)
+    store = storage.open_store(config.output)
+    source = generator_source(config) if job == "sample" else dataset_source(config)  # bad input fails here,
+    store.check_writable()  # before the output folder is created
+    plan = make_plan(config, source, params)
+    claim_plan(store, plan)
+    print(f"{job}: {plan['num_images']} images in {plan['num_shards']} shards -> {store.root}; "
+          f"task {task} of {num_tasks}; augmentation: {params.describe()}")
+    # -- This task's stale temp files (from a killed run) go first.
+    temp_dir = store.path(TEMP)
+    for leftover in os.listdir(temp_dir) if os.path.isdir(temp_dir) else []:
+        if leftover.startswith(f"task-{task:05d}-"):
+            os.unlink(os.path.join(temp_dir, leftover))
+    sizes = shard_sizes(plan)
+    mine = [i for i in range(task, plan["num_shards"], num_tasks)]
+    todo = [i for i in mine
+            if not shard_is_complete(store.path(shards.shard_name(source.kind, i, plan["num_shards"])), sizes[i])]
+    total = sum(sizes[i] for i in todo)
+    bar = ProgressBar(total, 0, enabled=config.progress, stream=sys.stderr)
+    done, started = 0, time.perf_counter()
+
+    def on_images(n):
+        nonlocal done
+        done += n
+        elapsed = time.perf_counter() - started
+        bar.update(done, done / elapsed if elapsed else 0.0)
+
+    for index in todo:
+        write_shard(store, plan, source, params, index, sizes[index], task, on_images)
+    bar.close()
+    elapsed = time.perf_counter() - started
+    committed = write_manifest(store, plan, source.kind)
+    rate = done / elapsed if elapsed > 0 else 0.0
+    print(f"task {task}: wrote {len(todo)} shards ({done} images, {rate:.1f} img/s), "
+          f"skipped {len(mine) - len(todo)} already published; "
+          + ("output committed (manifest.json)" if committed else "waiting for other tasks' shards"))
+    return {"shards_written": len(todo), "images": done, "images_per_sec": rate, "committed": committed}

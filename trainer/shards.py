@@ -1,0 +1,152 @@
+"""The shard format: sharded TFRecord files of `tf.train.Example`, and a reader.
+
+Files (TFDS-style names, N fixed by the plan):
+    OUTPUT/plan.json                                  what will be written (written first)
+    OUTPUT/synthetic-train.tfrecord-00000-of-00010    (augmented-train... for `dcgan augment`)
+    OUTPUT/manifest.json                              the commit marker, written last
+
+Each record (slim/TFDS keys):
+    image/encoded       PNG bytes            image/format     b"png"
+    image/height, image/width, image/channels                int64
+    image/class/label   int64 (-1: unconditional generator, no label)
+    image/source        b"synthetic" or b"augmented"
+    image/key/sha256    hex sha256 of image/encoded
+    synthetic/seed      int64 the image's seed index
+    synthetic/generator_step  int64 (-1 for augmented real images)
+
+Read it with plain TF (`tf.data.TFRecordDataset` + `tf.io.parse_single_example`
+with FEATURES), or with `load()`:
+
+    import trainer.shards
+    ds = trainer.shards.load("out/synth")        # (uint8 image, int64 label), shuffled across shards
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+import os
+from typing import Optional
+
+import tensorflow as tf
+
+from trainer.errors import UserError
+
+PLAN = "plan.json"
+MANIFEST = "manifest.json"
+NO_LABEL = -1
+SCHEMA_VERSION = 1
+
+FEATURES = {
+    "image/encoded": tf.io.FixedLenFeature([], tf.string),
+    "image/format": tf.io.FixedLenFeature([], tf.string),
+    "image/height": tf.io.FixedLenFeature([], tf.int64),
+    "image/width": tf.io.FixedLenFeature([], tf.int64),
+    "image/channels": tf.io.FixedLenFeature([], tf.int64),
+    "image/class/label": tf.io.FixedLenFeature([], tf.int64, default_value=NO_LABEL),
+    "image/source": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+    "image/key/sha256": tf.io.FixedLenFeature([], tf.string, default_value=b""),
+    "synthetic/seed": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+    "synthetic/generator_step": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+}
+
+
+def shard_name(prefix: str, index: int, num_shards: int) -> str:
+    return f"{prefix}-train.tfrecord-{index:05d}-of-{num_shards:05d}"
+
+
+def make_example(png: bytes, height: int, width: int, channels: int, label: int, source: str,
+                 seed: int, generator_step: int) -> bytes:
+    def ints(v):
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
+
+    def raw(v):
+        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
+
+    features = {
+        "image/encoded": raw(png), "image/format": raw(b"png"),
+        "image/height": ints(height), "image/width": ints(width), "image/channels": ints(channels),
+        "image/class/label": ints(label), "image/source": raw(source.encode()),
+        "image/key/sha256": raw(hashlib.sha256(png).hexdigest().encode()),
+        "synthetic/seed": ints(seed), "synthetic/generator_step": ints(generator_step),
+    }
+    # deterministic=True: protobuf map order otherwise varies between processes.
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
+
+
+def parse_example(record: tf.Tensor, channels: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Serialized Example -> (uint8 [H, W, channels], int64 label)."""
+    parsed = tf.io.parse_single_example(record, FEATURES)
+    image = tf.io.decode_png(parsed["image/encoded"], channels=channels)
+    return image, parsed["image/class/label"]
+
+
+def count_records(path: str) -> int:
+    """Records in a TFRecord file, CRCs checked (raises DataLossError if damaged)."""
+    return sum(1 for _ in tf.data.TFRecordDataset(path))
+
+
+def file_sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_manifest(folder: str) -> Optional[dict]:
+    path = os.path.join(folder, MANIFEST)
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def find_shard_files(path: str, require_manifest: bool = True) -> tuple[list[str], Optional[dict]]:
+    """Shard paths of an output folder (from its manifest) or a glob."""
+    if os.path.isdir(path):
+        manifest = read_manifest(path)
+        if manifest is not None:
+            return [os.path.join(path, s["name"]) for s in manifest["shards"]], manifest
+        if require_manifest:
+            raise UserError(f"{path}: no {MANIFEST}, so the output is not complete (a sampler still running or "
+                            "stopped); finish it by rerunning the same command, or read it with allow_uncommitted=True")
+        return sorted(glob.glob(os.path.join(path, "*.tfrecord-*"))), None
+    files = sorted(glob.glob(path))
+    if not files:
+        raise UserError(f"{path}: no such shard folder or files")
+    return files, None
+
+
+def peek_schema(path: str) -> tuple[int, int]:
+    """(channels, num_classes guess) from a shard's first record."""
+    for record in tf.data.TFRecordDataset(path).take(1):
+        parsed = tf.io.parse_single_example(record, FEATURES)
+        label = int(parsed["image/class/label"])
+        return int(parsed["image/channels"]), (0 if label == NO_LABEL else label + 1)
+    raise UserError(f"{path}: empty shard")
+
+
+def load(path: str, shuffle: bool = True, seed: Optional[int] = None, allow_uncommitted: bool = False,
+         channels: int = 0, shuffle_buffer: int = 10_000) -> tf.data.Dataset:
+    """A tf.data.Dataset of (uint8 image [H, W, C], int64 label) from a shard output.
+
+    Refuses an output without manifest.json unless allow_uncommitted. With
+    shuffle, shards are visited in a random order, interleaved, and records
+    shuffled through a buffer.
+    """
+    files, manifest = find_shard_files(path, require_manifest=not allow_uncommitted)
+    if not files:
+        raise UserError(f"{path}: no shards")
+    if not channels:
+        channels = int(manifest["channels"]) if manifest else peek_schema(files[0])[0]
+    ds = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(16, len(files)),
+                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    if shuffle:
+        ds = ds.shuffle(shuffle_buffer, seed=seed)
+    return ds.map(lambda r: parse_example(r, channels), num_parallel_calls=tf.data.AUTOTUNE,
+                  deterministic=not shuffle).prefetch(tf.data.AUTOTUNE)
