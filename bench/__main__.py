@@ -2,6 +2,8 @@
 
     python -m bench train                 # images/s of the training step: precision x XLA
     python -m bench train --resolution=64 --channels=3 --repeats=5
+    python -m bench augment               # trainer.augment vs legacy ImageDataGenerator
+    python -m bench sample                # sampler end to end vs generator forward; 1 vs 2 tasks
 
 Each benchmark prints a table and writes bench/results/NAME-<host>.json. Every
 number is a median over repeats after warm-up, and the variants are measured
@@ -10,9 +12,9 @@ round-robin in one process, so ratios compare like with like on a noisy machine.
 
 import sys
 
-from bench import train_speed
+import importlib
 
-BENCHMARKS = {"train": train_speed.main}
+BENCHMARKS = {"train": "bench.train_speed", "augment": "bench.augment_speed", "sample": "bench.sample_speed"}
 
 
 def main(argv):
@@ -20,7 +22,7 @@ def main(argv):
         print(__doc__)
         print("benchmarks:", ", ".join(BENCHMARKS))
         return 2
-    return BENCHMARKS[argv[0]](argv[1:]) or 0
+    return importlib.import_module(BENCHMARKS[argv[0]]).main(argv[1:]) or 0
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import tensorflow as tf
 
 from trainer.config import AugmentParams
@@ -24,10 +25,9 @@ from trainer.config import AugmentParams
 def random_parameters(params: AugmentParams, seeds: tf.Tensor, height: int, width: int) -> dict[str, tf.Tensor]:
     """Per-image transform parameters, as ImageDataGenerator.get_random_transform draws them.
 
-    `seeds` is [N, 2] int64: one stateless draw of 11 uniforms per image.
+    `seeds` is [N, 2] int64: 11 counter-based uniforms per image (see `uniforms`).
     """
-    draws = tf.map_fn(lambda s: tf.random.stateless_uniform([11], seed=s), seeds,
-                      fn_output_signature=tf.float32, parallel_iterations=64)
+    draws = uniforms(seeds, 11)
 
     def uniform(k, lo, hi):
         return lo + (hi - lo) * draws[:, k]
@@ -52,6 +52,33 @@ def random_parameters(params: AugmentParams, seeds: tf.Tensor, height: int, widt
     } | ({"channel_shift": uniform(9, -params.channel_shift_range, params.channel_shift_range)}
          if params.channel_shift_range else {}) | (
         {"brightness": uniform(10, *params.brightness_range)} if params.brightness_range else {})
+
+
+def _u64(value: int) -> tf.Tensor:
+    return tf.constant(np.uint64(value))
+
+
+def _splitmix64(x: tf.Tensor) -> tf.Tensor:
+    """Steele et al.'s splitmix64 finaliser: a fast, well-mixed 64-bit hash."""
+    x = x + _u64(0x9E3779B97F4A7C15)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, _u64(30))) * _u64(0xBF58476D1CE4E5B9)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, _u64(27))) * _u64(0x94D049BB133111EB)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, _u64(31)))
+
+
+def uniforms(seeds: tf.Tensor, count: int) -> tf.Tensor:
+    """[N, count] floats in [0, 1): a splitmix64 hash of (seed pair, k), vectorised.
+
+    Each image's numbers depend only on its own seed pair, never on its batch,
+    and cost a few integer ops instead of one RNG kernel launch per image.
+    """
+    seeds = tf.cast(seeds, tf.uint64)
+    key = _splitmix64(tf.bitwise.bitwise_xor(_splitmix64(seeds[:, 0]), seeds[:, 1]))
+    # numpy keeps 64-bit constants exact (a Python list of big ints goes through float in graphs).
+    steps = tf.constant(np.array([k * 0xD1B54A32D192ED03 % (1 << 64) for k in range(1, count + 1)], np.uint64))
+    counters = key[:, None] + steps[None, :]
+    bits = tf.bitwise.right_shift(_splitmix64(counters), _u64(40))  # top 24 bits
+    return tf.cast(bits, tf.float32) / float(1 << 24)
 
 
 def projective_transforms(p: dict[str, tf.Tensor], height: int, width: int) -> tf.Tensor:
@@ -107,27 +134,70 @@ def apply_parameters(images: tf.Tensor, p: dict[str, tf.Tensor], params: Augment
     """Applies explicit per-image parameters (the keys random_parameters returns)."""
     images = tf.convert_to_tensor(images, tf.float32)
     height, width = images.shape[1], images.shape[2]
-    # -- Geometry: one fused bilinear warp per image.
-    transforms = projective_transforms(p, height, width)
-    constant = params.fill_mode == "constant"
-    out = tf.raw_ops.ImageProjectiveTransformV3(
-        images=images, transforms=transforms,
-        output_shape=tf.constant([height, width], tf.int32), fill_value=tf.constant(params.cval, tf.float32),
-        interpolation="BILINEAR", fill_mode="NEAREST" if constant else params.fill_mode.upper())
-    if constant:
-        # scipy's 'constant' (ImageDataGenerator's): cval wherever the source point
-        # lies outside the image, plain bilinear inside; TF would blend at the rim.
-        out = tf.where(_source_inside(transforms, height, width)[..., None], out, params.cval)
+    # -- Geometry: one fused bilinear warp per image (XLA-compiled gather: ~4x TF's kernel on CPU).
+    out = warp(images, projective_transforms(p, height, width), params.fill_mode, params.cval)
     # -- Colour, per image: channel shift clipped to the image's own range, then brightness.
-    low = tf.reduce_min(out, axis=[1, 2, 3], keepdims=True)
-    high = tf.reduce_max(out, axis=[1, 2, 3], keepdims=True)
     if "channel_shift" in p:
+        low = tf.reduce_min(out, axis=[1, 2, 3], keepdims=True)
+        high = tf.reduce_max(out, axis=[1, 2, 3], keepdims=True)
         out = tf.clip_by_value(out + p["channel_shift"][:, None, None, None], low, high)
     if "brightness" in p:
         # As apply_brightness_shift on 0..255 images: PIL's enhance, i.e. x * b clipped
         # to 0..255 (PIL also rounds to 8 bits; we keep float precision).
         out = tf.clip_by_value(out * p["brightness"][:, None, None, None], 0.0, 255.0)
     return out
+
+
+def _fold(index: tf.Tensor, size: int, fill_mode: str) -> tf.Tensor:
+    """Maps integer pixel indices outside [0, size) back inside, as scipy.ndimage's modes do."""
+    if fill_mode == "reflect":  # d c b a | a b c d | d c b a
+        m = tf.math.floormod(index, 2 * size)
+        return tf.where(m >= size, 2 * size - 1 - m, m)
+    if fill_mode == "wrap":  # a b c d | a b c d (scipy's 'grid-wrap')
+        return tf.math.floormod(index, size)
+    return tf.clip_by_value(index, 0, size - 1)  # nearest, and constant's interior
+
+
+def warp(images: tf.Tensor, transforms: tf.Tensor, fill_mode: str, cval: float) -> tf.Tensor:
+    """Bilinear projective warp of [N, H, W, C] by [N, 8] output->input maps.
+
+    Same semantics as scipy.ndimage.affine_transform(order=1, mode=...) that
+    ImageDataGenerator uses: neighbours outside the image are folded back in
+    by the fill mode; for 'constant', points whose source lies outside the
+    image take cval. Written as gathers and compiled with XLA.
+    """
+    return _WARPS[fill_mode](images, transforms, tf.constant(cval, tf.float32))
+
+
+def _make_warp(fill_mode: str):
+    @tf.function(jit_compile=True, reduce_retracing=True)
+    def compiled(images, transforms, cval):
+        n, h, w, c = images.shape
+        rows, cols = tf.meshgrid(tf.range(h, dtype=tf.float32), tf.range(w, dtype=tf.float32), indexing="ij")
+        t = transforms[:, :, None, None]
+        x = t[:, 0] * cols + t[:, 1] * rows + t[:, 2]  # source column of each output pixel
+        y = t[:, 3] * cols + t[:, 4] * rows + t[:, 5]  # source row
+        x0, y0 = tf.floor(x), tf.floor(y)
+        fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+        x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
+        xs = [_fold(x0, w, fill_mode), _fold(x0 + 1, w, fill_mode)]
+        ys = [_fold(y0, h, fill_mode), _fold(y0 + 1, h, fill_mode)]
+        flat = tf.reshape(images, [-1, c])
+        base = (tf.range(tf.shape(images)[0]) * (h * w))[:, None, None]
+
+        def at(yy, xx):
+            return tf.gather(flat, base + yy * w + xx)
+
+        top = at(ys[0], xs[0]) * (1 - fx) + at(ys[0], xs[1]) * fx
+        bottom = at(ys[1], xs[0]) * (1 - fx) + at(ys[1], xs[1]) * fx
+        out = top * (1 - fy) + bottom * fy
+        if fill_mode == "constant":
+            eps = 1e-3
+            inside = (x >= -eps) & (x <= w - 1 + eps) & (y >= -eps) & (y <= h - 1 + eps)
+            out = tf.where(inside[..., None], out, cval)
+        return out
+
+    return compiled
 
 
 def _source_inside(transforms: tf.Tensor, height: int, width: int) -> tf.Tensor:
@@ -144,3 +214,6 @@ def image_seeds(seed: int, indices: tf.Tensor) -> tf.Tensor:
     """[N, 2] per-image seeds from a job seed and global image indices."""
     indices = tf.cast(indices, tf.int64)
     return tf.stack([tf.fill(tf.shape(indices), tf.constant(seed, tf.int64)) * 1_000_003 + 17, indices], axis=-1)
+
+
+_WARPS = {mode: _make_warp(mode) for mode in ("constant", "nearest", "reflect", "wrap")}

@@ -1,0 +1,110 @@
+"""Sampler throughput end to end vs the generator's forward pass alone, and 1 vs 2 tasks.
+
+    python -m bench sample [--resolution=32] [--channels=1] [--width=1.0] [--images=2048] [--batch=256]
+
+A generator with random weights (same architecture and cost as a trained one)
+is exported to a temp job dir. End to end = `dcgan sample` work in-process
+(generate, augment, PNG-encode, serialize, write, publish, manifest) with
+augmentation on; forward = the same model on the same batch size, z in,
+images out. Tasks: 1 process vs 2 processes splitting the same plan (wall
+time of the whole job, start-up included).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import tensorflow as tf  # noqa: E402
+
+from bench import common  # noqa: E402
+from trainer import config as config_lib  # noqa: E402
+from trainer import export, models, sample, storage  # noqa: E402
+
+DEFAULTS = {"resolution": 32, "channels": 1, "width": 1.0, "images": 2048, "batch": 256, "repeats": 3,
+            "tasks": True}
+AUGMENT = {"rotation_range": 10, "zoom_range": "0.1", "width_shift_range": 0.05}
+
+
+def main(argv):
+    tf.get_logger().setLevel("ERROR")
+    flags = common.parse_flags(argv, DEFAULTS)
+    work = tempfile.mkdtemp(prefix="dcgan-bench-sample-")
+    try:
+        job = os.path.join(work, "job")
+        train_config = config_lib.resolve("train", {"job_dir": job, "resolution": flags["resolution"],
+                                                    "width": flags["width"]})
+        g = models.build_generator(flags["resolution"], flags["channels"], train_config.latent_dim, flags["width"], 10)
+        export.save(storage.open_store(job), g, train_config, 10, flags["channels"], 0)
+        model, meta = export.load(job)
+
+        @tf.function
+        def forward(z, labels):
+            return model([z, labels], training=False)
+
+        z = tf.random.normal([flags["batch"], meta["latent_dim"]])
+        labels = tf.zeros([flags["batch"]], tf.int32)
+        steps = max(1, flags["images"] // flags["batch"])
+
+        def run_forward(_):
+            for _ in range(steps):
+                forward(z, labels).numpy()
+
+        runs = iter(range(1000))
+
+        def run_end_to_end(_):
+            out = os.path.join(work, f"out{next(runs)}")
+            config = config_lib.resolve("sample", {"generator": job, "output": out, "num_images": steps * flags["batch"],
+                                                   "images_per_shard": 1024, "batch_size": flags["batch"],
+                                                   "progress": False, **AUGMENT})
+            sample.run(config, "sample")
+            shutil.rmtree(out)
+
+        run_forward(None)
+        run_end_to_end(None)  # traces
+        samples = common.round_robin({"generator forward": run_forward, "sampler end to end": run_end_to_end},
+                                     lambda fn: fn(None), flags["repeats"])
+        images = steps * flags["batch"]
+        rates = {name: images / common.median(t) for name, t in samples.items()}
+        ratio = rates["sampler end to end"] / rates["generator forward"]
+        print(f"sampler, {images} images {flags['resolution']}x{flags['resolution']}x{flags['channels']}, "
+              f"width {flags['width']}, batch {flags['batch']}, median of {flags['repeats']}")
+        for name, rate in rates.items():
+            print(f"{name:<22} {rate:>10.1f} img/s")
+        print(f"ratio end to end / forward: {ratio:.2f} (goal >= 0.8)")
+        result = {"benchmark": "sample", "flags": flags, "machine": common.machine(), "images_per_sec": rates,
+                  "ratio": ratio, "seconds": samples}
+        if flags["tasks"]:
+            result["tasks"] = compare_tasks(job, work, images * 2, flags)
+        print(f"wrote {common.write('sample', result)}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def compare_tasks(job, work, images, flags) -> dict:
+    """Wall time of the whole job with 1 task vs 2 concurrent tasks (separate processes)."""
+    def launch(out, task, tasks):
+        args = [sys.executable, "-m", "trainer", "sample", f"--generator={job}", f"--output={out}",
+                f"--num_images={images}", "--images_per_shard=512", f"--batch_size={flags['batch']}",
+                f"--task_index={task}", f"--num_tasks={tasks}", "--progress=false"]
+        args += [f"--{k}={v}" for k, v in AUGMENT.items()]
+        return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    timings = {}
+    for tasks in (1, 2):
+        out = os.path.join(work, f"tasks{tasks}")
+        started = time.perf_counter()
+        procs = [launch(out, t, tasks) for t in range(tasks)]
+        if any(p.wait() != 0 for p in procs):
+            raise RuntimeError(f"{tasks}-task run failed")
+        timings[tasks] = time.perf_counter() - started
+    rates = {f"{k} task(s)": images / v for k, v in timings.items()}
+    for name, rate in rates.items():
+        print(f"{name:<22} {rate:>10.1f} img/s (whole job, {images} images, start-up included)")
+    return {"images": images, "seconds": timings, "images_per_sec": rates}
