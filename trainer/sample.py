@@ -59,14 +59,17 @@ class ImageSource:
 
 
 def latents(seed: int, sample: tf.Tensor, latent_dim: int, psi: float = 0.0) -> tf.Tensor:
-    """z for each sample index, a pure function of (seed, index).
+    """z for each sample index, a pure function of (seed, index), vectorised.
 
-    With truncation psi > 0, components with |z| > psi are redrawn (up to 16
-    times, then clipped): the truncation trick by resampling.
+    Standard normals by Box-Muller from counter-based uniforms. With truncation
+    psi > 0, components with |z| > psi are redrawn (up to 16 times, then
+    clipped): the truncation trick by resampling.
     """
-    draws = tf.map_fn(lambda s: tf.random.stateless_normal([17 if psi else 1, latent_dim],
-                                                          seed=tf.stack([tf.constant(seed, tf.int64), s])),
-                      tf.cast(sample, tf.int64), fn_output_signature=tf.float32, parallel_iterations=64)
+    tries = 17 if psi else 1
+    seeds = tf.stack([tf.fill(tf.shape(sample), tf.constant(seed, tf.int64)), tf.cast(sample, tf.int64)], axis=-1)
+    u = tf.reshape(augment.uniforms(seeds, 2 * tries * latent_dim), [-1, tries, 2, latent_dim])
+    # Box-Muller; log1p(-u) never sees log(0) since u < 1. Try 0 is the same with or without truncation.
+    draws = tf.sqrt(-2.0 * tf.math.log1p(-u[:, :, 0])) * tf.cos(2.0 * math.pi * u[:, :, 1])
     if not psi:
         return draws[:, 0]
     ok = tf.cast(tf.abs(draws) <= psi, tf.int32)
@@ -93,8 +96,7 @@ def generator_source(config) -> ImageSource:
             return tf.fill(tf.shape(sample), tf.constant(shards.NO_LABEL, tf.int64))
         if config.labels == "balanced":
             return sample % num_classes
-        u = tf.map_fn(lambda s: tf.random.stateless_uniform([], seed=tf.stack([tf.constant(seed + 1, tf.int64), s])),
-                      sample, fn_output_signature=tf.float32, parallel_iterations=64)
+        u = augment.uniforms(tf.stack([tf.fill(tf.shape(sample), tf.constant(seed + 1, tf.int64)), sample], -1), 1)[:, 0]
         if weights is None:
             return tf.minimum(tf.cast(u * num_classes, tf.int64), num_classes - 1)
         edges = tf.constant(np.cumsum(weights) / np.sum(weights), tf.float32)
@@ -195,7 +197,25 @@ def shard_sizes(plan: dict) -> list[int]:
     return [min(per, n - i * per) for i in range(plan["num_shards"])]
 
 
-def write_shard(store: storage.Store, plan: dict, source: ImageSource, params: AugmentParams, index: int,
+@tf.function(reduce_retracing=True)
+def encode_pngs(pixels: tf.Tensor, compression: int) -> tf.Tensor:
+    """uint8 [B, H, W, C] -> B PNG strings, encoded in parallel."""
+    return tf.map_fn(lambda im: tf.io.encode_png(im, compression=compression), pixels,
+                     fn_output_signature=tf.string, parallel_iterations=32)
+
+
+def make_producer(source: ImageSource, params: AugmentParams, seed: int):
+    """One compiled function: global indices -> (uint8 images, labels, seeds), augmented."""
+    @tf.function(reduce_retracing=True)
+    def produce(indices):
+        pixels, labels, seeds = source.make_batch(indices)
+        pixels = augment.apply(pixels, params, augment.image_seeds(seed, indices))
+        return tf.cast(tf.clip_by_value(tf.round(pixels), 0, 255), tf.uint8), labels, seeds
+
+    return produce
+
+
+def write_shard(store: storage.Store, plan: dict, source: ImageSource, produce, index: int,
                 count: int, task: int, on_images=None) -> None:
     """Writes shard `index` to a temp file, checks it, then publishes it."""
     name = shards.shard_name(source.kind, index, plan["num_shards"])
@@ -203,15 +223,10 @@ def write_shard(store: storage.Store, plan: dict, source: ImageSource, params: A
     os.makedirs(os.path.dirname(temp), exist_ok=True)
     first = index * plan["images_per_shard"]
     res, channels, batch = source.resolution, source.channels, plan["batch_size"]
-    seed, compression = plan["seed"], plan["png_compression"]
-
-    @tf.function
-    def encode(pixels):
-        return tf.map_fn(lambda im: tf.io.encode_png(im, compression=compression), pixels,
-                         fn_output_signature=tf.string, parallel_iterations=32)
+    compression = plan["png_compression"]
 
     def write_batch(writer, start, pixels, labels, seeds):
-        pngs = encode(pixels).numpy()
+        pngs = encode_pngs(pixels, compression).numpy()
         for png, label, s in zip(pngs, labels, seeds):
             writer.write(shards.make_example(png, res, res, channels, int(label), source.kind, int(s),
                                              source.generator_step))
@@ -222,9 +237,7 @@ def write_shard(store: storage.Store, plan: dict, source: ImageSource, params: A
         pending = []
         for start in range(first, first + count, batch):
             indices = tf.range(start, min(start + batch, first + count), dtype=tf.int64)
-            pixels, labels, seeds = source.make_batch(indices)
-            pixels = augment.apply(pixels, params, augment.image_seeds(seed, indices))
-            pixels = tf.cast(tf.clip_by_value(tf.round(pixels), 0, 255), tf.uint8)
+            pixels, labels, seeds = produce(indices)
             # Encoding and writing overlap the next batch's generation.
             pending.append(pool.submit(write_batch, writer, start, pixels, labels.numpy(), seeds.numpy()))
             while len(pending) > 2:
@@ -237,14 +250,14 @@ def write_shard(store: storage.Store, plan: dict, source: ImageSource, params: A
         store.publish_file(temp, name)
     except storage.AlreadyExists:  # another task published it meanwhile: keep theirs if it is whole
         os.unlink(temp)
-        if shards.count_records(store.path(name)) != count:
+        if not shard_is_complete(store.path(name), count):
             raise UserError(f"{store.path(name)} exists but is damaged; delete it and rerun") from None
 
 
 def shard_is_complete(path: str, count: int) -> bool:
     try:
-        return shards.count_records(path) == count
-    except tf.errors.OpError:
+        return os.path.isfile(path) and shards.count_records(path) == count
+    except shards.DamagedShard:
         return False
 
 
@@ -286,8 +299,8 @@ def verify(output: str) -> dict:
             raise UserError(f"{path}: missing")
         if os.path.getsize(path) != entry["bytes"] or shards.file_sha256(path) != entry["sha256"]:
             raise UserError(f"{path}: size or sha256 differs from the manifest")
-        if shards.count_records(path) != entry["num_images"]:
-            raise UserError(f"{path}: record count differs from the manifest")
+        if not shard_is_complete(path, entry["num_images"]):
+            raise UserError(f"{path}: damaged, or its record count differs from the manifest")
     return manifest
 
 
@@ -327,8 +340,9 @@ def run(config, job: str) -> dict:
         elapsed = time.perf_counter() - started
         bar.update(done, done / elapsed if elapsed else 0.0)
 
+    produce = make_producer(source, params, plan["seed"])
     for index in todo:
-        write_shard(store, plan, source, params, index, sizes[index], task, on_images)
+        write_shard(store, plan, source, produce, index, sizes[index], task, on_images)
     bar.close()
     elapsed = time.perf_counter() - started
     committed = write_manifest(store, plan, source.kind)
