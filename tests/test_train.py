@@ -113,7 +113,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
 def test_only_keep_newest_checkpoints(tmp_path):
     train.run(smoke(tmp_path / "j", steps=10, checkpoint_every=2, keep_checkpoints=2))
     folders = sorted(p.name for p in (tmp_path / "j" / "checkpoints").iterdir() if p.is_dir())
-    assert folders == ["ckpt-00000008", "ckpt-00000010"]
+    assert [f[:13] for f in folders] == ["ckpt-00000008", "ckpt-00000010"]
 
 
 def test_non_finite_loss_stops_naming_the_step(tmp_path):

@@ -1,21 +1,26 @@
-"""Checkpoints that are either complete or invisible.
+"""Checkpoints that are either complete or invisible, locally or in a bucket.
 
 Layout under JOB_DIR/checkpoints/:
-    ckpt-00000100/ckpt.index, ckpt.data-*   one tf.train.Checkpoint.write()
-    latest.json                            the pointer: step, prefix, files, config hash
+    ckpt-00000100-1a2b3c4d/ckpt.index, ckpt.data-*   one tf.train.Checkpoint.write()
+    latest.json                                    the pointer: step, prefix, files, config hash
 
-A checkpoint is written into a hidden temp folder, renamed into place whole,
-and only then named by latest.json (replaced atomically). A crash at any point
-leaves the previous pointer and its files intact; restore reads the pointer and
-nothing else. Older checkpoints beyond `keep` are deleted only after a newer
-pointer is in place. In multi-worker runs every worker takes part in the
-write (TF requires it); non-chief workers write to a temp dir they delete.
+A checkpoint is written to a local staging folder, then published whole
+(locally: one rename; GCS: every file uploaded with if_generation_match=0 and
+crc32c, by a background thread while training goes on), and only then named by
+latest.json, written last. A crash at any point leaves the previous pointer
+and its files intact; restore reads the pointer and fetches exactly the files
+it names. Each attempt's folder has a random suffix, so a crashed upload's
+leftovers never collide with a later save of the same step. Older checkpoints
+beyond `keep` are deleted only after a newer pointer is in place. In
+multi-worker runs every worker takes part in the write (TF requires it);
+non-chief workers write to a temp dir they delete.
 
     python -c "from trainer import checkpoints; help(checkpoints.CheckpointManager)"
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
@@ -31,26 +36,37 @@ from trainer.errors import JobDirConflict
 
 FOLDER = "checkpoints"
 POINTER = f"{FOLDER}/latest.json"
-_CKPT_DIR = re.compile(r"^ckpt-(\d{8})$")
+_CKPT_DIR = re.compile(r"^ckpt-(\d{8})(-[0-9a-f]{8})?$")
+
+
+def step_of(folder: str) -> Optional[int]:
+    match = _CKPT_DIR.match(folder)
+    return int(match.group(1)) if match else None
 
 
 class CheckpointManager:
     def __init__(self, store: storage.Store, checkpoint: tf.train.Checkpoint, *,
-                 keep: int, is_chief: bool, config_hash: str):
+                 keep: int, is_chief: bool, config_hash: str, background: Optional[bool] = None):
         self.store = store
         self.checkpoint = checkpoint
         self.keep = keep
         self.is_chief = is_chief
         self.config_hash = config_hash
-        if is_chief:
-            for leftover in os.listdir(store.path(FOLDER)) if store.exists(FOLDER) else []:
+        # Uploads to a bucket run beside training; local renames are instant.
+        self.background = isinstance(store, storage.GcsStore) if background is None else background
+        self._uploader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ckpt-upload")
+        self._pending: Optional[concurrent.futures.Future] = None
+        staging = store.local(FOLDER)
+        if is_chief and os.path.isdir(staging):
+            for leftover in os.listdir(staging):
                 if leftover.startswith(".tmp-"):
-                    shutil.rmtree(store.path(f"{FOLDER}/{leftover}"), ignore_errors=True)
+                    shutil.rmtree(os.path.join(staging, leftover), ignore_errors=True)
 
     def latest(self) -> Optional[dict]:
-        if not self.store.exists(POINTER):
+        try:
+            return json.loads(self.store.get_text(POINTER))
+        except FileNotFoundError:
             return None
-        return json.loads(self.store.get_text(POINTER))
 
     def restore(self) -> int:
         """Restores the latest complete checkpoint; returns its step (0 if none)."""
@@ -58,13 +74,14 @@ class CheckpointManager:
         if pointer is None:
             return 0
         if pointer.get("config_hash") != self.config_hash:
-            raise JobDirConflict(f"{self.store.path(POINTER)} was written by a different job configuration; "
+            raise JobDirConflict(f"{self.store.url}/{POINTER} was written by a different job configuration; "
                                  "use a new --job_dir or --overwrite")
-        prefix = self.store.path(f"{FOLDER}/{pointer['prefix']}")
-        missing = [f for f in pointer["files"] if not self.store.exists(f"{FOLDER}/{f}")]
-        if missing:
-            raise JobDirConflict(f"checkpoint at step {pointer['step']} is missing {missing[0]}; "
-                                 "the job dir was modified by hand")
+        for name in pointer["files"]:
+            if not self.store.exists(f"{FOLDER}/{name}"):
+                raise JobDirConflict(f"checkpoint at step {pointer['step']} is missing {name}; "
+                                     "the job dir was modified by hand")
+            self.store.fetch(f"{FOLDER}/{name}")  # GCS: download and verify; local: in place
+        prefix = self.store.local(f"{FOLDER}/{pointer['prefix']}")
         try:
             self.checkpoint.read(prefix).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.OpError) as err:
@@ -74,8 +91,7 @@ class CheckpointManager:
         return int(pointer["step"])
 
     def save(self, step: int) -> None:
-        """Writes checkpoint `step` and publishes it (chief) or discards it (others)."""
-        name = f"ckpt-{step:08d}"
+        """Writes checkpoint `step` locally now; publishes it (maybe in the background)."""
         if not self.is_chief:
             scratch = tempfile.mkdtemp(prefix="dcgan-worker-ckpt-")
             try:
@@ -83,24 +99,45 @@ class CheckpointManager:
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
             return
-        temp_key = f"{FOLDER}/.tmp-{name}-{uuid.uuid4().hex[:8]}"
-        os.makedirs(self.store.path(temp_key), exist_ok=True)
-        self.checkpoint.write(os.path.join(self.store.path(temp_key), "ckpt"))
-        final_key = f"{FOLDER}/{name}"
-        self.store.delete(final_key)  # an unpublished leftover of a crashed save
-        os.replace(self.store.path(temp_key), self.store.path(final_key))
-        files = [k[len(FOLDER) + 1:] for k in self.store.list(final_key)]
-        pointer = {"step": step, "prefix": f"{name}/ckpt", "files": files, "config_hash": self.config_hash}
-        self.store.put(POINTER, (json.dumps(pointer, indent=2) + "\n").encode())
-        self._prune(step)
+        self.wait()  # one upload at a time, in step order
+        name = f"ckpt-{step:08d}-{uuid.uuid4().hex[:8]}"
+        staging = self.store.local(f"{FOLDER}/.tmp-{name}")
+        os.makedirs(staging, exist_ok=True)
+        self.checkpoint.write(os.path.join(staging, "ckpt"))  # variables are read now, at this step
+        if self.background:
+            self._pending = self._uploader.submit(self._publish, step, name, staging)
+        else:
+            self._publish(step, name, staging)
+
+    def _publish(self, step: int, name: str, staging: str) -> None:
+        files = sorted(os.path.relpath(os.path.join(d, f), staging).replace(os.sep, "/")
+                       for d, _, names in os.walk(staging) for f in names)
+        self.store.publish_folder(staging, f"{FOLDER}/{name}")
+        pointer = {"step": step, "prefix": f"{name}/ckpt", "files": [f"{name}/{f}" for f in files],
+                   "config_hash": self.config_hash}
+        self.store.put(POINTER, (json.dumps(pointer, indent=2) + "\n").encode())  # the commit, written last
+        self._prune(name)
+
+    def wait(self) -> None:
+        """Blocks until the last save is published (raises its error, if any)."""
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()
+
+    def close(self) -> None:
+        self.wait()
+        self._uploader.shutdown(wait=True)
+
+    def folders(self) -> list[str]:
+        return [f for f in self.store.folders(FOLDER) if step_of(f) is not None]
 
     def steps(self) -> list[int]:
-        if not self.store.exists(FOLDER):
-            return []
-        found = [_CKPT_DIR.match(n) for n in os.listdir(self.store.path(FOLDER))]
-        return sorted(int(m.group(1)) for m in found if m)
+        return sorted(step_of(f) for f in self.folders())
 
-    def _prune(self, newest: int) -> None:
-        for old in self.steps()[:-self.keep]:
-            if old < newest:
-                self.store.delete(f"{FOLDER}/ckpt-{old:08d}")
+    def _prune(self, newest: str) -> None:
+        """Deletes all but the newest `keep` published checkpoints, and dead attempts' leftovers."""
+        folders = sorted(self.folders(), key=lambda f: (step_of(f), f == newest))
+        kept = [f for f in folders if f != newest][-(self.keep - 1):] if self.keep > 1 else []
+        for folder in folders:
+            if folder != newest and folder not in kept:
+                self.store.delete(f"{FOLDER}/{folder}")

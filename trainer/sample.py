@@ -314,6 +314,9 @@ def run(config, job: str) -> dict:
     if job == "sample" and config.copies_per_sample > 1 and params.is_identity:
         raise UserError("--copies_per_sample > 1 needs augmentation flags (the copies would be identical)")
     task, num_tasks = resolve_task(config)
+    if storage.is_remote(config.output):
+        raise UserError(f"--output={config.output}: this version writes shards to a local folder only "
+                        "(copy them to a bucket with `gcloud storage cp -r`)")
     store = storage.open_store(config.output)
     source = generator_source(config) if job == "sample" else dataset_source(config)  # bad input fails here,
     store.check_writable()  # before the output folder is created

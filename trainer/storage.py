@@ -1,24 +1,40 @@
-"""Where job files live: a small interface every job-dir path goes through.
+"""Where job files live: one small interface for local folders and gs:// buckets.
 
-`open_store(url)` returns a `Store` rooted at a local folder. Writes that a
-reader may race with are atomic (write a temp file beside the target, then
-`os.replace`), and `put_new` refuses to replace an existing object, which is
-how plans, manifests and checkpoint pointers are published exactly once.
+`open_store(url)` returns a `Store` (a local folder) or a `GcsStore` (a bucket
+prefix, through the google-cloud-storage client, which honours
+STORAGE_EMULATOR_HOST; TensorFlow's own gs:// file system cannot reach an
+emulator and can publish partial objects). Both offer:
 
-gs:// URLs are recognised and refused with a clear message in this version
-(TensorFlow's own gs:// file system cannot be pointed at an emulator, so a
-GCS store must use the google-cloud-storage client; see the README).
+  get/put/exists/list/delete         small objects (config, pointers, exports)
+  put_new                            create-if-absent (GCS: if_generation_match=0)
+  local(key)                         a local path to write to before publishing
+                                     (the folder itself, or a staging copy)
+  publish_folder(local_dir, key)     move a finished local folder into the store
+  fetch(key)                         a local, checksum-verified copy of an object
+  sync_up(key)                       upload what changed under local(key) (logs)
+
+Local writes are atomic (temp file + rename). GCS uploads carry a crc32c
+checksum; a 412 on a create-if-absent is compared with what we meant to
+write, so a retried request that already succeeded is not an error.
 
     python -c "from trainer import storage; s = storage.open_store('/tmp/x'); s.put('a.txt', b'hi'); print(s.get('a.txt'))"
 """
 
 from __future__ import annotations
 
+import base64
+import concurrent.futures
+import hashlib
 import os
 import shutil
 import uuid
 
 from trainer.errors import UserError
+
+
+def cache_dir(kind: str) -> str:
+    """Local staging and dataset caches: $DCGAN_CACHE (default ~/.cache/dcgan-factory)/KIND."""
+    return os.path.join(os.path.expanduser(os.environ.get("DCGAN_CACHE", "~/.cache/dcgan-factory")), kind)
 
 
 def is_remote(url: str) -> bool:
@@ -27,10 +43,8 @@ def is_remote(url: str) -> bool:
 
 def _refuse_remote(url: str) -> None:
     scheme = url.split("://", 1)[0]
-    if scheme == "gs":
-        raise UserError(f"{url}: gs:// paths are not supported by this version yet; use a local folder "
-                        "(or a gcsfuse mount of the bucket)")
-    raise UserError(f"{url}: unsupported URL scheme {scheme}:// (use a local folder)")
+    if scheme != "gs":
+        raise UserError(f"{url}: unsupported URL scheme {scheme}:// (use a local folder or gs://bucket/path)")
 
 
 class AlreadyExists(Exception):
@@ -46,9 +60,27 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({self.root})"
 
+    url = property(lambda self: self.root)
+
     def path(self, key: str = "") -> str:
         """The local path of `key` (the store is a plain folder)."""
         return os.path.join(self.root, *key.split("/")) if key else self.root
+
+    local = path  # local folders are written in place
+
+    def publish_folder(self, local_dir: str, key: str) -> None:
+        self.delete(key)
+        os.replace(local_dir, self.path(key))
+
+    def fetch(self, key: str) -> str:
+        return self.path(key)
+
+    def sync_up(self, key: str) -> None:
+        """Nothing to do: files are already in place."""
+
+    def folders(self, key: str) -> list[str]:
+        base = self.path(key)
+        return sorted(n for n in os.listdir(base) if os.path.isdir(os.path.join(base, n))) if os.path.isdir(base) else []
 
     def exists(self, key: str) -> bool:
         return os.path.exists(self.path(key))
@@ -128,14 +160,241 @@ class Store:
             raise UserError(f"{self.root}: cannot write there ({err.strerror or err})") from None
 
 
+class GcsStore(Store):
+    """A gs://bucket/prefix store staged through a local folder.
+
+    Objects are read and written with the google-cloud-storage client, with
+    explicit timeouts and exponential-backoff retries on 429/5xx, connection
+    errors and timeouts (the client's policy, tuned).
+    """
+
+    # (connect, read) seconds per request; DCGAN_GCS_TIMEOUT overrides the read timeout.
+    TIMEOUT = (10, float(os.environ.get("DCGAN_GCS_TIMEOUT", "120")))
+
+    def __init__(self, url: str, staging: str = ""):
+        bucket, _, prefix = url[len("gs://"):].partition("/")
+        if not bucket:
+            raise UserError(f"{url}: no bucket name")
+        self.url_text, self.bucket_name, self.prefix = url.rstrip("/"), bucket, prefix.strip("/")
+        digest = hashlib.sha256(self.url_text.encode()).hexdigest()[:12]
+        self.root = staging or os.path.join(cache_dir("staging"),
+                                            f"{bucket}-{digest}")
+        self._client = None
+        self._synced: dict[str, tuple[int, int]] = {}
+
+    url = property(lambda self: self.url_text)
+
+    def __repr__(self) -> str:
+        return f"GcsStore({self.url_text})"
+
+    # -- client, retries, errors
+    @property
+    def bucket(self):
+        if self._client is None:
+            from google.cloud import storage as gcs
+
+            try:
+                if os.environ.get("STORAGE_EMULATOR_HOST"):
+                    from google.auth.credentials import AnonymousCredentials
+
+                    self._client = gcs.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT", "local"),
+                                              credentials=AnonymousCredentials())
+                else:
+                    self._client = gcs.Client()
+            except Exception as err:  # google.auth's DefaultCredentialsError and friends
+                raise UserError(f"{self.url_text}: no usable Google Cloud credentials ({type(err).__name__}); run "
+                                "`gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS") from None
+        return self._client.bucket(self.bucket_name)
+
+    @staticmethod
+    def retry():
+        from google.api_core.retry import Retry
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        deadline = float(os.environ.get("DCGAN_GCS_RETRY_DEADLINE", "300"))  # seconds of retrying per call
+        return DEFAULT_RETRY.with_delay(initial=0.5, maximum=16.0, multiplier=2.0).with_timeout(deadline) \
+            if isinstance(DEFAULT_RETRY, Retry) else DEFAULT_RETRY
+
+    def _call(self, what: str, fn):
+        from google.api_core import exceptions as gexc
+
+        try:
+            return fn()
+        except gexc.NotFound as err:
+            if "/o/" not in str(err) and "/o?" not in str(err) or not self._bucket_exists():
+                raise UserError(f"{self.url_text}: bucket gs://{self.bucket_name} does not exist") from None
+            raise
+        except gexc.Forbidden:
+            raise UserError(f"{self.url_text}: permission denied ({what}); the account needs "
+                            "roles/storage.objectAdmin on the bucket") from None
+        except gexc.Unauthorized:
+            raise UserError(f"{self.url_text}: not authenticated; run `gcloud auth application-default login`") from None
+        except (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests, gexc.GatewayTimeout,
+                gexc.RetryError, ConnectionError) as err:
+            raise UserError(f"{self.url_text}: storage unreachable after retries ({what}: {type(err).__name__})") from None
+        except Exception as err:
+            if type(err).__module__.startswith(("requests", "urllib3")):
+                raise UserError(f"{self.url_text}: storage unreachable after retries ({what}: {type(err).__name__})") from None
+            raise
+
+    def _bucket_exists(self) -> bool:
+        try:
+            return self.bucket.exists(timeout=self.TIMEOUT, retry=self.retry())
+        except Exception:
+            return False
+
+    def _name(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    # -- objects
+    def local(self, key: str = "") -> str:
+        return os.path.join(self.root, *key.split("/")) if key else self.root
+
+    path = local
+
+    def exists(self, key: str) -> bool:
+        return self._call(f"stat {key}", lambda: self.bucket.blob(self._name(key)).exists(
+            timeout=self.TIMEOUT, retry=self.retry()))
+
+    def get(self, key: str) -> bytes:
+        from google.api_core import exceptions as gexc
+
+        try:
+            return self._call(f"read {key}", lambda: self.bucket.blob(self._name(key)).download_as_bytes(
+                timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
+        except gexc.NotFound:
+            raise FileNotFoundError(key) from None
+
+    def put(self, key: str, data: bytes) -> None:
+        self._call(f"write {key}", lambda: self.bucket.blob(self._name(key)).upload_from_string(
+            data, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
+
+    def put_new(self, key: str, data: bytes) -> None:
+        from google.api_core import exceptions as gexc
+
+        try:
+            self._call(f"create {key}", lambda: self.bucket.blob(self._name(key)).upload_from_string(
+                data, if_generation_match=0, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
+        except gexc.PreconditionFailed:
+            if self.get(key) != data:  # a retry of our own successful write is not a conflict
+                raise AlreadyExists(key) from None
+
+    def _upload_file(self, local_path: str, key: str) -> None:
+        """Uploads one file if absent; a 412 with identical content counts as done."""
+        from google.api_core import exceptions as gexc
+
+        blob = self.bucket.blob(self._name(key))
+        try:
+            self._call(f"upload {key}", lambda: blob.upload_from_filename(
+                local_path, if_generation_match=0, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
+        except gexc.PreconditionFailed:
+            existing = self._call(f"stat {key}", lambda: self.bucket.get_blob(self._name(key), timeout=self.TIMEOUT))
+            if existing is None or existing.crc32c != _file_crc32c(local_path):
+                raise AlreadyExists(key) from None
+
+    def publish_file(self, local_path: str, key: str) -> None:
+        self._upload_file(local_path, key)
+        os.unlink(local_path)
+
+    def publish_folder(self, local_dir: str, key: str) -> None:
+        """Uploads every file of a finished folder (in parallel), then removes it locally."""
+        files = [(os.path.join(d, f), os.path.relpath(os.path.join(d, f), local_dir).replace(os.sep, "/"))
+                 for d, _, names in os.walk(local_dir) for f in names]
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            for future in [pool.submit(self._upload_file, path, f"{key}/{rel}") for path, rel in files]:
+                future.result()
+        shutil.rmtree(local_dir, ignore_errors=True)
+
+    def fetch(self, key: str) -> str:
+        """Downloads `key` into the staging folder (crc32c-checked) and returns the path."""
+        target = self.local(key)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        temp = f"{target}.part-{uuid.uuid4().hex[:8]}"
+        self._call(f"download {key}", lambda: self.bucket.blob(self._name(key)).download_to_filename(
+            temp, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
+        os.replace(temp, target)
+        return target
+
+    def sync_up(self, key: str) -> None:
+        """Uploads (replacing) files under local(key) that changed since the last sync."""
+        base = self.local(key)
+        for d, _, names in os.walk(base):
+            for name in names:
+                path = os.path.join(d, name)
+                stat = os.stat(path)
+                signature = (stat.st_size, stat.st_mtime_ns)
+                if self._synced.get(path) == signature:
+                    continue
+                rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+                self._call(f"sync {rel}", lambda: self.bucket.blob(self._name(rel)).upload_from_filename(
+                    path, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
+                self._synced[path] = signature
+
+    def list(self, prefix: str = "") -> list[str]:
+        name = self._name(prefix)
+        name = name + "/" if prefix and not name.endswith("/") else name
+        blobs = self._call(f"list {prefix}", lambda: list(self.bucket.client.list_blobs(
+            self.bucket_name, prefix=name, timeout=self.TIMEOUT, retry=self.retry())))
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        return sorted(b.name[strip:] for b in blobs)
+
+    def folders(self, key: str) -> list[str]:
+        return sorted({k[len(key) + 1:].split("/")[0] for k in self.list(key) if "/" in k[len(key) + 1:]})
+
+    def delete(self, key: str) -> None:
+        for k in self.list(key) or ([key] if self.exists(key) else []):
+            self._call(f"delete {k}", lambda: self.bucket.blob(self._name(k)).delete(
+                timeout=self.TIMEOUT, retry=self.retry()))
+
+    def check_writable(self) -> None:
+        probe = f".write-probe-{uuid.uuid4().hex}"
+        self.put(probe, b"")
+        self._call("delete probe", lambda: self.bucket.blob(self._name(probe)).delete(timeout=self.TIMEOUT))
+        os.makedirs(self.root, exist_ok=True)
+
+
+def _file_crc32c(path: str) -> str:
+    import google_crc32c
+
+    checksum = google_crc32c.Checksum()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            checksum.update(block)
+    return base64.b64encode(checksum.digest()).decode()
+
+
 def open_store(url: str) -> Store:
     if is_remote(url):
         _refuse_remote(url)
+        return GcsStore(url)
     return Store(url)
 
 
 def stage_dataset(url: str) -> str:
-    """A local path for a dataset URL (local paths pass through unchanged)."""
-    if is_remote(url):
-        _refuse_remote(url)
-    return url
+    """A local path for a dataset URL; gs:// folders are cached locally (parallel, checksummed).
+
+    Objects already in the cache with the bucket's crc32c are not downloaded again.
+    """
+    if not is_remote(url):
+        return url
+    _refuse_remote(url)
+    store = GcsStore(url, staging=os.path.join(cache_dir("datasets"),
+                                               url[len("gs://"):].strip("/").replace("/", "__")))
+    keys = store.list("")
+    if not keys:
+        raise UserError(f"--dataset={url}: no objects there")
+    blobs = {b.name: b for b in store._call("list", lambda: list(store.bucket.client.list_blobs(
+        store.bucket_name, prefix=store.prefix + "/" if store.prefix else "", timeout=store.TIMEOUT)))}
+
+    def fetch(key):
+        local = store.local(key)
+        blob = blobs.get(store._name(key))
+        if blob is not None and os.path.isfile(local) and _file_crc32c(local) == blob.crc32c:
+            return False
+        store.fetch(key)
+        return True
+
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        fetched = sum(pool.map(fetch, keys))
+    print(f"staged {url}: {fetched} downloaded, {len(keys) - fetched} already cached in {store.root}")
+    return store.root

