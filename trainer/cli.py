@@ -36,6 +36,9 @@ class Commands:
         self.exit_code = 0
 
     def train(self, **flags):
+        if "job_dir" not in flags and os.environ.get("AIP_MODEL_DIR"):
+            # Vertex AI: baseOutputDirectory/model -> the job dir is baseOutputDirectory.
+            flags["job_dir"] = os.environ["AIP_MODEL_DIR"].rstrip("/").rsplit("/", 1)[0]
         config = config_lib.resolve("train", flags)
         if config.dry_run:
             print(config.describe())

@@ -169,7 +169,7 @@ class GcsStore(Store):
     """
 
     # (connect, read) seconds per request; DCGAN_GCS_TIMEOUT overrides the read timeout.
-    TIMEOUT = (10, float(os.environ.get("DCGAN_GCS_TIMEOUT", "120")))
+    TIMEOUT = (10, float(os.environ.get("DCGAN_GCS_TIMEOUT", "60")))
 
     def __init__(self, url: str, staging: str = ""):
         bucket, _, prefix = url[len("gs://"):].partition("/")

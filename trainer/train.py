@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import os
 import signal
 import sys
 import time
@@ -35,7 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainer import checkpoints, data, distribute, export, jobdir, losses, models, summaries
+from trainer import checkpoints, data, distribute, export, jobdir, losses, models, storage, summaries
 from trainer.errors import UserError
 from trainer.progress import ProgressBar
 
@@ -261,6 +262,15 @@ def make_step_fn(config, strategy, nets: Networks, gan_loss: losses.GanLoss, num
     return steps
 
 
+def copy_tree(local_dir: str, target: storage.Store) -> None:
+    """Uploads (replacing) every file under a local folder to a store."""
+    for folder, _, names in os.walk(local_dir):
+        for name in names:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as f:
+                target.put(os.path.relpath(path, local_dir).replace(os.sep, "/"), f.read())
+
+
 def run(config) -> dict:
     """Builds the job from `config` and trains it; returns a summary dict."""
     # -- Hardware: devices are split before anything else initialises TF.
@@ -310,11 +320,19 @@ def run(config) -> dict:
         manager.close()
         if role.is_chief:
             store.sync_up(jobdir.TENSORBOARD)
+            vertex_logs = os.environ.get("AIP_TENSORBOARD_LOG_DIR")
+            if vertex_logs:  # Vertex AI TensorBoard reads from here
+                copy_tree(store.local(jobdir.TENSORBOARD), storage.open_store(vertex_logs))
 
     # -- Export G_ema (float32) once the run has reached its last step.
     if result["step"] >= config.steps and role.is_chief:
         export.save(store, nets.generator_ema, config, num_classes, source.channels, result["step"])
         print(f"exported {store.url}/{export.MODEL}")
+        if os.environ.get("AIP_MODEL_DIR"):  # Vertex AI picks the model up from here
+            model_store = storage.open_store(os.environ["AIP_MODEL_DIR"])
+            for key in (export.MODEL, export.META):
+                model_store.put(key.split("/")[-1], store.get(key))
+
     return result
 
 
