@@ -168,3 +168,29 @@ def test_sigterm_on_one_worker_stops_both_at_one_step_then_resumes(tmp_path):
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
         assert f"resuming from the checkpoint at step {step}" in out
+
+
+def test_float16_overflow_skips_both_networks_together(tmp_path):
+    """G's gradients overflow on every step; D's are finite, yet D's update is undone too."""
+    config = config_lib.resolve("train", {"preset": "smoke", "job_dir": str(tmp_path / "j"), "progress": False,
+                                          "mixed_precision": "float16", "steps": 3})
+    overflowing = train.losses.GanLoss("overflow", d=train.losses.NON_SATURATING.d, g=lambda fake: -fake * 1e34)
+    train.set_precision("float16")
+    try:
+        nets = train.build_networks(config, 1, 10)
+        before = {m: [w.numpy().copy() for w in getattr(nets, m).weights]
+                  for m in ("generator", "discriminator", "generator_ema")}
+        store = train.jobdir.claim(config, True)
+        manager = train.checkpoints.CheckpointManager(store, tf.train.Checkpoint(step=nets.step), keep=1,
+                                                      is_chief=True, config_hash="x")
+        writer = train.summaries.Summaries(str(tmp_path / "tb"), enabled=False)
+        source = train.data.load_source("digits", 32, 1)
+        result = train.train(config, tf.distribute.get_strategy(), source, nets, overflowing, 10, manager, writer, 0)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert result["skipped_steps"] == 3 and int(nets.step.numpy()) == 3
+    for model, weights in before.items():
+        for old, new in zip(weights, getattr(nets, model).weights):
+            np.testing.assert_array_equal(old, new.numpy(), err_msg=model)
+    # Both loss scales adapt: G's halves per overflow; D's does not grow.
+    assert float(nets.g_optimizer.scale_loss(tf.constant(1.0))) == 2.0**15 / 8
