@@ -92,8 +92,8 @@ class Store:
     def get_text(self, key: str) -> str:
         return self.get(key).decode("utf-8")
 
-    def put(self, key: str, data: bytes) -> None:
-        """Atomically creates or replaces `key`."""
+    def _write_temp(self, key: str, data: bytes) -> tuple[str, str]:
+        """Writes `data` durably beside `key`'s path; returns (temp, target)."""
         target = self.path(key)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         temp = f"{target}.tmp-{uuid.uuid4().hex}"
@@ -101,17 +101,16 @@ class Store:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        return temp, target
+
+    def put(self, key: str, data: bytes) -> None:
+        """Atomically creates or replaces `key`."""
+        temp, target = self._write_temp(key, data)
         os.replace(temp, target)
 
     def put_new(self, key: str, data: bytes) -> None:
         """Creates `key` only if absent (raises AlreadyExists), atomically."""
-        target = self.path(key)
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        temp = f"{target}.tmp-{uuid.uuid4().hex}"
-        with open(temp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        temp, target = self._write_temp(key, data)
         try:
             os.link(temp, target)  # fails if target exists: a create-if-absent that is also atomic
         except FileExistsError:
