@@ -232,7 +232,7 @@ def test_kill_9_at_any_point_resumes_from_a_complete_checkpoint(emulator, tmp_pa
 
 def test_vertex_ai_output_variables_are_honoured(emulator, tmp_path):
     server, client = emulator
-    bucket = new_bucket(client, "vertex-bucket")
+    new_bucket(client, "vertex-bucket")
     env = {**env_for(server.url, tmp_path), "AIP_MODEL_DIR": "gs://vertex-bucket/base/model/",
            "AIP_TENSORBOARD_LOG_DIR": "gs://vertex-bucket/base/logs/"}
     result = run_cli("train", "--preset=smoke", "--steps=2", "--progress=false", env=env)  # no --job_dir
