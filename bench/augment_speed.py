@@ -40,23 +40,21 @@ def main(argv):
     def ours_batch(x, idx):
         return augment.apply(x, params, augment.image_seeds(0, idx))
 
-    def run_legacy(_):
+    def run_legacy():
         for image in images:
             legacy.random_transform(image)
 
-    def run_ours(_):
+    def run_ours():
         for x, idx in zip(batches, indices):
             ours_batch(x, idx).numpy()
 
-    run_ours(None)  # trace
-    samples = common.round_robin({"ImageDataGenerator": run_legacy, "trainer.augment": run_ours},
-                                 lambda fn: fn(None), flags["repeats"])
-    rates = {name: flags["images"] / common.median(t) for name, t in samples.items()}
+    run_ours()  # trace
+    rates, samples = common.compare({"ImageDataGenerator": run_legacy, "trainer.augment": run_ours},
+                                    flags["images"], flags["repeats"])
     ratio = rates["trainer.augment"] / rates["ImageDataGenerator"]
     print(f"augmentation, {flags['images']} images {flags['resolution']}x{flags['resolution']}x{flags['channels']}, "
           f"median of {flags['repeats']}")
-    for name, rate in rates.items():
-        print(f"{name:<20} {rate:>10.1f} img/s")
+    common.print_rates(rates)
     print(f"ratio ours / legacy: {ratio:.1f}x (goal >= 10x)")
     path = common.write("augment", {"benchmark": "augment", "flags": flags, "args": ARGS, "machine": common.machine(),
                                     "images_per_sec": rates, "ratio": ratio, "seconds": samples})

@@ -33,6 +33,18 @@ def round_robin(variants: dict, run_once, repeats: int) -> dict[str, list[float]
     return samples
 
 
+def compare(variants: dict, images: int, repeats: int) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Times each no-argument callable round-robin; returns (median images/s, raw seconds)."""
+    samples = round_robin(variants, lambda run: run(), repeats)
+    return {name: images / median(times) for name, times in samples.items()}, samples
+
+
+def print_rates(rates: dict[str, float]) -> None:
+    width = max(len(name) for name in rates) + 2
+    for name, rate in rates.items():
+        print(f"{name:<{width}} {rate:>10.1f} img/s")
+
+
 def machine() -> dict:
     import tensorflow as tf
 

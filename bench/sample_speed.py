@@ -52,13 +52,13 @@ def main(argv):
         labels = tf.zeros([flags["batch"]], tf.int32)
         steps = max(1, flags["images"] // flags["batch"])
 
-        def run_forward(_):
+        def run_forward():
             for _ in range(steps):
                 forward(z, labels).numpy()
 
         runs = iter(range(1000))
 
-        def run_end_to_end(_):
+        def run_end_to_end():
             out = os.path.join(work, f"out{next(runs)}")
             config = config_lib.resolve("sample", {"generator": job, "output": out, "num_images": steps * flags["batch"],
                                                    "images_per_shard": 1024, "batch_size": flags["batch"],
@@ -66,17 +66,15 @@ def main(argv):
             sample.run(config, "sample")
             shutil.rmtree(out)
 
-        run_forward(None)
-        run_end_to_end(None)  # traces
-        samples = common.round_robin({"generator forward": run_forward, "sampler end to end": run_end_to_end},
-                                     lambda fn: fn(None), flags["repeats"])
+        run_forward()
+        run_end_to_end()  # traces
         images = steps * flags["batch"]
-        rates = {name: images / common.median(t) for name, t in samples.items()}
+        rates, samples = common.compare({"generator forward": run_forward, "sampler end to end": run_end_to_end},
+                                        images, flags["repeats"])
         ratio = rates["sampler end to end"] / rates["generator forward"]
         print(f"sampler, {images} images {flags['resolution']}x{flags['resolution']}x{flags['channels']}, "
               f"width {flags['width']}, batch {flags['batch']}, median of {flags['repeats']}")
-        for name, rate in rates.items():
-            print(f"{name:<22} {rate:>10.1f} img/s")
+        common.print_rates(rates)
         print(f"ratio end to end / forward: {ratio:.2f} (goal >= 0.8)")
         result = {"benchmark": "sample", "flags": flags, "machine": common.machine(), "images_per_sec": rates,
                   "ratio": ratio, "seconds": samples}

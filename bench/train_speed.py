@@ -63,9 +63,8 @@ def main(argv):
                 variants[name] = build_variant(flags, strategy, source, precision, xla)
             except Exception as err:  # a variant the platform cannot run is reported, not fatal
                 failures[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:200]}"
-    samples = common.round_robin(variants, lambda run: run(), flags["repeats"])
     images = flags["steps"] * flags["batch"]
-    rows = {name: images / common.median(times) for name, times in samples.items()}
+    rows, samples = common.compare(variants, images, flags["repeats"])
     baseline = rows.get("float32")
     print(f"train step, {flags['resolution']}x{flags['resolution']}x{flags['channels']}, batch {flags['batch']}, "
           f"width {flags['width']}, median of {flags['repeats']} x {flags['steps']} steps")

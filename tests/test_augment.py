@@ -32,7 +32,7 @@ def test_geometry_matches_image_data_generator(fill_mode, case):
     # TF wraps the coordinate, then interpolates: only the one-pixel seam may differ.
     close = np.abs(got - expected) < 0.01
     assert close.mean() > 0.9
-    inside = augment._source_inside(augment.projective_transforms(explicit(**case), H, W), H, W).numpy()[0]
+    inside = augment.source_inside(augment.projective_transforms(explicit(**case), H, W), H, W).numpy()[0]
     assert close[inside].all()
 
 

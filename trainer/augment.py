@@ -173,10 +173,7 @@ def _make_warp(fill_mode: str):
     @tf.function(jit_compile=True, reduce_retracing=True)
     def compiled(images, transforms, cval):
         n, h, w, c = images.shape
-        rows, cols = tf.meshgrid(tf.range(h, dtype=tf.float32), tf.range(w, dtype=tf.float32), indexing="ij")
-        t = transforms[:, :, None, None]
-        x = t[:, 0] * cols + t[:, 1] * rows + t[:, 2]  # source column of each output pixel
-        y = t[:, 3] * cols + t[:, 4] * rows + t[:, 5]  # source row
+        x, y = _source_points(transforms, h, w)
         x0, y0 = tf.floor(x), tf.floor(y)
         fx, fy = (x - x0)[..., None], (y - y0)[..., None]
         x0, y0 = tf.cast(x0, tf.int32), tf.cast(y0, tf.int32)
@@ -192,22 +189,27 @@ def _make_warp(fill_mode: str):
         bottom = at(ys[1], xs[0]) * (1 - fx) + at(ys[1], xs[1]) * fx
         out = top * (1 - fy) + bottom * fy
         if fill_mode == "constant":
-            eps = 1e-3
-            inside = (x >= -eps) & (x <= w - 1 + eps) & (y >= -eps) & (y <= h - 1 + eps)
-            out = tf.where(inside[..., None], out, cval)
+            out = tf.where(_inside(x, y, h, w)[..., None], out, cval)
         return out
 
     return compiled
 
 
-def _source_inside(transforms: tf.Tensor, height: int, width: int) -> tf.Tensor:
-    """[N, H, W] bool: whether each output pixel's source point lies within the image."""
+def _source_points(transforms: tf.Tensor, height: int, width: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """[N, H, W] source column and row of every output pixel."""
     rows, cols = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij")
     t = transforms[:, :, None, None]
-    src_col = t[:, 0] * cols + t[:, 1] * rows + t[:, 2]
-    src_row = t[:, 3] * cols + t[:, 4] * rows + t[:, 5]
-    eps = 1e-3
-    return ((src_col >= -eps) & (src_col <= width - 1 + eps) & (src_row >= -eps) & (src_row <= height - 1 + eps))
+    return t[:, 0] * cols + t[:, 1] * rows + t[:, 2], t[:, 3] * cols + t[:, 4] * rows + t[:, 5]
+
+
+def source_inside(transforms: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """[N, H, W] bool: whether each output pixel's source point lies within the image
+    (to 1e-3 of a pixel; scipy's 'constant' mode gives cval outside)."""
+    return _inside(*_source_points(transforms, height, width), height, width)
+
+
+def _inside(x: tf.Tensor, y: tf.Tensor, height: int, width: int, eps: float = 1e-3) -> tf.Tensor:
+    return (x >= -eps) & (x <= width - 1 + eps) & (y >= -eps) & (y <= height - 1 + eps)
 
 
 def image_seeds(seed: int, indices: tf.Tensor) -> tf.Tensor:

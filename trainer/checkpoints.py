@@ -6,7 +6,8 @@ Layout under JOB_DIR/checkpoints/:
 
 A checkpoint is written to a local staging folder, then published whole
 (locally: one rename; GCS: every file uploaded with if_generation_match=0 and
-crc32c, by a background thread while training goes on), and only then named by
+crc32c, by a background thread while training goes on, which then also
+uploads what changed under `sync_after`, e.g. TensorBoard logs), and only then named by
 latest.json, written last. A crash at any point leaves the previous pointer
 and its files intact; restore reads the pointer and fetches exactly the files
 it names. Each attempt's folder has a random suffix, so a crashed upload's
@@ -46,8 +47,10 @@ def step_of(folder: str) -> Optional[int]:
 
 class CheckpointManager:
     def __init__(self, store: storage.Store, checkpoint: tf.train.Checkpoint, *,
-                 keep: int, is_chief: bool, config_hash: str, background: Optional[bool] = None):
+                 keep: int, is_chief: bool, config_hash: str, background: Optional[bool] = None,
+                 sync_after: tuple[str, ...] = ()):
         self.store = store
+        self.sync_after = sync_after  # store keys (e.g. tensorboard/) uploaded after each checkpoint
         self.checkpoint = checkpoint
         self.keep = keep
         self.is_chief = is_chief
@@ -117,6 +120,8 @@ class CheckpointManager:
                    "config_hash": self.config_hash}
         self.store.put(POINTER, (json.dumps(pointer, indent=2) + "\n").encode())  # the commit, written last
         self._prune(name)
+        for key in self.sync_after:  # logs follow the checkpoints, off the training thread
+            self.store.sync_up(key)
 
     def wait(self) -> None:
         """Blocks until the last save is published (raises its error, if any)."""

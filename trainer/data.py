@@ -250,7 +250,8 @@ def _folder(root: str, name: str, resolution: int, channels: int, folder_labels:
         bad = _first_unreadable(files, channels, resolution)
         raise DataError(f"--dataset={name}: unreadable image {bad} (pass --on_corrupt=skip to leave such files out)") from None
     kept = np.concatenate(indices) if indices else np.zeros([0], np.int64)
-    skipped = tuple(f for i, f in enumerate(files) if i not in set(kept.tolist()))
+    kept_set = set(kept.tolist())
+    skipped = tuple(f for i, f in enumerate(files) if i not in kept_set)
     if len(kept) == 0:
         raise DataError(f"--dataset={name}: none of its {len(files)} image files could be decoded")
     if skipped:

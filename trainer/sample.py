@@ -225,7 +225,7 @@ def write_shard(store: storage.Store, plan: dict, source: ImageSource, produce, 
     res, channels, batch = source.resolution, source.channels, plan["batch_size"]
     compression = plan["png_compression"]
 
-    def write_batch(writer, start, pixels, labels, seeds):
+    def write_batch(writer, pixels, labels, seeds):
         pngs = encode_pngs(pixels, compression).numpy()
         for png, label, s in zip(pngs, labels, seeds):
             writer.write(shards.make_example(png, res, res, channels, int(label), source.kind, int(s),
@@ -239,7 +239,7 @@ def write_shard(store: storage.Store, plan: dict, source: ImageSource, produce, 
             indices = tf.range(start, min(start + batch, first + count), dtype=tf.int64)
             pixels, labels, seeds = produce(indices)
             # Encoding and writing overlap the next batch's generation.
-            pending.append(pool.submit(write_batch, writer, start, pixels, labels.numpy(), seeds.numpy()))
+            pending.append(pool.submit(write_batch, writer, pixels, labels.numpy(), seeds.numpy()))
             while len(pending) > 2:
                 pending.pop(0).result()
         for job in pending:

@@ -219,8 +219,8 @@ class GcsStore(Store):
 
         try:
             return fn()
-        except gexc.NotFound as err:
-            if "/o/" not in str(err) and "/o?" not in str(err) or not self._bucket_exists():
+        except gexc.NotFound:
+            if not self._bucket_exists():  # else it is just the object that is missing
                 raise UserError(f"{self.url_text}: bucket gs://{self.bucket_name} does not exist") from None
             raise
         except gexc.Forbidden:
@@ -329,13 +329,17 @@ class GcsStore(Store):
                     path, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
                 self._synced[path] = signature
 
-    def list(self, prefix: str = "") -> list[str]:
+    def blobs(self, prefix: str = "") -> dict:
+        """{key: blob} under a folder key (the blobs carry size and crc32c)."""
         name = self._name(prefix)
-        name = name + "/" if prefix and not name.endswith("/") else name
-        blobs = self._call(f"list {prefix}", lambda: list(self.bucket.client.list_blobs(
+        name = name + "/" if name and not name.endswith("/") else name
+        found = self._call(f"list {prefix}", lambda: list(self.bucket.client.list_blobs(
             self.bucket_name, prefix=name, timeout=self.TIMEOUT, retry=self.retry())))
         strip = len(self.prefix) + 1 if self.prefix else 0
-        return sorted(b.name[strip:] for b in blobs)
+        return {b.name[strip:]: b for b in found}
+
+    def list(self, prefix: str = "") -> list[str]:
+        return sorted(self.blobs(prefix))
 
     def folders(self, key: str) -> list[str]:
         return sorted({k[len(key) + 1:].split("/")[0] for k in self.list(key) if "/" in k[len(key) + 1:]})
@@ -362,6 +366,15 @@ def _file_crc32c(path: str) -> str:
     return base64.b64encode(checksum.digest()).decode()
 
 
+def upload_tree(local_dir: str, target: Store) -> None:
+    """Copies (replacing) every file under a local folder into a store, keys relative to the folder."""
+    for folder, _, names in os.walk(local_dir):
+        for name in names:
+            path = os.path.join(folder, name)
+            with open(path, "rb") as f:
+                target.put(os.path.relpath(path, local_dir).replace(os.sep, "/"), f.read())
+
+
 def open_store(url: str) -> Store:
     if is_remote(url):
         _refuse_remote(url)
@@ -379,16 +392,14 @@ def stage_dataset(url: str) -> str:
     _refuse_remote(url)
     store = GcsStore(url, staging=os.path.join(cache_dir("datasets"),
                                                url[len("gs://"):].strip("/").replace("/", "__")))
-    keys = store.list("")
+    blobs = store.blobs("")  # one listing gives the keys and their checksums
+    keys = sorted(blobs)
     if not keys:
         raise UserError(f"--dataset={url}: no objects there")
-    blobs = {b.name: b for b in store._call("list", lambda: list(store.bucket.client.list_blobs(
-        store.bucket_name, prefix=store.prefix + "/" if store.prefix else "", timeout=store.TIMEOUT)))}
 
     def fetch(key):
         local = store.local(key)
-        blob = blobs.get(store._name(key))
-        if blob is not None and os.path.isfile(local) and _file_crc32c(local) == blob.crc32c:
+        if os.path.isfile(local) and _file_crc32c(local) == blobs[key].crc32c:
             return False
         store.fetch(key)
         return True

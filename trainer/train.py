@@ -262,15 +262,6 @@ def make_step_fn(config, strategy, nets: Networks, gan_loss: losses.GanLoss, num
     return steps
 
 
-def copy_tree(local_dir: str, target: storage.Store) -> None:
-    """Uploads (replacing) every file under a local folder to a store."""
-    for folder, _, names in os.walk(local_dir):
-        for name in names:
-            path = os.path.join(folder, name)
-            with open(path, "rb") as f:
-                target.put(os.path.relpath(path, local_dir).replace(os.sep, "/"), f.read())
-
-
 def run(config) -> dict:
     """Builds the job from `config` and trains it; returns a summary dict."""
     # -- Hardware: devices are split before anything else initialises TF.
@@ -306,7 +297,8 @@ def run(config) -> dict:
         generator=nets.generator, discriminator=nets.discriminator, generator_ema=nets.generator_ema,
         g_optimizer=nets.g_optimizer, d_optimizer=nets.d_optimizer, step=nets.step)
     manager = checkpoints.CheckpointManager(store, checkpoint, keep=config.keep_checkpoints,
-                                            is_chief=role.is_chief, config_hash=config.identity_hash())
+                                            is_chief=role.is_chief, config_hash=config.identity_hash(),
+                                            sync_after=(jobdir.TENSORBOARD,))
     start = manager.restore()
     if start:
         print(f"resuming from the checkpoint at step {start}")
@@ -322,7 +314,7 @@ def run(config) -> dict:
             store.sync_up(jobdir.TENSORBOARD)
             vertex_logs = os.environ.get("AIP_TENSORBOARD_LOG_DIR")
             if vertex_logs:  # Vertex AI TensorBoard reads from here
-                copy_tree(store.local(jobdir.TENSORBOARD), storage.open_store(vertex_logs))
+                storage.upload_tree(store.local(jobdir.TENSORBOARD), storage.open_store(vertex_logs))
 
     # -- Export G_ema (float32) once the run has reached its last step.
     if result["step"] >= config.steps and role.is_chief:
@@ -343,7 +335,7 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
     global_batch = config.batch_size
     if start >= config.steps:
         print(f"already at step {start} (--steps={config.steps}): nothing to train")
-        return {"step": start, "images_per_sec": 0.0, "stopped_by": None}
+        return {"step": start, "images_per_sec": 0.0, "stopped_by": None, "skipped_steps": 0}
 
     # -- Input: per-replica batches, resuming at exactly batch `start`.
     dataset = strategy.distribute_datasets_from_function(
@@ -410,11 +402,9 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
                 writer.image(step, "samples", grid)
             # -- Checkpoint.
             if step % config.checkpoint_every == 0 or step == config.steps:
+                writer.flush()  # the save's publish uploads the logs too
                 manager.save(step)
                 saved_step = step
-                writer.flush()
-                if is_chief:
-                    manager.store.sync_up("tensorboard")  # event files follow the checkpoints
             if peer_stop:
                 break
         bar.close()
