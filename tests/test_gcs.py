@@ -1,5 +1,6 @@
 """gs:// job dirs and datasets against a real fake-gcs-server process (no client mocks)."""
 
+import glob
 import http.client
 import http.server
 import json
@@ -240,3 +241,66 @@ def test_vertex_ai_output_variables_are_honoured(emulator, tmp_path):
     names = {b.name for b in client.list_blobs("vertex-bucket")}
     assert {"base/config.json", "base/model/generator.keras", "base/model/generator.json"} <= names
     assert any(n.startswith("base/logs/events.out.tfevents") for n in names), names
+
+
+@pytest.mark.slow
+def test_sampler_writes_to_a_bucket_split_killed_resumed_and_verified(emulator, smoke_job, tmp_path, monkeypatch):
+    server, client = emulator
+    bucket = new_bucket(client, "synth-bucket")
+    for name in ("generator.keras", "generator.json"):
+        bucket.blob(f"job/export/{name}").upload_from_filename(os.path.join(smoke_job, "export", name))
+    plan = ["--num_images=600", "--images_per_shard=50", "--batch_size=5", "--rotation_range=10", "--preset=smoke"]
+    out = "gs://synth-bucket/synth"
+    args = ["sample", "--generator=gs://synth-bucket/job", f"--output={out}", *plan]
+    # 1. Task 0 of 2 is killed mid-shard (through a proxy that forwards only whole requests, as GCS does).
+    proxy = FaultyProxy(server.url, faults=False)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1", **env_for(proxy.url, tmp_path / "vm0")}
+    proc = subprocess.Popen([sys.executable, "-m", "trainer", *args, "--task_index=0", "--num_tasks=2",
+                             "--progress=true"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if line.startswith("[") and int(line.split("step ")[1].split("/")[0]) >= 120:
+            break
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    proxy.shutdown()
+    published = {b.name: b for b in client.list_blobs("synth-bucket", prefix="synth/")}
+    assert "synth/manifest.json" not in published
+    for name, blob in published.items():  # what was published is whole
+        if ".tfrecord-" in name:
+            assert blob.metadata["num_examples"] == "50"
+    # 2. Both tasks as two real processes (task 0 on the same VM: it clears its stale temp files).
+    procs = [subprocess.Popen([sys.executable, "-m", "trainer", *args, f"--task_index={t}", "--num_tasks=2",
+                               "--progress=false"], env={**env, **env_for(server.url, tmp_path / f"vm{t}")},
+                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for t in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert not glob.glob(str(tmp_path / "vm0" / "staging" / "*" / ".tmp" / "*"))  # killed run's temp file removed
+    names = sorted(b.name for b in client.list_blobs("synth-bucket", prefix="synth/"))
+    assert names == ["synth/manifest.json", "synth/plan.json"] + [
+        f"synth/synthetic-train.tfrecord-{i:05d}-of-00012" for i in range(12)]
+    manifest = json.loads(bucket.blob("synth/manifest.json").download_as_bytes())
+    assert [s["num_images"] for s in manifest["shards"]] == [50] * 12
+    # 3. The same plan written locally gives the same bytes (sha256 per shard in the manifest).
+    local = run_cli("sample", f"--generator={smoke_job}", f"--output={tmp_path}/local", *plan, "--progress=false")
+    assert local.returncode == 0, local.stderr[-3000:]
+    local_manifest = json.loads((tmp_path / "local" / "manifest.json").read_text())
+    assert [s["sha256"] for s in manifest["shards"]] == [s["sha256"] for s in local_manifest["shards"]]
+    # 4. --verify downloads and re-checks; the reader and training read the bucket directly.
+    cloud = env_for(server.url, tmp_path / "reader")
+    verify = run_cli("sample", f"--output={out}", "--verify", env=cloud)
+    assert verify.returncode == 0 and "checksums match" in verify.stdout, verify.stderr[-2000:]
+    for key, value in cloud.items():
+        monkeypatch.setenv(key, value)
+    from trainer import shards
+    assert sum(1 for _ in shards.load(out, seed=0)) == 600
+    # 5. A different plan into the same bucket output is refused; nothing changes.
+    before = {b.name: b.md5_hash for b in client.list_blobs("synth-bucket", prefix="synth/")}
+    assert_one_line_error(run_cli("sample", "--generator=gs://synth-bucket/job", f"--output={out}", *plan,
+                                  "--seed=5", env=cloud), "planned differently")
+    assert {b.name: b.md5_hash for b in client.list_blobs("synth-bucket", prefix="synth/")} == before
+    # 6. A shard damaged in the bucket is caught by --verify.
+    bucket.blob("synth/synthetic-train.tfrecord-00003-of-00012").upload_from_string(b"garbage")
+    assert_one_line_error(run_cli("sample", f"--output={out}", "--verify", env=cloud),
+                          "synthetic-train.tfrecord-00003-of-00012", "size differs")

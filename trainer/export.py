@@ -53,7 +53,11 @@ def save(store: storage.Store, generator_ema: keras.Model, config, num_classes: 
 
 
 def resolve_path(path: str) -> str:
-    """A job dir, an export dir, or the .keras file itself -> the .keras path."""
+    """A job dir, an export dir, or the .keras file itself -> the local .keras path.
+
+    A gs:// job or export dir is downloaded (checksummed) into the local cache first."""
+    if storage.is_remote(path):
+        path = _stage(path)
     for candidate in (path, os.path.join(path, "generator.keras"), os.path.join(path, *MODEL.split("/"))):
         if candidate.endswith(".keras") and os.path.isfile(candidate):
             return candidate
@@ -61,8 +65,23 @@ def resolve_path(path: str) -> str:
                     "did the training job finish?)")
 
 
+def _stage(url: str) -> str:
+    """Downloads a bucket's exported generator (.keras + .json) and returns the local folder holding them."""
+    store = storage.GcsStore(url.removesuffix("/generator.keras"),
+                             staging=os.path.join(storage.cache_dir("generators"),
+                                                  url[len("gs://"):].strip("/").replace("/", "__")))
+    for folder in ("export/", ""):  # a job dir, or the export dir itself
+        if store.exists(f"{folder}generator.keras"):
+            for name in ("generator.keras", "generator.json"):
+                if store.exists(folder + name):
+                    store.fetch(folder + name)
+            return store.local(folder.rstrip("/"))
+    raise UserError(f"--generator={url}: no exported generator there (expected JOB_DIR/{MODEL}; "
+                    "did the training job finish?)")
+
+
 def load(path: str) -> tuple[keras.Model, dict]:
-    model_path = resolve_path(path)
+    model_path = resolve_path(path)  # stages a gs:// generator locally
     meta_path = os.path.join(os.path.dirname(model_path), "generator.json")
     if not os.path.isfile(meta_path):
         raise UserError(f"{model_path}: generator.json is missing beside it")

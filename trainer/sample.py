@@ -10,10 +10,13 @@ Protocol:
    existing different plan is refused. Shard i's content is a pure function of
    (plan, i); image g (global index) has its own seeds, so the same plan gives
    byte-identical shards.
-2. Task t of T writes shards t, t+T, ... Each is written to a uuid-named temp
-   file under OUTPUT/.tmp/, checked, then published in one step (a hard link,
-   which fails if the name exists: never replaces). A task skips shards already
-   published and readable, and on start removes its own stale temp files.
+2. Task t of T writes shards t, t+T, ... Each is written to a uuid-named local
+   temp file (OUTPUT/.tmp/, or the staging folder for gs://), checked, then
+   published in one step that never replaces: a hard link locally; for gs:// a
+   single crc32c-checked upload with if_generation_match=0 carrying the record
+   count and sha256 as object metadata (a 412 for identical bytes is success).
+   A task skips shards already published and whole, and on start removes its
+   own stale temp files.
 3. The task that finds all N shards present writes manifest.json (counts,
    sizes, sha256 per shard) if absent: the commit marker readers check.
 """
@@ -29,6 +32,7 @@ import os
 import sys
 import time
 import uuid
+from typing import Optional
 
 import numpy as np
 import tensorflow as tf
@@ -79,7 +83,8 @@ def latents(seed: int, sample: tf.Tensor, latent_dim: int, psi: float = 0.0) -> 
 
 
 def generator_source(config) -> ImageSource:
-    model, meta = export.load(config.generator)
+    model_path = export.resolve_path(config.generator)  # a gs:// generator is downloaded once, here
+    model, meta = export.load(model_path)
     num_classes = int(meta["num_classes"])
     latent = int(meta["latent_dim"])
     copies, psi, seed = config.copies_per_sample, config.truncation, config.seed
@@ -109,7 +114,7 @@ def generator_source(config) -> ImageSource:
         images = model([z, tf.cast(labels, tf.int32)], training=False) if num_classes else model(z, training=False)
         return (tf.cast(images, tf.float32) + 1.0) * 127.5, labels, sample
 
-    identity = {"generator_sha256": shards.file_sha256(export.resolve_path(config.generator)),
+    identity = {"generator_sha256": shards.file_sha256(model_path),
                 "generator_step": int(meta["step"]), "labels": config.labels, "truncation": psi,
                 "copies_per_sample": copies}
     return ImageSource("synthetic", int(meta["resolution"]), int(meta["channels"]), num_classes, identity,
@@ -217,9 +222,9 @@ def make_producer(source: ImageSource, params: AugmentParams, seed: int):
 
 def write_shard(store: storage.Store, plan: dict, source: ImageSource, produce, index: int,
                 count: int, task: int, on_images=None) -> None:
-    """Writes shard `index` to a temp file, checks it, then publishes it."""
+    """Writes shard `index` to a local temp file, checks it, then publishes it in one step."""
     name = shards.shard_name(source.kind, index, plan["num_shards"])
-    temp = store.path(f"{TEMP}/task-{task:05d}-{uuid.uuid4().hex}.tfrecord")
+    temp = store.local(f"{TEMP}/task-{task:05d}-{uuid.uuid4().hex}.tfrecord")
     os.makedirs(os.path.dirname(temp), exist_ok=True)
     first = index * plan["images_per_shard"]
     res, channels, batch = source.resolution, source.channels, plan["batch_size"]
@@ -244,21 +249,35 @@ def write_shard(store: storage.Store, plan: dict, source: ImageSource, produce, 
                 pending.pop(0).result()
         for job in pending:
             job.result()
-    if shards.count_records(temp) != count:
-        raise RuntimeError(f"shard {name}: wrote {shards.count_records(temp)} records, expected {count}")
+    written = shards.count_records(temp)
+    if written != count:
+        raise RuntimeError(f"shard {name}: wrote {written} records, expected {count}")
+    # The metadata lets a bucket answer "is this shard whole?" and build the manifest from one listing.
+    metadata = {"num_examples": count, "sha256": shards.file_sha256(temp)}
     try:
-        store.publish_file(temp, name)
-    except storage.AlreadyExists:  # another task published it meanwhile: keep theirs if it is whole
-        os.unlink(temp)
-        if not shard_is_complete(store.path(name), count):
-            raise UserError(f"{store.path(name)} exists but is damaged; delete it and rerun") from None
+        store.publish_file(temp, name, metadata)
+    except storage.AlreadyExists:  # another task published different bytes meanwhile: keep theirs if whole
+        if os.path.exists(temp):
+            os.unlink(temp)
+        if count_if_whole(store, name, store.stat_all().get(name)) != count:
+            raise UserError(f"{store.url}/{name} exists but is damaged; delete it and rerun") from None
 
 
-def shard_is_complete(path: str, count: int) -> bool:
+def count_if_whole(store: storage.Store, name: str, info: Optional[storage.ObjectInfo]) -> int:
+    """The record count of a published shard, or -1 if it is missing or damaged.
+
+    In a bucket a shard is uploaded in one checksummed request, so its
+    metadata is trusted; a local file is read through, checking every record's CRC."""
+    if info is None:
+        return -1
+    if "num_examples" in info.metadata:
+        return int(info.metadata["num_examples"])
+    if storage.is_remote(store.url):
+        return -1  # not written by us
     try:
-        return os.path.isfile(path) and shards.count_records(path) == count
+        return shards.count_records(store.path(name))
     except shards.DamagedShard:
-        return False
+        return -1
 
 
 def write_manifest(store: storage.Store, plan: dict, kind: str) -> bool:
@@ -267,13 +286,14 @@ def write_manifest(store: storage.Store, plan: dict, kind: str) -> bool:
         return True
     sizes = shard_sizes(plan)
     names = [shards.shard_name(kind, i, plan["num_shards"]) for i in range(plan["num_shards"])]
-    if not all(store.exists(n) for n in names):
+    published = store.stat_all()
+    if not all(n in published for n in names):
         return False
     entries = []
     for name, count in zip(names, sizes):
-        path = store.path(name)
-        entries.append({"name": name, "num_images": count, "bytes": os.path.getsize(path),
-                        "sha256": shards.file_sha256(path)})
+        info = published[name]
+        sha = info.metadata.get("sha256") or shards.file_sha256(store.path(name))
+        entries.append({"name": name, "num_images": count, "bytes": info.size, "sha256": sha})
     manifest = {"num_images": plan["num_images"], "num_shards": plan["num_shards"], "channels": plan["channels"],
                 "resolution": plan["resolution"], "num_classes": plan["num_classes"], "source": kind,
                 "schema": {k: v.dtype.name for k, v in shards.FEATURES.items()}, "shards": entries, "plan": plan}
@@ -281,26 +301,38 @@ def write_manifest(store: storage.Store, plan: dict, kind: str) -> bool:
         store.put_new(shards.MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     except storage.AlreadyExists:
         pass
-    temp_dir = store.path(TEMP)
+    temp_dir = store.local(TEMP)
     if os.path.isdir(temp_dir) and not os.listdir(temp_dir):
         os.rmdir(temp_dir)
     return True
 
 
 def verify(output: str) -> dict:
-    """Re-checks a committed output: every shard's size, sha256 and record count."""
+    """Re-checks a committed output: every shard's size, sha256 and record count (downloading from a bucket)."""
     store = storage.open_store(output)
-    manifest = shards.read_manifest(store.root)
-    if manifest is None:
+    if not store.exists(shards.MANIFEST):
         raise UserError(f"--output={output}: no {shards.MANIFEST}; the output is not complete")
+    manifest = json.loads(store.get_text(shards.MANIFEST))
+    published = store.stat_all()
     for entry in manifest["shards"]:
-        path = store.path(entry["name"])
-        if not os.path.isfile(path):
-            raise UserError(f"{path}: missing")
-        if os.path.getsize(path) != entry["bytes"] or shards.file_sha256(path) != entry["sha256"]:
-            raise UserError(f"{path}: size or sha256 differs from the manifest")
-        if not shard_is_complete(path, entry["num_images"]):
-            raise UserError(f"{path}: damaged, or its record count differs from the manifest")
+        where = f"{store.url}/{entry['name']}"
+        if entry["name"] not in published:
+            raise UserError(f"{where}: missing")
+        if published[entry["name"]].size != entry["bytes"]:
+            raise UserError(f"{where}: size differs from the manifest")
+        path = store.fetch(entry["name"])
+        try:
+            if shards.file_sha256(path) != entry["sha256"]:
+                raise UserError(f"{where}: sha256 differs from the manifest")
+            try:
+                whole = shards.count_records(path) == entry["num_images"]
+            except shards.DamagedShard:
+                whole = False
+            if not whole:
+                raise UserError(f"{where}: damaged, or its record count differs from the manifest")
+        finally:
+            if storage.is_remote(store.url):
+                os.unlink(path)
     return manifest
 
 
@@ -314,9 +346,6 @@ def run(config, job: str) -> dict:
     if job == "sample" and config.copies_per_sample > 1 and params.is_identity:
         raise UserError("--copies_per_sample > 1 needs augmentation flags (the copies would be identical)")
     task, num_tasks = resolve_task(config)
-    if storage.is_remote(config.output):
-        raise UserError(f"--output={config.output}: this version writes shards to a local folder only "
-                        "(copy them to a bucket with `gcloud storage cp -r`)")
     store = storage.open_store(config.output)
     source = generator_source(config) if job == "sample" else dataset_source(config)  # bad input fails here,
     store.check_writable()  # before the output folder is created
@@ -325,14 +354,15 @@ def run(config, job: str) -> dict:
     print(f"{job}: {plan['num_images']} images in {plan['num_shards']} shards -> {store.root}; "
           f"task {task} of {num_tasks}; augmentation: {params.describe()}")
     # -- This task's stale temp files (from a killed run) go first.
-    temp_dir = store.path(TEMP)
+    temp_dir = store.local(TEMP)
     for leftover in os.listdir(temp_dir) if os.path.isdir(temp_dir) else []:
         if leftover.startswith(f"task-{task:05d}-"):
             os.unlink(os.path.join(temp_dir, leftover))
     sizes = shard_sizes(plan)
     mine = [i for i in range(task, plan["num_shards"], num_tasks)]
-    todo = [i for i in mine
-            if not shard_is_complete(store.path(shards.shard_name(source.kind, i, plan["num_shards"])), sizes[i])]
+    published = store.stat_all()
+    names = [shards.shard_name(source.kind, i, plan["num_shards"]) for i in range(plan["num_shards"])]
+    todo = [i for i in mine if count_if_whole(store, names[i], published.get(names[i])) != sizes[i]]
     total = sum(sizes[i] for i in todo)
     bar = ProgressBar(total, 0, enabled=config.progress, stream=sys.stderr)
     done, started = 0, time.perf_counter()

@@ -19,6 +19,7 @@ with FEATURES), or with `load()`:
 
     import trainer.shards
     ds = trainer.shards.load("out/synth")        # (uint8 image, int64 label), shuffled across shards
+    ds = trainer.shards.load("gs://bucket/synth")  # downloaded (checksummed) into the local cache first
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import Optional
 import google_crc32c
 import tensorflow as tf
 
+from trainer import storage
 from trainer.errors import UserError
 
 PLAN = "plan.json"
@@ -136,7 +138,9 @@ def read_manifest(folder: str) -> Optional[dict]:
 
 
 def find_shard_files(path: str, require_manifest: bool = True) -> tuple[list[str], Optional[dict]]:
-    """Shard paths of an output folder (from its manifest) or a glob."""
+    """Shard paths of an output folder (from its manifest) or a glob; a gs:// folder is staged locally first."""
+    if storage.is_remote(path):
+        path = storage.stage_dataset(path)
     if os.path.isdir(path):
         manifest = read_manifest(path)
         if manifest is not None:

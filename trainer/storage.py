@@ -10,6 +10,9 @@ emulator and can publish partial objects). Both offer:
   local(key)                         a local path to write to before publishing
                                      (the folder itself, or a staging copy)
   publish_folder(local_dir, key)     move a finished local folder into the store
+  publish_file(path, key, metadata)  move a finished local file in, never replacing
+                                     (GCS keeps `metadata` as custom object metadata)
+  stat_all(prefix)                   {key: ObjectInfo(size, metadata)} in one listing
   fetch(key)                         a local, checksum-verified copy of an object
   sync_up(key)                       upload what changed under local(key) (logs)
 
@@ -24,10 +27,12 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import dataclasses
 import hashlib
 import os
 import shutil
 import uuid
+from typing import Optional
 
 from trainer.errors import UserError
 
@@ -49,6 +54,12 @@ def _refuse_remote(url: str) -> None:
 
 class AlreadyExists(Exception):
     """`put_new` found the object already there."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectInfo:
+    size: int
+    metadata: dict  # custom metadata (GCS); local files have none
 
 
 class Store:
@@ -118,8 +129,10 @@ class Store:
         finally:
             os.unlink(temp)
 
-    def publish_file(self, local_path: str, key: str) -> None:
-        """Moves a finished local file to `key` in one step, refusing to replace."""
+    def publish_file(self, local_path: str, key: str, metadata: Optional[dict] = None) -> None:
+        """Moves a finished local file to `key` in one step, refusing to replace (AlreadyExists).
+
+        A local file cannot carry metadata; readers recompute it from the file."""
         target = self.path(key)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         try:
@@ -139,6 +152,9 @@ class Store:
                 rel = os.path.relpath(os.path.join(dirpath, name), self.root)
                 keys.append(rel.replace(os.sep, "/"))
         return sorted(keys)
+
+    def stat_all(self, prefix: str = "") -> dict[str, ObjectInfo]:
+        return {k: ObjectInfo(os.path.getsize(self.path(k)), {}) for k in self.list(prefix)}
 
     def delete(self, key: str) -> None:
         target = self.path(key)
@@ -278,11 +294,13 @@ class GcsStore(Store):
             if self.get(key) != data:  # a retry of our own successful write is not a conflict
                 raise AlreadyExists(key) from None
 
-    def _upload_file(self, local_path: str, key: str) -> None:
+    def _upload_file(self, local_path: str, key: str, metadata: Optional[dict] = None) -> None:
         """Uploads one file if absent; a 412 with identical content counts as done."""
         from google.api_core import exceptions as gexc
 
         blob = self.bucket.blob(self._name(key))
+        if metadata:
+            blob.metadata = {k: str(v) for k, v in metadata.items()}
         try:
             self._call(f"upload {key}", lambda: blob.upload_from_filename(
                 local_path, if_generation_match=0, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
@@ -291,8 +309,9 @@ class GcsStore(Store):
             if existing is None or existing.crc32c != _file_crc32c(local_path):
                 raise AlreadyExists(key) from None
 
-    def publish_file(self, local_path: str, key: str) -> None:
-        self._upload_file(local_path, key)
+    def publish_file(self, local_path: str, key: str, metadata: Optional[dict] = None) -> None:
+        """One upload with if_generation_match=0 and a crc32c check: the object appears whole or not at all."""
+        self._upload_file(local_path, key, metadata)
         os.unlink(local_path)
 
     def publish_folder(self, local_dir: str, key: str) -> None:
@@ -340,6 +359,9 @@ class GcsStore(Store):
 
     def list(self, prefix: str = "") -> list[str]:
         return sorted(self.blobs(prefix))
+
+    def stat_all(self, prefix: str = "") -> dict[str, ObjectInfo]:
+        return {k: ObjectInfo(int(b.size), dict(b.metadata or {})) for k, b in self.blobs(prefix).items()}
 
     def folders(self, key: str) -> list[str]:
         return sorted({k[len(key) + 1:].split("/")[0] for k in self.list(key) if "/" in k[len(key) + 1:]})
