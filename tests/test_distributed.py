@@ -3,16 +3,14 @@
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO, assert_one_line_error, run_cli
+from conftest import assert_one_line_error, run_cli
+from tests_helpers import start_workers
 from trainer import config as config_lib
 from trainer import distribute, train
 from trainer.errors import UserError
@@ -107,33 +105,11 @@ def dataclass_replace(config, **changes):
     return dataclasses.replace(config, **changes)
 
 
-def free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-def start_workers(job_dir, extra=(), count=2):
-    ports = free_ports(count)
-    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
-    procs = []
-    for index in range(count):
-        env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1",
-               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        args = [sys.executable, "-m", "trainer", "train", "--preset=smoke", f"--job_dir={job_dir}", *extra]
-        procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                      cwd=REPO))
-    return procs
-
-
 @pytest.mark.slow
-def test_two_worker_processes_train_together(tmp_path):
+@pytest.mark.parametrize("style", ["tf_config", "indexed_job"])  # indexed_job: TF_CONFIG derived as in a k8s pod
+def test_two_worker_processes_train_together(tmp_path, style):
     job = tmp_path / "job"
-    procs = start_workers(job, ["--steps=6", "--progress=false"])
+    procs = start_workers(job, ["--steps=6", "--progress=false"], style=style)
     outputs = [p.communicate(timeout=300) for p in procs]
     for proc, (out, err) in zip(procs, outputs):
         assert proc.returncode == 0, err[-3000:]

@@ -25,6 +25,7 @@ commands:
   train     train a DCGAN (job dir: config.json, checkpoints/, tensorboard/, export/)
   sample    mass-produce synthetic (optionally augmented) images as sharded TFRecords
   augment   classic augmentation of the real data, written in the same shard format
+  launch    run train/sample on a GPU VM, Vertex AI or Kubernetes: dcgan launch vm|vertex|k8s --job=train ...
 
 `dcgan COMMAND --help` lists a command's flags."""
 
@@ -57,6 +58,11 @@ class Commands:
 
     def augment(self, **flags):
         self._shard_job("augment", flags)
+
+    def launch(self, target="", **flags):
+        from trainer import launch as launch_lib  # renders specs; no TensorFlow
+
+        launch_lib.run(target, flags)
 
     def _shard_job(self, job, flags):
         config = config_lib.resolve(job, flags)
@@ -92,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         if any(t in ("-h", "--help") for t in tokens):
             print(config_lib.help_text(command))
             return 0
+        if command == "launch":  # `dcgan launch TARGET --flags`
+            target = tokens[0] if tokens and not tokens[0].startswith("-") else ""
+            tokens = [f"--target={target}", *tokens[1:]] if target else tokens
         _check_tokens(command, tokens)
         import fire
 

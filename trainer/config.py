@@ -324,6 +324,81 @@ class AugmentConfig(ShardJobConfig):
         return errors
 
 
+LAUNCH_TARGETS = ("vm", "vertex", "k8s")
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchConfig(_Printable):
+    """`dcgan launch TARGET`: where and how to run a `train` or `sample` job.
+
+    Flags that are not fields here are the job's own flags (validated as
+    `dcgan train`/`dcgan sample` would) and are passed through to it.
+    """
+
+    target: str = ""  # vm, vertex or k8s (the word after `dcgan launch`)
+    job: str = "train"  # train or sample
+    image: str = ""  # the container image (built from this repo's Dockerfile)
+    name: str = ""  # job / VM name; '' derives dcgan-JOB-<hash of the job flags>
+    gpus: int = 1  # GPUs per machine (per worker); 0 = CPU only
+    accelerator: str = "NVIDIA_H100_80GB"  # Vertex AI accelerator type (GKE/GCE names are derived)
+    machine_type: str = ""  # '' picks the machine that carries `gpus` accelerators
+    workers: int = 1  # training machines (MultiWorkerMirroredStrategy when > 1)
+    tasks: int = 1  # sampler tasks (each writes strided shards)
+    parallelism: int = 0  # k8s: sampler pods running at once; 0 = tasks
+    spot: bool = False  # spot / preemptible capacity; jobs resume by themselves
+    max_restarts: int = 6  # k8s: pod retries per index; vm: docker restarts
+    project: str = ""  # gcloud project ('' = gcloud's default)
+    region: str = "us-central1"  # Vertex AI
+    zone: str = "us-central1-a"  # Compute Engine VM
+    existing_vm: str = ""  # vm: run on this existing VM (gcloud compute ssh) instead of creating one
+    vm_image_family: str = "common-cu128-ubuntu-2204-nvidia-570"  # Deep Learning VM image with Docker + NVIDIA driver
+    namespace: str = "default"  # k8s
+    service_account: str = ""  # k8s: a Kubernetes SA bound to a GCS-capable Google SA; vertex/vm: a Google SA email
+    vertex_tensorboard: str = ""  # vertex: projects/P/locations/L/tensorboards/ID (needs --service_account)
+    dry_run: bool = False  # print what would be submitted, submit nothing
+
+    def validate(self) -> list[str]:
+        errors = []
+        if self.vertex_tensorboard and not self.service_account:
+            errors.append("--vertex_tensorboard needs --service_account (Vertex AI requires one to write to TensorBoard)")
+        if self.target not in LAUNCH_TARGETS:
+            errors.append(f"launch target {self.target!r} is unknown; use `dcgan launch {'|'.join(LAUNCH_TARGETS)}`")
+        if self.job not in ("train", "sample"):
+            errors.append(f"--job={self.job!r} must be 'train' or 'sample'")
+        if not self.image:
+            errors.append("--image is required (e.g. REGION-docker.pkg.dev/PROJECT/repo/dcgan:TAG, built from the Dockerfile)")
+        if self.gpus < 0:
+            errors.append(f"--gpus={self.gpus} must be >= 0")
+        if self.gpus == 0 and self.accelerator:
+            errors.append(f"--gpus=0 with --accelerator={self.accelerator}: pass --accelerator='' for CPU machines, "
+                          "or --gpus >= 1")
+        if self.gpus > 0 and not self.accelerator:
+            errors.append(f"--gpus={self.gpus} needs an --accelerator type")
+        for name in ("workers", "tasks"):
+            if getattr(self, name) < 1:
+                errors.append(f"--{name}={getattr(self, name)} must be >= 1")
+        if self.parallelism < 0:
+            errors.append(f"--parallelism={self.parallelism} must be >= 0")
+        if self.max_restarts < 0:
+            errors.append(f"--max_restarts={self.max_restarts} must be >= 0")
+        if self.job == "sample" and self.workers != 1:
+            errors.append("--workers applies to --job=train; a sampler is split with --tasks")
+        if self.job == "train" and self.tasks != 1:
+            errors.append("--tasks applies to --job=sample; training is spread with --workers and --gpus")
+        if self.target == "vm" and (self.workers != 1 or self.tasks != 1):
+            errors.append("a vm launch is one machine: use vertex or k8s for --workers/--tasks > 1")
+        if self.name and not _dns_label(self.name):
+            errors.append(f"--name={self.name!r} must be lowercase letters, digits and '-', start with a letter, "
+                          "at most 40 characters")
+        return errors
+
+
+def _dns_label(name: str) -> bool:
+    import re
+
+    return bool(re.fullmatch(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", name))
+
+
 def _floats(text: str, name: str) -> list[float]:
     try:
         return [float(v) for v in str(text).strip("[]() ").split(",") if v.strip()]
@@ -390,9 +465,10 @@ SHARD_PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(),
 }
 
-CONFIG_CLASSES: dict[str, type] = {"train": TrainConfig, "sample": SampleConfig, "augment": AugmentConfig}
+CONFIG_CLASSES: dict[str, type] = {"train": TrainConfig, "sample": SampleConfig, "augment": AugmentConfig,
+                                   "launch": LaunchConfig}
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {"train": TRAIN_PRESETS, "sample": SHARD_PRESETS,
-                                                 "augment": SHARD_PRESETS}
+                                                 "augment": SHARD_PRESETS, "launch": {"default": {}}}
 
 
 def resolve(job: str, flags: Mapping[str, Any]):
@@ -412,10 +488,12 @@ def resolve(job: str, flags: Mapping[str, Any]):
         )
     values = {name: _coerce(name, v, hints[name]) for name, v in flags.items()}
     presets = PRESETS[job]
-    preset = values.get("preset", cls.preset)
+    preset = values.get("preset", getattr(cls, "preset", "default"))
     if preset not in presets:
         raise UserError(f"--preset={preset!r} is unknown; choose one of {sorted(presets)}")
-    merged = {**presets[preset], **values, "preset": preset}
+    merged = {**presets[preset], **values}
+    if "preset" in fields:
+        merged["preset"] = preset
     config = cls(**merged)
     errors = config.validate()
     if errors:
@@ -436,5 +514,11 @@ def help_text(job: str) -> str:
     for f in dataclasses.fields(cls):
         lines.append(f"  --{f.name:<18} {f.default!r}")
     lines.append("")
+    if job == "launch":
+        lines[0] = "usage: dcgan launch vm|vertex|k8s --job=train|sample --image=IMAGE [--flag=value ...] [JOB FLAGS]"
+        lines.append("")
+        lines.append("other flags are the job's own (see `dcgan train --help`, `dcgan sample --help`) and pass through;")
+        lines.append("--gpus_per_worker is the same as --gpus; --spec_dir picks where rendered files go.")
+        return "\n".join(lines)
     lines.append("presets: " + ", ".join(f"{k} {v}" for k, v in PRESETS[job].items()))
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 """Choose the tf.distribute strategy from the environment, and say what it is.
 
-  TF_CONFIG (or Vertex AI's CLUSTER_SPEC) naming more than one task
+  TF_CONFIG (or Vertex AI's CLUSTER_SPEC, or a Kubernetes Indexed Job's
+  JOB_COMPLETION_INDEX + DCGAN_WORKER_HOSTS) naming more than one task
       -> MultiWorkerMirroredStrategy, one process per machine
   several local GPUs, or --devices=N        -> MirroredStrategy over them
   one GPU or the CPU                        -> OneDeviceStrategy
@@ -53,11 +54,40 @@ def tf_config_from_cluster_spec(cluster_spec: str) -> dict:
     return {"cluster": cluster, "task": task}
 
 
+def tf_config_from_indexed_job(environ) -> dict:
+    """A Kubernetes Indexed Job's pod -> TF_CONFIG.
+
+    DCGAN_WORKER_HOSTS is either a template with {index} (e.g.
+    'dcgan-train-{index}.dcgan-train:2222': an Indexed Job's pods are named
+    JOB-<index> and resolve through a headless Service named by the pod
+    subdomain) expanded for DCGAN_NUM_WORKERS indices, or an explicit
+    comma-separated host:port list. This pod is worker JOB_COMPLETION_INDEX;
+    worker 0 acts as chief.
+    """
+    hosts_text = environ["DCGAN_WORKER_HOSTS"]
+    try:
+        index = int(environ["JOB_COMPLETION_INDEX"])
+        if "{index}" in hosts_text:
+            hosts = [hosts_text.replace("{index}", str(i)) for i in range(int(environ["DCGAN_NUM_WORKERS"]))]
+        else:
+            hosts = [h.strip() for h in hosts_text.split(",") if h.strip()]
+    except KeyError as err:
+        raise UserError(f"DCGAN_WORKER_HOSTS is set but {err.args[0]} is not (a Kubernetes Indexed Job sets "
+                        "JOB_COMPLETION_INDEX; DCGAN_NUM_WORKERS is needed with an {index} template)") from None
+    except ValueError as err:
+        raise UserError(f"JOB_COMPLETION_INDEX/DCGAN_NUM_WORKERS must be integers ({err})") from None
+    if not 0 <= index < len(hosts):
+        raise UserError(f"JOB_COMPLETION_INDEX={index} is outside the {len(hosts)} workers of DCGAN_WORKER_HOSTS")
+    return {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
+
+
 def read_cluster(environ=os.environ) -> tuple[ClusterRole, Optional[dict]]:
     """Parses TF_CONFIG (or CLUSTER_SPEC); checks it before TF sees it."""
     raw = environ.get("TF_CONFIG")
     if not raw and environ.get("CLUSTER_SPEC"):
         tf_config = tf_config_from_cluster_spec(environ["CLUSTER_SPEC"])
+    elif not raw and environ.get("DCGAN_WORKER_HOSTS"):
+        tf_config = tf_config_from_indexed_job(environ)
     elif raw:
         try:
             tf_config = json.loads(raw)
