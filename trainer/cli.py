@@ -25,6 +25,7 @@ commands:
   train     train a DCGAN (job dir: config.json, checkpoints/, tensorboard/, export/)
   sample    mass-produce synthetic (optionally augmented) images as sharded TFRecords
   augment   classic augmentation of the real data, written in the same shard format
+  evaluate  FID, KID, precision/recall, memorization and downstream usefulness of synthetic images
   launch    run train/sample on a GPU VM, Vertex AI or Kubernetes: dcgan launch vm|vertex|k8s --job=train ...
 
 `dcgan COMMAND --help` lists a command's flags."""
@@ -58,6 +59,13 @@ class Commands:
 
     def augment(self, **flags):
         self._shard_job("augment", flags)
+
+    def evaluate(self, **flags):
+        config = config_lib.resolve("evaluate", flags)
+        print(config.describe())
+        from trainer import evaluate as evaluate_lib  # TensorFlow is imported only now
+
+        evaluate_lib.run(config)
 
     def launch(self, target="", **flags):
         from trainer import launch as launch_lib  # renders specs; no TensorFlow

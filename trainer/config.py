@@ -19,6 +19,8 @@ from trainer.errors import UserError
 RESOLUTIONS = (32, 64, 128, 256)
 LOSSES = ("nonsaturating", "hinge", "lsgan")
 PRECISIONS = ("off", "float16", "bfloat16")
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
+DIFFAUGMENT_AUTO_BELOW = 20_000  # images: `--diffaugment=auto` turns it on for smaller datasets
 
 
 class _Printable:
@@ -58,6 +60,10 @@ class TrainConfig(_Printable):
     beta2: float = 0.999
     loss: str = "nonsaturating"
     r1_gamma: float = 0.0  # R1 penalty weight on real images, 0 = off
+    # Data-efficient training: DiffAugment before D ('auto': all three below DIFFAUGMENT_AUTO_BELOW images).
+    diffaugment: str = "auto"  # 'auto', 'none', or a subset of 'color,translation,cutout'
+    ada_target: float = 0.0  # > 0: adapt the augmentation probability p so E[sign D(real)] ~ target (ADA: 0.6)
+    ada_kimg: float = 100.0  # thousands of images for p to move from 0 to 1 at most
     ema_decay: float = 0.999  # G_ema; 0 = plain copy of G
     seed: int = 0
     # Cadence (steps).
@@ -65,6 +71,10 @@ class TrainConfig(_Printable):
     sample_every: int = 500
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
+    # Quality tracking: KID of G_ema vs the training images; the best step is exported to export/best/.
+    kid_every: int = 500  # steps; 0 = off
+    kid_samples: int = 1000
+    feature_model: str = ""  # a Keras model file for features; '' = a small classifier trained on the data
     # Hardware.
     mixed_precision: str = "off"
     devices: int = 0  # 0: every visible GPU (or the CPU); N: split into N logical devices
@@ -83,7 +93,7 @@ class TrainConfig(_Printable):
         "job_dir", "preset", "steps", "log_every", "sample_every",
         "checkpoint_every", "keep_checkpoints", "devices", "xla",
         "steps_per_call", "overwrite", "dry_run", "progress", "deterministic",
-        "on_corrupt",
+        "on_corrupt", "kid_every", "kid_samples", "feature_model",
     )
 
     def validate(self) -> list[str]:
@@ -123,6 +133,19 @@ class TrainConfig(_Printable):
             errors.append(f"--loss={self.loss!r} is unknown; choose one of {list(LOSSES)}")
         if self.r1_gamma < 0:
             errors.append(f"--r1_gamma={self.r1_gamma} must be >= 0")
+        if self.diffaugment.strip().lower() not in ("auto", "none", "off", ""):
+            unknown = [p for p in self.diffaugment.split(",") if p.strip().lower() not in DIFFAUGMENT_POLICIES]
+            if unknown:
+                errors.append(f"--diffaugment={self.diffaugment!r}: unknown {', '.join(unknown)}; use auto, none, "
+                              f"or a comma-separated subset of {', '.join(DIFFAUGMENT_POLICIES)}")
+        if not 0 <= self.ada_target < 1:
+            errors.append(f"--ada_target={self.ada_target} must be in [0, 1) (0 = off; ADA uses 0.6)")
+        if not self.ada_kimg > 0:
+            errors.append(f"--ada_kimg={self.ada_kimg} must be > 0")
+        if self.kid_every < 0:
+            errors.append(f"--kid_every={self.kid_every} must be >= 0 (0 = off)")
+        if self.kid_samples < 10:
+            errors.append(f"--kid_samples={self.kid_samples} must be >= 10")
         if not 0 <= self.ema_decay < 1:
             errors.append(f"--ema_decay={self.ema_decay} must be in [0, 1)")
         if self.seed < 0:
@@ -281,9 +304,15 @@ class SampleConfig(ShardJobConfig):
     labels: str = "balanced"  # 'balanced', 'uniform', or class weights 'w0,w1,...'
     truncation: float = 0.0  # psi > 0: resample latent components with |z| > psi
     copies_per_sample: int = 1  # augmented variants of each generated image
+    # Drop samples closer (in pixels) to a training image than this quantile of real images'
+    # distances to their nearest other training image; 0 = off. 0.01: real images would lose 1%.
+    max_memorization: float = 0.0
+    train_data: str = ""  # the generator's training images ('' = the dataset recorded in its export)
 
     def validate(self) -> list[str]:
         errors = super().validate()
+        if not 0 <= self.max_memorization < 1:
+            errors.append(f"--max_memorization={self.max_memorization} must be in [0, 1) (a quantile; 0 = off)")
         if not self.generator and not self.verify:
             errors.append("--generator is required (a job dir or an exported generator.keras)")
         if self.truncation < 0:
@@ -321,6 +350,48 @@ class AugmentConfig(ShardJobConfig):
             errors.append(f"--resolution={self.resolution} is not supported; choose one of {list(RESOLUTIONS)}")
         if self.channels not in (0, 1, 3):
             errors.append(f"--channels={self.channels} must be 1, 3 or 0 (the dataset's own)")
+        return errors
+
+
+@dataclasses.dataclass(frozen=True)
+class EvaluateConfig(_Printable):
+    """`dcgan evaluate`: how good and how useful are the synthetic images?"""
+
+    real: str = ""  # held-out real images: reference for FID/KID/precision/recall, test set for downstream
+    synthetic: str = ""  # shards (a folder or gs://), or a job dir / export to sample --num_samples from
+    train_data: str = ""  # the generator's training images ('' = the dataset recorded in its export)
+    report: str = "report.json"  # also writes REPORT-closest-pixels.png, -closest-features.png, -samples.png
+    num_samples: int = 2000
+    feature_model: str = ""  # a Keras model file whose output is the feature vector ('' = small classifier)
+    feature_data: str = ""  # images the default feature classifier learns from ('' = --real)
+    feature_steps: int = 1500
+    resolution: int = 0  # 0 = the synthetic images'; otherwise it must match them
+    downstream: str = "auto"  # auto (when labels allow), true, false
+    downstream_steps: int = 1000
+    seeds: int = 3  # downstream classifiers per variant (mean and std reported)
+    kid_subsets: int = 100
+    memorization_quantile: float = 0.01
+    seed: int = 0
+
+    def validate(self) -> list[str]:
+        errors = []
+        if not self.real:
+            errors.append("--real is required (held-out real images, e.g. digits:test)")
+        if not self.synthetic:
+            errors.append("--synthetic is required (a shard output, or a job dir to sample from)")
+        if not self.report:
+            errors.append("--report is required (a .json path)")
+        if self.num_samples < 10:
+            errors.append(f"--num_samples={self.num_samples} must be >= 10")
+        if self.downstream not in ("auto", "true", "false"):
+            errors.append(f"--downstream={self.downstream!r} must be auto, true or false")
+        for name in ("feature_steps", "downstream_steps", "seeds", "kid_subsets"):
+            if getattr(self, name) < 1:
+                errors.append(f"--{name}={getattr(self, name)} must be >= 1")
+        if not 0 < self.memorization_quantile < 1:
+            errors.append(f"--memorization_quantile={self.memorization_quantile} must be in (0, 1)")
+        if self.resolution and self.resolution not in RESOLUTIONS:
+            errors.append(f"--resolution={self.resolution} is not supported; choose one of {list(RESOLUTIONS)}")
         return errors
 
 
@@ -410,7 +481,7 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # Seconds on a laptop CPU: the tests' workhorse.
     "smoke": dict(
         resolution=32, width=0.125, latent_dim=16, batch_size=16, steps=8,
-        log_every=2, sample_every=4, checkpoint_every=4, ema_decay=0.9,
+        log_every=2, sample_every=4, checkpoint_every=4, ema_decay=0.9, kid_every=0,
     ),
     # A real run on the bundled digits (a few minutes on one GPU).
     "default": dict(),
@@ -466,9 +537,10 @@ SHARD_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 CONFIG_CLASSES: dict[str, type] = {"train": TrainConfig, "sample": SampleConfig, "augment": AugmentConfig,
-                                   "launch": LaunchConfig}
+                                   "evaluate": EvaluateConfig, "launch": LaunchConfig}
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {"train": TRAIN_PRESETS, "sample": SHARD_PRESETS,
-                                                 "augment": SHARD_PRESETS, "launch": {"default": {}}}
+                                                 "augment": SHARD_PRESETS, "evaluate": {"default": {}},
+                                                 "launch": {"default": {}}}
 
 
 def resolve(job: str, flags: Mapping[str, Any]):

@@ -8,6 +8,12 @@ Sources (`--dataset=`):
   SHARDS             TFRecord shards written by `dcgan sample`/`dcgan augment` (a folder
                      with manifest.json, a folder of *.tfrecord-*, or a glob).
 
+Splits of an in-memory source, TFDS-style: `NAME:train` and `NAME:test` are a
+fixed, seeded, class-stratified 70/30 split; a slice takes a stratified part:
+`digits:train[:10%]`, `digits:train[100:200]`, `photos/:test`. The same
+spelling always means the same images, so a generator trained on
+`digits:train[:10%]` can be evaluated against `digits:test`.
+
 Images, folders and .npz are decoded once into memory (uint8 at the training
 resolution) and fed in an order that is a pure function of (seed, step), so a
 resumed run sees exactly the batches an uninterrupted run would have seen.
@@ -25,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
+import re
 import sys
 from typing import Optional
 
@@ -111,9 +118,57 @@ def to_model_range(images: tf.Tensor) -> tf.Tensor:
 # Sources
 
 
+SPLIT_PATTERN = re.compile(r"^(?P<base>.+):(?P<split>train|test)(\[(?P<lo>[^:\]]*):(?P<hi>[^\]]*)\])?$")
+TEST_FRACTION = 0.3
+SPLIT_SEED = 20240611  # fixed forever: a split's name must keep meaning the same images
+
+
+def split_indices(labels: Optional[np.ndarray], n: int, split: str) -> np.ndarray:
+    """A fixed, class-stratified train/test split, ordered so that any prefix is stratified too."""
+    labels = np.zeros(n, np.int32) if labels is None else labels
+    rng = np.random.default_rng(SPLIT_SEED)
+    chosen, keys = [], []
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        n_test = int(round(len(members) * TEST_FRACTION))
+        part = members[:n_test] if split == "test" else members[n_test:]
+        chosen.append(part)
+        keys.append((np.arange(len(part)) + 0.5) / max(len(part), 1))  # interleave classes proportionally
+    chosen, keys = np.concatenate(chosen), np.concatenate(keys)
+    return chosen[np.lexsort((chosen, keys))]
+
+
+def _slice_bound(text: str, n: int, default: int) -> int:
+    text = text.strip()
+    if not text:
+        return default
+    if text.endswith("%"):
+        return int(round(float(text[:-1]) / 100.0 * n))
+    value = int(text)
+    return value if value >= 0 else n + value
+
+
 def load_source(dataset: str, resolution: int, channels: int = 0, *,
                 folder_labels: str = "inferred", on_corrupt: str = "skip") -> Source:
     """Resolves `--dataset` to a Source, decoding in-memory sources now."""
+    match = SPLIT_PATTERN.match(dataset)
+    if match:
+        source = load_source(match["base"], resolution, channels, folder_labels=folder_labels, on_corrupt=on_corrupt)
+        if not source.in_memory:
+            raise DataError(f"--dataset={dataset}: splits apply to images, folders and .npz files, not to shards")
+        order = split_indices(source.labels, len(source.images), match["split"])
+        try:
+            lo = _slice_bound(match["lo"] or "", len(order), 0)
+            hi = _slice_bound(match["hi"] or "", len(order), len(order))
+        except ValueError:
+            raise DataError(f"--dataset={dataset}: a slice is [start:end] with integers or percentages, "
+                            "e.g. digits:train[:10%]") from None
+        picked = order[max(lo, 0):min(hi, len(order))]
+        if len(picked) == 0:
+            raise DataError(f"--dataset={dataset}: the slice selects no images")
+        return dataclasses.replace(source, name=dataset, images=source.images[picked],
+                                   labels=None if source.labels is None else source.labels[picked],
+                                   num_examples=len(picked))
     if dataset == "digits":
         return _digits(resolution, channels or 1)
     from trainer import storage  # gs:// datasets are staged to a local cache

@@ -21,10 +21,12 @@ from trainer.errors import UserError
 
 MODEL = "export/generator.keras"
 META = "export/generator.json"
+BEST = "export/best"  # G_ema at the step with the lowest KID (when --kid_every is on)
 
 
-def save(store: storage.Store, generator_ema: keras.Model, config, num_classes: int, channels: int, step: int) -> None:
-    """Writes a float32 copy of G_ema and its description, each atomically."""
+def save(store: storage.Store, generator_ema: keras.Model, config, num_classes: int, channels: int, step: int,
+         folder: str = "export", extra: dict | None = None) -> None:
+    """Writes a float32 copy of G_ema and its description, each atomically, to FOLDER/generator.{keras,json}."""
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
@@ -37,7 +39,7 @@ def save(store: storage.Store, generator_ema: keras.Model, config, num_classes: 
         local = os.path.join(scratch, "generator.keras")
         plain.save(local)
         with open(local, "rb") as f:
-            store.put(MODEL, f.read())
+            store.put(f"{folder}/generator.keras", f.read())
     meta = {
         "latent_dim": config.latent_dim,
         "resolution": config.resolution,
@@ -48,8 +50,9 @@ def save(store: storage.Store, generator_ema: keras.Model, config, num_classes: 
         "config_hash": config.identity_hash(),
         "dataset": config.dataset,
         "output_range": [-1.0, 1.0],
+        **(extra or {}),
     }
-    store.put(META, (json.dumps(meta, indent=2) + "\n").encode())
+    store.put(f"{folder}/generator.json", (json.dumps(meta, indent=2) + "\n").encode())
 
 
 def resolve_path(path: str) -> str:

@@ -56,6 +56,7 @@ class ImageSource:
     identity: dict  # goes into the plan
     make_batch: object  # (global indices int64 [B]) -> (float pixels 0..255 [B,H,W,C], labels int64 [B], seeds [B])
     generator_step: int = -1
+    keep: object = None  # optional (float pixels [B,H,W,C]) -> bool [B]: the memorization filter
 
 
 # ----------------------------------------------------------------------------
@@ -117,8 +118,35 @@ def generator_source(config) -> ImageSource:
     identity = {"generator_sha256": shards.file_sha256(model_path),
                 "generator_step": int(meta["step"]), "labels": config.labels, "truncation": psi,
                 "copies_per_sample": copies}
+    keep = None
+    if config.max_memorization > 0:
+        keep, identity["memorization"] = memorization_filter(config, meta)
     return ImageSource("synthetic", int(meta["resolution"]), int(meta["channels"]), num_classes, identity,
-                       make_batch, generator_step=int(meta["step"]))
+                       make_batch, generator_step=int(meta["step"]), keep=keep)
+
+
+def memorization_filter(config, meta: dict):
+    """A keep-mask function dropping samples too close to a training image (pixel space), and its description."""
+    from trainer import metrics
+
+    train_data = config.train_data or meta.get("dataset", "")
+    if not train_data:
+        raise UserError("--max_memorization needs the generator's training images: pass --train_data")
+    train = data.load_source(train_data, int(meta["resolution"]), int(meta["channels"]))
+    if not train.in_memory:
+        raise UserError(f"--train_data={train_data}: the memorization filter needs images, a folder or .npz (not shards)")
+    threshold = metrics.leave_one_out_threshold(train.images, config.max_memorization)
+    flat = tf.constant(train.images.reshape(len(train.images), -1), tf.float32)
+    squared = tf.reduce_sum(flat * flat, axis=1)
+
+    def keep(pixels):
+        x = tf.reshape(pixels, [tf.shape(pixels)[0], -1])
+        d2 = tf.reduce_sum(x * x, 1, keepdims=True) + squared[None, :] - 2.0 * tf.matmul(x, flat, transpose_b=True)
+        return tf.sqrt(tf.maximum(tf.reduce_min(d2, axis=1), 0.0)) >= threshold
+
+    print(f"memorization filter: dropping samples within {threshold:.1f} (pixel L2) of one of {len(train.images)} "
+          f"images of {train_data} ({config.max_memorization:.2%} quantile of real images' distances)")
+    return keep, {"quantile": config.max_memorization, "train_data": train_data, "threshold": round(threshold, 4)}
 
 
 def dataset_source(config) -> ImageSource:
@@ -198,8 +226,14 @@ def resolve_task(config, environ=os.environ) -> tuple[int, int]:
 
 
 def shard_sizes(plan: dict) -> list[int]:
+    """Candidate images per shard (all of them are written unless the memorization filter drops some)."""
     n, per = plan["num_images"], plan["images_per_shard"]
     return [min(per, n - i * per) for i in range(plan["num_shards"])]
+
+
+def is_whole(plan: dict, found: int, candidates: int) -> bool:
+    """A published shard's record count is right: exactly its candidates, or with the filter any whole shard."""
+    return found == candidates if "memorization" not in plan else 0 <= found <= candidates
 
 
 @tf.function(reduce_retracing=True)
@@ -214,8 +248,10 @@ def make_producer(source: ImageSource, params: AugmentParams, seed: int):
     @tf.function(reduce_retracing=True)
     def produce(indices):
         pixels, labels, seeds = source.make_batch(indices)
+        # Memorization is judged on the generator's own output, before augmentation hides a copy.
+        keep = source.keep(pixels) if source.keep else tf.ones(tf.shape(indices), tf.bool)
         pixels = augment.apply(pixels, params, augment.image_seeds(seed, indices))
-        return tf.cast(tf.clip_by_value(tf.round(pixels), 0, 255), tf.uint8), labels, seeds
+        return tf.cast(tf.clip_by_value(tf.round(pixels), 0, 255), tf.uint8), labels, seeds, keep
 
     return produce
 
@@ -230,36 +266,42 @@ def write_shard(store: storage.Store, plan: dict, source: ImageSource, produce, 
     res, channels, batch = source.resolution, source.channels, plan["batch_size"]
     compression = plan["png_compression"]
 
-    def write_batch(writer, pixels, labels, seeds):
-        pngs = encode_pngs(pixels, compression).numpy()
+    kept = 0
+
+    def write_batch(writer, pixels, labels, seeds, keep):
+        nonlocal kept
+        if not keep.all():
+            pixels, labels, seeds = tf.boolean_mask(pixels, keep), labels[keep], seeds[keep]
+        pngs = encode_pngs(pixels, compression).numpy() if len(labels) else []
         for png, label, s in zip(pngs, labels, seeds):
             writer.write(shards.make_example(png, res, res, channels, int(label), source.kind, int(s),
                                              source.generator_step))
+        kept += len(pngs)
         if on_images:
-            on_images(len(pngs))
+            on_images(len(keep))
 
     with tf.io.TFRecordWriter(temp) as writer, concurrent.futures.ThreadPoolExecutor(1) as pool:
         pending = []
         for start in range(first, first + count, batch):
             indices = tf.range(start, min(start + batch, first + count), dtype=tf.int64)
-            pixels, labels, seeds = produce(indices)
+            pixels, labels, seeds, keep = produce(indices)
             # Encoding and writing overlap the next batch's generation.
-            pending.append(pool.submit(write_batch, writer, pixels, labels.numpy(), seeds.numpy()))
+            pending.append(pool.submit(write_batch, writer, pixels, labels.numpy(), seeds.numpy(), keep.numpy()))
             while len(pending) > 2:
                 pending.pop(0).result()
         for job in pending:
             job.result()
     written = shards.count_records(temp)
-    if written != count:
-        raise RuntimeError(f"shard {name}: wrote {written} records, expected {count}")
+    if written != kept:
+        raise RuntimeError(f"shard {name}: wrote {written} records, expected {kept}")
     # The metadata lets a bucket answer "is this shard whole?" and build the manifest from one listing.
-    metadata = {"num_examples": count, "sha256": shards.file_sha256(temp)}
+    metadata = {"num_examples": kept, "sha256": shards.file_sha256(temp), "candidates": count}
     try:
         store.publish_file(temp, name, metadata)
     except storage.AlreadyExists:  # another task published different bytes meanwhile: keep theirs if whole
         if os.path.exists(temp):
             os.unlink(temp)
-        if count_if_whole(store, name, store.stat_all().get(name)) != count:
+        if count_if_whole(store, name, store.stat_all().get(name)) != kept:
             raise UserError(f"{store.url}/{name} exists but is damaged; delete it and rerun") from None
 
 
@@ -293,8 +335,11 @@ def write_manifest(store: storage.Store, plan: dict, kind: str) -> bool:
     for name, count in zip(names, sizes):
         info = published[name]
         sha = info.metadata.get("sha256") or shards.file_sha256(store.path(name))
-        entries.append({"name": name, "num_images": count, "bytes": info.size, "sha256": sha})
-    manifest = {"num_images": plan["num_images"], "num_shards": plan["num_shards"], "channels": plan["channels"],
+        found = count_if_whole(store, name, info) if "memorization" in plan else count
+        entries.append({"name": name, "num_images": found, "bytes": info.size, "sha256": sha})
+    kept = sum(e["num_images"] for e in entries)
+    manifest = {"num_images": kept, "num_shards": plan["num_shards"], "channels": plan["channels"],
+                "dropped_memorized": plan["num_images"] - kept,
                 "resolution": plan["resolution"], "num_classes": plan["num_classes"], "source": kind,
                 "schema": {k: v.dtype.name for k, v in shards.FEATURES.items()}, "shards": entries, "plan": plan}
     try:
@@ -362,7 +407,7 @@ def run(config, job: str) -> dict:
     mine = [i for i in range(task, plan["num_shards"], num_tasks)]
     published = store.stat_all()
     names = [shards.shard_name(source.kind, i, plan["num_shards"]) for i in range(plan["num_shards"])]
-    todo = [i for i in mine if count_if_whole(store, names[i], published.get(names[i])) != sizes[i]]
+    todo = [i for i in mine if not is_whole(plan, count_if_whole(store, names[i], published.get(names[i])), sizes[i])]
     total = sum(sizes[i] for i in todo)
     bar = ProgressBar(total, 0, enabled=config.progress, stream=sys.stderr)
     done, started = 0, time.perf_counter()

@@ -36,7 +36,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainer import checkpoints, data, distribute, export, jobdir, losses, models, storage, summaries
+from trainer import checkpoints, data, diffaugment, distribute, export, jobdir, losses, models, storage, summaries
 from trainer.errors import UserError
 from trainer.progress import ProgressBar
 
@@ -98,6 +98,8 @@ class Networks:
     g_optimizer: keras.optimizers.Optimizer
     d_optimizer: keras.optimizers.Optimizer
     step: tf.Variable  # the global step; a GAN has two optimizers, so neither's counter is it
+    augment_p: tf.Variable  # DiffAugment's per-image probability (adapted when --ada_target > 0)
+    best_kid: tf.Variable  # the lowest KID so far (its G_ema is in export/best/)
 
 
 class StopRequest:
@@ -159,11 +161,26 @@ def _build_networks(config, g_args, d_args, initial_g, initial_d) -> Networks:
     g_optimizer.build(generator.trainable_variables)
     d_optimizer.build(discriminator.trainable_variables)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    return Networks(generator, discriminator, generator_ema, g_optimizer, d_optimizer, step)
+    augment_p = tf.Variable(0.0 if config.ada_target > 0 else 1.0, trainable=False, name="augment_p")
+    best_kid = tf.Variable(float("inf"), trainable=False, name="best_kid")
+    return Networks(generator, discriminator, generator_ema, g_optimizer, d_optimizer, step, augment_p, best_kid)
 
 
-def make_step_fn(config, strategy, nets: Networks, gan_loss: losses.GanLoss, num_classes: int):
-    """The compiled multi-step function: `steps(iterator, n)` -> metrics of the last step."""
+def resolve_diffaugment(config, source: data.Source) -> tuple[str, ...]:
+    """The DiffAugment policy: `auto` is all three for datasets below DIFFAUGMENT_AUTO_BELOW images."""
+    from trainer.config import DIFFAUGMENT_AUTO_BELOW
+
+    if config.diffaugment.strip().lower() == "auto":
+        small = source.num_examples is not None and source.num_examples < DIFFAUGMENT_AUTO_BELOW
+        return diffaugment.POLICIES if small else ()
+    return diffaugment.parse(config.diffaugment)
+
+
+def make_step_fn(config, strategy, nets: Networks, gan_loss: losses.GanLoss, num_classes: int,
+                 policy: tuple[str, ...] = ()):
+    """The compiled multi-step function: `steps(iterator, n)` -> metrics of the last step.
+
+    `policy` is the DiffAugment policy applied to real and fake images before D."""
     G, D, G_ema = nets.generator, nets.discriminator, nets.generator_ema
     g_opt, d_opt = nets.g_optimizer, nets.d_optimizer
     global_batch = config.batch_size
@@ -184,13 +201,19 @@ def make_step_fn(config, strategy, nets: Networks, gan_loss: losses.GanLoss, num
         z = tf.random.stateless_normal([global_batch, config.latent_dim], seed=seed)[first:first + per_replica]
         fake_labels = tf.random.stateless_uniform([global_batch], seed=seed + [0, 2**40], minval=0,
                                                   maxval=max(num_classes, 1), dtype=tf.int32)[first:first + per_replica]
+        # -- DiffAugment draws for this step (global batch, sliced): one set for reals, one for fakes.
+        p = nets.augment_p.read_value()
+        real_draws = diffaugment.sample_parameters(global_batch, seed + [0, 3 * 2**40])[first:first + per_replica]
+        fake_draws = diffaugment.sample_parameters(global_batch, seed + [0, 4 * 2**40])[first:first + per_replica]
+        real = diffaugment.augment(real, policy, real_draws, p)
         with tf.GradientTape() as g_tape:
             fake = G(g_in(z, fake_labels), training=True)
             with g_tape.stop_recording():
-                # -- Discriminator update: real vs (detached) fake.
+                # -- Discriminator update: (augmented) real vs (augmented, detached) fake.
                 with tf.GradientTape() as d_tape:
                     real_logits = D(d_in(real, real_labels), training=True)
-                    fake_logits = D(d_in(tf.stop_gradient(fake), fake_labels), training=True)
+                    fake_logits = D(d_in(diffaugment.augment(tf.stop_gradient(fake), policy, fake_draws, p),
+                                         fake_labels), training=True)
                     d_per_example = gan_loss.d(real_logits, fake_logits)
                     r1 = tf.zeros_like(d_per_example)
                     if config.r1_gamma > 0:
@@ -200,8 +223,8 @@ def make_step_fn(config, strategy, nets: Networks, gan_loss: losses.GanLoss, num
                     d_scaled = d_opt.scale_loss(d_loss)
                 d_grads = ctx.all_reduce(SUM, d_tape.gradient(d_scaled, D.trainable_variables))
                 d_opt.apply(d_grads, D.trainable_variables)
-            # -- Generator update against the updated discriminator.
-            g_logits = D(d_in(fake, fake_labels), training=True)
+            # -- Generator update against the updated discriminator (same augmentation; gradients flow through it).
+            g_logits = D(d_in(diffaugment.augment(fake, policy, fake_draws, p), fake_labels), training=True)
             g_loss = tf.nn.compute_average_loss(gan_loss.g(g_logits), global_batch_size=global_batch)
             g_scaled = g_opt.scale_loss(g_loss)
         g_grads = ctx.all_reduce(SUM, g_tape.gradient(g_scaled, G.trainable_variables))
@@ -219,6 +242,9 @@ def make_step_fn(config, strategy, nets: Networks, gan_loss: losses.GanLoss, num
             "loss/d": d_loss, "loss/g": g_loss,
             "d/real": share(tf.sigmoid(real_logits)), "d/fake": share(tf.sigmoid(fake_logits)),
             "r1": share(r1),
+            # ADA's overfitting signal E[sign D(real)], and p (identical on every replica).
+            "augment/rt": share(tf.sign(tf.cast(real_logits, tf.float32))),
+            "augment/p": p / replicas,
             # Identical on every replica (gradients are all-reduced): divide to survive the SUM.
             "grad_norm/d": tf.linalg.global_norm(d_grads) / d_scale / replicas,
             "grad_norm/g": tf.linalg.global_norm(g_grads) / g_scale / replicas,
@@ -255,6 +281,10 @@ def make_step_fn(config, strategy, nets: Networks, gan_loss: losses.GanLoss, num
             if rollback:
                 tf.cond(applied, lambda: None, rollback.restore)
             tf.cond(applied, ema_update, lambda: None)
+            if policy and config.ada_target > 0:
+                # ADA-style: p rises while D is too sure of the reals, falls otherwise (cross-replica, identical).
+                adjust = tf.sign(metrics["augment/rt"] - config.ada_target) * global_batch / (config.ada_kimg * 1000.0)
+                nets.augment_p.assign(tf.clip_by_value(nets.augment_p + adjust, 0.0, 1.0))
             metrics["skipped_steps"] = 1.0 - tf.cast(applied, tf.float32)
             nets.step.assign_add(1)
         return metrics
@@ -286,6 +316,9 @@ def run(config) -> dict:
     if conditional and source.num_classes < 1:
         raise UserError(f"--conditional=true needs labels, but {config.dataset} has none")
     num_classes = source.num_classes if conditional else 0
+    policy = resolve_diffaugment(config, source)
+    print(f"diffaugment: {','.join(policy) or 'off'}"
+          + (f", adaptive p (target E[sign D(real)] = {config.ada_target})" if policy and config.ada_target else ""))
 
     # -- Job dir: refuse another job's, record ours.
     store = jobdir.claim(config, role.is_chief)
@@ -295,7 +328,8 @@ def run(config) -> dict:
     nets = build_networks(config, source.channels, num_classes, strategy)
     checkpoint = tf.train.Checkpoint(
         generator=nets.generator, discriminator=nets.discriminator, generator_ema=nets.generator_ema,
-        g_optimizer=nets.g_optimizer, d_optimizer=nets.d_optimizer, step=nets.step)
+        g_optimizer=nets.g_optimizer, d_optimizer=nets.d_optimizer, step=nets.step,
+        augment_p=nets.augment_p, best_kid=nets.best_kid)
     manager = checkpoints.CheckpointManager(store, checkpoint, keep=config.keep_checkpoints,
                                             is_chief=role.is_chief, config_hash=config.identity_hash(),
                                             sync_after=(jobdir.TENSORBOARD,))
@@ -305,7 +339,7 @@ def run(config) -> dict:
     writer = summaries.Summaries(store.local(jobdir.TENSORBOARD), enabled=role.is_chief)
     try:
         result = train(config, strategy, source, nets, losses.get(config.loss), num_classes, manager, writer,
-                       start, is_chief=role.is_chief, num_workers=role.num_workers)
+                       start, is_chief=role.is_chief, num_workers=role.num_workers, policy=policy, store=store)
     finally:
         # Flush everything to the job dir before the process ends (normal end, signal or error).
         writer.close()
@@ -330,7 +364,7 @@ def run(config) -> dict:
 
 def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losses.GanLoss, num_classes: int,
           manager: checkpoints.CheckpointManager, writer: summaries.Summaries, start: int,
-          is_chief: bool = True, num_workers: int = 1) -> dict:
+          is_chief: bool = True, num_workers: int = 1, policy: tuple[str, ...] = (), store=None) -> dict:
     """The loop: step, guard, log, sample, checkpoint, stop on request."""
     global_batch = config.batch_size
     if start >= config.steps:
@@ -341,7 +375,7 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
     dataset = strategy.distribute_datasets_from_function(
         lambda ctx: data.make_dataset(source, global_batch, config.seed, start, ctx))
     iterator = iter(dataset)
-    steps_fn = make_step_fn(config, strategy, nets, gan_loss, num_classes)
+    steps_fn = make_step_fn(config, strategy, nets, gan_loss, num_classes, policy)
 
     # -- Fixed noise for sample grids (the same picture positions all run long).
     grid_size = min(64, max(16, global_batch))
@@ -352,8 +386,22 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
         inputs = [fixed_z, fixed_labels] if num_classes else fixed_z
         return summaries.image_grid(nets.generator_ema(inputs, training=False).numpy(), columns=8)
 
+    # -- KID against the training images (chief only); the best G_ema goes to export/best/.
+    kid_tracker = None
+    if config.kid_every and is_chief:
+        from trainer import metrics
+
+        real_images, real_labels = source.images, source.labels
+        if real_images is None:  # streamed shards: the first kid_samples records
+            pairs = list(data.make_dataset(source, config.kid_samples, config.seed).take(1))
+            real_images = np.clip(np.round((pairs[0][0].numpy() + 1.0) * 127.5), 0, 255).astype(np.uint8)
+            real_labels = pairs[0][1].numpy() if source.num_classes else None
+        kid_tracker = metrics.KidTracker(real_images, real_labels, source.num_classes, config.dataset,
+                                         config.latent_dim, config.kid_samples, config.feature_model, config.seed)
+
     def next_event(step):
-        cadences = (config.log_every, config.sample_every, config.checkpoint_every)
+        cadences = (config.log_every, config.sample_every, config.checkpoint_every) + (
+            (config.kid_every,) if config.kid_every else ())
         return min(config.steps, *[(step // c + 1) * c for c in cadences])
 
     bar = ProgressBar(config.steps, start, enabled=config.progress and is_chief)
@@ -390,7 +438,9 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
                 rate = window_images / elapsed if elapsed > 0 else 0.0
                 rates.append(rate)
                 window_start, window_images = time.perf_counter(), 0
-                scalars = {k: v for k, v in values.items() if config.mixed_precision == "float16" or not k.startswith("loss_scale")}
+                scalars = {k: v for k, v in values.items()
+                           if (config.mixed_precision == "float16" or not k.startswith("loss_scale"))
+                           and (policy or k != "augment/p")}
                 scalars.update({"lr/d": config.d_lr, "lr/g": config.g_lr, "perf/images_per_sec": rate})
                 if config.mixed_precision == "float16":
                     scalars["mixed_precision/skipped_steps"] = skipped
@@ -400,6 +450,14 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
             if step % config.sample_every == 0 or step == config.steps:
                 grid = sample_grid()
                 writer.image(step, "samples", grid)
+            # -- KID; a new best G_ema is exported (and best_kid checkpointed with the step).
+            if kid_tracker and (step % config.kid_every == 0 or step == config.steps):
+                kid_value = kid_tracker(nets.generator_ema)
+                if kid_value < float(nets.best_kid.numpy()):
+                    nets.best_kid.assign(kid_value)
+                    export.save(store, nets.generator_ema, config, num_classes, source.channels, step,
+                                folder=export.BEST, extra={"kid": kid_value})
+                writer.scalars(step, {"quality/kid": kid_value, "quality/best_kid": float(nets.best_kid.numpy())})
             # -- Checkpoint.
             if step % config.checkpoint_every == 0 or step == config.steps:
                 writer.flush()  # the save's publish uploads the logs too
