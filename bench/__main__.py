@@ -2,6 +2,7 @@
 
     python -m bench train                 # images/s of the training step: precision x XLA
     python -m bench train --resolution=64 --channels=3 --repeats=5
+    python -m bench peer                  # ours vs the same DCGAN in PyTorch (needs the bench extra)
     python -m bench augment               # trainer.augment vs legacy ImageDataGenerator
     python -m bench sample                # sampler end to end vs generator forward; 1 vs 2 tasks
     python -m bench checkpoint            # step time with checkpoints (local, emulated GCS) vs none
@@ -15,8 +16,8 @@ import sys
 
 import importlib
 
-BENCHMARKS = {"train": "bench.train_speed", "augment": "bench.augment_speed", "sample": "bench.sample_speed",
-              "checkpoint": "bench.checkpoint_speed"}
+BENCHMARKS = {"train": "bench.train_speed", "peer": "bench.peer_speed", "augment": "bench.augment_speed",
+              "sample": "bench.sample_speed", "checkpoint": "bench.checkpoint_speed"}
 
 
 def main(argv):

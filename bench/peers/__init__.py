@@ -1,0 +1,1 @@
+"""Plain reference implementations in other frameworks, for side-by-side benchmarks (never runtime code)."""
