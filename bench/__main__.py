@@ -6,6 +6,9 @@
     python -m bench augment               # trainer.augment vs legacy ImageDataGenerator
     python -m bench sample                # sampler end to end vs generator forward; 1 vs 2 tasks
     python -m bench checkpoint            # step time with checkpoints (local, emulated GCS) vs none
+    python -m bench input                 # input pipeline images/s vs what the training step consumes
+    python -m bench all                   # all of the above (~15 min on 2 cores), then `report`
+    python -m bench report [--check]      # README.md's performance table from bench/results/*.json
 
 Each benchmark prints a table and writes bench/results/NAME-<host>.json. Every
 number is a median over repeats after warm-up, and the variants are measured
@@ -17,7 +20,8 @@ import sys
 import importlib
 
 BENCHMARKS = {"train": "bench.train_speed", "peer": "bench.peer_speed", "augment": "bench.augment_speed",
-              "sample": "bench.sample_speed", "checkpoint": "bench.checkpoint_speed"}
+              "sample": "bench.sample_speed", "checkpoint": "bench.checkpoint_speed", "input": "bench.input_speed",
+              "all": "bench.run_all", "report": "bench.report"}
 
 
 def main(argv):

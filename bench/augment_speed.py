@@ -56,6 +56,6 @@ def main(argv):
           f"median of {flags['repeats']}")
     common.print_rates(rates)
     print(f"ratio ours / legacy: {ratio:.1f}x (goal >= 10x)")
-    path = common.write("augment", {"benchmark": "augment", "flags": flags, "args": ARGS, "machine": common.machine(),
+    path = common.write(f"augment-{flags['resolution']}x{flags['channels']}", {"benchmark": "augment", "flags": flags, "args": ARGS, "machine": common.machine(),
                                     "images_per_sec": rates, "ratio": ratio, "seconds": samples})
     print(f"wrote {path}")

@@ -28,7 +28,7 @@ DEFAULTS = {"steps": 60, "every": 5, "width": 1.0, "repeats": 3}
 def run_train(job_dir: str, flags: dict, checkpoint_every: int, env: dict) -> float:
     args = [sys.executable, "-m", "trainer", "train", f"--job_dir={job_dir}", f"--steps={flags['steps']}",
             f"--log_every={flags['every']}", f"--checkpoint_every={checkpoint_every}", "--sample_every=100000",
-            f"--width={flags['width']}", "--progress=false"]
+            f"--width={flags['width']}", "--kid_every=0", "--progress=false"]
     done = subprocess.run(args, capture_output=True, text=True, env={**os.environ, **env})
     if done.returncode != 0:
         raise SystemExit(f"{job_dir}: dcgan train failed: {done.stderr.strip().splitlines()[-1]}")
@@ -69,7 +69,10 @@ def main(argv):
             overhead = base / rate
             result[name] = {"images_per_sec": rate, "step_time_ratio": overhead}
             print(f"{name:<24} {rate:>9.1f} img/s   step time x{overhead:.3f}")
-        print(f"wrote {common.write('checkpoint', {'benchmark': 'checkpoint', 'flags': flags, 'machine': common.machine(), 'results': result, 'runs': rates})}")
+        path = common.write(f"checkpoint-every{flags['every']}", {"benchmark": "checkpoint", "flags": flags,
+                                                                    "machine": common.machine(), "results": result,
+                                                                    "runs": rates})
+        print(f"wrote {path}")
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)

@@ -80,7 +80,8 @@ def main(argv):
                   "ratio": ratio, "seconds": samples}
         if flags["tasks"]:
             result["tasks"] = compare_tasks(job, work, images * 2, flags)
-        print(f"wrote {common.write('sample', result)}")
+        path = common.write(f"sample-{flags['resolution']}x{flags['channels']}", result)
+        print(f"wrote {path}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

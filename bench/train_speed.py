@@ -1,7 +1,7 @@
 """Images/s of `dcgan train`'s step: float32 / float16 / bfloat16, XLA off / on.
 
     python -m bench train [--resolution=32] [--channels=1] [--batch=64] [--width=1.0]
-                          [--steps=10] [--repeats=5] [--conditional=false]
+                          [--steps=10] [--repeats=5] [--conditional=false] [--slow_float16=false]
 
 Uses the trainer's own step function (trainer.train.make_step_fn) on in-memory
 digits, one device. A variant is skipped (and reported) if it fails to build.
@@ -21,7 +21,7 @@ from trainer import config as config_lib  # noqa: E402
 from trainer import data, distribute, losses, train  # noqa: E402
 
 DEFAULTS = {"resolution": 32, "channels": 1, "batch": 64, "width": 1.0, "steps": 10, "repeats": 5,
-            "conditional": False, "precisions": "off,float16,bfloat16", "xla": "false,true"}
+            "conditional": False, "precisions": "off,float16,bfloat16", "xla": "false,true", "slow_float16": False}
 
 
 def build_variant(flags: dict, strategy, source, precision: str, xla: bool):
@@ -59,6 +59,9 @@ def main(argv):
     for precision in flags["precisions"].split(","):
         for xla in [x == "true" for x in flags["xla"].split(",")]:
             name = f"{precision if precision != 'off' else 'float32'}{' +XLA' if xla else ''}"
+            if precision == "float16" and not xla and not flags["slow_float16"] and not tf.config.list_physical_devices("GPU"):
+                failures[name] = "skipped: TF's CPU float16 kernels are emulated (~100x slower); --slow_float16=true runs it"
+                continue
             try:
                 variants[name] = build_variant(flags, strategy, source, precision, xla)
             except Exception as err:  # a variant the platform cannot run is reported, not fatal

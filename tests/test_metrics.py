@@ -176,3 +176,14 @@ def test_sampler_memorization_filter_drops_copies(smoke_job, tmp_path):
     assert run_cli("sample", f"--output={out}", "--verify").returncode == 0
     with pytest.raises(UserError, match="pass --train_data"):
         sample.memorization_filter(config_lib.resolve("sample", {"generator": "g", "output": "-", "max_memorization": 0.1}), {})
+
+
+def test_bad_quality_flags_are_one_line(tmp_path):
+    job = f"--job_dir={tmp_path}/j"
+    assert_one_line_error(run_cli("train", job, "--diffaugment=color,zoom"), "--diffaugment='color,zoom': unknown zoom")
+    assert_one_line_error(run_cli("train", job, "--ada_target=1.5"), "--ada_target=1.5 must be in [0, 1)")
+    assert_one_line_error(run_cli("train", job, "--dataset=digits:train[a:b]"), "a slice is [start:end]")
+    assert_one_line_error(run_cli("train", job, "--dataset=digits:train[50%:50%]"), "the slice selects no images")
+    assert_one_line_error(run_cli("sample", "--generator=g", "--output=o", "--max_memorization=2"),
+                          "--max_memorization=2.0 must be in [0, 1)")
+    assert not (tmp_path / "j").exists()

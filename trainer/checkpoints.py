@@ -4,9 +4,12 @@ Layout under JOB_DIR/checkpoints/:
     ckpt-00000100-1a2b3c4d/ckpt.index, ckpt.data-*   one tf.train.Checkpoint.write()
     latest.json                                    the pointer: step, prefix, files, config hash
 
-A checkpoint is written to a local staging folder, then published whole
-(locally: one rename; GCS: every file uploaded with if_generation_match=0 and
-crc32c, by a background thread while training goes on, which then also
+With a `Snapshot` (what training uses), saving costs the training thread one
+copy of the variables into a host-side twin of the checkpoint; the twin is
+written and published by a background thread. (TF's own async checkpointing
+fails on Keras 3 variables.) A checkpoint is written to a local staging
+folder, then published whole (locally: one rename; GCS: every file uploaded
+with if_generation_match=0 and crc32c), on that thread, which then also
 uploads what changed under `sync_after`, e.g. TensorBoard logs), and only then named by
 latest.json, written last. A crash at any point leaves the previous pointer
 and its files intact; restore reads the pointer and fetches exactly the files
@@ -40,6 +43,29 @@ POINTER = f"{FOLDER}/latest.json"
 _CKPT_DIR = re.compile(r"^ckpt-(\d{8})(-[0-9a-f]{8})?$")
 
 
+class Snapshot:
+    """A twin of a checkpoint's objects with plain variables, so a copy can be written off the training thread.
+
+    `live` and `twin` list the variables of identically built objects in the
+    same order; `checkpoint` is the tf.train.Checkpoint over the twin objects,
+    with the same keys as the live one, so what it writes restores into the
+    live objects."""
+
+    def __init__(self, live: list, twin: list, checkpoint: tf.train.Checkpoint):
+        mismatched = [(a.path, b.path) for a, b in zip(live, twin) if a.shape != b.shape or a.dtype != b.dtype]
+        if len(live) != len(twin) or mismatched:
+            raise ValueError(f"snapshot twin does not match the live variables: {mismatched[:3]}")
+        self.checkpoint = checkpoint
+        self._live, self._twin = live, twin
+
+        @tf.function
+        def copy():
+            for target, value in zip(self._twin, self._live):
+                target.assign(value)
+
+        self.copy = copy
+
+
 def step_of(folder: str) -> Optional[int]:
     match = _CKPT_DIR.match(folder)
     return int(match.group(1)) if match else None
@@ -48,15 +74,17 @@ def step_of(folder: str) -> Optional[int]:
 class CheckpointManager:
     def __init__(self, store: storage.Store, checkpoint: tf.train.Checkpoint, *,
                  keep: int, is_chief: bool, config_hash: str, background: Optional[bool] = None,
-                 sync_after: tuple[str, ...] = ()):
+                 sync_after: tuple[str, ...] = (), snapshot: Optional[Snapshot] = None):
         self.store = store
         self.sync_after = sync_after  # store keys (e.g. tensorboard/) uploaded after each checkpoint
         self.checkpoint = checkpoint
         self.keep = keep
         self.is_chief = is_chief
         self.config_hash = config_hash
-        # Uploads to a bucket run beside training; local renames are instant.
-        self.background = isinstance(store, storage.GcsStore) if background is None else background
+        self.snapshot = snapshot
+        # With a snapshot, writing and publishing run beside training; without, only bucket uploads do.
+        default = snapshot is not None or isinstance(store, storage.GcsStore)
+        self.background = default if background is None else background
         self._uploader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ckpt-upload")
         self._pending: Optional[concurrent.futures.Future] = None
         staging = store.local(FOLDER)
@@ -96,23 +124,32 @@ class CheckpointManager:
     def save(self, step: int) -> None:
         """Writes checkpoint `step` locally now; publishes it (maybe in the background)."""
         if not self.is_chief:
+            if self.snapshot is not None:
+                return  # the chief writes its own host copy; no collective is involved
             scratch = tempfile.mkdtemp(prefix="dcgan-worker-ckpt-")
             try:
                 self.checkpoint.write(os.path.join(scratch, "ckpt"))
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
             return
-        self.wait()  # one upload at a time, in step order
+        self.wait()  # one write and upload at a time, in step order (the twin is free again)
         name = f"ckpt-{step:08d}-{uuid.uuid4().hex[:8]}"
         staging = self.store.local(f"{FOLDER}/.tmp-{name}")
         os.makedirs(staging, exist_ok=True)
-        self.checkpoint.write(os.path.join(staging, "ckpt"))  # variables are read now, at this step
-        if self.background:
-            self._pending = self._uploader.submit(self._publish, step, name, staging)
+        if self.snapshot is not None:
+            self.snapshot.copy()  # variables are read now, at this step; written on the background thread
+            writer = self.snapshot.checkpoint
         else:
-            self._publish(step, name, staging)
+            self.checkpoint.write(os.path.join(staging, "ckpt"))  # variables are read now, at this step
+            writer = None
+        if self.background:
+            self._pending = self._uploader.submit(self._publish, step, name, staging, writer)
+        else:
+            self._publish(step, name, staging, writer)
 
-    def _publish(self, step: int, name: str, staging: str) -> None:
+    def _publish(self, step: int, name: str, staging: str, writer: Optional[tf.train.Checkpoint] = None) -> None:
+        if writer is not None:
+            writer.write(os.path.join(staging, "ckpt"))
         files = sorted(os.path.relpath(os.path.join(d, f), staging).replace(os.sep, "/")
                        for d, _, names in os.walk(staging) for f in names)
         self.store.publish_folder(staging, f"{FOLDER}/{name}")

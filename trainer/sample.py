@@ -267,6 +267,7 @@ def write_shard(store: storage.Store, plan: dict, source: ImageSource, produce, 
     compression = plan["png_compression"]
 
     kept = 0
+    encoder = shards.ExampleEncoder(res, res, channels, source.kind, source.generator_step)
 
     def write_batch(writer, pixels, labels, seeds, keep):
         nonlocal kept
@@ -274,8 +275,7 @@ def write_shard(store: storage.Store, plan: dict, source: ImageSource, produce, 
             pixels, labels, seeds = tf.boolean_mask(pixels, keep), labels[keep], seeds[keep]
         pngs = encode_pngs(pixels, compression).numpy() if len(labels) else []
         for png, label, s in zip(pngs, labels, seeds):
-            writer.write(shards.make_example(png, res, res, channels, int(label), source.kind, int(s),
-                                             source.generator_step))
+            writer.write(encoder.encode(png, int(label), int(s)))
         kept += len(pngs)
         if on_images:
             on_images(len(keep))

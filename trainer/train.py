@@ -166,6 +166,19 @@ def _build_networks(config, g_args, d_args, initial_g, initial_d) -> Networks:
     return Networks(generator, discriminator, generator_ema, g_optimizer, d_optimizer, step, augment_p, best_kid)
 
 
+def checkpoint_of(nets: Networks) -> tf.train.Checkpoint:
+    return tf.train.Checkpoint(
+        generator=nets.generator, discriminator=nets.discriminator, generator_ema=nets.generator_ema,
+        g_optimizer=nets.g_optimizer, d_optimizer=nets.d_optimizer, step=nets.step,
+        augment_p=nets.augment_p, best_kid=nets.best_kid)
+
+
+def all_variables(nets: Networks) -> list:
+    """Every checkpointed variable, in construction order (the same for identically built Networks)."""
+    return (nets.generator.variables + nets.discriminator.variables + nets.generator_ema.variables
+            + nets.g_optimizer.variables + nets.d_optimizer.variables + [nets.step, nets.augment_p, nets.best_kid])
+
+
 def resolve_diffaugment(config, source: data.Source) -> tuple[str, ...]:
     """The DiffAugment policy: `auto` is all three for datasets below DIFFAUGMENT_AUTO_BELOW images."""
     from trainer.config import DIFFAUGMENT_AUTO_BELOW
@@ -326,13 +339,15 @@ def run(config) -> dict:
     # -- Networks, optimizers and the checkpoint (restored if one exists).
     set_precision(config.mixed_precision)
     nets = build_networks(config, source.channels, num_classes, strategy)
-    checkpoint = tf.train.Checkpoint(
-        generator=nets.generator, discriminator=nets.discriminator, generator_ema=nets.generator_ema,
-        g_optimizer=nets.g_optimizer, d_optimizer=nets.d_optimizer, step=nets.step,
-        augment_p=nets.augment_p, best_kid=nets.best_kid)
+    checkpoint = checkpoint_of(nets)
+    # A host-side twin of everything checkpointed: saving copies into it and writes it off the training
+    # thread (the chief's; other workers' saves are no-ops, as no collective is involved).
+    with tf.device("/cpu:0"):
+        twin = build_networks(config, source.channels, num_classes)
+    snapshot = checkpoints.Snapshot(all_variables(nets), all_variables(twin), checkpoint_of(twin))
     manager = checkpoints.CheckpointManager(store, checkpoint, keep=config.keep_checkpoints,
                                             is_chief=role.is_chief, config_hash=config.identity_hash(),
-                                            sync_after=(jobdir.TENSORBOARD,))
+                                            sync_after=(jobdir.TENSORBOARD,), snapshot=snapshot)
     start = manager.restore()
     if start:
         print(f"resuming from the checkpoint at step {start}")

@@ -1,0 +1,43 @@
+"""Every benchmark in one go (about 15 minutes on a 2-core CPU), then the README table.
+
+    python -m bench all
+
+Each benchmark runs in its own process (fresh TensorFlow state), with
+settings sized to keep the whole run short; run one alone with more
+--repeats for tighter numbers.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+PLAN = [
+    ["train", "--resolution=32", "--channels=1", "--steps=5", "--repeats=3"],
+    ["train", "--resolution=64", "--channels=3", "--steps=3", "--repeats=3"],
+    ["train", "--resolution=128", "--channels=3", "--steps=2", "--repeats=3", "--precisions=off,bfloat16"],
+    ["peer", "--steps=3", "--repeats=3"],
+    ["augment", "--resolution=64", "--channels=3"],
+    ["augment", "--resolution=32", "--channels=1"],
+    ["sample", "--images=4096"],
+    ["input"],
+    ["checkpoint", "--every=5", "--steps=60", "--repeats=2"],
+    ["checkpoint", "--every=20", "--steps=120", "--repeats=2"],
+]
+
+
+def main(argv):
+    started = time.perf_counter()
+    failed = []
+    for args in PLAN:
+        print(f"\n$ python -m bench {' '.join(args)}", flush=True)
+        t0 = time.perf_counter()
+        if subprocess.call([sys.executable, "-m", "bench", *args]) != 0:
+            failed.append(" ".join(args))
+        print(f"({time.perf_counter() - t0:.0f} s)", flush=True)
+    from bench import report
+
+    report.main([])
+    print(f"\nall benchmarks: {time.perf_counter() - started:.0f} s" + (f"; FAILED: {failed}" if failed else ""))
+    return 1 if failed else 0

@@ -1,0 +1,50 @@
+"""The benchmark suite's own logic: the FLOP count, the README table, the Example encoder it made fast."""
+
+import os
+import random
+
+import keras
+import pytest
+
+from bench import peer_speed, report
+from trainer import models, shards
+
+
+def keras_macs(model: keras.Model) -> int:
+    """Multiply-adds of a model's conv, transposed-conv and dense layers, from the built Keras layers."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Conv2DTranspose):
+            _, h, w, c = layer.input.shape
+            total += h * w * c * layer.filters * layer.kernel_size[0] * layer.kernel_size[1]
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, _ = layer.output.shape
+            total += h * w * layer.input.shape[-1] * layer.filters * layer.kernel_size[0] * layer.kernel_size[1]
+        elif isinstance(layer, keras.layers.Dense):
+            total += layer.input.shape[-1] * layer.units
+        elif hasattr(layer, "linear"):  # ProjectionLogit
+            total += layer.linear.kernel.shape[0]
+    return total
+
+
+@pytest.mark.parametrize("resolution,channels", [(32, 1), (64, 3)])
+def test_nominal_flops_match_the_models(resolution, channels):
+    g = keras_macs(models.build_generator(resolution, channels, 100, 1.0, 0))
+    d = keras_macs(models.build_discriminator(resolution, channels, 1.0, 0))
+    assert peer_speed.step_flops(resolution, channels, 1.0, 100) == 2.0 * (3 * g + 9 * d)
+
+
+def test_readme_performance_table_matches_the_committed_results():
+    assert report.main(["--check"]) == 0
+    names = {row[0] for row in report.rows()}
+    assert {"train step", "vs PyTorch (same DCGAN)", "augmentation vs ImageDataGenerator",
+            "sampler vs generator alone", "checkpoint overhead (step time)", "input pipeline vs consumption"} <= names
+
+
+def test_hand_encoded_examples_are_byte_identical_to_protobuf():
+    rng = random.Random(0)
+    for _ in range(500):
+        png = os.urandom(rng.choice([0, 1, 127, 128, 300, 20000]))
+        args = (png, rng.choice([32, 256]), rng.choice([32, 256]), rng.choice([1, 3]), rng.choice([-1, 0, 9, 1000]),
+                rng.choice(["synthetic", "augmented"]), rng.choice([0, 2**40, 2**62, -1]), rng.choice([-1, 0, 3000]))
+        assert shards.make_example(*args) == shards.make_example_proto(*args)
