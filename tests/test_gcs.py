@@ -278,7 +278,7 @@ def test_sampler_writes_to_a_bucket_split_killed_resumed_and_verified(emulator, 
     assert all(p.returncode == 0 for p in procs), outs
     assert not glob.glob(str(tmp_path / "vm0" / "staging" / "*" / ".tmp" / "*"))  # killed run's temp file removed
     names = sorted(b.name for b in client.list_blobs("synth-bucket", prefix="synth/"))
-    assert names == ["synth/manifest.json", "synth/plan.json"] + [
+    assert names == ["synth/dataset_info.json", "synth/features.json", "synth/manifest.json", "synth/plan.json"] + [
         f"synth/synthetic-train.tfrecord-{i:05d}-of-00012" for i in range(12)]
     manifest = json.loads(bucket.blob("synth/manifest.json").download_as_bytes())
     assert [s["num_images"] for s in manifest["shards"]] == [50] * 12

@@ -34,7 +34,8 @@ def test_write_then_read_with_plain_tensorflow(smoke_job, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["num_images"] == 45 and manifest["num_shards"] == 3
     names = sorted(os.listdir(out))
-    assert names == ["manifest.json", "plan.json"] + [f"synthetic-train.tfrecord-{i:05d}-of-00003" for i in range(3)]
+    assert names == ["dataset_info.json", "features.json", "manifest.json", "plan.json"] + [
+        f"synthetic-train.tfrecord-{i:05d}-of-00003" for i in range(3)]
     feature = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
                "image/class/label": tf.io.FixedLenFeature([], tf.int64),
                "image/source": tf.io.FixedLenFeature([], tf.string),
@@ -102,7 +103,7 @@ def test_kill_9_mid_shard_then_rerun_leaves_exactly_the_planned_shards(smoke_job
             assert shards.count_records(path) == 50
     final = run_cli(*args)
     assert final.returncode == 0, final.stderr[-3000:]
-    assert sorted(p for p in os.listdir(out)) == ["manifest.json", "plan.json"] + [
+    assert sorted(p for p in os.listdir(out)) == ["dataset_info.json", "features.json", "manifest.json", "plan.json"] + [
         f"synthetic-train.tfrecord-{i:05d}-of-00030" for i in range(30)]  # no temp leftovers
     manifest = json.loads((out / "manifest.json").read_text())
     assert [s["num_images"] for s in manifest["shards"]] == [50] * 30
@@ -110,6 +111,21 @@ def test_kill_9_mid_shard_then_rerun_leaves_exactly_the_planned_shards(smoke_job
     # Crashes changed nothing: the bytes equal a clean run's.
     clean = run_cli(*sample_args(smoke_job, tmp_path / "clean", *plan))
     assert clean.returncode == 0 and digests(out) == digests(tmp_path / "clean")
+
+
+def test_tensorflow_datasets_reads_the_output(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    out = tmp_path / "aug"
+    result = run_cli("augment", "--dataset=digits", f"--output={out}", "--num_images=40", "--images_per_shard=16",
+                     "--progress=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    builder = tfds.builder_from_directory(str(out))
+    assert builder.info.splits["train"].num_examples == 40
+    examples = list(builder.as_dataset(split="train", shuffle_files=False))
+    assert len(examples) == 40
+    from sklearn.datasets import load_digits
+    assert [int(e["image"]["class"]["label"]) for e in examples] == load_digits().target[:40].tolist()
+    assert tf.io.decode_png(examples[0]["image"]["encoded"]).shape == (32, 32, 1)
 
 
 def test_augment_job_writes_real_images_with_their_labels(tmp_path):

@@ -314,4 +314,4 @@ class KidTracker:
             images.append(np.clip(np.round((pixels + 1.0) * 127.5), 0, 255).astype(np.uint8))
         fake = self.space(np.concatenate(images))
         n = min(len(self.real), len(fake))
-        return kid(self.real, fake, subsets=10, subset_size=max(n // 2, 2))[0]
+        return kid(self.real, fake, subsets=50, subset_size=max(n // 2, 2))[0]

@@ -342,6 +342,14 @@ def write_manifest(store: storage.Store, plan: dict, kind: str) -> bool:
                 "dropped_memorized": plan["num_images"] - kept,
                 "resolution": plan["resolution"], "num_classes": plan["num_classes"], "source": kind,
                 "schema": {k: v.dtype.name for k, v in shards.FEATURES.items()}, "shards": entries, "plan": plan}
+    # TFDS metadata first (deterministic, so a racing task writes the same bytes), the manifest last.
+    description = f"{kind} images written by dcgan-factory (`dcgan {'sample' if kind == 'synthetic' else 'augment'}`)"
+    for key, blob in shards.tfds_metadata(kind, [e["num_images"] for e in entries],
+                                          sum(e["bytes"] for e in entries), description).items():
+        try:
+            store.put_new(key, blob)
+        except storage.AlreadyExists:
+            pass
     try:
         store.put_new(shards.MANIFEST, (json.dumps(manifest, indent=2) + "\n").encode())
     except storage.AlreadyExists:

@@ -3,6 +3,7 @@
 Files (TFDS-style names, N fixed by the plan):
     OUTPUT/plan.json                                  what will be written (written first)
     OUTPUT/synthetic-train.tfrecord-00000-of-00010    (augmented-train... for `dcgan augment`)
+    OUTPUT/dataset_info.json, features.json           TFDS metadata (tfds.builder_from_directory)
     OUTPUT/manifest.json                              the commit marker, written last
 
 Each record (slim/TFDS keys):
@@ -144,6 +145,39 @@ def parse_example(record: tf.Tensor, channels: int) -> tuple[tf.Tensor, tf.Tenso
 
 class DamagedShard(Exception):
     """A TFRecord file whose framing or checksums are wrong (e.g. cut short)."""
+
+
+def tfds_metadata(name: str, shard_lengths: list[int], num_bytes: int, description: str) -> dict[str, bytes]:
+    """features.json and dataset_info.json, so `tfds.builder_from_directory(OUTPUT)` reads the shards.
+
+    Keys with '/' are TFDS's flattened nested features ('image/class/label' is
+    image -> class -> label), so the records need no change. Written without
+    importing tensorflow_datasets; tested against it when it is installed."""
+    def tensor(dtype):
+        return {"pythonClassName": "tensorflow_datasets.core.features.tensor_feature.Tensor",
+                "tensor": {"dtype": dtype, "encoding": "none", "shape": {}}}
+
+    def features_dict(children):
+        return {"featuresDict": {"features": children},
+                "pythonClassName": "tensorflow_datasets.core.features.features_dict.FeaturesDict"}
+
+    tree: dict = {}
+    for key, spec in FEATURES.items():
+        node = tree
+        *parents, leaf = key.split("/")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = tensor(spec.dtype.name)
+
+    def build(node):
+        return features_dict({k: (v if "tensor" in v else build(v)) for k, v in sorted(node.items())})
+
+    info = {"name": name, "version": "1.0.0", "fileFormat": "tfrecord", "moduleName": "dcgan_factory",
+            "description": description,
+            "splits": [{"name": "train", "filepathTemplate": "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}",
+                        "numBytes": str(num_bytes), "shardLengths": [str(n) for n in shard_lengths]}]}
+    return {"features.json": (json.dumps(build(tree), indent=2) + "\n").encode(),
+            "dataset_info.json": (json.dumps(info, indent=2) + "\n").encode()}
 
 
 def _masked_crc(data: bytes) -> int:
