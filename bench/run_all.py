@@ -20,7 +20,7 @@ PLAN = [
     ["peer", "--steps=3", "--repeats=3"],
     ["augment", "--resolution=64", "--channels=3"],
     ["augment", "--resolution=32", "--channels=1"],
-    ["sample", "--images=4096"],
+    ["sample", "--images=8192"],
     ["input"],
     ["checkpoint", "--every=5", "--steps=60", "--repeats=2"],
     ["checkpoint", "--every=20", "--steps=120", "--repeats=2"],
