@@ -101,3 +101,11 @@ def test_signal_checkpoints_at_a_step_boundary_then_resumes(tmp_path, sig, code)
                       "--progress=false")
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming from the checkpoint at step {pointer['step']}" in resumed.stdout
+
+
+def test_help_piped_into_head_is_not_a_traceback():
+    proc = subprocess.Popen([sys.executable, "-m", "trainer", "launch", "--help"], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": REPO})
+    proc.stdout.close()  # the reader is gone before anything is written, like `| head -0`
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0 and "Traceback" not in err, err
