@@ -19,29 +19,38 @@ README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
 
-def _load(name: str):
-    path = os.path.join(common.RESULTS, f"{name}.json")
-    if not os.path.isfile(path):
-        return None
+def _read(path: str) -> dict:
     with open(path) as f:
         return json.load(f)
+
+
+def _load(name: str):
+    path = os.path.join(common.RESULTS, f"{name}.json")
+    return _read(path) if os.path.isfile(path) else None
+
+
+def _each(pattern: str, key=None):
+    """(result, its flags, its images_per_sec) for every results file matching `pattern`."""
+    for path in sorted(glob.glob(os.path.join(common.RESULTS, pattern)), key=key):
+        result = _read(path)
+        yield result, result["flags"], result.get("images_per_sec", {})
+
+
+def _size(f: dict) -> str:
+    return f"{f['resolution']}x{f['resolution']}x{f['channels']}"
 
 
 def rows() -> list[tuple[str, str, str, str, str]]:
     """(benchmark, configuration, result, target, command) rows from whatever results exist."""
     out = []
-    for path in sorted(glob.glob(os.path.join(common.RESULTS, "train-*.json")),
-                       key=lambda p: int(os.path.basename(p)[6:].split("x")[0])):
-        r = json.load(open(path))
-        f = r["flags"]
-        rates = r["images_per_sec"]
+    for r, f, rates in _each("train-*.json", key=lambda p: int(os.path.basename(p)[6:].split("x")[0])):
         base = rates.get("float32")
         cells = ", ".join(f"{k} {v:.1f}" + (f" ({v / base:.2f}x)" if base and k != "float32" else "")
                           for k, v in rates.items())
         skipped = [k for k, why in r.get("failures", {}).items()]
         if skipped:
             cells += "; not run: " + ", ".join(skipped)
-        out.append(("train step", f"{f['resolution']}x{f['resolution']}x{f['channels']}, batch {f['batch']}",
+        out.append(("train step", f"{_size(f)}, batch {f['batch']}",
                     f"img/s: {cells}", "",
                     f"`python -m bench train --resolution={f['resolution']} --channels={f['channels']} "
                     f"--steps={f['steps']} --repeats={f['repeats']}`"))
@@ -56,28 +65,19 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                             f"**{ratio:.2f}x**: {ours:.1f} vs {theirs:.1f} img/s; "
                             f"{ours * gflop:.0f} vs {theirs * gflop:.0f} GFLOP/s",
                             ">= 1.2x", f"`python -m bench peer` (torch {peer['torch']})"))
-    for path in sorted(glob.glob(os.path.join(common.RESULTS, "augment-*.json"))):
-        r = json.load(open(path))
-        f = r["flags"]
-        rates = r["images_per_sec"]
-        out.append(("augmentation vs ImageDataGenerator", f"{f['resolution']}x{f['resolution']}x{f['channels']}",
+    for r, f, rates in _each("augment-*.json"):
+        out.append(("augmentation vs ImageDataGenerator", _size(f),
                     f"**{r['ratio']:.1f}x**: {rates['trainer.augment']:.0f} vs {rates['ImageDataGenerator']:.0f} img/s",
                     ">= 10x", f"`python -m bench augment --resolution={f['resolution']} --channels={f['channels']}`"))
-    for path in sorted(glob.glob(os.path.join(common.RESULTS, "sample-*.json"))):
-        r = json.load(open(path))
-        f = r["flags"]
-        rates = r["images_per_sec"]
-        out.append(("sampler vs generator alone", f"{f['resolution']}x{f['resolution']}x{f['channels']}, augmented",
+    for r, f, rates in _each("sample-*.json"):
+        out.append(("sampler vs generator alone", f"{_size(f)}, augmented",
                     f"**{r['ratio']:.2f}**: {rates['sampler end to end']:.0f} vs {rates['generator forward']:.0f} img/s",
                     ">= 0.8", f"`python -m bench sample --images={f['images']}`"))
         if r.get("tasks"):
             t = r["tasks"]["images_per_sec"]
             out.append(("sampler, 1 vs 2 tasks", f"{r['tasks']['images']} images, whole job",
                         f"{t['1 task(s)']:.0f} vs {t['2 task(s)']:.0f} img/s", "", "(same run)"))
-    for path in sorted(glob.glob(os.path.join(common.RESULTS, "checkpoint-every*.json")),
-                       key=lambda p: int(p.rsplit("every", 1)[1].split(".")[0])):
-        r = json.load(open(path))
-        f = r["flags"]
+    for r, f, _ in _each("checkpoint-every*.json", key=lambda p: int(p.rsplit("every", 1)[1].split(".")[0])):
         for name, res in r["results"].items():
             if name == "no checkpoints":
                 continue
@@ -96,7 +96,7 @@ def rows() -> list[tuple[str, str, str, str, str]]:
 
 def machine_line() -> str:
     for path in sorted(glob.glob(os.path.join(common.RESULTS, "*.json"))):
-        m = json.load(open(path)).get("machine")
+        m = _read(path).get("machine")
         if m:
             gpus = ", ".join(m["gpus"]) or "no GPU"
             return (f"Machine: {m['cpu_count']} CPU cores ({m['processor']}), {gpus}, "

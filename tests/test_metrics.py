@@ -3,7 +3,6 @@
 import json
 import os
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -11,7 +10,7 @@ import tensorflow as tf
 from conftest import assert_one_line_error, run_cli
 from tests_helpers import read_scalars
 from trainer import config as config_lib
-from trainer import data, diffaugment, metrics, sample
+from trainer import data, diffaugment, metrics, sources
 from trainer.errors import UserError
 
 
@@ -159,7 +158,7 @@ def test_sampler_memorization_filter_drops_copies(smoke_job, tmp_path):
     config = config_lib.resolve("sample", {"generator": smoke_job, "output": "-", "max_memorization": 0.05,
                                            "train_data": "digits:train[:10%]"})
     meta = json.loads(open(os.path.join(smoke_job, "export", "generator.json")).read())
-    keep, description = sample.memorization_filter(config, meta)
+    keep, description = sources.memorization_filter(config, meta)
     train = data.load_source("digits:train[:10%]", 32).images.astype(np.float32)
     other = data.load_source("digits:test", 32).images[:50].astype(np.float32)
     mask = keep(tf.constant(np.concatenate([train[:20] + 0.5, other]))).numpy()
@@ -175,7 +174,7 @@ def test_sampler_memorization_filter_drops_copies(smoke_job, tmp_path):
     assert manifest["num_images"] == sum(s["num_images"] for s in manifest["shards"])
     assert run_cli("sample", f"--output={out}", "--verify").returncode == 0
     with pytest.raises(UserError, match="pass --train_data"):
-        sample.memorization_filter(config_lib.resolve("sample", {"generator": "g", "output": "-", "max_memorization": 0.1}), {})
+        sources.memorization_filter(config_lib.resolve("sample", {"generator": "g", "output": "-", "max_memorization": 0.1}), {})
 
 
 def test_bad_quality_flags_are_one_line(tmp_path):

@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from conftest import REPO, assert_one_line_error, run_cli
 from trainer import config as config_lib
-from trainer import sample, shards
+from trainer import sample, shards, sources
 from trainer.errors import UserError
 
 
@@ -180,18 +180,18 @@ def test_task_from_the_environment():
 
 def test_truncation_and_label_policies(smoke_job, tmp_path):
     base = dict(generator=smoke_job, output=str(tmp_path / "x"), num_images=200, batch_size=50)
-    plain = sample.latents(4, tf.range(300), 16).numpy()
-    truncated = sample.latents(4, tf.range(300), 16, psi=0.5).numpy()
+    plain = sources.latents(4, tf.range(300), 16).numpy()
+    truncated = sources.latents(4, tf.range(300), 16, psi=0.5).numpy()
     assert np.abs(plain).max() > 2 and np.abs(truncated).max() <= 0.5
     inside = np.abs(plain) <= 0.5
     np.testing.assert_array_equal(truncated[inside], plain[inside])  # only out-of-bound values are redrawn
-    np.testing.assert_array_equal(sample.latents(4, tf.constant([7]), 16).numpy()[0], plain[7])
-    balanced = sample.generator_source(config_lib.resolve("sample", base))
+    np.testing.assert_array_equal(sources.latents(4, tf.constant([7]), 16).numpy()[0], plain[7])
+    balanced = sources.generator_source(config_lib.resolve("sample", base))
     _, labels, _ = balanced.make_batch(tf.range(200, dtype=tf.int64))
     assert np.bincount(labels.numpy()).tolist() == [20] * 10
-    weighted = sample.generator_source(config_lib.resolve("sample", {**base, "labels": "1,0,0,0,0,0,0,0,0,3"}))
+    weighted = sources.generator_source(config_lib.resolve("sample", {**base, "labels": "1,0,0,0,0,0,0,0,0,3"}))
     _, wl, _ = weighted.make_batch(tf.range(400, dtype=tf.int64))
     counts = np.bincount(wl.numpy(), minlength=10)
     assert counts[1:9].sum() == 0 and 60 < counts[0] < 140 and counts[9] > 260
     with pytest.raises(UserError, match="3 class weights but the generator has 10"):
-        sample.generator_source(config_lib.resolve("sample", {**base, "labels": "1,2,3"}))
+        sources.generator_source(config_lib.resolve("sample", {**base, "labels": "1,2,3"}))

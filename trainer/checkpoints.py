@@ -16,8 +16,9 @@ and its files intact; restore reads the pointer and fetches exactly the files
 it names. Each attempt's folder has a random suffix, so a crashed upload's
 leftovers never collide with a later save of the same step. Older checkpoints
 beyond `keep` are deleted only after a newer pointer is in place. In
-multi-worker runs every worker takes part in the write (TF requires it);
-non-chief workers write to a temp dir they delete.
+multi-worker runs with a Snapshot only the chief writes (the twin holds plain
+variables, so no collective is involved); without one every worker takes part
+in the write (TF requires it) and non-chief workers write to a temp dir they delete.
 
     python -c "from trainer import checkpoints; help(checkpoints.CheckpointManager)"
 """

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainer import config as config_lib
-from trainer import data, export, metrics, sample, shards, summaries
+from trainer import data, export, metrics, shards, sources, summaries
 from trainer.config import AugmentConfig, AugmentParams
 from trainer.errors import UserError
 
@@ -36,7 +36,7 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
         model_path = None
     if model_path is not None:
         sample_config = config_lib.resolve("sample", {"generator": model_path, "output": "-", "seed": config.seed})
-        source = sample.generator_source(sample_config)
+        source = sources.generator_source(sample_config)
         batches = []
         for start in range(0, config.num_samples, 256):
             indices = tf.range(start, min(start + 256, config.num_samples), dtype=tf.int64)

@@ -295,7 +295,7 @@ def plan(target: str, flags: dict[str, Any]) -> Launch:
 
 def run(target: str, flags: dict[str, Any]) -> Launch:
     """Renders, writes the files to the spec dir, prints them, and (unless --dry_run) submits."""
-    spec_dir = flags.pop("spec_dir", "") if "spec_dir" in flags else ""
+    spec_dir = flags.pop("spec_dir", "")
     launch = plan(target, flags)
     spec_dir = os.path.abspath(spec_dir or os.path.join(".dcgan-launch", launch.name))
     os.makedirs(spec_dir, exist_ok=True)

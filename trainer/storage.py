@@ -65,6 +65,8 @@ class ObjectInfo:
 class Store:
     """A folder of named objects ('a/b.json'); keys always use '/'."""
 
+    keeps_metadata = False  # publish_file's metadata is dropped; readers recompute it from the file
+
     def __init__(self, root: str):
         self.root = os.path.abspath(root)
 
@@ -183,6 +185,7 @@ class GcsStore(Store):
     errors and timeouts (the client's policy, tuned).
     """
 
+    keeps_metadata = True  # custom object metadata, set in the same request as the upload
     # (connect, read) seconds per request; DCGAN_GCS_TIMEOUT overrides the read timeout.
     TIMEOUT = (10, float(os.environ.get("DCGAN_GCS_TIMEOUT", "60")))
 

@@ -1,0 +1,138 @@
+"""Where a shard job's images come from: a trained generator, or a real dataset to augment.
+
+A source turns global image indices into pixels, labels and per-image seeds,
+as a pure function of the indices (so shard i is the same whichever task
+writes it, however often):
+
+    python -c "from trainer import sources; help(sources.generator_source)"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from trainer import augment, data, export, shards
+from trainer.errors import UserError
+
+
+@dataclasses.dataclass
+class ImageSource:
+    """What a shard job draws images from: a generator or a real dataset."""
+
+    kind: str  # 'synthetic' or 'augmented'
+    resolution: int
+    channels: int
+    num_classes: int
+    identity: dict  # goes into the plan
+    make_batch: object  # (global indices int64 [B]) -> (float pixels 0..255 [B,H,W,C], labels int64 [B], seeds [B])
+    generator_step: int = -1
+    keep: object = None  # optional (float pixels [B,H,W,C]) -> bool [B]: the memorization filter
+
+
+def latents(seed: int, sample: tf.Tensor, latent_dim: int, psi: float = 0.0) -> tf.Tensor:
+    """z for each sample index, a pure function of (seed, index), vectorised.
+
+    Standard normals by Box-Muller from counter-based uniforms. With truncation
+    psi > 0, components with |z| > psi are redrawn (up to 16 times, then
+    clipped): the truncation trick by resampling.
+    """
+    tries = 17 if psi else 1
+    seeds = tf.stack([tf.fill(tf.shape(sample), tf.constant(seed, tf.int64)), tf.cast(sample, tf.int64)], axis=-1)
+    u = tf.reshape(augment.uniforms(seeds, 2 * tries * latent_dim), [-1, tries, 2, latent_dim])
+    # Box-Muller; log1p(-u) never sees log(0) since u < 1. Try 0 is the same with or without truncation.
+    draws = tf.sqrt(-2.0 * tf.math.log1p(-u[:, :, 0])) * tf.cos(2.0 * math.pi * u[:, :, 1])
+    if not psi:
+        return draws[:, 0]
+    ok = tf.cast(tf.abs(draws) <= psi, tf.int32)
+    first_ok = tf.argmax(ok, axis=1)  # the first acceptable draw of each component
+    chosen = tf.gather(tf.transpose(draws, [0, 2, 1]), first_ok[..., None], batch_dims=2)[..., 0]
+    return tf.clip_by_value(chosen, -psi, psi)
+
+
+def generator_source(config) -> ImageSource:
+    model_path = export.resolve_path(config.generator)  # a gs:// generator is downloaded once, here
+    model, meta = export.load(model_path)
+    num_classes = int(meta["num_classes"])
+    latent = int(meta["latent_dim"])
+    copies, psi, seed = config.copies_per_sample, config.truncation, config.seed
+    weights = None
+    if config.labels not in ("balanced", "uniform"):
+        weights = [float(w) for w in config.labels.split(",")]
+        if num_classes and len(weights) != num_classes:
+            raise UserError(f"--labels has {len(weights)} class weights but the generator has {num_classes} classes")
+    if not num_classes and config.labels != "balanced":
+        raise UserError("--labels applies to a conditional generator; this one has no classes")
+
+    def labels_of(sample: tf.Tensor) -> tf.Tensor:
+        if not num_classes:
+            return tf.fill(tf.shape(sample), tf.constant(shards.NO_LABEL, tf.int64))
+        if config.labels == "balanced":
+            return sample % num_classes
+        u = augment.uniforms(tf.stack([tf.fill(tf.shape(sample), tf.constant(seed + 1, tf.int64)), sample], -1), 1)[:, 0]
+        if weights is None:
+            return tf.minimum(tf.cast(u * num_classes, tf.int64), num_classes - 1)
+        edges = tf.constant(np.cumsum(weights) / np.sum(weights), tf.float32)
+        return tf.minimum(tf.searchsorted(edges, u, side="right"), num_classes - 1)
+
+    @tf.function
+    def make_batch(indices):
+        sample = indices // copies  # k copies of a sample share its z and label
+        z, labels = latents(seed, sample, latent, psi), labels_of(sample)
+        images = model([z, tf.cast(labels, tf.int32)], training=False) if num_classes else model(z, training=False)
+        return (tf.cast(images, tf.float32) + 1.0) * 127.5, labels, sample
+
+    identity = {"generator_sha256": shards.file_sha256(model_path),
+                "generator_step": int(meta["step"]), "labels": config.labels, "truncation": psi,
+                "copies_per_sample": copies}
+    keep = None
+    if config.max_memorization > 0:
+        keep, identity["memorization"] = memorization_filter(config, meta)
+    return ImageSource("synthetic", int(meta["resolution"]), int(meta["channels"]), num_classes, identity,
+                       make_batch, generator_step=int(meta["step"]), keep=keep)
+
+
+def memorization_filter(config, meta: dict):
+    """A keep-mask function dropping samples too close to a training image (pixel space), and its description."""
+    from trainer import metrics
+
+    train_data = config.train_data or meta.get("dataset", "")
+    if not train_data:
+        raise UserError("--max_memorization needs the generator's training images: pass --train_data")
+    train = data.load_source(train_data, int(meta["resolution"]), int(meta["channels"]))
+    if not train.in_memory:
+        raise UserError(f"--train_data={train_data}: the memorization filter needs images, a folder or .npz (not shards)")
+    threshold = metrics.leave_one_out_threshold(train.images, config.max_memorization)
+    flat = tf.constant(train.images.reshape(len(train.images), -1), tf.float32)
+    squared = tf.reduce_sum(flat * flat, axis=1)
+
+    def keep(pixels):
+        x = tf.reshape(pixels, [tf.shape(pixels)[0], -1])
+        d2 = tf.reduce_sum(x * x, 1, keepdims=True) + squared[None, :] - 2.0 * tf.matmul(x, flat, transpose_b=True)
+        return tf.sqrt(tf.maximum(tf.reduce_min(d2, axis=1), 0.0)) >= threshold
+
+    print(f"memorization filter: dropping samples within {threshold:.1f} (pixel L2) of one of {len(train.images)} "
+          f"images of {train_data} ({config.max_memorization:.2%} quantile of real images' distances)")
+    return keep, {"quantile": config.max_memorization, "train_data": train_data, "threshold": round(threshold, 4)}
+
+
+def dataset_source(config) -> ImageSource:
+    source = data.load_source(config.dataset, config.resolution, config.channels,
+                              folder_labels=config.folder_labels, on_corrupt=config.on_corrupt)
+    images = tf.constant(source.images)
+    labels = tf.constant(source.labels.astype(np.int64) if source.labels is not None
+                         else np.full([source.num_examples], shards.NO_LABEL, np.int64))
+    n = source.num_examples
+
+    @tf.function
+    def make_batch(indices):
+        real = indices % n  # every real image is used equally often, each time augmented anew
+        return tf.cast(tf.gather(images, real), tf.float32), tf.gather(labels, real), real
+
+    identity = {"dataset": config.dataset, "dataset_sha256": hashlib.sha256(source.images.tobytes()).hexdigest(),
+                "folder_labels": config.folder_labels}
+    return ImageSource("augmented", config.resolution, source.channels, source.num_classes, identity, make_batch)
