@@ -50,6 +50,16 @@ def test_bad_distribution_input_fails_with_one_line(tmp_path):
                           "TF_CONFIG is not valid JSON")
     assert_one_line_error(run_cli("train", "--preset=smoke", job, env={"TF_CONFIG": '{"cluster": {"worker": ["nohost"]}}'}),
                           "host:port")
+    for bad in ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 7}}',
+                '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "ps", "index": 0}}',
+                '{"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": "x"}}'):
+        assert_one_line_error(run_cli("train", "--preset=smoke", job, env={"TF_CONFIG": bad}),
+                              "is not one of the cluster's chief/worker tasks")
+    assert_one_line_error(run_cli("train", "--preset=smoke", job, env={
+        "CLUSTER_SPEC": '{"cluster": {"workerpool0": ["a:1"]}, "task": {"type": "workerpool0", "index": 3}}'}),
+        "is not one of the cluster's chief/worker tasks")
+    assert_one_line_error(run_cli("train", "--preset=smoke", job, env={
+        "JOB_COMPLETION_INDEX": "5", "DCGAN_WORKER_HOSTS": "127.0.0.1:1,127.0.0.1:2"}), "JOB_COMPLETION_INDEX=5")
     assert_one_line_error(run_cli("train", "--preset=smoke", job, "--mixed_precision=fp8"),
                           "--mixed_precision='fp8' is unknown")
     assert_one_line_error(run_cli("train", "--preset=smoke", job, "--devices=2", "--xla"),

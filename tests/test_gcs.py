@@ -6,12 +6,14 @@ import http.server
 import json
 import os
 import random
+import re
 import signal
 import socketserver
 import subprocess
 import sys
 import threading
 import time
+from urllib.parse import quote
 
 import numpy as np
 import pytest
@@ -82,10 +84,103 @@ def test_missing_bucket_and_unreachable_storage(emulator, tmp_path):
     assert_one_line_error(run_cli("train", "--preset=smoke", "--job_dir=gs://no-such-bucket/x",
                                   env=env_for(server.url, tmp_path)), "bucket gs://no-such-bucket does not exist")
     closed = "http://127.0.0.1:9"  # nothing listens there
-    assert_one_line_error(run_cli("train", "--preset=smoke", "--job_dir=gs://b/x",
-                                  env={**env_for(closed, tmp_path), "DCGAN_GCS_TIMEOUT": "2",
-                                       "DCGAN_GCS_RETRY_DEADLINE": "3"}, timeout=600),
-                          "storage unreachable")
+    result = run_cli("train", "--preset=smoke", "--job_dir=gs://b/x",
+                     env={**env_for(closed, tmp_path), "DCGAN_GCS_TIMEOUT": "2", "DCGAN_GCS_RETRY_DEADLINE": "3"},
+                     timeout=600)
+    assert_one_line_error(result, "storage unreachable")
+    assert result.returncode == 75  # transient: launchers retry it; 2 is kept for input the user must fix
+
+
+def test_an_object_admin_account_trains_resumes_and_samples_in_a_fresh_job_dir(emulator, tmp_path):
+    """Real GCS answers 403 to bucket metadata for roles/storage.objectAdmin; a new job must not need it."""
+    server, client = emulator
+    new_bucket(client, "iam-bucket")
+    proxy = start_proxy(server.url, faults=False, forbid=objectadmin_only)
+    try:
+        env = env_for(proxy.url, tmp_path / "vm1")
+        first = run_cli("train", "--preset=smoke", "--job_dir=gs://iam-bucket/run", "--steps=2", "--progress=false",
+                        env=env)
+        assert first.returncode == 0, first.stderr[-3000:]
+        second = run_cli("train", "--preset=smoke", "--job_dir=gs://iam-bucket/run", "--steps=4", "--progress=false",
+                         env=env_for(proxy.url, tmp_path / "vm2"))
+        assert second.returncode == 0, second.stderr[-3000:]
+        assert "resuming from the checkpoint at step 2" in second.stdout
+        sample = run_cli("sample", "--generator=gs://iam-bucket/run", "--output=gs://iam-bucket/synth",
+                         "--num_images=20", "--images_per_shard=10", "--progress=false", env=env)
+        assert sample.returncode == 0, sample.stderr[-3000:]
+        assert "synth/manifest.json" in {b.name for b in client.list_blobs("iam-bucket")}
+        # Still one clear line for a bucket that truly is missing...
+        assert_one_line_error(run_cli("train", "--preset=smoke", "--job_dir=gs://no-such-iam-bucket/x", env=env),
+                              "bucket gs://no-such-iam-bucket does not exist")
+        # The proxy does refuse what the role lacks. (google-cloud-storage's own telemetry also asks for
+        # bucket metadata in a background thread and tolerates the 403, so the count is not zero.)
+        from google.api_core import exceptions as gexc
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage as gcs
+        with pytest.raises(gexc.Forbidden):
+            gcs.Client(project="local", credentials=AnonymousCredentials(),
+                       client_options={"api_endpoint": proxy.url}).get_bucket("iam-bucket")
+    finally:
+        proxy.shutdown()
+    # ...and for an account with no object permissions at all.
+    proxy = start_proxy(server.url, faults=False, forbid=lambda method, path: True)
+    try:
+        result = run_cli("train", "--preset=smoke", "--job_dir=gs://iam-bucket/other", env=env_for(proxy.url, tmp_path))
+    finally:
+        proxy.shutdown()
+    assert_one_line_error(result, "permission denied")
+    assert result.returncode == 2
+
+
+def test_hostile_object_names_and_folder_markers_are_skipped_when_staging(emulator, tmp_path):
+    """`imgs/../../../escaped.txt` must not be written outside the cache; `imgs/a/` markers are not files."""
+    server, client = emulator
+    bucket = new_bucket(client, "hostile-bucket")
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        for i in range(3):
+            path = tmp_path / f"{label}{i}.png"
+            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(path)
+            bucket.blob(f"imgs/{label}/{i}.png").upload_from_filename(str(path))
+    bucket.blob("imgs/zz-evil").upload_from_string(b"owned")
+    bucket.blob("imgs/zz-marker").upload_from_string(b"")
+    cache = tmp_path / "cache"  # staging lands in cache/datasets/BUCKET-HASH/: three levels up is tmp_path
+    proxy = start_proxy(server.url, faults=False, aliases={"imgs/zz-evil": "imgs/../../../escaped.txt",
+                                                            "imgs/zz-marker": "imgs/a/"})
+    try:
+        args = ["train", "--preset=smoke", "--dataset=gs://hostile-bucket/imgs", "--steps=1", "--progress=false",
+                "--batch_size=4"]
+        first = run_cli(*args, f"--job_dir={tmp_path}/j1", env=env_for(proxy.url, cache))
+        second = run_cli(*args, f"--job_dir={tmp_path}/j2", env=env_for(proxy.url, cache))  # a restart
+    finally:
+        proxy.shutdown()
+    for result in (first, second):
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "Traceback" not in result.stderr
+        warnings = [line for line in result.stderr.splitlines() if "cannot be local files" in line]
+        assert len(warnings) == 1 and "'../../../escaped.txt'" in warnings[0], result.stderr
+    assert "6 images 32x32x3, 2 classes" in first.stdout
+    assert not any(p.name == "escaped.txt" for p in tmp_path.rglob("*"))
+    assert not list(tmp_path.parent.glob("escaped.txt"))
+
+
+def test_dataset_cache_mirrors_the_bucket_and_is_keyed_by_the_whole_url(emulator, tmp_path, monkeypatch):
+    server, client = emulator
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
+    monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / "cache"))
+    from trainer import storage
+    first, second = new_bucket(client, "mirror-a"), new_bucket(client, "mirror-a__b")
+    first.blob("b__c/x.bin").upload_from_string(b"first")
+    second.blob("c/x.bin").upload_from_string(b"second")
+    one, two = storage.stage_dataset("gs://mirror-a/b__c"), storage.stage_dataset("gs://mirror-a__b/c")
+    assert one != two
+    assert (open(os.path.join(one, "x.bin"), "rb").read(), open(os.path.join(two, "x.bin"), "rb").read()) == \
+        (b"first", b"second")
+    # A file deleted from the bucket (here: a manifest) disappears from the cache on the next staging.
+    first.blob("b__c/manifest.json").upload_from_string(b"{}")
+    assert os.path.isfile(os.path.join(storage.stage_dataset("gs://mirror-a/b__c"), "manifest.json"))
+    first.blob("b__c/manifest.json").delete()
+    assert sorted(os.listdir(storage.stage_dataset("gs://mirror-a/b__c"))) == ["x.bin"]
 
 
 def test_dataset_from_a_bucket_is_staged_cached_and_corrupt_files_skipped(emulator, tmp_path):
@@ -111,15 +206,22 @@ def test_dataset_from_a_bucket_is_staged_cached_and_corrupt_files_skipped(emulat
 
 
 class FaultyProxy(socketserver.ThreadingMixIn, http.server.HTTPServer):
-    """Forwards to the emulator; fails requests on a fixed schedule: 503, connection reset, or a stall.
+    """Forwards to the emulator, adding real-GCS behaviour it lacks and faults.
 
-    Every 4th request gets a 503, every 6th a reset, every 13th stalls past the client's timeout.
+    faults: every 4th request gets a 503, every 6th a reset, every 13th stalls past the client's timeout.
+    forbid(method, path) -> True answers 403, as real GCS does for what the account's role lacks
+        (`objectadmin_only`: bucket metadata and IAM, which roles/storage.objectAdmin does not grant).
+    aliases: {name in the emulator: name shown to the client}; fake-gcs-server cleans object
+        names (`a/../b` becomes `b`, `dir/` disappears), real GCS keeps them as they are.
     """
 
     daemon_threads = True
 
-    def __init__(self, target, faults=True):
+    def __init__(self, target, faults=True, forbid=None, aliases=None):
         self.target = target.replace("http://", "")
+        self.forbid = forbid or (lambda method, path: False)
+        self.aliases = dict(aliases or {})
+        self.forbidden = 0
         self.inject = faults
         self.count = 0
         self.lock = threading.Lock()
@@ -160,12 +262,33 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             time.sleep(4)  # past the client's read timeout (DCGAN_GCS_TIMEOUT=2)
             self.connection.shutdown(2)
             return
+        if self.server.forbid(self.command, self.path):
+            self.server.forbidden += 1
+            data = json.dumps({"error": {"code": 403, "message": "does not have storage.buckets.get access"}}).encode()
+            self.send_response(403)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         self.server.faults["ok"] += 1
+        path = self.path
+        for real, shown in self.server.aliases.items():
+            path = re.sub(re.escape("/o/" + quote(shown, safe="")) + r"(?=\?|$)", "/o/" + quote(real, safe=""), path)
         conn = http.client.HTTPConnection(self.server.target, timeout=30)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
-        conn.request(self.command, self.path, body=body, headers=headers)
+        conn.request(self.command, path, body=body, headers=headers)
         response = conn.getresponse()
         data = response.read()
+        if self.server.aliases and self.command == "GET" and re.search(r"/b/[^/]+/o(\?|$)", path):
+            try:
+                listing = json.loads(data)
+            except ValueError:
+                listing = None
+            if isinstance(listing, dict):
+                for item in listing.get("items", []):
+                    item["name"] = self.server.aliases.get(item["name"], item["name"])
+                data = json.dumps(listing).encode()
         self.send_response(response.status)
         for k, v in response.getheaders():
             if k.lower() not in ("transfer-encoding", "connection", "content-length"):
@@ -175,6 +298,17 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _forward
+
+
+def objectadmin_only(method, path):
+    """What real GCS refuses to an account holding only roles/storage.objectAdmin: bucket metadata and IAM."""
+    return re.match(r"^/storage/v1/b/[^/?]+(/iam(/testPermissions)?)?/?(\?.*)?$", path) is not None
+
+
+def start_proxy(target, **kwargs):
+    proxy = FaultyProxy(target, **kwargs)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    return proxy
 
 
 @pytest.mark.slow

@@ -166,6 +166,65 @@ def test_vm_script_runs_the_job_with_its_arguments_and_retries(tmp_path):
     assert "retry 1 of 6" in result.stderr
 
 
+def stand_in_tools(tmp_path, docker_script, curl_script="exit 22", name="bin"):
+    """A bin folder with stand-in docker, curl (the metadata server), nvidia-smi, shutdown and an instant sleep."""
+    bin_dir = tmp_path / name
+    bin_dir.mkdir()
+    (bin_dir / "docker").write_text(f"#!/bin/sh\n{docker_script}\n")
+    (bin_dir / "curl").write_text(f"#!/bin/sh\n{curl_script}\n")
+    (bin_dir / "nvidia-smi").write_text("#!/bin/sh\nexit 1\n")
+    (bin_dir / "sleep").write_text("#!/bin/sh\n")
+    (bin_dir / "shutdown").write_text(f"#!/bin/sh\ntouch {tmp_path}/powered-off\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+
+def test_vm_script_retries_a_storage_outage_without_using_up_restarts(tmp_path):
+    """Exit 75 (storage unreachable) is retried beyond DCGAN_MAX_RESTARTS; exit 2 is not retried at all."""
+    log, count = tmp_path / "docker.log", tmp_path / "count"
+    env = stand_in_tools(tmp_path, f'echo "$@" >> {log}\n[ "$1" = run ] || exit 0\n'
+                                   f'echo x >> {count}\n[ $(wc -l < {count}) -le 3 ] && exit 75\nexit 0')
+    args = tmp_path / "args"
+    args.write_text("train\n--job_dir=gs://b/r\n")
+    script = os.path.join(REPO, "launch", "vm", "dcgan-vm.sh")
+    result = subprocess.run(["bash", script, "img:1", str(args)], capture_output=True, text=True,
+                            env={**env, "DCGAN_MAX_RESTARTS": "1"})
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("storage unreachable (exit status 75)") == 3 and "retry 3 of 48" in result.stderr
+    env = stand_in_tools(tmp_path, '[ "$1" = run ] && exit 2\nexit 0', name="bin2")
+    result = subprocess.run(["bash", script, "img:1", str(args)], capture_output=True, text=True, env=env)
+    assert result.returncode == 2 and "not retrying" in result.stderr
+
+
+def test_vm_script_stops_when_the_metadata_server_fails(tmp_path):
+    """As a startup script: a failed metadata read must not run the image bare and power off as 'finished'."""
+    log = tmp_path / "docker.log"
+    env = stand_in_tools(tmp_path, f'echo "$@" >> {log}', curl_script="exit 22")
+    result = subprocess.run(["bash", os.path.join(REPO, "launch", "vm", "dcgan-vm.sh")], capture_output=True,
+                            text=True, env=env)
+    assert result.returncode != 0
+    assert not log.exists() and not (tmp_path / "powered-off").exists()
+    # Metadata that answers, but with no job arguments, is refused the same way.
+    env = stand_in_tools(tmp_path, f'echo "$@" >> {log}', name="bin2",
+                         curl_script='case "$*" in *dcgan-image*) echo img:1;; *dcgan-args*) echo;; *) exit 22;; esac')
+    result = subprocess.run(["bash", os.path.join(REPO, "launch", "vm", "dcgan-vm.sh")], capture_output=True,
+                            text=True, env=env)
+    assert result.returncode == 2 and "no image or no job arguments" in result.stderr
+    assert not log.exists() and not (tmp_path / "powered-off").exists()
+
+
+def test_retry_policies_follow_the_exit_codes():
+    """k8s: 2/3 fail the job, 75 is retried without counting; Vertex (no exit-code policy) retries storage longer."""
+    doc = list(yaml.safe_load_all(render_examples.render(*render_examples.EXAMPLES[-1][1:])))[-1]
+    rules = {tuple(r["onExitCodes"]["values"]): r["action"] for r in doc["spec"]["podFailurePolicy"]["rules"]
+             if "onExitCodes" in r}
+    assert rules == {(2, 3): "FailJob", (75,): "Ignore"}
+    spec = json.loads(render_examples.render(*render_examples.EXAMPLES[0][1:]))
+    env = {e["name"]: e["value"] for e in spec["workerPoolSpecs"][0]["containerSpec"]["env"]}
+    assert int(env["DCGAN_GCS_RETRY_DEADLINE"]) >= 3600
+
+
 def launch_args(target, *extra):
     return ["launch", target, f"--image={IMAGE}", "--job_dir=gs://b/run", "--dry_run", *extra]
 

@@ -6,8 +6,9 @@
 
 Flags are the config dataclass's field names. Bad input ends with one line,
 `dcgan: error: ...`, on stderr and a non-zero exit status (2 for usage and
-data errors, 3 when training diverges); never a traceback. Validation runs
-before TensorFlow is imported.
+data errors, 3 when training diverges, 75 when storage stayed unreachable
+through every retry: see trainer/errors.py); never a traceback. Validation
+runs before TensorFlow is imported.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import signal
 import sys
 
 from trainer import config as config_lib
-from trainer.errors import UserError
+from trainer.errors import JobError, UserError
 
 USAGE = """usage: dcgan COMMAND [--flag=value ...]
 
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
 
         fire.Fire(commands, command=[command, *tokens], name="dcgan")
         return commands.exit_code
-    except UserError as err:
+    except JobError as err:
         print(f"dcgan: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:

@@ -102,11 +102,17 @@ def read_cluster(environ=os.environ) -> tuple[ClusterRole, Optional[dict]]:
     for kind, hosts in cluster.items():
         if not isinstance(hosts, list) or not all(isinstance(h, str) and ":" in h for h in hosts):
             raise UserError(f'TF_CONFIG cluster["{kind}"] must be a list of "host:port" strings')
+    if not isinstance(task, dict):
+        raise UserError(f'TF_CONFIG "task" must be an object like {{"type": "worker", "index": 0}}, got {task!r}')
+    if len(workers) <= 1 and not task:
+        return ClusterRole(), tf_config
+    task_type, task_index = task.get("type"), task.get("index", 0)
+    if isinstance(task_index, bool) or not isinstance(task_index, (int, str)) or \
+            not str(task_index).isdigit() or (task_type, int(task_index)) not in workers:
+        names = ", ".join(f"{kind}:{i}" for kind, i in workers) or "none"
+        raise UserError(f"TF_CONFIG task {task!r} is not one of the cluster's chief/worker tasks ({names})")
     if len(workers) <= 1:
         return ClusterRole(), tf_config
-    task_type, task_index = task.get("type"), task.get("index")
-    if (task_type, task_index) not in workers:
-        raise UserError(f"TF_CONFIG task {task!r} is not one of the cluster's chief/worker tasks")
     role = ClusterRole(len(workers), task_type, int(task_index), _has_chief="chief" in cluster)
     return role, tf_config
 

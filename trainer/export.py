@@ -70,9 +70,8 @@ def resolve_path(path: str) -> str:
 
 def _stage(url: str) -> str:
     """Downloads a bucket's exported generator (.keras + .json) and returns the local folder holding them."""
-    store = storage.GcsStore(url.removesuffix("/generator.keras"),
-                             staging=os.path.join(storage.cache_dir("generators"),
-                                                  url[len("gs://"):].strip("/").replace("/", "__")))
+    url = url.removesuffix("/generator.keras")
+    store = storage.GcsStore(url, staging=storage.cache_for("generators", url))
     for folder in ("export/", ""):  # a job dir, or the export dir itself
         if store.exists(f"{folder}generator.keras"):
             for name in ("generator.keras", "generator.json"):

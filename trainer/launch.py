@@ -35,13 +35,19 @@ import sys
 from typing import Any
 
 from trainer import config as config_lib
-from trainer.errors import UserError
+from trainer.errors import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_TRANSIENT, UserError
 
 GRPC_PORT = 2222
 LAUNCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "launch")
 VM_SCRIPT = os.path.join(LAUNCH_DIR, "vm", "dcgan-vm.sh")
-# Exit codes of `dcgan` that no retry can fix: 2 bad input, 3 diverged.
-PERMANENT_EXIT_CODES = [2, 3]
+# Exit codes of `dcgan` (trainer/errors.py): no retry can fix bad input or divergence;
+# storage unreachable after the job's own retries is transient and retried without
+# using up the restart budget (each such exit already spent DCGAN_GCS_RETRY_DEADLINE retrying).
+PERMANENT_EXIT_CODES = [EXIT_BAD_INPUT, EXIT_DIVERGED]
+TRANSIENT_EXIT_CODES = [EXIT_TRANSIENT]
+# Vertex AI has no exit-code retry policy: a worker that exits ends the job, so a
+# Vertex job retries storage in-process for longer (seconds) before giving up.
+VERTEX_GCS_RETRY_DEADLINE = 3600
 
 # Vertex AI accelerator type -> (GKE/GCE accelerator name, {GPUs per machine: machine type}).
 ACCELERATORS: dict[str, tuple[str, dict[int, str]]] = {
@@ -143,7 +149,9 @@ def vertex_spec(config: config_lib.LaunchConfig, args: list[str], job_dir: str =
     def pool(count: int) -> dict:
         return {"machineSpec": machine, "replicaCount": count,
                 "containerSpec": {"imageUri": config.image, "args": args,
-                                  "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}]},
+                                  "env": [{"name": "PYTHONUNBUFFERED", "value": "1"},
+                                          {"name": "DCGAN_GCS_RETRY_DEADLINE",
+                                           "value": str(VERTEX_GCS_RETRY_DEADLINE)}]},
                 "diskSpec": {"bootDiskType": "pd-ssd", "bootDiskSizeGb": 100}}
 
     # workerpool0 holds exactly one replica (the chief); the rest go to workerpool1.
@@ -227,6 +235,9 @@ def k8s_manifests(config: config_lib.LaunchConfig, args: list[str], name: str) -
                 # Bad input or divergence: retrying cannot help.
                 {"action": "FailJob", "onExitCodes": {"containerName": "dcgan", "operator": "In",
                                                       "values": PERMANENT_EXIT_CODES}},
+                # Storage unreachable through the job's own retries: retry without counting.
+                {"action": "Ignore", "onExitCodes": {"containerName": "dcgan", "operator": "In",
+                                                     "values": TRANSIENT_EXIT_CODES}},
             ]},
             "template": {"metadata": {"labels": dict(labels)}, "spec": pod},
         },

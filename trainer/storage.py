@@ -31,15 +31,45 @@ import dataclasses
 import hashlib
 import os
 import shutil
+import sys
+import time
 import uuid
 from typing import Optional
 
-from trainer.errors import UserError
+from trainer.errors import StorageUnavailable, UnsafeObjectName, UserError
 
 
 def cache_dir(kind: str) -> str:
     """Local staging and dataset caches: $DCGAN_CACHE (default ~/.cache/dcgan-factory)/KIND."""
     return os.path.join(os.path.expanduser(os.environ.get("DCGAN_CACHE", "~/.cache/dcgan-factory")), kind)
+
+
+def cache_for(kind: str, url: str) -> str:
+    """A cache folder for one gs:// URL: readable bucket name plus a hash of the whole URL,
+    so that gs://a/b__c and gs://a__b/c never share a folder."""
+    bucket = url[len("gs://"):].split("/", 1)[0]
+    digest = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
+    return os.path.join(cache_dir(kind), f"{bucket}-{digest}")
+
+
+def key_path(root: str, key: str) -> str:
+    """The local path of store key `key` under `root`, refusing keys that could leave it.
+
+    Object names come from bucket listings, manifests and pointers, which anyone
+    with write access to the bucket controls: GCS accepts `a/../../x`. Empty,
+    '.' and '..' segments and NUL bytes are refused, and the resolved path must
+    lie under `root`."""
+    if not key:
+        return root
+    parts = key.split("/")
+    if any(part in ("", ".", "..") for part in parts) or "\x00" in key:
+        raise UnsafeObjectName(f"object name {key!r} has an empty, '.' or '..' segment; "
+                               "refusing to map it to a local file")
+    path = os.path.join(root, *parts)
+    real_root = os.path.realpath(root)
+    if os.path.commonpath([os.path.realpath(path), real_root]) != real_root:
+        raise UnsafeObjectName(f"object name {key!r} resolves outside {root}; refusing to map it to a local file")
+    return path
 
 
 def is_remote(url: str) -> bool:
@@ -76,8 +106,8 @@ class Store:
     url = property(lambda self: self.root)
 
     def path(self, key: str = "") -> str:
-        """The local path of `key` (the store is a plain folder)."""
-        return os.path.join(self.root, *key.split("/")) if key else self.root
+        """The local path of `key` (the store is a plain folder); refuses keys that leave it."""
+        return key_path(self.root, key)
 
     local = path  # local folders are written in place
 
@@ -194,9 +224,7 @@ class GcsStore(Store):
         if not bucket:
             raise UserError(f"{url}: no bucket name")
         self.url_text, self.bucket_name, self.prefix = url.rstrip("/"), bucket, prefix.strip("/")
-        digest = hashlib.sha256(self.url_text.encode()).hexdigest()[:12]
-        self.root = staging or os.path.join(cache_dir("staging"),
-                                            f"{bucket}-{digest}")
+        self.root = staging or cache_for("staging", self.url_text)
         self._client = None
         self._synced: dict[str, tuple[int, int]] = {}
 
@@ -234,6 +262,7 @@ class GcsStore(Store):
             if isinstance(DEFAULT_RETRY, Retry) else DEFAULT_RETRY
 
     def _call(self, what: str, fn):
+        """Runs one client call; turns its failures into one-line errors (a missing object stays NotFound)."""
         from google.api_core import exceptions as gexc
 
         try:
@@ -243,30 +272,55 @@ class GcsStore(Store):
                 raise UserError(f"{self.url_text}: bucket gs://{self.bucket_name} does not exist") from None
             raise
         except gexc.Forbidden:
-            raise UserError(f"{self.url_text}: permission denied ({what}); the account needs "
-                            "roles/storage.objectAdmin on the bucket") from None
+            raise self._permission_denied(what) from None
         except gexc.Unauthorized:
             raise UserError(f"{self.url_text}: not authenticated; run `gcloud auth application-default login`") from None
         except (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests, gexc.GatewayTimeout,
                 gexc.RetryError, ConnectionError) as err:
-            raise UserError(f"{self.url_text}: storage unreachable after retries ({what}: {type(err).__name__})") from None
+            raise self._unreachable(what, err) from None
         except Exception as err:
             if type(err).__module__.startswith(("requests", "urllib3")):
-                raise UserError(f"{self.url_text}: storage unreachable after retries ({what}: {type(err).__name__})") from None
+                raise self._unreachable(what, err) from None
             raise
 
+    def _permission_denied(self, what: str) -> UserError:
+        return UserError(f"{self.url_text}: permission denied ({what}); the account needs "
+                         "roles/storage.objectAdmin on the bucket")
+
+    def _unreachable(self, what: str, err: Exception) -> StorageUnavailable:
+        return StorageUnavailable(f"{self.url_text}: storage unreachable after retries ({what}: "
+                                  f"{type(err).__name__}); transient, rerun the job to resume")
+
     def _bucket_exists(self) -> bool:
+        """Whether the bucket exists, asked with a one-result object listing.
+
+        `bucket.exists()` reads bucket metadata (storage.buckets.get), which
+        roles/storage.objectAdmin does not grant: real GCS answers 403 and a new
+        job would be told its bucket is missing. Listing needs only
+        storage.objects.list, which every role that can use the job dir has."""
+        from google.api_core import exceptions as gexc
+
         try:
-            return self.bucket.exists(timeout=self.TIMEOUT, retry=self.retry())
-        except Exception:
+            list(self.bucket.client.list_blobs(self.bucket_name, max_results=1, timeout=self.TIMEOUT,
+                                               retry=self.retry()))
+        except gexc.NotFound:
             return False
+        except gexc.Forbidden:
+            raise self._permission_denied("list objects") from None
+        except Exception as err:
+            if isinstance(err, (gexc.GoogleAPICallError, gexc.RetryError, ConnectionError)) or \
+                    type(err).__module__.startswith(("requests", "urllib3")):
+                raise self._unreachable("list objects", err) from None
+            raise
+        return True
 
     def _name(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
     # -- objects
     def local(self, key: str = "") -> str:
-        return os.path.join(self.root, *key.split("/")) if key else self.root
+        """The staging path of `key`; refuses object names that would leave the staging folder."""
+        return key_path(self.root, key)
 
     path = local
 
@@ -370,14 +424,20 @@ class GcsStore(Store):
         return sorted({k[len(key) + 1:].split("/")[0] for k in self.list(key) if "/" in k[len(key) + 1:]})
 
     def delete(self, key: str) -> None:
+        """Deletes an object or every object under a folder key; already gone counts as deleted."""
+        from google.api_core import exceptions as gexc
+
         for k in self.list(key) or ([key] if self.exists(key) else []):
-            self._call(f"delete {k}", lambda: self.bucket.blob(self._name(k)).delete(
-                timeout=self.TIMEOUT, retry=self.retry()))
+            try:
+                self._call(f"delete {k}", lambda: self.bucket.blob(self._name(k)).delete(
+                    timeout=self.TIMEOUT, retry=self.retry()))
+            except gexc.NotFound:  # deleted meanwhile (by a retry of ours, or another cleaner)
+                pass
 
     def check_writable(self) -> None:
         probe = f".write-probe-{uuid.uuid4().hex}"
         self.put(probe, b"")
-        self._call("delete probe", lambda: self.bucket.blob(self._name(probe)).delete(timeout=self.TIMEOUT))
+        self.delete(probe)
         os.makedirs(self.root, exist_ok=True)
 
 
@@ -408,28 +468,67 @@ def open_store(url: str) -> Store:
 
 
 def stage_dataset(url: str) -> str:
-    """A local path for a dataset URL; gs:// folders are cached locally (parallel, checksummed).
+    """A local path for a dataset URL; a gs:// folder is mirrored into a local cache (parallel, checksummed).
 
-    Objects already in the cache with the bucket's crc32c are not downloaded again.
+    The cache mirrors the bucket listing exactly: objects already cached with the
+    bucket's crc32c are not downloaded again, and cached files that are no longer
+    in the bucket are removed (a stale manifest.json must not make an unfinished
+    shard output look complete). Folder markers (`dir/`, zero bytes, made by the
+    Cloud Console or gcsfuse) are skipped; so are object names with '..' or empty
+    segments, with one warning line, since they cannot be local files under the cache.
     """
     if not is_remote(url):
         return url
     _refuse_remote(url)
-    store = GcsStore(url, staging=os.path.join(cache_dir("datasets"),
-                                               url[len("gs://"):].strip("/").replace("/", "__")))
-    blobs = store.blobs("")  # one listing gives the keys and their checksums
-    keys = sorted(blobs)
-    if not keys:
+    store = GcsStore(url, staging=cache_for("datasets", url))
+    blobs = {}
+    unsafe = []
+    for key, blob in store.blobs("").items():  # one listing gives the keys and their checksums
+        if key.endswith("/") and not int(blob.size or 0):
+            continue  # a folder marker
+        try:
+            blobs[store.local(key)] = (key, blob)
+        except UnsafeObjectName:
+            unsafe.append(key)
+    if unsafe:
+        shown = ", ".join(repr(k) for k in unsafe[:3]) + (f" and {len(unsafe) - 3} more" if len(unsafe) > 3 else "")
+        print(f"warning: skipped {len(unsafe)} object(s) of {url} whose names cannot be local files "
+              f"(empty, '.' or '..' segments): {shown}", file=sys.stderr)
+    if not blobs:
         raise UserError(f"--dataset={url}: no objects there")
+    _remove_unlisted(store.root, set(blobs))
 
-    def fetch(key):
-        local = store.local(key)
-        if os.path.isfile(local) and _file_crc32c(local) == blobs[key].crc32c:
+    def fetch(item):
+        local, (key, blob) = item
+        if os.path.isfile(local) and _file_crc32c(local) == blob.crc32c:
             return False
         store.fetch(key)
         return True
 
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        fetched = sum(pool.map(fetch, keys))
-    print(f"staged {url}: {fetched} downloaded, {len(keys) - fetched} already cached in {store.root}")
+        fetched = sum(pool.map(fetch, sorted(blobs.items())))
+    print(f"staged {url}: {fetched} downloaded, {len(blobs) - fetched} already cached in {store.root}")
     return store.root
+
+
+def _remove_unlisted(root: str, keep: set[str], partial_age_s: float = 3600.0) -> None:
+    """Deletes files under `root` that are not in `keep`, and folders left empty.
+
+    A download in progress (`*.part-*`, possibly another process staging the
+    same dataset) is left alone until it is `partial_age_s` old."""
+    now = time.time()
+    for folder, _, names in os.walk(root, topdown=False):
+        for name in names:
+            path = os.path.join(folder, name)
+            if path in keep:
+                continue
+            try:
+                if ".part-" not in name or now - os.stat(path).st_mtime > partial_age_s:
+                    os.unlink(path)
+            except FileNotFoundError:  # its owner renamed or removed it meanwhile
+                pass
+        if folder != root:
+            try:
+                os.rmdir(folder)  # only succeeds when empty
+            except OSError:
+                pass

@@ -37,12 +37,12 @@ import numpy as np
 import tensorflow as tf
 
 from trainer import checkpoints, data, diffaugment, distribute, export, jobdir, losses, models, storage, summaries
-from trainer.errors import UserError
+from trainer.errors import EXIT_DIVERGED, UserError
 from trainer.progress import ProgressBar
 
 
 class TrainingDiverged(UserError):
-    exit_code = 3
+    exit_code = EXIT_DIVERGED
 
 
 class AllReducedAdam(keras.optimizers.Adam):
