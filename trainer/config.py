@@ -41,8 +41,9 @@ class TrainConfig(_Printable):
     # Where everything goes (config.json, checkpoints/, tensorboard/, export/).
     job_dir: str = ""
     preset: str = "default"
-    # Data: 'digits' (bundled), a folder of images, a .npz file, or TFRecord shards.
-    dataset: str = "digits"
+    # Data: 'digits:train' (bundled digits, leaving digits:test out for evaluation), a folder of images,
+    # a .npz file, or TFRecord shards.
+    dataset: str = "digits:train"
     resolution: int = 32
     channels: int = 0  # 0: the dataset's own (digits 1, folders 3, npz/shards as stored)
     folder_labels: str = "inferred"  # 'inferred' from class sub-folders, or 'none'
@@ -333,7 +334,7 @@ class SampleConfig(ShardJobConfig):
 class AugmentConfig(ShardJobConfig):
     """`dcgan augment`: classic augmentation of the real data, same shard format."""
 
-    dataset: str = "digits"
+    dataset: str = "digits:train"
     resolution: int = 32
     channels: int = 0
     folder_labels: str = "inferred"
@@ -372,6 +373,9 @@ class EvaluateConfig(_Printable):
     kid_subsets: int = 100
     memorization_quantile: float = 0.01
     seed: int = 0
+    # --real sharing images with the generator's training images is refused; true reports
+    # anyway, with every affected number marked.
+    allow_overlap: bool = False
 
     def validate(self) -> list[str]:
         errors = []

@@ -23,7 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainer import config as config_lib
-from trainer import data, export, metrics, shards, sources, summaries
+from trainer import data, export, metrics, overlap, report_page, shards, sources
 from trainer.config import AugmentConfig, AugmentParams
 from trainer.errors import UserError
 
@@ -88,14 +88,21 @@ def run(config) -> dict:
                         "mismatched resolution")
     report["synthetic"] = {**synth_info, "num_images": len(synth), "resolution": resolution, "channels": channels}
     real = load_real(config.real, "real", resolution, channels)
-    train_name = config.train_data or synth_info.get("train_data", "")
+    recorded = synth_info.get("train_data", "")
+    train_name = config.train_data or recorded
     train = load_real(train_name, "train_data", resolution, channels) if train_name else None
-    print(f"evaluate: {len(synth)} synthetic images ({synth_info['kind']}), {len(real.images)} real ({config.real})"
-          + (f", {len(train.images)} training images ({train_name})" if train else ", no training set"))
-
-    # -- Feature space.
+    generator_data = {train_name: train} if train is not None else {}
+    if recorded and recorded != train_name:  # what the generator really saw, if --train_data names other images
+        generator_data[recorded] = load_real(recorded, "train_data", resolution, channels)
     feature_name = config.feature_data or config.real
     feature_source = real if feature_name == config.real else load_real(feature_name, "feature_data", resolution, channels)
+    report["data"], caveats = check_data(config, synth, real, generator_data, feature_name, feature_source)
+    print(f"evaluate: {len(synth)} synthetic images ({synth_info['kind']}), {len(real.images)} real ({config.real})"
+          + (f", {len(train.images)} training images ({train_name})" if train else ", no training set")
+          + (", disjoint" if not caveats else f", OVERLAPPING ({len(caveats)} affected sections)"), flush=True)
+
+    # -- Feature space.
+    print(f"evaluate: feature space from {feature_name} ...", flush=True)
     space = metrics.feature_space(feature_source.images, feature_source.labels, feature_source.num_classes,
                                   feature_name, config.feature_model, steps=config.feature_steps)
     real_f, synth_f = space(real.images), space(synth)
@@ -109,11 +116,12 @@ def run(config) -> dict:
                           "precision": precision, "recall": recall}
     stem = os.path.splitext(config.report)[0]
     os.makedirs(os.path.dirname(os.path.abspath(config.report)), exist_ok=True)
-    with open(f"{stem}-samples.png", "wb") as f:
-        f.write(tf.io.encode_png(summaries.image_grid(synth[:64].astype(np.float32) / 127.5 - 1.0, columns=8)).numpy())
+    pictures = {"Synthetic samples": report_page.samples_png(
+        synth[:64], f"{min(64, len(synth))} synthetic samples ({synth_info['kind']}: {config.synthetic})")}
 
     # -- Memorization (needs the training images).
     if train is not None:
+        print("evaluate: memorization ...", flush=True)
         report["memorization"] = {}
         flagged = np.zeros(len(synth), bool)
         for space_name, train_x, holdout_x, synth_x in (("pixels", train.images, real.images, synth),
@@ -121,8 +129,10 @@ def run(config) -> dict:
             result = metrics.memorization(train_x, holdout_x, synth_x, config.memorization_quantile)
             distances, nearest_index = result.pop("distances"), result.pop("nearest_index")
             flagged |= distances < result["threshold"]
-            with open(f"{stem}-closest-{space_name}.png", "wb") as f:
-                f.write(metrics.pairs_grid_png(synth, train.images, distances, nearest_index))
+            pictures[f"Closest pairs ({space_name})"] = report_page.pairs_png(
+                synth, train.images, distances, nearest_index, result["threshold"],
+                f"Closest synthetic / training pairs in {space_name.rstrip('s')} space: {result['rate']:.1%} under "
+                "the threshold")
             report["memorization"][space_name] = result
         report["memorization"]["rate_either"] = float(flagged.mean())
     else:
@@ -135,7 +145,7 @@ def run(config) -> dict:
                                            feature_name, "", steps=config.feature_steps).classifier
     if synth_labels is not None and classifier is not None:
         report["gan_test"] = {"accuracy": metrics.accuracy(classifier, synth, synth_labels),
-                              "classifier_accuracy_on_real": metrics.accuracy(classifier, real.images, real.labels)}
+                              **classifier_check(report["data"], classifier, real, train, config)}
     else:
         report["gan_test"] = {"skipped": "needs a conditional generator and labelled real data"}
 
@@ -150,13 +160,103 @@ def run(config) -> dict:
     else:
         report["downstream"] = {"skipped": "needs labelled --train_data, --real and conditional --synthetic"}
 
+    for section, caveat in caveats.items():
+        if isinstance(report.get(section), dict) and "skipped" not in report[section]:
+            report[section]["caveat"] = caveat
     report["seconds"] = round(time.perf_counter() - started, 1)
-    with open(config.report + ".tmp", "w") as f:
-        json.dump(report, f, indent=2)
-    os.replace(config.report + ".tmp", config.report)
+    write(config.report, report, pictures)
     print(summary(report))
-    print(f"report: {config.report}")
+    print(f"report: {config.report} (and {stem}.html)")
     return report
+
+
+# What each number is measured on, and what it means when two of the sets share images.
+REFERENCE_VS_TRAINING = ("the generator is judged on its own training images and held-out distances are not "
+                         "held out")
+AFFECTED_BY_REFERENCE_OVERLAP = {
+    "fidelity": "FID/KID/precision/recall compare samples with --real, which shares {shared} images with the "
+                "generator's training images ({train}): this favours a generator that copies",
+    "memorization": "the threshold comes from --real's distances to the training images, but {shared} of them "
+                    "are training images (distance 0): the threshold is too low and the rate too small",
+    "downstream": "the classifiers are tested on --real, which shares {shared} images with their training "
+                  "images ({train}): accuracies are inflated",
+}
+
+
+def check_data(config, synth: np.ndarray, real: data.Source, generator_data: dict, feature_name: str,
+               feature_source: data.Source) -> tuple[dict, dict]:
+    """Which images each number uses, and whether the sets overlap (by content hash).
+
+    Returns (report["data"], {section: caveat}). --real sharing images with the
+    generator's training images is refused (one line) unless --allow_overlap,
+    when every affected section gets a caveat."""
+    sets = {"reference (--real: FID/KID/precision/recall, held-out distances, downstream test set)":
+            {"name": config.real, "images": len(real.images)}}
+    for name, source in generator_data.items():
+        sets[f"training (the generator's: memorization, downstream training set) {name}"] = \
+            {"name": name, "images": len(source.images)}
+    sets["feature space (the classifier behind FID/KID/GAN-test)"] = {"name": feature_name,
+                                                                       "images": len(feature_source.images)}
+    sets["synthetic"] = {"name": config.synthetic, "images": len(synth)}
+    pairs, caveats, warnings = [], {}, []
+    for name, source in generator_data.items():
+        found = overlap.pair(config.real, real.images, name, source.images)
+        pairs.append({**found.as_dict(), "meaning": REFERENCE_VS_TRAINING if found.shared else ""})
+        if found.shared and not config.allow_overlap:
+            fix = (" (train on digits:train and evaluate on digits:test)" if name.split(":")[0] == "digits" else
+                   " (hold out a split the generator never saw, e.g. train on a[:80%] and evaluate on a[80%:])")
+            raise UserError(f"--real={config.real} shares {found.shared} of its {found.a_count} images with the "
+                            f"generator's training images ({name}), so the report would test the generator on what "
+                            f"it trained on; evaluate on images it never saw{fix}, or pass --allow_overlap=true "
+                            "to report anyway with the affected numbers marked")
+        if found.shared:
+            for section, text in AFFECTED_BY_REFERENCE_OVERLAP.items():
+                caveats[section] = text.format(shared=found.shared, train=name)
+    features_saw_reference = feature_name == config.real
+    if not features_saw_reference:
+        found = overlap.pair(feature_name, feature_source.images, config.real, real.images)
+        features_saw_reference = not found.disjoint
+        pairs.append({**found.as_dict(), "meaning": "" if found.disjoint else
+                      "the feature classifier has seen some reference images (fine for FID and KID; stated)"})
+    if features_saw_reference:
+        warnings.append(f"the feature classifier learned from {feature_name}, which is (or shares images with) "
+                        "--real: fine for FID/KID, which only need a feature space; GAN-test's real-data accuracy "
+                        "is therefore measured on other images (see gan_test.held_out_set)")
+    return {"sets": sets, "overlaps": pairs, "checked_by": "sha256 of each image's pixels",
+            "features_saw_reference": features_saw_reference, "warnings": warnings,
+            "training_name": next(iter(generator_data), "")}, caveats
+
+
+def classifier_check(data_report: dict, classifier, real: data.Source, train, config) -> dict:
+    """The GAN-test classifier's own accuracy on real images it did not learn from.
+
+    It learns from --feature_data (default --real); then the generator's training
+    images, disjoint from --real, are the held-out set. With no such set the
+    accuracy on its own training images is reported, marked as such."""
+    if not data_report["features_saw_reference"]:
+        return {"classifier_accuracy_held_out": metrics.accuracy(classifier, real.images, real.labels),
+                "held_out_set": config.real}
+    if train is not None and train.labels is not None and \
+            overlap.count(train.images, real.images) == 0 and (config.feature_data or config.real) == config.real:
+        return {"classifier_accuracy_held_out": metrics.accuracy(classifier, train.images, train.labels),
+                "held_out_set": config.train_data or data_report.get("training_name", "training images")}
+    return {"classifier_accuracy_on_its_training_images": metrics.accuracy(classifier, real.images, real.labels),
+            "held_out_set": "none: no real images the classifier did not learn from"}
+
+
+def write(path: str, report: dict, pictures: dict[str, bytes]) -> None:
+    """report.json, the pictures as PNGs and report.html, each written atomically."""
+    stem = os.path.splitext(path)[0]
+    files = {f"{stem}-samples.png": pictures["Synthetic samples"]}
+    for space_name in ("pixels", "features"):
+        if f"Closest pairs ({space_name})" in pictures:
+            files[f"{stem}-closest-{space_name}.png"] = pictures[f"Closest pairs ({space_name})"]
+    files[path] = json.dumps(report, indent=2).encode()
+    files[f"{stem}.html"] = report_page.page(report, pictures).encode()
+    for target, content in files.items():
+        with open(target + ".tmp", "wb") as f:
+            f.write(content)
+        os.replace(target + ".tmp", target)
 
 
 def downstream(config, train: data.Source, real: data.Source, synth: np.ndarray, synth_labels: np.ndarray) -> dict:
@@ -185,19 +285,32 @@ def downstream(config, train: data.Source, real: data.Source, synth: np.ndarray,
 
 
 def summary(report: dict) -> str:
+    """The printed summary; a number whose sets overlap is marked (!) and explained below it."""
+    mark = {k: " (!)" for k, v in report.items() if isinstance(v, dict) and v.get("caveat")}
+    sets = report["data"]["sets"]
+    lines = ["images used: " + "; ".join(f"{role.split(' (')[0]} {info['name']} ({info['images']})"
+                                         for role, info in sets.items())]
+    disjoint = [o for o in report["data"]["overlaps"]]
+    lines.append("overlap by content: " + ("; ".join(
+        f"{o['a']} vs {o['b']}: " + ("disjoint" if o["disjoint"] else f"{o['shared']} shared") for o in disjoint)
+        or "not checked (no training set known)"))
     f = report["fidelity"]
-    lines = [f"FID {f['fid']:.3f}  KID {f['kid']:.5f} +- {f['kid_std']:.5f}  "
-             f"precision {f['precision']:.3f}  recall {f['recall']:.3f}  ({report['features']['kind']} features)"]
+    lines.append(f"FID {f['fid']:.3f}  KID {f['kid']:.5f} +- {f['kid_std']:.5f}  precision {f['precision']:.3f}  "
+                 f"recall {f['recall']:.3f}  ({report['features']['kind']} features){mark.get('fidelity', '')}")
     m = report["memorization"]
     if "pixels" in m:
         lines.append(f"memorization: {m['rate_either']:.2%} of samples (pixels {m['pixels']['rate']:.2%}, "
                      f"features {m['features']['rate']:.2%}; held-out real images: "
-                     f"{m['pixels']['quantile']:.0%} by construction)")
-    if "accuracy" in report["gan_test"]:
-        lines.append(f"GAN-test accuracy: {report['gan_test']['accuracy']:.2%}")
+                     f"{m['pixels']['quantile']:.0%} by construction){mark.get('memorization', '')}")
+    g = report["gan_test"]
+    if "accuracy" in g:
+        held_out = g.get("classifier_accuracy_held_out")
+        lines.append(f"GAN-test accuracy: {g['accuracy']:.2%}" + (
+            f" (its classifier: {held_out:.2%} on held-out {g['held_out_set']})" if held_out is not None else
+            " (its classifier could not be checked on held-out real images)") + mark.get("gan_test", ""))
     d = report["downstream"]
     if "a_real" in d:
         lines.append("downstream accuracy: " + ", ".join(
-            f"{k}={v['mean']:.4f}" for k, v in d.items() if isinstance(v, dict)))
+            f"{k}={v['mean']:.4f}" for k, v in d.items() if isinstance(v, dict)) + mark.get("downstream", ""))
+    lines += [f"(!) {k}: {report[k]['caveat']}" for k in mark]
     return "\n".join(lines)
-

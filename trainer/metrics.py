@@ -141,18 +141,6 @@ def leave_one_out_threshold(train_pixels: np.ndarray, quantile: float, max_queri
     return float(np.quantile(d.min(1), quantile))
 
 
-def pairs_grid_png(synthetic: np.ndarray, train: np.ndarray, distances: np.ndarray, index: np.ndarray,
-                   count: int = 16) -> bytes:
-    """A PNG of the `count` closest (synthetic | nearest training image) pairs, closest first, one pair per row."""
-    order = np.argsort(distances)[:count]
-    rows = []
-    for i in order:
-        gap = np.full((synthetic.shape[1], 2, synthetic.shape[3]), 255, np.uint8)
-        rows.append(np.concatenate([synthetic[i], gap, train[index[i]]], axis=1))
-    picture = np.concatenate(rows, axis=0)
-    return tf.io.encode_png(tf.constant(picture)).numpy()
-
-
 # ----------------------------------------------------------------------------
 # Feature space
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -106,6 +107,9 @@ def memorization_filter(config, meta: dict):
     train = data.load_source(train_data, int(meta["resolution"]), int(meta["channels"]))
     if not train.in_memory:
         raise UserError(f"--train_data={train_data}: the memorization filter needs images, a folder or .npz (not shards)")
+    recorded = meta.get("dataset", "")
+    if recorded and recorded != train_data:
+        _check_covers_training(train_data, train.images, recorded, int(meta["resolution"]), int(meta["channels"]))
     threshold = metrics.leave_one_out_threshold(train.images, config.max_memorization)
     flat = tf.constant(train.images.reshape(len(train.images), -1), tf.float32)
     squared = tf.reduce_sum(flat * flat, axis=1)
@@ -118,6 +122,27 @@ def memorization_filter(config, meta: dict):
     print(f"memorization filter: dropping samples within {threshold:.1f} (pixel L2) of one of {len(train.images)} "
           f"images of {train_data} ({config.max_memorization:.2%} quantile of real images' distances)")
     return keep, {"quantile": config.max_memorization, "train_data": train_data, "threshold": round(threshold, 4)}
+
+
+def _check_covers_training(train_data: str, reference: np.ndarray, recorded: str, resolution: int,
+                           channels: int) -> None:
+    """The filter's reference images must include every image the generator trained on (by content)."""
+    from trainer import overlap
+    from trainer.errors import DataError
+
+    try:
+        trained_on = data.load_source(recorded, resolution, channels)
+    except DataError:
+        print(f"memorization filter: the generator's recorded training data {recorded} is not readable here; "
+              f"trusting --train_data={train_data} to hold it", file=sys.stderr)
+        return
+    if not trained_on.in_memory:
+        return
+    covered = overlap.count(trained_on.images, reference)
+    if covered < len(trained_on.images):
+        raise UserError(f"--train_data={train_data} holds {covered} of the {len(trained_on.images)} images the "
+                        f"generator trained on ({recorded}), so copies of the others would pass the memorization "
+                        f"filter; pass its training images, or leave --train_data out to use {recorded}")
 
 
 def dataset_source(config) -> ImageSource:

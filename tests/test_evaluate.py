@@ -1,0 +1,99 @@
+"""`dcgan evaluate`'s data integrity (overlap refused or marked) and its report for people (PNG + HTML)."""
+
+import json
+import shutil
+import subprocess
+
+import pytest
+from PIL import Image
+
+from conftest import assert_one_line_error, run_cli
+
+SMALL = ["--num_samples=100", "--feature_steps=30", "--downstream_steps=20", "--seeds=1", "--kid_subsets=3"]
+
+
+@pytest.fixture(scope="module")
+def whole_digits_job(tmp_path_factory):
+    """A generator trained on all of `digits`, as a user who does not know about splits would."""
+    job = tmp_path_factory.mktemp("whole") / "job"
+    result = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--dataset=digits", "--progress=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return str(job)
+
+
+def test_test_images_that_are_training_images_are_refused_then_marked(whole_digits_job, tmp_path):
+    report = tmp_path / "r.json"
+    result = run_cli("evaluate", "--real=digits:test", f"--synthetic={whole_digits_job}", f"--report={report}", *SMALL)
+    assert_one_line_error(result, "--real=digits:test shares 539 of its 539 images with the generator's training "
+                                  "images (digits)", "train on digits:train and evaluate on digits:test",
+                          "--allow_overlap=true")
+    assert not report.exists()
+    result = run_cli("evaluate", "--real=digits:test", f"--synthetic={whole_digits_job}", f"--report={report}",
+                     "--allow_overlap=true", *SMALL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = json.loads(report.read_text())
+    assert written["data"]["overlaps"][0]["shared"] == 539 and not written["data"]["overlaps"][0]["disjoint"]
+    for section in ("fidelity", "memorization", "downstream"):
+        assert "539" in written[section]["caveat"], section
+    marked = [line for line in result.stdout.splitlines() if line.startswith(("FID", "memorization:", "downstream accuracy"))]
+    assert len(marked) == 3 and all(line.endswith("(!)") for line in marked), result.stdout
+    assert "(!) memorization: the threshold comes from --real's distances" in result.stdout
+
+
+def test_disjoint_splits_report_what_each_number_used(smoke_job, tmp_path):
+    """The README's path: train on the default digits:train, evaluate on digits:test: no overlap, no warning."""
+    report = tmp_path / "eval" / "report.json"
+    result = run_cli("evaluate", "--real=digits:test", f"--synthetic={smoke_job}", f"--report={report}", *SMALL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "(!)" not in result.stdout and "OVERLAPPING" not in result.stdout
+    assert "digits:test vs digits:train: disjoint" in result.stdout
+    written = json.loads(report.read_text())
+    sets = {role.split(" (")[0]: info for role, info in written["data"]["sets"].items()}
+    assert sets["reference"] == {"name": "digits:test", "images": 539}
+    assert [info["images"] for role, info in sets.items() if role.startswith("training")] == [1258]
+    assert sets["synthetic"]["images"] == 100
+    assert all(o["disjoint"] for o in written["data"]["overlaps"])
+    assert not any("caveat" in v for v in written.values() if isinstance(v, dict))
+    # The feature classifier learned from --real, so GAN-test checks it on the (disjoint) training images.
+    assert written["gan_test"]["held_out_set"] == "digits:train"
+    assert 0 < written["gan_test"]["classifier_accuracy_held_out"] <= 1
+    # Pictures for people: titled, upscaled, pairs captioned.
+    pairs = Image.open(report.parent / "report-closest-pixels.png")
+    assert pairs.size[0] >= 4 * 2 * 96 and pairs.size[1] > 4 * 96
+    assert Image.open(report.parent / "report-samples.png").size[0] >= 8 * 96
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_the_html_report_renders_in_a_real_browser(smoke_job, tmp_path):
+    report = tmp_path / "report.json"
+    result = run_cli("evaluate", "--real=digits:test", f"--synthetic={smoke_job}", f"--report={report}", *SMALL)
+    assert result.returncode == 0, result.stderr[-3000:]
+    page = tmp_path / "report.html"
+    written = json.loads(report.read_text())
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    shot = tmp_path / "shot.png"
+    subprocess.run(["chromium", *flags, f"--screenshot={shot}", "--window-size=1000,3000", page.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert Image.open(shot).size == (1000, 3000)
+    dom = subprocess.run(["chromium", *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
+                         timeout=120, check=True).stdout
+    assert f"{written['fidelity']['fid']:.4g}" in dom and "digits:test" in dom and "1258 images" in dom
+    assert dom.count("<img") == 3 and "data:image/png;base64," in dom  # self-contained
+
+
+def test_the_readme_quick_start_trains_and_evaluates_honestly(tmp_path):
+    """The README's train and evaluate commands, in order, as written (plus flags that make them small)."""
+    from conftest import REPO
+
+    with open(f"{REPO}/README.md") as f:
+        lines = [line.strip() for line in f]
+    train = next(line for line in lines if "dcgan train --job_dir=runs/digits" in line).split("&& ", 1)[1]
+    evaluate = next(line for line in lines if line.startswith("dcgan evaluate --real=digits:test --synthetic=runs/digits"))
+    result = run_cli(*train.split()[1:], "--preset=smoke", "--progress=false", cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_cli(*evaluate.split()[1:], *SMALL, cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "digits:test vs digits:train: disjoint" in result.stdout and "(!)" not in result.stdout
+    assert (tmp_path / "runs" / "digits" / "eval" / "report.html").is_file()
