@@ -40,8 +40,15 @@ def test_invalid_flags_fail_fast_with_one_line(tmp_path, args, fragments):
 
 def test_wrong_dataset_paths_and_empty_or_corrupt_folders(tmp_path):
     job = str(tmp_path / "job")
-    assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--dataset={tmp_path}/missing"),
-                          "no such file or folder")
+    missing = run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--dataset={tmp_path}/missing:train[:10%]")
+    assert_one_line_error(missing, "no such file or folder")
+    # Before the config listing and before TensorFlow starts: the error is all the user sees.
+    assert missing.stdout == "" and missing.stderr.count("\n") == 1, missing.stderr
+    for job_args in (["augment", "--output=o"], ["evaluate", "--synthetic=s"]):
+        flag = "dataset" if job_args[0] == "augment" else "real"
+        result = run_cli(*job_args, f"--{flag}={tmp_path}/missing")
+        assert_one_line_error(result, f"--{flag}={tmp_path}/missing: no such file or folder")
+        assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
     (tmp_path / "empty").mkdir()
     assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--dataset={tmp_path}/empty"),
                           "no images")

@@ -156,3 +156,45 @@ def test_pipelines_split_each_global_batch_exactly():
     for step in range(2):
         got = np.concatenate([parts[k][2 * step + r][1] for k in range(2) for r in range(2)])
         np.testing.assert_array_equal(got, whole[step][1])
+
+
+def bomb_png(path, width=30000, height=30000):
+    """A 100-byte PNG whose header declares width x height pixels (its data is one empty row)."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) +
+                chunk(b"IEND", b""))
+
+
+def test_decompression_bomb_is_refused_from_its_header(class_folder, capsys):
+    bomb_png(str(class_folder / "cat" / "bomb.png"))
+    assert data.declared_size(str(class_folder / "cat" / "bomb.png")) == (30000, 30000)
+    assert data.declared_size(str(class_folder / "cat" / "c.jpg")) == (40, 30)
+    assert data.declared_size(str(class_folder / "dog" / "e.bmp")) == (40, 30)
+    source = data.load_source(str(class_folder), 32)  # skip: counted like an unreadable file, never decoded
+    assert source.images.shape[0] == 6 and any("bomb.png" in s for s in source.skipped)
+    assert "skipped 1 unreadable of 7" in capsys.readouterr().err
+    with pytest.raises(DataError, match="bomb.png declares 30000x30000 pixels, over the 50,000,000 limit"):
+        data.load_source(str(class_folder), 32, on_corrupt="fail")
+
+
+def test_a_file_name_that_is_not_utf8_is_read(class_folder, capsys):
+    name = os.fsdecode(b"caf\xe9-latin1.png")  # a Latin-1 name from an old archive
+    write_image(os.path.join(str(class_folder), "cat", name))
+    source = data.load_source(str(class_folder), 32)
+    assert source.images.shape[0] == 7
+    assert data.shown(name) == "caf\\xe9-latin1.png"
+
+
+def test_npz_with_nan_or_inf_is_refused(tmp_path):
+    x = np.random.default_rng(0).random((4, 8, 8)).astype(np.float32)
+    for bad in (np.nan, np.inf):
+        x[1, 2, 3] = bad
+        np.savez(tmp_path / "bad.npz", x=x)
+        with pytest.raises(DataError, match="holds 1 NaN or infinite values"):
+            data.load_source(str(tmp_path / "bad.npz"), 32)

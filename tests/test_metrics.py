@@ -144,7 +144,7 @@ def test_evaluate_bad_input_is_one_line(smoke_job, tmp_path):
     assert_one_line_error(run_cli("evaluate", f"--real={unlabelled}", "--downstream=true", *base),
                           "--downstream=true needs labels", "--real")
     assert_one_line_error(run_cli("evaluate", "--real=digits:test", "--resolution=64", *base), "mismatched resolution")
-    assert_one_line_error(run_cli("evaluate", "--real=nowhere/", *base), "--dataset=nowhere/")
+    assert_one_line_error(run_cli("evaluate", "--real=nowhere/", *base), "--real=nowhere/: no such file or folder")
     assert_one_line_error(run_cli("evaluate", "--real=digits", f"--synthetic={tmp_path}/none", f"--report={tmp_path}/r.json"),
                           "no such shard folder")
     assert not (tmp_path / "r.json").exists()

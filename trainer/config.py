@@ -9,14 +9,33 @@ before TensorFlow is imported so that a typo fails in milliseconds:
 from __future__ import annotations
 
 import dataclasses
+import glob
 import hashlib
 import json
+import os
+import re
 import typing
 from typing import Any, Mapping, Optional
 
 from trainer.errors import UserError
 
 RESOLUTIONS = (32, 64, 128, 256)
+# A split of an in-memory dataset: NAME:train, NAME:test, optionally sliced (NAME:train[:10%]).
+SPLIT_PATTERN = re.compile(r"^(?P<base>.+):(?P<split>train|test)(\[(?P<lo>[^:\]]*):(?P<hi>[^\]]*)\])?$")
+
+
+def missing_dataset(flag: str, value: str) -> Optional[str]:
+    """One line if a local dataset path names nothing, checked before TensorFlow starts (else None)."""
+    match = SPLIT_PATTERN.match(value)
+    base = match["base"] if match else value
+    if not value or base == "digits" or "://" in base:
+        return None
+    if any(c in base for c in "*?["):
+        return None if glob.glob(base) else f"--{flag}={value}: no files match {base}"
+    if not os.path.exists(base):
+        return (f"--{flag}={value}: no such file or folder (expected 'digits', a folder of images, a .npz file "
+                "or TFRecord shards)")
+    return None
 LOSSES = ("nonsaturating", "hinge", "lsgan")
 PRECISIONS = ("off", "float16", "bfloat16")
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
@@ -106,6 +125,7 @@ class TrainConfig(_Printable):
             errors.append(f"--preset={self.preset!r} is unknown; choose one of {sorted(TRAIN_PRESETS)}")
         if not self.dataset:
             errors.append("--dataset must not be empty")
+        errors += filter(None, [missing_dataset("dataset", self.dataset)])
         if self.resolution not in RESOLUTIONS:
             errors.append(f"--resolution={self.resolution} is not supported; choose one of {list(RESOLUTIONS)}")
         if self.channels not in (0, 1, 3):
@@ -347,6 +367,7 @@ class AugmentConfig(ShardJobConfig):
 
     def validate(self) -> list[str]:
         errors = super().validate()
+        errors += filter(None, [missing_dataset("dataset", self.dataset)])
         if self.resolution not in RESOLUTIONS:
             errors.append(f"--resolution={self.resolution} is not supported; choose one of {list(RESOLUTIONS)}")
         if self.channels not in (0, 1, 3):
@@ -385,6 +406,8 @@ class EvaluateConfig(_Printable):
             errors.append("--synthetic is required (a shard output, or a job dir to sample from)")
         if not self.report:
             errors.append("--report is required (a .json path)")
+        errors += filter(None, [missing_dataset(flag, getattr(self, flag))
+                                for flag in ("real", "train_data", "feature_data")])
         if self.num_samples < 10:
             errors.append(f"--num_samples={self.num_samples} must be >= 10")
         if self.downstream not in ("auto", "true", "false"):

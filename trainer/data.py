@@ -21,7 +21,11 @@ Shards are streamed (they may be larger than memory) with a seeded shuffle.
 
 Unreadable image files: with `--on_corrupt=skip` (default) they are skipped,
 counted and listed in one warning line; with `--on_corrupt=fail` the first one
-stops the job. A folder with nothing readable is always an error.
+stops the job. A folder with nothing readable is always an error. An image
+whose header declares more than MAX_IMAGE_PIXELS pixels (a decompression bomb,
+or a photo far larger than any training resolution needs) counts as
+unreadable: it is refused from its header, before any decoding. File names
+need not be UTF-8.
 
     python -c "from trainer import data; s = data.load_source('digits', 32, 0); print(s.describe())"
 """
@@ -31,16 +35,52 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-import re
 import sys
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
+from trainer.config import SPLIT_PATTERN
 from trainer.errors import DataError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+MAX_IMAGE_PIXELS = 50_000_000  # 50 megapixels (e.g. 8660 x 5773): larger headers are refused before decoding
+
+
+def shown(path: str) -> str:
+    """A file name as printable text, whatever bytes it holds (non-UTF-8 names come back escaped)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def declared_size(path: str) -> Optional[tuple[int, int]]:
+    """(width, height) from a PNG, GIF, BMP or JPEG header, without decoding; None if not recognised."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+            if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+                return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+            if head[:6] in (b"GIF87a", b"GIF89a"):
+                return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+            if head[:2] == b"BM" and len(head) >= 26:
+                return abs(int.from_bytes(head[18:22], "little", signed=True)), \
+                    abs(int.from_bytes(head[22:26], "little", signed=True))
+            if head[:2] == b"\xff\xd8":  # JPEG: walk the segments to the first start-of-frame
+                f.seek(2)
+                for _ in range(1000):
+                    marker = f.read(2)
+                    if len(marker) < 2 or marker[0] != 0xFF:
+                        return None
+                    if 0xC0 <= marker[1] <= 0xCF and marker[1] not in (0xC4, 0xC8, 0xCC):
+                        frame = f.read(7)
+                        return int.from_bytes(frame[5:7], "big"), int.from_bytes(frame[3:5], "big")
+                    length = int.from_bytes(f.read(2), "big")
+                    if length < 2:
+                        return None
+                    f.seek(length - 2, os.SEEK_CUR)
+    except OSError:
+        return None
+    return None
 
 
 @dataclasses.dataclass
@@ -118,7 +158,6 @@ def to_model_range(images: tf.Tensor) -> tf.Tensor:
 # Sources
 
 
-SPLIT_PATTERN = re.compile(r"^(?P<base>.+):(?P<split>train|test)(\[(?P<lo>[^:\]]*):(?P<hi>[^\]]*)\])?$")
 TEST_FRACTION = 0.3
 SPLIT_SEED = 20240611  # fixed forever: a split's name must keep meaning the same images
 
@@ -216,8 +255,11 @@ def _npz(path: str, name: str, resolution: int, channels: int) -> Source:
     if x.dtype == np.uint8:
         x01 = x.astype(np.float32) / 255.0
     elif np.issubdtype(x.dtype, np.floating):
-        lo, hi = float(np.nanmin(x)), float(np.nanmax(x))
-        if not (np.isfinite(lo) and np.isfinite(hi)) or lo < 0 or hi > 1:
+        finite = np.isfinite(x)
+        if not finite.all():
+            raise DataError(f"--dataset={name}: float 'x' holds {int((~finite).sum())} NaN or infinite values")
+        lo, hi = float(x.min()), float(x.max())
+        if lo < 0 or hi > 1:
             raise DataError(f"--dataset={name}: float 'x' must lie in [0, 1], got [{lo}, {hi}]")
         x01 = x.astype(np.float32)
     else:
@@ -288,11 +330,21 @@ def _folder(root: str, name: str, resolution: int, channels: int, folder_labels:
     files, labels, class_names = list_folder(root, folder_labels)
     if not files:
         raise DataError(f"--dataset={name}: no images ({'/'.join(e[1:] for e in IMAGE_EXTENSIONS)}) found in the folder")
+    too_big = set()
+    for i, path in enumerate(files):
+        size = declared_size(path)
+        if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+            if on_corrupt != "skip":
+                raise DataError(f"--dataset={name}: {shown(path)} declares {size[0]}x{size[1]} pixels, over the "
+                                f"{MAX_IMAGE_PIXELS:,} limit (pass --on_corrupt=skip to leave such files out)")
+            too_big.add(i)
 
     def load(path, index):
         return index, decode_image(tf.io.read_file(path), channels, resolution)
 
-    paths = tf.data.Dataset.from_tensor_slices((files, tf.range(len(files), dtype=tf.int64)))
+    readable = [i for i in range(len(files)) if i not in too_big]
+    paths = tf.data.Dataset.from_tensor_slices(([os.fsencode(files[i]) for i in readable],
+                                                tf.constant(readable, tf.int64)))
     decoded = paths.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if on_corrupt == "skip":
         decoded = decoded.ignore_errors()
@@ -303,15 +355,16 @@ def _folder(root: str, name: str, resolution: int, channels: int, folder_labels:
             images.append(image.numpy())
     except tf.errors.InvalidArgumentError:
         bad = _first_unreadable(files, channels, resolution)
-        raise DataError(f"--dataset={name}: unreadable image {bad} (pass --on_corrupt=skip to leave such files out)") from None
+        raise DataError(f"--dataset={name}: unreadable image {shown(bad)} (pass --on_corrupt=skip to leave such "
+                        "files out)") from None
     kept = np.concatenate(indices) if indices else np.zeros([0], np.int64)
     kept_set = set(kept.tolist())
     skipped = tuple(f for i, f in enumerate(files) if i not in kept_set)
     if len(kept) == 0:
         raise DataError(f"--dataset={name}: none of its {len(files)} image files could be decoded")
     if skipped:
-        shown = ", ".join(os.path.relpath(s, root) for s in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
-        print(f"warning: skipped {len(skipped)} unreadable of {len(files)} image files: {shown}", file=sys.stderr)
+        names = ", ".join(shown(os.path.relpath(s, root)) for s in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
+        print(f"warning: skipped {len(skipped)} unreadable of {len(files)} image files: {names}", file=sys.stderr)
     label_array = np.asarray(labels, np.int32)[kept] if labels is not None else None
     return Source(name, channels, resolution, len(class_names), images=np.concatenate(images),
                   labels=label_array, num_examples=len(kept), skipped=skipped)
@@ -320,7 +373,7 @@ def _folder(root: str, name: str, resolution: int, channels: int, folder_labels:
 def _first_unreadable(files: list[str], channels: int, resolution: int) -> str:
     for f in files:
         try:
-            decode_image(tf.io.read_file(f), channels, resolution)
+            decode_image(tf.io.read_file(os.fsencode(f)), channels, resolution)
         except tf.errors.InvalidArgumentError:
             return f
     return "?"

@@ -268,7 +268,7 @@ def downstream(config, train: data.Source, real: data.Source, synth: np.ndarray,
         "c_synthetic": dict(images=synth, labels=synth_labels),
         "d_real_synthetic": dict(images=train.images, labels=train.labels, synthetic=(synth, synth_labels)),
         "e_real_synthetic_augmented": dict(images=train.images, labels=train.labels, synthetic=(synth, synth_labels),
-                                           augmentation=classic),
+                                           augmentation=classic, augment_synthetic=True),
     }
     results = {}
     for name, kwargs in variants.items():

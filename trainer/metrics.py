@@ -163,19 +163,28 @@ def build_classifier(resolution: int, channels: int, num_classes: int, seed: int
 
 def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, steps: int = 1000,
                      batch_size: int = 64, seed: int = 0, augmentation: Optional[AugmentParams] = None,
-                     synthetic: Optional[tuple[np.ndarray, np.ndarray]] = None) -> keras.Model:
-    """Trains `build_classifier` for a fixed number of steps.
+                     synthetic: Optional[tuple[np.ndarray, np.ndarray]] = None, synthetic_fraction: float = 0.5,
+                     augment_synthetic: bool = False) -> keras.Model:
+    """Trains `build_classifier` for a fixed number of steps (the same budget for every recipe).
 
-    `augmentation` augments every training image each time it is drawn (like
-    ImageDataGenerator); `synthetic` (images, labels) makes half of each batch
-    synthetic. Deterministic for a seed.
+    `augmentation` augments every real training image each time it is drawn
+    (like ImageDataGenerator). `synthetic` (images, targets) fills
+    `synthetic_fraction` of each batch; targets are class indices [N] or class
+    probabilities [N, C] (a teacher's soft labels: the loss is then the
+    cross-entropy to them, i.e. knowledge distillation on the synthetic images);
+    `augment_synthetic` augments them too. Deterministic for a seed.
     """
     model = build_classifier(images.shape[1], images.shape[3], num_classes, seed)
     optimizer = keras.optimizers.Adam(1e-3)
     rng = np.random.default_rng(seed)
-    real_x, real_y = tf.constant(images), tf.constant(labels.astype(np.int32))
-    synth_x = tf.constant(synthetic[0]) if synthetic is not None else None
-    synth_y = tf.constant(synthetic[1].astype(np.int32)) if synthetic is not None else None
+    real_x, real_y = tf.constant(images), tf.one_hot(labels.astype(np.int32), num_classes)
+    if synthetic is not None:
+        targets = np.asarray(synthetic[1])
+        synth_x = tf.constant(synthetic[0])
+        synth_y = tf.constant(targets, tf.float32) if targets.ndim == 2 else tf.one_hot(targets.astype(np.int32),
+                                                                                         num_classes)
+    real_per_batch = batch_size if synthetic is None else batch_size - int(round(batch_size * synthetic_fraction))
+    augment_mask = tf.constant([True] * real_per_batch + [augment_synthetic] * (batch_size - real_per_batch))
 
     @tf.function(reduce_retracing=True)
     def step(real_index, synth_index, first):
@@ -186,20 +195,25 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, s
         seeds = augment.image_seeds(seed * 1_000_003 + 17, first + tf.range(batch_size, dtype=tf.int64))
         x = tf.cast(x, tf.float32)
         if augmentation is not None and not augmentation.is_identity:
-            x = tf.clip_by_value(tf.round(augment.apply(x, augmentation, seeds)), 0.0, 255.0)
+            augmented = tf.clip_by_value(tf.round(augment.apply(x, augmentation, seeds)), 0.0, 255.0)
+            x = tf.where(augment_mask[:, None, None, None], augmented, x)
         with tf.GradientTape() as tape:
             logits = model(x, training=True)
-            loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True))
+            loss = tf.reduce_mean(keras.losses.categorical_crossentropy(y, logits, from_logits=True))
         optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
         return loss
 
-    real_per_batch = batch_size if synthetic is None else batch_size // 2
     num_synthetic = len(synthetic[0]) if synthetic is not None else 1
     for i in range(steps):
         real_index = rng.integers(0, len(images), real_per_batch)
         synth_index = rng.integers(0, num_synthetic, batch_size - real_per_batch)
         step(tf.constant(real_index), tf.constant(synth_index), tf.constant(i * batch_size, tf.int64))
     return model
+
+
+def ensemble_probabilities(models: list, images: np.ndarray) -> np.ndarray:
+    """The mean softmax of several classifiers: a teacher's soft labels [N, C]."""
+    return np.mean([tf.nn.softmax(predict(model, images)).numpy() for model in models], axis=0)
 
 
 def predict(model: keras.Model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
