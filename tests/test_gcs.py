@@ -443,3 +443,20 @@ def test_sampler_writes_to_a_bucket_split_killed_resumed_and_verified(emulator, 
     bucket.blob("synth/synthetic-train.tfrecord-00003-of-00012").upload_from_string(b"garbage")
     assert_one_line_error(run_cli("sample", f"--output={out}", "--verify", env=cloud),
                           "synthetic-train.tfrecord-00003-of-00012", "size differs")
+
+
+def test_a_feature_model_file_in_a_bucket_is_fetched(emulator, tmp_path, monkeypatch):
+    """--feature_model=gs://.../x.keras is one object, not a folder prefix."""
+    server, client = emulator
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
+    monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / "cache"))
+    from trainer import data, metrics
+    from trainer.errors import UserError
+    bucket = new_bucket(client, "model-bucket")
+    metrics.build_classifier(32, 1, 10, seed=3).save(tmp_path / "f.keras")
+    bucket.blob("models/f.keras").upload_from_filename(str(tmp_path / "f.keras"))
+    digits = data.load_source("digits:test[:20]", 32)
+    space = metrics.feature_space(digits.images, digits.labels, 10, "digits", "gs://model-bucket/models/f.keras")
+    assert space.kind == "user" and space(digits.images).shape[0] == 20
+    with pytest.raises(UserError, match="gs://model-bucket/models/none.keras: no such object"):
+        metrics.feature_space(digits.images, digits.labels, 10, "digits", "gs://model-bucket/models/none.keras")

@@ -2,7 +2,8 @@
 
 Layout under JOB_DIR/checkpoints/:
     ckpt-00000100-1a2b3c4d/ckpt.index, ckpt.data-*   one tf.train.Checkpoint.write()
-    latest.json                                    the pointer: step, prefix, files, config hash
+    latest.json                                    the pointer: step, prefix, files, config hash, and
+                                                   `committed`, the folders of the last `keep` commits
 
 With a `Snapshot` (what training uses), saving costs the training thread one
 copy of the variables into a host-side twin of the checkpoint; the twin is
@@ -14,8 +15,10 @@ uploads what changed under `sync_after`, e.g. TensorBoard logs), and only then n
 latest.json, written last. A crash at any point leaves the previous pointer
 and its files intact; restore reads the pointer and fetches exactly the files
 it names. Each attempt's folder has a random suffix, so a crashed upload's
-leftovers never collide with a later save of the same step. Older checkpoints
-beyond `keep` are deleted only after a newer pointer is in place. In
+leftovers never collide with a later save of the same step. Retention follows
+the pointer's `committed` list, not the folders present: after a newer pointer is
+in place, every folder it does not list (orphans of crashed uploads first of all,
+then commits older than the last `keep`) is deleted, and nothing it lists ever is. In
 multi-worker runs with a Snapshot only the chief writes (the twin holds plain
 variables, so no collective is involved); without one every worker takes part
 in the write (TF requires it) and non-chief workers write to a temp dir they delete.
@@ -67,6 +70,15 @@ class Snapshot:
         self.copy = copy
 
 
+def committed_folders(pointer: Optional[dict]) -> list[str]:
+    """The checkpoint folders a pointer names as committed, oldest first (older pointers: just their own)."""
+    if not pointer:
+        return []
+    own = str(pointer["prefix"]).split("/")[0]
+    listed = [f for f in pointer.get("committed", []) if isinstance(f, str) and step_of(f) is not None]
+    return listed if own in listed else listed + [own]
+
+
 def step_of(folder: str) -> Optional[int]:
     match = _CKPT_DIR.match(folder)
     return int(match.group(1)) if match else None
@@ -96,9 +108,16 @@ class CheckpointManager:
 
     def latest(self) -> Optional[dict]:
         try:
-            return json.loads(self.store.get_text(POINTER))
+            pointer = json.loads(self.store.get_text(POINTER))
         except FileNotFoundError:
             return None
+        except ValueError as err:  # not JSON, not UTF-8
+            raise JobDirConflict(f"{self.store.url}/{POINTER} is unreadable ({type(err).__name__}); "
+                                 "the job dir was modified by hand: use a new --job_dir or --overwrite") from None
+        if not isinstance(pointer, dict) or not {"step", "prefix", "files"} <= set(pointer):
+            raise JobDirConflict(f"{self.store.url}/{POINTER} is not a checkpoint pointer; "
+                                 "use a new --job_dir or --overwrite")
+        return pointer
 
     def restore(self) -> int:
         """Restores the latest complete checkpoint; returns its step (0 if none)."""
@@ -154,10 +173,11 @@ class CheckpointManager:
         files = sorted(os.path.relpath(os.path.join(d, f), staging).replace(os.sep, "/")
                        for d, _, names in os.walk(staging) for f in names)
         self.store.publish_folder(staging, f"{FOLDER}/{name}")
+        committed = (committed_folders(self.latest()) + [name])[-self.keep:]
         pointer = {"step": step, "prefix": f"{name}/ckpt", "files": [f"{name}/{f}" for f in files],
-                   "config_hash": self.config_hash}
+                   "config_hash": self.config_hash, "committed": committed}
         self.store.put(POINTER, (json.dumps(pointer, indent=2) + "\n").encode())  # the commit, written last
-        self._prune(name)
+        self._prune(committed)
         for key in self.sync_after:  # logs follow the checkpoints, off the training thread
             self.store.sync_up(key)
 
@@ -177,10 +197,9 @@ class CheckpointManager:
     def steps(self) -> list[int]:
         return sorted(step_of(f) for f in self.folders())
 
-    def _prune(self, newest: str) -> None:
-        """Deletes all but the newest `keep` published checkpoints, and dead attempts' leftovers."""
-        folders = sorted(self.folders(), key=lambda f: (step_of(f), f == newest))
-        kept = [f for f in folders if f != newest][-(self.keep - 1):] if self.keep > 1 else []
-        for folder in folders:
-            if folder != newest and folder not in kept:
+    def _prune(self, committed: list[str]) -> None:
+        """Deletes every checkpoint folder the pointer does not list: orphans (published, never named
+        by a pointer: a crash between upload and pointer) and commits older than the last `keep`."""
+        for folder in self.folders():
+            if folder not in committed:
                 self.store.delete(f"{FOLDER}/{folder}")

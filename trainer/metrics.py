@@ -162,13 +162,14 @@ def build_classifier(resolution: int, channels: int, num_classes: int, seed: int
 
 
 def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, steps: int = 1000,
-                     batch_size: int = 64, seed: int = 0, augmentation: Optional[AugmentParams] = None,
+                     batch_size: int = 64, seed: int = 0, augmentation=None,
                      synthetic: Optional[tuple[np.ndarray, np.ndarray]] = None, synthetic_fraction: float = 0.5,
                      augment_synthetic: bool = False) -> keras.Model:
     """Trains `build_classifier` for a fixed number of steps (the same budget for every recipe).
 
-    `augmentation` augments every real training image each time it is drawn
-    (like ImageDataGenerator). `synthetic` (images, targets) fills
+    `augmentation` augments every real training image each time it is drawn:
+    classic `AugmentParams` (like ImageDataGenerator), or any function
+    (float images [B, H, W, C] in 0..255, per-image seeds [B, 2]) -> images. `synthetic` (images, targets) fills
     `synthetic_fraction` of each batch; targets are class indices [N] or class
     probabilities [N, C] (a teacher's soft labels: the loss is then the
     cross-entropy to them, i.e. knowledge distillation on the synthetic images);
@@ -194,7 +195,10 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, s
             y = tf.concat([y, tf.gather(synth_y, synth_index)], 0)
         seeds = augment.image_seeds(seed * 1_000_003 + 17, first + tf.range(batch_size, dtype=tf.int64))
         x = tf.cast(x, tf.float32)
-        if augmentation is not None and not augmentation.is_identity:
+        if callable(augmentation):
+            augmented = tf.clip_by_value(tf.round(augmentation(x, seeds)), 0.0, 255.0)
+            x = tf.where(augment_mask[:, None, None, None], augmented, x)
+        elif augmentation is not None and not augmentation.is_identity:
             augmented = tf.clip_by_value(tf.round(augment.apply(x, augmentation, seeds)), 0.0, 255.0)
             x = tf.where(augment_mask[:, None, None, None], augmented, x)
         with tf.GradientTape() as tape:
@@ -265,7 +269,7 @@ def feature_space(images: np.ndarray, labels: Optional[np.ndarray], num_classes:
 
     The classifier is saved to `save_to` (or the cache, keyed by the images' hash) and reused."""
     if feature_model:
-        path = storage.stage_dataset(feature_model) if storage.is_remote(feature_model) else feature_model
+        path = storage.fetch_file(feature_model, "feature_models")
         if not os.path.isfile(path):
             raise UserError(f"--feature_model={feature_model}: no such file")
         try:

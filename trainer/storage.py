@@ -467,6 +467,23 @@ def open_store(url: str) -> Store:
     return Store(url)
 
 
+def fetch_file(url: str, kind: str = "files") -> str:
+    """A local, checksum-verified copy of one gs:// object (a model file, say); local paths pass through."""
+    if not is_remote(url):
+        return url
+    _refuse_remote(url)
+    folder, _, name = url.rstrip("/").rpartition("/")
+    if not name or folder in ("gs:", "gs:/"):
+        raise UserError(f"{url}: expected gs://bucket/path/to/file")
+    from google.api_core import exceptions as gexc
+
+    store = GcsStore(folder, staging=cache_for(kind, folder))
+    try:
+        return store.fetch(name)
+    except gexc.NotFound:
+        raise UserError(f"{url}: no such object") from None
+
+
 def stage_dataset(url: str) -> str:
     """A local path for a dataset URL; a gs:// folder is mirrored into a local cache (parallel, checksummed).
 
