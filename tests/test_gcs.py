@@ -460,3 +460,18 @@ def test_a_feature_model_file_in_a_bucket_is_fetched(emulator, tmp_path, monkeyp
     assert space.kind == "user" and space(digits.images).shape[0] == 20
     with pytest.raises(UserError, match="gs://model-bucket/models/none.keras: no such object"):
         metrics.feature_space(digits.images, digits.labels, 10, "digits", "gs://model-bucket/models/none.keras")
+
+
+def test_overwrite_leaves_nothing_of_the_old_run_to_upload(emulator, tmp_path):
+    """--overwrite on a gs:// job dir also clears the local staging of the old run's logs."""
+    server, client = emulator
+    new_bucket(client, "overwrite-bucket")
+    env = env_for(server.url, tmp_path / "vm")
+    job = "gs://overwrite-bucket/run"
+    first = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=2", "--progress=false", env=env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=2", "--progress=false",
+                     "--latent_dim=8", "--overwrite", env=env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    events = [b.name for b in client.list_blobs("overwrite-bucket", prefix="run/tensorboard/")]
+    assert len(events) == 1, events  # the new run's event file only

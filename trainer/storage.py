@@ -424,8 +424,16 @@ class GcsStore(Store):
         return sorted({k[len(key) + 1:].split("/")[0] for k in self.list(key) if "/" in k[len(key) + 1:]})
 
     def delete(self, key: str) -> None:
-        """Deletes an object or every object under a folder key; already gone counts as deleted."""
+        """Deletes an object or every object under a folder key, and its staged local copy;
+        already gone counts as deleted."""
         from google.api_core import exceptions as gexc
+
+        staged = self.local(key)
+        if key and os.path.isdir(staged):
+            shutil.rmtree(staged, ignore_errors=True)
+        elif key and os.path.isfile(staged):
+            os.unlink(staged)
+        self._synced = {path: sig for path, sig in self._synced.items() if not path.startswith(staged)}
 
         for k in self.list(key) or ([key] if self.exists(key) else []):
             try:
