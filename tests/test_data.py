@@ -198,3 +198,18 @@ def test_npz_with_nan_or_inf_is_refused(tmp_path):
         np.savez(tmp_path / "bad.npz", x=x)
         with pytest.raises(DataError, match="holds 1 NaN or infinite values"):
             data.load_source(str(tmp_path / "bad.npz"), 32)
+
+
+def test_shards_without_a_manifest_count_classes_from_every_label(tmp_path):
+    """Not from the first record: a folder of shards whose first label is 0 still has 10 classes."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+    out = tmp_path / "aug"
+    subprocess.run([sys.executable, "-m", "trainer", "augment", "--dataset=digits", f"--output={out}",
+                    "--num_images=40", "--images_per_shard=20", "--progress=false"], check=True, cwd=REPO,
+                   capture_output=True)
+    (out / "manifest.json").unlink()
+    source = data.load_source(str(out), 32)
+    assert (source.num_classes, source.num_examples) == (10, 40)

@@ -391,10 +391,13 @@ def _shards(local: str, name: str, resolution: int, channels: int) -> Source:
     files, manifest = shards.find_shard_files(local, require_manifest=False)
     if not files:
         raise DataError(f"--dataset={name}: no TFRecord shards found")
-    stored_channels, num_classes = shards.peek_schema(files[0])
+    stored_channels = shards.peek_channels(files[0])
     count = manifest["num_images"] if manifest else None
     if manifest and manifest.get("num_classes") is not None:
         num_classes = int(manifest["num_classes"])
+    else:  # no manifest: read every record's label rather than guess the classes from the first one
+        count, num_classes = shards.scan_labels(files)
+        print(f"dataset {name}: no manifest.json; read {count} labels: {num_classes} classes", file=sys.stderr)
     return Source(name, channels or stored_channels, resolution, num_classes,
                   shard_files=tuple(files), num_examples=count)
 

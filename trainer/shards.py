@@ -245,13 +245,29 @@ def find_shard_files(path: str, require_manifest: bool = True) -> tuple[list[str
     return files, None
 
 
-def peek_schema(path: str) -> tuple[int, int]:
-    """(channels, num_classes guess) from a shard's first record."""
+def peek_channels(path: str) -> int:
+    """The channels of a shard's images, from its first record."""
     for record in tf.data.TFRecordDataset(path).take(1):
-        parsed = tf.io.parse_single_example(record, FEATURES)
-        label = int(parsed["image/class/label"])
-        return int(parsed["image/channels"]), (0 if label == NO_LABEL else label + 1)
+        return int(tf.io.parse_single_example(record, FEATURES)["image/channels"])
     raise UserError(f"{path}: empty shard")
+
+
+def scan_labels(files: list[str]) -> tuple[int, int]:
+    """(records, number of classes) from every record's label: 0 classes when unlabelled."""
+    labels = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE).map(
+        lambda r: tf.io.parse_single_example(r, {"image/class/label": FEATURES["image/class/label"]})[
+            "image/class/label"], num_parallel_calls=tf.data.AUTOTUNE)
+    count, top, unlabelled = 0, -1, 0
+    for batch in labels.batch(4096):
+        values = batch.numpy()
+        count += len(values)
+        unlabelled += int((values == NO_LABEL).sum())
+        labelled = values[values != NO_LABEL]
+        top = max(top, int(labelled.max())) if len(labelled) else top
+    if unlabelled and unlabelled < count:
+        raise UserError(f"{os.path.dirname(files[0])}: {unlabelled} of {count} records have no label; "
+                        "labelled and unlabelled shards cannot be mixed")
+    return count, (0 if unlabelled else top + 1)
 
 
 def load(path: str, shuffle: bool = True, seed: Optional[int] = None, allow_uncommitted: bool = False,
@@ -266,7 +282,7 @@ def load(path: str, shuffle: bool = True, seed: Optional[int] = None, allow_unco
     if not files:
         raise UserError(f"{path}: no shards")
     if not channels:
-        channels = int(manifest["channels"]) if manifest else peek_schema(files[0])[0]
+        channels = int(manifest["channels"]) if manifest else peek_channels(files[0])
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
