@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import subprocess
 
 import keras
 import numpy as np
@@ -154,6 +155,20 @@ def test_sigterm_on_one_worker_stops_both_at_one_step_then_resumes(tmp_path):
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err[-3000:]
         assert f"resuming from the checkpoint at step {step}" in out
+
+
+@pytest.mark.slow
+def test_workers_that_restored_different_checkpoints_refuse_to_train(tmp_path):
+    """A job dir that is not shared: worker 0 finds step 2, worker 1 finds nothing. Both stop in one line."""
+    shared, private = tmp_path / "shared", tmp_path / "private"
+    first = run_cli("train", "--preset=smoke", f"--job_dir={shared}", "--steps=2", "--progress=false")
+    assert first.returncode == 0, first.stderr[-3000:]
+    procs = start_workers([shared, private], ["--steps=4", "--progress=false"])
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert_one_line_error(subprocess.CompletedProcess(proc.args, proc.returncode, out, err),
+                              "the workers restored different state (step: [0, 2]", "same --job_dir")
+    assert json.loads((shared / "checkpoints" / "latest.json").read_text())["step"] == 2  # nothing changed
 
 
 def test_float16_overflow_skips_both_networks_together(tmp_path):

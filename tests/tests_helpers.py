@@ -29,12 +29,15 @@ def free_ports(count):
 
 def start_workers(job_dir, extra=(), count=2, style="tf_config"):
     """`count` training processes on 127.0.0.1, told about each other through TF_CONFIG,
-    or as pods of a Kubernetes Indexed Job (JOB_COMPLETION_INDEX + DCGAN_WORKER_HOSTS)."""
+    or as pods of a Kubernetes Indexed Job (JOB_COMPLETION_INDEX + DCGAN_WORKER_HOSTS).
+    `job_dir` is one folder for all, or a list with one per worker (a misconfigured cluster)."""
     from conftest import REPO
 
     hosts = [f"127.0.0.1:{p}" for p in free_ports(count)]
+    job_dirs = list(job_dir) if isinstance(job_dir, (list, tuple)) else [job_dir] * count
     procs = []
     for index in range(count):
+        job_dir = job_dirs[index]
         env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1"}
         if style == "tf_config":
             env["TF_CONFIG"] = json.dumps({"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}})

@@ -156,6 +156,28 @@ def make_strategy(devices: int = 0, environ=os.environ):
     return tf.distribute.OneDeviceStrategy(cpus[0].name)
 
 
+def check_workers_agree(strategy, values: dict[str, int]) -> None:
+    """All-gathers small integers (restored step, weight fingerprints) across workers and refuses,
+    in one line, to go on if any differs: e.g. a job dir that is not shared between the machines,
+    so that each worker restored a different checkpoint (or none)."""
+    import tensorflow as tf
+
+    from trainer.errors import UserError
+
+    local = tf.constant([[int(v) % (2**31 - 1) for v in values.values()]], tf.int64)
+
+    def gather():
+        return tf.distribute.get_replica_context().all_gather(local, axis=0)
+
+    gathered = strategy.experimental_local_results(strategy.run(gather))[0].numpy()
+    differing = [name for i, name in enumerate(values) if len(set(gathered[:, i].tolist())) > 1]
+    if differing:
+        shown = "; ".join(f"{name}: {sorted(set(gathered[:, list(values).index(name)].tolist()))}"
+                          for name in differing)
+        raise UserError(f"the workers restored different state ({shown}); every worker must see the same "
+                        "--job_dir (a bucket, or a shared file system), not a local folder per machine")
+
+
 def describe(strategy) -> str:
     import tensorflow as tf
 

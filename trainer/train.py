@@ -351,6 +351,10 @@ def run(config) -> dict:
     start = manager.restore()
     if start:
         print(f"resuming from the checkpoint at step {start}")
+    if role.num_workers > 1:
+        distribute.check_workers_agree(strategy, {
+            "step": start, "generator": int(fingerprint(nets.generator)[:7], 16),
+            "discriminator": int(fingerprint(nets.discriminator)[:7], 16)})
     writer = summaries.Summaries(store.local(jobdir.TENSORBOARD), enabled=role.is_chief)
     try:
         result = train(config, strategy, source, nets, losses.get(config.loss), num_classes, manager, writer,
