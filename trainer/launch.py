@@ -106,7 +106,9 @@ def job_arguments(config: config_lib.LaunchConfig, job_flags: dict[str, Any]) ->
         if not value.startswith("gs://"):
             raise UserError(f"--{name}={value} must be a gs:// path for a launched job "
                             "(a container's own disk is discarded when it ends)")
-    if config.job == "train" and job_config.dataset != "digits" and not job_config.dataset.startswith("gs://"):
+    split = config_lib.SPLIT_PATTERN.match(getattr(job_config, "dataset", ""))
+    dataset_base = split["base"] if split else getattr(job_config, "dataset", "")
+    if config.job == "train" and dataset_base != "digits" and not dataset_base.startswith("gs://"):
         raise UserError(f"--dataset={job_config.dataset} is not in the container; use 'digits' or a gs:// path")
     if config.job == "train" and config.gpus > 1 and job_config.devices:
         raise UserError("--devices splits one device for tests; on a multi-GPU machine every GPU is used already")
