@@ -11,7 +11,7 @@ ENV PYTHONUNBUFFERED=1 \
     TF_CPP_MIN_LOG_LEVEL=2
 
 WORKDIR /opt/dcgan-factory
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE ./
 COPY trainer ./trainer
 RUN python3 -m pip install --no-cache-dir . \
     && useradd --create-home --uid 1000 --user-group --shell /usr/sbin/nologin dcgan

@@ -116,3 +116,17 @@ def test_help_piped_into_head_is_not_a_traceback():
     proc.stdout.close()  # the reader is gone before anything is written, like `| head -0`
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0 and "Traceback" not in err, err
+
+
+def test_version_and_package_metadata():
+    from importlib.metadata import metadata
+
+    import trainer
+    result = run_cli("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"dcgan-factory {trainer.__version__}"
+    meta = metadata("dcgan-factory")
+    assert meta["Version"] == trainer.__version__
+    assert any(c.startswith("Topic :: Scientific/Engineering") for c in meta.get_all("Classifier"))
+    requires = " ".join(meta.get_all("Requires-Dist"))
+    for module in ("google-crc32c", "pillow", "tensorflow", "google-cloud-storage"):  # imported at run time
+        assert module in requires, module

@@ -1,7 +1,10 @@
-"""dcgan-factory: train a DCGAN, then mass-produce synthetic images from it.
+"""dcgan-factory: train a DCGAN on your images, then mass-produce synthetic training data from it.
 
-Jobs: `dcgan train` (trainer.train). Configs: trainer.config. The exported
-generator loads with `keras.models.load_model` (see trainer.export).
+Jobs (each `dcgan COMMAND`, see trainer/cli.py): train (trainer.train), sample
+and augment (trainer.sample), evaluate (trainer.evaluate), launch
+(trainer.launch). Configs: trainer.config. The exported generator loads with
+`keras.models.load_model` (trainer.export); shard outputs read with
+`trainer.shards.load`.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -29,7 +29,7 @@ commands:
   evaluate  FID, KID, precision/recall, memorization and downstream usefulness of synthetic images
   launch    run train/sample on a GPU VM, Vertex AI or Kubernetes: dcgan launch vm|vertex|k8s --job=train ...
 
-`dcgan COMMAND --help` lists a command's flags."""
+`dcgan COMMAND --help` lists a command's flags; `dcgan --version` prints the version."""
 
 
 class Commands:
@@ -96,6 +96,11 @@ def _check_tokens(command: str, tokens: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if argv and argv[0] in ("--version", "-V", "version"):
+        from trainer import __version__
+
+        print(f"dcgan-factory {__version__}")
+        return 0
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return 0
