@@ -158,3 +158,24 @@ def test_resumable_fields_may_change(tmp_path):
     result = train.run(smoke(job, steps=4, log_every=1, checkpoint_every=1))
     assert result["step"] == 4
     assert dataclasses.asdict(jobdir.saved_config(str(job)))["steps"] == 4
+
+
+def test_keras_still_calls_the_overridden_gradient_sum():
+    """AllReducedAdam overrides a private Keras method; if Keras stops calling it, gradients would be
+    summed twice across replicas (or never), so this fails loudly on a Keras upgrade."""
+    import keras
+
+    from trainer.train import AllReducedAdam
+
+    calls = []
+
+    class Spy(AllReducedAdam):
+        def _all_reduce_sum_gradients(self, grads_and_vars):
+            calls.append(len(list(grads_and_vars)))
+            return super()._all_reduce_sum_gradients(grads_and_vars)
+
+    variable = keras.Variable([1.0, 2.0])
+    optimizer = Spy(learning_rate=0.1)
+    optimizer.apply([keras.ops.convert_to_tensor([1.0, 1.0])], [variable])
+    assert calls == [1], f"Keras {keras.__version__} no longer calls _all_reduce_sum_gradients"
+    assert float(variable.numpy()[0]) < 1.0  # and the update itself happened
