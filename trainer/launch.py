@@ -7,7 +7,7 @@
 One source of truth: the image, the job's arguments and the resources are
 rendered here, from flags, into what each target takes:
 
-  vm      `gcloud compute instances create` with launch/vm/dcgan-vm.sh as the
+  vm      `gcloud compute instances create` with trainer/vm/dcgan-vm.sh (package data) as the
           startup script (or `gcloud compute ssh` onto --existing_vm)
   vertex  a CustomJobSpec for `gcloud ai custom-jobs create --config`
           (workerpool0 = chief, workerpool1 = the other workers or sampler tasks;
@@ -38,8 +38,7 @@ from trainer import config as config_lib
 from trainer.errors import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_TRANSIENT, UserError
 
 GRPC_PORT = 2222
-LAUNCH_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "launch")
-VM_SCRIPT = os.path.join(LAUNCH_DIR, "vm", "dcgan-vm.sh")
+VM_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vm", "dcgan-vm.sh")  # package data
 # Exit codes of `dcgan` (trainer/errors.py): no retry can fix bad input or divergence;
 # storage unreachable after the job's own retries is transient and retried without
 # using up the restart budget (each such exit already spent DCGAN_GCS_RETRY_DEADLINE retrying).
@@ -268,7 +267,7 @@ def render_k8s(config, args, name) -> tuple[dict[str, str], list[list[str]]]:
 
 def render_vm(config, args, name) -> tuple[dict[str, str], list[list[str]]]:
     if not os.path.isfile(VM_SCRIPT):
-        raise UserError(f"{VM_SCRIPT} is missing; run `dcgan launch` from a source checkout of dcgan-factory")
+        raise UserError(f"{VM_SCRIPT} is missing from the installed package; reinstall dcgan-factory")
     with open(VM_SCRIPT) as f:
         files = {"dcgan-vm.sh": f.read(), "dcgan-args": "".join(a + "\n" for a in args)}
     location = [f"--zone={config.zone}"] + ([f"--project={config.project}"] if config.project else [])
