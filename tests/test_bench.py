@@ -1,13 +1,10 @@
-"""The benchmark suite's own logic: the FLOP count, the README table, the Example encoder it made fast."""
-
-import os
-import random
+"""The benchmark suite's own logic: the FLOP count and the README table."""
 
 import keras
 import pytest
 
 from bench import peer_speed, report
-from trainer import models, shards
+from trainer import models
 
 
 def keras_macs(model: keras.Model) -> int:
@@ -39,12 +36,3 @@ def test_readme_performance_table_matches_the_committed_results():
     names = {row[0] for row in report.rows()}
     assert {"train step", "vs PyTorch (same DCGAN)", "augmentation vs ImageDataGenerator",
             "sampler vs generator alone", "checkpoint overhead (step time)", "input pipeline vs consumption"} <= names
-
-
-def test_hand_encoded_examples_are_byte_identical_to_protobuf():
-    rng = random.Random(0)
-    for _ in range(500):
-        png = os.urandom(rng.choice([0, 1, 127, 128, 300, 20000]))
-        args = (png, rng.choice([32, 256]), rng.choice([32, 256]), rng.choice([1, 3]), rng.choice([-1, 0, 9, 1000]),
-                rng.choice(["synthetic", "augmented"]), rng.choice([0, 2**40, 2**62, -1]), rng.choice([-1, 0, 3000]))
-        assert shards.make_example(*args) == shards.make_example_proto(*args)

@@ -84,6 +84,11 @@ def _bytes_feature(value: bytes) -> bytes:
     return _field(0x0A, _field(0x0A, value))  # Feature.bytes_list(1) -> BytesList.value(1)
 
 
+def _floats_feature(values) -> bytes:
+    """Feature.float_list(2) -> packed FloatList.value(1), little-endian float32."""
+    return _field(0x12, _field(0x0A, struct.pack(f"<{len(values)}f", *values)))
+
+
 def _entry(key: str, feature: bytes) -> bytes:
     return _field(0x0A, _field(0x0A, key.encode()) + _field(0x12, feature))
 
@@ -98,26 +103,33 @@ class ExampleEncoder:
     def __init__(self, height: int, width: int, channels: int, source: str, generator_step: int):
         self._channels = _entry("image/channels", _int64_feature(channels))
         self._middle = _entry("image/format", _bytes_feature(b"png")) + _entry("image/height", _int64_feature(height))
-        self._tail = (_entry("image/source", _bytes_feature(source.encode())) + _entry("image/width", _int64_feature(width))
-                      + _entry("synthetic/generator_step", _int64_feature(generator_step)))
+        self._source = _entry("image/source", _bytes_feature(source.encode()))
+        self._tail = _entry("image/width", _int64_feature(width)) + _entry("synthetic/generator_step",
+                                                                           _int64_feature(generator_step))
 
-    def encode(self, png: bytes, label: int, seed: int) -> bytes:
+    def encode(self, png: bytes, label: int, seed: int, probs=None) -> bytes:
+        """One record; `probs` (a teacher's class probabilities) adds image/class/probs and
+        image/teacher/confidence (the probability of `label`)."""
         sha = hashlib.sha256(png).hexdigest().encode()
-        entries = b"".join((self._channels, _entry("image/class/label", _int64_feature(label)),
+        soft = teacher = b""
+        if probs is not None:
+            soft = _entry("image/class/probs", _floats_feature(probs))
+            teacher = _entry("image/teacher/confidence", _floats_feature([probs[label]]))
+        entries = b"".join((self._channels, _entry("image/class/label", _int64_feature(label)), soft,
                             _entry("image/encoded", _bytes_feature(png)), self._middle,
-                            _entry("image/key/sha256", _bytes_feature(sha)), self._tail,
+                            _entry("image/key/sha256", _bytes_feature(sha)), self._source, teacher, self._tail,
                             _entry("synthetic/seed", _int64_feature(seed))))
         return _field(0x0A, entries)  # Example.features(1) -> Features.feature(1): the map entries
 
 
 def make_example(png: bytes, height: int, width: int, channels: int, label: int, source: str,
-                 seed: int, generator_step: int) -> bytes:
+                 seed: int, generator_step: int, probs=None) -> bytes:
     """One serialized record (see ExampleEncoder, which a shard writer reuses)."""
-    return ExampleEncoder(height, width, channels, source, generator_step).encode(png, label, seed)
+    return ExampleEncoder(height, width, channels, source, generator_step).encode(png, label, seed, probs)
 
 
 def make_example_proto(png: bytes, height: int, width: int, channels: int, label: int, source: str,
-                       seed: int, generator_step: int) -> bytes:
+                       seed: int, generator_step: int, probs=None) -> bytes:
     """The same record built as a protobuf message: the reference `make_example` is tested against."""
     def ints(v):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
@@ -132,6 +144,9 @@ def make_example_proto(png: bytes, height: int, width: int, channels: int, label
         "image/key/sha256": raw(hashlib.sha256(png).hexdigest().encode()),
         "synthetic/seed": ints(seed), "synthetic/generator_step": ints(generator_step),
     }
+    if probs is not None:
+        features["image/class/probs"] = tf.train.Feature(float_list=tf.train.FloatList(value=list(probs)))
+        features["image/teacher/confidence"] = tf.train.Feature(float_list=tf.train.FloatList(value=[probs[label]]))
     # deterministic=True: protobuf map order otherwise varies between processes.
     return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
