@@ -166,7 +166,7 @@ def test_sampler_memorization_filter_drops_copies(smoke_job, tmp_path):
                      "--max_memorization=0.05", "--train_data=digits:train")
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["num_images"] + manifest["dropped_memorized"] == 40
+    assert manifest["num_images"] + manifest["dropped"] == 40 and manifest["filters"] == ["memorization"]
     assert manifest["num_images"] == sum(s["num_images"] for s in manifest["shards"])
     assert run_cli("sample", f"--output={out}", "--verify").returncode == 0
     # Reference images that miss some of the generator's training images would let copies of them through.

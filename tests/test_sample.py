@@ -195,3 +195,57 @@ def test_truncation_and_label_policies(smoke_job, tmp_path):
     assert counts[1:9].sum() == 0 and 60 < counts[0] < 140 and counts[9] > 260
     with pytest.raises(UserError, match="3 class weights but the generator has 10"):
         sources.generator_source(config_lib.resolve("sample", {**base, "labels": "1,2,3"}))
+
+
+def test_a_teacher_labels_every_record_and_filters_by_confidence(smoke_job, tmp_path):
+    out = tmp_path / "taught"
+    teacher = ["--teacher=auto", "--teacher_members=2", "--teacher_steps=30", "--train_data=digits:train[:10%]"]
+    cache = {"DCGAN_CACHE": str(tmp_path / "cache")}
+    result = run_cli(*sample_args(smoke_job, out, *teacher, "--min_confidence=0.1"), env=cache)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "teacher: training 2 classifiers on 126 images" in result.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["soft_labels"] and manifest["filters"] == ["teacher_confidence"]
+    assert manifest["num_images"] + manifest["dropped"] == 40 and manifest["plan"]["teacher"]["members"] == 2
+    spec = {**shards.FEATURES, "image/class/probs": tf.io.FixedLenFeature([10], tf.float32),
+            "image/teacher/confidence": tf.io.FixedLenFeature([1], tf.float32)}
+    records = [tf.io.parse_single_example(r, spec) for r in
+               tf.data.TFRecordDataset(sorted(glob.glob(str(out / "*.tfrecord-*"))))]
+    assert len(records) == manifest["num_images"] > 0 and manifest["dropped"] > 0
+    for r in records:
+        probs = r["image/class/probs"].numpy()
+        assert abs(probs.sum() - 1) < 1e-4
+        assert r["image/teacher/confidence"].numpy()[0] == probs[int(r["image/class/label"])] >= 0.1
+    assert run_cli("sample", f"--output={out}", "--verify").returncode == 0
+    # The reader gives the probabilities; a second run loads the cached teacher.
+    image, target = next(iter(shards.load(str(out), targets="probs", shuffle=False)))
+    assert image.shape == (32, 32, 1) and target.shape == (10,)
+    again = run_cli(*sample_args(smoke_job, tmp_path / "again", *teacher), env=cache)
+    assert again.returncode == 0 and "teacher: loaded from" in again.stdout, again.stderr[-2000:]
+    assert_one_line_error(run_cli(*sample_args(smoke_job, tmp_path / "x", "--min_confidence=0.5")),
+                          "--min_confidence needs a --teacher")
+    assert run_cli(*sample_args(smoke_job, tmp_path / "plain")).returncode == 0
+    with pytest.raises(UserError, match="hold no teacher probabilities"):
+        shards.load(str(tmp_path / "plain"), targets="probs")
+
+
+def test_mix_feeds_keras_fit_with_real_and_synthetic_batches(smoke_job, tmp_path):
+    import keras
+
+    from trainer import data, downstream, metrics
+    out = tmp_path / "taught"
+    result = run_cli(*sample_args(smoke_job, out, "--teacher=auto", "--teacher_members=1", "--teacher_steps=20",
+                                  "--train_data=digits:train[:10%]", "--num_images=64", "--images_per_shard=32"),
+                     env={"DCGAN_CACHE": str(tmp_path / "cache")})
+    assert result.returncode == 0, result.stderr[-3000:]
+    real = data.load_source("digits:train[:10%]", 32)
+    ds = shards.mix((real.images, real.labels), str(out), num_classes=10, synthetic_fraction=0.5, batch_size=32,
+                    augmentation=downstream.classic_policy(0.5), seed=1)
+    images, targets = next(iter(ds))
+    assert images.shape == (32, 32, 32, 1) and images.dtype == tf.float32 and targets.shape == (32, 10)
+    hard = np.isclose(targets.numpy().max(1), 1.0)
+    assert 0 < hard.sum() < 32  # one-hot real and soft synthetic targets in the same batch
+    model = metrics.build_classifier(32, 1, 10)
+    model.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy(from_logits=True))
+    history = model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])

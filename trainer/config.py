@@ -329,9 +329,25 @@ class SampleConfig(ShardJobConfig):
     # distances to their nearest other training image; 0 = off. 0.01: real images would lose 1%.
     max_memorization: float = 0.0
     train_data: str = ""  # the generator's training images ('' = the dataset recorded in its export)
+    # A teacher labels every sample with class probabilities (stored per record as image/class/probs
+    # and image/teacher/confidence): '' none, 'auto' = an ensemble of small classifiers trained on
+    # the generator's training images with classic augmentation (cached), or a Keras classifier file.
+    teacher: str = ""
+    teacher_members: int = 5  # classifiers in the 'auto' ensemble
+    teacher_steps: int = 1000  # training steps of each
+    # Drop samples whose teacher probability for their own conditioning label is below this (0 = keep all).
+    min_confidence: float = 0.0
 
     def validate(self) -> list[str]:
         errors = super().validate()
+        if self.teacher_members < 1 or self.teacher_steps < 1:
+            errors.append("--teacher_members and --teacher_steps must be >= 1")
+        if not 0 <= self.min_confidence < 1:
+            errors.append(f"--min_confidence={self.min_confidence} must be in [0, 1)")
+        if self.min_confidence and not self.teacher:
+            errors.append("--min_confidence needs a --teacher (e.g. --teacher=auto)")
+        if self.teacher and self.teacher != "auto" and not self.teacher.endswith(".keras"):
+            errors.append(f"--teacher={self.teacher!r} must be 'auto' or a .keras classifier file")
         if not 0 <= self.max_memorization < 1:
             errors.append(f"--max_memorization={self.max_memorization} must be in [0, 1) (a quantile; 0 = off)")
         if not self.generator and not self.verify:

@@ -20,6 +20,8 @@ Recipes (each one classifier, the same steps and batch size):
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 from typing import Callable, Optional
 
 import keras
@@ -83,12 +85,41 @@ def describe(policy) -> str:
 
 @dataclasses.dataclass
 class Teacher:
-    """An ensemble of classifiers trained on the real images; labels images with its mean softmax."""
+    """An ensemble of classifiers (uint8-range images -> logits); labels images with its mean softmax."""
 
     models: list
+    digest: str = ""  # identifies the ensemble (the hash of its training data and settings)
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.models[0].output_shape[-1])
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         return metrics.ensemble_probabilities(self.models, images)
+
+    def probabilities_tensor(self, pixels: tf.Tensor) -> tf.Tensor:
+        """The same, as a graph function of float pixels 0..255 [B, H, W, C] (for the sampler's producer)."""
+        return tf.add_n([tf.nn.softmax(tf.cast(m(pixels, training=False), tf.float32)) for m in self.models]) \
+            / len(self.models)
+
+    def save(self, folder: str) -> None:
+        os.makedirs(folder, exist_ok=True)
+        for k, model in enumerate(self.models):
+            path = os.path.join(folder, f"member-{k}.keras")
+            model.save(path + ".tmp.keras")
+            os.replace(path + ".tmp.keras", path)
+
+    @classmethod
+    def load(cls, paths: list[str], digest: str = "") -> "Teacher":
+        from trainer.errors import UserError
+
+        models = []
+        for path in paths:
+            try:
+                models.append(keras.models.load_model(path, compile=False))
+            except Exception as err:  # keras raises many types for a damaged file
+                raise UserError(f"{path}: cannot load the classifier ({type(err).__name__}: {str(err)[:160]})") from None
+        return cls(models, digest)
 
 
 def train_teacher(images: np.ndarray, labels: np.ndarray, num_classes: int, *, members: int = 5,
@@ -96,6 +127,31 @@ def train_teacher(images: np.ndarray, labels: np.ndarray, num_classes: int, *, m
     """`members` classifiers on the real images with `policy`, each from its own seed."""
     return Teacher([metrics.train_classifier(images, labels, num_classes, steps=steps, augmentation=policy,
                                              seed=seed * 1000 + 500 + k) for k in range(members)])
+
+
+TEACHER_POLICY_STRENGTH = 0.5  # classic augmentation for the teacher: the strength the experiment found best
+
+
+def cached_teacher(images: np.ndarray, labels: np.ndarray, num_classes: int, name: str, *, members: int,
+                   steps: int) -> Teacher:
+    """The sampler's 'auto' teacher: trained once per (images, labels, settings), then loaded from the cache."""
+    from trainer import storage
+
+    digest = hashlib.sha256(images.tobytes() + labels.astype(np.int64).tobytes()
+                            + f"{num_classes}/{members}/{steps}/{TEACHER_POLICY_STRENGTH}".encode()).hexdigest()[:16]
+    safe = "".join(c if c.isalnum() else "_" for c in name)[-40:]
+    folder = os.path.join(storage.cache_dir("teachers"), f"{safe}-{digest}")
+    paths = [os.path.join(folder, f"member-{k}.keras") for k in range(members)]
+    if all(os.path.isfile(p) for p in paths):
+        print(f"teacher: loaded from {folder}")
+        return Teacher.load(paths, digest)
+    print(f"teacher: training {members} classifiers on {len(images)} images of {name} ({steps} steps each)",
+          flush=True)
+    teacher = train_teacher(images, labels, num_classes, members=members, steps=steps,
+                            policy=classic_policy(TEACHER_POLICY_STRENGTH))
+    teacher.digest = digest
+    teacher.save(folder)
+    return teacher
 
 
 def train_recipe(real: tuple[np.ndarray, np.ndarray], num_classes: int, *, steps: int, seed: int,

@@ -107,9 +107,15 @@ def shard_sizes(plan: dict) -> list[int]:
     return [min(per, n - i * per) for i in range(plan["num_shards"])]
 
 
+def filters(plan: dict) -> list[str]:
+    """The filters that may drop candidates (so a shard may hold fewer records than planned)."""
+    return [name for name, on in (("memorization", "memorization" in plan),
+                                  ("teacher_confidence", plan.get("teacher", {}).get("min_confidence", 0) > 0)) if on]
+
+
 def is_whole(plan: dict, found: int, candidates: int) -> bool:
-    """A published shard's record count is right: exactly its candidates, or with the filter any whole shard."""
-    return found == candidates if "memorization" not in plan else 0 <= found <= candidates
+    """A published shard's record count is right: exactly its candidates, or with a filter any whole shard."""
+    return found == candidates if not filters(plan) else 0 <= found <= candidates
 
 
 @tf.function(reduce_retracing=True)
@@ -119,15 +125,21 @@ def encode_pngs(pixels: tf.Tensor, compression: int) -> tf.Tensor:
                      fn_output_signature=tf.string, parallel_iterations=32)
 
 
-def make_producer(source: ImageSource, params: AugmentParams, seed: int):
-    """One compiled function: global indices -> (uint8 images, labels, seeds), augmented."""
+def make_producer(source: ImageSource, params: AugmentParams, seed: int, min_confidence: float = 0.0):
+    """One compiled function: global indices -> (uint8 images, labels, seeds, keep, teacher probabilities)."""
     @tf.function(reduce_retracing=True)
     def produce(indices):
         pixels, labels, seeds = source.make_batch(indices)
         # Memorization is judged on the generator's own output, before augmentation hides a copy.
         keep = source.keep(pixels) if source.keep else tf.ones(tf.shape(indices), tf.bool)
-        pixels = augment.apply(pixels, params, augment.image_seeds(seed, indices))
-        return tf.cast(tf.clip_by_value(tf.round(pixels), 0, 255), tf.uint8), labels, seeds, keep
+        pixels = tf.clip_by_value(tf.round(augment.apply(pixels, params, augment.image_seeds(seed, indices))), 0, 255)
+        probs = tf.zeros([tf.shape(indices)[0], 0])
+        if source.scores is not None:  # the teacher labels the image as it is written, augmented
+            probs = source.scores(pixels)
+            own = tf.gather(probs, tf.maximum(labels, 0), batch_dims=1)
+            confidence = tf.where(labels >= 0, own, tf.reduce_max(probs, axis=1))
+            keep &= confidence >= min_confidence
+        return tf.cast(pixels, tf.uint8), labels, seeds, keep, probs
 
     return produce
 
@@ -145,13 +157,14 @@ def write_shard(store: storage.Store, plan: dict, source: ImageSource, produce, 
     kept = 0
     encoder = shards.ExampleEncoder(res, res, channels, source.kind, source.generator_step)
 
-    def write_batch(writer, pixels, labels, seeds, keep):
+    def write_batch(writer, pixels, labels, seeds, keep, probs):
         nonlocal kept
         if not keep.all():
-            pixels, labels, seeds = tf.boolean_mask(pixels, keep), labels[keep], seeds[keep]
+            pixels, labels, seeds, probs = tf.boolean_mask(pixels, keep), labels[keep], seeds[keep], probs[keep]
         pngs = encode_pngs(pixels, compression).numpy() if len(labels) else []
-        for png, label, s in zip(pngs, labels, seeds):
-            writer.write(encoder.encode(png, int(label), int(s)))
+        soft = probs.shape[1] > 0
+        for png, label, s, p in zip(pngs, labels, seeds, probs):
+            writer.write(encoder.encode(png, int(label), int(s), p.tolist() if soft else None))
         kept += len(pngs)
         if on_images:
             on_images(len(keep))
@@ -160,9 +173,10 @@ def write_shard(store: storage.Store, plan: dict, source: ImageSource, produce, 
         pending = []
         for start in range(first, first + count, batch):
             indices = tf.range(start, min(start + batch, first + count), dtype=tf.int64)
-            pixels, labels, seeds, keep = produce(indices)
+            pixels, labels, seeds, keep, probs = produce(indices)
             # Encoding and writing overlap the next batch's generation.
-            pending.append(pool.submit(write_batch, writer, pixels, labels.numpy(), seeds.numpy(), keep.numpy()))
+            pending.append(pool.submit(write_batch, writer, pixels, labels.numpy(), seeds.numpy(), keep.numpy(),
+                                       probs.numpy()))
             while len(pending) > 2:
                 pending.pop(0).result()
         for job in pending:
@@ -214,11 +228,12 @@ def write_manifest(store: storage.Store, plan: dict, kind: str) -> bool:
     for name, count in zip(names, sizes):
         info = published[name]
         sha = info.metadata.get("sha256") or shards.file_sha256(store.path(name))
-        found = count_if_whole(store, name, info) if "memorization" in plan else count
+        found = count_if_whole(store, name, info) if filters(plan) else count
         entries.append({"name": name, "num_images": found, "bytes": info.size, "sha256": sha})
     kept = sum(e["num_images"] for e in entries)
     manifest = {"num_images": kept, "num_shards": plan["num_shards"], "channels": plan["channels"],
-                "dropped_memorized": plan["num_images"] - kept,
+                "dropped": plan["num_images"] - kept, "filters": filters(plan),
+                "soft_labels": "teacher" in plan,
                 "resolution": plan["resolution"], "num_classes": plan["num_classes"], "source": kind,
                 "schema": {k: v.dtype.name for k, v in shards.FEATURES.items()}, "shards": entries, "plan": plan}
     # TFDS metadata first (deterministic, so a racing task writes the same bytes), the manifest last.
@@ -305,7 +320,7 @@ def run(config, job: str) -> dict:
         elapsed = time.perf_counter() - started
         bar.update(done, done / elapsed if elapsed else 0.0)
 
-    produce = make_producer(source, params, plan["seed"])
+    produce = make_producer(source, params, plan["seed"], plan.get("teacher", {}).get("min_confidence", 0.0))
     for index in todo:
         write_shard(store, plan, source, produce, index, sizes[index], task, on_images)
     bar.close()

@@ -286,16 +286,23 @@ def scan_labels(files: list[str]) -> tuple[int, int]:
 
 
 def load(path: str, shuffle: bool = True, seed: Optional[int] = None, allow_uncommitted: bool = False,
-         channels: int = 0, shuffle_buffer: int = 10_000) -> tf.data.Dataset:
-    """A tf.data.Dataset of (uint8 image [H, W, C], int64 label) from a shard output.
+         channels: int = 0, shuffle_buffer: int = 10_000, targets: str = "label") -> tf.data.Dataset:
+    """A tf.data.Dataset of (uint8 image [H, W, C], target) from a shard output.
 
-    Refuses an output without manifest.json unless allow_uncommitted. With
-    shuffle, shards are visited in a random order, interleaved, and records
+    `targets`: "label" gives the int64 label; "probs" the float32 class
+    probabilities a teacher stored (`dcgan sample --teacher=...`; needs the
+    manifest). Refuses an output without manifest.json unless allow_uncommitted.
+    With shuffle, shards are visited in a random order, interleaved, and records
     shuffled through a buffer.
     """
-    files, manifest = find_shard_files(path, require_manifest=not allow_uncommitted)
+    files, manifest = find_shard_files(path, require_manifest=not allow_uncommitted or targets == "probs")
     if not files:
         raise UserError(f"{path}: no shards")
+    if targets not in ("label", "probs"):
+        raise UserError(f"targets={targets!r} must be 'label' or 'probs'")
+    if targets == "probs" and not manifest.get("soft_labels"):
+        raise UserError(f"{path}: these shards hold no teacher probabilities; write them with "
+                        "`dcgan sample --teacher=auto`, or read labels (targets='label')")
     if not channels:
         channels = int(manifest["channels"]) if manifest else peek_channels(files[0])
     ds = tf.data.Dataset.from_tensor_slices(files)
@@ -305,5 +312,62 @@ def load(path: str, shuffle: bool = True, seed: Optional[int] = None, allow_unco
                        num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
-    return ds.map(lambda r: parse_example(r, channels), num_parallel_calls=tf.data.AUTOTUNE,
-                  deterministic=not shuffle).prefetch(tf.data.AUTOTUNE)
+    if targets == "probs":
+        spec = {**FEATURES, "image/class/probs": tf.io.FixedLenFeature([int(manifest["num_classes"])], tf.float32)}
+
+        def parse(record):
+            parsed = tf.io.parse_single_example(record, spec)
+            return tf.io.decode_png(parsed["image/encoded"], channels=channels), parsed["image/class/probs"]
+    else:
+        def parse(record):
+            return parse_example(record, channels)
+    return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle).prefetch(tf.data.AUTOTUNE)
+
+
+def mix(real, synthetic: str, *, num_classes: int, synthetic_fraction: float = 0.5, batch_size: int = 64,
+        augmentation=None, soft_labels: bool = True, seed: int = 0) -> tf.data.Dataset:
+    """The dataset to train a classifier on: real images and synthetic shards, mixed per batch.
+
+        ds = shards.mix((x_train, y_train), "synth/", num_classes=10, synthetic_fraction=0.5,
+                        augmentation=downstream.classic_policy(0.5))
+        model.fit(ds, steps_per_epoch=100, epochs=10)   # loss: CategoricalCrossentropy(from_logits=True)
+
+    `real` is (uint8 images [N, H, W, C], int labels [N]) or a tf.data.Dataset of
+    (image, label). Batches are (float32 images in 0..255, float32 targets
+    [B, num_classes]): one-hot for real images; for synthetic ones the teacher's
+    probabilities if the shards hold them and `soft_labels` (knowledge
+    distillation), else one-hot of their label. Each element is synthetic with
+    probability `synthetic_fraction`; `augmentation` (classic `AugmentParams`,
+    or a function (images 0..255 [B,H,W,C], seeds [B,2]) -> images) is applied
+    to the real images on the fly. The stream repeats forever.
+    """
+    from trainer import augment as augment_lib
+    from trainer.config import AugmentParams
+
+    if not 0 <= synthetic_fraction <= 1:
+        raise UserError(f"synthetic_fraction={synthetic_fraction} must be in [0, 1]")
+    real_ds = real if isinstance(real, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(real)
+    real_ds = real_ds.repeat().shuffle(10_000, seed=seed).enumerate()
+
+    def real_element(index, element):
+        image, label = element
+        image = tf.cast(image, tf.float32)
+        if augmentation is not None:
+            seeds = augment_lib.image_seeds(seed, index[None])
+            if isinstance(augmentation, AugmentParams):
+                image = augment_lib.apply(image[None], augmentation, seeds)[0]
+            else:
+                image = augmentation(image[None], seeds)[0]
+            image = tf.clip_by_value(tf.round(image), 0.0, 255.0)
+        return image, tf.one_hot(tf.cast(label, tf.int32), num_classes)
+
+    real_ds = real_ds.map(real_element, num_parallel_calls=tf.data.AUTOTUNE)
+    _, manifest = find_shard_files(synthetic)
+    probs = soft_labels and bool(manifest.get("soft_labels"))
+    synth_ds = load(synthetic, shuffle=True, seed=seed, targets="probs" if probs else "label").repeat()
+    synth_ds = synth_ds.map(lambda image, target: (tf.cast(image, tf.float32), target if probs else
+                                                   tf.one_hot(tf.cast(target, tf.int32), num_classes)),
+                            num_parallel_calls=tf.data.AUTOTUNE)
+    mixed = tf.data.Dataset.sample_from_datasets([real_ds, synth_ds], [1 - synthetic_fraction, synthetic_fraction],
+                                                 seed=seed)
+    return mixed.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import os
 import sys
 
 import numpy as np
@@ -33,6 +34,7 @@ class ImageSource:
     make_batch: object  # (global indices int64 [B]) -> (float pixels 0..255 [B,H,W,C], labels int64 [B], seeds [B])
     generator_step: int = -1
     keep: object = None  # optional (float pixels [B,H,W,C]) -> bool [B]: the memorization filter
+    scores: object = None  # optional (float pixels [B,H,W,C]) -> float [B, classes]: a teacher's probabilities
 
 
 def latents(seed: int, sample: tf.Tensor, latent_dim: int, psi: float = 0.0) -> tf.Tensor:
@@ -93,8 +95,42 @@ def generator_source(config) -> ImageSource:
     keep = None
     if config.max_memorization > 0:
         keep, identity["memorization"] = memorization_filter(config, meta)
+    scores = None
+    if config.teacher:
+        scores, identity["teacher"] = teacher_scores(config, meta)
     return ImageSource("synthetic", int(meta["resolution"]), int(meta["channels"]), num_classes, identity,
-                       make_batch, generator_step=int(meta["step"]), keep=keep)
+                       make_batch, generator_step=int(meta["step"]), keep=keep, scores=scores)
+
+
+def teacher_scores(config, meta: dict):
+    """The teacher's probabilities as a function of float pixels (0..255), and its description for the plan."""
+    from trainer import downstream, storage
+
+    num_classes = int(meta["num_classes"])
+    if config.teacher == "auto":
+        train_data = config.train_data or meta.get("dataset", "")
+        if not train_data:
+            raise UserError("--teacher=auto needs the generator's training images: pass --train_data")
+        train = data.load_source(train_data, int(meta["resolution"]), int(meta["channels"]))
+        if train.labels is None or not train.in_memory:
+            raise UserError(f"--teacher=auto needs labelled images to learn from; {train_data} has no labels")
+        teacher = downstream.cached_teacher(train.images, train.labels, train.num_classes, train_data,
+                                            members=config.teacher_members, steps=config.teacher_steps)
+        description = {"kind": "auto", "train_data": train_data, "members": config.teacher_members,
+                       "steps": config.teacher_steps, "sha256": teacher.digest}
+    else:
+        path = storage.fetch_file(config.teacher, "teachers")
+        if not os.path.isfile(path):
+            raise UserError(f"--teacher={config.teacher}: no such file")
+        teacher = downstream.Teacher.load([path])
+        description = {"kind": "file", "path": config.teacher, "sha256": shards.file_sha256(path)}
+    classes = teacher.num_classes
+    if num_classes and classes != num_classes:
+        raise UserError(f"--teacher has {classes} classes but the generator {num_classes}")
+    print(f"teacher: {description['kind']}, {len(teacher.models)} classifier(s), {classes} classes"
+          + (f"; dropping samples it gives under {config.min_confidence:.0%} for their own label"
+             if config.min_confidence else ""))
+    return teacher.probabilities_tensor, {**description, "min_confidence": config.min_confidence}
 
 
 def memorization_filter(config, meta: dict):
