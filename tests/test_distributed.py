@@ -27,10 +27,12 @@ def fingerprints(stdout):
     return [line for line in stdout.splitlines() if line.startswith("fingerprint ")]
 
 
-def test_one_replica_2b_equals_two_replicas_b_with_sync_batchnorm(tmp_path):
+@pytest.mark.parametrize("design", [[], ["--g_conditioning=cbn", "--d_spectral_norm", "--loss=hinge"]],
+                         ids=["dcgan", "cbn-sn-hinge"])
+def test_one_replica_2b_equals_two_replicas_b_with_sync_batchnorm(tmp_path, design):
     """Same seed and data: 1 x 16 and 2 logical CPUs x 8 give the same weights."""
     common = ["train", "--preset=smoke", "--steps=4", "--batch_size=16", "--sync_batchnorm", "--progress=false",
-              "--deterministic"]
+              "--deterministic", *design]
     one = run_cli(*common, f"--job_dir={tmp_path}/one")
     two = run_cli(*common, f"--job_dir={tmp_path}/two", "--devices=2")
     assert one.returncode == 0, one.stderr[-2000:]

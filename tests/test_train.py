@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
+from conftest import assert_one_line_error, run_cli
 from trainer import config as config_lib
 from trainer import export, jobdir, losses, train
 from trainer.errors import JobDirConflict
@@ -179,3 +180,17 @@ def test_keras_still_calls_the_overridden_gradient_sum():
     optimizer.apply([keras.ops.convert_to_tensor([1.0, 1.0])], [variable])
     assert calls == [1], f"Keras {keras.__version__} no longer calls _all_reduce_sum_gradients"
     assert float(variable.numpy()[0]) < 1.0  # and the update itself happened
+
+
+def test_the_sngan_style_design_trains_exports_and_samples(tmp_path):
+    """--g_conditioning=cbn --d_spectral_norm --loss=hinge end to end: the export loads in the sampler."""
+    job = tmp_path / "job"
+    result = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--g_conditioning=cbn", "--d_spectral_norm",
+                     "--loss=hinge", "--progress=false")
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = tmp_path / "out"
+    sample = run_cli("sample", f"--generator={job}", f"--output={out}", "--preset=smoke", "--progress=false")
+    assert sample.returncode == 0, sample.stderr[-3000:]
+    assert json.loads((out / "manifest.json").read_text())["num_images"] == 40
+    assert_one_line_error(run_cli("train", f"--job_dir={tmp_path}/x", "--g_conditioning=film"),
+                          "--g_conditioning='film' must be 'concat' or 'cbn'")

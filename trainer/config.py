@@ -80,6 +80,10 @@ class TrainConfig(_Printable):
     beta2: float = 0.999
     loss: str = "nonsaturating"
     r1_gamma: float = 0.0  # R1 penalty weight on real images, 0 = off
+    # How G uses the class: 'concat' (label embedding beside z) or 'cbn' (also class-conditional BatchNorm
+    # in every block). D's conv kernels spectrally normalised (and no BatchNorm in D), as in SNGAN.
+    g_conditioning: str = "concat"
+    d_spectral_norm: bool = False
     # Data-efficient training: DiffAugment before D ('auto': all three below DIFFAUGMENT_AUTO_BELOW images).
     diffaugment: str = "auto"  # 'auto', 'none', or a subset of 'color,translation,cutout'
     ada_target: float = 0.0  # > 0: adapt the augmentation probability p so E[sign D(real)] ~ target (ADA: 0.6)
@@ -152,6 +156,8 @@ class TrainConfig(_Printable):
                 errors.append(f"--{name}={getattr(self, name)} must be in [0, 1)")
         if self.loss not in LOSSES:
             errors.append(f"--loss={self.loss!r} is unknown; choose one of {list(LOSSES)}")
+        if self.g_conditioning not in ("concat", "cbn"):
+            errors.append(f"--g_conditioning={self.g_conditioning!r} must be 'concat' or 'cbn'")
         if self.r1_gamma < 0:
             errors.append(f"--r1_gamma={self.r1_gamma} must be >= 0")
         if self.diffaugment.strip().lower() not in ("auto", "none", "off", ""):

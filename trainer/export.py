@@ -31,7 +31,7 @@ def save(store: storage.Store, generator_ema: keras.Model, config, num_classes: 
     keras.mixed_precision.set_global_policy("float32")
     try:
         plain = models.build_generator(config.resolution, channels, config.latent_dim, config.width, num_classes,
-                                       name="generator_ema")
+                                       name="generator_ema", conditioning=config.g_conditioning)
     finally:
         keras.mixed_precision.set_global_policy(policy)
     plain.set_weights([w.numpy() if hasattr(w, "numpy") else w for w in generator_ema.get_weights()])

@@ -51,9 +51,91 @@ def _batch_norm(sync: bool, name: str) -> layers.Layer:
                                      synchronized=sync, name=name)
 
 
+@keras.saving.register_keras_serializable(package="dcgan")
+class ConditionalBatchNorm(layers.Layer):
+    """BatchNorm whose gain and bias are looked up per class: [h, label] -> BN(h) * gamma[y] + beta[y].
+
+    Conditioning every generator block this way (de Vries et al. 2017; Miyato &
+    Koyama 2018; BigGAN) ties the class to the whole synthesis, not just to the
+    input vector."""
+
+    def __init__(self, num_classes: int, momentum: float = 0.9, epsilon: float = 1e-5,
+                 synchronized: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.momentum, self.epsilon, self.synchronized = num_classes, momentum, epsilon, synchronized
+        self.norm = layers.BatchNormalization(momentum=momentum, epsilon=epsilon, center=False, scale=False,
+                                              synchronized=synchronized, dtype=self.dtype_policy, name="norm")
+
+    def build(self, input_shape):
+        channels = input_shape[0][-1]
+        self.norm.build(input_shape[0])
+        self.gamma = self.add_weight(shape=(self.num_classes, channels), initializer=gamma_init(), name="gamma")
+        self.beta = self.add_weight(shape=(self.num_classes, channels), initializer="zeros", name="beta")
+
+    def call(self, inputs, training=None):
+        h, label = inputs
+        gamma = keras.ops.take(self.gamma, label, axis=0)[:, None, None, :]
+        beta = keras.ops.take(self.beta, label, axis=0)[:, None, None, :]
+        return self.norm(h, training=training) * keras.ops.cast(gamma, h.dtype) + keras.ops.cast(beta, h.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "momentum": self.momentum,
+                "epsilon": self.epsilon, "synchronized": self.synchronized}
+
+
+@keras.saving.register_keras_serializable(package="dcgan")
+class SpectralConv2D(layers.Conv2D):
+    """Conv2D whose kernel is divided by its largest singular value (Miyato et al. 2018).
+
+    Stateless: sigma is estimated by `power_iterations` steps from a fixed start
+    vector at every call, so there is no `u` variable to update in replica
+    context: multi-replica, multi-worker and resumed runs stay exact."""
+
+    def __init__(self, *args, power_iterations: int = 8, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.power_iterations = power_iterations
+
+    def normalized_kernel(self):
+        kernel = keras.ops.cast(self.kernel, "float32")
+        matrix = keras.ops.reshape(kernel, [-1, kernel.shape[-1]])
+        u = keras.ops.ones([1, kernel.shape[-1]]) / float(kernel.shape[-1]) ** 0.5
+        for _ in range(self.power_iterations):
+            v = keras.ops.matmul(u, keras.ops.transpose(matrix))
+            v = v / (keras.ops.norm(v) + 1e-12)
+            u = keras.ops.matmul(v, matrix)
+            u = u / (keras.ops.norm(u) + 1e-12)
+        u, v = keras.ops.stop_gradient(u), keras.ops.stop_gradient(v)
+        sigma = keras.ops.sum(keras.ops.matmul(v, matrix) * u)
+        return keras.ops.cast(kernel / sigma, self.compute_dtype)
+
+    def call(self, inputs):
+        outputs = keras.ops.conv(inputs, self.normalized_kernel(), strides=self.strides, padding=self.padding,
+                                 dilation_rate=self.dilation_rate, data_format=self.data_format)
+        if self.use_bias:
+            outputs = outputs + keras.ops.cast(self.bias, self.compute_dtype)
+        return outputs
+
+    def get_config(self):
+        return {**super().get_config(), "power_iterations": self.power_iterations}
+
+
 def build_generator(resolution: int, channels: int, latent_dim: int, width: float,
-                    num_classes: int, sync_batchnorm: bool = False, name: str = "generator") -> keras.Model:
-    """G(z) or G([z, label]) -> float32 images in [-1, 1], shape [B, res, res, channels]."""
+                    num_classes: int, sync_batchnorm: bool = False, name: str = "generator",
+                    conditioning: str = "concat") -> keras.Model:
+    """G(z) or G([z, label]) -> float32 images in [-1, 1], shape [B, res, res, channels].
+
+    conditioning (with classes): 'concat' feeds a label embedding with z;
+    'cbn' also makes every BatchNorm class-conditional (ConditionalBatchNorm)."""
+    cbn = conditioning == "cbn" and num_classes > 0
+
+    def norm(h, label_name):
+        if cbn:
+            return ConditionalBatchNorm(num_classes, synchronized=sync_batchnorm, name=label_name)([h, label])
+        return _batch_norm(sync_batchnorm, label_name)(h)
+
     n = _levels(resolution)
     z = keras.Input((latent_dim,), name="z")
     inputs, h = [z], z
@@ -65,13 +147,13 @@ def build_generator(resolution: int, channels: int, latent_dim: int, width: floa
     top = filters(width, n - 1)
     h = layers.Dense(4 * 4 * top, use_bias=False, kernel_initializer=weight_init(), name="project")(h)
     h = layers.Reshape((4, 4, top), name="to_4x4")(h)
-    h = layers.ReLU(name="relu_4")(_batch_norm(sync_batchnorm, "bn_4")(h))
+    h = layers.ReLU(name="relu_4")(norm(h, "bn_4"))
     size = 4
     for level in range(n - 2, -1, -1):
         size *= 2
         h = layers.Conv2DTranspose(filters(width, level), 4, strides=2, padding="same", use_bias=False,
                                    kernel_initializer=weight_init(), name=f"up_{size}")(h)
-        h = layers.ReLU(name=f"relu_{size}")(_batch_norm(sync_batchnorm, f"bn_{size}")(h))
+        h = layers.ReLU(name=f"relu_{size}")(norm(h, f"bn_{size}"))
     h = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", kernel_initializer=weight_init(),
                                name=f"up_{resolution}")(h)
     images = layers.Activation("tanh", dtype="float32", name="images")(h)
@@ -109,19 +191,26 @@ class ProjectionLogit(layers.Layer):
 
 
 def build_discriminator(resolution: int, channels: int, width: float, num_classes: int,
-                        sync_batchnorm: bool = False, name: str = "discriminator") -> keras.Model:
-    """D(x) or D([x, label]) -> float32 logits, shape [B]."""
+                        sync_batchnorm: bool = False, name: str = "discriminator",
+                        spectral_norm: bool = False) -> keras.Model:
+    """D(x) or D([x, label]) -> float32 logits, shape [B].
+
+    spectral_norm: every conv kernel is spectrally normalised (SpectralConv2D)
+    and D has no BatchNorm, as in SNGAN."""
     n = _levels(resolution)
+    conv = SpectralConv2D if spectral_norm else layers.Conv2D
     images = keras.Input((resolution, resolution, channels), name="images")
-    h = layers.Conv2D(filters(width, 0), 4, strides=2, padding="same", kernel_initializer=weight_init(),
-                      name=f"down_{resolution // 2}")(images)
+    h = conv(filters(width, 0), 4, strides=2, padding="same", kernel_initializer=weight_init(),
+             name=f"down_{resolution // 2}")(images)
     h = layers.LeakyReLU(0.2, name=f"lrelu_{resolution // 2}")(h)
     size = resolution // 2
     for level in range(1, n):
         size //= 2
-        h = layers.Conv2D(filters(width, level), 4, strides=2, padding="same", use_bias=False,
-                          kernel_initializer=weight_init(), name=f"down_{size}")(h)
-        h = layers.LeakyReLU(0.2, name=f"lrelu_{size}")(_batch_norm(sync_batchnorm, f"bn_{size}")(h))
+        h = conv(filters(width, level), 4, strides=2, padding="same", use_bias=spectral_norm,
+                 kernel_initializer=weight_init(), name=f"down_{size}")(h)
+        if not spectral_norm:
+            h = _batch_norm(sync_batchnorm, f"bn_{size}")(h)
+        h = layers.LeakyReLU(0.2, name=f"lrelu_{size}")(h)
     features = layers.Flatten(name="features")(h)
     if num_classes:
         label = keras.Input((), dtype="int32", name="label")

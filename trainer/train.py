@@ -140,16 +140,17 @@ def build_networks(config, channels: int, num_classes: int, strategy=None) -> Ne
     keras.utils.set_random_seed(config.seed)
     g_args = (config.resolution, channels, config.latent_dim, config.width, num_classes)
     d_args = (config.resolution, channels, config.width, num_classes)
-    initial_g = models.build_generator(*g_args).get_weights()
-    initial_d = models.build_discriminator(*d_args).get_weights()
+    g_kwargs, d_kwargs = {"conditioning": config.g_conditioning}, {"spectral_norm": config.d_spectral_norm}
+    initial_g = models.build_generator(*g_args, **g_kwargs).get_weights()
+    initial_d = models.build_discriminator(*d_args, **d_kwargs).get_weights()
     with strategy.scope() if strategy else contextlib.nullcontext():
-        return _build_networks(config, g_args, d_args, initial_g, initial_d)
+        return _build_networks(config, g_args, d_args, initial_g, initial_d, g_kwargs, d_kwargs)
 
 
-def _build_networks(config, g_args, d_args, initial_g, initial_d) -> Networks:
-    generator = models.build_generator(*g_args, config.sync_batchnorm)
-    discriminator = models.build_discriminator(*d_args, config.sync_batchnorm)
-    generator_ema = models.build_generator(*g_args, name="generator_ema")
+def _build_networks(config, g_args, d_args, initial_g, initial_d, g_kwargs, d_kwargs) -> Networks:
+    generator = models.build_generator(*g_args, config.sync_batchnorm, **g_kwargs)
+    discriminator = models.build_discriminator(*d_args, config.sync_batchnorm, **d_kwargs)
+    generator_ema = models.build_generator(*g_args, name="generator_ema", **g_kwargs)
     generator.set_weights(initial_g)
     generator_ema.set_weights(initial_g)
     discriminator.set_weights(initial_d)
