@@ -130,7 +130,8 @@ def test_evaluate_end_to_end_on_a_smoke_job(smoke_job, tmp_path):
     assert set(report["memorization"]) == {"pixels", "features", "rate_either"}
     assert 0 <= report["gan_test"]["accuracy"] <= 1
     downstream = report["downstream"]
-    assert {"a_real", "b_real_augmented", "c_synthetic", "d_real_synthetic", "e_real_synthetic_augmented"} <= set(downstream)
+    assert {"a_real", "b_real_augmented", "c_synthetic", "d_real_synthetic", "e_real_synthetic_augmented",
+            "f_real_synthetic_distilled"} <= set(downstream)
     assert len(downstream["a_real"]["runs"]) == 2 and downstream["train_images"] == 126
     for suffix in ("samples", "closest-pixels", "closest-features"):
         assert (tmp_path / "eval" / f"report-{suffix}.png").stat().st_size > 100

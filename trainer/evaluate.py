@@ -10,7 +10,8 @@ Reports (JSON, plus PNGs beside it):
   gan_test       a classifier trained on real data labels the conditional samples: accuracy
   downstream     the same small classifier trained on (a) the real training images,
                  (b) + classic augmentation, (c) synthetic only, (d) real + synthetic,
-                 (e) real + synthetic + augmentation; tested on --real; mean and std over --seeds
+                 (e) real + synthetic + augmentation, (f) real + augmentation + synthetic images
+                 with a teacher ensemble's soft labels; tested on --real; mean and std over --seeds
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import tensorflow as tf
 
 from trainer import config as config_lib
 from trainer import data, export, metrics, overlap, report_page, shards, sources
+from trainer import downstream as downstream_lib
 from trainer.config import AugmentConfig, AugmentParams
 from trainer.errors import UserError
 
@@ -270,6 +272,12 @@ def downstream(config, train: data.Source, real: data.Source, synth: np.ndarray,
         "e_real_synthetic_augmented": dict(images=train.images, labels=train.labels, synthetic=(synth, synth_labels),
                                            augmentation=classic, augment_synthetic=True),
     }
+    # (f) knowledge distillation on the synthetic images: a teacher ensemble trained on the real images with
+    # classic augmentation gives each synthetic image class probabilities (what `dcgan sample --teacher` stores).
+    teacher = downstream_lib.train_teacher(train.images, train.labels, num_classes, members=3,
+                                           steps=config.downstream_steps, policy=classic, seed=config.seed)
+    variants["f_real_synthetic_distilled"] = dict(images=train.images, labels=train.labels, augmentation=classic,
+                                                  synthetic=(synth, teacher.probabilities(synth)))
     results = {}
     for name, kwargs in variants.items():
         accuracies = []
