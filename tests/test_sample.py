@@ -249,3 +249,16 @@ def test_mix_feeds_keras_fit_with_real_and_synthetic_batches(smoke_job, tmp_path
     model.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy(from_logits=True))
     history = model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
+
+
+def test_preview_writes_one_labelled_grid_and_nothing_else(smoke_job, tmp_path):
+    from PIL import Image
+
+    grid = tmp_path / "look" / "grid.png"
+    result = run_cli("sample", f"--generator={smoke_job}", "--preview=20", f"--output={grid}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert os.listdir(tmp_path / "look") == ["grid.png"]
+    width, height = Image.open(grid).size
+    assert width >= 2 * 96 and height >= 10 * 96  # 10 classes x 2, upscaled from 32 px
+    assert_one_line_error(run_cli("sample", f"--generator={smoke_job}", "--preview=20", f"--output={tmp_path}/o"),
+                          "must end in .png")

@@ -343,11 +343,17 @@ class SampleConfig(ShardJobConfig):
     teacher_steps: int = 1000  # training steps of each
     # Drop samples whose teacher probability for their own conditioning label is below this (0 = keep all).
     min_confidence: float = 0.0
+    # > 0: write one labelled grid of this many samples to --output (a .png file) and nothing else.
+    preview: int = 0
 
     def validate(self) -> list[str]:
         errors = super().validate()
         if self.teacher_members < 1 or self.teacher_steps < 1:
             errors.append("--teacher_members and --teacher_steps must be >= 1")
+        if self.preview < 0 or self.preview > 1024:
+            errors.append(f"--preview={self.preview} must be in 0..1024 (images in the grid)")
+        if self.preview and not self.output.lower().endswith(".png"):
+            errors.append(f"--preview writes one picture: --output={self.output!r} must end in .png")
         if not 0 <= self.min_confidence < 1:
             errors.append(f"--min_confidence={self.min_confidence} must be in [0, 1)")
         if self.min_confidence and not self.teacher:

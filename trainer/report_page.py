@@ -51,6 +51,9 @@ def _canvas_with_title(width: int, body_height: int, title: str, subtitle: str =
     """A white canvas with a title band; returns it and the y where the body starts."""
     title_font, small = _font(18), _font(13)
     band = 34 + (20 if subtitle else 0)
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    width = max(width, int(measure.textlength(title, font=title_font)) + 16,
+                int(measure.textlength(subtitle, font=small)) + 16)
     canvas = Image.new("RGB", (width, band + body_height), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     draw.text((8, 8), title, fill=INK, font=title_font)
@@ -59,16 +62,20 @@ def _canvas_with_title(width: int, body_height: int, title: str, subtitle: str =
     return canvas, band
 
 
-def samples_png(images: np.ndarray, title: str, columns: int = 8) -> bytes:
-    """A titled grid of uint8 images [N, H, W, C], upscaled."""
+def samples_png(images: np.ndarray, title: str, columns: int = 8, row_labels: list[str] | None = None) -> bytes:
+    """A titled grid of uint8 images [N, H, W, C], upscaled; `row_labels` are written left of each row."""
     cells = [_rgb(image) for image in images]
     size, gap = cells[0].size[0], 4
     rows = -(-len(cells) // columns)
-    width = max(columns * (size + gap) + gap, 480)
+    left = 90 if row_labels else 0
+    width = max(left + columns * (size + gap) + gap, 480)
     canvas, top = _canvas_with_title(width, rows * (size + gap) + gap, title)
+    draw, font = ImageDraw.Draw(canvas), _font(14)
     for i, cell in enumerate(cells):
         r, c = divmod(i, columns)
-        canvas.paste(cell, (gap + c * (size + gap), top + gap + r * (size + gap)))
+        canvas.paste(cell, (left + gap + c * (size + gap), top + gap + r * (size + gap)))
+    for r, label in enumerate(row_labels or []):
+        draw.text((6, top + gap + r * (size + gap) + size // 2 - 8), label, fill=INK, font=font)
     return _png(canvas)
 
 

@@ -24,6 +24,7 @@ Protocol:
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import json
 import math
 import os
@@ -283,6 +284,32 @@ def verify(output: str) -> dict:
     return manifest
 
 
+def preview(config, params: AugmentParams) -> dict:
+    """`dcgan sample --preview=N --output=grid.png`: one labelled grid, a row per class, nothing else written."""
+    from trainer import report_page
+
+    source = generator_source(dataclasses.replace(config, labels="balanced", max_memorization=0.0, teacher="",
+                                                  min_confidence=0.0))
+    columns = max(1, -(-config.preview // source.num_classes)) if source.num_classes else 8
+    count = columns * source.num_classes if source.num_classes else config.preview  # whole rows per class
+    produce = make_producer(source, params, config.seed)
+    pixels, labels, _, _, _ = produce(tf.range(count, dtype=tf.int64))
+    order = tf.argsort(labels, stable=True).numpy() if source.num_classes else slice(None)
+    images, labels = pixels.numpy()[order], labels.numpy()[order]
+    title = (f"{count} samples of {config.generator} (step {source.generator_step})"
+             + (f", rows by class {sorted(set(labels.tolist()))}" if source.num_classes else ""))
+    png = report_page.samples_png(images, title, columns=columns,
+                                  row_labels=[f"class {labels[r * columns]}" for r in range(-(-len(labels) // columns))]
+                                  if source.num_classes else None)
+    folder = os.path.dirname(os.path.abspath(config.output))
+    os.makedirs(folder, exist_ok=True)
+    with open(config.output + ".tmp", "wb") as f:
+        f.write(png)
+    os.replace(config.output + ".tmp", config.output)
+    print(f"preview: {config.output}")
+    return {"preview": config.output}
+
+
 def run(config, job: str) -> dict:
     """Runs this task's share of a `sample` or `augment` job."""
     if config.verify:
@@ -290,6 +317,8 @@ def run(config, job: str) -> dict:
         print(f"ok: {manifest['num_shards']} shards, {manifest['num_images']} images, checksums match")
         return {"verified": True}
     params = AugmentParams.create(**config.augmentation())
+    if job == "sample" and config.preview:
+        return preview(config, params)
     if job == "sample" and config.copies_per_sample > 1 and params.is_identity:
         raise UserError("--copies_per_sample > 1 needs augmentation flags (the copies would be identical)")
     task, num_tasks = resolve_task(config)
