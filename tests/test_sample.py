@@ -262,3 +262,22 @@ def test_preview_writes_one_labelled_grid_and_nothing_else(smoke_job, tmp_path):
     assert width >= 2 * 96 and height >= 10 * 96  # 10 classes x 2, upscaled from 32 px
     assert_one_line_error(run_cli("sample", f"--generator={smoke_job}", "--preview=20", f"--output={tmp_path}/o"),
                           "must end in .png")
+
+
+def test_a_live_writers_temp_file_is_never_deleted(tmp_path):
+    """Two processes with the same task index on one output: the second's cleanup skips the first's file."""
+    folder = tmp_path / ".tmp"
+    folder.mkdir()
+    live, dead = folder / "task-00000-live.tfrecord", folder / "task-00000-dead.tfrecord"
+    dead.write_bytes(b"left by a killed run")
+    holder = subprocess.Popen([sys.executable, "-c", f"from trainer import sample; h = sample.own_temp_file({str(live)!r}); "
+                               "print('holding', flush=True); import time; time.sleep(60)"],
+                              cwd=REPO, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": REPO})
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        assert sample.remove_stale_temp_files(str(folder), "task-00000-") == 1
+        assert live.exists() and not dead.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert sample.remove_stale_temp_files(str(folder), "task-00000-") == 1 and not live.exists()

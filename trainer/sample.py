@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import fcntl
 import json
 import math
 import os
@@ -145,58 +146,86 @@ def make_producer(source: ImageSource, params: AugmentParams, seed: int, min_con
     return produce
 
 
+def own_temp_file(path: str):
+    """Creates `path` and holds an exclusive flock on it for as long as the returned file stays open.
+
+    The kernel drops the lock when the process dies, so a lock that can be taken
+    means the file's writer is gone."""
+    handle = open(path, "ab")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+def remove_stale_temp_files(folder: str, prefix: str) -> int:
+    """Deletes temp files starting with `prefix` whose writer is gone; a live writer's file is left alone."""
+    removed = 0
+    for name in os.listdir(folder) if os.path.isdir(folder) else []:
+        if not name.startswith(prefix):
+            continue
+        path = os.path.join(folder, name)
+        try:
+            with open(path, "rb") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while a live process holds it
+                os.unlink(path)
+                removed += 1
+        except (BlockingIOError, FileNotFoundError):
+            continue
+    return removed
+
+
 def write_shard(store: storage.Store, plan: dict, source: ImageSource, produce, index: int,
                 count: int, task: int, on_images=None) -> None:
     """Writes shard `index` to a local temp file, checks it, then publishes it in one step."""
     name = shards.shard_name(source.kind, index, plan["num_shards"])
     temp = store.local(f"{TEMP}/task-{task:05d}-{uuid.uuid4().hex}.tfrecord")
     os.makedirs(os.path.dirname(temp), exist_ok=True)
-    first = index * plan["images_per_shard"]
-    res, channels, batch = source.resolution, source.channels, plan["batch_size"]
-    compression = plan["png_compression"]
+    with own_temp_file(temp):  # held while writing: other processes' cleanups skip this file
+        first = index * plan["images_per_shard"]
+        res, channels, batch = source.resolution, source.channels, plan["batch_size"]
+        compression = plan["png_compression"]
 
-    kept = 0
-    encoder = shards.ExampleEncoder(res, res, channels, source.kind, source.generator_step)
+        kept = 0
+        encoder = shards.ExampleEncoder(res, res, channels, source.kind, source.generator_step)
 
-    def write_batch(writer, pixels, labels, seeds, keep, probs):
-        nonlocal kept
-        if not keep.all():
-            pixels, labels, seeds, probs = tf.boolean_mask(pixels, keep), labels[keep], seeds[keep], probs[keep]
-        pngs = encode_pngs(pixels, compression).numpy() if len(labels) else []
-        soft = probs.shape[1] > 0
-        for png, label, s, p in zip(pngs, labels, seeds, probs):
-            writer.write(encoder.encode(png, int(label), int(s), p.tolist() if soft else None))
-        kept += len(pngs)
-        if on_images:
-            on_images(len(keep))
+        def write_batch(writer, pixels, labels, seeds, keep, probs):
+            nonlocal kept
+            if not keep.all():
+                pixels, labels, seeds, probs = tf.boolean_mask(pixels, keep), labels[keep], seeds[keep], probs[keep]
+            pngs = encode_pngs(pixels, compression).numpy() if len(labels) else []
+            soft = probs.shape[1] > 0
+            for png, label, s, p in zip(pngs, labels, seeds, probs):
+                writer.write(encoder.encode(png, int(label), int(s), p.tolist() if soft else None))
+            kept += len(pngs)
+            if on_images:
+                on_images(len(keep))
 
-    with tf.io.TFRecordWriter(temp) as writer, concurrent.futures.ThreadPoolExecutor(1) as pool:
-        pending = []
-        for start in range(first, first + count, batch):
-            indices = tf.range(start, min(start + batch, first + count), dtype=tf.int64)
-            pixels, labels, seeds, keep, probs = produce(indices)
-            # Encoding and writing overlap the next batch's generation.
-            pending.append(pool.submit(write_batch, writer, pixels, labels.numpy(), seeds.numpy(), keep.numpy(),
-                                       probs.numpy()))
-            while len(pending) > 2:
-                pending.pop(0).result()
-        for job in pending:
-            job.result()
-    written = shards.count_records(temp)
-    if written != kept:
-        raise RuntimeError(f"shard {name}: wrote {written} records, expected {kept}")
-    # The metadata lets a bucket answer "is this shard whole?" and build the manifest from one listing
-    # (a local folder keeps none: its manifest hashes the published files once).
-    metadata = {"num_examples": kept, "candidates": count}
-    if store.keeps_metadata:
-        metadata["sha256"] = shards.file_sha256(temp)
-    try:
-        store.publish_file(temp, name, metadata)
-    except storage.AlreadyExists:  # another task published different bytes meanwhile: keep theirs if whole
-        if os.path.exists(temp):
-            os.unlink(temp)
-        if count_if_whole(store, name, store.stat_all().get(name)) != kept:
-            raise UserError(f"{store.url}/{name} exists but is damaged; delete it and rerun") from None
+        with tf.io.TFRecordWriter(temp) as writer, concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = []
+            for start in range(first, first + count, batch):
+                indices = tf.range(start, min(start + batch, first + count), dtype=tf.int64)
+                pixels, labels, seeds, keep, probs = produce(indices)
+                # Encoding and writing overlap the next batch's generation.
+                pending.append(pool.submit(write_batch, writer, pixels, labels.numpy(), seeds.numpy(), keep.numpy(),
+                                           probs.numpy()))
+                while len(pending) > 2:
+                    pending.pop(0).result()
+            for job in pending:
+                job.result()
+        written = shards.count_records(temp)
+        if written != kept:
+            raise RuntimeError(f"shard {name}: wrote {written} records, expected {kept}")
+        # The metadata lets a bucket answer "is this shard whole?" and build the manifest from one listing
+        # (a local folder keeps none: its manifest hashes the published files once).
+        metadata = {"num_examples": kept, "candidates": count}
+        if store.keeps_metadata:
+            metadata["sha256"] = shards.file_sha256(temp)
+        try:
+            store.publish_file(temp, name, metadata)
+        except storage.AlreadyExists:  # another task published different bytes meanwhile: keep theirs if whole
+            if os.path.exists(temp):
+                os.unlink(temp)
+            if count_if_whole(store, name, store.stat_all().get(name)) != kept:
+                raise UserError(f"{store.url}/{name} exists but is damaged; delete it and rerun") from None
 
 
 def count_if_whole(store: storage.Store, name: str, info: Optional[storage.ObjectInfo]) -> int:
@@ -329,11 +358,7 @@ def run(config, job: str) -> dict:
     claim_plan(store, plan)
     print(f"{job}: {plan['num_images']} images in {plan['num_shards']} shards -> {store.root}; "
           f"task {task} of {num_tasks}; augmentation: {params.describe()}")
-    # -- This task's stale temp files (from a killed run) go first.
-    temp_dir = store.local(TEMP)
-    for leftover in os.listdir(temp_dir) if os.path.isdir(temp_dir) else []:
-        if leftover.startswith(f"task-{task:05d}-"):
-            os.unlink(os.path.join(temp_dir, leftover))
+    remove_stale_temp_files(store.local(TEMP), f"task-{task:05d}-")  # from a killed run of this task
     sizes = shard_sizes(plan)
     mine = [i for i in range(task, plan["num_shards"], num_tasks)]
     published = store.stat_all()

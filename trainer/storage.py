@@ -44,6 +44,10 @@ def cache_dir(kind: str) -> str:
     return os.path.join(os.path.expanduser(os.environ.get("DCGAN_CACHE", "~/.cache/dcgan-factory")), kind)
 
 
+def _is_temp(name: str) -> bool:
+    return name == ".tmp" or name.startswith(".tmp-") or ".tmp-" in name or name.startswith(".write-probe-")
+
+
 def cache_for(kind: str, url: str) -> str:
     """A cache folder for one gs:// URL: readable bucket name plus a hash of the whole URL,
     so that gs://a/b__c and gs://a__b/c never share a folder."""
@@ -174,19 +178,28 @@ class Store:
         os.unlink(local_path)
 
     def list(self, prefix: str = "") -> list[str]:
-        """Keys under `prefix` (a folder key), recursively, sorted."""
+        """Keys under `prefix` (a folder key), recursively, sorted; work in progress is not listed
+        (`.tmp` folders, `*.tmp-*` files: other processes' temp files, which may vanish at any time)."""
         base = self.path(prefix)
         if not os.path.isdir(base):
             return []
         keys = []
-        for dirpath, _, filenames in os.walk(base):
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames[:] = [d for d in dirnames if not _is_temp(d)]
             for name in filenames:
-                rel = os.path.relpath(os.path.join(dirpath, name), self.root)
-                keys.append(rel.replace(os.sep, "/"))
+                if not _is_temp(name):
+                    rel = os.path.relpath(os.path.join(dirpath, name), self.root)
+                    keys.append(rel.replace(os.sep, "/"))
         return sorted(keys)
 
     def stat_all(self, prefix: str = "") -> dict[str, ObjectInfo]:
-        return {k: ObjectInfo(os.path.getsize(self.path(k)), {}) for k in self.list(prefix)}
+        found = {}
+        for key in self.list(prefix):
+            try:
+                found[key] = ObjectInfo(os.path.getsize(self.path(key)), {})
+            except FileNotFoundError:  # deleted between the listing and now (another process's cleanup)
+                pass
+        return found
 
     def delete(self, key: str) -> None:
         target = self.path(key)

@@ -1,0 +1,33 @@
+"""The store interface (trainer/storage.py) on local folders: keys, listings, hostile names."""
+
+import os
+
+import pytest
+
+from trainer import storage
+from trainer.errors import UnsafeObjectName
+
+
+def test_listings_leave_out_work_in_progress(tmp_path):
+    store = storage.Store(str(tmp_path))
+    store.put("a.bin", b"a")
+    (tmp_path / ".tmp").mkdir()
+    (tmp_path / ".tmp" / "task-00000-x.tfrecord").write_bytes(b"partial")
+    (tmp_path / "b.json.tmp-123").write_bytes(b"partial")
+    (tmp_path / "checkpoints" / ".tmp-ckpt-00000004-ab").mkdir(parents=True)
+    (tmp_path / "checkpoints" / ".tmp-ckpt-00000004-ab" / "ckpt.index").write_bytes(b"partial")
+    assert store.list() == ["a.bin"]
+    assert set(store.stat_all()) == {"a.bin"}
+
+
+@pytest.mark.parametrize("key", ["../x", "a/../../x", "a//b", "./a", "a/.", "a/\x00b"])
+def test_keys_that_could_leave_the_folder_are_refused(tmp_path, key):
+    with pytest.raises(UnsafeObjectName):
+        storage.Store(str(tmp_path)).path(key)
+
+
+def test_a_symlink_out_of_the_folder_is_refused(tmp_path):
+    (tmp_path / "root").mkdir()
+    os.symlink(tmp_path, tmp_path / "root" / "link")
+    with pytest.raises(UnsafeObjectName, match="resolves outside"):
+        storage.Store(str(tmp_path / "root")).path("link/x")
