@@ -31,3 +31,23 @@ def test_a_symlink_out_of_the_folder_is_refused(tmp_path):
     os.symlink(tmp_path, tmp_path / "root" / "link")
     with pytest.raises(UnsafeObjectName, match="resolves outside"):
         storage.Store(str(tmp_path / "root")).path("link/x")
+
+
+def test_published_files_reach_the_disk_before_they_are_named(tmp_path, monkeypatch):
+    """Every file of a published folder, and the folder entries, are fsync'ed before the rename returns."""
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+    staging = tmp_path / "staging"
+    (staging / "sub").mkdir(parents=True)
+    (staging / "ckpt.index").write_bytes(b"i")
+    (staging / "sub" / "ckpt.data").write_bytes(b"d")
+    store = storage.Store(str(tmp_path / "job"))
+    store.publish_folder(str(staging), "checkpoints/ckpt-1")
+    assert {str(staging / "ckpt.index"), str(staging / "sub" / "ckpt.data")} <= set(synced)
+    assert str(tmp_path / "job" / "checkpoints") in synced  # the new entry itself
+    shard = tmp_path / "shard.tmp"
+    shard.write_bytes(b"records")
+    synced.clear()
+    store.publish_file(str(shard), "out/shard-0")
+    assert str(shard) in synced and str(tmp_path / "job" / "out") in synced

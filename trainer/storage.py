@@ -44,6 +44,24 @@ def cache_dir(kind: str) -> str:
     return os.path.join(os.path.expanduser(os.environ.get("DCGAN_CACHE", "~/.cache/dcgan-factory")), kind)
 
 
+def sync_tree(path: str, files: bool = True) -> None:
+    """fsync a file, or a folder's files (if `files`) and the folder entries themselves."""
+    def sync(target: str) -> None:
+        fd = os.open(target, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    if os.path.isfile(path) or not files:
+        sync(path)
+        return
+    for folder, _, names in os.walk(path, topdown=False):
+        for name in names:
+            sync(os.path.join(folder, name))
+        sync(folder)
+
+
 def _is_temp(name: str) -> bool:
     return name == ".tmp" or name.startswith(".tmp-") or ".tmp-" in name or name.startswith(".write-probe-")
 
@@ -116,8 +134,13 @@ class Store:
     local = path  # local folders are written in place
 
     def publish_folder(self, local_dir: str, key: str) -> None:
+        """Moves a finished folder into place; its files reach the disk first (a pointer written
+        after this never names data lost in a power cut)."""
+        sync_tree(local_dir)
         self.delete(key)
+        os.makedirs(os.path.dirname(self.path(key)), exist_ok=True)
         os.replace(local_dir, self.path(key))
+        sync_tree(os.path.dirname(self.path(key)), files=False)
 
     def fetch(self, key: str) -> str:
         return self.path(key)
@@ -171,11 +194,13 @@ class Store:
         A local file cannot carry metadata; readers recompute it from the file."""
         target = self.path(key)
         os.makedirs(os.path.dirname(target), exist_ok=True)
+        sync_tree(local_path)
         try:
             os.link(local_path, target)
         except FileExistsError:
             raise AlreadyExists(key) from None
         os.unlink(local_path)
+        sync_tree(os.path.dirname(target), files=False)
 
     def list(self, prefix: str = "") -> list[str]:
         """Keys under `prefix` (a folder key), recursively, sorted; work in progress is not listed
