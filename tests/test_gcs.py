@@ -217,8 +217,9 @@ class FaultyProxy(socketserver.ThreadingMixIn, http.server.HTTPServer):
 
     daemon_threads = True
 
-    def __init__(self, target, faults=True, forbid=None, aliases=None):
+    def __init__(self, target, faults=True, forbid=None, aliases=None, upload_delay=0.0):
         self.target = target.replace("http://", "")
+        self.upload_delay = upload_delay  # seconds added to every upload: a slow link
         self.forbid = forbid or (lambda method, path: False)
         self.aliases = dict(aliases or {})
         self.forbidden = 0
@@ -272,6 +273,8 @@ class ProxyHandler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(data)
             return
         self.server.faults["ok"] += 1
+        if self.server.upload_delay and self.command in ("POST", "PUT") and "/upload/" in self.path:
+            time.sleep(self.server.upload_delay)
         path = self.path
         for real, shown in self.server.aliases.items():
             path = re.sub(re.escape("/o/" + quote(shown, safe="")) + r"(?=\?|$)", "/o/" + quote(real, safe=""), path)
@@ -475,3 +478,34 @@ def test_overwrite_leaves_nothing_of_the_old_run_to_upload(emulator, tmp_path):
     assert second.returncode == 0, second.stderr[-3000:]
     events = [b.name for b in client.list_blobs("overwrite-bucket", prefix="run/tensorboard/")]
     assert len(events) == 1, events  # the new run's event file only
+
+
+@pytest.mark.slow
+def test_sigterm_commits_the_checkpoint_even_when_repeated_during_the_upload(emulator, tmp_path):
+    """SIGTERM -> the step in flight ends, the checkpoint is uploaded and named, then exit 0; a second
+    SIGTERM while the (slow) upload runs does not cut it short."""
+    server, client = emulator
+    bucket = new_bucket(client, "sigterm-bucket")
+    proxy = start_proxy(server.url, faults=False, upload_delay=0.4)
+    env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1", **env_for(proxy.url, tmp_path / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "trainer", "train", "--preset=smoke", "--job_dir=gs://sigterm-bucket/run",
+                             "--steps=100000", "--checkpoint_every=100000", "--log_every=1", "--progress=true"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    try:
+        for line in proc.stdout:
+            if "step 3/" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(1.5)  # the step boundary is reached; the final upload is under way (0.4 s per object)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proxy.shutdown()
+    assert proc.returncode == 0, err[-3000:]
+    assert "received again: still committing the checkpoint" in err
+    stopped = [line for line in out.splitlines() if line.startswith("stopped by SIGTERM at step ")]
+    assert stopped and "checkpoint committed" in stopped[0], out[-2000:]
+    step = int(stopped[0].split("at step ")[1].split(";")[0])
+    pointer = json.loads(bucket.blob("run/checkpoints/latest.json").download_as_bytes())
+    names = {b.name for b in client.list_blobs("sigterm-bucket")}
+    assert pointer["step"] == step and all(f"run/checkpoints/{f}" in names for f in pointer["files"])

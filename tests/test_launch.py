@@ -221,6 +221,9 @@ def test_retry_policies_follow_the_exit_codes():
     rules = {tuple(r["onExitCodes"]["values"]): r["action"] for r in doc["spec"]["podFailurePolicy"]["rules"]
              if "onExitCodes" in r}
     assert rules == {(2, 3): "FailJob", (75,): "Ignore"}
+    assert doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 120  # time to commit on SIGTERM
+    with open(VM_SCRIPT) as f:
+        assert "--stop-timeout 120" in f.read()
     spec = json.loads(render_examples.render(*render_examples.EXAMPLES[0][1:]))
     env = {e["name"]: e["value"] for e in spec["workerPoolSpecs"][0]["containerSpec"]["env"]}
     assert int(env["DCGAN_GCS_RETRY_DEADLINE"]) >= 3600

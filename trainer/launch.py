@@ -44,6 +44,10 @@ VM_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "vm", "dcga
 # using up the restart budget (each such exit already spent DCGAN_GCS_RETRY_DEADLINE retrying).
 PERMANENT_EXIT_CODES = [EXIT_BAD_INPUT, EXIT_DIVERGED]
 TRANSIENT_EXIT_CODES = [EXIT_TRANSIENT]
+# Seconds between SIGTERM and SIGKILL that a launched job asks for: the step in flight, the final
+# checkpoint's write and upload, and the export (Kubernetes terminationGracePeriodSeconds, the VM
+# script's docker --stop-timeout). A spot VM's preemption notice is 30 s whatever is asked.
+GRACE_PERIOD_S = 120
 # Vertex AI has no exit-code retry policy: a worker that exits ends the job, so a
 # Vertex job retries storage in-process for longer (seconds) before giving up.
 VERTEX_GCS_RETRY_DEADLINE = 3600
@@ -204,7 +208,8 @@ def k8s_manifests(config: config_lib.LaunchConfig, args: list[str], name: str) -
         container["resources"]["limits"] = {"nvidia.com/gpu": config.gpus}
     if multi_worker:
         container["ports"] = [{"name": "grpc", "containerPort": GRPC_PORT}]
-    pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    pod: dict[str, Any] = {"restartPolicy": "Never", "terminationGracePeriodSeconds": GRACE_PERIOD_S,
+                           "containers": [container]}
     node_selector, tolerations = {}, []
     if config.gpus:
         node_selector["cloud.google.com/gke-accelerator"] = ACCELERATORS[config.accelerator][0]

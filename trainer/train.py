@@ -103,26 +103,40 @@ class Networks:
 
 
 class StopRequest:
-    """Turns SIGTERM / Ctrl-C into a flag checked at step boundaries."""
+    """Turns SIGTERM / Ctrl-C into a flag checked at step boundaries.
+
+    Held from the first step until the final checkpoint is committed and the
+    export written: a platform that repeats SIGTERM during its grace period
+    does not cut the final upload short (only a second Ctrl-C stops at once).
+    Re-entrant: an inner `with` on the same object leaves the handlers alone."""
 
     def __init__(self):
         self.signal: Optional[int] = None
         self._previous = {}
+        self._depth = 0
 
     def __enter__(self):
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            self._previous[sig] = signal.signal(sig, self._handle)
+        if self._depth == 0:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        self._depth += 1
         return self
 
     def _handle(self, signum, frame):
         if self.signal == signal.SIGINT and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        if self.signal is not None:
+            print(f"\n{signal.Signals(signum).name} received again: still committing the checkpoint",
+                  file=sys.stderr)
+            return
         self.signal = signum
         print(f"\n{signal.Signals(signum).name} received: stopping at the next step boundary", file=sys.stderr)
 
     def __exit__(self, *exc):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+        self._depth -= 1
+        if self._depth == 0:
+            for sig, handler in self._previous.items():
+                signal.signal(sig, handler)
 
 
 def set_precision(mixed_precision: str) -> None:
@@ -357,9 +371,19 @@ def run(config) -> dict:
             "step": start, "generator": int(fingerprint(nets.generator)[:7], 16),
             "discriminator": int(fingerprint(nets.discriminator)[:7], 16)})
     writer = summaries.Summaries(store.local(jobdir.TENSORBOARD), enabled=role.is_chief)
+    with StopRequest() as stop:  # held until the final checkpoint is committed and the export written
+        result = train_and_commit(config, strategy, source, nets, num_classes, manager, writer, start, role,
+                                  policy, store, stop)
+    return result
+
+
+def train_and_commit(config, strategy, source, nets, num_classes, manager, writer, start, role, policy, store,
+                     stop) -> dict:
+    """The loop, then everything that must be durable before the process may end."""
     try:
         result = train(config, strategy, source, nets, losses.get(config.loss), num_classes, manager, writer,
-                       start, is_chief=role.is_chief, num_workers=role.num_workers, policy=policy, store=store)
+                       start, is_chief=role.is_chief, num_workers=role.num_workers, policy=policy, store=store,
+                       stop=stop)
     finally:
         # Flush everything to the job dir before the process ends (normal end, signal or error).
         writer.close()
@@ -370,6 +394,9 @@ def run(config) -> dict:
             if vertex_logs:  # Vertex AI TensorBoard reads from here
                 storage.upload_tree(store.local(jobdir.TENSORBOARD), storage.open_store(vertex_logs))
 
+    if result["stopped_by"]:
+        print(f"stopped by {result['stopped_by']} at step {result['step']}; checkpoint committed. "
+              "Run the same command to resume.")
     # -- Export G_ema (float32) once the run has reached its last step.
     if result["step"] >= config.steps and role.is_chief:
         export.save(store, nets.generator_ema, config, num_classes, source.channels, result["step"])
@@ -384,7 +411,8 @@ def run(config) -> dict:
 
 def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losses.GanLoss, num_classes: int,
           manager: checkpoints.CheckpointManager, writer: summaries.Summaries, start: int,
-          is_chief: bool = True, num_workers: int = 1, policy: tuple[str, ...] = (), store=None) -> dict:
+          is_chief: bool = True, num_workers: int = 1, policy: tuple[str, ...] = (), store=None,
+          stop: Optional[StopRequest] = None) -> dict:
     """The loop: step, guard, log, sample, checkpoint, stop on request."""
     global_batch = config.batch_size
     if start >= config.steps:
@@ -428,7 +456,7 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
     step, saved_step, rates, skipped = start, start, [], 0
     window_start, window_images = time.perf_counter(), 0
     stop_flag = tf.Variable(0.0, trainable=False, name="stop_flag")  # this worker's, not mirrored
-    with StopRequest() as stop:
+    with stop or StopRequest() as stop:
         while step < config.steps:
             # -- Stop requests: alone, stop now; in a cluster, tell every worker through the step.
             if stop.signal is not None:
@@ -490,8 +518,6 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
             manager.save(step)
             saved_step = step
         stopped_by = signal.Signals(stop.signal).name if stop.signal else ("peer" if step < config.steps else None)
-    if stopped_by:
-        print(f"stopped by {stopped_by} at step {step}; checkpoint saved. Run the same command to resume.")
     rate = float(np.median(rates[1:] if len(rates) > 1 else rates)) if rates else 0.0
     print(f"fingerprint generator={fingerprint(nets.generator)} discriminator={fingerprint(nets.discriminator)}")
     return {"step": step, "images_per_sec": rate, "stopped_by": stopped_by, "skipped_steps": skipped}

@@ -68,7 +68,8 @@ attempt=0
 outages=0
 while true; do
   status=0
-  docker run --rm --name dcgan-job "${gpu_flags[@]}" --ipc=host -e PYTHONUNBUFFERED=1 \
+  # SIGTERM (VM shutdown, docker stop) gives the job 120 s to commit its last checkpoint.
+  docker run --rm --name dcgan-job --stop-timeout 120 "${gpu_flags[@]}" --ipc=host -e PYTHONUNBUFFERED=1 \
     "$image" "${args[@]}" || status=$?
   if [[ $status -eq 0 ]]; then
     echo "dcgan-vm: job finished"
