@@ -36,3 +36,45 @@ def test_an_unreadable_pointer_is_one_line(tmp_path):
     (job / "checkpoints" / "latest.json").write_bytes(b"\xff{not json")
     assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=4"),
                           "latest.json is unreadable")
+
+
+def two_writers(job, env=None):
+    """Two training processes on one job dir, the second started while the first is checkpointing every
+    step; once one has stopped, the other is stopped with SIGTERM. Returns both CompletedProcesses."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import REPO
+    args = [sys.executable, "-m", "trainer", "train", "--preset=smoke", f"--job_dir={job}", "--steps=100000",
+            "--checkpoint_every=1", "--keep_checkpoints=10", "--log_every=1", "--progress=true"]
+    full_env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1", **(env or {})}
+    first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=REPO)
+    for line in first.stdout:
+        if "step 3/" in line:
+            break
+    second = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=REPO)
+    procs, deadline = [first, second], time.time() + 240
+    while all(p.poll() is None for p in procs) and time.time() < deadline:
+        time.sleep(0.5)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    outputs = [p.communicate(timeout=300) for p in procs]
+    return [subprocess.CompletedProcess(args, p.returncode, *out) for p, out in zip(procs, outputs)]
+
+
+def test_two_chiefs_on_one_job_dir_one_stops_with_one_line(tmp_path):
+    job = tmp_path / "job"
+    results = two_writers(job)
+    assert sorted(r.returncode for r in results) == [0, 2], [r.stderr[-1500:] for r in results]
+    loser = next(r for r in results if r.returncode)
+    assert_one_line_error(loser, "latest.json was rewritten by another process")
+    winner = next(r for r in results if not r.returncode)
+    step = int(winner.stdout.split("stopped by SIGTERM at step ")[1].split(";")[0])
+    pointer = json.loads((job / "checkpoints" / "latest.json").read_text())
+    assert pointer["step"] == step
+    assert all((job / "checkpoints" / f).exists() for f in pointer["files"])
+    assert all((job / "checkpoints" / f).is_dir() for f in pointer["committed"])

@@ -509,3 +509,19 @@ def test_sigterm_commits_the_checkpoint_even_when_repeated_during_the_upload(emu
     pointer = json.loads(bucket.blob("run/checkpoints/latest.json").download_as_bytes())
     names = {b.name for b in client.list_blobs("sigterm-bucket")}
     assert pointer["step"] == step and all(f"run/checkpoints/{f}" in names for f in pointer["files"])
+
+
+@pytest.mark.slow
+def test_two_chiefs_on_one_bucket_job_dir_one_stops_with_one_line(emulator, tmp_path):
+    """The pointer is written with if_generation_match on the generation each process last saw."""
+    from test_checkpoints import two_writers
+    server, client = emulator
+    bucket = new_bucket(client, "two-chiefs-bucket")
+    results = two_writers("gs://two-chiefs-bucket/run", env=env_for(server.url, tmp_path / "vm"))
+    assert sorted(r.returncode for r in results) == [0, 2], [r.stderr[-1500:] for r in results]
+    assert_one_line_error(next(r for r in results if r.returncode), "latest.json was rewritten by another process")
+    winner = next(r for r in results if not r.returncode)
+    step = int(winner.stdout.split("stopped by SIGTERM at step ")[1].split(";")[0])
+    pointer = json.loads(bucket.blob("run/checkpoints/latest.json").download_as_bytes())
+    names = {b.name for b in client.list_blobs("two-chiefs-bucket")}
+    assert pointer["step"] == step and all(f"run/checkpoints/{f}" in names for f in pointer["files"])

@@ -270,7 +270,7 @@ def test_a_live_writers_temp_file_is_never_deleted(tmp_path):
     folder.mkdir()
     live, dead = folder / "task-00000-live.tfrecord", folder / "task-00000-dead.tfrecord"
     dead.write_bytes(b"left by a killed run")
-    holder = subprocess.Popen([sys.executable, "-c", f"from trainer import sample; h = sample.own_temp_file({str(live)!r}); "
+    holder = subprocess.Popen([sys.executable, "-c", f"from trainer import storage; h = storage.own({str(live)!r}); "
                                "print('holding', flush=True); import time; time.sleep(60)"],
                               cwd=REPO, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": REPO})
     try:

@@ -100,23 +100,29 @@ class CheckpointManager:
         self.background = default if background is None else background
         self._uploader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ckpt-upload")
         self._pending: Optional[concurrent.futures.Future] = None
+        self._pointer: Optional[dict] = None  # the pointer as this process last read or wrote it
+        self._pointer_version = ""  # its version (GCS generation; locally a content hash); '' = none yet
         staging = store.local(FOLDER)
-        if is_chief and os.path.isdir(staging):
+        if is_chief and os.path.isdir(staging):  # leftovers of killed runs; a live process's are locked
             for leftover in os.listdir(staging):
-                if leftover.startswith(".tmp-"):
-                    shutil.rmtree(os.path.join(staging, leftover), ignore_errors=True)
+                if leftover.startswith(".tmp-") and not leftover.endswith(".lock"):
+                    path = os.path.join(staging, leftover)
+                    storage.remove_if_unowned(path, path + ".lock")
 
     def latest(self) -> Optional[dict]:
-        try:
-            pointer = json.loads(self.store.get_text(POINTER))
-        except FileNotFoundError:
+        data, version = self.store.read_versioned(POINTER)
+        if data is None:
+            self._pointer, self._pointer_version = None, ""
             return None
+        try:
+            pointer = json.loads(data.decode("utf-8"))
         except ValueError as err:  # not JSON, not UTF-8
             raise JobDirConflict(f"{self.store.url}/{POINTER} is unreadable ({type(err).__name__}); "
                                  "the job dir was modified by hand: use a new --job_dir or --overwrite") from None
         if not isinstance(pointer, dict) or not {"step", "prefix", "files"} <= set(pointer):
             raise JobDirConflict(f"{self.store.url}/{POINTER} is not a checkpoint pointer; "
                                  "use a new --job_dir or --overwrite")
+        self._pointer, self._pointer_version = pointer, version
         return pointer
 
     def restore(self) -> int:
@@ -156,6 +162,7 @@ class CheckpointManager:
         name = f"ckpt-{step:08d}-{uuid.uuid4().hex[:8]}"
         staging = self.store.local(f"{FOLDER}/.tmp-{name}")
         os.makedirs(staging, exist_ok=True)
+        owner = storage.own(staging, staging + ".lock")  # other processes' cleanups leave it alone
         if self.snapshot is not None:
             self.snapshot.copy()  # variables are read now, at this step; written on the background thread
             writer = self.snapshot.checkpoint
@@ -163,21 +170,39 @@ class CheckpointManager:
             self.checkpoint.write(os.path.join(staging, "ckpt"))  # variables are read now, at this step
             writer = None
         if self.background:
-            self._pending = self._uploader.submit(self._publish, step, name, staging, writer)
+            self._pending = self._uploader.submit(self._publish, step, name, staging, writer, owner)
         else:
-            self._publish(step, name, staging, writer)
+            self._publish(step, name, staging, writer, owner)
 
-    def _publish(self, step: int, name: str, staging: str, writer: Optional[tf.train.Checkpoint] = None) -> None:
+    def _publish(self, step: int, name: str, staging: str, writer: Optional[tf.train.Checkpoint] = None,
+                 owner=None) -> None:
+        try:
+            self._write_and_commit(step, name, staging, writer)
+        finally:
+            if owner is not None:
+                owner.close()
+                if os.path.exists(staging + ".lock"):
+                    os.unlink(staging + ".lock")
+
+    def _write_and_commit(self, step: int, name: str, staging: str, writer: Optional[tf.train.Checkpoint]) -> None:
         if writer is not None:
             writer.write(os.path.join(staging, "ckpt"))
         files = sorted(os.path.relpath(os.path.join(d, f), staging).replace(os.sep, "/")
                        for d, _, names in os.walk(staging) for f in names)
         self.store.publish_folder(staging, f"{FOLDER}/{name}")
-        committed = (committed_folders(self.latest()) + [name])[-self.keep:]
+        committed = (committed_folders(self._pointer) + [name])[-self.keep:]
         pointer = {"step": step, "prefix": f"{name}/ckpt", "files": [f"{name}/{f}" for f in files],
                    "config_hash": self.config_hash, "committed": committed}
-        self.store.put(POINTER, (json.dumps(pointer, indent=2) + "\n").encode())  # the commit, written last
-        self._prune(committed)
+        try:  # the commit, written last, and only over the pointer this process last saw
+            version = self.store.replace_if(POINTER, (json.dumps(pointer, indent=2) + "\n").encode(),
+                                            self._pointer_version)
+        except storage.Changed:
+            raise JobDirConflict(f"{self.store.url}/{POINTER} was rewritten by another process since this one "
+                                 f"read it (a duplicate submission or a zombie VM?); this one stops at step {step} "
+                                 "and leaves the job dir to the other") from None
+        self._pointer, self._pointer_version = pointer, version
+        if self.store.read_versioned(POINTER)[1] == version:  # still ours: nobody else will prune meanwhile
+            self._prune(committed)
         for key in self.sync_after:  # logs follow the checkpoints, off the training thread
             self.store.sync_up(key)
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
-import fcntl
 import json
 import math
 import os
@@ -146,31 +145,10 @@ def make_producer(source: ImageSource, params: AugmentParams, seed: int, min_con
     return produce
 
 
-def own_temp_file(path: str):
-    """Creates `path` and holds an exclusive flock on it for as long as the returned file stays open.
-
-    The kernel drops the lock when the process dies, so a lock that can be taken
-    means the file's writer is gone."""
-    handle = open(path, "ab")
-    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return handle
-
-
 def remove_stale_temp_files(folder: str, prefix: str) -> int:
     """Deletes temp files starting with `prefix` whose writer is gone; a live writer's file is left alone."""
-    removed = 0
-    for name in os.listdir(folder) if os.path.isdir(folder) else []:
-        if not name.startswith(prefix):
-            continue
-        path = os.path.join(folder, name)
-        try:
-            with open(path, "rb") as handle:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while a live process holds it
-                os.unlink(path)
-                removed += 1
-        except (BlockingIOError, FileNotFoundError):
-            continue
-    return removed
+    names = os.listdir(folder) if os.path.isdir(folder) else []
+    return sum(storage.remove_if_unowned(os.path.join(folder, n)) for n in names if n.startswith(prefix))
 
 
 def write_shard(store: storage.Store, plan: dict, source: ImageSource, produce, index: int,
@@ -179,7 +157,7 @@ def write_shard(store: storage.Store, plan: dict, source: ImageSource, produce, 
     name = shards.shard_name(source.kind, index, plan["num_shards"])
     temp = store.local(f"{TEMP}/task-{task:05d}-{uuid.uuid4().hex}.tfrecord")
     os.makedirs(os.path.dirname(temp), exist_ok=True)
-    with own_temp_file(temp):  # held while writing: other processes' cleanups skip this file
+    with storage.own(temp):  # held while writing: other processes' cleanups skip this file
         first = index * plan["images_per_shard"]
         res, channels, batch = source.resolution, source.channels, plan["batch_size"]
         compression = plan["png_compression"]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import dataclasses
+import fcntl
 import hashlib
 import os
 import shutil
@@ -42,6 +43,31 @@ from trainer.errors import StorageUnavailable, UnsafeObjectName, UserError
 def cache_dir(kind: str) -> str:
     """Local staging and dataset caches: $DCGAN_CACHE (default ~/.cache/dcgan-factory)/KIND."""
     return os.path.join(os.path.expanduser(os.environ.get("DCGAN_CACHE", "~/.cache/dcgan-factory")), kind)
+
+
+def own(path: str, lock_path: str = ""):
+    """Creates `path` (or `lock_path`, for a folder) and holds an exclusive flock on it for as long as the
+    returned file stays open. The kernel drops the lock when the process dies, so a lock that can be
+    taken means the writer is gone (see remove_if_unowned)."""
+    handle = open(lock_path or path, "ab")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return handle
+
+
+def remove_if_unowned(path: str, lock_path: str = "") -> bool:
+    """Deletes a temp file or folder unless a live process holds its lock (`own`); True if deleted."""
+    try:
+        with open(lock_path or path, "rb") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises while a live process holds it
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.exists(path):
+                os.unlink(path)
+            if lock_path:
+                os.unlink(lock_path)
+            return True
+    except (BlockingIOError, FileNotFoundError):
+        return False
 
 
 def sync_tree(path: str, files: bool = True) -> None:
@@ -63,7 +89,8 @@ def sync_tree(path: str, files: bool = True) -> None:
 
 
 def _is_temp(name: str) -> bool:
-    return name == ".tmp" or name.startswith(".tmp-") or ".tmp-" in name or name.startswith(".write-probe-")
+    return (name == ".tmp" or name.startswith(".tmp-") or ".tmp-" in name or name.startswith(".write-probe-")
+            or (name.startswith(".") and name.endswith(".lock")))
 
 
 def cache_for(kind: str, url: str) -> str:
@@ -106,6 +133,10 @@ def _refuse_remote(url: str) -> None:
 
 class AlreadyExists(Exception):
     """`put_new` found the object already there."""
+
+
+class Changed(Exception):
+    """`replace_if` found the object changed since the version it was given."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +208,26 @@ class Store:
         """Atomically creates or replaces `key`."""
         temp, target = self._write_temp(key, data)
         os.replace(temp, target)
+
+    def read_versioned(self, key: str) -> tuple[Optional[bytes], str]:
+        """(content or None, version): the version `replace_if` compares (here: a hash of the content)."""
+        try:
+            data = self.get(key)
+        except FileNotFoundError:
+            return None, ""
+        return data, hashlib.sha256(data).hexdigest()
+
+    def replace_if(self, key: str, data: bytes, version: str) -> str:
+        """Writes `key` only if it is still at `version` ('' = absent); raises Changed otherwise.
+        Returns the new version. Processes on this machine serialise on a lock file beside the key."""
+        target = self.path(key)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        with open(f"{os.path.dirname(target)}/.{os.path.basename(target)}.lock", "ab") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if self.read_versioned(key)[1] != version:
+                raise Changed(key)
+            self.put(key, data)
+        return hashlib.sha256(data).hexdigest()
 
     def put_new(self, key: str, data: bytes) -> None:
         """Creates `key` only if absent (raises AlreadyExists), atomically."""
@@ -378,6 +429,35 @@ class GcsStore(Store):
     def put(self, key: str, data: bytes) -> None:
         self._call(f"write {key}", lambda: self.bucket.blob(self._name(key)).upload_from_string(
             data, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
+
+    def read_versioned(self, key: str) -> tuple[Optional[bytes], str]:
+        """(content or None, generation): the object's GCS generation, for `replace_if`."""
+        from google.api_core import exceptions as gexc
+
+        blob = self.bucket.blob(self._name(key))
+        try:
+            data = self._call(f"read {key}", lambda: blob.download_as_bytes(
+                timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
+        except gexc.NotFound:
+            return None, ""
+        return data, str(blob.generation)
+
+    def replace_if(self, key: str, data: bytes, version: str) -> str:
+        """One upload with if_generation_match (0 = must be absent): raises Changed if another writer
+        replaced the object since `version`. Returns the new generation."""
+        from google.api_core import exceptions as gexc
+
+        blob = self.bucket.blob(self._name(key))
+        try:
+            self._call(f"write {key}", lambda: blob.upload_from_string(
+                data, if_generation_match=int(version or 0), timeout=self.TIMEOUT, retry=self.retry(),
+                checksum="crc32c"))
+        except gexc.PreconditionFailed:
+            current, generation = self.read_versioned(key)
+            if current != data:  # not a retry of our own successful write
+                raise Changed(key) from None
+            return generation
+        return str(blob.generation)
 
     def put_new(self, key: str, data: bytes) -> None:
         from google.api_core import exceptions as gexc
