@@ -109,3 +109,13 @@ def test_uniforms_are_exact_in_eager_graph_and_dataset():
     np.testing.assert_array_equal(eager, mapped)
     assert 0 <= eager.min() and eager.max() < 1 and abs(eager.mean() - 0.5) < 0.06
     assert len(np.unique(eager)) == eager.size
+
+
+def test_one_process_augments_grayscale_then_rgb_then_another_size():
+    """Two datasets in one process (an experiment, a notebook): the compiled warp must not generalise
+    the channel or size dimensions away."""
+    params = AugmentParams.create(rotation_range=10.0)
+    for shape in ((4, 32, 32, 1), (3, 32, 32, 1), (4, 32, 32, 3), (2, 64, 64, 3)):
+        images = tf.random.stateless_uniform(shape, seed=[1, 2], maxval=255.0)
+        out = augment.apply(images, params, augment.image_seeds(0, tf.range(shape[0], dtype=tf.int64)))
+        assert out.shape == shape

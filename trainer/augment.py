@@ -166,7 +166,12 @@ def warp(images: tf.Tensor, transforms: tf.Tensor, fill_mode: str, cval: float) 
     by the fill mode; for 'constant', points whose source lies outside the
     image take cval. Written as gathers and compiled with XLA.
     """
-    return _WARPS[fill_mode](images, transforms, tf.constant(cval, tf.float32))
+    # One compiled function per image shape: with reduce_retracing, a single function called with
+    # 1-channel then 3-channel images (two datasets in one process) would relax H, W, C to unknown.
+    key = (fill_mode, *images.shape[1:])
+    if key not in _WARPS:
+        _WARPS[key] = _make_warp(fill_mode)
+    return _WARPS[key](images, transforms, tf.constant(cval, tf.float32))
 
 
 def _make_warp(fill_mode: str):
@@ -218,4 +223,4 @@ def image_seeds(seed: int, indices: tf.Tensor) -> tf.Tensor:
     return tf.stack([tf.fill(tf.shape(indices), tf.constant(seed, tf.int64)) * 1_000_003 + 17, indices], axis=-1)
 
 
-_WARPS = {mode: _make_warp(mode) for mode in ("constant", "nearest", "reflect", "wrap")}
+_WARPS: dict = {}  # (fill mode, H, W, C) -> its compiled warp
