@@ -194,3 +194,15 @@ def test_the_sngan_style_design_trains_exports_and_samples(tmp_path):
     assert json.loads((out / "manifest.json").read_text())["num_images"] == 40
     assert_one_line_error(run_cli("train", f"--job_dir={tmp_path}/x", "--g_conditioning=film"),
                           "--g_conditioning='film' must be 'concat' or 'cbn'")
+
+
+def test_sample_grids_are_png_files_in_the_job_dir(tmp_path):
+    """A user on a remote VM opens a picture, not TensorBoard: samples/step-N.png and reals.png."""
+    from PIL import Image
+
+    job = tmp_path / "job"
+    result = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--progress=false")  # samples every 4 of 8 steps
+    assert result.returncode == 0, result.stderr[-3000:]
+    names = sorted(p.name for p in (job / "samples").iterdir())
+    assert names == ["reals.png", "step-00000004.png", "step-00000008.png"]
+    assert Image.open(job / "samples" / "step-00000008.png").size[0] >= 8 * 96  # upscaled, titled

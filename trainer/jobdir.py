@@ -4,6 +4,7 @@
     JOB_DIR/checkpoints/         ckpt-NNNNNNNN/ folders + latest.json pointer
     JOB_DIR/tensorboard/         event files
     JOB_DIR/export/generator.keras, generator.json
+    JOB_DIR/samples/             step-NNNNNNNN.png sample grids, reals.png
 
 A job dir whose config.json differs in an identity field (anything but the
 resumable fields listed in TrainConfig.RESUMABLE), or that holds checkpoints
@@ -23,7 +24,8 @@ CONFIG = "config.json"
 CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
 EXPORT = "export"
-CONTRACT = (CONFIG, CHECKPOINTS, TENSORBOARD, EXPORT)
+SAMPLES = "samples"  # step-NNNNNNNN.png sample grids and reals.png
+CONTRACT = (CONFIG, CHECKPOINTS, TENSORBOARD, EXPORT, SAMPLES)
 
 
 def differences(old, new) -> list[str]:

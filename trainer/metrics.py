@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainer import augment, storage
+from trainer import augment, storage, summaries
 from trainer.config import AugmentParams
 from trainer.errors import UserError
 
@@ -317,7 +317,7 @@ class KidTracker:
             z, y = self.z[start:start + 250], self.labels[start:start + 250]
             out = generator([z, y] if self.conditional else z, training=False)
             pixels = tf.cast(out, tf.float32).numpy()
-            images.append(np.clip(np.round((pixels + 1.0) * 127.5), 0, 255).astype(np.uint8))
+            images.append(summaries.to_uint8(pixels))
         fake = self.space(np.concatenate(images))
         n = min(len(self.real), len(fake))
         return kid(self.real, fake, subsets=50, subset_size=max(n // 2, 2))[0]

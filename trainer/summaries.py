@@ -23,11 +23,16 @@ def image_grid(images: np.ndarray, columns: int = 0) -> np.ndarray:
     columns = columns or int(math.ceil(math.sqrt(n)))
     rows = int(math.ceil(n / columns))
     grid = np.zeros([rows * (h + 1) + 1, columns * (w + 1) + 1, c], np.uint8)
-    pixels = np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    pixels = to_uint8(images)
     for i in range(n):
         r, col = divmod(i, columns)
         grid[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + col * (w + 1): 1 + col * (w + 1) + w] = pixels[i]
     return grid
+
+
+def to_uint8(images) -> np.ndarray:
+    """Generator output in [-1, 1] -> uint8 pixels."""
+    return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
 
 
 class Summaries:

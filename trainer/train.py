@@ -36,7 +36,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainer import checkpoints, data, diffaugment, distribute, export, jobdir, losses, models, storage, summaries
+from trainer import (checkpoints, data, diffaugment, distribute, export, jobdir, losses, models, report_page,
+                     storage, summaries)
 from trainer.errors import EXIT_DIVERGED, UserError
 from trainer.progress import ProgressBar
 
@@ -430,9 +431,21 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
     fixed_z = tf.random.stateless_normal([grid_size, config.latent_dim], seed=[config.seed, -1])
     fixed_labels = tf.range(grid_size, dtype=tf.int32) % max(num_classes, 1)
 
-    def sample_grid():
+    def sample_images():
         inputs = [fixed_z, fixed_labels] if num_classes else fixed_z
-        return summaries.image_grid(nets.generator_ema(inputs, training=False).numpy(), columns=8)
+        return nets.generator_ema(inputs, training=False).numpy()
+
+    def save_samples_png(step: int, images: np.ndarray) -> None:
+        """JOB_DIR/samples/step-NNNNNNNN.png (and reals.png once): pictures without TensorBoard."""
+        if not is_chief or store is None:
+            return
+        if step == start or not store.exists(f"{jobdir.SAMPLES}/reals.png"):
+            if source.images is not None:
+                store.put(f"{jobdir.SAMPLES}/reals.png", report_page.samples_png(
+                    source.images[:grid_size], f"{min(grid_size, len(source.images))} training images "
+                    f"({config.dataset})"))
+        store.put(f"{jobdir.SAMPLES}/step-{step:08d}.png", report_page.samples_png(
+            summaries.to_uint8(images), f"G_ema samples at step {step} ({config.dataset})"))
 
     # -- KID against the training images (chief only); the best G_ema goes to export/best/.
     kid_tracker = None
@@ -442,7 +455,7 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
         real_images, real_labels = source.images, source.labels
         if real_images is None:  # streamed shards: the first kid_samples records
             pairs = list(data.make_dataset(source, config.kid_samples, config.seed).take(1))
-            real_images = np.clip(np.round((pairs[0][0].numpy() + 1.0) * 127.5), 0, 255).astype(np.uint8)
+            real_images = summaries.to_uint8(pairs[0][0].numpy())
             real_labels = pairs[0][1].numpy() if source.num_classes else None
         kid_tracker = metrics.KidTracker(real_images, real_labels, source.num_classes, config.dataset,
                                          config.latent_dim, config.kid_samples, config.feature_model, config.seed)
@@ -496,8 +509,9 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
                 bar.update(step, rate, d=values["loss/d"], g=values["loss/g"], real=values["d/real"], fake=values["d/fake"])
             # -- Sample grid from G_ema.
             if step % config.sample_every == 0 or step == config.steps:
-                grid = sample_grid()
-                writer.image(step, "samples", grid)
+                images = sample_images()
+                writer.image(step, "samples", summaries.image_grid(images, columns=8))
+                save_samples_png(step, images)
             # -- KID; a new best G_ema is exported (and best_kid checkpointed with the step).
             if kid_tracker and (step % config.kid_every == 0 or step == config.steps):
                 kid_value = kid_tracker(nets.generator_ema)
