@@ -48,6 +48,16 @@ def new_bucket(client, name):
     return client.create_bucket(name)
 
 
+def upload_class_folders(bucket, tmp_path):
+    """imgs/a/0..2.png and imgs/b/0..2.png: a two-class image folder dataset in the bucket."""
+    rng = np.random.default_rng(0)
+    for label in ("a", "b"):
+        for i in range(3):
+            path = tmp_path / f"{label}{i}.png"
+            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(path)
+            bucket.blob(f"imgs/{label}/{i}.png").upload_from_filename(str(path))
+
+
 def env_for(url, cache):
     return {"STORAGE_EMULATOR_HOST": url, "DCGAN_CACHE": str(cache)}
 
@@ -136,12 +146,7 @@ def test_hostile_object_names_and_folder_markers_are_skipped_when_staging(emulat
     """`imgs/../../../escaped.txt` must not be written outside the cache; `imgs/a/` markers are not files."""
     server, client = emulator
     bucket = new_bucket(client, "hostile-bucket")
-    rng = np.random.default_rng(0)
-    for label in ("a", "b"):
-        for i in range(3):
-            path = tmp_path / f"{label}{i}.png"
-            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(path)
-            bucket.blob(f"imgs/{label}/{i}.png").upload_from_filename(str(path))
+    upload_class_folders(bucket, tmp_path)
     bucket.blob("imgs/zz-evil").upload_from_string(b"owned")
     bucket.blob("imgs/zz-marker").upload_from_string(b"")
     cache = tmp_path / "cache"  # staging lands in cache/datasets/BUCKET-HASH/: three levels up is tmp_path
@@ -186,12 +191,7 @@ def test_dataset_cache_mirrors_the_bucket_and_is_keyed_by_the_whole_url(emulator
 def test_dataset_from_a_bucket_is_staged_cached_and_corrupt_files_skipped(emulator, tmp_path):
     server, client = emulator
     bucket = new_bucket(client, "data-bucket")
-    rng = np.random.default_rng(0)
-    for label in ("a", "b"):
-        for i in range(3):
-            path = tmp_path / f"{label}{i}.png"
-            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(path)
-            bucket.blob(f"imgs/{label}/{i}.png").upload_from_filename(str(path))
+    upload_class_folders(bucket, tmp_path)
     bucket.blob("imgs/b/broken.png").upload_from_string(b"not a png")
     args = ["train", "--preset=smoke", "--dataset=gs://data-bucket/imgs", "--steps=2", "--progress=false",
             "--batch_size=4"]
