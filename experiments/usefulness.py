@@ -1,0 +1,317 @@
+"""Does synthetic data beat the strongest classic augmentation downstream? The re-runnable experiment.
+
+    python -m pip install -e '.[experiments]'
+    python -m experiments.usefulness --work=runs/usefulness                       # everything (hours on a CPU)
+    python -m experiments.usefulness --work=runs/usefulness --fractions=10 --datasets=digits
+
+For each dataset (the bundled `digits`, and `shapes`, an RGB dataset made from a
+seed by experiments/shapes.py) and each fraction of its training split:
+
+1. A generator is trained with `dcgan train` at its defaults on NAME:train[:F%]
+   (resumable: an existing job dir is reused).
+2. The augmentation baselines are tuned once, at 10%, on a validation split
+   (NAME:train[80%:], disjoint from every training slice up to 80%), never on the
+   test split: ImageDataGenerator-style strength, Keras RandAugment (ops,
+   magnitude), crop/flip/colour. The strongest policy on validation is the
+   baseline at every fraction; the synthetic recipes' one free choice (the share
+   of synthetic images per batch) is tuned the same way.
+3. Every recipe trains the same small classifier for the same steps and batch
+   size, over --seeds seeds, and is tested on NAME:test:
+     real                 real images, no augmentation
+     idg                  real + tuned ImageDataGenerator-style augmentation
+     modern               real + the tuned modern policy (RandAugment or crop/flip/colour)
+     synthetic_hard       real + policy + synthetic images with their conditioning labels
+     synthetic_distilled  real + policy + synthetic images with a teacher's soft labels (the teacher:
+                          an ensemble of 5 classifiers trained on real + policy)
+     augmented_distilled  ablation: the same teacher and recipe, but the transfer set is classic
+                          augmented copies of the real images instead of synthetic images
+4. `dcgan evaluate` measures memorization and GAN-test of each generator.
+
+Writes WORK/results.json (every run's accuracy), WORK/usefulness.md (the tables)
+and WORK/usefulness-curve.png (accuracy vs number of real images).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+VALIDATION = "train[80%:]"
+TUNE_FRACTION = 10
+RECIPES = ("real", "idg", "modern", "synthetic_hard", "synthetic_distilled", "augmented_distilled")
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class Experiment:
+    def __init__(self, args):
+        self.args = args
+        self.work = os.path.abspath(args.work)
+        os.makedirs(self.work, exist_ok=True)
+        self.results_path = os.path.join(self.work, "results.json")
+        self.results = json.load(open(self.results_path)) if os.path.isfile(self.results_path) else {}
+
+    def save(self) -> None:
+        with open(self.results_path + ".tmp", "w") as f:
+            json.dump(self.results, f, indent=1)
+        os.replace(self.results_path + ".tmp", self.results_path)
+
+    # -- data
+    def base(self, dataset: str) -> str:
+        if dataset == "digits":
+            return "digits"
+        if dataset == "shapes":
+            from experiments import shapes
+
+            path = os.path.join(self.work, "shapes.npz")
+            if not os.path.isfile(path):
+                shapes.write(path, per_class=400, seed=0)
+            return path
+        raise SystemExit(f"unknown dataset {dataset!r}")
+
+    def load(self, spec: str):
+        from trainer import data
+
+        source = data.load_source(spec, 32)
+        return source.images, source.labels, source.num_classes
+
+    # -- generator
+    def generator(self, dataset: str, fraction: int) -> str:
+        job = os.path.join(self.work, f"{dataset}-{fraction}")
+        if not os.path.isfile(os.path.join(job, "export", "generator.keras")):
+            spec = f"{self.base(dataset)}:train[:{fraction}%]"
+            log(f"training a generator on {spec} ({self.args.gan_steps} steps)")
+            started = time.time()
+            subprocess.run([sys.executable, "-m", "trainer", "train", f"--job_dir={job}", f"--dataset={spec}",
+                            f"--steps={self.args.gan_steps}", "--progress=false"], check=True,
+                           stdout=subprocess.DEVNULL)
+            self.results.setdefault("wall_s", {})[f"gan {dataset} {fraction}%"] = round(time.time() - started)
+            self.save()
+        return job
+
+    def synthetic(self, job: str, count: int, seed: int = 7):
+        import tensorflow as tf
+
+        from trainer import config as config_lib
+        from trainer import sources
+
+        source = sources.generator_source(config_lib.resolve("sample", {"generator": job, "output": "-",
+                                                                         "seed": seed}))
+        images, labels = [], []
+        for start in range(0, count, 500):
+            pixels, label, _ = source.make_batch(tf.range(start, min(start + 500, count), dtype=tf.int64))
+            images.append(np.clip(np.round(pixels.numpy()), 0, 255).astype(np.uint8))
+            labels.append(label.numpy())
+        return np.concatenate(images), np.concatenate(labels)
+
+    @staticmethod
+    def augmented_copies(images: np.ndarray, count: int, policy) -> np.ndarray:
+        import tensorflow as tf
+
+        from trainer import augment
+
+        index = np.arange(count) % len(images)
+        seeds = augment.image_seeds(99, tf.range(count, dtype=tf.int64))
+        x = augment.apply(tf.cast(tf.constant(images[index]), tf.float32), policy, seeds)
+        return np.clip(np.round(x.numpy()), 0, 255).astype(np.uint8)
+
+    # -- recipes
+    def policies(self, dataset: str) -> dict:
+        from trainer import downstream
+
+        grid = {f"idg x{s}": downstream.classic_policy(s) for s in (0.5, 1.0, 1.5, 2.0)}
+        grid.update({f"randaugment {n}/{m}": downstream.randaugment_policy(n, m)
+                     for n, m in ((1, 0.3), (2, 0.3), (2, 0.5), (3, 0.5))})
+        grid["crop/flip/colour"] = downstream.crop_flip_policy(flip=dataset != "digits")  # flips change digits
+        return grid
+
+    def accuracy(self, train, test, num_classes, seeds, **recipe) -> list[float]:
+        from trainer import downstream, metrics
+
+        runs = []
+        for seed in seeds:
+            model = downstream.train_recipe(train, num_classes, steps=self.args.steps, seed=seed, **recipe)
+            runs.append(metrics.accuracy(model, *test))
+        return runs
+
+    def tune(self, dataset: str) -> dict:
+        """Best baseline policies and synthetic share at 10%, on the validation split only."""
+        key = f"tuning {dataset}"
+        if key in self.results:
+            return self.results[key]
+        from trainer import downstream
+
+        base = self.base(dataset)
+        x, y, c = self.load(f"{base}:train[:{TUNE_FRACTION}%]")
+        val = self.load(f"{base}:{VALIDATION}")[:2]
+        scores = {}
+        for name, policy in self.policies(dataset).items():
+            scores[name] = float(np.mean(self.accuracy((x, y), val, c, range(2), policy=policy)))
+            log(f"tune {dataset}: {name} validation {scores[name]:.4f}")
+        idg = max((n for n in scores if n.startswith("idg")), key=scores.get)
+        modern = max((n for n in scores if not n.startswith("idg")), key=scores.get)
+        best = max((idg, modern), key=scores.get)
+        job = self.generator(dataset, TUNE_FRACTION)
+        policy = self.policies(dataset)[best]
+        teacher = downstream.train_teacher(x, y, c, policy=policy, steps=self.args.steps)
+        sx, _ = self.synthetic(job, self.args.num_synthetic)
+        soft = teacher.probabilities(sx)
+        shares = {}
+        for share in (0.25, 0.5, 0.75):
+            shares[share] = float(np.mean(self.accuracy((x, y), val, c, range(2), policy=policy,
+                                                        synthetic=(sx, soft), synthetic_fraction=share)))
+            log(f"tune {dataset}: distilled share {share} validation {shares[share]:.4f}")
+        self.results[key] = {"validation": scores, "idg": idg, "modern": modern, "baseline": best,
+                             "synthetic_share": max(shares, key=shares.get),
+                             "synthetic_share_validation": {str(k): v for k, v in shares.items()}}
+        self.save()
+        return self.results[key]
+
+    def measure(self, dataset: str, fraction: int) -> None:
+        from trainer import downstream
+
+        key = f"{dataset} {fraction}%"
+        done = self.results.setdefault("runs", {}).setdefault(key, {})
+        if all(r in done for r in RECIPES):
+            return
+        tuned = self.tune(dataset)
+        policies = self.policies(dataset)
+        policy = policies[tuned["baseline"]]
+        base = self.base(dataset)
+        x, y, c = self.load(f"{base}:train[:{fraction}%]")
+        test = self.load(f"{base}:test")[:2]
+        seeds = range(self.args.seeds)
+        job = self.generator(dataset, fraction)
+        started = time.time()
+        teacher = downstream.train_teacher(x, y, c, policy=policy, steps=self.args.steps)
+        sx, sy = self.synthetic(job, self.args.num_synthetic)
+        ax = self.augmented_copies(x, self.args.num_synthetic, downstream.classic_policy(2.0))
+        share = tuned["synthetic_share"]
+        recipes = {
+            "real": {},
+            "idg": {"policy": policies[tuned["idg"]]},
+            "modern": {"policy": policies[tuned["modern"]]},
+            "synthetic_hard": {"policy": policy, "synthetic": (sx, sy), "synthetic_fraction": share},
+            "synthetic_distilled": {"policy": policy, "synthetic": (sx, teacher.probabilities(sx)),
+                                    "synthetic_fraction": share},
+            "augmented_distilled": {"policy": policy, "synthetic": (ax, teacher.probabilities(ax)),
+                                    "synthetic_fraction": share},
+        }
+        done["train_images"] = int(len(x))
+        done["teacher_ensemble_test"] = float((teacher.probabilities(test[0]).argmax(1) == test[1]).mean())
+        done["synthetic_teacher_agreement"] = float((teacher.probabilities(sx).argmax(1) == sy).mean())
+        for name, recipe in recipes.items():
+            runs = self.accuracy((x, y), test, c, seeds, **recipe)
+            done[name] = {"mean": float(np.mean(runs)), "std": float(np.std(runs)), "runs": runs}
+            log(f"{key}: {name} {np.mean(runs):.4f} +- {np.std(runs):.4f}")
+            self.save()
+        self.results.setdefault("wall_s", {})[f"recipes {key}"] = round(time.time() - started)
+        self.save()
+
+    def quality(self, dataset: str, fraction: int) -> None:
+        """Memorization and GAN-test of a generator, by `dcgan evaluate`."""
+        key = f"{dataset} {fraction}%"
+        if key in self.results.get("quality", {}):
+            return
+        base, job = self.base(dataset), self.generator(dataset, fraction)
+        report = os.path.join(job, "eval", "report.json")
+        subprocess.run([sys.executable, "-m", "trainer", "evaluate", f"--real={base}:test", f"--synthetic={job}",
+                        f"--report={report}", "--downstream=false"], check=True, stdout=subprocess.DEVNULL)
+        written = json.load(open(report))
+        self.results.setdefault("quality", {})[key] = {
+            "memorization": written["memorization"].get("rate_either"), "gan_test": written["gan_test"].get("accuracy"),
+            "fid": written["fidelity"]["fid"], "kid": written["fidelity"]["kid"]}
+        self.save()
+
+
+def tables(results: dict) -> str:
+    lines = []
+    for key, runs in results.get("runs", {}).items():
+        if not all(r in runs for r in RECIPES):
+            continue
+        dataset = key.split()[0]
+        tuned = results.get(f"tuning {dataset}", {})
+        lines += [f"### {key} ({runs['train_images']} real training images)", "",
+                  "| recipe | test accuracy (mean +- std) |", "| --- | --- |"]
+        strongest = max(runs["idg"]["mean"], runs["modern"]["mean"])
+        for recipe in RECIPES:
+            r = runs[recipe]
+            note = {"idg": tuned.get("idg", ""), "modern": tuned.get("modern", "")}.get(recipe, "")
+            delta = f" ({100 * (r['mean'] - strongest):+.1f} pts vs strongest baseline)" \
+                if recipe.endswith("distilled") or recipe == "synthetic_hard" else ""
+            lines.append(f"| {recipe} {note} | {r['mean']:.4f} +- {r['std']:.4f}{delta} |")
+        quality = results.get("quality", {}).get(key)
+        lines += ["", f"teacher ensemble (5 classifiers): {runs['teacher_ensemble_test']:.4f}; "
+                      f"teacher agrees with the conditioning label on {runs['synthetic_teacher_agreement']:.1%} "
+                      "of synthetic images"]
+        if quality:
+            lines.append(f"generator: memorization {quality['memorization']:.1%}, GAN-test {quality['gan_test']:.1%}, "
+                         f"FID {quality['fid']:.2f} (small-classifier features)")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def curve(results: dict, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({k.split()[0] for k in results.get("runs", {})})
+    fig, axes = plt.subplots(1, max(1, len(datasets)), figsize=(6 * max(1, len(datasets)), 4.5), squeeze=False)
+    for ax, dataset in zip(axes[0], datasets):
+        points = sorted((v["train_images"], v) for k, v in results["runs"].items()
+                        if k.split()[0] == dataset and all(r in v for r in RECIPES))
+        for recipe in RECIPES:
+            n = [p[0] for p in points]
+            mean = np.array([p[1][recipe]["mean"] for p in points])
+            std = np.array([p[1][recipe]["std"] for p in points])
+            ax.errorbar(n, mean, yerr=std, marker="o", capsize=3, label=recipe)
+        ax.set_xscale("log")
+        ax.set_xlabel("real training images")
+        ax.set_ylabel("test accuracy")
+        ax.set_title(dataset)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", default="runs/usefulness", help="where generators and results go (resumable)")
+    parser.add_argument("--datasets", default="digits,shapes", help="comma-separated: digits, shapes")
+    parser.add_argument("--fractions", default="5,10,25,50,100", help="percent of the training split")
+    parser.add_argument("--seeds", type=int, default=5, help="classifier seeds per recipe")
+    parser.add_argument("--steps", type=int, default=1000, help="classifier training steps (every recipe)")
+    parser.add_argument("--gan_steps", type=int, default=3000, help="generator training steps")
+    parser.add_argument("--num_synthetic", type=int, default=5000, help="synthetic images per generator")
+    parser.add_argument("--skip_quality", action="store_true", help="no `dcgan evaluate` of the generators")
+    args = parser.parse_args()
+    experiment = Experiment(args)
+    started = time.time()
+    for dataset in args.datasets.split(","):
+        for fraction in [int(f) for f in args.fractions.split(",")]:
+            experiment.measure(dataset, fraction)
+            if not args.skip_quality:
+                experiment.quality(dataset, fraction)
+    experiment.results.setdefault("wall_s", {})["this invocation"] = round(time.time() - started)
+    experiment.save()
+    with open(os.path.join(experiment.work, "usefulness.md"), "w") as f:
+        f.write(tables(experiment.results))
+    curve(experiment.results, os.path.join(experiment.work, "usefulness-curve.png"))
+    print(tables(experiment.results))
+
+
+if __name__ == "__main__":
+    main()
