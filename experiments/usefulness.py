@@ -249,7 +249,8 @@ def tables(results: dict) -> str:
             note = {"idg": tuned.get("idg", ""), "modern": tuned.get("modern", "")}.get(recipe, "")
             delta = f" ({100 * (r['mean'] - strongest):+.1f} pts vs strongest baseline)" \
                 if recipe.endswith("distilled") or recipe == "synthetic_hard" else ""
-            lines.append(f"| {recipe} {note} | {r['mean']:.4f} +- {r['std']:.4f}{delta} |")
+            name = f"{recipe} ({note})" if note else recipe
+            lines.append(f"| {name} | {r['mean']:.4f} +- {r['std']:.4f}{delta} |")
         quality = results.get("quality", {}).get(key)
         lines += ["", f"teacher ensemble (5 classifiers): {runs['teacher_ensemble_test']:.4f}; "
                       f"teacher agrees with the conditioning label on {runs['synthetic_teacher_agreement']:.1%} "
