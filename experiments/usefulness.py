@@ -59,7 +59,10 @@ class Experiment:
         self.work = os.path.abspath(args.work)
         os.makedirs(self.work, exist_ok=True)
         self.results_path = os.path.join(self.work, "results.json")
-        self.results = json.load(open(self.results_path)) if os.path.isfile(self.results_path) else {}
+        self.results = {}
+        if os.path.isfile(self.results_path):
+            with open(self.results_path) as f:
+                self.results = json.load(f)
 
     def save(self) -> None:
         with open(self.results_path + ".tmp", "w") as f:

@@ -238,8 +238,10 @@ def classifier_check(data_report: dict, classifier, real: data.Source, train, co
     if not data_report["features_saw_reference"]:
         return {"classifier_accuracy_held_out": metrics.accuracy(classifier, real.images, real.labels),
                 "held_out_set": config.real}
-    if train is not None and train.labels is not None and \
-            overlap.count(train.images, real.images) == 0 and (config.feature_data or config.real) == config.real:
+    train_disjoint = any(o["a"] == config.real and o["b"] == data_report["training_name"] and o["disjoint"]
+                         for o in data_report["overlaps"])  # measured once, in check_data
+    if train is not None and train.labels is not None and train_disjoint and \
+            (config.feature_data or config.real) == config.real:
         return {"classifier_accuracy_held_out": metrics.accuracy(classifier, train.images, train.labels),
                 "held_out_set": config.train_data or data_report.get("training_name", "training images")}
     return {"classifier_accuracy_on_its_training_images": metrics.accuracy(classifier, real.images, real.labels),

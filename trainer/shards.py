@@ -362,6 +362,7 @@ def mix(real, synthetic: str, *, num_classes: int, synthetic_fraction: float = 0
         return image, tf.one_hot(tf.cast(label, tf.int32), num_classes)
 
     real_ds = real_ds.map(real_element, num_parallel_calls=tf.data.AUTOTUNE)
+    synthetic = storage.stage_dataset(synthetic)  # a gs:// output is staged once, here, not again by load()
     _, manifest = find_shard_files(synthetic)
     probs = soft_labels and bool(manifest.get("soft_labels"))
     synth_ds = load(synthetic, shuffle=True, seed=seed, targets="probs" if probs else "label").repeat()
