@@ -2,17 +2,19 @@
 
     python -m bench train                 # images/s of the training step: precision x XLA
     python -m bench train --resolution=64 --channels=3 --repeats=5
-    python -m bench peer                  # ours vs the same DCGAN in PyTorch (needs the bench extra)
-    python -m bench augment               # trainer.augment vs legacy ImageDataGenerator
+    python -m bench peer                  # `dcgan train` vs the same DCGAN in PyTorch, own processes (bench extra)
+    python -m bench augment               # trainer.augment vs legacy ImageDataGenerator (the kernel)
     python -m bench sample                # sampler end to end vs generator forward; 1 vs 2 tasks
+    python -m bench jobs                  # whole `dcgan augment` / `dcgan sample` vs the plain scripts they replace
     python -m bench checkpoint            # step time with checkpoints (local, emulated GCS) vs none
     python -m bench input                 # input pipeline images/s vs what the training step consumes
-    python -m bench all                   # all of the above (~15 min on 2 cores), then `report`
+    python -m bench all                   # all of the above (~45 min on 2 cores), then `report`
     python -m bench report [--check]      # README.md's performance table from bench/results/*.json
 
-Each benchmark prints a table and writes bench/results/NAME-<host>.json. Every
-number is a median over repeats after warm-up, and the variants are measured
-round-robin in one process, so ratios compare like with like on a noisy machine.
+Each benchmark prints a table and writes bench/results/NAME.json. Every number
+is a median over repeats after warm-up, variants measured round-robin so ratios
+compare like with like on a noisy machine. Where two programs are compared
+(peer, jobs) each run is its own process, start-up included.
 """
 
 import sys
@@ -20,7 +22,7 @@ import sys
 import importlib
 
 BENCHMARKS = {"train": "bench.train_speed", "peer": "bench.peer_speed", "augment": "bench.augment_speed",
-              "sample": "bench.sample_speed", "checkpoint": "bench.checkpoint_speed", "input": "bench.input_speed",
+              "sample": "bench.sample_speed", "jobs": "bench.job_speed", "checkpoint": "bench.checkpoint_speed", "input": "bench.input_speed",
               "all": "bench.run_all", "report": "bench.report"}
 
 

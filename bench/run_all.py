@@ -1,4 +1,4 @@
-"""Every benchmark in one go (about 15 minutes on a 2-core CPU), then the README table.
+"""Every benchmark in one go (about 45 minutes on a 2-core CPU), then the README table.
 
     python -m bench all
 
@@ -17,13 +17,16 @@ PLAN = [
     ["train", "--resolution=32", "--channels=1", "--steps=5", "--repeats=3"],
     ["train", "--resolution=64", "--channels=3", "--steps=3", "--repeats=3"],
     ["train", "--resolution=128", "--channels=3", "--steps=2", "--repeats=3", "--precisions=off,bfloat16"],
-    ["peer", "--steps=3", "--repeats=3"],
+    ["peer", "--repeats=3"],
     ["augment", "--resolution=64", "--channels=3"],
     ["augment", "--resolution=32", "--channels=1"],
     ["sample", "--images=8192"],
+    ["sample", "--images=8192", "--precision=bfloat16", "--tasks=false"],
+    ["jobs", "--repeats=3"],
     ["input"],
     ["checkpoint", "--every=5", "--steps=60", "--repeats=2"],
     ["checkpoint", "--every=20", "--steps=120", "--repeats=2"],
+    ["checkpoint", "--every=35", "--steps=105", "--repeats=2", "--resolution=64", "--channels=3"],
 ]
 
 

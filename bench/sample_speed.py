@@ -1,12 +1,13 @@
 """Sampler throughput end to end vs the generator's forward pass alone, and 1 vs 2 tasks.
 
     python -m bench sample [--resolution=32] [--channels=1] [--width=1.0] [--images=2048] [--batch=256]
+                           [--precision=off|bfloat16|float16] [--tasks=true]
 
 A generator with random weights (same architecture and cost as a trained one)
 is exported to a temp job dir. End to end = `dcgan sample` work in-process
 (generate, augment, PNG-encode, serialize, write, publish, manifest) with
 augmentation on; forward = the same model on the same batch size, z in,
-images out. Tasks: 1 process vs 2 processes splitting the same plan (wall
+images out, both in --precision. Tasks: 1 process vs 2 processes splitting the same plan (wall
 time of the whole job, start-up included).
 """
 
@@ -28,7 +29,7 @@ from trainer import config as config_lib  # noqa: E402
 from trainer import export, models, sample, storage  # noqa: E402
 
 DEFAULTS = {"resolution": 32, "channels": 1, "width": 1.0, "images": 2048, "batch": 256, "repeats": 3,
-            "tasks": True}
+            "tasks": True, "precision": "off"}
 AUGMENT = {"rotation_range": 10, "zoom_range": "0.1", "width_shift_range": 0.05}
 
 
@@ -43,6 +44,7 @@ def main(argv):
         g = models.build_generator(flags["resolution"], flags["channels"], train_config.latent_dim, flags["width"], 10)
         export.save(storage.open_store(job), g, train_config, 10, flags["channels"], 0)
         model, meta = export.load(job)
+        model = export.with_precision(model, flags["precision"])
 
         @tf.function
         def forward(z, labels):
@@ -62,7 +64,8 @@ def main(argv):
             out = os.path.join(work, f"out{next(runs)}")
             config = config_lib.resolve("sample", {"generator": job, "output": out, "num_images": steps * flags["batch"],
                                                    "images_per_shard": 1024, "batch_size": flags["batch"],
-                                                   "progress": False, **AUGMENT})
+                                                   "progress": False, "mixed_precision": flags["precision"],
+                                                   **AUGMENT})
             sample.run(config, "sample")
             shutil.rmtree(out)
 
@@ -73,14 +76,16 @@ def main(argv):
                                         images, flags["repeats"])
         ratio = rates["sampler end to end"] / rates["generator forward"]
         print(f"sampler, {images} images {flags['resolution']}x{flags['resolution']}x{flags['channels']}, "
-              f"width {flags['width']}, batch {flags['batch']}, median of {flags['repeats']}")
+              f"width {flags['width']}, batch {flags['batch']}, precision {flags['precision']}, "
+              f"median of {flags['repeats']}")
         common.print_rates(rates)
         print(f"ratio end to end / forward: {ratio:.2f} (goal >= 0.8)")
         result = {"benchmark": "sample", "flags": flags, "machine": common.machine(), "images_per_sec": rates,
                   "ratio": ratio, "seconds": samples}
         if flags["tasks"]:
             result["tasks"] = compare_tasks(job, work, images * 2, flags)
-        path = common.write(f"sample-{flags['resolution']}x{flags['channels']}", result)
+        suffix = "" if flags["precision"] == "off" else f"-{flags['precision']}"
+        path = common.write(f"sample-{flags['resolution']}x{flags['channels']}{suffix}", result)
         print(f"wrote {path}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

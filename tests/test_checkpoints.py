@@ -30,6 +30,19 @@ def test_an_orphan_never_pushes_out_the_last_committed_checkpoint(tmp_path):
     assert folders == sorted(pointer["committed"]) and orphan.name not in folders
 
 
+def test_a_run_reports_where_its_checkpoint_time_went(tmp_path):
+    import re
+
+    result = train(tmp_path / "job", "--steps=4")
+    line = re.search(r"^checkpoints: (\d+) saved; training thread (\d+) ms each \(copy (\d+), waiting for the "
+                     r"previous save (\d+)\); background write (\d+), publish (\d+), commit (\d+) ms \(medians\)$",
+                     result.stdout, re.M)
+    assert line, result.stdout
+    assert int(line.group(1)) == 2  # steps 2 and 4
+    assert int(line.group(2)) == int(line.group(3)) + int(line.group(4)) or abs(
+        int(line.group(2)) - int(line.group(3)) - int(line.group(4))) <= 1  # rounding
+
+
 def test_an_unreadable_pointer_is_one_line(tmp_path):
     job = tmp_path / "job"
     train(job, "--steps=2")

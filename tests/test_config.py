@@ -74,3 +74,17 @@ def test_json_round_trip_and_identity():
     # Resumable fields do not change the job's identity; architecture does.
     assert resolve(preset="smoke", steps=99).identity_hash() == c.identity_hash()
     assert resolve(preset="smoke", resolution=64).identity_hash() != c.identity_hash()
+
+
+def test_every_flag_of_every_command_has_help_text():
+    import dataclasses
+
+    from conftest import run_cli
+
+    for job, cls in config_lib.CONFIG_CLASSES.items():
+        helps = config_lib.field_help(cls)
+        missing = [f.name for f in dataclasses.fields(cls) if len(helps.get(f.name, "")) < 8]
+        assert not missing, (job, missing)
+    shown = run_cli("sample", "--help").stdout
+    assert "--image_format" in shown and "png (lossless), jpeg (lossy, smaller) or raw uint8 (fastest)" in shown
+    assert "fraction of the height" in shown  # inherited from the shared shard-job fields

@@ -281,3 +281,55 @@ def test_a_live_writers_temp_file_is_never_deleted(tmp_path):
         holder.kill()
         holder.wait()
     assert sample.remove_stale_temp_files(str(folder), "task-00000-") == 1 and not live.exists()
+
+
+def test_image_formats_read_back_as_the_same_images(tmp_path):
+    """--image_format=raw and jpeg: the reader, training data and TFDS see the images PNG would give."""
+    outputs = {}
+    for fmt in ("png", "raw", "jpeg"):
+        out = tmp_path / fmt
+        result = run_cli("augment", "--dataset=digits", f"--output={out}", "--num_images=40", "--images_per_shard=16",
+                         "--progress=false", f"--image_format={fmt}", "--batch_size=16")
+        assert result.returncode == 0, result.stderr[-3000:]
+        outputs[fmt] = [(x.numpy(), int(y)) for x, y in shards.load(str(out), shuffle=False)]
+        plan = json.loads((out / "plan.json").read_text())
+        assert plan.get("image_format", "png") == fmt  # a PNG plan keeps the keys older outputs have
+        record = next(iter(tf.data.TFRecordDataset(sorted(glob.glob(str(out / "*.tfrecord-*")))[:1])))
+        assert tf.io.parse_single_example(record, shards.FEATURES)["image/format"].numpy() == fmt.encode()
+    png, raw, jpeg = outputs["png"], outputs["raw"], outputs["jpeg"]
+    assert len(png) == len(raw) == len(jpeg) == 40
+    assert all((a == b).all() and la == lb for (a, la), (b, lb) in zip(png, raw))
+    assert np.mean([np.abs(a.astype(int) - b).mean() for (a, _), (b, _) in zip(png, jpeg)]) < 4
+    assert [y for _, y in png] == [y for _, y in jpeg]
+    # As a training dataset (dcgan train --dataset=SHARDS), raw shards give the PNG pixels, as 3 channels too.
+    from trainer import data
+
+    for channels in (1, 3):
+        a, b = (data.load_source(str(tmp_path / fmt), 32, channels) for fmt in ("png", "raw"))
+        batch_a, batch_b = (next(iter(data.make_dataset(s, 8, 0, 0))) for s in (a, b))
+        np.testing.assert_array_equal(batch_a[0].numpy(), batch_b[0].numpy())
+        assert batch_a[0].shape[-1] == channels
+    tfds = pytest.importorskip("tensorflow_datasets")
+    examples = list(tfds.builder_from_directory(str(tmp_path / "raw")).as_dataset(split="train", shuffle_files=False))
+    first = examples[0]["image"]
+    assert first["format"].numpy() == b"raw"
+    pixels = np.frombuffer(first["encoded"].numpy(), np.uint8).reshape(32, 32, 1)
+    assert (pixels == png[0][0]).all()
+    assert_one_line_error(run_cli("augment", f"--output={tmp_path}/bad", "--image_format=webp"),
+                          "--image_format='webp' must be png, jpeg or raw")
+
+
+def test_sampling_in_bfloat16_stays_within_a_grey_level_or_two(smoke_job, tmp_path):
+    base = dict(generator=smoke_job, output=str(tmp_path / "x"), num_images=64, batch_size=32)
+    plain = sources.generator_source(config_lib.resolve("sample", base))
+    fast = sources.generator_source(config_lib.resolve("sample", {**base, "mixed_precision": "bfloat16"}))
+    indices = tf.range(64, dtype=tf.int64)
+    a, b = plain.make_batch(indices)[0].numpy(), fast.make_batch(indices)[0].numpy()
+    assert a.dtype == b.dtype == np.float32
+    assert np.abs(a - b).max() <= 4 and np.abs(a - b).mean() < 1
+    assert fast.identity["mixed_precision"] == "bfloat16" and "mixed_precision" not in plain.identity
+    out = tmp_path / "bf16"
+    result = run_cli(*sample_args(smoke_job, out, "--num_images=20", "--mixed_precision=bfloat16"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((out / "plan.json").read_text())["mixed_precision"] == "bfloat16"
+    assert_one_line_error(run_cli(*sample_args(smoke_job, out, "--mixed_precision=fp8")), "--mixed_precision='fp8'")

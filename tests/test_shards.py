@@ -18,3 +18,31 @@ def test_hand_encoded_examples_are_byte_identical_to_protobuf():
                 label if probs is not None else rng.choice([-1, 0, 9, 1000]),
                 rng.choice(["synthetic", "augmented"]), rng.choice([0, 2**40, 2**62, -1]), rng.choice([-1, 0, 3000]))
         assert shards.make_example(*args, probs=probs) == shards.make_example_proto(*args, probs=probs)
+
+
+def test_one_encoder_reused_across_records_and_formats_matches_protobuf():
+    rng = random.Random(1)
+    for image_format in ("png", "jpeg", "raw"):
+        encoder = shards.ExampleEncoder(32, 32, 3, "synthetic", 7, image_format)
+        for _ in range(200):  # the encoder caches label entries and length prefixes: reuse must not leak
+            blob = os.urandom(rng.choice([0, 5, 127, 128, 3072, 16384]))
+            label, seed = rng.choice([-1, 0, 3, 9]), rng.choice([0, 1, 2**35])
+            assert encoder.encode(blob, label, seed) == shards.make_example_proto(
+                blob, 32, 32, 3, label, "synthetic", seed, 7, image_format=image_format)
+
+
+def test_framed_records_read_back_with_tensorflow_and_the_checker(tmp_path):
+    import tensorflow as tf
+
+    records = [os.urandom(n) for n in (0, 1, 200, 70000)]
+    path = tmp_path / "x.tfrecord"
+    path.write_bytes(shards.frame_records(records) + shards.frame_records(records[:1]))
+    assert shards.count_records(str(path)) == 5
+    assert [r.numpy() for r in tf.data.TFRecordDataset(str(path))] == records + records[:1]
+    data = path.read_bytes()
+    path.write_bytes(data[:20] + bytes([data[20] ^ 1]) + data[21:])  # a flipped bit in a record's data
+    try:
+        shards.count_records(str(path))
+        raise AssertionError("a corrupted record was counted")
+    except shards.DamagedShard:
+        pass

@@ -33,7 +33,9 @@ import json
 import os
 import re
 import shutil
+import statistics
 import tempfile
+import time
 import uuid
 from typing import Optional
 
@@ -70,6 +72,9 @@ class Snapshot:
         self.copy = copy
 
 
+PHASES = ("wait", "copy", "write", "publish", "commit")
+
+
 def committed_folders(pointer: Optional[dict]) -> list[str]:
     """The checkpoint folders a pointer names as committed, oldest first (older pointers: just their own)."""
     if not pointer:
@@ -102,6 +107,8 @@ class CheckpointManager:
         self._pending: Optional[concurrent.futures.Future] = None
         self._pointer: Optional[dict] = None  # the pointer as this process last read or wrote it
         self._pointer_version = ""  # its version (GCS generation; locally a content hash); '' = none yet
+        # Seconds per save and phase: 'copy' and 'wait' hold up training; the rest run in the background.
+        self.timings: dict[str, list[float]] = {phase: [] for phase in PHASES}
         staging = store.local(FOLDER)
         if is_chief and os.path.isdir(staging):  # leftovers of killed runs; a live process's are locked
             for leftover in os.listdir(staging):
@@ -158,7 +165,10 @@ class CheckpointManager:
             finally:
                 shutil.rmtree(scratch, ignore_errors=True)
             return
+        started = time.perf_counter()
         self.wait()  # one write and upload at a time, in step order (the twin is free again)
+        self.timings["wait"].append(time.perf_counter() - started)
+        started = time.perf_counter()
         name = f"ckpt-{step:08d}-{uuid.uuid4().hex[:8]}"
         staging = self.store.local(f"{FOLDER}/.tmp-{name}")
         os.makedirs(staging, exist_ok=True)
@@ -169,6 +179,7 @@ class CheckpointManager:
         else:
             self.checkpoint.write(os.path.join(staging, "ckpt"))  # variables are read now, at this step
             writer = None
+        self.timings["copy"].append(time.perf_counter() - started)
         if self.background:
             self._pending = self._uploader.submit(self._publish, step, name, staging, writer, owner)
         else:
@@ -185,11 +196,16 @@ class CheckpointManager:
                     os.unlink(staging + ".lock")
 
     def _write_and_commit(self, step: int, name: str, staging: str, writer: Optional[tf.train.Checkpoint]) -> None:
+        started = time.perf_counter()
         if writer is not None:
             writer.write(os.path.join(staging, "ckpt"))
+        self.timings["write"].append(time.perf_counter() - started)
+        started = time.perf_counter()
         files = sorted(os.path.relpath(os.path.join(d, f), staging).replace(os.sep, "/")
                        for d, _, names in os.walk(staging) for f in names)
         self.store.publish_folder(staging, f"{FOLDER}/{name}")
+        self.timings["publish"].append(time.perf_counter() - started)
+        started = time.perf_counter()
         committed = (committed_folders(self._pointer) + [name])[-self.keep:]
         pointer = {"step": step, "prefix": f"{name}/ckpt", "files": [f"{name}/{f}" for f in files],
                    "config_hash": self.config_hash, "committed": committed}
@@ -205,6 +221,17 @@ class CheckpointManager:
             self._prune(committed)
         for key in self.sync_after:  # logs follow the checkpoints, off the training thread
             self.store.sync_up(key)
+        self.timings["commit"].append(time.perf_counter() - started)
+
+    def describe_timings(self) -> str:
+        """One line: median milliseconds per save and phase ('' before the first save)."""
+        if not self.timings["copy"]:
+            return ""
+        ms = {phase: 1000 * statistics.median(values) for phase, values in self.timings.items() if values}
+        return (f"checkpoints: {len(self.timings['copy'])} saved; training thread {ms['copy'] + ms['wait']:.0f} ms "
+                f"each (copy {ms['copy']:.0f}, waiting for the previous save {ms['wait']:.0f}); background "
+                + ", ".join(f"{phase} {ms[phase]:.0f}" for phase in ("write", "publish", "commit") if phase in ms)
+                + " ms (medians)")
 
     def wait(self) -> None:
         """Blocks until the last save is published (raises its error, if any)."""

@@ -11,9 +11,12 @@ from __future__ import annotations
 import dataclasses
 import glob
 import hashlib
+import inspect
+import io
 import json
 import os
 import re
+import tokenize
 import typing
 from typing import Any, Mapping, Optional
 
@@ -59,63 +62,66 @@ class TrainConfig(_Printable):
 
     # Where everything goes (config.json, checkpoints/, tensorboard/, export/).
     job_dir: str = ""
-    preset: str = "default"
+    preset: str = "default"  # named flag set applied first: 'default' or 'smoke' (seconds, for tests)
     # Data: 'digits:train' (bundled digits, leaving digits:test out for evaluation), a folder of images,
     # a .npz file, or TFRecord shards.
     dataset: str = "digits:train"
-    resolution: int = 32
+    resolution: int = 32  # image side in pixels (images are resized and centre-cropped)
     channels: int = 0  # 0: the dataset's own (digits 1, folders 3, npz/shards as stored)
     folder_labels: str = "inferred"  # 'inferred' from class sub-folders, or 'none'
     on_corrupt: str = "skip"  # unreadable image files: 'skip' (counted, listed) or 'fail'
     conditional: Optional[bool] = None  # None: on when the dataset has labels
     # Model.
-    latent_dim: int = 100
+    latent_dim: int = 100  # size of the noise vector z
     width: float = 1.0  # multiplies the 64 base filters of G and D
     # Optimisation.
     batch_size: int = 64  # global, over all replicas and workers
-    steps: int = 3000
-    g_lr: float = 2e-4
-    d_lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    loss: str = "nonsaturating"
+    steps: int = 3000  # training steps in all (a resumed run continues to this step)
+    g_lr: float = 2e-4  # generator learning rate (Adam)
+    d_lr: float = 2e-4  # discriminator learning rate (Adam)
+    beta1: float = 0.5  # Adam beta1 of both optimizers
+    beta2: float = 0.999  # Adam beta2 of both optimizers
+    loss: str = "nonsaturating"  # 'nonsaturating' (BCE), 'hinge' or 'lsgan' (least squares)
     r1_gamma: float = 0.0  # R1 penalty weight on real images, 0 = off
     # How G uses the class: 'concat' (label embedding beside z) or 'cbn' (also class-conditional BatchNorm
     # in every block). D's conv kernels spectrally normalised (and no BatchNorm in D), as in SNGAN.
     g_conditioning: str = "concat"
-    d_spectral_norm: bool = False
+    d_spectral_norm: bool = False  # spectral normalisation in D (and no BatchNorm there)
     # Data-efficient training: DiffAugment before D ('auto': all three below DIFFAUGMENT_AUTO_BELOW images).
     diffaugment: str = "auto"  # 'auto', 'none', or a subset of 'color,translation,cutout'
     ada_target: float = 0.0  # > 0: adapt the augmentation probability p so E[sign D(real)] ~ target (ADA: 0.6)
     ada_kimg: float = 100.0  # thousands of images for p to move from 0 to 1 at most
     ema_decay: float = 0.999  # G_ema; 0 = plain copy of G
-    seed: int = 0
+    seed: int = 0  # seeds noise, data order and initial weights: same seed, same run
     # Cadence (steps).
-    log_every: int = 50
-    sample_every: int = 500
-    checkpoint_every: int = 500
-    keep_checkpoints: int = 3
+    log_every: int = 50  # steps between log lines and TensorBoard scalars
+    sample_every: int = 500  # steps between sample grids (TensorBoard and JOB_DIR/samples/)
+    checkpoint_every: int = 500  # steps between checkpoints
+    keep_checkpoints: int = 3  # committed checkpoints kept; older ones are deleted
+    # Seconds between TensorBoard log flushes and uploads (to a gs:// job dir and Vertex AI's
+    # AIP_TENSORBOARD_LOG_DIR) while training runs; 0 = only at checkpoints and at the end.
+    tensorboard_upload_secs: float = 60.0
     # Quality tracking: KID of G_ema vs the training images; the best step is exported to export/best/.
-    kid_every: int = 500  # steps; 0 = off
-    kid_samples: int = 1000
+    kid_every: int = 500  # steps between KID measurements (the best G_ema goes to export/best/); 0 = off
+    kid_samples: int = 1000  # generated and real images per KID measurement
     feature_model: str = ""  # a Keras model file for features; '' = a small classifier trained on the data
     # Hardware.
-    mixed_precision: str = "off"
+    mixed_precision: str = "off"  # off (float32), bfloat16 (CPUs with BF16, TPUs) or float16 (GPUs, loss-scaled)
     devices: int = 0  # 0: every visible GPU (or the CPU); N: split into N logical devices
-    xla: bool = False
-    sync_batchnorm: bool = False
+    xla: bool = False  # compile the training step with XLA (jit_compile)
+    sync_batchnorm: bool = False  # BatchNorm statistics over all replicas instead of each replica's own
     steps_per_call: int = 1  # training steps per tf.function call (fewer host round trips)
     # Behaviour.
-    overwrite: bool = False
-    dry_run: bool = False
-    progress: bool = True
-    deterministic: bool = False  # tf.config.experimental.enable_op_determinism
+    overwrite: bool = False  # a job dir holding a different job: discard its checkpoints, logs, samples and export
+    dry_run: bool = False  # resolve and print the config, check the job dir, train nothing
+    progress: bool = True  # a progress bar on stderr (off in logs that are not a terminal)
+    deterministic: bool = False  # bit-reproducible kernels (tf.config.experimental.enable_op_determinism); slower
 
     # Fields that may change between a run and its resumption; every other
     # field defines the job, and a job dir refuses a job that differs in them.
     RESUMABLE = (
         "job_dir", "preset", "steps", "log_every", "sample_every",
-        "checkpoint_every", "keep_checkpoints", "devices", "xla",
+        "checkpoint_every", "keep_checkpoints", "tensorboard_upload_secs", "devices", "xla",
         "steps_per_call", "overwrite", "dry_run", "progress", "deterministic",
         "on_corrupt", "kid_every", "kid_samples", "feature_model",
     )
@@ -184,6 +190,8 @@ class TrainConfig(_Printable):
             errors.append(f"--mixed_precision={self.mixed_precision!r} is unknown; choose one of {list(PRECISIONS)}")
         if self.devices < 0:
             errors.append(f"--devices={self.devices} must be >= 0")
+        if not 0 <= self.tensorboard_upload_secs < 86400:  # NaN fails too
+            errors.append(f"--tensorboard_upload_secs={self.tensorboard_upload_secs} must be in [0, 86400) (0 = off)")
         return errors
 
     def identity(self) -> dict[str, Any]:
@@ -262,29 +270,32 @@ class AugmentParams:
 class ShardJobConfig(_Printable):
     """Fields shared by `dcgan sample` and `dcgan augment` (both write TFRecord shards)."""
 
-    output: str = ""
-    preset: str = "default"
-    num_images: int = 10_000
-    images_per_shard: int = 4096
-    seed: int = 0
-    batch_size: int = 256
+    output: str = ""  # where the shards go: a folder or gs://bucket/path
+    preset: str = "default"  # named flag set applied first: 'default' or 'smoke'
+    num_images: int = 10_000  # images in the whole output (over all tasks)
+    images_per_shard: int = 4096  # records per TFRecord shard
+    seed: int = 0  # seeds every image's noise and augmentation: same plan, same bytes
+    batch_size: int = 256  # images generated (or augmented) per batch
+    image_format: str = "png"  # how records hold images: png (lossless), jpeg (lossy, smaller) or raw uint8 (fastest)
     png_compression: int = 1  # 0..9: 1 is fast; 9 is smallest
+    jpeg_quality: int = 95  # 1..100, for --image_format=jpeg
     task_index: int = -1  # -1: from JOB_COMPLETION_INDEX, CLUSTER_SPEC or TF_CONFIG, else 0
     num_tasks: int = 0  # 0: from the environment (DCGAN_NUM_TASKS, CLUSTER_SPEC, TF_CONFIG), else 1
     verify: bool = False  # re-check a finished output and exit
-    progress: bool = True
+    progress: bool = True  # a progress bar on stderr
     # Augmentation: Keras ImageDataGenerator's arguments, same names and units.
-    rotation_range: float = 0.0
-    width_shift_range: float = 0.0
-    height_shift_range: float = 0.0
-    shear_range: float = 0.0
+    rotation_range: float = 0.0  # degrees, as ImageDataGenerator's rotation_range
+    width_shift_range: float = 0.0  # fraction of the width (ImageDataGenerator's width_shift_range)
+    height_shift_range: float = 0.0  # fraction of the height
+    shear_range: float = 0.0  # shear angle in degrees
     zoom_range: str = "0"  # 'z' -> [1-z, 1+z], or 'lo,hi'
-    horizontal_flip: bool = False
-    vertical_flip: bool = False
-    fill_mode: str = "nearest"
-    cval: float = 0.0
+    horizontal_flip: bool = False  # flip left-right at random
+    vertical_flip: bool = False  # flip upside down at random
+    fill_mode: str = "nearest"  # outside the image: 'nearest', 'constant', 'reflect' or 'wrap'
+    cval: float = 0.0  # the fill value for fill_mode='constant' (0-255)
     brightness_range: str = ""  # '' (off) or 'lo,hi'
-    channel_shift_range: float = 0.0
+    channel_shift_range: float = 0.0  # random shift added to each channel (0-255 scale)
+    AUTO_BATCH = False  # whether --batch_size=0 (sized from the image size) is allowed
 
     AUGMENTATION = ("rotation_range", "width_shift_range", "height_shift_range", "shear_range", "zoom_range",
                     "horizontal_flip", "vertical_flip", "fill_mode", "cval", "brightness_range",
@@ -306,10 +317,14 @@ class ShardJobConfig(_Printable):
             errors.append(f"--num_images={self.num_images} must be >= 1")
         if self.images_per_shard < 1:
             errors.append(f"--images_per_shard={self.images_per_shard} must be >= 1")
-        if self.batch_size < 1:
-            errors.append(f"--batch_size={self.batch_size} must be >= 1")
+        if self.batch_size < (0 if self.AUTO_BATCH else 1):
+            errors.append(f"--batch_size={self.batch_size} must be >= {0 if self.AUTO_BATCH else 1}")
         if not 0 <= self.png_compression <= 9:
             errors.append(f"--png_compression={self.png_compression} must be in 0..9")
+        if self.image_format not in ("png", "jpeg", "raw"):
+            errors.append(f"--image_format={self.image_format!r} must be png, jpeg or raw")
+        if not 1 <= self.jpeg_quality <= 100:
+            errors.append(f"--jpeg_quality={self.jpeg_quality} must be in 1..100")
         if self.seed < 0:
             errors.append(f"--seed={self.seed} must be >= 0")
         if self.num_tasks < 0:
@@ -345,9 +360,14 @@ class SampleConfig(ShardJobConfig):
     min_confidence: float = 0.0
     # > 0: write one labelled grid of this many samples to --output (a .png file) and nothing else.
     preview: int = 0
+    # The generator's compute precision: off (float32), bfloat16 (fast on CPUs with BF16, TPUs) or
+    # float16 (GPUs). Pixels may differ from float32 by about one grey level; recorded in the plan.
+    mixed_precision: str = "off"
 
     def validate(self) -> list[str]:
         errors = super().validate()
+        if self.mixed_precision not in PRECISIONS:
+            errors.append(f"--mixed_precision={self.mixed_precision!r} is unknown; choose one of {list(PRECISIONS)}")
         if self.teacher_members < 1 or self.teacher_steps < 1:
             errors.append("--teacher_members and --teacher_steps must be >= 1")
         if self.preview < 0 or self.preview > 1024:
@@ -382,13 +402,16 @@ class SampleConfig(ShardJobConfig):
 class AugmentConfig(ShardJobConfig):
     """`dcgan augment`: classic augmentation of the real data, same shard format."""
 
-    dataset: str = "digits:train"
-    resolution: int = 32
-    channels: int = 0
-    folder_labels: str = "inferred"
-    on_corrupt: str = "skip"
+    AUTO_BATCH = True
+
+    dataset: str = "digits:train"  # the real images: 'digits:train', a folder, a .npz file or shards (':SPLIT' picks a part)
+    resolution: int = 32  # image side in pixels of the written images
+    channels: int = 0  # 0: the dataset's own; 1 or 3 converts
+    folder_labels: str = "inferred"  # 'inferred' from class sub-folders, or 'none'
+    on_corrupt: str = "skip"  # unreadable image files: 'skip' (counted) or 'fail'
+    batch_size: int = 0  # images per batch; 0 = about 4M pixels a batch (1024 at 32-64 px, 256 at 128 px, 64 at 256 px)
     # ImageDataGenerator-style defaults that suit most photos and digits.
-    rotation_range: float = 15.0
+    rotation_range: float = 15.0  # degrees, as ImageDataGenerator's rotation_range
     width_shift_range: float = 0.1
     height_shift_range: float = 0.1
     zoom_range: str = "0.1"
@@ -411,17 +434,17 @@ class EvaluateConfig(_Printable):
     synthetic: str = ""  # shards (a folder or gs://), or a job dir / export to sample --num_samples from
     train_data: str = ""  # the generator's training images ('' = the dataset recorded in its export)
     report: str = "report.json"  # also writes REPORT-closest-pixels.png, -closest-features.png, -samples.png
-    num_samples: int = 2000
+    num_samples: int = 2000  # synthetic images measured (sampled from a job dir, or read from shards)
     feature_model: str = ""  # a Keras model file whose output is the feature vector ('' = small classifier)
     feature_data: str = ""  # images the default feature classifier learns from ('' = --real)
-    feature_steps: int = 1500
+    feature_steps: int = 1500  # training steps of the default feature classifier
     resolution: int = 0  # 0 = the synthetic images'; otherwise it must match them
     downstream: str = "auto"  # auto (when labels allow), true, false
-    downstream_steps: int = 1000
+    downstream_steps: int = 1000  # training steps of each downstream classifier
     seeds: int = 3  # downstream classifiers per variant (mean and std reported)
-    kid_subsets: int = 100
-    memorization_quantile: float = 0.01
-    seed: int = 0
+    kid_subsets: int = 100  # subsets KID is averaged over
+    memorization_quantile: float = 0.01  # a sample closer to a training image than this quantile of real-to-real distances counts as memorized
+    seed: int = 0  # seeds sampling and the classifiers
     # --real sharing images with the generator's training images is refused; true reports
     # anyway, with every affected number marked.
     allow_overlap: bool = False
@@ -478,7 +501,7 @@ class LaunchConfig(_Printable):
     zone: str = "us-central1-a"  # Compute Engine VM
     existing_vm: str = ""  # vm: run on this existing VM (gcloud compute ssh) instead of creating one
     vm_image_family: str = "common-cu128-ubuntu-2204-nvidia-570"  # Deep Learning VM image with Docker + NVIDIA driver
-    namespace: str = "default"  # k8s
+    namespace: str = "default"  # k8s: the namespace the Job and its ServiceAccount live in
     service_account: str = ""  # k8s: a Kubernetes SA bound to a GCS-capable Google SA; vertex/vm: a Google SA email
     vertex_tensorboard: str = ""  # vertex: projects/P/locations/L/tensorboards/ID (needs --service_account)
     dry_run: bool = False  # print what would be submitted, submit nothing
@@ -635,11 +658,46 @@ def load_json(cls, text: str):
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
+def field_help(cls) -> dict[str, str]:
+    """Each field's help text, read from the class body (the one place it is written): the comment
+    on the field's line, else the comment lines just above it. A field a subclass redefines without
+    a comment keeps its base class's text."""
+    helps: dict[str, str] = {}
+    names = {f.name for f in dataclasses.fields(cls)}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):  # no source (a frozen app): flags simply show no help
+            continue
+        comments: dict[int, tuple[str, bool]] = {}  # line -> (text, alone on its line)
+        for token in tokenize.generate_tokens(io.StringIO(source).readline):
+            if token.type == tokenize.COMMENT:
+                comments[token.start[0]] = (token.string.lstrip("#").strip(), not token.line[:token.start[1]].strip())
+        lines = source.splitlines()
+        for number, line in enumerate(lines, start=1):
+            match = re.match(r"    ([a-z_][a-z0-9_]*)\s*:[^=]*=", line)
+            if not match or match.group(1) not in names:
+                continue
+            text, alone = comments.get(number, ("", True))
+            if not text or alone:
+                above, row = [], number - 1
+                while row in comments and comments[row][1]:
+                    above.insert(0, comments[row][0])
+                    row -= 1
+                text = " ".join(above)
+            if text:
+                helps[match.group(1)] = text
+    return helps
+
+
 def help_text(job: str) -> str:
     cls = CONFIG_CLASSES[job]
+    helps = field_help(cls)
     lines = [f"usage: dcgan {job} [--flag=value ...]", "", "flags (defaults before any preset):"]
     for f in dataclasses.fields(cls):
-        lines.append(f"  --{f.name:<18} {f.default!r}")
+        lines.append(f"  --{f.name:<24} {f.default!r:<12} {helps.get(f.name, '')}".rstrip())
     lines.append("")
     if job == "launch":
         lines[0] = "usage: dcgan launch vm|vertex|k8s --job=train|sample --image=IMAGE [--flag=value ...] [JOB FLAGS]"

@@ -36,6 +36,7 @@ from typing import Optional
 import tensorflow as tf
 
 from trainer import augment, shards, storage
+from trainer import image_codec
 from trainer.sources import ImageSource, dataset_source, generator_source
 from trainer.config import AugmentParams
 from trainer.errors import UserError
@@ -53,10 +54,24 @@ def make_plan(config, source: ImageSource, params: AugmentParams) -> dict:
     return {
         "format": "dcgan-factory shards", "schema_version": shards.SCHEMA_VERSION, "source": source.kind,
         "num_images": config.num_images, "num_shards": num_shards, "images_per_shard": config.images_per_shard,
-        "seed": config.seed, "batch_size": config.batch_size, "png_compression": config.png_compression,
+        "seed": config.seed, "batch_size": config.batch_size or auto_batch_size(source.resolution), **encoding(config),
         "resolution": source.resolution, "channels": source.channels, "num_classes": source.num_classes,
         "augmentation": params.to_dict(), **source.identity,
     }
+
+
+def auto_batch_size(resolution: int) -> int:
+    """About 4M pixels a batch: large enough to keep both stages busy, small enough for big images."""
+    return max(16, min(1024, 2**22 // (resolution * resolution)))
+
+
+def encoding(config) -> dict:
+    """The plan's image-encoding entries (a PNG plan keeps the keys it has always had)."""
+    if config.image_format == "png":
+        return {"png_compression": config.png_compression}
+    if config.image_format == "jpeg":
+        return {"image_format": "jpeg", "jpeg_quality": config.jpeg_quality}
+    return {"image_format": "raw"}
 
 
 def claim_plan(store: storage.Store, plan: dict) -> None:
@@ -119,16 +134,13 @@ def is_whole(plan: dict, found: int, candidates: int) -> bool:
     return found == candidates if not filters(plan) else 0 <= found <= candidates
 
 
-@tf.function(reduce_retracing=True)
-def encode_pngs(pixels: tf.Tensor, compression: int) -> tf.Tensor:
-    """uint8 [B, H, W, C] -> B PNG strings, encoded in parallel."""
-    return tf.map_fn(lambda im: tf.io.encode_png(im, compression=compression), pixels,
-                     fn_output_signature=tf.string, parallel_iterations=32)
-
-
 def make_producer(source: ImageSource, params: AugmentParams, seed: int, min_confidence: float = 0.0):
-    """One compiled function: global indices -> (uint8 images, labels, seeds, keep, teacher probabilities)."""
-    @tf.function(reduce_retracing=True)
+    """One compiled function: global indices -> (uint8 images, labels, seeds, keep, teacher probabilities).
+
+    Plain TensorFlow ops with no Python control flow on tensors, so it is traced
+    without AutoGraph (a second of start-up saved); callers pass whole batches so
+    it is traced and compiled once."""
+    @tf.function(autograph=False)
     def produce(indices):
         pixels, labels, seeds = source.make_batch(indices)
         # Memorization is judged on the generator's own output, before augmentation hides a copy.
@@ -160,31 +172,32 @@ def write_shard(store: storage.Store, plan: dict, source: ImageSource, produce, 
     with storage.own(temp):  # held while writing: other processes' cleanups skip this file
         first = index * plan["images_per_shard"]
         res, channels, batch = source.resolution, source.channels, plan["batch_size"]
-        compression = plan["png_compression"]
+        image_format = plan.get("image_format", "png")
+        quality = {"png_compression": plan.get("png_compression", 1), "jpeg_quality": plan.get("jpeg_quality", 95)}
 
         kept = 0
-        encoder = shards.ExampleEncoder(res, res, channels, source.kind, source.generator_step)
+        encoder = shards.ExampleEncoder(res, res, channels, source.kind, source.generator_step, image_format)
 
         def write_batch(writer, pixels, labels, seeds, keep, probs):
             nonlocal kept
             if not keep.all():
-                pixels, labels, seeds, probs = tf.boolean_mask(pixels, keep), labels[keep], seeds[keep], probs[keep]
-            pngs = encode_pngs(pixels, compression).numpy() if len(labels) else []
+                pixels, labels, seeds, probs = pixels[keep], labels[keep], seeds[keep], probs[keep]
+            blobs = image_codec.encode(pixels, image_format, **quality) if len(labels) else []
             soft = probs.shape[1] > 0
-            for png, label, s, p in zip(pngs, labels, seeds, probs):
-                writer.write(encoder.encode(png, int(label), int(s), p.tolist() if soft else None))
-            kept += len(pngs)
+            writer.write(shards.frame_records([encoder.encode(blob, label, s, p.tolist() if soft else None)
+                                               for blob, label, s, p in zip(blobs, labels.tolist(), seeds.tolist(), probs)]))
+            kept += len(blobs)
             if on_images:
                 on_images(len(keep))
 
-        with tf.io.TFRecordWriter(temp) as writer, concurrent.futures.ThreadPoolExecutor(1) as pool:
+        with open(temp, "wb") as writer, concurrent.futures.ThreadPoolExecutor(1) as pool:
             pending = []
             for start in range(first, first + count, batch):
-                indices = tf.range(start, min(start + batch, first + count), dtype=tf.int64)
-                pixels, labels, seeds, keep, probs = produce(indices)
-                # Encoding and writing overlap the next batch's generation.
-                pending.append(pool.submit(write_batch, writer, pixels, labels.numpy(), seeds.numpy(), keep.numpy(),
-                                           probs.numpy()))
+                # Always a whole batch (one trace, one XLA compile); the images past the shard are dropped.
+                # Encoding and writing (other threads) overlap the next batch's generation.
+                size = min(batch, first + count - start)
+                outputs = [t.numpy()[:size] for t in produce(tf.range(start, start + batch, dtype=tf.int64))]
+                pending.append(pool.submit(write_batch, writer, *outputs))
                 while len(pending) > 2:
                     pending.pop(0).result()
             for job in pending:

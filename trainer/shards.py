@@ -7,7 +7,7 @@ Files (TFDS-style names, N fixed by the plan):
     OUTPUT/manifest.json                              the commit marker, written last
 
 Each record (slim/TFDS keys):
-    image/encoded       PNG bytes            image/format     b"png"
+    image/encoded       the image (PNG by default)   image/format  b"png", b"jpeg" or b"raw" (uint8 H x W x C)
     image/height, image/width, image/channels                int64
     image/class/label   int64 (-1: unconditional generator, no label)
     image/source        b"synthetic" or b"augmented"
@@ -35,7 +35,7 @@ from typing import Optional
 import google_crc32c
 import tensorflow as tf
 
-from trainer import storage
+from trainer import image_codec, storage
 from trainer.errors import UserError
 
 PLAN = "plan.json"
@@ -93,43 +93,73 @@ def _entry(key: str, feature: bytes) -> bytes:
     return _field(0x0A, _field(0x0A, key.encode()) + _field(0x12, feature))
 
 
+def _bytes_entry_prefix(key: str, size: int) -> bytes:
+    """The bytes before a payload of `size` bytes in _entry(key, _bytes_feature(payload))."""
+    value = b"\x0a" + _varint(size)  # BytesList.value(1)
+    feature = b"\x0a" + _varint(len(value) + size)  # Feature.bytes_list(1)
+    key_field = _field(0x0A, key.encode())
+    inner = len(feature) + len(value) + size
+    entry = key_field + b"\x12" + _varint(inner)  # map entry: key(1), value(2)
+    return b"\x0a" + _varint(len(entry) + inner) + entry + feature + value
+
+
 class ExampleEncoder:
     """Serializes this format's tf.train.Example records directly.
 
     Byte-identical to `make_example_proto` (protobuf's deterministic
     serialization, feature map sorted by key; tested), and several times faster:
-    the entries that are the same for a whole shard are encoded once."""
+    the entries that are the same for a whole shard are encoded once, and a
+    record is joined from its parts in one copy."""
 
-    def __init__(self, height: int, width: int, channels: int, source: str, generator_step: int):
+    def __init__(self, height: int, width: int, channels: int, source: str, generator_step: int,
+                 image_format: str = "png"):
         self._channels = _entry("image/channels", _int64_feature(channels))
-        self._middle = _entry("image/format", _bytes_feature(b"png")) + _entry("image/height", _int64_feature(height))
+        self._middle = _entry("image/format", _bytes_feature(image_format.encode())) + _entry("image/height", _int64_feature(height))
         self._source = _entry("image/source", _bytes_feature(source.encode()))
         self._tail = _entry("image/width", _int64_feature(width)) + _entry("synthetic/generator_step",
                                                                            _int64_feature(generator_step))
+        self._sha = _bytes_entry_prefix("image/key/sha256", 64)
+        self._labels: dict[int, bytes] = {}
+        self._encoded_prefix: dict[int, bytes] = {}
 
     def encode(self, png: bytes, label: int, seed: int, probs=None) -> bytes:
         """One record; `probs` (a teacher's class probabilities) adds image/class/probs and
         image/teacher/confidence (the probability of `label`)."""
-        sha = hashlib.sha256(png).hexdigest().encode()
+        label_entry = self._labels.get(label)
+        if label_entry is None:
+            label_entry = self._labels[label] = _entry("image/class/label", _int64_feature(label))
+        prefix = self._encoded_prefix.get(len(png))
+        if prefix is None:
+            prefix = self._encoded_prefix[len(png)] = _bytes_entry_prefix("image/encoded", len(png))
         soft = teacher = b""
         if probs is not None:
             soft = _entry("image/class/probs", _floats_feature(probs))
             teacher = _entry("image/teacher/confidence", _floats_feature([probs[label]]))
-        entries = b"".join((self._channels, _entry("image/class/label", _int64_feature(label)), soft,
-                            _entry("image/encoded", _bytes_feature(png)), self._middle,
-                            _entry("image/key/sha256", _bytes_feature(sha)), self._source, teacher, self._tail,
-                            _entry("synthetic/seed", _int64_feature(seed))))
-        return _field(0x0A, entries)  # Example.features(1) -> Features.feature(1): the map entries
+        parts = (self._channels, label_entry, soft, prefix, png, self._middle, self._sha,
+                 hashlib.sha256(png).hexdigest().encode(), self._source, teacher, self._tail,
+                 _entry("synthetic/seed", _int64_feature(seed)))
+        size = sum(map(len, parts))
+        return b"".join((b"\x0a", _varint(size), *parts))  # Example.features(1) -> Features.feature(1)
+
+
+def frame_records(records: list[bytes]) -> bytes:
+    """TFRecord framing of several records (what tf.io.TFRecordWriter writes): length, its masked
+    crc32c, data, the data's masked crc32c. One write per batch instead of one call per record."""
+    parts = []
+    for record in records:
+        length = struct.pack("<Q", len(record))
+        parts += (length, struct.pack("<I", _masked_crc(length)), record, struct.pack("<I", _masked_crc(record)))
+    return b"".join(parts)
 
 
 def make_example(png: bytes, height: int, width: int, channels: int, label: int, source: str,
-                 seed: int, generator_step: int, probs=None) -> bytes:
+                 seed: int, generator_step: int, probs=None, image_format: str = "png") -> bytes:
     """One serialized record (see ExampleEncoder, which a shard writer reuses)."""
-    return ExampleEncoder(height, width, channels, source, generator_step).encode(png, label, seed, probs)
+    return ExampleEncoder(height, width, channels, source, generator_step, image_format).encode(png, label, seed, probs)
 
 
 def make_example_proto(png: bytes, height: int, width: int, channels: int, label: int, source: str,
-                       seed: int, generator_step: int, probs=None) -> bytes:
+                       seed: int, generator_step: int, probs=None, image_format: str = "png") -> bytes:
     """The same record built as a protobuf message: the reference `make_example` is tested against."""
     def ints(v):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
@@ -138,7 +168,7 @@ def make_example_proto(png: bytes, height: int, width: int, channels: int, label
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
 
     features = {
-        "image/encoded": raw(png), "image/format": raw(b"png"),
+        "image/encoded": raw(png), "image/format": raw(image_format.encode()),
         "image/height": ints(height), "image/width": ints(width), "image/channels": ints(channels),
         "image/class/label": ints(label), "image/source": raw(source.encode()),
         "image/key/sha256": raw(hashlib.sha256(png).hexdigest().encode()),
@@ -154,8 +184,13 @@ def make_example_proto(png: bytes, height: int, width: int, channels: int, label
 def parse_example(record: tf.Tensor, channels: int) -> tuple[tf.Tensor, tf.Tensor]:
     """Serialized Example -> (uint8 [H, W, channels], int64 label)."""
     parsed = tf.io.parse_single_example(record, FEATURES)
-    image = tf.io.decode_png(parsed["image/encoded"], channels=channels)
-    return image, parsed["image/class/label"]
+    return decode_image(parsed, channels), parsed["image/class/label"]
+
+
+def decode_image(parsed: dict, channels: int) -> tf.Tensor:
+    """A parsed record's image (PNG, JPEG or raw, as its image/format says) -> uint8 [H, W, channels]."""
+    return image_codec.decode(parsed["image/encoded"], parsed["image/format"], parsed["image/height"],
+                               parsed["image/width"], parsed["image/channels"], channels)
 
 
 class DamagedShard(Exception):
@@ -317,7 +352,7 @@ def load(path: str, shuffle: bool = True, seed: Optional[int] = None, allow_unco
 
         def parse(record):
             parsed = tf.io.parse_single_example(record, spec)
-            return tf.io.decode_png(parsed["image/encoded"], channels=channels), parsed["image/class/probs"]
+            return decode_image(parsed, channels), parsed["image/class/probs"]
     else:
         def parse(record):
             return parse_example(record, channels)

@@ -60,6 +60,7 @@ def latents(seed: int, sample: tf.Tensor, latent_dim: int, psi: float = 0.0) -> 
 def generator_source(config) -> ImageSource:
     model_path = export.resolve_path(config.generator)  # a gs:// generator is downloaded once, here
     model, meta = export.load(model_path)
+    model = export.with_precision(model, config.mixed_precision)
     num_classes = int(meta["num_classes"])
     latent = int(meta["latent_dim"])
     copies, psi, seed = config.copies_per_sample, config.truncation, config.seed
@@ -82,7 +83,7 @@ def generator_source(config) -> ImageSource:
         edges = tf.constant(np.cumsum(weights) / np.sum(weights), tf.float32)
         return tf.minimum(tf.searchsorted(edges, u, side="right"), num_classes - 1)
 
-    @tf.function
+    @tf.function(autograph=False)
     def make_batch(indices):
         sample = indices // copies  # k copies of a sample share its z and label
         z, labels = latents(seed, sample, latent, psi), labels_of(sample)
@@ -92,6 +93,8 @@ def generator_source(config) -> ImageSource:
     identity = {"generator_sha256": shards.file_sha256(model_path),
                 "generator_step": int(meta["step"]), "labels": config.labels, "truncation": psi,
                 "copies_per_sample": copies}
+    if config.mixed_precision != "off":
+        identity["mixed_precision"] = config.mixed_precision
     keep = None
     if config.max_memorization > 0:
         keep, identity["memorization"] = memorization_filter(config, meta)
@@ -189,7 +192,7 @@ def dataset_source(config) -> ImageSource:
                          else np.full([source.num_examples], shards.NO_LABEL, np.int64))
     n = source.num_examples
 
-    @tf.function
+    @tf.function(autograph=False)
     def make_batch(indices):
         real = indices % n  # every real image is used equally often, each time augmented anew
         return tf.cast(tf.gather(images, real), tf.float32), tf.gather(labels, real), real

@@ -33,6 +33,7 @@ import hashlib
 import os
 import shutil
 import sys
+import threading
 import time
 import uuid
 from typing import Optional
@@ -316,6 +317,7 @@ class GcsStore(Store):
         self.root = staging or cache_for("staging", self.url_text)
         self._client = None
         self._synced: dict[str, tuple[int, int]] = {}
+        self._sync_lock = threading.Lock()  # the log timer and the checkpoint thread both sync logs
 
     url = property(lambda self: self.url_text)
 
@@ -510,18 +512,15 @@ class GcsStore(Store):
 
     def sync_up(self, key: str) -> None:
         """Uploads (replacing) files under local(key) that changed since the last sync."""
-        base = self.local(key)
-        for d, _, names in os.walk(base):
-            for name in names:
-                path = os.path.join(d, name)
-                stat = os.stat(path)
-                signature = (stat.st_size, stat.st_mtime_ns)
-                if self._synced.get(path) == signature:
-                    continue
-                rel = os.path.relpath(path, self.root).replace(os.sep, "/")
-                self._call(f"sync {rel}", lambda: self.bucket.blob(self._name(rel)).upload_from_filename(
-                    path, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
-                self._synced[path] = signature
+        with self._sync_lock:
+            self._sync_up(key)
+
+    def _sync_up(self, key: str) -> None:
+        for path, signature in changed_files(self.local(key), self._synced):
+            rel = os.path.relpath(path, self.root).replace(os.sep, "/")
+            self._call(f"sync {rel}", lambda: self.bucket.blob(self._name(rel)).upload_from_filename(
+                path, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
+            self._synced[path] = signature
 
     def blobs(self, prefix: str = "") -> dict:
         """{key: blob} under a folder key (the blobs carry size and crc32c)."""
@@ -577,13 +576,60 @@ def _file_crc32c(path: str) -> str:
     return base64.b64encode(checksum.digest()).decode()
 
 
+def changed_files(folder: str, seen: dict) -> list[tuple[str, tuple[int, int]]]:
+    """(path, (size, mtime_ns)) of the files under `folder` whose signature differs from seen[path]."""
+    changed = []
+    for d, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(d, name)
+            stat = os.stat(path)
+            if seen.get(path) != (stat.st_size, stat.st_mtime_ns):
+                changed.append((path, (stat.st_size, stat.st_mtime_ns)))
+    return changed
+
+
+class TreeMirror:
+    """Copies a local folder's new and changed files into a store, keys relative to the folder.
+
+    Each call uploads only what changed (size or mtime) since the last one; safe
+    to call from several threads."""
+
+    def __init__(self, local_dir: str, target: Store):
+        self.local_dir, self.target = local_dir, target
+        self._copied: dict[str, tuple[int, int]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self) -> int:
+        copied = 0
+        with self._lock:
+            for path, signature in changed_files(self.local_dir, self._copied):
+                key = os.path.relpath(path, self.local_dir).replace(os.sep, "/")
+                if not (storage_is_local(self.target) and _append_new_bytes(path, self.target.path(key))):
+                    with open(path, "rb") as f:
+                        self.target.put(key, f.read())
+                self._copied[path] = signature
+                copied += 1
+        return copied
+
+
+def storage_is_local(store: Store) -> bool:
+    return not is_remote(store.url)
+
+
+def _append_new_bytes(source: str, target: str) -> bool:
+    """Appends what `source` gained since `target` was copied from it (event files only grow), so a
+    reader tailing `target` (TensorBoard) keeps its place; False when `target` is not a prefix copy."""
+    if not os.path.isfile(target) or os.path.getsize(target) > os.path.getsize(source):
+        return False
+    with open(source, "rb") as src, open(target, "ab") as out:
+        src.seek(out.tell())
+        shutil.copyfileobj(src, out)
+    return True
+
+
 def upload_tree(local_dir: str, target: Store) -> None:
     """Copies (replacing) every file under a local folder into a store, keys relative to the folder."""
-    for folder, _, names in os.walk(local_dir):
-        for name in names:
-            path = os.path.join(folder, name)
-            with open(path, "rb") as f:
-                target.put(os.path.relpath(path, local_dir).replace(os.sep, "/"), f.read())
+    TreeMirror(local_dir, target)()
 
 
 def open_store(url: str) -> Store:

@@ -6,11 +6,18 @@ Tags written by `dcgan train` (all under JOB_DIR/tensorboard/):
     perf/images_per_sec, and the image `samples` (G_ema on fixed noise).
 
     tensorboard --logdir JOB_DIR/tensorboard
+
+While training runs, `LiveLogs` flushes the event file every
+--tensorboard_upload_secs and copies what changed to a gs:// job dir and to
+Vertex AI's AIP_TENSORBOARD_LOG_DIR, so TensorBoard follows a remote run.
 """
 
 from __future__ import annotations
 
 import math
+import sys
+import threading
+from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -38,9 +45,9 @@ def to_uint8(images) -> np.ndarray:
 class Summaries:
     """A file writer that does nothing on non-chief workers."""
 
-    def __init__(self, logdir: str, enabled: bool):
+    def __init__(self, logdir: str, enabled: bool, flush_secs: float = 120.0):
         self.enabled = enabled
-        self.writer = tf.summary.create_file_writer(logdir) if enabled else None
+        self.writer = tf.summary.create_file_writer(logdir, flush_millis=int(flush_secs * 1000)) if enabled else None
 
     def scalars(self, step: int, values: dict) -> None:
         if not self.enabled:
@@ -62,3 +69,39 @@ class Summaries:
     def close(self) -> None:
         if self.enabled:
             self.writer.close()
+
+
+class LiveLogs:
+    """A periodic action on its own thread: flush the event file, then run each upload.
+
+    `uploads` are callables (a store's sync of the log folder, a mirror into
+    AIP_TENSORBOARD_LOG_DIR). An upload that fails is reported once on stderr and
+    retried at the next tick: logs must never stop training. `close()` stops the
+    thread; the caller does the final, checked upload."""
+
+    def __init__(self, writer: Summaries, uploads: Sequence[Callable[[], object]], every_secs: float):
+        self.writer, self.uploads, self.every_secs = writer, list(uploads), every_secs
+        self.ticks, self.failures = 0, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="tensorboard-upload", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_secs):
+            self.tick()
+
+    def tick(self) -> None:
+        self.writer.flush()
+        for upload in self.uploads:
+            try:
+                upload()
+            except Exception as err:  # noqa: BLE001 - a network error must not end the run
+                self.failures += 1
+                if self.failures == 1:
+                    print(f"warning: TensorBoard log upload failed ({type(err).__name__}: {str(err)[:200]}); "
+                          "retrying every tick", file=sys.stderr)
+        self.ticks += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
