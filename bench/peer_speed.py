@@ -37,20 +37,6 @@ from bench import common
 DEFAULTS = {"sizes": "32x1,64x3", "batch": 64, "repeats": 3, "precisions": "float32,bfloat16", "steps": 0,
             "width": 1.0, "latent_dim": 100}
 STEPS = {32: 150, 64: 40, 128: 12}  # per run, ~20-40 s of training on 2 cores
-PEAK = """
-import os, time
-os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
-import tensorflow as tf
-for dtype in (tf.float32, tf.bfloat16):
-    a = tf.random.normal([2048, 2048], dtype=tf.float32)
-    a = tf.cast(a, dtype)
-    f = tf.function(lambda x: tf.matmul(x, x))
-    f(a).numpy()
-    runs = []
-    for _ in range(5):
-        t = time.perf_counter(); f(a).numpy(); runs.append(time.perf_counter() - t)
-    print(dtype.name, 2 * 2048**3 / sorted(runs)[2] / 1e9)
-"""
 
 
 def filters(width: float, level_from_top: int) -> int:
@@ -102,7 +88,8 @@ def run_job(args: list[str]) -> tuple[float, float]:
 
 
 def matmul_peak() -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", PEAK], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-m", "bench.peers.matmul_peak"], capture_output=True, text=True,
+                         check=True).stdout
     return {name: float(value) for name, value in (line.split() for line in out.splitlines())}
 
 
@@ -111,9 +98,11 @@ def main(argv):
     precisions = flags["precisions"].split(",")
     work = tempfile.mkdtemp(prefix="dcgan-bench-peer-")
     try:
-        import torch
-
-        torch_version, threads = torch.__version__, torch.get_num_threads()
+        # Asked in a child: this process never imports both frameworks (it imports TensorFlow for the report).
+        torch_version, threads = subprocess.run(
+            [sys.executable, "-m", "bench.peers.torch_dcgan", "--describe"],
+            capture_output=True, text=True, check=True).stdout.split()
+        threads = int(threads)
         peak = matmul_peak()
         results = {}
         for size in flags["sizes"].split(","):

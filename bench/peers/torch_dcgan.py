@@ -123,7 +123,11 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=200, help="training steps")
     parser.add_argument("--log_every", type=int, default=25, help="steps per throughput window")
     parser.add_argument("--bfloat16", action="store_true", help="torch.autocast(bfloat16)")
+    parser.add_argument("--describe", action="store_true", help="print the torch version and thread count, and exit")
     args = parser.parse_args(argv)
+    if args.describe:
+        print(torch.__version__, torch.get_num_threads())
+        return
     torch.manual_seed(0)
     small = torch.from_numpy((load_digits().images / 16.0).astype(np.float32))[:, None]
     images = torch.nn.functional.interpolate(small, size=(args.resolution,) * 2, mode="bilinear", antialias=True)
