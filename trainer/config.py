@@ -41,6 +41,7 @@ def missing_dataset(flag: str, value: str) -> Optional[str]:
     return None
 LOSSES = ("nonsaturating", "hinge", "lsgan")
 PRECISIONS = ("off", "float16", "bfloat16")
+IMAGE_FORMATS = ("png", "jpeg", "raw")  # how shard records hold images (trainer/image_codec.py)
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 DIFFAUGMENT_AUTO_BELOW = 20_000  # images: `--diffaugment=auto` turns it on for smaller datasets
 
@@ -321,7 +322,7 @@ class ShardJobConfig(_Printable):
             errors.append(f"--batch_size={self.batch_size} must be >= {0 if self.AUTO_BATCH else 1}")
         if not 0 <= self.png_compression <= 9:
             errors.append(f"--png_compression={self.png_compression} must be in 0..9")
-        if self.image_format not in ("png", "jpeg", "raw"):
+        if self.image_format not in IMAGE_FORMATS:
             errors.append(f"--image_format={self.image_format!r} must be png, jpeg or raw")
         if not 1 <= self.jpeg_quality <= 100:
             errors.append(f"--jpeg_quality={self.jpeg_quality} must be in 1..100")

@@ -20,7 +20,8 @@ import zlib
 
 import numpy as np
 
-FORMATS = ("png", "jpeg", "raw")
+from trainer.config import IMAGE_FORMATS as FORMATS
+
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> grey, grey+alpha, RGB, RGBA
 _POOL = concurrent.futures.ThreadPoolExecutor(max(1, min(4, os.cpu_count() or 1)), thread_name_prefix="encode")

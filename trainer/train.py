@@ -410,8 +410,9 @@ def train_and_commit(config, strategy, source, nets, num_classes, manager, write
         writer.close()
         manager.close()
         if role.is_chief:
-            if manager.describe_timings():
-                print(manager.describe_timings())
+            timings = manager.describe_timings()
+            if timings:
+                print(timings)
             for upload in uploads:
                 upload()
 
