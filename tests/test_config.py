@@ -1,6 +1,8 @@
 """TrainConfig: presets, precedence, coercion, one message per mistake."""
 
+import dataclasses
 import json
+import re
 
 import pytest
 
@@ -88,3 +90,34 @@ def test_every_flag_of_every_command_has_help_text():
     shown = run_cli("sample", "--help").stdout
     assert "--image_format" in shown and "png (lossless), jpeg (lossy, smaller) or raw uint8 (fastest)" in shown
     assert "fraction of the height" in shown  # inherited from the shared shard-job fields
+
+
+def test_a_saved_config_json_reruns_that_job_and_explicit_flags_win(tmp_path):
+    original = config_lib.resolve("train", {"preset": "smoke", "job_dir": str(tmp_path / "job"), "steps": 30,
+                                            "dataset": "digits:train[:50%]", "d_lr": 0.001, "overwrite": True})
+    path = tmp_path / "config.json"
+    path.write_text(original.to_json())
+    again = config_lib.resolve("train", {"config": str(path)})
+    assert again == dataclasses.replace(original, overwrite=False)  # a one-off action is not replayed
+    changed = config_lib.resolve("train", {"config": str(path), "steps": 40, "job_dir": str(tmp_path / "other")})
+    assert (changed.steps, changed.job_dir, changed.d_lr, changed.batch_size) == (40, str(tmp_path / "other"),
+                                                                                   0.001, original.batch_size)
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "no such file"),
+    ("{not json", "not a readable JSON config"),
+    ("[1, 2]", "expected a JSON object of flags, got list"),
+    ('{"steps": 5, "num_images": 3}', "fields that `dcgan train` does not have: num_images"),
+    ('{"batch_size": "many"}', "--batch_size='many' must be an integer"),
+    ('{"resolution": 31}', "--resolution=31 is not supported"),
+    (b"\xff\xfe{}", "not a readable JSON config"),
+])
+def test_a_hostile_saved_config_is_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "config.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(UserError, match=re.escape(message)):
+        config_lib.resolve("train", {"config": str(path)})

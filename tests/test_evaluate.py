@@ -93,7 +93,18 @@ def test_the_readme_quick_start_trains_and_evaluates_honestly(tmp_path):
     evaluate = next(line for line in lines if line.startswith("dcgan evaluate --real=digits:test --synthetic=runs/digits"))
     result = run_cli(*train.split()[1:], "--preset=smoke", "--progress=false", cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
+    export = tmp_path / "runs" / "digits" / "export"
+    card = (export / "README.md").read_text()  # the model card, written with the export
+    assert "| training data | `digits:train`, 1258 images |" in card and "| training steps | 8 |" in card
+    assert "`0`, `1`" in card and "![samples from this generator](samples.png)" in card
+    assert Image.open(export / "samples.png").size[0] >= 8 * 96 and "Not evaluated yet" in card
     result = run_cli(*evaluate.split()[1:], *SMALL, cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "digits:test vs digits:train: disjoint" in result.stdout and "(!)" not in result.stdout
     assert (tmp_path / "runs" / "digits" / "eval" / "report.html").is_file()
+    report = json.loads((tmp_path / "runs" / "digits" / "eval" / "report.json").read_text())
+    card = (export / "README.md").read_text()  # ... and updated by evaluate with what it measured
+    assert "model card updated" in result.stdout and "Not evaluated yet" not in card
+    assert f"{report['fidelity']['fid']:.2f} / {report['fidelity']['kid']:.4f}" in card
+    assert f"| memorization (pixels or features) | {report['memorization']['rate_either']:.1%} |" in card
+    assert "against `digits:test` (539 images)" in card

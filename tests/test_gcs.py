@@ -199,6 +199,7 @@ def test_dataset_from_a_bucket_is_staged_cached_and_corrupt_files_skipped(emulat
     first = run_cli(*args, f"--job_dir={tmp_path}/j1", env=env_for(server.url, cache))
     assert first.returncode == 0, first.stderr[-3000:]
     assert "7 downloaded, 0 already cached" in first.stdout
+    assert "staging gs://data-bucket/imgs: 7/7 files" in first.stderr  # progress of the download
     assert "skipped 1 unreadable of 7 image files" in first.stderr
     assert "6 images 32x32x3, 2 classes" in first.stdout
     second = run_cli(*args, f"--job_dir={tmp_path}/j2", env=env_for(server.url, cache))
@@ -399,7 +400,7 @@ def test_sampler_writes_to_a_bucket_split_killed_resumed_and_verified(emulator, 
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1", **env_for(proxy.url, tmp_path / "vm0")}
     proc = subprocess.Popen([sys.executable, "-m", "trainer", *args, "--task_index=0", "--num_tasks=2",
-                             "--progress=true"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
+                             "--progress=true", "--progress_secs=0"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
         if line.startswith("[") and int(line.split("step ")[1].split("/")[0]) >= 120:
@@ -433,6 +434,7 @@ def test_sampler_writes_to_a_bucket_split_killed_resumed_and_verified(emulator, 
     cloud = env_for(server.url, tmp_path / "reader")
     verify = run_cli("sample", f"--output={out}", "--verify", env=cloud)
     assert verify.returncode == 0 and "checksums match" in verify.stdout, verify.stderr[-2000:]
+    assert "verify gs://synth-bucket/synth: 12/12 shards" in verify.stderr
     for key, value in cloud.items():
         monkeypatch.setenv(key, value)
     from trainer import shards
@@ -525,3 +527,50 @@ def test_two_chiefs_on_one_bucket_job_dir_one_stops_with_one_line(emulator, tmp_
     pointer = json.loads(bucket.blob("run/checkpoints/latest.json").download_as_bytes())
     names = {b.name for b in client.list_blobs("two-chiefs-bucket")}
     assert pointer["step"] == step and all(f"run/checkpoints/{f}" in names for f in pointer["files"])
+
+
+def test_a_shard_output_in_a_bucket_is_streamed_within_a_bounded_buffer(emulator, tmp_path, monkeypatch):
+    """shards.load and `dcgan train --dataset=gs://...` read shards a few at a time, never holding more
+    than the buffer budget on local disk and never staging the output; a damaged shard is one clear line."""
+    import tensorflow as tf
+
+    from trainer import shard_stream, shards
+
+    server, client = emulator
+    local = tmp_path / "aug"
+    made = run_cli("augment", "--dataset=digits", f"--output={local}", "--num_images=400", "--images_per_shard=50",
+                   "--progress=false")
+    assert made.returncode == 0, made.stderr[-2000:]
+    bucket = new_bucket(client, "stream-bucket")
+    for path in sorted(local.iterdir()):
+        bucket.blob(f"aug/{path.name}").upload_from_filename(str(path))
+    sizes = [s["bytes"] for s in json.loads((local / "manifest.json").read_text())["shards"]]
+    budget = int(2.5 * max(sizes))  # the output is 8 shards: over three times the budget
+    assert sum(sizes) > 3 * budget
+    for key, value in env_for(server.url, tmp_path / "cache").items():
+        monkeypatch.setenv(key, value)
+    url = "gs://stream-bucket/aug"
+    stream = shard_stream.open_output(url, buffer_bytes=budget)
+    streamed = [r.numpy() for r in shard_stream.records(stream, shuffle=True, seed=3)]
+    expected = [r.numpy() for r in tf.data.TFRecordDataset(sorted(str(p) for p in local.glob("*.tfrecord-*")))]
+    assert sorted(streamed) == sorted(expected) and streamed != expected  # every record once, shards shuffled
+    assert 0 < stream.peak_buffered <= budget
+    pairs = list(shards.load(url, seed=0, buffer_bytes=budget))
+    assert len(pairs) == 400 and pairs[0][0].shape == (32, 32, 1)
+    assert not (tmp_path / "cache" / "datasets").exists()  # nothing was staged
+    assert not any((tmp_path / "cache" / "stream").iterdir())  # the buffer is emptied after the pass
+    # Training streams it too (one line says so), and still learns from it.
+    job = tmp_path / "job"
+    trained = run_cli("train", "--preset=smoke", f"--dataset={url}", f"--job_dir={job}", "--steps=4",
+                      "--stream_buffer_mb=1", "--progress=false", env=env_for(server.url, tmp_path / "vm"))
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert f"dataset {url}: streamed, 8 shards, at most 1 MiB" in trained.stdout
+    assert not (tmp_path / "vm" / "datasets").exists()
+    # A shard replaced in the bucket no longer matches the manifest's sha256: one line, exit 2.
+    name = json.loads((local / "manifest.json").read_text())["shards"][5]["name"]
+    bucket.blob(f"aug/{name}").upload_from_filename(str(local / json.loads(
+        (local / "manifest.json").read_text())["shards"][4]["name"]))
+    damaged = run_cli("train", "--preset=smoke", f"--dataset={url}", f"--job_dir={tmp_path}/job2", "--steps=40",
+                      "--progress=false", env=env_for(server.url, tmp_path / "vm2"))
+    assert_one_line_error(damaged, f"{url}/{name}: its sha256 differs from manifest.json")
+    assert damaged.returncode == 2

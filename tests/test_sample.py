@@ -91,7 +91,7 @@ def test_kill_9_mid_shard_then_rerun_leaves_exactly_the_planned_shards(smoke_job
     args = sample_args(smoke_job, out, *plan)
     env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1"}
     for kill_after in (15, 40, 120):  # images written by this run before the kill: mid-shard each time
-        proc = subprocess.Popen([sys.executable, "-m", "trainer", *args, "--progress=true"], env=env, cwd=REPO,
+        proc = subprocess.Popen([sys.executable, "-m", "trainer", *args, "--progress=true", "--progress_secs=0"], env=env, cwd=REPO,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for line in proc.stderr:
             if line.startswith("[") and int(line.split("step ")[1].split("/")[0]) >= kill_after:
@@ -114,6 +114,7 @@ def test_kill_9_mid_shard_then_rerun_leaves_exactly_the_planned_shards(smoke_job
 
 
 def test_tensorflow_datasets_reads_the_output(tmp_path):
+    """as_supervised=True gives decoded (image, label) pairs, and the label feature has the class names."""
     tfds = pytest.importorskip("tensorflow_datasets")
     out = tmp_path / "aug"
     result = run_cli("augment", "--dataset=digits", f"--output={out}", "--num_images=40", "--images_per_shard=16",
@@ -121,11 +122,16 @@ def test_tensorflow_datasets_reads_the_output(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     builder = tfds.builder_from_directory(str(out))
     assert builder.info.splits["train"].num_examples == 40
-    examples = list(builder.as_dataset(split="train", shuffle_files=False))
-    assert len(examples) == 40
+    assert builder.info.features["image/class/label"].names == [str(d) for d in range(10)]
+    pairs = list(builder.as_dataset(split="train", shuffle_files=False, as_supervised=True))
+    assert len(pairs) == 40
     from sklearn.datasets import load_digits
-    assert [int(e["image"]["class"]["label"]) for e in examples] == load_digits().target[:40].tolist()
-    assert tf.io.decode_png(examples[0]["image"]["encoded"]).shape == (32, 32, 1)
+    assert [int(label) for _, label in pairs] == load_digits().target[:40].tolist()
+    assert pairs[0][0].shape == (32, 32, 1) and pairs[0][0].dtype == tf.uint8
+    ours = [shards.parse_example(r, 1)[0].numpy() for r in tf.data.TFRecordDataset(sorted(glob.glob(str(out / "*.tfrecord-*"))))]
+    assert all((a.numpy() == b).all() for (a, _), b in zip(pairs, ours))
+    first = next(iter(builder.as_dataset(split="train", shuffle_files=False)))  # every other field by its key
+    assert first["image/source"].numpy() == b"augmented" and int(first["image/height"]) == 32
 
 
 def test_augment_job_writes_real_images_with_their_labels(tmp_path):
@@ -310,11 +316,13 @@ def test_image_formats_read_back_as_the_same_images(tmp_path):
         np.testing.assert_array_equal(batch_a[0].numpy(), batch_b[0].numpy())
         assert batch_a[0].shape[-1] == channels
     tfds = pytest.importorskip("tensorflow_datasets")
-    examples = list(tfds.builder_from_directory(str(tmp_path / "raw")).as_dataset(split="train", shuffle_files=False))
-    first = examples[0]["image"]
-    assert first["format"].numpy() == b"raw"
-    pixels = np.frombuffer(first["encoded"].numpy(), np.uint8).reshape(32, 32, 1)
-    assert (pixels == png[0][0]).all()
+    by_tfds = {fmt: [(x.numpy().astype(int), int(y)) for x, y in tfds.builder_from_directory(str(tmp_path / fmt))
+                     .as_dataset(split="train", shuffle_files=False, as_supervised=True)]
+               for fmt in ("png", "raw", "jpeg")}  # TFDS decodes raw and JPEG shards too
+    assert len(by_tfds["png"]) == 40
+    for fmt, tolerance in (("raw", 0), ("jpeg", 4)):
+        assert [y for _, y in by_tfds[fmt]] == [y for _, y in by_tfds["png"]]
+        assert np.mean([np.abs(a - b).mean() for (a, _), (b, _) in zip(by_tfds[fmt], by_tfds["png"])]) <= tolerance
     assert_one_line_error(run_cli("augment", f"--output={tmp_path}/bad", "--image_format=webp"),
                           "--image_format='webp' must be png, jpeg or raw")
 

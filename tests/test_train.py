@@ -84,6 +84,29 @@ def test_tensorboard_tags_read_back(smoke_job):
     assert images or tensors
 
 
+def test_hparams_are_recorded_for_the_dashboard(smoke_job):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    acc = event_accumulator.EventAccumulator(os.path.join(smoke_job, "tensorboard"))
+    acc.Reload()
+    content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
+    assert info.hparams["g_lr"].number_value == smoke(smoke_job).g_lr
+    assert info.hparams["loss"].string_value == smoke(smoke_job).loss
+    assert info.hparams["classes"].number_value == 10
+
+
+def test_profile_steps_write_a_tensorboard_profile(tmp_path):
+    job = tmp_path / "job"
+    result = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--progress=false", "--profile_steps=3,5",
+                     "--steps_per_call=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "profile of steps 3-5 written" in result.stdout
+    assert list((job / "tensorboard" / "plugins" / "profile").glob("*/*.xplane.pb"))
+    assert_one_line_error(run_cli("train", f"--job_dir={tmp_path}/x", "--profile_steps=5,5"),
+                          "--profile_steps='5,5' must be 'A,B' with 0 <= A < B")
+
+
 def test_export_loads_with_plain_keras_and_generates(smoke_job):
     meta = json.load(open(os.path.join(smoke_job, "export", "generator.json")))
     g = keras.models.load_model(os.path.join(smoke_job, "export", "generator.keras"), compile=False)
@@ -196,13 +219,52 @@ def test_the_sngan_style_design_trains_exports_and_samples(tmp_path):
                           "--g_conditioning='film' must be 'concat' or 'cbn'")
 
 
-def test_sample_grids_are_png_files_in_the_job_dir(tmp_path):
-    """A user on a remote VM opens a picture, not TensorBoard: samples/step-N.png and reals.png."""
+def test_class_names_travel_from_the_folders_to_the_grids_export_shards_and_tfds(tmp_path):
+    """Folder names -> generator.json -> labelled sample grids (PNG in the job dir, TensorBoard caption)
+    -> `dcgan sample --labels=NAME:W` -> plan, manifest, TFDS ClassLabel names and --preview rows."""
     from PIL import Image
 
+    rng = np.random.default_rng(0)
+    names = ["cat", "dog", "zebra\nstripes"]  # a control character in a folder name is shown escaped
+    for c, name in enumerate(names):
+        for i in range(4):
+            folder = tmp_path / "images" / name
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(rng.integers(0, 255, [32, 32, 3], np.uint8)).save(folder / f"{i}.png")
     job = tmp_path / "job"
-    result = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--progress=false")  # samples every 4 of 8 steps
+    result = run_cli("train", "--preset=smoke", f"--dataset={tmp_path / 'images'}", f"--job_dir={job}",
+                     "--progress=false")  # samples every 4 of 8 steps
     assert result.returncode == 0, result.stderr[-3000:]
-    names = sorted(p.name for p in (job / "samples").iterdir())
-    assert names == ["reals.png", "step-00000004.png", "step-00000008.png"]
+    assert "3 classes (cat, dog, zebra\\nstripes)" in result.stdout
+    expected = ["cat", "dog", "zebra\\nstripes"]
+    assert json.loads((job / "export" / "generator.json").read_text())["class_names"] == expected
+    # Pictures without TensorBoard: a row per class, labelled.
+    assert sorted(p.name for p in (job / "samples").iterdir()) == ["reals.png", "step-00000004.png",
+                                                                  "step-00000008.png"]
     assert Image.open(job / "samples" / "step-00000008.png").size[0] >= 8 * 96  # upscaled, titled
+    # TensorBoard's image shows 3 rows of 8 and says which class each row is.
+    acc = event_accumulator.EventAccumulator(str(job / "tensorboard"), size_guidance={"tensors": 0})
+    acc.Reload()
+    grid = acc.Tensors("samples")[-1]
+    assert tf.io.decode_png(grid.tensor_proto.string_val[2]).shape[:2] == (3 * 33 + 1, 8 * 33 + 1)
+    description = acc.SummaryMetadata("samples").summary_description
+    assert "row 1: 0: cat" in description and "row 3: 2: zebra\\nstripes" in description
+    # Sampling by class name; the names reach the plan, the manifest and TFDS.
+    out = tmp_path / "out"
+    sample = run_cli("sample", f"--generator={job}", f"--output={out}", "--preset=smoke", "--progress=false",
+                     "--labels=dog:1,2:1")
+    assert sample.returncode == 0, sample.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["class_names"] == manifest["plan"]["class_names"] == expected
+    tfds = pytest.importorskip("tensorflow_datasets")
+    builder = tfds.builder_from_directory(str(out))
+    assert builder.info.features["image/class/label"].names == expected
+    labels = [int(y) for _, y in builder.as_dataset(split="train", as_supervised=True)]
+    assert len(labels) == 40 and set(labels) == {1, 2}
+    assert_one_line_error(run_cli("sample", f"--generator={job}", f"--output={tmp_path}/x", "--labels=horse:1"),
+                          "--labels: no class 'horse' in this generator (classes: cat, dog, zebra\\nstripes)")
+    assert_one_line_error(run_cli("sample", f"--generator={job}", f"--output={tmp_path}/x", "--labels=cat:nan"),
+                          "--labels='cat:nan' must be")
+    preview = run_cli("sample", f"--generator={job}", "--preview=6", f"--output={tmp_path / 'grid.png'}")
+    assert preview.returncode == 0, preview.stderr[-3000:]
+    assert Image.open(tmp_path / "grid.png").size[1] > 3 * 96  # a row per class

@@ -18,6 +18,7 @@ import signal
 import sys
 
 from trainer import config as config_lib
+from trainer import environment
 from trainer.errors import JobError, UserError
 
 USAGE = """usage: dcgan COMMAND [--flag=value ...]
@@ -116,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             target = tokens[0] if tokens and not tokens[0].startswith("-") else ""
             tokens = [f"--target={target}", *tokens[1:]] if target else tokens
         _check_tokens(command, tokens)
+        environment.check()
         import fire
 
         fire.Fire(commands, command=[command, *tokens], name="dcgan")
@@ -123,6 +125,12 @@ def main(argv: list[str] | None = None) -> int:
     except JobError as err:
         print(f"dcgan: error: {err}", file=sys.stderr)
         return err.exit_code
+    except Exception as err:  # a streamed shard's error, re-raised by tf.data as an op error
+        failure = sys.modules["trainer.shard_stream"].failure_behind(err) if "trainer.shard_stream" in sys.modules else None
+        if failure is None:
+            raise
+        print(f"dcgan: error: {failure}", file=sys.stderr)
+        return failure.exit_code
     except KeyboardInterrupt:
         print("dcgan: interrupted", file=sys.stderr)
         return 128 + signal.SIGINT

@@ -14,6 +14,7 @@ import hashlib
 import inspect
 import io
 import json
+import math
 import os
 import re
 import tokenize
@@ -71,6 +72,10 @@ class TrainConfig(_Printable):
     channels: int = 0  # 0: the dataset's own (digits 1, folders 3, npz/shards as stored)
     folder_labels: str = "inferred"  # 'inferred' from class sub-folders, or 'none'
     on_corrupt: str = "skip"  # unreadable image files: 'skip' (counted, listed) or 'fail'
+    # A gs:// shard output (with manifest.json): 'stream' reads it a few shards at a time, or 'copy'
+    # mirrors it into the local cache first (as every other gs:// dataset is).
+    dataset_staging: str = "stream"
+    stream_buffer_mb: int = 512  # when streaming: the most MiB of downloaded shards on local disk at once
     conditional: Optional[bool] = None  # None: on when the dataset has labels
     # Model.
     latent_dim: int = 100  # size of the noise vector z
@@ -102,6 +107,8 @@ class TrainConfig(_Printable):
     # Seconds between TensorBoard log flushes and uploads (to a gs:// job dir and Vertex AI's
     # AIP_TENSORBOARD_LOG_DIR) while training runs; 0 = only at checkpoints and at the end.
     tensorboard_upload_secs: float = 60.0
+    # 'A,B': write a TensorBoard profile (Profile tab) of steps A to B; '' = off.
+    profile_steps: str = ""
     # Quality tracking: KID of G_ema vs the training images; the best step is exported to export/best/.
     kid_every: int = 500  # steps between KID measurements (the best G_ema goes to export/best/); 0 = off
     kid_samples: int = 1000  # generated and real images per KID measurement
@@ -124,7 +131,8 @@ class TrainConfig(_Printable):
         "job_dir", "preset", "steps", "log_every", "sample_every",
         "checkpoint_every", "keep_checkpoints", "tensorboard_upload_secs", "devices", "xla",
         "steps_per_call", "overwrite", "dry_run", "progress", "deterministic",
-        "on_corrupt", "kid_every", "kid_samples", "feature_model",
+        "on_corrupt", "kid_every", "kid_samples", "feature_model", "dataset_staging", "stream_buffer_mb",
+        "profile_steps",
     )
 
     def validate(self) -> list[str]:
@@ -145,6 +153,15 @@ class TrainConfig(_Printable):
             errors.append(f"--folder_labels={self.folder_labels!r} must be 'inferred' or 'none'")
         if self.on_corrupt not in ("skip", "fail"):
             errors.append(f"--on_corrupt={self.on_corrupt!r} must be 'skip' or 'fail'")
+        if self.profile_steps:
+            try:
+                self.profile_range()
+            except UserError as err:
+                errors.append(str(err))
+        if self.dataset_staging not in ("stream", "copy"):
+            errors.append(f"--dataset_staging={self.dataset_staging!r} must be 'stream' or 'copy'")
+        if not 1 <= self.stream_buffer_mb <= 1 << 20:
+            errors.append(f"--stream_buffer_mb={self.stream_buffer_mb} must be in 1..1048576")
         if self.latent_dim < 1:
             errors.append(f"--latent_dim={self.latent_dim} must be >= 1")
         if not 0 < self.width <= 16:
@@ -194,6 +211,19 @@ class TrainConfig(_Printable):
         if not 0 <= self.tensorboard_upload_secs < 86400:  # NaN fails too
             errors.append(f"--tensorboard_upload_secs={self.tensorboard_upload_secs} must be in [0, 86400) (0 = off)")
         return errors
+
+    def profile_range(self) -> tuple[int, int]:
+        """--profile_steps 'A,B' -> (A, B); (0, 0) when off."""
+        if not self.profile_steps:
+            return 0, 0
+        parts = str(self.profile_steps).split(",")
+        try:
+            first, last = (int(p) for p in parts) if len(parts) == 2 else (-1, -1)
+        except ValueError:
+            first = last = -1
+        if not 0 <= first < last:
+            raise UserError(f"--profile_steps={self.profile_steps!r} must be 'A,B' with 0 <= A < B (steps to profile)")
+        return first, last
 
     def identity(self) -> dict[str, Any]:
         """The fields that define the job (see RESUMABLE)."""
@@ -284,6 +314,7 @@ class ShardJobConfig(_Printable):
     num_tasks: int = 0  # 0: from the environment (DCGAN_NUM_TASKS, CLUSTER_SPEC, TF_CONFIG), else 1
     verify: bool = False  # re-check a finished output and exit
     progress: bool = True  # a progress bar on stderr
+    progress_secs: float = 5.0  # off a terminal (a log file): the least seconds between progress lines
     # Augmentation: Keras ImageDataGenerator's arguments, same names and units.
     rotation_range: float = 0.0  # degrees, as ImageDataGenerator's rotation_range
     width_shift_range: float = 0.0  # fraction of the width (ImageDataGenerator's width_shift_range)
@@ -314,6 +345,8 @@ class ShardJobConfig(_Printable):
         errors = []
         if not self.output:
             errors.append("--output is required (a folder for the shards)")
+        if not 0 <= self.progress_secs <= 3600:  # NaN fails too
+            errors.append(f"--progress_secs={self.progress_secs} must be in [0, 3600]")
         if self.num_images < 1:
             errors.append(f"--num_images={self.num_images} must be >= 1")
         if self.images_per_shard < 1:
@@ -344,7 +377,9 @@ class SampleConfig(ShardJobConfig):
     """`dcgan sample`: synthetic images from a trained generator."""
 
     generator: str = ""  # a job dir, its export/ folder, or the generator.keras file
-    labels: str = "balanced"  # 'balanced', 'uniform', or class weights 'w0,w1,...'
+    # Which classes to draw: 'balanced' (equal counts), 'uniform' (random), class weights 'w0,w1,...',
+    # or weights by class name or index, e.g. 'cat:2,dog:1' (classes not listed are not drawn).
+    labels: str = "balanced"
     truncation: float = 0.0  # psi > 0: resample latent components with |z| > psi
     copies_per_sample: int = 1  # augmented variants of each generated image
     # Drop samples closer (in pixels) to a training image than this quantile of real images'
@@ -391,11 +426,9 @@ class SampleConfig(ShardJobConfig):
             errors.append(f"--copies_per_sample={self.copies_per_sample} must be >= 1")
         if self.labels not in ("balanced", "uniform"):
             try:
-                weights = _floats(self.labels, "labels")
-                if any(w < 0 for w in weights) or sum(weights) <= 0:
-                    raise ValueError
-            except (UserError, ValueError):
-                errors.append(f"--labels={self.labels!r} must be 'balanced', 'uniform' or non-negative class weights 'w0,w1,...'")
+                label_weights(self.labels)
+            except UserError as err:
+                errors.append(str(err))
         return errors
 
 
@@ -549,6 +582,35 @@ def _dns_label(name: str) -> bool:
     return bool(re.fullmatch(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", name))
 
 
+def label_weights(text: str) -> list[tuple[Optional[str], float]]:
+    """--labels class weights: 'w0,w1,...' (one per class, in label order) -> [(None, w), ...], or
+    'cat:2,dog:1' / '3:2,7:1' (a class name or index each; classes not listed get 0) -> [(key, w), ...]."""
+    usage = (f"--labels={text!r} must be 'balanced', 'uniform', class weights 'w0,w1,...' or "
+             "'NAME:WEIGHT,...' (a class name or index each), with finite non-negative weights, not all 0")
+    entries = [e.strip() for e in str(text).split(",")]
+    if not entries or any(not e for e in entries):
+        raise UserError(usage)
+    named = [":" in e for e in entries]
+    if any(named) and not all(named):
+        raise UserError(usage)
+    parsed = []
+    for entry in entries:
+        key, _, weight = entry.rpartition(":") if ":" in entry else (None, None, entry)
+        try:
+            value = float(weight)
+        except ValueError:
+            raise UserError(usage) from None
+        if not math.isfinite(value) or value < 0 or (key is not None and not key.strip()):
+            raise UserError(usage)
+        parsed.append((key.strip() if key is not None else None, value))
+    keys = [k for k, _ in parsed if k is not None]
+    if len(set(keys)) != len(keys):
+        raise UserError(f"--labels={text!r} names a class twice")
+    if sum(w for _, w in parsed) <= 0:
+        raise UserError(usage)
+    return parsed
+
+
 def _floats(text: str, name: str) -> list[float]:
     try:
         return [float(v) for v in str(text).strip("[]() ").split(",") if v.strip()]
@@ -630,6 +692,10 @@ def resolve(job: str, flags: Mapping[str, Any]):
     cls = CONFIG_CLASSES[job]
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
+    saved: dict[str, Any] = {}
+    if "config" in flags and job != "launch":
+        flags = dict(flags)
+        saved = read_saved_config(job, cls, flags.pop("config"))
     unknown = sorted(set(flags) - fields)
     if unknown:
         raise UserError(
@@ -638,11 +704,12 @@ def resolve(job: str, flags: Mapping[str, Any]):
             + f" (see `dcgan {job} --help`)"
         )
     values = {name: _coerce(name, v, hints[name]) for name, v in flags.items()}
+    saved = {name: _coerce(name, v, hints[name]) for name, v in saved.items()}
     presets = PRESETS[job]
-    preset = values.get("preset", getattr(cls, "preset", "default"))
+    preset = values.get("preset", saved.get("preset", getattr(cls, "preset", "default")))
     if preset not in presets:
         raise UserError(f"--preset={preset!r} is unknown; choose one of {sorted(presets)}")
-    merged = {**presets[preset], **values}
+    merged = {**presets[preset], **saved, **values}  # explicit flags win over the saved config
     if "preset" in fields:
         merged["preset"] = preset
     config = cls(**merged)
@@ -650,6 +717,39 @@ def resolve(job: str, flags: Mapping[str, Any]):
     if errors:
         raise UserError("; ".join(errors))
     return config
+
+
+MAX_CONFIG_BYTES = 1 << 20
+
+
+def read_saved_config(job: str, cls, path: Any) -> dict[str, Any]:
+    """--config=PATH: the fields of a config.json saved by an earlier job (a local file or a gs:// object)."""
+    path = str(path)
+    try:
+        if "://" in path:
+            from trainer import storage
+
+            storage.check_url(path)
+            parent, _, name = path.rstrip("/").rpartition("/")
+            text = storage.open_store(parent).get_text(name)
+        else:
+            if os.path.getsize(path) > MAX_CONFIG_BYTES:
+                raise UserError(f"--config={path}: over {MAX_CONFIG_BYTES >> 20} MiB; not a saved config.json")
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        data = json.loads(text)
+    except FileNotFoundError:
+        raise UserError(f"--config={path}: no such file") from None
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise UserError(f"--config={path}: not a readable JSON config ({str(err)[:120]})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"--config={path}: expected a JSON object of flags, got {type(data).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(str(k)[:40] for k in data if k not in names)
+    if unknown:
+        raise UserError(f"--config={path}: fields that `dcgan {job}` does not have: {', '.join(unknown[:8])} "
+                        f"(is it a saved `dcgan {job}` config.json?)")
+    return {k: v for k, v in data.items() if k not in ("overwrite", "dry_run")}  # one-off actions are not replayed
 
 
 def load_json(cls, text: str):
@@ -696,7 +796,9 @@ def field_help(cls) -> dict[str, str]:
 def help_text(job: str) -> str:
     cls = CONFIG_CLASSES[job]
     helps = field_help(cls)
-    lines = [f"usage: dcgan {job} [--flag=value ...]", "", "flags (defaults before any preset):"]
+    lines = [f"usage: dcgan {job} [--config=JOB_DIR/config.json] [--flag=value ...]", "",
+             "--config reruns a saved job's config.json (explicit flags win).", "",
+             "flags (defaults before any preset):"]
     for f in dataclasses.fields(cls):
         lines.append(f"  --{f.name:<24} {f.default!r:<12} {helps.get(f.name, '')}".rstrip())
     lines.append("")

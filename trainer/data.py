@@ -96,6 +96,8 @@ class Source:
     shard_files: tuple[str, ...] = ()  # streamed sources
     num_examples: Optional[int] = None
     skipped: tuple[str, ...] = ()  # unreadable files that were left out
+    class_names: tuple[str, ...] = ()  # one per class when the dataset names them, else ()
+    stream: Optional[object] = None  # a shard_stream.ShardStream when gs:// shards are streamed
 
     @property
     def in_memory(self) -> bool:
@@ -105,6 +107,9 @@ class Source:
         n = self.num_examples if self.num_examples is not None else "?"
         kind = "in memory" if self.in_memory else f"{len(self.shard_files)} shard files"
         classes = f"{self.num_classes} classes" if self.num_classes else "unlabelled"
+        if self.class_names:
+            shown_names = ", ".join(self.class_names[:8]) + (", ..." if len(self.class_names) > 8 else "")
+            classes += f" ({shown_names})"
         return f"dataset {self.name}: {n} images {self.resolution}x{self.resolution}x{self.channels}, {classes}, {kind}"
 
 
@@ -188,11 +193,16 @@ def _slice_bound(text: str, n: int, default: int) -> int:
 
 
 def load_source(dataset: str, resolution: int, channels: int = 0, *,
-                folder_labels: str = "inferred", on_corrupt: str = "skip") -> Source:
-    """Resolves `--dataset` to a Source, decoding in-memory sources now."""
+                folder_labels: str = "inferred", on_corrupt: str = "skip", staging: str = "copy",
+                stream_buffer_bytes: int = 512 << 20) -> Source:
+    """Resolves `--dataset` to a Source, decoding in-memory sources now.
+
+    A gs:// shard output with a manifest is streamed when `staging="stream"`
+    (see trainer/shard_stream.py); other gs:// datasets are mirrored into the local cache."""
     match = SPLIT_PATTERN.match(dataset)
     if match:
-        source = load_source(match["base"], resolution, channels, folder_labels=folder_labels, on_corrupt=on_corrupt)
+        source = load_source(match["base"], resolution, channels, folder_labels=folder_labels, on_corrupt=on_corrupt,
+                             staging="copy")
         if not source.in_memory:
             raise DataError(f"--dataset={dataset}: splits apply to images, folders and .npz files, not to shards")
         order = split_indices(source.labels, len(source.images), match["split"])
@@ -210,8 +220,14 @@ def load_source(dataset: str, resolution: int, channels: int = 0, *,
                                    num_examples=len(picked))
     if dataset == "digits":
         return _digits(resolution, channels or 1)
-    from trainer import storage  # gs:// datasets are staged to a local cache
+    from trainer import storage  # gs:// datasets are staged to a local cache, or shard outputs streamed
 
+    if storage.is_remote(dataset) and staging == "stream":
+        from trainer import shard_stream
+
+        stream = shard_stream.open_output(dataset, stream_buffer_bytes)
+        if stream is not None:
+            return _streamed_shards(stream, dataset, resolution, channels)
     local = storage.stage_dataset(dataset)
     if _looks_like_shards(local):
         return _shards(local, dataset, resolution, channels)
@@ -236,7 +252,8 @@ def _digits(resolution: int, channels: int) -> Source:
     if channels == 3:
         images = np.repeat(images, 3, axis=-1)
     labels = bunch.target.astype(np.int32)
-    return Source("digits", channels, resolution, 10, images=images, labels=labels, num_examples=len(images))
+    return Source("digits", channels, resolution, 10, images=images, labels=labels, num_examples=len(images),
+                  class_names=tuple(str(d) for d in range(10)))
 
 
 def _npz(path: str, name: str, resolution: int, channels: int) -> Source:
@@ -246,6 +263,7 @@ def _npz(path: str, name: str, resolution: int, channels: int) -> Source:
                 raise DataError(f"--dataset={name}: the .npz has no array 'x' (found {sorted(archive.files)})")
             x = archive["x"]
             y = archive["y"] if "y" in archive else None
+            names = archive["class_names"] if "class_names" in archive else None
     except (OSError, ValueError) as err:
         raise DataError(f"--dataset={name}: cannot read .npz ({err})") from None
     if x.ndim == 3:
@@ -279,7 +297,15 @@ def _npz(path: str, name: str, resolution: int, channels: int) -> Source:
         if len(y) != len(x) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
             raise DataError(f"--dataset={name}: 'y' must hold {len(x)} non-negative integer labels")
         labels, num_classes = y.astype(np.int32), int(y.max()) + 1
-    return Source(name, channels, resolution, num_classes, images=images, labels=labels, num_examples=len(images))
+    class_names = ()
+    if names is not None:
+        if labels is None or names.ndim != 1 or names.dtype.kind != "U" or len(names) < num_classes:
+            raise DataError(f"--dataset={name}: 'class_names' must be a 1-D string array with a name for each of "
+                            f"the {num_classes} labels in 'y'")
+        class_names = tuple(class_name(str(n)) for n in names)
+        num_classes = len(class_names)
+    return Source(name, channels, resolution, num_classes, images=images, labels=labels, num_examples=len(images),
+                  class_names=class_names)
 
 
 def _batched_resize(x01: np.ndarray, resolution: int) -> np.ndarray:
@@ -289,6 +315,14 @@ def _batched_resize(x01: np.ndarray, resolution: int) -> np.ndarray:
         chunk = tf.map_fn(lambda im: resize_and_center_crop(im, resolution), chunk) if chunk.shape[1:3] != (resolution, resolution) else chunk
         out.append(np.clip(np.round(chunk.numpy() * 255.0), 0, 255).astype(np.uint8))
     return np.concatenate(out)
+
+
+def class_name(name: str) -> str:
+    """A class name safe to print and to store one per line: bytes that are not UTF-8 and control
+    characters are shown escaped (a folder name is anyone's bytes), and it is cut at 100 characters."""
+    text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text).strip()
+    return (text[:100] or "?")
 
 
 def list_folder(root: str, folder_labels: str) -> tuple[list[str], Optional[list[int]], list[str]]:
@@ -367,7 +401,8 @@ def _folder(root: str, name: str, resolution: int, channels: int, folder_labels:
         print(f"warning: skipped {len(skipped)} unreadable of {len(files)} image files: {names}", file=sys.stderr)
     label_array = np.asarray(labels, np.int32)[kept] if labels is not None else None
     return Source(name, channels, resolution, len(class_names), images=np.concatenate(images),
-                  labels=label_array, num_examples=len(kept), skipped=skipped)
+                  labels=label_array, num_examples=len(kept), skipped=skipped,
+                  class_names=tuple(class_name(c) for c in class_names))
 
 
 def _first_unreadable(files: list[str], channels: int, resolution: int) -> str:
@@ -398,8 +433,10 @@ def _shards(local: str, name: str, resolution: int, channels: int) -> Source:
     else:  # no manifest: read every record's label rather than guess the classes from the first one
         count, num_classes = shards.scan_labels(files)
         print(f"dataset {name}: no manifest.json; read {count} labels: {num_classes} classes", file=sys.stderr)
+    names = manifest.get("class_names") if manifest else None
+    class_names = tuple(class_name(str(n)) for n in names) if isinstance(names, list) and len(names) == num_classes else ()
     return Source(name, channels or stored_channels, resolution, num_classes,
-                  shard_files=tuple(files), num_examples=count)
+                  shard_files=tuple(files), num_examples=count, class_names=class_names)
 
 
 # ----------------------------------------------------------------------------
@@ -450,16 +487,39 @@ def make_dataset(source: Source, global_batch: int, seed: int, start_step: int =
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def _streamed_shards(stream, name: str, resolution: int, channels: int) -> Source:
+    manifest = stream.manifest
+    try:
+        num_classes, stored_channels = int(manifest["num_classes"]), int(manifest["channels"])
+        count = int(manifest["num_images"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise DataError(f"--dataset={name}: its manifest.json lacks {err}") from None
+    names = manifest.get("class_names")
+    class_names = tuple(class_name(str(n)) for n in names) if isinstance(names, list) and len(names) == num_classes else ()
+    print(f"dataset {name}: streamed, {len(stream)} shards, at most {stream.buffer_bytes / 2**20:.0f} MiB "
+          "of them on local disk at once")
+    return Source(name, channels or stored_channels, resolution, num_classes, shard_files=tuple(stream.urls),
+                  num_examples=count, class_names=class_names, stream=stream)
+
+
 def _stream_shards(source: Source, per_replica: int, seed: int, start_step: int,
                    pipeline: int, pipelines: int) -> tf.data.Dataset:
     from trainer import shards
 
-    files = tf.data.Dataset.from_tensor_slices(list(source.shard_files))
     by_file = len(source.shard_files) >= pipelines
-    if by_file:
-        files = files.shard(pipelines, pipeline)
-    files = files.shuffle(len(source.shard_files), seed=seed + start_step, reshuffle_each_iteration=True).repeat()
-    records = files.interleave(tf.data.TFRecordDataset, cycle_length=4, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if source.stream is not None:
+        from trainer import shard_stream
+
+        mine = list(range(len(source.shard_files)))[pipeline::pipelines] if by_file else None
+        records = shard_stream.records(source.stream, shuffle=True, seed=seed + start_step,
+                                       shard_indices=mine).repeat()
+    else:
+        files = tf.data.Dataset.from_tensor_slices(list(source.shard_files))
+        if by_file:
+            files = files.shard(pipelines, pipeline)
+        files = files.shuffle(len(source.shard_files), seed=seed + start_step, reshuffle_each_iteration=True).repeat()
+        records = files.interleave(tf.data.TFRecordDataset, cycle_length=4, num_parallel_calls=tf.data.AUTOTUNE,
+                                   deterministic=True)
     if not by_file:
         records = records.shard(pipelines, pipeline)
 

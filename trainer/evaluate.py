@@ -18,16 +18,18 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 import numpy as np
 import tensorflow as tf
 
 from trainer import config as config_lib
-from trainer import data, export, metrics, overlap, report_page, shards, sources
+from trainer import data, export, metrics, model_card, overlap, report_page, shards, sources
 from trainer import downstream as downstream_lib
 from trainer.config import AugmentConfig, AugmentParams
 from trainer.errors import UserError
+from trainer.progress import Progress
 
 
 def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
@@ -146,6 +148,7 @@ def run(config) -> dict:
         classifier = metrics.feature_space(feature_source.images, feature_source.labels, feature_source.num_classes,
                                            feature_name, "", steps=config.feature_steps).classifier
     if synth_labels is not None and classifier is not None:
+        print("evaluate: GAN-test ...", flush=True)
         report["gan_test"] = {"accuracy": metrics.accuracy(classifier, synth, synth_labels),
                               **classifier_check(report["data"], classifier, real, train, config)}
     else:
@@ -168,6 +171,10 @@ def run(config) -> dict:
     report["seconds"] = round(time.perf_counter() - started, 1)
     write(config.report, report, pictures)
     print(summary(report))
+    if synth_info["kind"] == "generator":
+        card = model_card.record_evaluation(config.synthetic, report, config.report, len(real.images))
+        if card:
+            print(f"model card updated: {card}")
     print(f"report: {config.report} (and {stem}.html)")
     return report
 
@@ -281,14 +288,18 @@ def downstream(config, train: data.Source, real: data.Source, synth: np.ndarray,
     variants["f_real_synthetic_distilled"] = dict(images=train.images, labels=train.labels, augmentation=classic,
                                                   synthetic=(synth, teacher.probabilities(synth)))
     results = {}
+    counter = Progress("evaluate: downstream classifiers", len(variants) * config.seeds,
+                       f"trained ({config.downstream_steps} steps each)", stream=sys.stdout)
     for name, kwargs in variants.items():
         accuracies = []
         for seed in range(config.seeds):
             model = metrics.train_classifier(num_classes=num_classes, steps=config.downstream_steps,
                                              seed=config.seed + seed, **kwargs)
             accuracies.append(metrics.accuracy(model, real.images, real.labels))
+            counter.advance()
         results[name] = {"mean": float(np.mean(accuracies)), "std": float(np.std(accuracies)), "runs": accuracies}
         print(f"downstream {name}: {np.mean(accuracies):.4f} +- {np.std(accuracies):.4f}")
+    counter.close()
     results["train_images"], results["test_images"] = len(train.images), len(real.images)
     results["augmentation"] = classic.describe()
     return results

@@ -17,16 +17,20 @@ import tempfile
 import keras
 
 from trainer import models, storage
+from trainer import __version__
 from trainer.errors import UserError
 
 MODEL = "export/generator.keras"
 META = "export/generator.json"
+CARD = "export/README.md"  # the model card (trainer/model_card.py), with export/samples.png
 BEST = "export/best"  # G_ema at the step with the lowest KID (when --kid_every is on)
 
 
 def save(store: storage.Store, generator_ema: keras.Model, config, num_classes: int, channels: int, step: int,
-         folder: str = "export", extra: dict | None = None) -> None:
-    """Writes a float32 copy of G_ema and its description, each atomically, to FOLDER/generator.{keras,json}."""
+         folder: str = "export", extra: dict | None = None, class_names=()) -> None:
+    """Writes a float32 copy of G_ema and its description, each atomically, to FOLDER/generator.{keras,json}.
+
+    `class_names`: a name per class of a conditional generator (label i is class_names[i])."""
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
@@ -46,7 +50,9 @@ def save(store: storage.Store, generator_ema: keras.Model, config, num_classes: 
         "channels": channels,
         "num_classes": num_classes,
         "conditional": bool(num_classes),
+        "class_names": list(class_names) if num_classes and len(class_names) == num_classes else [],
         "step": step,
+        "version": __version__,
         "config_hash": config.identity_hash(),
         "dataset": config.dataset,
         "output_range": [-1.0, 1.0],

@@ -75,7 +75,12 @@ def samples_png(images: np.ndarray, title: str, columns: int = 8, row_labels: li
         r, c = divmod(i, columns)
         canvas.paste(cell, (left + gap + c * (size + gap), top + gap + r * (size + gap)))
     for r, label in enumerate(row_labels or []):
-        draw.text((6, top + gap + r * (size + gap) + size // 2 - 8), label, fill=INK, font=font)
+        shown = label if len(label) <= 11 else label[:10] + "\u2026"
+        position = (6, top + gap + r * (size + gap) + size // 2 - 8)
+        try:
+            draw.text(position, shown, fill=INK, font=font)
+        except UnicodeEncodeError:  # a bitmap font without the name's characters
+            draw.text(position, shown.encode("ascii", "backslashreplace").decode(), fill=INK, font=font)
     return _png(canvas)
 
 

@@ -35,7 +35,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from trainer import augment, shards, storage
+from trainer import augment, environment, shards, storage
 from trainer import image_codec
 from trainer.sources import ImageSource, dataset_source, generator_source
 from trainer.config import AugmentParams
@@ -57,6 +57,7 @@ def make_plan(config, source: ImageSource, params: AugmentParams) -> dict:
         "seed": config.seed, "batch_size": config.batch_size or auto_batch_size(source.resolution), **encoding(config),
         "resolution": source.resolution, "channels": source.channels, "num_classes": source.num_classes,
         "augmentation": params.to_dict(), **source.identity,
+        **({"class_names": list(source.class_names)} if source.class_names else {}),
     }
 
 
@@ -87,6 +88,8 @@ def claim_plan(store: storage.Store, plan: dict) -> None:
         except storage.AlreadyExists:
             pass  # another task created it first: compare below
     existing, wanted = json.loads(store.get_text(shards.PLAN)), json.loads(blob)
+    if "class_names" not in existing:  # planned before class names were recorded: they change no pixel
+        wanted.pop("class_names", None)
     if existing != wanted:
         diff = [f"{k} {existing.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(set(existing) | set(wanted))
                 if existing.get(k) != wanted.get(k)]
@@ -98,8 +101,8 @@ def resolve_task(config, environ=os.environ) -> tuple[int, int]:
     """(task_index, num_tasks) from flags, else Kubernetes, Vertex AI or TF_CONFIG."""
     index, count = config.task_index, config.num_tasks
     if index < 0 and "JOB_COMPLETION_INDEX" in environ:
-        index = int(environ["JOB_COMPLETION_INDEX"])
-        count = count or int(environ.get("DCGAN_NUM_TASKS", "0"))
+        index = environment.integer("JOB_COMPLETION_INDEX", environ)
+        count = count or environment.integer("DCGAN_NUM_TASKS", environ, 0)
         if not count:
             raise UserError("JOB_COMPLETION_INDEX is set but the task count is not: pass --num_tasks or set DCGAN_NUM_TASKS")
     elif index < 0 and ("CLUSTER_SPEC" in environ or "TF_CONFIG" in environ):
@@ -255,12 +258,13 @@ def write_manifest(store: storage.Store, plan: dict, kind: str) -> bool:
     manifest = {"num_images": kept, "num_shards": plan["num_shards"], "channels": plan["channels"],
                 "dropped": plan["num_images"] - kept, "filters": filters(plan),
                 "soft_labels": "teacher" in plan,
-                "resolution": plan["resolution"], "num_classes": plan["num_classes"], "source": kind,
+                "resolution": plan["resolution"], "num_classes": plan["num_classes"],
+                "class_names": plan.get("class_names", []), "source": kind,
                 "schema": {k: v.dtype.name for k, v in shards.FEATURES.items()}, "shards": entries, "plan": plan}
     # TFDS metadata first (deterministic, so a racing task writes the same bytes), the manifest last.
     description = f"{kind} images written by dcgan-factory (`dcgan {'sample' if kind == 'synthetic' else 'augment'}`)"
     for key, blob in shards.tfds_metadata(kind, [e["num_images"] for e in entries],
-                                          sum(e["bytes"] for e in entries), description).items():
+                                          sum(e["bytes"] for e in entries), description, plan).items():
         try:
             store.put_new(key, blob)
         except storage.AlreadyExists:
@@ -275,13 +279,17 @@ def write_manifest(store: storage.Store, plan: dict, kind: str) -> bool:
     return True
 
 
-def verify(output: str) -> dict:
+def verify(output: str, progress: bool = True, every_secs: float = 5.0) -> dict:
     """Re-checks a committed output: every shard's size, sha256 and record count (downloading from a bucket)."""
+    from trainer.progress import Progress
+
     store = storage.open_store(output)
     if not store.exists(shards.MANIFEST):
         raise UserError(f"--output={output}: no {shards.MANIFEST}; the output is not complete")
     manifest = json.loads(store.get_text(shards.MANIFEST))
     published = store.stat_all()
+    counter = Progress(f"verify {store.url}", len(manifest["shards"]), "shards", enabled=progress,
+                       every_secs=every_secs)
     for entry in manifest["shards"]:
         where = f"{store.url}/{entry['name']}"
         if entry["name"] not in published:
@@ -301,7 +309,14 @@ def verify(output: str) -> dict:
         finally:
             if storage.is_remote(store.url):
                 os.unlink(path)
+        counter.advance()
+    counter.close()
     return manifest
+
+
+def row_name(source: ImageSource, label: int) -> str:
+    name = source.class_names[label] if label < len(source.class_names) else ""
+    return f"{label}: {name}" if name and name != str(label) else f"class {label}"
 
 
 def preview(config, params: AugmentParams) -> dict:
@@ -319,7 +334,8 @@ def preview(config, params: AugmentParams) -> dict:
     title = (f"{count} samples of {config.generator} (step {source.generator_step})"
              + (f", rows by class {sorted(set(labels.tolist()))}" if source.num_classes else ""))
     png = report_page.samples_png(images, title, columns=columns,
-                                  row_labels=[f"class {labels[r * columns]}" for r in range(-(-len(labels) // columns))]
+                                  row_labels=[row_name(source, labels[r * columns])
+                                              for r in range(-(-len(labels) // columns))]
                                   if source.num_classes else None)
     folder = os.path.dirname(os.path.abspath(config.output))
     os.makedirs(folder, exist_ok=True)
@@ -333,7 +349,7 @@ def preview(config, params: AugmentParams) -> dict:
 def run(config, job: str) -> dict:
     """Runs this task's share of a `sample` or `augment` job."""
     if config.verify:
-        manifest = verify(config.output)
+        manifest = verify(config.output, config.progress, config.progress_secs)
         print(f"ok: {manifest['num_shards']} shards, {manifest['num_images']} images, checksums match")
         return {"verified": True}
     params = AugmentParams.create(**config.augmentation())
@@ -356,7 +372,7 @@ def run(config, job: str) -> dict:
     names = [shards.shard_name(source.kind, i, plan["num_shards"]) for i in range(plan["num_shards"])]
     todo = [i for i in mine if not is_whole(plan, count_if_whole(store, names[i], published.get(names[i])), sizes[i])]
     total = sum(sizes[i] for i in todo)
-    bar = ProgressBar(total, 0, enabled=config.progress, stream=sys.stderr)
+    bar = ProgressBar(total, 0, enabled=config.progress, stream=sys.stderr, every_secs=config.progress_secs)
     done, started = 0, time.perf_counter()
 
     def on_images(n):

@@ -3,7 +3,7 @@
 Files (TFDS-style names, N fixed by the plan):
     OUTPUT/plan.json                                  what will be written (written first)
     OUTPUT/synthetic-train.tfrecord-00000-of-00010    (augmented-train... for `dcgan augment`)
-    OUTPUT/dataset_info.json, features.json           TFDS metadata (tfds.builder_from_directory)
+    OUTPUT/dataset_info.json, features.json, *.labels.txt   TFDS metadata (tfds.builder_from_directory)
     OUTPUT/manifest.json                              the commit marker, written last
 
 Each record (slim/TFDS keys):
@@ -20,7 +20,7 @@ with FEATURES), or with `load()`:
 
     import trainer.shards
     ds = trainer.shards.load("out/synth")        # (uint8 image, int64 label), shuffled across shards
-    ds = trainer.shards.load("gs://bucket/synth")  # downloaded (checksummed) into the local cache first
+    ds = trainer.shards.load("gs://bucket/synth")  # streamed: a few shards at a time (trainer/shard_stream.py)
 """
 
 from __future__ import annotations
@@ -197,37 +197,53 @@ class DamagedShard(Exception):
     """A TFRecord file whose framing or checksums are wrong (e.g. cut short)."""
 
 
-def tfds_metadata(name: str, shard_lengths: list[int], num_bytes: int, description: str) -> dict[str, bytes]:
-    """features.json and dataset_info.json, so `tfds.builder_from_directory(OUTPUT)` reads the shards.
+def tfds_metadata(name: str, shard_lengths: list[int], num_bytes: int, description: str,
+                  plan: dict) -> dict[str, bytes]:
+    """features.json, dataset_info.json and the class names, so that
+    `tfds.builder_from_directory(OUTPUT).as_dataset(split="train", as_supervised=True)` yields
+    decoded (image, label) pairs, and `info.features["image/class/label"].names` the class names.
 
-    Keys with '/' are TFDS's flattened nested features ('image/class/label' is
-    image -> class -> label), so the records need no change. Written without
-    importing tensorflow_datasets; tested against it when it is installed."""
-    def tensor(dtype):
+    Features keep the records' flat keys ('image/encoded', 'image/class/label', ...), so the
+    records need no change: the image is a TFDS Image (PNG or JPEG shards) or a uint8 Tensor
+    stored as bytes (raw shards), the label a ClassLabel when the images have classes. Written
+    without importing tensorflow_datasets; tested against it."""
+    res, channels, num_classes = int(plan["resolution"]), int(plan["channels"]), int(plan["num_classes"])
+    image_format = plan.get("image_format", "png")
+    shape = {"dimensions": [str(res), str(res), str(channels)]}
+
+    def tensor(dtype, dims=()):
         return {"pythonClassName": "tensorflow_datasets.core.features.tensor_feature.Tensor",
-                "tensor": {"dtype": dtype, "encoding": "none", "shape": {}}}
+                "tensor": {"dtype": dtype, "encoding": "none", "shape": {"dimensions": [str(d) for d in dims]}
+                           if dims else {}}}
 
-    def features_dict(children):
-        return {"featuresDict": {"features": children},
-                "pythonClassName": "tensorflow_datasets.core.features.features_dict.FeaturesDict"}
-
-    tree: dict = {}
-    for key, spec in FEATURES.items():
-        node = tree
-        *parents, leaf = key.split("/")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = tensor(spec.dtype.name)
-
-    def build(node):
-        return features_dict({k: (v if "tensor" in v else build(v)) for k, v in sorted(node.items())})
-
+    features = {key: tensor(spec.dtype.name) for key, spec in FEATURES.items()}
+    if image_format == "raw":
+        features["image/encoded"] = {"pythonClassName": "tensorflow_datasets.core.features.tensor_feature.Tensor",
+                                     "tensor": {"dtype": "uint8", "encoding": "bytes", "shape": shape}}
+    else:
+        features["image/encoded"] = {"pythonClassName": "tensorflow_datasets.core.features.image_feature.Image",
+                                     "image": {"dtype": "uint8", "encodingFormat": image_format, "shape": shape}}
+    files = {}
+    if num_classes:
+        features["image/class/label"] = {
+            "pythonClassName": "tensorflow_datasets.core.features.class_label_feature.ClassLabel",
+            "classLabel": {"numClasses": str(num_classes)}}
+        names = list(plan.get("class_names") or []) or [str(c) for c in range(num_classes)]
+        files["image.class.label.labels.txt"] = ("\n".join(names) + "\n").encode()
+    if "teacher" in plan:
+        features["image/class/probs"] = tensor("float32", (num_classes,))
+        features["image/teacher/confidence"] = tensor("float32")
+    feature_json = {"pythonClassName": "tensorflow_datasets.core.features.features_dict.FeaturesDict",
+                    "featuresDict": {"features": dict(sorted(features.items()))}}
     info = {"name": name, "version": "1.0.0", "fileFormat": "tfrecord", "moduleName": "dcgan_factory",
             "description": description,
             "splits": [{"name": "train", "filepathTemplate": "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}",
                         "numBytes": str(num_bytes), "shardLengths": [str(n) for n in shard_lengths]}]}
-    return {"features.json": (json.dumps(build(tree), indent=2) + "\n").encode(),
-            "dataset_info.json": (json.dumps(info, indent=2) + "\n").encode()}
+    if num_classes:
+        info["supervisedKeys"] = {"tuple": {"items": [{"featureKey": "image/encoded"},
+                                                      {"featureKey": "image/class/label"}]}}
+    return {"features.json": (json.dumps(feature_json, indent=2) + "\n").encode(),
+            "dataset_info.json": (json.dumps(info, indent=2) + "\n").encode(), **files}
 
 
 def _masked_crc(data: bytes) -> int:
@@ -295,6 +311,19 @@ def find_shard_files(path: str, require_manifest: bool = True) -> tuple[list[str
     return files, None
 
 
+def read_any_manifest(path: str, staging: str = "stream") -> dict:
+    """The manifest of a local or gs:// output (read directly when streaming, from the staged copy if not)."""
+    if storage.is_remote(path) and staging == "stream":
+        storage.check_url(path)
+        store = storage.GcsStore(path)
+        if store.exists(MANIFEST):
+            try:
+                return json.loads(store.get_text(MANIFEST))
+            except ValueError as err:
+                raise UserError(f"{path}/{MANIFEST}: unreadable ({err})") from None
+    return find_shard_files(path)[1]
+
+
 def peek_channels(path: str) -> int:
     """The channels of a shard's images, from its first record."""
     for record in tf.data.TFRecordDataset(path).take(1):
@@ -321,7 +350,8 @@ def scan_labels(files: list[str]) -> tuple[int, int]:
 
 
 def load(path: str, shuffle: bool = True, seed: Optional[int] = None, allow_uncommitted: bool = False,
-         channels: int = 0, shuffle_buffer: int = 10_000, targets: str = "label") -> tf.data.Dataset:
+         channels: int = 0, shuffle_buffer: int = 10_000, targets: str = "label", staging: str = "stream",
+         buffer_bytes: int = 512 << 20) -> tf.data.Dataset:
     """A tf.data.Dataset of (uint8 image [H, W, C], target) from a shard output.
 
     `targets`: "label" gives the int64 label; "probs" the float32 class
@@ -329,22 +359,39 @@ def load(path: str, shuffle: bool = True, seed: Optional[int] = None, allow_unco
     manifest). Refuses an output without manifest.json unless allow_uncommitted.
     With shuffle, shards are visited in a random order, interleaved, and records
     shuffled through a buffer.
+
+    A gs:// output with a manifest is streamed (`staging="stream"`, see
+    trainer/shard_stream.py): at most `buffer_bytes` of shards are on local
+    disk at once. `staging="copy"` mirrors it into the local cache first.
     """
-    files, manifest = find_shard_files(path, require_manifest=not allow_uncommitted or targets == "probs")
-    if not files:
-        raise UserError(f"{path}: no shards")
     if targets not in ("label", "probs"):
         raise UserError(f"targets={targets!r} must be 'label' or 'probs'")
+    if staging not in ("stream", "copy"):
+        raise UserError(f"staging={staging!r} must be 'stream' or 'copy'")
+    stream = None
+    if storage.is_remote(path) and staging == "stream":
+        from trainer import shard_stream
+
+        stream = shard_stream.open_output(path, buffer_bytes)
+    if stream is not None:
+        files, manifest = stream.urls, stream.manifest
+    else:
+        files, manifest = find_shard_files(path, require_manifest=not allow_uncommitted or targets == "probs")
+    if not files:
+        raise UserError(f"{path}: no shards")
     if targets == "probs" and not manifest.get("soft_labels"):
         raise UserError(f"{path}: these shards hold no teacher probabilities; write them with "
                         "`dcgan sample --teacher=auto`, or read labels (targets='label')")
     if not channels:
         channels = int(manifest["channels"]) if manifest else peek_channels(files[0])
-    ds = tf.data.Dataset.from_tensor_slices(files)
-    if shuffle:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(16, len(files)),
-                       num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+    if stream is not None:
+        ds = shard_stream.records(stream, shuffle=shuffle, seed=seed)
+    else:
+        ds = tf.data.Dataset.from_tensor_slices(files)
+        if shuffle:
+            ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+        ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(16, len(files)),
+                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
     if targets == "probs":
@@ -360,7 +407,7 @@ def load(path: str, shuffle: bool = True, seed: Optional[int] = None, allow_unco
 
 
 def mix(real, synthetic: str, *, num_classes: int, synthetic_fraction: float = 0.5, batch_size: int = 64,
-        augmentation=None, soft_labels: bool = True, seed: int = 0) -> tf.data.Dataset:
+        augmentation=None, soft_labels: bool = True, seed: int = 0, staging: str = "stream") -> tf.data.Dataset:
     """The dataset to train a classifier on: real images and synthetic shards, mixed per batch.
 
         ds = shards.mix((x_train, y_train), "synth/", num_classes=10, synthetic_fraction=0.5,
@@ -397,10 +444,9 @@ def mix(real, synthetic: str, *, num_classes: int, synthetic_fraction: float = 0
         return image, tf.one_hot(tf.cast(label, tf.int32), num_classes)
 
     real_ds = real_ds.map(real_element, num_parallel_calls=tf.data.AUTOTUNE)
-    synthetic = storage.stage_dataset(synthetic)  # a gs:// output is staged once, here, not again by load()
-    _, manifest = find_shard_files(synthetic)
-    probs = soft_labels and bool(manifest.get("soft_labels"))
-    synth_ds = load(synthetic, shuffle=True, seed=seed, targets="probs" if probs else "label").repeat()
+    probs = soft_labels and bool(read_any_manifest(synthetic, staging).get("soft_labels"))
+    synth_ds = load(synthetic, shuffle=True, seed=seed, targets="probs" if probs else "label",
+                    staging=staging).repeat()
     synth_ds = synth_ds.map(lambda image, target: (tf.cast(image, tf.float32), target if probs else
                                                    tf.one_hot(tf.cast(target, tf.int32), num_classes)),
                             num_parallel_calls=tf.data.AUTOTUNE)

@@ -35,6 +35,7 @@ class ImageSource:
     generator_step: int = -1
     keep: object = None  # optional (float pixels [B,H,W,C]) -> bool [B]: the memorization filter
     scores: object = None  # optional (float pixels [B,H,W,C]) -> float [B, classes]: a teacher's probabilities
+    class_names: tuple[str, ...] = ()  # a name per class, when known
 
 
 def latents(seed: int, sample: tf.Tensor, latent_dim: int, psi: float = 0.0) -> tf.Tensor:
@@ -64,13 +65,13 @@ def generator_source(config) -> ImageSource:
     num_classes = int(meta["num_classes"])
     latent = int(meta["latent_dim"])
     copies, psi, seed = config.copies_per_sample, config.truncation, config.seed
-    weights = None
-    if config.labels not in ("balanced", "uniform"):
-        weights = [float(w) for w in config.labels.split(",")]
-        if num_classes and len(weights) != num_classes:
-            raise UserError(f"--labels has {len(weights)} class weights but the generator has {num_classes} classes")
+    names = meta.get("class_names")
+    class_names = tuple(data.class_name(str(n)) for n in names) if isinstance(names, list) and len(names) == num_classes else ()
     if not num_classes and config.labels != "balanced":
         raise UserError("--labels applies to a conditional generator; this one has no classes")
+    weights = None
+    if config.labels not in ("balanced", "uniform"):
+        weights = class_weights(config.labels, num_classes, class_names)
 
     def labels_of(sample: tf.Tensor) -> tf.Tensor:
         if not num_classes:
@@ -102,7 +103,30 @@ def generator_source(config) -> ImageSource:
     if config.teacher:
         scores, identity["teacher"] = teacher_scores(config, meta)
     return ImageSource("synthetic", int(meta["resolution"]), int(meta["channels"]), num_classes, identity,
-                       make_batch, generator_step=int(meta["step"]), keep=keep, scores=scores)
+                       make_batch, generator_step=int(meta["step"]), keep=keep, scores=scores,
+                       class_names=class_names)
+
+
+def class_weights(text: str, num_classes: int, class_names: tuple[str, ...]) -> list[float]:
+    """--labels weights (see config.label_weights) -> one weight per class of this generator."""
+    from trainer.config import label_weights
+
+    parsed = label_weights(text)
+    if parsed[0][0] is None:
+        if len(parsed) != num_classes:
+            raise UserError(f"--labels has {len(parsed)} class weights but the generator has {num_classes} classes")
+        return [w for _, w in parsed]
+    weights = [0.0] * num_classes
+    for key, weight in parsed:
+        if key in class_names:
+            index = class_names.index(key)
+        elif key.isdigit() and int(key) < num_classes:
+            index = int(key)
+        else:
+            known = ", ".join(class_names[:20]) + (", ..." if len(class_names) > 20 else "")
+            raise UserError(f"--labels: no class {key!r} in this generator (classes: {known or f'0..{num_classes - 1}'})")
+        weights[index] = weight
+    return weights
 
 
 def teacher_scores(config, meta: dict):
@@ -199,4 +223,5 @@ def dataset_source(config) -> ImageSource:
 
     identity = {"dataset": config.dataset, "dataset_sha256": hashlib.sha256(source.images.tobytes()).hexdigest(),
                 "folder_labels": config.folder_labels}
-    return ImageSource("augmented", config.resolution, source.channels, source.num_classes, identity, make_batch)
+    return ImageSource("augmented", config.resolution, source.channels, source.num_classes, identity, make_batch,
+                       class_names=source.class_names)

@@ -38,6 +38,7 @@ import time
 import uuid
 from typing import Optional
 
+from trainer import environment
 from trainer.errors import StorageUnavailable, UnsafeObjectName, UserError
 
 
@@ -126,7 +127,8 @@ def is_remote(url: str) -> bool:
     return "://" in url
 
 
-def _refuse_remote(url: str) -> None:
+def check_url(url: str) -> None:
+    """Refuses a URL scheme other than gs://."""
     scheme = url.split("://", 1)[0]
     if scheme != "gs":
         raise UserError(f"{url}: unsupported URL scheme {scheme}:// (use a local folder or gs://bucket/path)")
@@ -307,7 +309,7 @@ class GcsStore(Store):
 
     keeps_metadata = True  # custom object metadata, set in the same request as the upload
     # (connect, read) seconds per request; DCGAN_GCS_TIMEOUT overrides the read timeout.
-    TIMEOUT = (10, float(os.environ.get("DCGAN_GCS_TIMEOUT", "60")))
+    TIMEOUT = property(lambda self: (10, environment.gcs_timeout()))
 
     def __init__(self, url: str, staging: str = ""):
         bucket, _, prefix = url[len("gs://"):].partition("/")
@@ -348,7 +350,7 @@ class GcsStore(Store):
         from google.api_core.retry import Retry
         from google.cloud.storage.retry import DEFAULT_RETRY
 
-        deadline = float(os.environ.get("DCGAN_GCS_RETRY_DEADLINE", "300"))  # seconds of retrying per call
+        deadline = environment.gcs_retry_deadline()  # seconds of retrying per call
         return DEFAULT_RETRY.with_delay(initial=0.5, maximum=16.0, multiplier=2.0).with_timeout(deadline) \
             if isinstance(DEFAULT_RETRY, Retry) else DEFAULT_RETRY
 
@@ -634,7 +636,7 @@ def upload_tree(local_dir: str, target: Store) -> None:
 
 def open_store(url: str) -> Store:
     if is_remote(url):
-        _refuse_remote(url)
+        check_url(url)
         return GcsStore(url)
     return Store(url)
 
@@ -643,7 +645,7 @@ def fetch_file(url: str, kind: str = "files") -> str:
     """A local, checksum-verified copy of one gs:// object (a model file, say); local paths pass through."""
     if not is_remote(url):
         return url
-    _refuse_remote(url)
+    check_url(url)
     folder, _, name = url.rstrip("/").rpartition("/")
     if not name or folder in ("gs:", "gs:/"):
         raise UserError(f"{url}: expected gs://bucket/path/to/file")
@@ -668,7 +670,7 @@ def stage_dataset(url: str) -> str:
     """
     if not is_remote(url):
         return url
-    _refuse_remote(url)
+    check_url(url)
     store = GcsStore(url, staging=cache_for("datasets", url))
     blobs = {}
     unsafe = []
@@ -694,8 +696,15 @@ def stage_dataset(url: str) -> str:
         store.fetch(key)
         return True
 
+    from trainer.progress import Progress
+
+    counter = Progress(f"staging {url}", len(blobs), "files")
+    fetched = 0
     with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        fetched = sum(pool.map(fetch, sorted(blobs.items())))
+        for downloaded in pool.map(fetch, sorted(blobs.items())):
+            fetched += downloaded
+            counter.advance()
+    counter.close()
     print(f"staged {url}: {fetched} downloaded, {len(blobs) - fetched} already cached in {store.root}")
     return store.root
 

@@ -46,7 +46,7 @@ class Summaries:
     """A file writer that does nothing on non-chief workers."""
 
     def __init__(self, logdir: str, enabled: bool, flush_secs: float = 120.0):
-        self.enabled = enabled
+        self.enabled, self.logdir = enabled, logdir
         self.writer = tf.summary.create_file_writer(logdir, flush_millis=int(flush_secs * 1000)) if enabled else None
 
     def scalars(self, step: int, values: dict) -> None:
@@ -56,11 +56,21 @@ class Summaries:
             for tag, value in values.items():
                 tf.summary.scalar(tag, float(value))
 
-    def image(self, step: int, tag: str, picture: np.ndarray) -> None:
+    def image(self, step: int, tag: str, picture: np.ndarray, description: str | None = None) -> None:
         if not self.enabled:
             return
         with self.writer.as_default(step=step):
-            tf.summary.image(tag, picture[None], max_outputs=1)
+            tf.summary.image(tag, picture[None], max_outputs=1, description=description)
+
+    def hparams(self, values: dict, trial_id: str) -> None:
+        """The run's settings for TensorBoard's HParams dashboard (its metrics are the scalars, e.g. quality/kid)."""
+        if not self.enabled:
+            return
+        from tensorboard.plugins.hparams import api as hp
+
+        kept = {k: v for k, v in values.items() if isinstance(v, (bool, int, float, str))}
+        with self.writer.as_default():
+            hp.hparams(kept, trial_id=trial_id)
 
     def flush(self) -> None:
         if self.enabled:

@@ -37,7 +37,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainer import (checkpoints, data, diffaugment, distribute, export, jobdir, losses, models, report_page,
+from trainer import (checkpoints, data, diffaugment, distribute, export, jobdir, losses, model_card, models, report_page,
                      storage, summaries)
 from trainer.errors import EXIT_DIVERGED, UserError
 from trainer.progress import ProgressBar
@@ -196,6 +196,64 @@ def all_variables(nets: Networks) -> list:
             + nets.g_optimizer.variables + nets.d_optimizer.variables + [nets.step, nets.augment_p, nets.best_kid])
 
 
+class Profiler:
+    """--profile_steps=A,B: a TensorBoard profile (trace viewer, op stats) of steps A to B, in the logs."""
+
+    def __init__(self, steps: tuple[int, int], logdir: str, enabled: bool):
+        self.first, self.last = steps
+        self.logdir, self.enabled, self.running = logdir, enabled and self.last > 0, False
+
+    def next_boundary(self, step: int) -> int:
+        """The next step where profiling starts or stops (so that a call of several steps stops there)."""
+        later = [b for b in (self.first, self.last) if b > step] if self.enabled else []
+        return min(later, default=2**62)
+
+    def before(self, step: int) -> None:
+        if self.enabled and not self.running and self.first <= step < self.last:
+            tf.profiler.experimental.start(self.logdir)
+            self.running = True
+
+    def after(self, step: int) -> None:
+        if self.running and step >= self.last:
+            tf.profiler.experimental.stop()
+            self.running = False
+            print(f"profile of steps {self.first}-{self.last} written to {self.logdir}/plugins/profile "
+                  "(TensorBoard's Profile tab)")
+
+
+@dataclasses.dataclass(frozen=True)
+class GridLayout:
+    """Where each class sits in the sample grids: unconditional, 2-8 rows of 8; conditional, a row per
+    class (the first 16 classes), each row labelled with its class name in samples/*.png and in
+    TensorBoard's description of the image."""
+
+    columns: int
+    labels: tuple[int, ...]  # the class of each cell, row by row
+    class_names: tuple[str, ...] = ()
+    row_names: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+    @property
+    def caption(self) -> str:
+        if not self.row_names:
+            return "G_ema samples from fixed noise"
+        return "G_ema samples from fixed noise, a row per class: " + "; ".join(
+            f"row {r + 1}: {name}" for r, name in enumerate(self.row_names))
+
+    @classmethod
+    def of(cls, num_classes: int, class_names, global_batch: int) -> "GridLayout":
+        columns = 8
+        if not num_classes:
+            return cls(columns, (0,) * min(64, max(16, global_batch)))
+        names = tuple(class_names) if len(class_names) == num_classes else tuple(str(c) for c in range(num_classes))
+        rows = min(num_classes, 16)
+        return cls(columns, tuple(r for r in range(rows) for _ in range(columns)), names,
+                   tuple(f"{r}: {names[r]}" if names[r] != str(r) else str(r) for r in range(rows)))
+
+
 def resolve_diffaugment(config, source: data.Source) -> tuple[str, ...]:
     """The DiffAugment policy: `auto` is all three for datasets below DIFFAUGMENT_AUTO_BELOW images."""
     from trainer.config import DIFFAUGMENT_AUTO_BELOW
@@ -340,7 +398,8 @@ def run(config) -> dict:
 
     # -- Data (before touching the job dir: a bad dataset leaves it alone).
     source = data.load_source(config.dataset, config.resolution, config.channels,
-                              folder_labels=config.folder_labels, on_corrupt=config.on_corrupt)
+                              folder_labels=config.folder_labels, on_corrupt=config.on_corrupt,
+                              staging=config.dataset_staging, stream_buffer_bytes=config.stream_buffer_mb << 20)
     print(source.describe())
     conditional = source.num_classes >= 2 if config.conditional is None else config.conditional
     if conditional and source.num_classes < 1:
@@ -421,8 +480,12 @@ def train_and_commit(config, strategy, source, nets, num_classes, manager, write
               "Run the same command to resume.")
     # -- Export G_ema (float32) once the run has reached its last step.
     if result["step"] >= config.steps and role.is_chief:
-        export.save(store, nets.generator_ema, config, num_classes, source.channels, result["step"])
-        print(f"exported {store.url}/{export.MODEL}")
+        export.save(store, nets.generator_ema, config, num_classes, source.channels, result["step"],
+                    class_names=GridLayout.of(num_classes, source.class_names, config.batch_size).class_names,
+                    extra={"num_train_images": source.num_examples})
+        grid_png = f"{jobdir.SAMPLES}/step-{result['step']:08d}.png"
+        model_card.write(store, f"{jobdir.EXPORT}/", store.get(grid_png) if store.exists(grid_png) else None)
+        print(f"exported {store.url}/{export.MODEL} (model card: {export.CARD})")
         if os.environ.get("AIP_MODEL_DIR"):  # Vertex AI picks the model up from here
             model_store = storage.open_store(os.environ["AIP_MODEL_DIR"])
             for key in (export.MODEL, export.META):
@@ -447,10 +510,11 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
     iterator = iter(dataset)
     steps_fn = make_step_fn(config, strategy, nets, gan_loss, num_classes, policy)
 
-    # -- Fixed noise for sample grids (the same picture positions all run long).
-    grid_size = min(64, max(16, global_batch))
+    # -- Fixed noise for sample grids (the same picture positions all run long); a row per class.
+    grid = GridLayout.of(num_classes, source.class_names if num_classes else (), global_batch)
+    grid_size = grid.size
     fixed_z = tf.random.stateless_normal([grid_size, config.latent_dim], seed=[config.seed, -1])
-    fixed_labels = tf.range(grid_size, dtype=tf.int32) % max(num_classes, 1)
+    fixed_labels = tf.constant(grid.labels, tf.int32)
 
     def sample_images():
         inputs = [fixed_z, fixed_labels] if num_classes else fixed_z
@@ -466,7 +530,8 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
                     source.images[:grid_size], f"{min(grid_size, len(source.images))} training images "
                     f"({config.dataset})"))
         store.put(f"{jobdir.SAMPLES}/step-{step:08d}.png", report_page.samples_png(
-            summaries.to_uint8(images), f"G_ema samples at step {step} ({config.dataset})"))
+            summaries.to_uint8(images), f"G_ema samples at step {step} ({config.dataset})",
+            columns=grid.columns, row_labels=grid.row_names or None))
 
     # -- KID against the training images (chief only); the best G_ema goes to export/best/.
     kid_tracker = None
@@ -481,10 +546,14 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
         kid_tracker = metrics.KidTracker(real_images, real_labels, source.num_classes, config.dataset,
                                          config.latent_dim, config.kid_samples, config.feature_model, config.seed)
 
+    profiler = Profiler(config.profile_range(), writer.logdir, enabled=is_chief)
+    writer.hparams({**config.identity(), "classes": num_classes, "diffaugment_policy": ",".join(policy) or "off",
+                    "replicas": strategy.num_replicas_in_sync}, trial_id=config.identity_hash())
+
     def next_event(step):
         cadences = (config.log_every, config.sample_every, config.checkpoint_every) + (
             (config.kid_every,) if config.kid_every else ())
-        return min(config.steps, *[(step // c + 1) * c for c in cadences])
+        return min(config.steps, profiler.next_boundary(step), *[(step // c + 1) * c for c in cadences])
 
     bar = ProgressBar(config.steps, start, enabled=config.progress and is_chief)
     step, saved_step, rates, skipped = start, start, [], 0
@@ -499,8 +568,10 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
                 else:
                     break
             n = min(config.steps_per_call, next_event(step) - step)
+            profiler.before(step)
             metrics = steps_fn(iterator, n, stop_flag)
             step += n
+            profiler.after(step)
             window_images += n * global_batch
             # -- Guard: stop on the first non-finite loss, naming the step.
             values = {k: float(v) for k, v in metrics.items()}
@@ -531,7 +602,7 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
             # -- Sample grid from G_ema.
             if step % config.sample_every == 0 or step == config.steps:
                 images = sample_images()
-                writer.image(step, "samples", summaries.image_grid(images, columns=8))
+                writer.image(step, "samples", summaries.image_grid(images, columns=grid.columns), grid.caption)
                 save_samples_png(step, images)
             # -- KID; a new best G_ema is exported (and best_kid checkpointed with the step).
             if kid_tracker and (step % config.kid_every == 0 or step == config.steps):
@@ -539,7 +610,7 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
                 if kid_value < float(nets.best_kid.numpy()):
                     nets.best_kid.assign(kid_value)
                     export.save(store, nets.generator_ema, config, num_classes, source.channels, step,
-                                folder=export.BEST, extra={"kid": kid_value})
+                                folder=export.BEST, extra={"kid": kid_value}, class_names=grid.class_names)
                 writer.scalars(step, {"quality/kid": kid_value, "quality/best_kid": float(nets.best_kid.numpy())})
             # -- Checkpoint.
             if step % config.checkpoint_every == 0 or step == config.steps:
@@ -549,6 +620,7 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
             if peer_stop:
                 break
         bar.close()
+        profiler.after(config.steps)
         if step != saved_step:  # stopped by a signal between checkpoints
             manager.save(step)
             saved_step = step

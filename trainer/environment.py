@@ -1,0 +1,69 @@
+"""The numeric environment variables dcgan-factory reads, validated: a bad value is one clear line.
+
+    DCGAN_GCS_TIMEOUT     read timeout in seconds per storage request (default 60)
+    DCGAN_GCS_RETRY_DEADLINE  seconds one storage call keeps retrying (default 300)
+    DCGAN_NUM_TASKS       sample/augment task count beside JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs)
+    DCGAN_NUM_WORKERS     training workers beside JOB_COMPLETION_INDEX
+    JOB_COMPLETION_INDEX  this pod's index in a Kubernetes Indexed Job
+
+`check()` runs when the CLI starts, before anything heavy, so that a bad value
+fails first; the readers below raise the same errors when called directly.
+
+    DCGAN_GCS_TIMEOUT=abc python -m trainer train --dry_run    # dcgan: error: DCGAN_GCS_TIMEOUT='abc' ...
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Mapping, Optional
+
+from trainer.errors import UserError
+
+INTEGERS = ("DCGAN_NUM_TASKS", "DCGAN_NUM_WORKERS", "JOB_COMPLETION_INDEX")
+
+
+def integer(name: str, environ: Mapping[str, str] = os.environ, default: Optional[int] = None) -> Optional[int]:
+    """A non-negative integer variable (or `default` when unset)."""
+    text = environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = int(text.strip())
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise UserError(f"{name}={text[:40]!r} must be a non-negative integer")
+    return value
+
+
+def seconds(name: str, default: float, most: float, environ: Mapping[str, str] = os.environ) -> float:
+    """A number of seconds in 1..most (or `default` when unset)."""
+    text = environ.get(name)
+    if text is None:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not 1 <= value <= most:  # NaN fails too
+        raise UserError(f"{name}={text[:40]!r} must be a number of seconds in 1..{most:g}")
+    return value
+
+
+def gcs_timeout(environ: Mapping[str, str] = os.environ) -> float:
+    """DCGAN_GCS_TIMEOUT: seconds a storage request may take to answer (default 60)."""
+    return seconds("DCGAN_GCS_TIMEOUT", 60.0, 3600, environ)
+
+
+def gcs_retry_deadline(environ: Mapping[str, str] = os.environ) -> float:
+    """DCGAN_GCS_RETRY_DEADLINE: seconds one storage call keeps retrying (default 300)."""
+    return seconds("DCGAN_GCS_RETRY_DEADLINE", 300.0, 86400, environ)
+
+
+def check(environ: Mapping[str, str] = os.environ) -> None:
+    """Validates every variable above that is set."""
+    gcs_timeout(environ)
+    gcs_retry_deadline(environ)
+    for name in INTEGERS:
+        integer(name, environ)
