@@ -1,10 +1,10 @@
-"""Augmentation throughput: trainer.augment vs the legacy ImageDataGenerator, same parameters.
+"""Augmentation throughput: trainer.classic_augment vs the legacy ImageDataGenerator, same parameters.
 
     python -m bench augment [--resolution=64] [--channels=3] [--images=512] [--batch=128] [--repeats=5]
 
 Both augment the same images with rotation 20, shifts 0.1, shear 10, zoom 0.2,
 horizontal flips, fill 'nearest'. Legacy: `random_transform` per image (what
-`ImageDataGenerator.flow` does). Ours: batched `augment.apply` in a tf.function.
+`ImageDataGenerator.flow` does). Ours: batched `classic_augment.apply` in a tf.function.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tensorflow as tf  # noqa: E402
 from tensorflow.keras.preprocessing.image import ImageDataGenerator  # noqa: E402
 
 from bench import common  # noqa: E402
-from trainer import augment  # noqa: E402
+from trainer import classic_augment  # noqa: E402
 from trainer.config import AugmentParams  # noqa: E402
 
 DEFAULTS = {"resolution": 64, "channels": 3, "images": 1024, "batch": 512, "repeats": 5}
@@ -38,7 +38,7 @@ def main(argv):
 
     @tf.function
     def ours_batch(x, idx):
-        return augment.apply(x, params, augment.image_seeds(0, idx))
+        return classic_augment.apply(x, params, classic_augment.image_seeds(0, idx))
 
     def run_legacy():
         for image in images:
@@ -49,9 +49,9 @@ def main(argv):
             ours_batch(x, idx).numpy()
 
     run_ours()  # trace
-    rates, samples = common.compare({"ImageDataGenerator": run_legacy, "trainer.augment": run_ours},
+    rates, samples = common.compare({"ImageDataGenerator": run_legacy, "trainer.classic_augment": run_ours},
                                     flags["images"], flags["repeats"])
-    ratio = rates["trainer.augment"] / rates["ImageDataGenerator"]
+    ratio = rates["trainer.classic_augment"] / rates["ImageDataGenerator"]
     print(f"augmentation, {flags['images']} images {flags['resolution']}x{flags['resolution']}x{flags['channels']}, "
           f"median of {flags['repeats']}")
     common.print_rates(rates)

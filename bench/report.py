@@ -78,7 +78,7 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                             f"**{res['bfloat16_vs_pytorch_float32']:.2f}x**", "", "(same run)"))
     for r, f, rates in _each("augment-*.json"):
         out.append(("augmentation vs ImageDataGenerator", _size(f),
-                    f"**{r['ratio']:.1f}x**: {rates['trainer.augment']:.0f} vs {rates['ImageDataGenerator']:.0f} img/s",
+                    f"**{r['ratio']:.1f}x**: {rates['trainer.classic_augment']:.0f} vs {rates['ImageDataGenerator']:.0f} img/s",
                     ">= 10x", f"`python -m bench augment --resolution={f['resolution']} --channels={f['channels']}`"))
     for r, f, rates in _each("sample-*.json"):
         precision = {"off": "float32"}.get(f.get("precision", "off"), f.get("precision"))

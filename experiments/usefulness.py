@@ -121,11 +121,11 @@ class Experiment:
     def augmented_copies(images: np.ndarray, count: int, policy) -> np.ndarray:
         import tensorflow as tf
 
-        from trainer import augment
+        from trainer import classic_augment
 
         index = np.arange(count) % len(images)
-        seeds = augment.image_seeds(99, tf.range(count, dtype=tf.int64))
-        x = augment.apply(tf.cast(tf.constant(images[index]), tf.float32), policy, seeds)
+        seeds = classic_augment.image_seeds(99, tf.range(count, dtype=tf.int64))
+        x = classic_augment.apply(tf.cast(tf.constant(images[index]), tf.float32), policy, seeds)
         return np.clip(np.round(x.numpy()), 0, 255).astype(np.uint8)
 
     # -- recipes

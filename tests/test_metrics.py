@@ -102,19 +102,19 @@ def test_ada_p_adapts_is_checkpointed_and_kid_picks_the_best_export(tmp_path):
     assert "diffaugment: color,translation,cutout, adaptive p" in first.stdout
     second = run_cli(*args, "--steps=8")
     assert second.returncode == 0, second.stderr[-3000:]
-    p = read_scalars(job / "tensorboard", "augment/p")
+    p = read_scalars(job / "tensorboard", "diffaugment/p")
     assert len(p) == 4 and p[0] == 0.0 and max(p) > 0  # starts at 0, moves by 0.16 per step either way
     # Resumed from the checkpointed p: the same series as one uninterrupted run.
     straight = run_cli(*[a.replace(str(job), str(tmp_path / "straight")) for a in args], "--steps=8")
     assert straight.returncode == 0, straight.stderr[-3000:]
-    assert read_scalars(tmp_path / "straight" / "tensorboard", "augment/p") == p
+    assert read_scalars(tmp_path / "straight" / "tensorboard", "diffaugment/p") == p
     kid = read_scalars(job / "tensorboard", "quality/kid")
     best = read_scalars(job / "tensorboard", "quality/best_kid")
     assert len(kid) == 2 and best[-1] == min(kid)
     meta = json.loads((job / "export" / "best" / "generator.json").read_text())
     assert meta["kid"] == pytest.approx(min(kid), rel=1e-5) and meta["step"] == 4 * (1 + kid.index(min(kid)))
     names = [n for n, _ in tf.train.list_variables(str(next((job / "checkpoints").glob("ckpt-*")) / "ckpt"))]
-    assert any(n.startswith("augment_p") for n in names) and any(n.startswith("best_kid") for n in names)
+    assert any(n.startswith("augment_p") for n in names) and any(n.startswith("best_kid") for n in names)  # DiffAugment p, under the key checkpoints have always used
 
 
 def test_evaluate_end_to_end_on_a_smoke_job(smoke_job, tmp_path):

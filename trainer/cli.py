@@ -77,9 +77,9 @@ class Commands:
     def _shard_job(self, job, flags):
         config = config_lib.resolve(job, flags)
         print(config.describe())
-        from trainer import sample as sample_lib  # TensorFlow is imported only now
+        from trainer import shard_job  # TensorFlow is imported only now
 
-        sample_lib.run(config, job)
+        shard_job.run(config, job)
 
 
 def _check_tokens(command: str, tokens: list[str]) -> None:

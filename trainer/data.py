@@ -84,7 +84,7 @@ def declared_size(path: str) -> Optional[tuple[int, int]]:
 
 
 @dataclasses.dataclass
-class Source:
+class TrainingData:
     """A dataset resolved to either in-memory arrays or a list of shard files."""
 
     name: str
@@ -194,8 +194,8 @@ def _slice_bound(text: str, n: int, default: int) -> int:
 
 def load_source(dataset: str, resolution: int, channels: int = 0, *,
                 folder_labels: str = "inferred", on_corrupt: str = "skip", staging: str = "copy",
-                stream_buffer_bytes: int = 512 << 20) -> Source:
-    """Resolves `--dataset` to a Source, decoding in-memory sources now.
+                stream_buffer_bytes: int = 512 << 20) -> TrainingData:
+    """Resolves `--dataset` to a TrainingData, decoding in-memory sources now.
 
     A gs:// shard output with a manifest is streamed when `staging="stream"`
     (see trainer/shard_stream.py); other gs:// datasets are mirrored into the local cache."""
@@ -242,7 +242,7 @@ def load_source(dataset: str, resolution: int, channels: int = 0, *,
     raise DataError(f"--dataset={dataset}: not a folder, .npz file or TFRecord shard set")
 
 
-def _digits(resolution: int, channels: int) -> Source:
+def _digits(resolution: int, channels: int) -> TrainingData:
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
@@ -252,11 +252,11 @@ def _digits(resolution: int, channels: int) -> Source:
     if channels == 3:
         images = np.repeat(images, 3, axis=-1)
     labels = bunch.target.astype(np.int32)
-    return Source("digits", channels, resolution, 10, images=images, labels=labels, num_examples=len(images),
+    return TrainingData("digits", channels, resolution, 10, images=images, labels=labels, num_examples=len(images),
                   class_names=tuple(str(d) for d in range(10)))
 
 
-def _npz(path: str, name: str, resolution: int, channels: int) -> Source:
+def _npz(path: str, name: str, resolution: int, channels: int) -> TrainingData:
     try:
         with np.load(path, allow_pickle=False) as archive:
             if "x" not in archive:
@@ -304,7 +304,7 @@ def _npz(path: str, name: str, resolution: int, channels: int) -> Source:
                             f"the {num_classes} labels in 'y'")
         class_names = tuple(class_name(str(n)) for n in names)
         num_classes = len(class_names)
-    return Source(name, channels, resolution, num_classes, images=images, labels=labels, num_examples=len(images),
+    return TrainingData(name, channels, resolution, num_classes, images=images, labels=labels, num_examples=len(images),
                   class_names=class_names)
 
 
@@ -360,7 +360,7 @@ def list_folder(root: str, folder_labels: str) -> tuple[list[str], Optional[list
     return files, labels, [c for c, _ in per_class]
 
 
-def _folder(root: str, name: str, resolution: int, channels: int, folder_labels: str, on_corrupt: str) -> Source:
+def _folder(root: str, name: str, resolution: int, channels: int, folder_labels: str, on_corrupt: str) -> TrainingData:
     files, labels, class_names = list_folder(root, folder_labels)
     if not files:
         raise DataError(f"--dataset={name}: no images ({'/'.join(e[1:] for e in IMAGE_EXTENSIONS)}) found in the folder")
@@ -400,7 +400,7 @@ def _folder(root: str, name: str, resolution: int, channels: int, folder_labels:
         names = ", ".join(shown(os.path.relpath(s, root)) for s in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
         print(f"warning: skipped {len(skipped)} unreadable of {len(files)} image files: {names}", file=sys.stderr)
     label_array = np.asarray(labels, np.int32)[kept] if labels is not None else None
-    return Source(name, channels, resolution, len(class_names), images=np.concatenate(images),
+    return TrainingData(name, channels, resolution, len(class_names), images=np.concatenate(images),
                   labels=label_array, num_examples=len(kept), skipped=skipped,
                   class_names=tuple(class_name(c) for c in class_names))
 
@@ -420,7 +420,7 @@ def _looks_like_shards(path: str) -> bool:
     return ".tfrecord" in os.path.basename(path) or any(c in path for c in "*?[")
 
 
-def _shards(local: str, name: str, resolution: int, channels: int) -> Source:
+def _shards(local: str, name: str, resolution: int, channels: int) -> TrainingData:
     from trainer import shards
 
     files, manifest = shards.find_shard_files(local, require_manifest=False)
@@ -435,7 +435,7 @@ def _shards(local: str, name: str, resolution: int, channels: int) -> Source:
         print(f"dataset {name}: no manifest.json; read {count} labels: {num_classes} classes", file=sys.stderr)
     names = manifest.get("class_names") if manifest else None
     class_names = tuple(class_name(str(n)) for n in names) if isinstance(names, list) and len(names) == num_classes else ()
-    return Source(name, channels or stored_channels, resolution, num_classes,
+    return TrainingData(name, channels or stored_channels, resolution, num_classes,
                   shard_files=tuple(files), num_examples=count, class_names=class_names)
 
 
@@ -449,7 +449,7 @@ def epoch_permutation(n: int, seed: int, epoch: tf.Tensor) -> tf.Tensor:
     return tf.argsort(keys)
 
 
-def make_dataset(source: Source, global_batch: int, seed: int, start_step: int = 0,
+def make_dataset(source: TrainingData, global_batch: int, seed: int, start_step: int = 0,
                  input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
     """Per-replica batches (images in [-1, 1], int32 labels) for one input pipeline.
 
@@ -487,7 +487,7 @@ def make_dataset(source: Source, global_batch: int, seed: int, start_step: int =
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _streamed_shards(stream, name: str, resolution: int, channels: int) -> Source:
+def _streamed_shards(stream, name: str, resolution: int, channels: int) -> TrainingData:
     manifest = stream.manifest
     try:
         num_classes, stored_channels = int(manifest["num_classes"]), int(manifest["channels"])
@@ -498,11 +498,11 @@ def _streamed_shards(stream, name: str, resolution: int, channels: int) -> Sourc
     class_names = tuple(class_name(str(n)) for n in names) if isinstance(names, list) and len(names) == num_classes else ()
     print(f"dataset {name}: streamed, {len(stream)} shards, at most {stream.buffer_bytes / 2**20:.0f} MiB "
           "of them on local disk at once")
-    return Source(name, channels or stored_channels, resolution, num_classes, shard_files=tuple(stream.urls),
+    return TrainingData(name, channels or stored_channels, resolution, num_classes, shard_files=tuple(stream.urls),
                   num_examples=count, class_names=class_names, stream=stream)
 
 
-def _stream_shards(source: Source, per_replica: int, seed: int, start_step: int,
+def _stream_shards(source: TrainingData, per_replica: int, seed: int, start_step: int,
                    pipeline: int, pipelines: int) -> tf.data.Dataset:
     from trainer import shards
 

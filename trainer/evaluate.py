@@ -65,7 +65,7 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
         "num_classes": int(labels.max()) + 1 if conditional else 0}
 
 
-def load_real(dataset: str, flag: str, resolution: int, channels: int) -> data.Source:
+def load_real(dataset: str, flag: str, resolution: int, channels: int) -> data.TrainingData:
     source = data.load_source(dataset, resolution, channels)
     if not source.in_memory:  # shards as real data: read them into memory
         images, labels = [], []
@@ -192,8 +192,8 @@ AFFECTED_BY_REFERENCE_OVERLAP = {
 }
 
 
-def check_data(config, synth: np.ndarray, real: data.Source, generator_data: dict, feature_name: str,
-               feature_source: data.Source) -> tuple[dict, dict]:
+def check_data(config, synth: np.ndarray, real: data.TrainingData, generator_data: dict, feature_name: str,
+               feature_source: data.TrainingData) -> tuple[dict, dict]:
     """Which images each number uses, and whether the sets overlap (by content hash).
 
     Returns (report["data"], {section: caveat}). --real sharing images with the
@@ -236,7 +236,7 @@ def check_data(config, synth: np.ndarray, real: data.Source, generator_data: dic
             "training_name": next(iter(generator_data), "")}, caveats
 
 
-def classifier_check(data_report: dict, classifier, real: data.Source, train, config) -> dict:
+def classifier_check(data_report: dict, classifier, real: data.TrainingData, train, config) -> dict:
     """The GAN-test classifier's own accuracy on real images it did not learn from.
 
     It learns from --feature_data (default --real); then the generator's training
@@ -270,7 +270,7 @@ def write(path: str, report: dict, pictures: dict[str, bytes]) -> None:
         os.replace(target + ".tmp", target)
 
 
-def downstream(config, train: data.Source, real: data.Source, synth: np.ndarray, synth_labels: np.ndarray) -> dict:
+def downstream(config, train: data.TrainingData, real: data.TrainingData, synth: np.ndarray, synth_labels: np.ndarray) -> dict:
     classic = AugmentParams.create(**AugmentConfig(output="-").augmentation())  # `dcgan augment`'s defaults
     num_classes = max(train.num_classes, int(synth_labels.max()) + 1)
     variants = {

@@ -27,7 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainer import augment, storage, summaries
+from trainer import classic_augment, storage, summaries
 from trainer.config import AugmentParams
 from trainer.errors import UserError
 
@@ -193,13 +193,13 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, s
         if synthetic is not None:
             x = tf.concat([x, tf.gather(synth_x, synth_index)], 0)
             y = tf.concat([y, tf.gather(synth_y, synth_index)], 0)
-        seeds = augment.image_seeds(seed * 1_000_003 + 17, first + tf.range(batch_size, dtype=tf.int64))
+        seeds = classic_augment.image_seeds(seed * 1_000_003 + 17, first + tf.range(batch_size, dtype=tf.int64))
         x = tf.cast(x, tf.float32)
         if callable(augmentation):
             augmented = tf.clip_by_value(tf.round(augmentation(x, seeds)), 0.0, 255.0)
             x = tf.where(augment_mask[:, None, None, None], augmented, x)
         elif augmentation is not None and not augmentation.is_identity:
-            augmented = tf.clip_by_value(tf.round(augment.apply(x, augmentation, seeds)), 0.0, 255.0)
+            augmented = tf.clip_by_value(tf.round(classic_augment.apply(x, augmentation, seeds)), 0.0, 255.0)
             x = tf.where(augment_mask[:, None, None, None], augmented, x)
         with tf.GradientTape() as tape:
             logits = model(x, training=True)

@@ -423,7 +423,7 @@ def mix(real, synthetic: str, *, num_classes: int, synthetic_fraction: float = 0
     or a function (images 0..255 [B,H,W,C], seeds [B,2]) -> images) is applied
     to the real images on the fly. The stream repeats forever.
     """
-    from trainer import augment as augment_lib
+    from trainer import classic_augment
     from trainer.config import AugmentParams
 
     if not 0 <= synthetic_fraction <= 1:
@@ -435,9 +435,9 @@ def mix(real, synthetic: str, *, num_classes: int, synthetic_fraction: float = 0
         image, label = element
         image = tf.cast(image, tf.float32)
         if augmentation is not None:
-            seeds = augment_lib.image_seeds(seed, index[None])
+            seeds = classic_augment.image_seeds(seed, index[None])
             if isinstance(augmentation, AugmentParams):
-                image = augment_lib.apply(image[None], augmentation, seeds)[0]
+                image = classic_augment.apply(image[None], augmentation, seeds)[0]
             else:
                 image = augmentation(image[None], seeds)[0]
             image = tf.clip_by_value(tf.round(image), 0.0, 255.0)

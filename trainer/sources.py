@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from trainer import augment, data, export, shards
+from trainer import classic_augment, data, export, shards
 from trainer.errors import UserError
 
 
@@ -47,7 +47,7 @@ def latents(seed: int, sample: tf.Tensor, latent_dim: int, psi: float = 0.0) -> 
     """
     tries = 17 if psi else 1
     seeds = tf.stack([tf.fill(tf.shape(sample), tf.constant(seed, tf.int64)), tf.cast(sample, tf.int64)], axis=-1)
-    u = tf.reshape(augment.uniforms(seeds, 2 * tries * latent_dim), [-1, tries, 2, latent_dim])
+    u = tf.reshape(classic_augment.uniforms(seeds, 2 * tries * latent_dim), [-1, tries, 2, latent_dim])
     # Box-Muller; log1p(-u) never sees log(0) since u < 1. Try 0 is the same with or without truncation.
     draws = tf.sqrt(-2.0 * tf.math.log1p(-u[:, :, 0])) * tf.cos(2.0 * math.pi * u[:, :, 1])
     if not psi:
@@ -78,7 +78,7 @@ def generator_source(config) -> ImageSource:
             return tf.fill(tf.shape(sample), tf.constant(shards.NO_LABEL, tf.int64))
         if config.labels == "balanced":
             return sample % num_classes
-        u = augment.uniforms(tf.stack([tf.fill(tf.shape(sample), tf.constant(seed + 1, tf.int64)), sample], -1), 1)[:, 0]
+        u = classic_augment.uniforms(tf.stack([tf.fill(tf.shape(sample), tf.constant(seed + 1, tf.int64)), sample], -1), 1)[:, 0]
         if weights is None:
             return tf.minimum(tf.cast(u * num_classes, tf.int64), num_classes - 1)
         edges = tf.constant(np.cumsum(weights) / np.sum(weights), tf.float32)

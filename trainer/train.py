@@ -100,7 +100,7 @@ class Networks:
     g_optimizer: keras.optimizers.Optimizer
     d_optimizer: keras.optimizers.Optimizer
     step: tf.Variable  # the global step; a GAN has two optimizers, so neither's counter is it
-    augment_p: tf.Variable  # DiffAugment's per-image probability (adapted when --ada_target > 0)
+    diffaugment_p: tf.Variable  # DiffAugment's per-image probability (adapted when --ada_target > 0)
     best_kid: tf.Variable  # the lowest KID so far (its G_ema is in export/best/)
 
 
@@ -178,22 +178,23 @@ def _build_networks(config, g_args, d_args, initial_g, initial_d, g_kwargs, d_kw
     g_optimizer.build(generator.trainable_variables)
     d_optimizer.build(discriminator.trainable_variables)
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-    augment_p = tf.Variable(0.0 if config.ada_target > 0 else 1.0, trainable=False, name="augment_p")
+    diffaugment_p = tf.Variable(0.0 if config.ada_target > 0 else 1.0, trainable=False, name="diffaugment_p")
     best_kid = tf.Variable(float("inf"), trainable=False, name="best_kid")
-    return Networks(generator, discriminator, generator_ema, g_optimizer, d_optimizer, step, augment_p, best_kid)
+    return Networks(generator, discriminator, generator_ema, g_optimizer, d_optimizer, step, diffaugment_p, best_kid)
 
 
 def checkpoint_of(nets: Networks) -> tf.train.Checkpoint:
     return tf.train.Checkpoint(
         generator=nets.generator, discriminator=nets.discriminator, generator_ema=nets.generator_ema,
         g_optimizer=nets.g_optimizer, d_optimizer=nets.d_optimizer, step=nets.step,
-        augment_p=nets.augment_p, best_kid=nets.best_kid)
+        augment_p=nets.diffaugment_p,  # the key older checkpoints use
+        best_kid=nets.best_kid)
 
 
 def all_variables(nets: Networks) -> list:
     """Every checkpointed variable, in construction order (the same for identically built Networks)."""
     return (nets.generator.variables + nets.discriminator.variables + nets.generator_ema.variables
-            + nets.g_optimizer.variables + nets.d_optimizer.variables + [nets.step, nets.augment_p, nets.best_kid])
+            + nets.g_optimizer.variables + nets.d_optimizer.variables + [nets.step, nets.diffaugment_p, nets.best_kid])
 
 
 class Profiler:
@@ -254,7 +255,7 @@ class GridLayout:
                    tuple(f"{r}: {names[r]}" if names[r] != str(r) else str(r) for r in range(rows)))
 
 
-def resolve_diffaugment(config, source: data.Source) -> tuple[str, ...]:
+def resolve_diffaugment(config, source: data.TrainingData) -> tuple[str, ...]:
     """The DiffAugment policy: `auto` is all three for datasets below DIFFAUGMENT_AUTO_BELOW images."""
     from trainer.config import DIFFAUGMENT_AUTO_BELOW
 
@@ -290,7 +291,7 @@ def make_step_fn(config, strategy, nets: Networks, gan_loss: losses.GanLoss, num
         fake_labels = tf.random.stateless_uniform([global_batch], seed=seed + [0, 2**40], minval=0,
                                                   maxval=max(num_classes, 1), dtype=tf.int32)[first:first + per_replica]
         # -- DiffAugment draws for this step (global batch, sliced): one set for reals, one for fakes.
-        p = nets.augment_p.read_value()
+        p = nets.diffaugment_p.read_value()
         real_draws = diffaugment.sample_parameters(global_batch, seed + [0, 3 * 2**40])[first:first + per_replica]
         fake_draws = diffaugment.sample_parameters(global_batch, seed + [0, 4 * 2**40])[first:first + per_replica]
         real = diffaugment.augment(real, policy, real_draws, p)
@@ -331,8 +332,8 @@ def make_step_fn(config, strategy, nets: Networks, gan_loss: losses.GanLoss, num
             "d/real": share(tf.sigmoid(real_logits)), "d/fake": share(tf.sigmoid(fake_logits)),
             "r1": share(r1),
             # ADA's overfitting signal E[sign D(real)], and p (identical on every replica).
-            "augment/rt": share(tf.sign(tf.cast(real_logits, tf.float32))),
-            "augment/p": p / replicas,
+            "diffaugment/rt": share(tf.sign(tf.cast(real_logits, tf.float32))),
+            "diffaugment/p": p / replicas,
             # Identical on every replica (gradients are all-reduced): divide to survive the SUM.
             "grad_norm/d": tf.linalg.global_norm(d_grads) / d_scale / replicas,
             "grad_norm/g": tf.linalg.global_norm(g_grads) / g_scale / replicas,
@@ -371,8 +372,8 @@ def make_step_fn(config, strategy, nets: Networks, gan_loss: losses.GanLoss, num
             tf.cond(applied, ema_update, lambda: None)
             if policy and config.ada_target > 0:
                 # ADA-style: p rises while D is too sure of the reals, falls otherwise (cross-replica, identical).
-                adjust = tf.sign(metrics["augment/rt"] - config.ada_target) * global_batch / (config.ada_kimg * 1000.0)
-                nets.augment_p.assign(tf.clip_by_value(nets.augment_p + adjust, 0.0, 1.0))
+                adjust = tf.sign(metrics["diffaugment/rt"] - config.ada_target) * global_batch / (config.ada_kimg * 1000.0)
+                nets.diffaugment_p.assign(tf.clip_by_value(nets.diffaugment_p + adjust, 0.0, 1.0))
             metrics["skipped_steps"] = 1.0 - tf.cast(applied, tf.float32)
             nets.step.assign_add(1)
         return metrics
@@ -494,7 +495,7 @@ def train_and_commit(config, strategy, source, nets, num_classes, manager, write
     return result
 
 
-def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losses.GanLoss, num_classes: int,
+def train(config, strategy, source: data.TrainingData, nets: Networks, gan_loss: losses.GanLoss, num_classes: int,
           manager: checkpoints.CheckpointManager, writer: summaries.Summaries, start: int,
           is_chief: bool = True, num_workers: int = 1, policy: tuple[str, ...] = (), store=None,
           stop: Optional[StopRequest] = None) -> dict:
@@ -593,7 +594,7 @@ def train(config, strategy, source: data.Source, nets: Networks, gan_loss: losse
                 window_start, window_images = time.perf_counter(), 0
                 scalars = {k: v for k, v in values.items()
                            if (config.mixed_precision == "float16" or not k.startswith("loss_scale"))
-                           and (policy or k != "augment/p")}
+                           and (policy or k != "diffaugment/p")}
                 scalars.update({"lr/d": config.d_lr, "lr/g": config.g_lr, "perf/images_per_sec": rate})
                 if config.mixed_precision == "float16":
                     scalars["mixed_precision/skipped_steps"] = skipped

@@ -35,7 +35,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from trainer import augment, environment, shards, storage
+from trainer import classic_augment, environment, shards, storage
 from trainer import image_codec
 from trainer.sources import ImageSource, dataset_source, generator_source
 from trainer.config import AugmentParams
@@ -148,7 +148,7 @@ def make_producer(source: ImageSource, params: AugmentParams, seed: int, min_con
         pixels, labels, seeds = source.make_batch(indices)
         # Memorization is judged on the generator's own output, before augmentation hides a copy.
         keep = source.keep(pixels) if source.keep else tf.ones(tf.shape(indices), tf.bool)
-        pixels = tf.clip_by_value(tf.round(augment.apply(pixels, params, augment.image_seeds(seed, indices))), 0, 255)
+        pixels = tf.clip_by_value(tf.round(classic_augment.apply(pixels, params, classic_augment.image_seeds(seed, indices))), 0, 255)
         probs = tf.zeros([tf.shape(indices)[0], 0])
         if source.scores is not None:  # the teacher labels the image as it is written, augmented
             probs = source.scores(pixels)

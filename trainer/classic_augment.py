@@ -10,7 +10,7 @@ image's augmentation never depends on its batch.
 
 Images are float in pixel units (0..255), NHWC, as ImageDataGenerator expects.
 
-    python -c "from trainer import augment, config; import tensorflow as tf; print(augment.apply(tf.zeros([1, 8, 8, 1]), config.AugmentParams.create(rotation_range=20), augment.image_seeds(0, tf.range(1))).shape)"
+    python -c "from trainer import classic_augment, config; import tensorflow as tf; print(classic_augment.apply(tf.zeros([1, 8, 8, 1]), config.AugmentParams.create(rotation_range=20), classic_augment.image_seeds(0, tf.range(1))).shape)"
 """
 
 from __future__ import annotations
