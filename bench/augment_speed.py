@@ -19,7 +19,7 @@ from tensorflow.keras.preprocessing.image import ImageDataGenerator  # noqa: E40
 
 from bench import common  # noqa: E402
 from trainer import classic_augment  # noqa: E402
-from trainer.config import AugmentParams  # noqa: E402
+from trainer.augment_params import AugmentParams  # noqa: E402
 
 DEFAULTS = {"resolution": 64, "channels": 3, "images": 1024, "batch": 512, "repeats": 5}
 ARGS = dict(rotation_range=20, width_shift_range=0.1, height_shift_range=0.1, shear_range=10, zoom_range=0.2,

@@ -2,7 +2,7 @@
 
     python -m bench input [--resolution=32] [--batch=64] [--batches=200] [--repeats=3]
 
-Pipelines (trainer.data.make_dataset, exactly as training builds them):
+Pipelines (trainer.input_pipeline.make_dataset, exactly as training builds them):
   in-memory   the bundled digits (decoded once; batches gathered from memory)
   shards      TFRecord shards written by `dcgan augment` (parse, PNG decode, shuffle, batch)
 Consumption: `dcgan train`'s step (default architecture, float32, unconditional).
@@ -19,8 +19,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from bench import common, train_speed  # noqa: E402
-from trainer import config as config_lib  # noqa: E402
-from trainer import data, distribute, sample  # noqa: E402
+from trainer import command_line
+from trainer import data, distribute, shard_job  # noqa: E402
+from trainer import input_pipeline
 
 DEFAULTS = {"resolution": 32, "batch": 64, "batches": 200, "repeats": 3, "steps": 5}
 
@@ -31,14 +32,14 @@ def main(argv):
     work = tempfile.mkdtemp(prefix="dcgan-bench-input-")
     try:
         shard_dir = os.path.join(work, "shards")
-        sample.run(config_lib.resolve("augment", {"dataset": "digits", "output": shard_dir, "num_images": 4096,
+        shard_job.run(command_line.resolve("augment", {"dataset": "digits", "output": shard_dir, "num_images": 4096,
                                                   "images_per_shard": 512, "resolution": flags["resolution"],
                                                   "progress": False}), "augment")
         sources = {"in-memory digits": data.load_source("digits", flags["resolution"], 1),
                    "shards (PNG decode)": data.load_source(shard_dir, flags["resolution"], 1)}
         pipelines = {}
         for name, source in sources.items():
-            iterator = iter(data.make_dataset(source, flags["batch"], 0))
+            iterator = iter(input_pipeline.make_dataset(source, flags["batch"], 0))
             next(iterator)
 
             def drain(it=iterator):

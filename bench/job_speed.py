@@ -52,10 +52,10 @@ def sample_variants(out: str, images: int, job: str) -> dict[str, list[str]]:
 
 def export_generator(job: str) -> None:
     """A 32x32x1 conditional generator with random weights, exported as `dcgan train` does."""
-    code = ("from trainer import config, export, models, storage\n"
-            f"c = config.resolve('train', {{'job_dir': {job!r}}})\n"
+    code = ("from trainer import command_line, export, models, storage, train_plan\n"
+            f"c = command_line.resolve('train', {{'job_dir': {job!r}}})\n"
             "g = models.build_generator(32, 1, c.latent_dim, c.width, 10)\n"
-            f"export.save(storage.open_store({job!r}), g, c, 10, 1, 0)\n")
+            f"export.save(storage.open_store({job!r}), g, train_plan.TrainPlan.of(c, 1, 10), 0)\n")
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
                    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
 

@@ -25,8 +25,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from bench import common  # noqa: E402
-from trainer import config as config_lib  # noqa: E402
-from trainer import export, models, sample, storage  # noqa: E402
+from trainer import command_line
+from trainer import export, models, shard_job, storage, train_plan  # noqa: E402
 
 DEFAULTS = {"resolution": 32, "channels": 1, "width": 1.0, "images": 2048, "batch": 256, "repeats": 3,
             "tasks": True, "precision": "off"}
@@ -39,10 +39,10 @@ def main(argv):
     work = tempfile.mkdtemp(prefix="dcgan-bench-sample-")
     try:
         job = os.path.join(work, "job")
-        train_config = config_lib.resolve("train", {"job_dir": job, "resolution": flags["resolution"],
+        train_config = command_line.resolve("train", {"job_dir": job, "resolution": flags["resolution"],
                                                     "width": flags["width"]})
         g = models.build_generator(flags["resolution"], flags["channels"], train_config.latent_dim, flags["width"], 10)
-        export.save(storage.open_store(job), g, train_config, 10, flags["channels"], 0)
+        export.save(storage.open_store(job), g, train_plan.TrainPlan.of(train_config, flags["channels"], 10), 0)
         model, meta = export.load(job)
         model = export.with_precision(model, flags["precision"])
 
@@ -62,11 +62,11 @@ def main(argv):
 
         def run_end_to_end():
             out = os.path.join(work, f"out{next(runs)}")
-            config = config_lib.resolve("sample", {"generator": job, "output": out, "num_images": steps * flags["batch"],
+            config = command_line.resolve("sample", {"generator": job, "output": out, "num_images": steps * flags["batch"],
                                                    "images_per_shard": 1024, "batch_size": flags["batch"],
                                                    "progress": False, "mixed_precision": flags["precision"],
                                                    **AUGMENT})
-            sample.run(config, "sample")
+            shard_job.run(config, "sample")
             shutil.rmtree(out)
 
         run_forward()

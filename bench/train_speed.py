@@ -3,7 +3,7 @@
     python -m bench train [--resolution=32] [--channels=1] [--batch=64] [--width=1.0]
                           [--steps=10] [--repeats=5] [--conditional=false] [--slow_float16=false]
 
-Uses the trainer's own step function (trainer.train.make_step_fn) on in-memory
+Uses the trainer's own step function (trainer.train_step.make_step_fn) on in-memory
 digits, one device. A variant is skipped (and reported) if it fails to build.
 """
 
@@ -17,32 +17,34 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from bench import common  # noqa: E402
-from trainer import config as config_lib  # noqa: E402
-from trainer import data, distribute, losses, train  # noqa: E402
+from trainer import command_line
+from trainer import data, distribute, losses, train_plan, train_step  # noqa: E402
+from trainer import input_pipeline
+from trainer.train_state import TrainState  # noqa: E402
 
 DEFAULTS = {"resolution": 32, "channels": 1, "batch": 64, "width": 1.0, "steps": 10, "repeats": 5,
             "conditional": False, "precisions": "off,float16,bfloat16", "xla": "false,true", "slow_float16": False}
 
 
 def build_variant(flags: dict, strategy, source, precision: str, xla: bool):
-    config = config_lib.resolve("train", {
+    config = command_line.resolve("train", {
         "job_dir": "/tmp/bench-unused", "resolution": flags["resolution"], "channels": flags["channels"],
         "batch_size": flags["batch"], "width": flags["width"], "mixed_precision": precision, "xla": xla,
-        "conditional": flags["conditional"], "steps_per_call": flags["steps"]})
-    num_classes = source.num_classes if flags["conditional"] else 0
-    train.set_precision(precision)
+        "conditional": flags["conditional"], "steps_per_call": flags["steps"], "diffaugment": "none"})
+    plan = train_plan.resolve(config, source, strategy.num_replicas_in_sync, 1)
+    keras.mixed_precision.set_global_policy(plan.precision)
     try:
-        nets = train.build_networks(config, source.channels, num_classes, strategy)
-        step_fn = train.make_step_fn(config, strategy, nets, losses.get(config.loss), num_classes)
+        state = TrainState.build(config, plan.channels, plan.num_classes, strategy)
+        step_fn = train_step.make_step_fn(plan, strategy, state, losses.get(config.loss))
     finally:
         keras.mixed_precision.set_global_policy("float32")
     dataset = strategy.distribute_datasets_from_function(
-        lambda ctx: data.make_dataset(source, config.batch_size, 0, 0, ctx))
+        lambda ctx: input_pipeline.make_dataset(source, config.batch_size, 0, 0, ctx))
     iterator = iter(dataset)
     stop_flag = tf.Variable(0.0, trainable=False)
 
     def run_once():
-        metrics = step_fn(iterator, flags["steps"], stop_flag)
+        metrics, _ = step_fn(iterator, flags["steps"], stop_flag)
         float(metrics["loss/d"])  # wait for the device
 
     run_once()  # trace + compile

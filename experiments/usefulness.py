@@ -105,10 +105,9 @@ class Experiment:
     def synthetic(self, job: str, count: int, seed: int = 7):
         import tensorflow as tf
 
-        from trainer import config as config_lib
-        from trainer import sources
+        from trainer import command_line, sources
 
-        source = sources.generator_source(config_lib.resolve("sample", {"generator": job, "output": "-",
+        source = sources.generator_source(command_line.resolve("sample", {"generator": job, "output": "-",
                                                                          "seed": seed}))
         images, labels = [], []
         for start in range(0, count, 500):

@@ -7,7 +7,7 @@ import tensorflow as tf
 from tensorflow.keras.preprocessing.image import ImageDataGenerator
 
 from trainer import classic_augment
-from trainer.config import AugmentParams
+from trainer.augment_params import AugmentParams
 from trainer.errors import UserError
 
 H, W = 24, 32  # not square: catches row/column mix-ups

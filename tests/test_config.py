@@ -6,12 +6,13 @@ import re
 
 import pytest
 
+from trainer import command_line
 from trainer import config as config_lib
 from trainer.errors import UserError
 
 
 def resolve(**flags):
-    return config_lib.resolve("train", {"job_dir": "/tmp/x", **flags})
+    return command_line.resolve("train", {"job_dir": "/tmp/x", **flags})
 
 
 def test_preset_then_flags_precedence():
@@ -65,7 +66,7 @@ def test_unknown_flag_and_missing_job_dir():
     with pytest.raises(UserError, match="unknown flag.*--stepz"):
         resolve(stepz=3)
     with pytest.raises(UserError, match="--job_dir is required"):
-        config_lib.resolve("train", {})
+        command_line.resolve("train", {})
 
 
 def test_json_round_trip_and_identity():
@@ -83,8 +84,8 @@ def test_every_flag_of_every_command_has_help_text():
 
     from conftest import run_cli
 
-    for job, cls in config_lib.CONFIG_CLASSES.items():
-        helps = config_lib.field_help(cls)
+    for job, cls in command_line.CONFIG_CLASSES.items():
+        helps = command_line.field_help(cls)
         missing = [f.name for f in dataclasses.fields(cls) if len(helps.get(f.name, "")) < 8]
         assert not missing, (job, missing)
     shown = run_cli("sample", "--help").stdout
@@ -93,13 +94,13 @@ def test_every_flag_of_every_command_has_help_text():
 
 
 def test_a_saved_config_json_reruns_that_job_and_explicit_flags_win(tmp_path):
-    original = config_lib.resolve("train", {"preset": "smoke", "job_dir": str(tmp_path / "job"), "steps": 30,
+    original = command_line.resolve("train", {"preset": "smoke", "job_dir": str(tmp_path / "job"), "steps": 30,
                                             "dataset": "digits:train[:50%]", "d_lr": 0.001, "overwrite": True})
     path = tmp_path / "config.json"
     path.write_text(original.to_json())
-    again = config_lib.resolve("train", {"config": str(path)})
+    again = command_line.resolve("train", {"config": str(path)})
     assert again == dataclasses.replace(original, overwrite=False)  # a one-off action is not replayed
-    changed = config_lib.resolve("train", {"config": str(path), "steps": 40, "job_dir": str(tmp_path / "other")})
+    changed = command_line.resolve("train", {"config": str(path), "steps": 40, "job_dir": str(tmp_path / "other")})
     assert (changed.steps, changed.job_dir, changed.d_lr, changed.batch_size) == (40, str(tmp_path / "other"),
                                                                                    0.001, original.batch_size)
 
@@ -120,4 +121,4 @@ def test_a_hostile_saved_config_is_one_clear_error(tmp_path, content, message):
     elif content is not None:
         path.write_text(content)
     with pytest.raises(UserError, match=re.escape(message)):
-        config_lib.resolve("train", {"config": str(path)})
+        command_line.resolve("train", {"config": str(path)})

@@ -8,6 +8,8 @@ import tensorflow as tf
 from PIL import Image
 
 from trainer import data
+
+from trainer import input_pipeline
 from trainer.errors import DataError
 
 
@@ -132,7 +134,7 @@ def test_resize_and_center_crop_keeps_the_centre():
 
 
 def batches(source, global_batch, seed, start, count, context=None):
-    ds = data.make_dataset(source, global_batch, seed, start, context)
+    ds = input_pipeline.make_dataset(source, global_batch, seed, start, context)
     return [(x.numpy(), y.numpy()) for x, y in ds.take(count)]
 
 

@@ -12,9 +12,10 @@ import tensorflow as tf
 
 from conftest import assert_one_line_error, run_cli
 from tests_helpers import start_workers
-from trainer import config as config_lib
+from trainer import command_line
 from trainer import distribute, train
 from trainer.errors import UserError
+from trainer.train_state import TrainState
 
 
 def latest_tensors(job_dir):
@@ -90,7 +91,7 @@ def test_cluster_spec_and_tf_config_parsing():
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])
 def test_mixed_precision_smoke_restores_into_float32(tmp_path, precision):
     job = tmp_path / "job"
-    config = config_lib.resolve("train", {"preset": "smoke", "job_dir": str(job), "progress": False,
+    config = command_line.resolve("train", {"preset": "smoke", "job_dir": str(job), "progress": False,
                                           "mixed_precision": precision})
     try:
         result = train.run(config)
@@ -104,7 +105,7 @@ def test_mixed_precision_smoke_restores_into_float32(tmp_path, precision):
         scales = read_scalars(logdir, "loss_scale/d")
         assert scales and all(s >= 1 for s in scales)
     # The mixed-precision checkpoint restores into a float32 generator.
-    float32 = train.build_networks(dataclass_replace(config, mixed_precision="off"), 1, 10)
+    float32 = TrainState.build(dataclass_replace(config, mixed_precision="off"), 1, 10)
     pointer = json.loads((job / "checkpoints" / "latest.json").read_text())
     tf.train.Checkpoint(generator_ema=float32.generator_ema).read(
         str(job / "checkpoints" / pointer["prefix"])).expect_partial().assert_existing_objects_matched()
@@ -175,20 +176,21 @@ def test_workers_that_restored_different_checkpoints_refuse_to_train(tmp_path):
 
 def test_float16_overflow_skips_both_networks_together(tmp_path):
     """G's gradients overflow on every step; D's are finite, yet D's update is undone too."""
-    config = config_lib.resolve("train", {"preset": "smoke", "job_dir": str(tmp_path / "j"), "progress": False,
+    config = command_line.resolve("train", {"preset": "smoke", "job_dir": str(tmp_path / "j"), "progress": False,
                                           "mixed_precision": "float16", "steps": 3})
     overflowing = train.losses.GanLoss("overflow", d=train.losses.NON_SATURATING.d, g=lambda fake: -fake * 1e34)
-    train.set_precision("float16")
+    keras.mixed_precision.set_global_policy("mixed_float16")
     try:
-        nets = train.build_networks(config, 1, 10)
+        nets = TrainState.build(config, 1, 10)
         before = {m: [w.numpy().copy() for w in getattr(nets, m).weights]
                   for m in ("generator", "discriminator", "generator_ema")}
         store = train.jobdir.claim(config, True)
-        manager = train.checkpoints.CheckpointManager(store, tf.train.Checkpoint(step=nets.step), keep=1,
-                                                      is_chief=True, config_hash="x")
-        writer = train.summaries.Summaries(str(tmp_path / "tb"), enabled=False)
         source = train.data.load_source("digits", 32, 1)
-        result = train.train(config, tf.distribute.get_strategy(), source, nets, overflowing, 10, manager, writer, 0)
+        plan = train.train_plan.resolve(config, source, 1, 1)
+        manager = train.checkpoint_manager(plan, store, nets, is_chief=True)
+        writer = train.summaries.Summaries(str(tmp_path / "tb"), enabled=False)
+        result = train.train(plan, tf.distribute.get_strategy(), source, nets, manager, writer, 0,
+                             gan_loss=overflowing)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert result["skipped_steps"] == 3 and int(nets.step.numpy()) == 3

@@ -4,6 +4,7 @@ import json
 import shutil
 import subprocess
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -108,3 +109,39 @@ def test_the_readme_quick_start_trains_and_evaluates_honestly(tmp_path):
     assert f"{report['fidelity']['fid']:.2f} / {report['fidelity']['kid']:.4f}" in card
     assert f"| memorization (pixels or features) | {report['memorization']['rate_either']:.1%} |" in card
     assert "against `digits:test` (539 images)" in card
+
+
+def test_evaluate_end_to_end_on_a_smoke_job(smoke_job, tmp_path):
+    report_path = tmp_path / "eval" / "report.json"
+    result = run_cli("evaluate", "--real=digits:test", f"--synthetic={smoke_job}", "--train_data=digits:train[:10%]",
+                     f"--report={report_path}", "--num_samples=200", "--feature_steps=50", "--downstream_steps=30",
+                     "--seeds=2", "--kid_subsets=5", timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(report_path.read_text())
+    fidelity = report["fidelity"]
+    assert fidelity["fid"] > 0 and fidelity["kid"] > 0 and 0 <= fidelity["precision"] <= 1
+    assert report["synthetic"]["kind"] == "generator" and report["synthetic"]["num_images"] == 200
+    assert set(report["memorization"]) == {"pixels", "features", "rate_either"}
+    assert 0 <= report["gan_test"]["accuracy"] <= 1
+    downstream = report["downstream"]
+    assert {"a_real", "b_real_augmented", "c_synthetic", "d_real_synthetic", "e_real_synthetic_augmented",
+            "f_real_synthetic_distilled"} <= set(downstream)
+    assert len(downstream["a_real"]["runs"]) == 2 and downstream["train_images"] == 126
+    for suffix in ("samples", "closest-pixels", "closest-features"):
+        assert (tmp_path / "eval" / f"report-{suffix}.png").stat().st_size > 100
+    assert "FID" in result.stdout and "downstream accuracy" in result.stdout
+
+
+
+def test_evaluate_bad_input_is_one_line(smoke_job, tmp_path):
+    unlabelled = tmp_path / "nolabels.npz"
+    np.savez(unlabelled, x=np.zeros((20, 32, 32), np.uint8))
+    base = [f"--synthetic={smoke_job}", f"--report={tmp_path}/r.json", "--num_samples=20", "--feature_steps=5"]
+    assert_one_line_error(run_cli("evaluate", f"--real={unlabelled}", "--downstream=true", *base),
+                          "--downstream=true needs labels", "--real")
+    assert_one_line_error(run_cli("evaluate", "--real=digits:test", "--resolution=64", *base), "mismatched resolution")
+    assert_one_line_error(run_cli("evaluate", "--real=nowhere/", *base), "--real=nowhere/: no such file or folder")
+    assert_one_line_error(run_cli("evaluate", "--real=digits", f"--synthetic={tmp_path}/none", f"--report={tmp_path}/r.json"),
+                          "no such shard folder")
+    assert not (tmp_path / "r.json").exists()
+

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from conftest import REPO, assert_one_line_error, run_cli
-from trainer import config as config_lib
-from trainer import distribute, launch, sample
+from trainer import command_line
+from trainer import distribute, launch, shard_job
 from trainer.errors import UserError
 
 sys.path.insert(0, os.path.join(REPO, "launch"))
@@ -116,10 +116,10 @@ def test_worker_k_of_n_gets_the_right_cluster_in_every_target():
     # Sampler tasks: k8s index + DCGAN_NUM_TASKS, and Vertex pools, give tasks 0..n-1 exactly once.
     planned = launch.plan("k8s", dict(job="sample", image=IMAGE, tasks=n, gpus=1, generator="gs://b/r",
                                       output="gs://b/o", name="sm"))
-    config = config_lib.resolve("sample", {"output": "gs://b/o", "generator": "gs://b/r"})
-    assert [sample.resolve_task(config, {**env_of(planned.files["manifests.yaml"]), "JOB_COMPLETION_INDEX": str(k)})
+    config = command_line.resolve("sample", {"output": "gs://b/o", "generator": "gs://b/r"})
+    assert [shard_job.resolve_task(config, {**env_of(planned.files["manifests.yaml"]), "JOB_COMPLETION_INDEX": str(k)})
             for k in range(n)] == [(k, n) for k in range(n)]
-    tasks = [sample.resolve_task(config, {"CLUSTER_SPEC": json.dumps({"cluster": cluster, "task": {"type": p, "index": i}})})
+    tasks = [shard_job.resolve_task(config, {"CLUSTER_SPEC": json.dumps({"cluster": cluster, "task": {"type": p, "index": i}})})
              for p, i in [("workerpool0", 0)] + [("workerpool1", i) for i in range(n - 1)]]
     assert tasks == [(k, n) for k in range(n)]
     # A bad index or a missing count is one clear error.

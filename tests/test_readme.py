@@ -6,7 +6,7 @@ import re
 import shlex
 
 from conftest import REPO
-from trainer import config as config_lib
+from trainer import command_line
 
 
 def readme() -> str:
@@ -39,10 +39,17 @@ def test_every_flag_in_the_readme_commands_exists():
     for line in commands:
         for match in re.finditer(r"dcgan (train|sample|augment|evaluate)\b([^#;|]*)", line):
             job, rest = match.group(1), match.group(2)
-            fields = {f.name for f in dataclasses.fields(config_lib.CONFIG_CLASSES[job])} | {"config", "help"}
+            fields = {f.name for f in dataclasses.fields(command_line.CONFIG_CLASSES[job])} | {"config", "help"}
             for token in shlex.split(rest.replace("...", ""), posix=True):
                 if token.startswith("--"):
                     name = token[2:].split("=", 1)[0]
                     assert name in fields, f"`dcgan {job} --{name}` in the README is not a flag: {line.strip()[:120]}"
                     checked += 1
     assert checked > 40
+
+
+def test_the_code_layout_table_lists_every_module():
+    listed = set(re.findall(r"^\| `(trainer/\w+\.py)` \|", readme(), flags=re.M))
+    present = {f"trainer/{name}" for name in os.listdir(os.path.join(REPO, "trainer"))
+               if name.endswith(".py") and name not in ("__init__.py", "__main__.py")}
+    assert listed == present, (sorted(present - listed), sorted(listed - present))

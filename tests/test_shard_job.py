@@ -13,8 +13,9 @@ import pytest
 import tensorflow as tf
 
 from conftest import REPO, assert_one_line_error, run_cli
-from trainer import config as config_lib
-from trainer import sample, shards, sources
+from trainer import command_line
+from trainer import data, shard_job, shards, sources
+from trainer import input_pipeline
 from trainer.errors import UserError
 
 
@@ -171,17 +172,17 @@ def test_bad_input_one_line_and_nothing_overwritten(smoke_job, tmp_path):
 
 
 def test_task_from_the_environment():
-    config = config_lib.resolve("sample", {"output": "o", "generator": "g"})
-    assert sample.resolve_task(config, {}) == (0, 1)
-    assert sample.resolve_task(config, {"JOB_COMPLETION_INDEX": "3", "DCGAN_NUM_TASKS": "8"}) == (3, 8)
+    config = command_line.resolve("sample", {"output": "o", "generator": "g"})
+    assert shard_job.resolve_task(config, {}) == (0, 1)
+    assert shard_job.resolve_task(config, {"JOB_COMPLETION_INDEX": "3", "DCGAN_NUM_TASKS": "8"}) == (3, 8)
     with pytest.raises(UserError, match="DCGAN_NUM_TASKS"):
-        sample.resolve_task(config, {"JOB_COMPLETION_INDEX": "3"})
+        shard_job.resolve_task(config, {"JOB_COMPLETION_INDEX": "3"})
     spec = {"cluster": {"workerpool0": ["a:1"], "workerpool1": ["b:1", "c:1"]}, "task": {"type": "workerpool1", "index": 1}}
-    assert sample.resolve_task(config, {"CLUSTER_SPEC": json.dumps(spec)}) == (2, 3)
+    assert shard_job.resolve_task(config, {"CLUSTER_SPEC": json.dumps(spec)}) == (2, 3)
     tf_config = {"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}
-    assert sample.resolve_task(config, {"TF_CONFIG": json.dumps(tf_config)}) == (1, 2)
-    flags = config_lib.resolve("sample", {"output": "o", "generator": "g", "task_index": 1, "num_tasks": 4})
-    assert sample.resolve_task(flags, {"JOB_COMPLETION_INDEX": "3"}) == (1, 4)
+    assert shard_job.resolve_task(config, {"TF_CONFIG": json.dumps(tf_config)}) == (1, 2)
+    flags = command_line.resolve("sample", {"output": "o", "generator": "g", "task_index": 1, "num_tasks": 4})
+    assert shard_job.resolve_task(flags, {"JOB_COMPLETION_INDEX": "3"}) == (1, 4)
 
 
 def test_truncation_and_label_policies(smoke_job, tmp_path):
@@ -192,15 +193,15 @@ def test_truncation_and_label_policies(smoke_job, tmp_path):
     inside = np.abs(plain) <= 0.5
     np.testing.assert_array_equal(truncated[inside], plain[inside])  # only out-of-bound values are redrawn
     np.testing.assert_array_equal(sources.latents(4, tf.constant([7]), 16).numpy()[0], plain[7])
-    balanced = sources.generator_source(config_lib.resolve("sample", base))
+    balanced = sources.generator_source(command_line.resolve("sample", base))
     _, labels, _ = balanced.make_batch(tf.range(200, dtype=tf.int64))
     assert np.bincount(labels.numpy()).tolist() == [20] * 10
-    weighted = sources.generator_source(config_lib.resolve("sample", {**base, "labels": "1,0,0,0,0,0,0,0,0,3"}))
+    weighted = sources.generator_source(command_line.resolve("sample", {**base, "labels": "1,0,0,0,0,0,0,0,0,3"}))
     _, wl, _ = weighted.make_batch(tf.range(400, dtype=tf.int64))
     counts = np.bincount(wl.numpy(), minlength=10)
     assert counts[1:9].sum() == 0 and 60 < counts[0] < 140 and counts[9] > 260
     with pytest.raises(UserError, match="3 class weights but the generator has 10"):
-        sources.generator_source(config_lib.resolve("sample", {**base, "labels": "1,2,3"}))
+        sources.generator_source(command_line.resolve("sample", {**base, "labels": "1,2,3"}))
 
 
 def test_a_teacher_labels_every_record_and_filters_by_confidence(smoke_job, tmp_path):
@@ -281,12 +282,12 @@ def test_a_live_writers_temp_file_is_never_deleted(tmp_path):
                               cwd=REPO, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": REPO})
     try:
         assert holder.stdout.readline().strip() == "holding"
-        assert sample.remove_stale_temp_files(str(folder), "task-00000-") == 1
+        assert shard_job.remove_stale_temp_files(str(folder), "task-00000-") == 1
         assert live.exists() and not dead.exists()
     finally:
         holder.kill()
         holder.wait()
-    assert sample.remove_stale_temp_files(str(folder), "task-00000-") == 1 and not live.exists()
+    assert shard_job.remove_stale_temp_files(str(folder), "task-00000-") == 1 and not live.exists()
 
 
 def test_image_formats_read_back_as_the_same_images(tmp_path):
@@ -312,7 +313,7 @@ def test_image_formats_read_back_as_the_same_images(tmp_path):
 
     for channels in (1, 3):
         a, b = (data.load_source(str(tmp_path / fmt), 32, channels) for fmt in ("png", "raw"))
-        batch_a, batch_b = (next(iter(data.make_dataset(s, 8, 0, 0))) for s in (a, b))
+        batch_a, batch_b = (next(iter(input_pipeline.make_dataset(s, 8, 0, 0))) for s in (a, b))
         np.testing.assert_array_equal(batch_a[0].numpy(), batch_b[0].numpy())
         assert batch_a[0].shape[-1] == channels
     tfds = pytest.importorskip("tensorflow_datasets")
@@ -329,8 +330,8 @@ def test_image_formats_read_back_as_the_same_images(tmp_path):
 
 def test_sampling_in_bfloat16_stays_within_a_grey_level_or_two(smoke_job, tmp_path):
     base = dict(generator=smoke_job, output=str(tmp_path / "x"), num_images=64, batch_size=32)
-    plain = sources.generator_source(config_lib.resolve("sample", base))
-    fast = sources.generator_source(config_lib.resolve("sample", {**base, "mixed_precision": "bfloat16"}))
+    plain = sources.generator_source(command_line.resolve("sample", base))
+    fast = sources.generator_source(command_line.resolve("sample", {**base, "mixed_precision": "bfloat16"}))
     indices = tf.range(64, dtype=tf.int64)
     a, b = plain.make_batch(indices)[0].numpy(), fast.make_batch(indices)[0].numpy()
     assert a.dtype == b.dtype == np.float32
@@ -341,3 +342,32 @@ def test_sampling_in_bfloat16_stays_within_a_grey_level_or_two(smoke_job, tmp_pa
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((out / "plan.json").read_text())["mixed_precision"] == "bfloat16"
     assert_one_line_error(run_cli(*sample_args(smoke_job, out, "--mixed_precision=fp8")), "--mixed_precision='fp8'")
+
+
+def test_sampler_memorization_filter_drops_copies(smoke_job, tmp_path):
+    config = command_line.resolve("sample", {"generator": smoke_job, "output": "-", "max_memorization": 0.05,
+                                           "train_data": "digits:train"})
+    meta = json.loads(open(os.path.join(smoke_job, "export", "generator.json")).read())
+    keep, description = sources.memorization_filter(config, meta)
+    train = data.load_source("digits:train[:10%]", 32).images.astype(np.float32)
+    other = data.load_source("digits:test", 32).images[:50].astype(np.float32)
+    mask = keep(tf.constant(np.concatenate([train[:20] + 0.5, other]))).numpy()
+    assert not mask[:20].any() and mask[20:].mean() > 0.8  # copies dropped, most new images kept
+    assert description["threshold"] > 0
+    # End to end: the manifest counts what was dropped; shards hold exactly what it says.
+    out = tmp_path / "filtered"
+    result = run_cli("sample", f"--generator={smoke_job}", f"--output={out}", "--preset=smoke", "--progress=false",
+                     "--max_memorization=0.05", "--train_data=digits:train")
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["num_images"] + manifest["dropped"] == 40 and manifest["filters"] == ["memorization"]
+    assert manifest["num_images"] == sum(s["num_images"] for s in manifest["shards"])
+    assert run_cli("sample", f"--output={out}", "--verify").returncode == 0
+    # Reference images that miss some of the generator's training images would let copies of them through.
+    partial = command_line.resolve("sample", {"generator": smoke_job, "output": "-", "max_memorization": 0.05,
+                                            "train_data": "digits:train[:10%]"})
+    with pytest.raises(UserError, match=r"holds 126 of the 1258 images the generator trained on \(digits:train\)"):
+        sources.memorization_filter(partial, meta)
+    with pytest.raises(UserError, match="pass --train_data"):
+        sources.memorization_filter(command_line.resolve("sample", {"generator": "g", "output": "-", "max_memorization": 0.1}), {})
+

@@ -11,15 +11,17 @@ import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
 from conftest import assert_one_line_error, run_cli
+from trainer import command_line
 from trainer import config as config_lib
-from trainer import export, jobdir, losses, train
+from trainer import export, jobdir, losses, train, train_plan
 from trainer.errors import JobDirConflict
+from trainer.train_state import TrainState
 from tests_helpers import read_scalars
 
 
 def smoke(job_dir, **overrides):
     flags = {"preset": "smoke", "job_dir": str(job_dir), "progress": False, **overrides}
-    return config_lib.resolve("train", flags)
+    return command_line.resolve("train", flags)
 
 
 def checkpoint_values(job_dir):
@@ -31,13 +33,11 @@ def checkpoint_values(job_dir):
 
 
 def restored(job_dir, config):
-    nets = train.build_networks(config, 1, 10)
+    """The TrainState of a job dir's latest checkpoint: every object the state lists is in it."""
+    state = TrainState.build(config, 1, 10)
     pointer = json.load(open(os.path.join(job_dir, "checkpoints", "latest.json")))
-    tf.train.Checkpoint(generator=nets.generator, discriminator=nets.discriminator,
-                        generator_ema=nets.generator_ema, g_optimizer=nets.g_optimizer,
-                        d_optimizer=nets.d_optimizer, step=nets.step).read(
-        os.path.join(job_dir, "checkpoints", pointer["prefix"])).assert_existing_objects_matched()
-    return nets
+    state.checkpoint().read(os.path.join(job_dir, "checkpoints", pointer["prefix"])).assert_existing_objects_matched()
+    return state
 
 
 def test_smoke_run_learns_and_writes_the_contract(tmp_path):
@@ -49,7 +49,7 @@ def test_smoke_run_learns_and_writes_the_contract(tmp_path):
         assert (job / key).exists(), key
     assert json.loads((job / "config.json").read_text())["steps"] == config.steps
     # Every weight of G and D moved away from its initial value; G_ema is not G.
-    init = train.build_networks(config, 1, 10)
+    init = TrainState.build(config, 1, 10)
     trained = restored(str(job), config)
     assert int(trained.step.numpy()) == config.steps
     for model in ("generator", "discriminator"):
@@ -93,7 +93,7 @@ def test_hparams_are_recorded_for_the_dashboard(smoke_job):
     info = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info
     assert info.hparams["g_lr"].number_value == smoke(smoke_job).g_lr
     assert info.hparams["loss"].string_value == smoke(smoke_job).loss
-    assert info.hparams["classes"].number_value == 10
+    assert info.hparams["num_classes"].number_value == 10
 
 
 def test_profile_steps_write_a_tensorboard_profile(tmp_path):
@@ -143,15 +143,14 @@ def test_only_keep_newest_checkpoints(tmp_path):
 def test_non_finite_loss_stops_naming_the_step(tmp_path):
     config = smoke(tmp_path / "j", steps=5)
     poisoned = losses.GanLoss("poisoned", d=lambda r, f: r * float("nan"), g=lambda f: -f)
-    role_store = jobdir.claim(config, True)
+    store = jobdir.claim(config, True)
     source = train.data.load_source("digits", 32, 1)
-    strategy = tf.distribute.get_strategy()
-    nets = train.build_networks(config, 1, 10)
-    manager = train.checkpoints.CheckpointManager(role_store, tf.train.Checkpoint(step=nets.step), keep=1,
-                                                  is_chief=True, config_hash="x")
+    plan = train_plan.resolve(config, source, 1, 1)
+    state = TrainState.build(config, 1, 10)
+    manager = train.checkpoint_manager(plan, store, state, is_chief=True)
     writer = train.summaries.Summaries(str(tmp_path / "tb"), enabled=False)
     with pytest.raises(train.TrainingDiverged, match="diverged at step 1: non-finite loss/d"):
-        train.train(config, strategy, source, nets, poisoned, 10, manager, writer, 0)
+        train.train(plan, tf.distribute.get_strategy(), source, state, manager, writer, 0, gan_loss=poisoned)
 
 
 def test_job_dir_of_another_job_is_refused_and_left_intact(tmp_path):

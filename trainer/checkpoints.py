@@ -5,23 +5,21 @@ Layout under JOB_DIR/checkpoints/:
     latest.json                                    the pointer: step, prefix, files, config hash, and
                                                    `committed`, the folders of the last `keep` commits
 
-With a `Snapshot` (what training uses), saving costs the training thread one
-copy of the variables into a host-side twin of the checkpoint; the twin is
-written and published by a background thread. (TF's own async checkpointing
-fails on Keras 3 variables.) A checkpoint is written to a local staging
-folder, then published whole (locally: one rename; GCS: every file uploaded
-with if_generation_match=0 and crc32c), on that thread, which then also
-uploads what changed under `sync_after`, e.g. TensorBoard logs), and only then named by
-latest.json, written last. A crash at any point leaves the previous pointer
-and its files intact; restore reads the pointer and fetches exactly the files
-it names. Each attempt's folder has a random suffix, so a crashed upload's
-leftovers never collide with a later save of the same step. Retention follows
-the pointer's `committed` list, not the folders present: after a newer pointer is
-in place, every folder it does not list (orphans of crashed uploads first of all,
-then commits older than the last `keep`) is deleted, and nothing it lists ever is. In
-multi-worker runs with a Snapshot only the chief writes (the twin holds plain
-variables, so no collective is involved); without one every worker takes part
-in the write (TF requires it) and non-chief workers write to a temp dir they delete.
+The manager owns a host-side twin of the training state (built on the chief
+only; other workers' saves do nothing, as no collective is involved): saving
+costs the training thread one copy of the variables into the twin, which a
+background thread then writes and publishes. (TF's own async checkpointing
+fails on Keras 3 variables.) A checkpoint is written to a local staging folder,
+then published whole (locally: one rename; GCS: every file uploaded with
+if_generation_match=0 and crc32c), then what changed under `sync_after` (e.g.
+TensorBoard logs) is uploaded, and only then is it named by latest.json, written
+last. A crash at any point leaves the previous pointer and its files intact;
+restore reads the pointer and fetches exactly the files it names. Each
+attempt's folder has a random suffix, so a crashed upload's leftovers never
+collide with a later save of the same step. Retention follows the pointer's
+`committed` list, not the folders present: after a newer pointer is in place,
+every folder it does not list (orphans of crashed uploads first of all, then
+commits older than the last `keep`) is deleted, and nothing it lists ever is.
 
     python -c "from trainer import checkpoints; help(checkpoints.CheckpointManager)"
 """
@@ -32,20 +30,18 @@ import concurrent.futures
 import json
 import os
 import re
-import shutil
 import statistics
-import tempfile
 import time
 import uuid
-from typing import Optional
+from typing import Callable, Optional
 
 import tensorflow as tf
 
-from trainer import storage
+from trainer import jobdir, storage
 from trainer.errors import JobDirConflict
 
-FOLDER = "checkpoints"
-POINTER = f"{FOLDER}/latest.json"
+FOLDER = jobdir.CHECKPOINTS
+POINTER = jobdir.CHECKPOINT_POINTER
 _CKPT_DIR = re.compile(r"^ckpt-(\d{8})(-[0-9a-f]{8})?$")
 
 
@@ -90,19 +86,22 @@ def step_of(folder: str) -> Optional[int]:
 
 
 class CheckpointManager:
-    def __init__(self, store: storage.Store, checkpoint: tf.train.Checkpoint, *,
-                 keep: int, is_chief: bool, config_hash: str, background: Optional[bool] = None,
-                 sync_after: tuple[str, ...] = (), snapshot: Optional[Snapshot] = None):
+    """Saves and restores a training state (anything with `checkpoint()` and `variables()`, e.g. a
+    TrainState); `build_twin()` builds an identical state, placed on the host, for background writes."""
+
+    def __init__(self, store: storage.Store, state, *, keep: int, is_chief: bool, config_hash: str,
+                 build_twin: Callable[[], object], sync_after: tuple[str, ...] = ()):
         self.store = store
         self.sync_after = sync_after  # store keys (e.g. tensorboard/) uploaded after each checkpoint
-        self.checkpoint = checkpoint
+        self.checkpoint = state.checkpoint()
         self.keep = keep
         self.is_chief = is_chief
         self.config_hash = config_hash
-        self.snapshot = snapshot
-        # With a snapshot, writing and publishing run beside training; without, only bucket uploads do.
-        default = snapshot is not None or isinstance(store, storage.GcsStore)
-        self.background = default if background is None else background
+        self.snapshot: Optional[Snapshot] = None
+        if is_chief:  # only the chief writes: other workers hold no second copy of the model
+            with tf.device("/cpu:0"):
+                twin = build_twin()
+            self.snapshot = Snapshot(state.variables(), twin.variables(), twin.checkpoint())
         self._uploader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ckpt-upload")
         self._pending: Optional[concurrent.futures.Future] = None
         self._pointer: Optional[dict] = None  # the pointer as this process last read or wrote it
@@ -155,15 +154,8 @@ class CheckpointManager:
         return int(pointer["step"])
 
     def save(self, step: int) -> None:
-        """Writes checkpoint `step` locally now; publishes it (maybe in the background)."""
+        """Copies the state at `step` into the twin now; writes and publishes it on the background thread."""
         if not self.is_chief:
-            if self.snapshot is not None:
-                return  # the chief writes its own host copy; no collective is involved
-            scratch = tempfile.mkdtemp(prefix="dcgan-worker-ckpt-")
-            try:
-                self.checkpoint.write(os.path.join(scratch, "ckpt"))
-            finally:
-                shutil.rmtree(scratch, ignore_errors=True)
             return
         started = time.perf_counter()
         self.wait()  # one write and upload at a time, in step order (the twin is free again)
@@ -173,32 +165,21 @@ class CheckpointManager:
         staging = self.store.local(f"{FOLDER}/.tmp-{name}")
         os.makedirs(staging, exist_ok=True)
         owner = storage.own(staging, staging + ".lock")  # other processes' cleanups leave it alone
-        if self.snapshot is not None:
-            self.snapshot.copy()  # variables are read now, at this step; written on the background thread
-            writer = self.snapshot.checkpoint
-        else:
-            self.checkpoint.write(os.path.join(staging, "ckpt"))  # variables are read now, at this step
-            writer = None
+        self.snapshot.copy()  # variables are read now, at this step; written on the background thread
         self.timings["copy"].append(time.perf_counter() - started)
-        if self.background:
-            self._pending = self._uploader.submit(self._publish, step, name, staging, writer, owner)
-        else:
-            self._publish(step, name, staging, writer, owner)
+        self._pending = self._uploader.submit(self._publish, step, name, staging, owner)
 
-    def _publish(self, step: int, name: str, staging: str, writer: Optional[tf.train.Checkpoint] = None,
-                 owner=None) -> None:
+    def _publish(self, step: int, name: str, staging: str, owner) -> None:
         try:
-            self._write_and_commit(step, name, staging, writer)
+            self._write_and_commit(step, name, staging)
         finally:
-            if owner is not None:
-                owner.close()
-                if os.path.exists(staging + ".lock"):
-                    os.unlink(staging + ".lock")
+            owner.close()
+            if os.path.exists(staging + ".lock"):
+                os.unlink(staging + ".lock")
 
-    def _write_and_commit(self, step: int, name: str, staging: str, writer: Optional[tf.train.Checkpoint]) -> None:
+    def _write_and_commit(self, step: int, name: str, staging: str) -> None:
         started = time.perf_counter()
-        if writer is not None:
-            writer.write(os.path.join(staging, "ckpt"))
+        self.snapshot.checkpoint.write(os.path.join(staging, "ckpt"))
         self.timings["write"].append(time.perf_counter() - started)
         started = time.perf_counter()
         files = sorted(os.path.relpath(os.path.join(d, f), staging).replace(os.sep, "/")
@@ -245,9 +226,6 @@ class CheckpointManager:
 
     def folders(self) -> list[str]:
         return [f for f in self.store.folders(FOLDER) if step_of(f) is not None]
-
-    def steps(self) -> list[int]:
-        return sorted(step_of(f) for f in self.folders())
 
     def _prune(self, committed: list[str]) -> None:
         """Deletes every checkpoint folder the pointer does not list: orphans (published, never named

@@ -10,7 +10,7 @@ image's augmentation never depends on its batch.
 
 Images are float in pixel units (0..255), NHWC, as ImageDataGenerator expects.
 
-    python -c "from trainer import classic_augment, config; import tensorflow as tf; print(classic_augment.apply(tf.zeros([1, 8, 8, 1]), config.AugmentParams.create(rotation_range=20), classic_augment.image_seeds(0, tf.range(1))).shape)"
+    python -c "from trainer import classic_augment, augment_params; import tensorflow as tf; print(classic_augment.apply(tf.zeros([1, 8, 8, 1]), augment_params.AugmentParams.create(rotation_range=20), classic_augment.image_seeds(0, tf.range(1))).shape)"
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from trainer.config import AugmentParams
+from trainer.augment_params import AugmentParams
 
 def random_parameters(params: AugmentParams, seeds: tf.Tensor, height: int, width: int) -> dict[str, tf.Tensor]:
     """Per-image transform parameters, as ImageDataGenerator.get_random_transform draws them.

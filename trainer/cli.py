@@ -17,7 +17,7 @@ import os
 import signal
 import sys
 
-from trainer import config as config_lib
+from trainer import command_line
 from trainer import environment
 from trainer.errors import JobError, UserError
 
@@ -40,10 +40,9 @@ class Commands:
         self.exit_code = 0
 
     def train(self, **flags):
-        if "job_dir" not in flags and os.environ.get("AIP_MODEL_DIR"):
-            # Vertex AI: baseOutputDirectory/model -> the job dir is baseOutputDirectory.
-            flags["job_dir"] = os.environ["AIP_MODEL_DIR"].rstrip("/").rsplit("/", 1)[0]
-        config = config_lib.resolve("train", flags)
+        if "job_dir" not in flags and environment.vertex_job_dir():
+            flags["job_dir"] = environment.vertex_job_dir()  # Vertex AI: baseOutputDirectory
+        config = command_line.resolve("train", flags)
         if config.dry_run:
             print(config.describe())
             return None
@@ -63,7 +62,7 @@ class Commands:
         self._shard_job("augment", flags)
 
     def evaluate(self, **flags):
-        config = config_lib.resolve("evaluate", flags)
+        config = command_line.resolve("evaluate", flags)
         print(config.describe())
         from trainer import evaluate as evaluate_lib  # TensorFlow is imported only now
 
@@ -75,7 +74,7 @@ class Commands:
         launch_lib.run(target, flags)
 
     def _shard_job(self, job, flags):
-        config = config_lib.resolve(job, flags)
+        config = command_line.resolve(job, flags)
         print(config.describe())
         from trainer import shard_job  # TensorFlow is imported only now
 
@@ -108,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
     command, tokens = argv[0], argv[1:]
     commands = Commands()
     try:
-        if command not in config_lib.CONFIG_CLASSES:
-            raise UserError(f"unknown command {command!r}; choose one of: {', '.join(config_lib.CONFIG_CLASSES)}")
+        if command not in command_line.CONFIG_CLASSES:
+            raise UserError(f"unknown command {command!r}; choose one of: {', '.join(command_line.CONFIG_CLASSES)}")
         if any(t in ("-h", "--help") for t in tokens):
-            print(config_lib.help_text(command))
+            print(command_line.help_text(command))
             return 0
         if command == "launch":  # `dcgan launch TARGET --flags`
             target = tokens[0] if tokens and not tokens[0].startswith("-") else ""

@@ -1,9 +1,12 @@
-"""Job configuration: one frozen dataclass, named presets, validation.
+"""Job configuration: one frozen dataclass per command, its fields the command's flags, validated.
 
-Precedence is dataclass default < preset < explicit CLI flag. Validation runs
-before TensorFlow is imported so that a typo fails in milliseconds:
+Every flag of `dcgan train|sample|augment|evaluate|launch` is a field here, with
+its help text as the comment beside it (trainer/flags.py turns flag text into
+these objects and builds --help from the comments). The module is long because
+each flag is defined once, here, with its check; nothing here imports
+TensorFlow, so validation runs in milliseconds.
 
-    python -c "from trainer.config import resolve; print(resolve('train', {'preset': 'smoke', 'job_dir': 'x'}))"
+    python -c "from trainer import config; print(config.TrainConfig(job_dir='x').describe())"
 """
 
 from __future__ import annotations
@@ -11,16 +14,13 @@ from __future__ import annotations
 import dataclasses
 import glob
 import hashlib
-import inspect
-import io
 import json
 import math
 import os
 import re
-import tokenize
-import typing
-from typing import Any, Mapping, Optional
+from typing import Any, Optional
 
+from trainer.augment_params import AugmentParams
 from trainer.errors import UserError
 
 RESOLUTIONS = (32, 64, 128, 256)
@@ -204,8 +204,7 @@ class TrainConfig(_Printable):
         for name in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "steps_per_call"):
             if getattr(self, name) < 1:
                 errors.append(f"--{name}={getattr(self, name)} must be >= 1")
-        if self.mixed_precision not in PRECISIONS:
-            errors.append(f"--mixed_precision={self.mixed_precision!r} is unknown; choose one of {list(PRECISIONS)}")
+        errors += precision_errors(self.mixed_precision)
         if self.devices < 0:
             errors.append(f"--devices={self.devices} must be >= 0")
         if not 0 <= self.tensorboard_upload_secs < 86400:  # NaN fails too
@@ -233,68 +232,6 @@ class TrainConfig(_Printable):
         blob = json.dumps(self.identity(), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
-
-
-FILL_MODES = ("constant", "nearest", "reflect", "wrap")
-
-
-@dataclasses.dataclass(frozen=True)
-class AugmentParams:
-    """ImageDataGenerator's augmentation arguments, same names, same units."""
-
-    rotation_range: float = 0.0  # degrees, U(-r, r)
-    width_shift_range: float = 0.0  # < 1: fraction of width; >= 1: pixels
-    height_shift_range: float = 0.0
-    shear_range: float = 0.0  # degrees
-    zoom_range: tuple[float, float] = (1.0, 1.0)  # a float z means [1 - z, 1 + z]
-    horizontal_flip: bool = False
-    vertical_flip: bool = False
-    fill_mode: str = "nearest"
-    cval: float = 0.0
-    brightness_range: Optional[tuple[float, float]] = None
-    channel_shift_range: float = 0.0
-
-    @classmethod
-    def create(cls, **kwargs) -> "AugmentParams":
-        """Builds params from user values, normalising zoom and checking each value."""
-        unknown = sorted(set(kwargs) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
-            raise UserError(f"unknown augmentation argument(s): {', '.join(unknown)}")
-        zoom = kwargs.get("zoom_range", 0.0)
-        if isinstance(zoom, (int, float)):
-            zoom = (1.0 - zoom, 1.0 + zoom)
-        kwargs["zoom_range"] = tuple(float(z) for z in zoom)
-        if kwargs.get("brightness_range") is not None:
-            kwargs["brightness_range"] = tuple(float(b) for b in kwargs["brightness_range"])
-        params = cls(**kwargs)
-        params.validate()
-        return params
-
-    def validate(self) -> None:
-        errors = []
-        for name in ("rotation_range", "width_shift_range", "height_shift_range", "shear_range", "channel_shift_range"):
-            if getattr(self, name) < 0:
-                errors.append(f"--{name}={getattr(self, name)} must be >= 0")
-        if len(self.zoom_range) != 2 or not 0 < self.zoom_range[0] <= self.zoom_range[1]:
-            errors.append(f"--zoom_range={self.zoom_range} must be a float in [0, 1) or a pair 0 < lo <= hi")
-        if self.fill_mode not in FILL_MODES:
-            errors.append(f"--fill_mode={self.fill_mode!r} must be one of {list(FILL_MODES)}")
-        if self.brightness_range is not None and (len(self.brightness_range) != 2
-                                                  or not 0 <= self.brightness_range[0] <= self.brightness_range[1]):
-            errors.append(f"--brightness_range={self.brightness_range} must be a pair 0 <= lo <= hi")
-        if errors:
-            raise UserError("; ".join(errors))
-
-    @property
-    def is_identity(self) -> bool:
-        return self == AugmentParams(fill_mode=self.fill_mode, cval=self.cval)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def describe(self) -> str:
-        changed = {k: v for k, v in self.to_dict().items() if v != getattr(AugmentParams(), k)}
-        return ", ".join(f"{k}={v}" for k, v in changed.items()) or "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -329,9 +266,7 @@ class ShardJobConfig(_Printable):
     channel_shift_range: float = 0.0  # random shift added to each channel (0-255 scale)
     AUTO_BATCH = False  # whether --batch_size=0 (sized from the image size) is allowed
 
-    AUGMENTATION = ("rotation_range", "width_shift_range", "height_shift_range", "shear_range", "zoom_range",
-                    "horizontal_flip", "vertical_flip", "fill_mode", "cval", "brightness_range",
-                    "channel_shift_range")
+    AUGMENTATION = tuple(f.name for f in dataclasses.fields(AugmentParams))  # the flags above, one definition
 
     def augmentation(self) -> dict[str, Any]:
         """The ImageDataGenerator-style arguments as AugmentParams.create takes them."""
@@ -402,8 +337,7 @@ class SampleConfig(ShardJobConfig):
 
     def validate(self) -> list[str]:
         errors = super().validate()
-        if self.mixed_precision not in PRECISIONS:
-            errors.append(f"--mixed_precision={self.mixed_precision!r} is unknown; choose one of {list(PRECISIONS)}")
+        errors += precision_errors(self.mixed_precision)
         if self.teacher_members < 1 or self.teacher_steps < 1:
             errors.append("--teacher_members and --teacher_steps must be >= 1")
         if self.preview < 0 or self.preview > 1024:
@@ -576,6 +510,13 @@ class LaunchConfig(_Printable):
         return errors
 
 
+def precision_errors(mixed_precision: str) -> list[str]:
+    """--mixed_precision's check, shared by `dcgan train` and `dcgan sample`."""
+    if mixed_precision in PRECISIONS:
+        return []
+    return [f"--mixed_precision={mixed_precision!r} is unknown; choose one of {list(PRECISIONS)}"]
+
+
 def _dns_label(name: str) -> bool:
     import re
 
@@ -629,128 +570,10 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
-def _coerce(name: str, value: Any, annotation: Any) -> Any:
-    """Turns a CLI value (fire already parsed literals) into the field's type."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Union:  # Optional[T]
-        inner = [a for a in typing.get_args(annotation) if a is not type(None)][0]
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "auto", "")):
-            return None
-        return _coerce(name, value, inner)
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-        raise UserError(f"--{name}={value!r} must be true or false")
-    if annotation is int:
-        if isinstance(value, bool):
-            raise UserError(f"--{name} needs an integer value, e.g. --{name}=8")
-        try:
-            as_float = float(str(value).replace("_", ""))
-        except ValueError:
-            raise UserError(f"--{name}={value!r} must be an integer") from None
-        if as_float != int(as_float):
-            raise UserError(f"--{name}={value!r} must be an integer")
-        return int(as_float)
-    if annotation is float:
-        if isinstance(value, bool):
-            raise UserError(f"--{name} needs a number, e.g. --{name}=0.5")
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise UserError(f"--{name}={value!r} must be a number") from None
-    if annotation is str:
-        if isinstance(value, bool):
-            raise UserError(f"--{name} needs a value, e.g. --{name}=...")
-        if isinstance(value, (list, tuple)):
-            return ",".join(str(v) for v in value)
-        return str(value)
-    raise TypeError(f"unsupported annotation {annotation!r} for {name}")
-
-
 SHARD_PRESETS: dict[str, dict[str, Any]] = {
     "smoke": dict(num_images=40, images_per_shard=16, batch_size=16),
     "default": dict(),
 }
-
-CONFIG_CLASSES: dict[str, type] = {"train": TrainConfig, "sample": SampleConfig, "augment": AugmentConfig,
-                                   "evaluate": EvaluateConfig, "launch": LaunchConfig}
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {"train": TRAIN_PRESETS, "sample": SHARD_PRESETS,
-                                                 "augment": SHARD_PRESETS, "evaluate": {"default": {}},
-                                                 "launch": {"default": {}}}
-
-
-def resolve(job: str, flags: Mapping[str, Any]):
-    """Builds and validates the config of `job` from CLI flags.
-
-    Raises UserError naming every unknown flag or invalid value at once.
-    """
-    cls = CONFIG_CLASSES[job]
-    hints = typing.get_type_hints(cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    saved: dict[str, Any] = {}
-    if "config" in flags and job != "launch":
-        flags = dict(flags)
-        saved = read_saved_config(job, cls, flags.pop("config"))
-    unknown = sorted(set(flags) - fields)
-    if unknown:
-        raise UserError(
-            f"unknown flag{'s' if len(unknown) > 1 else ''} for `dcgan {job}`: "
-            + ", ".join("--" + u for u in unknown)
-            + f" (see `dcgan {job} --help`)"
-        )
-    values = {name: _coerce(name, v, hints[name]) for name, v in flags.items()}
-    saved = {name: _coerce(name, v, hints[name]) for name, v in saved.items()}
-    presets = PRESETS[job]
-    preset = values.get("preset", saved.get("preset", getattr(cls, "preset", "default")))
-    if preset not in presets:
-        raise UserError(f"--preset={preset!r} is unknown; choose one of {sorted(presets)}")
-    merged = {**presets[preset], **saved, **values}  # explicit flags win over the saved config
-    if "preset" in fields:
-        merged["preset"] = preset
-    config = cls(**merged)
-    errors = config.validate()
-    if errors:
-        raise UserError("; ".join(errors))
-    return config
-
-
-MAX_CONFIG_BYTES = 1 << 20
-
-
-def read_saved_config(job: str, cls, path: Any) -> dict[str, Any]:
-    """--config=PATH: the fields of a config.json saved by an earlier job (a local file or a gs:// object)."""
-    path = str(path)
-    try:
-        if "://" in path:
-            from trainer import storage
-
-            storage.check_url(path)
-            parent, _, name = path.rstrip("/").rpartition("/")
-            text = storage.open_store(parent).get_text(name)
-        else:
-            if os.path.getsize(path) > MAX_CONFIG_BYTES:
-                raise UserError(f"--config={path}: over {MAX_CONFIG_BYTES >> 20} MiB; not a saved config.json")
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
-        data = json.loads(text)
-    except FileNotFoundError:
-        raise UserError(f"--config={path}: no such file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        raise UserError(f"--config={path}: not a readable JSON config ({str(err)[:120]})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"--config={path}: expected a JSON object of flags, got {type(data).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(str(k)[:40] for k in data if k not in names)
-    if unknown:
-        raise UserError(f"--config={path}: fields that `dcgan {job}` does not have: {', '.join(unknown[:8])} "
-                        f"(is it a saved `dcgan {job}` config.json?)")
-    return {k: v for k, v in data.items() if k not in ("overwrite", "dry_run")}  # one-off actions are not replayed
-
 
 def load_json(cls, text: str):
     """Reads a config saved by `to_json`, ignoring fields this version lacks."""
@@ -759,54 +582,6 @@ def load_json(cls, text: str):
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def field_help(cls) -> dict[str, str]:
-    """Each field's help text, read from the class body (the one place it is written): the comment
-    on the field's line, else the comment lines just above it. A field a subclass redefines without
-    a comment keeps its base class's text."""
-    helps: dict[str, str] = {}
-    names = {f.name for f in dataclasses.fields(cls)}
-    for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):  # no source (a frozen app): flags simply show no help
-            continue
-        comments: dict[int, tuple[str, bool]] = {}  # line -> (text, alone on its line)
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.COMMENT:
-                comments[token.start[0]] = (token.string.lstrip("#").strip(), not token.line[:token.start[1]].strip())
-        lines = source.splitlines()
-        for number, line in enumerate(lines, start=1):
-            match = re.match(r"    ([a-z_][a-z0-9_]*)\s*:[^=]*=", line)
-            if not match or match.group(1) not in names:
-                continue
-            text, alone = comments.get(number, ("", True))
-            if not text or alone:
-                above, row = [], number - 1
-                while row in comments and comments[row][1]:
-                    above.insert(0, comments[row][0])
-                    row -= 1
-                text = " ".join(above)
-            if text:
-                helps[match.group(1)] = text
-    return helps
-
-
-def help_text(job: str) -> str:
-    cls = CONFIG_CLASSES[job]
-    helps = field_help(cls)
-    lines = [f"usage: dcgan {job} [--config=JOB_DIR/config.json] [--flag=value ...]", "",
-             "--config reruns a saved job's config.json (explicit flags win).", "",
-             "flags (defaults before any preset):"]
-    for f in dataclasses.fields(cls):
-        lines.append(f"  --{f.name:<24} {f.default!r:<12} {helps.get(f.name, '')}".rstrip())
-    lines.append("")
-    if job == "launch":
-        lines[0] = "usage: dcgan launch vm|vertex|k8s --job=train|sample --image=IMAGE [--flag=value ...] [JOB FLAGS]"
-        lines.append("")
-        lines.append("other flags are the job's own (see `dcgan train --help`, `dcgan sample --help`) and pass through;")
-        lines.append("--gpus_per_worker is the same as --gpus; --spec_dir picks where rendered files go.")
-        return "\n".join(lines)
-    lines.append("presets: " + ", ".join(f"{k} {v}" for k, v in PRESETS[job].items()))
-    return "\n".join(lines)
+_missing = [name for name in ShardJobConfig.AUGMENTATION if name not in {f.name for f in dataclasses.fields(ShardJobConfig)}]
+if _missing:  # an augmentation parameter without its flag would be silently unusable
+    raise TypeError(f"ShardJobConfig lacks the augmentation flags {_missing} (see trainer/augment_params.py)")

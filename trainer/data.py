@@ -1,4 +1,4 @@
-"""Training data: find it, decode it, and feed it to the step, reproducibly.
+"""Training data: find it, decode it, describe it (trainer/input_pipeline.py feeds it to the step).
 
 Sources (`--dataset=`):
   digits             scikit-learn's bundled 8x8 digits (1797 images, 10 labels), upscaled.
@@ -6,7 +6,8 @@ Sources (`--dataset=`):
                      sub-folders give labels like `keras.utils.image_dataset_from_directory`.
   FILE.npz           arrays `x` (N,H,W[,C]; uint8 0..255 or float 0..1) and optional `y`.
   SHARDS             TFRecord shards written by `dcgan sample`/`dcgan augment` (a folder
-                     with manifest.json, a folder of *.tfrecord-*, or a glob).
+                     with manifest.json, a folder of *.tfrecord-*, or a glob; a gs:// output
+                     with a manifest is streamed, trainer/shard_stream.py).
 
 Splits of an in-memory source, TFDS-style: `NAME:train` and `NAME:test` are a
 fixed, seeded, class-stratified 70/30 split; a slice takes a stratified part:
@@ -15,9 +16,9 @@ spelling always means the same images, so a generator trained on
 `digits:train[:10%]` can be evaluated against `digits:test`.
 
 Images, folders and .npz are decoded once into memory (uint8 at the training
-resolution) and fed in an order that is a pure function of (seed, step), so a
-resumed run sees exactly the batches an uninterrupted run would have seen.
-Shards are streamed (they may be larger than memory) with a seeded shuffle.
+resolution); shards are read as a stream (they may be larger than memory).
+Class names come with the data (folder names, 0-9 for digits, a .npz's
+`class_names`, a manifest's).
 
 Unreadable image files: with `--on_corrupt=skip` (default) they are skipped,
 counted and listed in one warning line; with `--on_corrupt=fail` the first one
@@ -157,6 +158,21 @@ def decode_image(contents: tf.Tensor, channels: int, resolution: int) -> tf.Tens
 def to_model_range(images: tf.Tensor) -> tf.Tensor:
     """uint8 [0, 255] -> float32 [-1, 1], the generator's tanh range."""
     return tf.cast(images, tf.float32) / 127.5 - 1.0
+
+
+def to_pixels(images: tf.Tensor) -> tf.Tensor:
+    """The generator's [-1, 1] (any float dtype) -> float32 pixel values in [0, 255], not rounded."""
+    return (tf.cast(images, tf.float32) + 1.0) * 127.5
+
+
+def to_uint8(images) -> np.ndarray:
+    """The generator's [-1, 1] (array or tensor) -> uint8 pixels, rounded and clipped."""
+    return pixels_to_uint8((np.asarray(images, np.float32) + 1.0) * 127.5)
+
+
+def pixels_to_uint8(pixels) -> np.ndarray:
+    """float pixel values in [0, 255] -> uint8, rounded and clipped."""
+    return np.clip(np.round(np.asarray(pixels, np.float32)), 0, 255).astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------
@@ -439,54 +455,6 @@ def _shards(local: str, name: str, resolution: int, channels: int) -> TrainingDa
                   shard_files=tuple(files), num_examples=count, class_names=class_names)
 
 
-# ----------------------------------------------------------------------------
-# Input pipeline
-
-
-def epoch_permutation(n: int, seed: int, epoch: tf.Tensor) -> tf.Tensor:
-    """The order of epoch `epoch`: a pure function of (seed, epoch)."""
-    keys = tf.random.stateless_uniform([n], seed=tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)]))
-    return tf.argsort(keys)
-
-
-def make_dataset(source: TrainingData, global_batch: int, seed: int, start_step: int = 0,
-                 input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
-    """Per-replica batches (images in [-1, 1], int32 labels) for one input pipeline.
-
-    Global batch g of the run holds examples [g*B, (g+1)*B) of an endless stream
-    of seeded epoch permutations; pipeline k of P emits its R local replicas'
-    consecutive slices of it. So 1 replica x 2B and 2 replicas x B see the same
-    data, and a resume at step s starts at exactly batch s.
-    """
-    pipelines = input_context.num_input_pipelines if input_context else 1
-    pipeline = input_context.input_pipeline_id if input_context else 0
-    per_replica = input_context.get_per_replica_batch_size(global_batch) if input_context else global_batch
-    local_replicas = global_batch // (pipelines * per_replica)
-    if not source.in_memory:
-        return _stream_shards(source, per_replica, seed, start_step, pipeline, pipelines)
-
-    n = source.num_examples
-    images = tf.constant(source.images)
-    labels = tf.constant(source.labels if source.labels is not None else np.zeros([n], np.int32))
-    start = start_step * global_batch
-    first_epoch, offset = divmod(start, n)
-    order = (tf.data.Dataset.range(first_epoch, 2**62)
-             .flat_map(lambda e: tf.data.Dataset.from_tensor_slices(epoch_permutation(n, seed, e)))
-             .skip(offset)
-             .batch(global_batch, drop_remainder=True))
-    lo, hi = pipeline * local_replicas * per_replica, (pipeline + 1) * local_replicas * per_replica
-
-    def gather(index_batch):
-        mine = index_batch[lo:hi]
-        x = to_model_range(tf.gather(images, mine))
-        y = tf.gather(labels, mine)
-        return (tf.reshape(x, [local_replicas, per_replica, *source.images.shape[1:]]),
-                tf.reshape(y, [local_replicas, per_replica]))
-
-    ds = order.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
 def _streamed_shards(stream, name: str, resolution: int, channels: int) -> TrainingData:
     manifest = stream.manifest
     try:
@@ -500,35 +468,3 @@ def _streamed_shards(stream, name: str, resolution: int, channels: int) -> Train
           "of them on local disk at once")
     return TrainingData(name, channels or stored_channels, resolution, num_classes, shard_files=tuple(stream.urls),
                   num_examples=count, class_names=class_names, stream=stream)
-
-
-def _stream_shards(source: TrainingData, per_replica: int, seed: int, start_step: int,
-                   pipeline: int, pipelines: int) -> tf.data.Dataset:
-    from trainer import shards
-
-    by_file = len(source.shard_files) >= pipelines
-    if source.stream is not None:
-        from trainer import shard_stream
-
-        mine = list(range(len(source.shard_files)))[pipeline::pipelines] if by_file else None
-        records = shard_stream.records(source.stream, shuffle=True, seed=seed + start_step,
-                                       shard_indices=mine).repeat()
-    else:
-        files = tf.data.Dataset.from_tensor_slices(list(source.shard_files))
-        if by_file:
-            files = files.shard(pipelines, pipeline)
-        files = files.shuffle(len(source.shard_files), seed=seed + start_step, reshuffle_each_iteration=True).repeat()
-        records = files.interleave(tf.data.TFRecordDataset, cycle_length=4, num_parallel_calls=tf.data.AUTOTUNE,
-                                   deterministic=True)
-    if not by_file:
-        records = records.shard(pipelines, pipeline)
-
-    def parse(record):
-        image, label = shards.parse_example(record, source.channels)
-        image = resize_and_center_crop(tf.cast(image, tf.float32) / 255.0, source.resolution)
-        image = tf.ensure_shape(image * 2.0 - 1.0, [source.resolution, source.resolution, source.channels])
-        return image, tf.maximum(label, 0)
-
-    ds = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
-    ds = ds.shuffle(10_000, seed=seed + start_step).batch(per_replica, drop_remainder=True)
-    return ds.prefetch(tf.data.AUTOTUNE)

@@ -32,6 +32,7 @@ class ClusterRole:
     num_workers: int = 1
     task_type: str = "chief"
     task_index: int = 0
+    position: int = 0  # this task's place in the cluster order: the chief first, then the workers
 
     @property
     def is_chief(self) -> bool:
@@ -113,7 +114,8 @@ def read_cluster(environ=os.environ) -> tuple[ClusterRole, Optional[dict]]:
         raise UserError(f"TF_CONFIG task {task!r} is not one of the cluster's chief/worker tasks ({names})")
     if len(workers) <= 1:
         return ClusterRole(), tf_config
-    role = ClusterRole(len(workers), task_type, int(task_index), _has_chief="chief" in cluster)
+    role = ClusterRole(len(workers), task_type, int(task_index), workers.index((task_type, int(task_index))),
+                       _has_chief="chief" in cluster)
     return role, tf_config
 
 

@@ -29,7 +29,8 @@ import numpy as np
 import tensorflow as tf
 
 from trainer import metrics
-from trainer.config import AugmentConfig, AugmentParams
+from trainer.augment_params import AugmentParams
+from trainer.config import AugmentConfig
 
 Policy = object  # AugmentParams, or a function (images 0..255 [B,H,W,C], seeds [B,2]) -> images
 

@@ -6,6 +6,8 @@
     DCGAN_NUM_WORKERS     training workers beside JOB_COMPLETION_INDEX
     JOB_COMPLETION_INDEX  this pod's index in a Kubernetes Indexed Job
 
+and Vertex AI's output locations (`vertex_*` below): AIP_MODEL_DIR, AIP_TENSORBOARD_LOG_DIR.
+
 `check()` runs when the CLI starts, before anything heavy, so that a bad value
 fails first; the readers below raise the same errors when called directly.
 
@@ -67,3 +69,19 @@ def check(environ: Mapping[str, str] = os.environ) -> None:
     gcs_retry_deadline(environ)
     for name in INTEGERS:
         integer(name, environ)
+
+
+def vertex_model_dir(environ: Mapping[str, str] = os.environ) -> str:
+    """AIP_MODEL_DIR: where Vertex AI picks up the model ('' when not on Vertex AI)."""
+    return environ.get("AIP_MODEL_DIR", "").strip()
+
+
+def vertex_job_dir(environ: Mapping[str, str] = os.environ) -> str:
+    """The job dir Vertex AI implies: baseOutputDirectory, the parent of AIP_MODEL_DIR ('' when unset)."""
+    model_dir = vertex_model_dir(environ).rstrip("/")
+    return model_dir.rsplit("/", 1)[0] if "/" in model_dir else ""
+
+
+def vertex_tensorboard_dir(environ: Mapping[str, str] = os.environ) -> str:
+    """AIP_TENSORBOARD_LOG_DIR: where Vertex AI TensorBoard reads logs ('' when unset)."""
+    return environ.get("AIP_TENSORBOARD_LOG_DIR", "").strip()

@@ -24,10 +24,11 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from trainer import config as config_lib
-from trainer import data, export, metrics, model_card, overlap, report_page, shards, sources
+from trainer import command_line
+from trainer import data, export, jobdir, metrics, model_card, overlap, report_page, shards, sources
 from trainer import downstream as downstream_lib
-from trainer.config import AugmentConfig, AugmentParams
+from trainer.augment_params import AugmentParams
+from trainer.config import AugmentConfig
 from trainer.errors import UserError
 from trainer.progress import Progress
 
@@ -39,16 +40,16 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
     except UserError:
         model_path = None
     if model_path is not None:
-        sample_config = config_lib.resolve("sample", {"generator": model_path, "output": "-", "seed": config.seed})
+        sample_config = command_line.resolve("sample", {"generator": model_path, "output": "-", "seed": config.seed})
         source = sources.generator_source(sample_config)
         batches = []
         for start in range(0, config.num_samples, 256):
             indices = tf.range(start, min(start + 256, config.num_samples), dtype=tf.int64)
             pixels, labels, _ = source.make_batch(indices)
-            batches.append((np.clip(np.round(pixels.numpy()), 0, 255).astype(np.uint8), labels.numpy()))
+            batches.append((data.pixels_to_uint8(pixels.numpy()), labels.numpy()))
         images = np.concatenate([b[0] for b in batches])
         labels = np.concatenate([b[1] for b in batches]) if source.num_classes else None
-        with open(os.path.join(os.path.dirname(model_path), "generator.json")) as f:
+        with open(os.path.join(os.path.dirname(model_path), jobdir.META_FILE)) as f:
             meta = json.load(f)
         return images, labels, {"kind": "generator", "path": model_path, "step": meta["step"],
                                 "train_data": meta.get("dataset", ""), "num_classes": source.num_classes}

@@ -1,4 +1,4 @@
-"""The exported generator: JOB_DIR/export/generator.keras + generator.json.
+"""The exported generator: JOB_DIR/export/generator.keras + generator.json (names: trainer/jobdir.py).
 
 The .keras file is G_ema in float32, a plain Keras functional model made of
 built-in layers: `keras.models.load_model(path)` loads it with nothing but
@@ -16,49 +16,44 @@ import tempfile
 
 import keras
 
-from trainer import models, storage
-from trainer import __version__
+from trainer import __version__, jobdir, models, storage
 from trainer.errors import UserError
 
-MODEL = "export/generator.keras"
-META = "export/generator.json"
-CARD = "export/README.md"  # the model card (trainer/model_card.py), with export/samples.png
-BEST = "export/best"  # G_ema at the step with the lowest KID (when --kid_every is on)
-
-
-def save(store: storage.Store, generator_ema: keras.Model, config, num_classes: int, channels: int, step: int,
-         folder: str = "export", extra: dict | None = None, class_names=()) -> None:
+def save(store: storage.Store, generator_ema: keras.Model, plan, step: int, folder: str = jobdir.EXPORT,
+         extra: dict | None = None) -> None:
     """Writes a float32 copy of G_ema and its description, each atomically, to FOLDER/generator.{keras,json}.
 
-    `class_names`: a name per class of a conditional generator (label i is class_names[i])."""
+    `plan` is the run's TrainPlan (sizes, classes and their names: label i is class_names[i])."""
+    config = plan.config
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
-        plain = models.build_generator(config.resolution, channels, config.latent_dim, config.width, num_classes,
-                                       name="generator_ema", conditioning=config.g_conditioning)
+        plain = models.build_generator(config.resolution, plan.channels, config.latent_dim, config.width,
+                                       plan.num_classes, name="generator_ema", conditioning=config.g_conditioning)
     finally:
         keras.mixed_precision.set_global_policy(policy)
     plain.set_weights([w.numpy() if hasattr(w, "numpy") else w for w in generator_ema.get_weights()])
     with tempfile.TemporaryDirectory() as scratch:
-        local = os.path.join(scratch, "generator.keras")
+        local = os.path.join(scratch, jobdir.MODEL_FILE)
         plain.save(local)
         with open(local, "rb") as f:
-            store.put(f"{folder}/generator.keras", f.read())
+            store.put(f"{folder}/{jobdir.MODEL_FILE}", f.read())
     meta = {
         "latent_dim": config.latent_dim,
         "resolution": config.resolution,
-        "channels": channels,
-        "num_classes": num_classes,
-        "conditional": bool(num_classes),
-        "class_names": list(class_names) if num_classes and len(class_names) == num_classes else [],
+        "channels": plan.channels,
+        "num_classes": plan.num_classes,
+        "conditional": bool(plan.num_classes),
+        "class_names": list(plan.class_names),
         "step": step,
         "version": __version__,
         "config_hash": config.identity_hash(),
         "dataset": config.dataset,
+        "num_train_images": plan.dataset_images,
         "output_range": [-1.0, 1.0],
         **(extra or {}),
     }
-    store.put(f"{folder}/generator.json", (json.dumps(meta, indent=2) + "\n").encode())
+    store.put(f"{folder}/{jobdir.META_FILE}", (json.dumps(meta, indent=2) + "\n").encode())
 
 
 def resolve_path(path: str) -> str:
@@ -67,32 +62,32 @@ def resolve_path(path: str) -> str:
     A gs:// job or export dir is downloaded (checksummed) into the local cache first."""
     if storage.is_remote(path):
         path = _stage(path)
-    for candidate in (path, os.path.join(path, "generator.keras"), os.path.join(path, *MODEL.split("/"))):
+    for candidate in (path, os.path.join(path, jobdir.MODEL_FILE), os.path.join(path, *jobdir.EXPORT_MODEL.split("/"))):
         if candidate.endswith(".keras") and os.path.isfile(candidate):
             return candidate
-    raise UserError(f"--generator={path}: no exported generator there (expected JOB_DIR/{MODEL}; "
+    raise UserError(f"--generator={path}: no exported generator there (expected JOB_DIR/{jobdir.EXPORT_MODEL}; "
                     "did the training job finish?)")
 
 
 def _stage(url: str) -> str:
     """Downloads a bucket's exported generator (.keras + .json) and returns the local folder holding them."""
-    url = url.removesuffix("/generator.keras")
+    url = url.removesuffix(f"/{jobdir.MODEL_FILE}")
     store = storage.GcsStore(url, staging=storage.cache_for("generators", url))
-    for folder in ("export/", ""):  # a job dir, or the export dir itself
-        if store.exists(f"{folder}generator.keras"):
-            for name in ("generator.keras", "generator.json"):
+    for folder in (f"{jobdir.EXPORT}/", ""):  # a job dir, or the export dir itself
+        if store.exists(f"{folder}{jobdir.MODEL_FILE}"):
+            for name in (jobdir.MODEL_FILE, jobdir.META_FILE):
                 if store.exists(folder + name):
                     store.fetch(folder + name)
             return store.local(folder.rstrip("/"))
-    raise UserError(f"--generator={url}: no exported generator there (expected JOB_DIR/{MODEL}; "
+    raise UserError(f"--generator={url}: no exported generator there (expected JOB_DIR/{jobdir.EXPORT_MODEL}; "
                     "did the training job finish?)")
 
 
 def load(path: str) -> tuple[keras.Model, dict]:
     model_path = resolve_path(path)  # stages a gs:// generator locally
-    meta_path = os.path.join(os.path.dirname(model_path), "generator.json")
+    meta_path = os.path.join(os.path.dirname(model_path), jobdir.META_FILE)
     if not os.path.isfile(meta_path):
-        raise UserError(f"{model_path}: generator.json is missing beside it")
+        raise UserError(f"{model_path}: {jobdir.META_FILE} is missing beside it")
     with open(meta_path) as f:
         meta = json.load(f)
     try:

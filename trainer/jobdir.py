@@ -1,10 +1,16 @@
-"""The job-dir contract, and refusing to mix two jobs in one folder.
+"""The job-dir layout (every folder and file name, defined here only), and refusing to mix two jobs.
 
     JOB_DIR/config.json          the resolved TrainConfig (the job's identity)
-    JOB_DIR/checkpoints/         ckpt-NNNNNNNN/ folders + latest.json pointer
-    JOB_DIR/tensorboard/         event files
-    JOB_DIR/export/generator.keras, generator.json
+    JOB_DIR/plan.json            what the run resolved it to (trainer/train_plan.py)
+    JOB_DIR/checkpoints/         ckpt-NNNNNNNN-XXXXXXXX/ folders + latest.json pointer
+    JOB_DIR/tensorboard/         event files (and plugins/profile/ with --profile_steps)
+    JOB_DIR/export/generator.keras, generator.json, README.md (the model card), samples.png,
+                   evaluation.json (from dcgan evaluate), best/ (the lowest-KID G_ema)
     JOB_DIR/samples/             step-NNNNNNNN.png sample grids, reals.png
+
+An export folder (JOB_DIR/export, export/best, or a copy elsewhere) holds
+MODEL_FILE and META_FILE; `dcgan sample --generator` accepts a job dir, an
+export folder or the .keras file.
 
 A job dir whose config.json differs in an identity field (anything but the
 resumable fields listed in TrainConfig.RESUMABLE), or that holds checkpoints
@@ -21,11 +27,29 @@ from trainer import storage
 from trainer.errors import JobDirConflict
 
 CONFIG = "config.json"
+PLAN = "plan.json"
 CHECKPOINTS = "checkpoints"
+CHECKPOINT_POINTER = f"{CHECKPOINTS}/latest.json"
 TENSORBOARD = "tensorboard"
+SAMPLES = "samples"
+SAMPLES_REALS = f"{SAMPLES}/reals.png"
+CONTRACT = (CONFIG, PLAN, CHECKPOINTS, TENSORBOARD, "export", SAMPLES)
+
+# An export folder's files.
+MODEL_FILE = "generator.keras"  # G_ema in float32
+META_FILE = "generator.json"  # what it is: sizes, classes and their names, step, config hash
+CARD_FILE = "README.md"  # the model card (trainer/model_card.py)
+CARD_SAMPLES_FILE = "samples.png"
+EVALUATION_FILE = "evaluation.json"  # what `dcgan evaluate` measured (shown in the card)
 EXPORT = "export"
-SAMPLES = "samples"  # step-NNNNNNNN.png sample grids and reals.png
-CONTRACT = (CONFIG, CHECKPOINTS, TENSORBOARD, EXPORT, SAMPLES)
+EXPORT_MODEL = f"{EXPORT}/{MODEL_FILE}"
+EXPORT_META = f"{EXPORT}/{META_FILE}"
+EXPORT_CARD = f"{EXPORT}/{CARD_FILE}"
+EXPORT_BEST = f"{EXPORT}/best"  # G_ema at the step with the lowest KID (when --kid_every is on)
+
+
+def samples_png(step: int) -> str:
+    return f"{SAMPLES}/step-{step:08d}.png"
 
 
 def differences(old, new) -> list[str]:

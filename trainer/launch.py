@@ -34,6 +34,7 @@ import subprocess
 import sys
 from typing import Any
 
+from trainer import command_line
 from trainer import config as config_lib
 from trainer.errors import EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_TRANSIENT, UserError
 
@@ -102,7 +103,7 @@ def render_arg(name: str, value: Any) -> str:
 
 def job_arguments(config: config_lib.LaunchConfig, job_flags: dict[str, Any]) -> list[str]:
     """Validates the job's flags as the job itself would, and checks they make sense in a container."""
-    job_config = config_lib.resolve(config.job, job_flags)  # typos and bad values fail here, before submitting
+    job_config = command_line.resolve(config.job, job_flags)  # typos and bad values fail here, before submitting
     remote = {"train": ("job_dir",), "sample": ("output", "generator")}[config.job]
     for name in remote:
         value = getattr(job_config, name)
@@ -121,7 +122,7 @@ def job_arguments(config: config_lib.LaunchConfig, job_flags: dict[str, Any]) ->
 def resolve(target: str, flags: dict[str, Any]) -> tuple[config_lib.LaunchConfig, list[str], str]:
     launch_flags, job_flags = split_flags(flags)
     launch_flags.pop("spec_dir", None)
-    config = config_lib.resolve("launch", {**launch_flags, "target": target})
+    config = command_line.resolve("launch", {**launch_flags, "target": target})
     if config.job == "train" and "job_dir" not in job_flags:
         raise UserError("--job_dir is required (gs://bucket/path: config, checkpoints, logs and export go there)")
     args = job_arguments(config, job_flags)

@@ -27,8 +27,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainer import classic_augment, storage, summaries
-from trainer.config import AugmentParams
+from trainer import classic_augment, data, models, storage
 from trainer.errors import UserError
 
 FEATURES_LAYER = "features"
@@ -302,22 +301,22 @@ class KidTracker:
 
     def __init__(self, images: np.ndarray, labels: Optional[np.ndarray], num_classes: int, name: str,
                  latent_dim: int, count: int, feature_model: str = "", seed: int = 0,
-                 log: Callable[[str], None] = print):
+                 log: Callable[[str], None] = print, conditional: Optional[bool] = None):
         rng = np.random.default_rng(seed)
         chosen = rng.choice(len(images), min(count, len(images)), replace=False)
         self.space = feature_space(images, labels, num_classes, name, feature_model, log=log)
         self.real = self.space(images[chosen])
         self.z = tf.random.stateless_normal([count, latent_dim], seed=[seed, 7])
         self.labels = tf.range(count, dtype=tf.int32) % max(num_classes, 1)
-        self.conditional = num_classes > 0
+        self.conditional = num_classes > 0 if conditional is None else conditional  # the generator's, not the data's
 
     def __call__(self, generator: keras.Model) -> float:
         images = []
         for start in range(0, len(self.z), 250):
             z, y = self.z[start:start + 250], self.labels[start:start + 250]
-            out = generator([z, y] if self.conditional else z, training=False)
+            out = generator(models.model_inputs(z, y, self.conditional), training=False)
             pixels = tf.cast(out, tf.float32).numpy()
-            images.append(summaries.to_uint8(pixels))
+            images.append(data.to_uint8(pixels))
         fake = self.space(np.concatenate(images))
         n = min(len(self.real), len(fake))
         return kid(self.real, fake, subsets=50, subset_size=max(n // 2, 2))[0]

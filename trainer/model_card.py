@@ -15,12 +15,10 @@ from __future__ import annotations
 import json
 from typing import Optional
 
-from trainer import storage
+from trainer import jobdir, storage
 from trainer.errors import JobError
 
-CARD = "README.md"
-SAMPLES = "samples.png"
-EVALUATION = "evaluation.json"
+CARD, SAMPLES, EVALUATION = jobdir.CARD_FILE, jobdir.CARD_SAMPLES_FILE, jobdir.EVALUATION_FILE
 
 
 def _percent(value) -> str:
@@ -89,14 +87,14 @@ def render(meta: dict, evaluation: Optional[dict] = None, best: Optional[dict] =
     return "\n".join(lines) + "\n"
 
 
-def write(store: storage.Store, prefix: str = "export/", samples_png: Optional[bytes] = None) -> None:
+def write(store: storage.Store, prefix: str = f"{jobdir.EXPORT}/", samples_png: Optional[bytes] = None) -> None:
     """(Re)writes PREFIX/README.md from generator.json, evaluation.json and best/ there (and samples.png if given).
 
     `prefix` is the export folder's key prefix in `store`, with its trailing '/' ('' for the store's root)."""
-    meta = json.loads(store.get_text(f"{prefix}generator.json"))
+    meta = json.loads(store.get_text(f"{prefix}{jobdir.META_FILE}"))
     evaluation = json.loads(store.get_text(f"{prefix}{EVALUATION}")) if store.exists(f"{prefix}{EVALUATION}") else None
-    best = (json.loads(store.get_text(f"{prefix}best/generator.json"))
-            if store.exists(f"{prefix}best/generator.json") else None)
+    best_meta = f"{prefix}best/{jobdir.META_FILE}"
+    best = json.loads(store.get_text(best_meta)) if store.exists(best_meta) else None
     if samples_png is not None:
         store.put(f"{prefix}{SAMPLES}", samples_png)
     store.put(f"{prefix}{CARD}", render(meta, evaluation, best, store.exists(f"{prefix}{SAMPLES}")).encode())
@@ -106,11 +104,11 @@ def record_evaluation(generator: str, report: dict, report_path: str, real_image
     """Saves what `dcgan evaluate` measured beside the generator and rewrites its card; returns the card's
     location, or None when `generator` is not an export folder this process can write to."""
     folder_url = generator.rstrip("/")
-    if folder_url.endswith(".keras"):
+    if folder_url.endswith(".keras"):  # the model file itself: its folder
         folder_url = folder_url.rsplit("/", 1)[0] if "/" in folder_url else "."
     store = storage.open_store(folder_url)
-    prefix = "export/" if store.exists("export/generator.json") else ""
-    if not store.exists(f"{prefix}generator.json"):
+    prefix = f"{jobdir.EXPORT}/" if store.exists(jobdir.EXPORT_META) else ""
+    if not store.exists(f"{prefix}{jobdir.META_FILE}"):
         return None
     summary = {
         "real": report.get("config", {}).get("real"), "report": report_path, "real_images": real_images,

@@ -160,6 +160,12 @@ def build_generator(resolution: int, channels: int, latent_dim: int, width: floa
     return keras.Model(inputs if num_classes else z, images, name=name)
 
 
+def model_inputs(x, labels, conditional):
+    """What a generator (x = z) or discriminator (x = images) of this package is called with:
+    [x, labels] when it is conditional, x alone when it is not."""
+    return [x, labels] if conditional else x
+
+
 @keras.saving.register_keras_serializable(package="dcgan")
 class ProjectionLogit(layers.Layer):
     """logit = w.h + b [+ <embed(y), h>]: the projection discriminator's head, in float32."""

@@ -38,7 +38,8 @@ import tensorflow as tf
 from trainer import classic_augment, environment, shards, storage
 from trainer import image_codec
 from trainer.sources import ImageSource, dataset_source, generator_source
-from trainer.config import AugmentParams
+from trainer.augment_params import AugmentParams
+from trainer.config import ShardJobConfig
 from trainer.errors import UserError
 from trainer.progress import ProgressBar
 
@@ -75,6 +76,13 @@ def encoding(config) -> dict:
     return {"image_format": "raw"}
 
 
+def plan_encoding(plan: dict) -> tuple[str, dict]:
+    """(image format, encoder arguments) from a plan (see `encoding`); what a plan leaves out is the default."""
+    return plan.get("image_format", ShardJobConfig.image_format), {
+        "png_compression": plan.get("png_compression", ShardJobConfig.png_compression),
+        "jpeg_quality": plan.get("jpeg_quality", ShardJobConfig.jpeg_quality)}
+
+
 def claim_plan(store: storage.Store, plan: dict) -> None:
     """Creates plan.json, or checks the one there is ours."""
     blob = (json.dumps(plan, indent=2, sort_keys=True) + "\n").encode()
@@ -108,12 +116,9 @@ def resolve_task(config, environ=os.environ) -> tuple[int, int]:
     elif index < 0 and ("CLUSTER_SPEC" in environ or "TF_CONFIG" in environ):
         from trainer import distribute
 
-        role, tf_config = distribute.read_cluster(environ)
+        role, tf_config = distribute.read_cluster(environ)  # validated; the same cluster order as training
         if tf_config is not None:
-            order = [(kind, i) for kind in ("chief", "worker") for i, _ in enumerate(tf_config["cluster"].get(kind, []))]
-            task = tf_config.get("task") or {}
-            if (task.get("type"), task.get("index")) in order:
-                index, count = order.index((task["type"], task["index"])), count or len(order)
+            index, count = role.position, count or role.num_workers
     index, count = max(index, 0), max(count, 1)
     if index >= count:
         raise UserError(f"task index {index} is not below the task count {count}")
@@ -175,8 +180,7 @@ def write_shard(store: storage.Store, plan: dict, source: ImageSource, produce, 
     with storage.own(temp):  # held while writing: other processes' cleanups skip this file
         first = index * plan["images_per_shard"]
         res, channels, batch = source.resolution, source.channels, plan["batch_size"]
-        image_format = plan.get("image_format", "png")
-        quality = {"png_compression": plan.get("png_compression", 1), "jpeg_quality": plan.get("jpeg_quality", 95)}
+        image_format, quality = plan_encoding(plan)
 
         kept = 0
         encoder = shards.ExampleEncoder(res, res, channels, source.kind, source.generator_step, image_format)

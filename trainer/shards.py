@@ -424,7 +424,7 @@ def mix(real, synthetic: str, *, num_classes: int, synthetic_fraction: float = 0
     to the real images on the fly. The stream repeats forever.
     """
     from trainer import classic_augment
-    from trainer.config import AugmentParams
+    from trainer.augment_params import AugmentParams
 
     if not 0 <= synthetic_fraction <= 1:
         raise UserError(f"synthetic_fraction={synthetic_fraction} must be in [0, 1]")

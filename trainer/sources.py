@@ -18,7 +18,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from trainer import classic_augment, data, export, shards
+from trainer import classic_augment, data, export, models, shards
 from trainer.errors import UserError
 
 
@@ -88,8 +88,8 @@ def generator_source(config) -> ImageSource:
     def make_batch(indices):
         sample = indices // copies  # k copies of a sample share its z and label
         z, labels = latents(seed, sample, latent, psi), labels_of(sample)
-        images = model([z, tf.cast(labels, tf.int32)], training=False) if num_classes else model(z, training=False)
-        return (tf.cast(images, tf.float32) + 1.0) * 127.5, labels, sample
+        images = model(models.model_inputs(z, tf.cast(labels, tf.int32), num_classes), training=False)
+        return data.to_pixels(images), labels, sample
 
     identity = {"generator_sha256": shards.file_sha256(model_path),
                 "generator_step": int(meta["step"]), "labels": config.labels, "truncation": psi,

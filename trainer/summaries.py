@@ -1,9 +1,13 @@
-"""TensorBoard output: scalars and image grids, written by the chief only.
+"""TensorBoard output, written by the chief only: scalars, sample grids, HParams, profiles.
 
 Tags written by `dcgan train` (all under JOB_DIR/tensorboard/):
-    loss/d, loss/g, d/real, d/fake (mean sigmoid of the logits), grad_norm/d,
-    grad_norm/g, lr/d, lr/g, loss_scale/d, loss_scale/g (float16 only),
-    perf/images_per_sec, and the image `samples` (G_ema on fixed noise).
+    loss/d, loss/g, d/real, d/fake (mean sigmoid of the logits), r1, grad_norm/d, grad_norm/g,
+    lr/d, lr/g, perf/images_per_sec;
+    diffaugment/p, diffaugment/rt (with DiffAugment on; rt = E[sign D(real)], ADA's signal);
+    loss_scale/d, loss_scale/g, mixed_precision/skipped_steps (float16 only);
+    quality/kid, quality/best_kid (with --kid_every);
+    the image `samples` (G_ema on fixed noise, a row per class, captioned), and the run's
+    settings for the HParams dashboard. --profile_steps=A,B adds a profile (plugins/profile/).
 
     tensorboard --logdir JOB_DIR/tensorboard
 
@@ -14,6 +18,7 @@ Vertex AI's AIP_TENSORBOARD_LOG_DIR, so TensorBoard follows a remote run.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 import threading
@@ -21,6 +26,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 import tensorflow as tf
+
+from trainer import data
 
 
 def image_grid(images: np.ndarray, columns: int = 0) -> np.ndarray:
@@ -30,16 +37,71 @@ def image_grid(images: np.ndarray, columns: int = 0) -> np.ndarray:
     columns = columns or int(math.ceil(math.sqrt(n)))
     rows = int(math.ceil(n / columns))
     grid = np.zeros([rows * (h + 1) + 1, columns * (w + 1) + 1, c], np.uint8)
-    pixels = to_uint8(images)
+    pixels = data.to_uint8(images)
     for i in range(n):
         r, col = divmod(i, columns)
         grid[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + col * (w + 1): 1 + col * (w + 1) + w] = pixels[i]
     return grid
 
 
-def to_uint8(images) -> np.ndarray:
-    """Generator output in [-1, 1] -> uint8 pixels."""
-    return np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+@dataclasses.dataclass(frozen=True)
+class GridLayout:
+    """Where each class sits in the sample grids: unconditional, 2-8 rows of 8; conditional, a row per
+    class (the first 16 classes), each row labelled with its class name in samples/*.png and in
+    TensorBoard's description of the image."""
+
+    columns: int
+    labels: tuple[int, ...]  # the class of each cell, row by row
+    class_names: tuple[str, ...] = ()
+    row_names: tuple[str, ...] = ()
+
+    @property
+    def size(self) -> int:
+        return len(self.labels)
+
+    @property
+    def caption(self) -> str:
+        if not self.row_names:
+            return "G_ema samples from fixed noise"
+        return "G_ema samples from fixed noise, a row per class: " + "; ".join(
+            f"row {r + 1}: {name}" for r, name in enumerate(self.row_names))
+
+    @classmethod
+    def of(cls, num_classes: int, class_names, global_batch: int) -> "GridLayout":
+        columns = 8
+        if not num_classes:
+            return cls(columns, (0,) * min(64, max(16, global_batch)))
+        names = tuple(class_names) if len(class_names) == num_classes else tuple(str(c) for c in range(num_classes))
+        rows = min(num_classes, 16)
+        return cls(columns, tuple(r for r in range(rows) for _ in range(columns)), names,
+                   tuple(f"{r}: {names[r]}" if names[r] != str(r) else str(r) for r in range(rows)))
+
+
+class Profiler:
+    """--profile_steps=A,B: a TensorBoard profile (trace viewer, op stats) of steps A to B, in the logs."""
+
+    def __init__(self, steps: tuple[int, int], logdir: str, enabled: bool):
+        self.first, self.last = steps
+        self.logdir, self.enabled, self.running = logdir, enabled and self.last > 0, False
+
+    def next_boundary(self, step: int) -> int:
+        """The next step where profiling starts or stops (so that a call of several steps stops there)."""
+        later = [b for b in (self.first, self.last) if b > step] if self.enabled else []
+        return min(later, default=2**62)
+
+    def before(self, step: int) -> None:
+        if self.enabled and not self.running and self.first <= step < self.last:
+            tf.profiler.experimental.start(self.logdir)
+            self.running = True
+
+    def after(self, step: int) -> None:
+        if self.running and step >= self.last:
+            tf.profiler.experimental.stop()
+            self.running = False
+            print(f"profile of steps {self.first}-{self.last} written to {self.logdir}/plugins/profile "
+                  "(TensorBoard's Profile tab)")
 
 
 class Summaries:

@@ -1,0 +1,80 @@
+"""DiffAugment: differentiable, known transforms, policy parsing; ADA's p adapting in a run (and KID's best export)"""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import run_cli
+from tests_helpers import read_scalars
+from trainer import diffaugment, metrics
+from trainer.errors import UserError
+
+
+def test_diffaugment_is_differentiable_and_keeps_shape_and_dtype():
+    policy = diffaugment.parse("color,translation,cutout")
+    u = diffaugment.sample_parameters(4, tf.constant([1, 2], tf.int64))
+    for dtype in (tf.float32, tf.float16):
+        x = tf.Variable(tf.random.uniform([4, 16, 16, 3], -1, 1, dtype=tf.float32))
+        with tf.GradientTape() as tape:
+            y = diffaugment.augment(tf.cast(x, dtype), policy, u, 1.0)
+            loss = tf.reduce_sum(tf.cast(y, tf.float32) ** 2)
+        grad = tape.gradient(loss, x)
+        assert y.dtype == dtype and y.shape == x.shape
+        assert grad is not None and float(tf.reduce_sum(tf.abs(grad))) > 0
+    # p = 0: untouched; the same draws give the same result (eagerly and compiled).
+    x = tf.random.uniform([4, 16, 16, 1], -1, 1)
+    np.testing.assert_array_equal(diffaugment.augment(x, policy, u, 0.0).numpy(), x.numpy())
+    compiled = tf.function(lambda x, u: diffaugment.augment(x, policy, u, 1.0))
+    np.testing.assert_allclose(compiled(x, u).numpy(), diffaugment.augment(x, policy, u, 1.0).numpy(), atol=1e-6)
+
+
+
+def test_translation_and_cutout_on_known_images():
+    image = tf.reshape(tf.range(64, dtype=tf.float32), [1, 8, 8, 1]) + 1.0
+    # u = 1 - eps -> the largest shift (+1 pixel for an 8-pixel image): content moves down/right, zeros enter.
+    shifted = diffaugment.translation(image, tf.constant([0.999]), tf.constant([0.999]))[0, ..., 0].numpy()
+    assert (shifted[0] == 0).all() and (shifted[:, 0] == 0).all()
+    np.testing.assert_array_equal(shifted[1:, 1:], image[0, :7, :7, 0].numpy())
+    holed = diffaugment.cutout(image, tf.constant([0.5]), tf.constant([0.5]))[0, ..., 0].numpy()
+    assert (holed == 0).sum() == 16 and (holed[2:6, 2:6] == 0).all()  # a centred 4x4 hole
+
+
+
+def test_diffaugment_policy_parsing():
+    assert diffaugment.parse("none") == () and diffaugment.parse("cutout,color") == ("cutout", "color")
+    with pytest.raises(UserError, match="unknown policy zoom"):
+        diffaugment.parse("color,zoom")
+
+
+
+def tiny_feature_model(path):
+    metrics.build_classifier(32, 1, 10, seed=3).save(path)
+    return str(path)
+
+
+def test_ada_p_adapts_is_checkpointed_and_kid_picks_the_best_export(tmp_path):
+    job = tmp_path / "job"
+    model = tiny_feature_model(tmp_path / "features.keras")
+    args = ["train", "--preset=smoke", f"--job_dir={job}", "--ada_target=0.01", "--ada_kimg=0.1", "--kid_every=4",
+            "--kid_samples=64", f"--feature_model={model}", "--progress=false"]
+    first = run_cli(*args, "--steps=4")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "diffaugment: color,translation,cutout, adaptive p" in first.stdout
+    second = run_cli(*args, "--steps=8")
+    assert second.returncode == 0, second.stderr[-3000:]
+    p = read_scalars(job / "tensorboard", "diffaugment/p")
+    assert len(p) == 4 and p[0] == 0.0 and max(p) > 0  # starts at 0, moves by 0.16 per step either way
+    # Resumed from the checkpointed p: the same series as one uninterrupted run.
+    straight = run_cli(*[a.replace(str(job), str(tmp_path / "straight")) for a in args], "--steps=8")
+    assert straight.returncode == 0, straight.stderr[-3000:]
+    assert read_scalars(tmp_path / "straight" / "tensorboard", "diffaugment/p") == p
+    kid = read_scalars(job / "tensorboard", "quality/kid")
+    best = read_scalars(job / "tensorboard", "quality/best_kid")
+    assert len(kid) == 2 and best[-1] == min(kid)
+    meta = json.loads((job / "export" / "best" / "generator.json").read_text())
+    assert meta["kid"] == pytest.approx(min(kid), rel=1e-5) and meta["step"] == 4 * (1 + kid.index(min(kid)))
+    names = [n for n, _ in tf.train.list_variables(str(next((job / "checkpoints").glob("ckpt-*")) / "ckpt"))]
+    assert any(n.startswith("augment_p") for n in names) and any(n.startswith("best_kid") for n in names)  # DiffAugment p, under the key checkpoints have always used
+

@@ -1,0 +1,96 @@
+"""What a training run actually uses, resolved once from its config, data and hardware.
+
+`config.json` keeps what was asked (`channels: 0`, `conditional: null`,
+`diffaugment: "auto"`); the plan holds what that came to on this run: channels,
+classes and their names, the DiffAugment policy, replicas and workers, batch
+per replica, compute precision. It is printed at start, saved beside the config
+as JOB_DIR/plan.json (by the chief, every run: a resumed run on other hardware
+records its own), and passed to the loop and the step, so no value is
+re-derived further down.
+
+    python -c "from trainer import command_line, data, train_plan; c = command_line.resolve('train', {'job_dir': '/tmp/p'}); print(train_plan.resolve(c, data.load_source('digits:train', 32), 1, 1).describe())"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Optional
+
+from trainer import diffaugment
+from trainer.config import DIFFAUGMENT_AUTO_BELOW, TrainConfig
+from trainer.errors import UserError
+
+PRECISION_POLICIES = {"off": "float32", "float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainPlan:
+    config: TrainConfig
+    dataset_images: Optional[int]  # None for shards without a manifest count
+    channels: int
+    num_classes: int  # 0: unconditional
+    class_names: tuple[str, ...]  # a name per class (the label's digits when the data names none)
+    diffaugment: tuple[str, ...]  # the DiffAugment policy; () = off
+    replicas: int  # in sync, over every worker
+    workers: int
+    precision: str  # the Keras dtype policy
+
+    @classmethod
+    def of(cls, config: TrainConfig, channels: int, num_classes: int) -> "TrainPlan":
+        """A plan outside a run (one device, no data), e.g. to export a generator built by hand."""
+        return cls(config, None, channels, num_classes, tuple(str(c) for c in range(num_classes)),
+                   diffaugment_policy(config.diffaugment, None), 1, 1, PRECISION_POLICIES[config.mixed_precision])
+
+    @property
+    def global_batch(self) -> int:
+        return self.config.batch_size
+
+    @property
+    def per_replica_batch(self) -> int:
+        return self.config.batch_size // self.replicas
+
+    @property
+    def adaptive_diffaugment(self) -> bool:
+        return bool(self.diffaugment) and self.config.ada_target > 0
+
+    def to_dict(self) -> dict:
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "config"}
+        values.update(class_names=list(self.class_names), diffaugment=list(self.diffaugment),
+                      per_replica_batch=self.per_replica_batch, config_hash=self.config.identity_hash())
+        return values
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def describe(self) -> str:
+        names = ", ".join(self.class_names[:10]) + (", ..." if len(self.class_names) > 10 else "")
+        classes = f"{self.num_classes} classes ({names})" if self.num_classes else "unconditional"
+        ada = f", adaptive p (target E[sign D(real)] = {self.config.ada_target})" if self.adaptive_diffaugment else ""
+        return (f"plan: {self.channels} channels, {classes}; diffaugment: {','.join(self.diffaugment) or 'off'}{ada}; "
+                f"{self.replicas} replicas on {self.workers} worker(s), {self.per_replica_batch} images each per "
+                f"step; precision {self.precision}")
+
+
+def resolve(config: TrainConfig, source, replicas: int, workers: int) -> TrainPlan:
+    """The plan for `config` on `source` (a data.TrainingData) with this many replicas and workers."""
+    if config.batch_size % replicas:
+        raise UserError(f"--batch_size={config.batch_size} must be divisible by the {replicas} replicas")
+    conditional = source.num_classes >= 2 if config.conditional is None else config.conditional
+    if conditional and source.num_classes < 1:
+        raise UserError(f"--conditional=true needs labels, but {config.dataset} has none")
+    num_classes = source.num_classes if conditional else 0
+    names = tuple(source.class_names) if len(source.class_names) == num_classes else ()
+    return TrainPlan(
+        config=config, dataset_images=source.num_examples, channels=source.channels, num_classes=num_classes,
+        class_names=names or tuple(str(c) for c in range(num_classes)),
+        diffaugment=diffaugment_policy(config.diffaugment, source.num_examples),
+        replicas=replicas, workers=workers, precision=PRECISION_POLICIES[config.mixed_precision])
+
+
+def diffaugment_policy(flag: str, num_images: Optional[int]) -> tuple[str, ...]:
+    """--diffaugment: `auto` is all three for datasets below DIFFAUGMENT_AUTO_BELOW images."""
+    if flag.strip().lower() == "auto":
+        small = num_images is not None and num_images < DIFFAUGMENT_AUTO_BELOW
+        return diffaugment.POLICIES if small else ()
+    return diffaugment.parse(flag)

@@ -1,0 +1,177 @@
+"""One training step of the DCGAN, compiled, and its distributed math.
+
+One step = one discriminator update then one generator update on the same
+generated batch (as in Radford et al.'s reference implementation), then the EMA
+of the generator.
+
+Distributed math, explicitly: every loss is per example and averaged with
+`tf.nn.compute_average_loss(global_batch_size=...)`, so the SUM over replicas is
+the global mean; gradients are summed across replicas by this code
+(`all_reduce(SUM)`, not by the optimizer) so that their norm and finiteness are
+the same on every replica. A step returns `(metrics, control)`: metrics that are
+per-replica shares of a global mean are reduced with SUM, metrics identical on
+every replica (gradient norms, loss scales, DiffAugment's p) with MEAN; control
+values with the op their meaning needs (finite gradients, identical everywhere:
+MEAN; a stop request from any worker: SUM, > 0 if any asked).
+
+Noise, fake labels and DiffAugment's draws are pure functions of (seed, step),
+each from its own named stream (below): an interrupted and resumed run
+reproduces an uninterrupted one, and 1 replica x 2B equals 2 replicas x B.
+
+    python -c "from trainer import train_step; help(train_step.make_step_fn)"
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+from trainer import diffaugment, losses, models
+from trainer.train_plan import TrainPlan
+from trainer.train_state import TrainState
+
+# Offsets of the random streams drawn from (seed, step): one per use, far enough apart never to meet.
+NOISE_STREAM = 0
+FAKE_LABEL_STREAM = 2**40
+REAL_DIFFAUGMENT_STREAM = 3 * 2**40
+FAKE_DIFFAUGMENT_STREAM = 4 * 2**40
+
+SUM, MEAN = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MEAN
+
+
+def _all_finite(tensors) -> tf.Tensor:
+    return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
+
+
+def _inner(optimizer):
+    """The optimizer doing the update (inside a LossScaleOptimizer, if any)."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+class Rollback:
+    """A copy of some variables, taken before a step and put back to undo it."""
+
+    def __init__(self, variables):
+        self.variables = list(variables)
+        self.copies = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False) for v in self.variables]
+
+    def save(self):
+        for copy, var in zip(self.copies, self.variables):
+            copy.assign(var)
+
+    def restore(self):
+        for copy, var in zip(self.copies, self.variables):
+            var.assign(copy)
+
+
+def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.GanLoss):
+    """The compiled multi-step function: `steps(iterator, n, stop_flag)` -> (metrics, control) of the last step.
+
+    control: `finite_grads` (1.0 when both updates were applied), `stop` (> 0 when any worker was
+    asked to stop: all workers stop at the same step) and `skipped_steps` (float16 overflows)."""
+    config = plan.config
+    G, D, G_ema = state.generator, state.discriminator, state.generator_ema
+    g_opt, d_opt = state.g_optimizer, state.d_optimizer
+    global_batch, per_replica, policy, conditional = (plan.global_batch, plan.per_replica_batch, plan.diffaugment,
+                                                      plan.num_classes > 0)
+
+    def replica_step(real, real_labels, step, stop_flag):
+        ctx = tf.distribute.get_replica_context()
+        first = ctx.replica_id_in_sync_group * per_replica
+        mine = slice(first, first + per_replica)  # this replica's slice of each global draw
+        seed = tf.stack([tf.constant(config.seed, tf.int64), step])
+        z = tf.random.stateless_normal([global_batch, config.latent_dim], seed=seed + [0, NOISE_STREAM])[mine]
+        fake_labels = tf.random.stateless_uniform([global_batch], seed=seed + [0, FAKE_LABEL_STREAM], minval=0,
+                                                  maxval=max(plan.num_classes, 1), dtype=tf.int32)[mine]
+        p = state.diffaugment_p.read_value()
+        real_draws = diffaugment.sample_parameters(global_batch, seed + [0, REAL_DIFFAUGMENT_STREAM])[mine]
+        fake_draws = diffaugment.sample_parameters(global_batch, seed + [0, FAKE_DIFFAUGMENT_STREAM])[mine]
+        real = diffaugment.augment(real, policy, real_draws, p)
+        with tf.GradientTape() as g_tape:
+            fake = G(models.model_inputs(z, fake_labels, conditional), training=True)
+            with g_tape.stop_recording():
+                # -- Discriminator update: (augmented) real vs (augmented, detached) fake.
+                with tf.GradientTape() as d_tape:
+                    real_logits = D(models.model_inputs(real, real_labels, conditional), training=True)
+                    fake_seen = diffaugment.augment(tf.stop_gradient(fake), policy, fake_draws, p)
+                    fake_logits = D(models.model_inputs(fake_seen, fake_labels, conditional), training=True)
+                    d_per_example = gan_loss.d(real_logits, fake_logits)
+                    r1 = tf.zeros_like(d_per_example)
+                    if config.r1_gamma > 0:
+                        r1 = losses.r1_penalty(lambda x: D(models.model_inputs(x, real_labels, conditional),
+                                                           training=True), real)
+                        d_per_example += 0.5 * config.r1_gamma * r1
+                    d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=global_batch)
+                    d_scaled = d_opt.scale_loss(d_loss)
+                d_grads = ctx.all_reduce(SUM, d_tape.gradient(d_scaled, D.trainable_variables))
+                d_opt.apply(d_grads, D.trainable_variables)
+            # -- Generator update against the updated discriminator (same augmentation; gradients flow through it).
+            fake_seen = diffaugment.augment(fake, policy, fake_draws, p)
+            g_logits = D(models.model_inputs(fake_seen, fake_labels, conditional), training=True)
+            g_loss = tf.nn.compute_average_loss(gan_loss.g(g_logits), global_batch_size=global_batch)
+            g_scaled = g_opt.scale_loss(g_loss)
+        g_grads = ctx.all_reduce(SUM, g_tape.gradient(g_scaled, G.trainable_variables))
+        g_opt.apply(g_grads, G.trainable_variables)
+        # -- Health. Shares of a global mean (summed over replicas) and values identical on every replica.
+        d_scale, g_scale = d_opt.scale_loss(tf.constant(1.0)), g_opt.scale_loss(tf.constant(1.0))
+        share = lambda v: tf.reduce_sum(tf.cast(v, tf.float32)) / global_batch  # noqa: E731
+        shares = {
+            "loss/d": d_loss, "loss/g": g_loss,
+            "d/real": share(tf.sigmoid(real_logits)), "d/fake": share(tf.sigmoid(fake_logits)),
+            "r1": share(r1),
+            "diffaugment/rt": share(tf.sign(tf.cast(real_logits, tf.float32))),  # ADA's signal E[sign D(real)]
+        }
+        identical = {
+            "diffaugment/p": p,
+            "grad_norm/d": tf.linalg.global_norm(d_grads) / d_scale,
+            "grad_norm/g": tf.linalg.global_norm(g_grads) / g_scale,
+            "loss_scale/d": d_scale, "loss_scale/g": g_scale,
+        }
+        control = {"finite_grads": tf.cast(tf.logical_and(_all_finite(d_grads), _all_finite(g_grads)), tf.float32),
+                   "stop": tf.identity(stop_flag)}
+        return shares, identical, control
+
+    if config.xla:
+        replica_step = tf.function(replica_step, jit_compile=True)
+
+    def ema_update():
+        step = tf.cast(state.step, tf.float32)
+        decay = tf.minimum(config.ema_decay, (1.0 + step) / (10.0 + step))  # warm-up: early G moves fast
+        for ema_var, var in zip(G_ema.variables, G.variables):
+            ema_var.assign(var + (ema_var - var) * tf.cast(decay, var.dtype))
+
+    # float16: a step whose D or G gradients overflowed is undone for both
+    # networks (and G_ema), so the two never drift apart; the loss scales adapt.
+    rollback = None
+    if config.mixed_precision == "float16":
+        with strategy.scope():
+            rollback = Rollback(G.variables + D.variables + _inner(g_opt).variables + _inner(d_opt).variables)
+
+    def reduce(op, values):
+        return {k: strategy.reduce(op, v, axis=None) for k, v in values.items()}
+
+    @tf.function
+    def steps(iterator, n: int, stop_flag):
+        metrics = control = None
+        for _ in range(n):  # unrolled: n is a small Python int (one trace per distinct n)
+            real, labels = next(iterator)
+            if rollback:
+                rollback.save()
+            shares, identical, flags = strategy.run(replica_step, args=(real, labels, state.step.read_value(),
+                                                                        stop_flag))
+            metrics = {**reduce(SUM, shares), **reduce(MEAN, identical)}
+            control = {"finite_grads": strategy.reduce(MEAN, flags["finite_grads"], axis=None),
+                       "stop": strategy.reduce(SUM, flags["stop"], axis=None)}
+            applied = control["finite_grads"] > 0.5
+            if rollback:
+                tf.cond(applied, lambda: None, rollback.restore)
+            tf.cond(applied, ema_update, lambda: None)
+            if plan.adaptive_diffaugment:
+                # ADA-style: p rises while D is too sure of the reals, falls otherwise (cross-replica, identical).
+                adjust = (tf.sign(metrics["diffaugment/rt"] - config.ada_target) * global_batch
+                          / (config.ada_kimg * 1000.0))
+                state.diffaugment_p.assign(tf.clip_by_value(state.diffaugment_p + adjust, 0.0, 1.0))
+            control["skipped_steps"] = 1.0 - tf.cast(applied, tf.float32)
+            state.step.assign_add(1)
+        return metrics, control
+
+    return steps
