@@ -17,13 +17,20 @@ compare like with like on a noisy machine. Where two programs are compared
 (peer, jobs) each run is its own process, start-up included.
 """
 
+import importlib
 import sys
 
-import importlib
-
-BENCHMARKS = {"train": "bench.train_speed", "peer": "bench.peer_speed", "augment": "bench.augment_speed",
-              "sample": "bench.sample_speed", "jobs": "bench.job_speed", "checkpoint": "bench.checkpoint_speed", "input": "bench.input_speed",
-              "all": "bench.run_all", "report": "bench.report"}
+BENCHMARKS = {
+    "train": "bench.train_speed",
+    "peer": "bench.peer_speed",
+    "augment": "bench.augment_speed",
+    "sample": "bench.sample_speed",
+    "jobs": "bench.job_speed",
+    "checkpoint": "bench.checkpoint_speed",
+    "input": "bench.input_speed",
+    "all": "bench.run_all",
+    "report": "bench.report",
+}
 
 
 def main(argv):

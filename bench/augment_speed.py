@@ -22,8 +22,15 @@ from trainer import classic_augment  # noqa: E402
 from trainer.augment_params import AugmentParams  # noqa: E402
 
 DEFAULTS = {"resolution": 64, "channels": 3, "images": 1024, "batch": 512, "repeats": 5}
-ARGS = dict(rotation_range=20, width_shift_range=0.1, height_shift_range=0.1, shear_range=10, zoom_range=0.2,
-            horizontal_flip=True, fill_mode="nearest")
+ARGS = dict(
+    rotation_range=20,
+    width_shift_range=0.1,
+    height_shift_range=0.1,
+    shear_range=10,
+    zoom_range=0.2,
+    horizontal_flip=True,
+    fill_mode="nearest",
+)
 
 
 def main(argv):
@@ -33,7 +40,7 @@ def main(argv):
     images = images.astype(np.float32)
     legacy = ImageDataGenerator(**ARGS)
     params = AugmentParams.create(**ARGS)
-    batches = [tf.constant(images[i:i + flags["batch"]]) for i in range(0, len(images), flags["batch"])]
+    batches = [tf.constant(images[i : i + flags["batch"]]) for i in range(0, len(images), flags["batch"])]
     indices = [tf.range(i, i + len(b), dtype=tf.int64) for i, b in zip(range(0, len(images), flags["batch"]), batches)]
 
     @tf.function
@@ -49,13 +56,26 @@ def main(argv):
             ours_batch(x, idx).numpy()
 
     run_ours()  # trace
-    rates, samples = common.compare({"ImageDataGenerator": run_legacy, "trainer.classic_augment": run_ours},
-                                    flags["images"], flags["repeats"])
+    rates, samples = common.compare(
+        {"ImageDataGenerator": run_legacy, "trainer.classic_augment": run_ours}, flags["images"], flags["repeats"]
+    )
     ratio = rates["trainer.classic_augment"] / rates["ImageDataGenerator"]
-    print(f"augmentation, {flags['images']} images {flags['resolution']}x{flags['resolution']}x{flags['channels']}, "
-          f"median of {flags['repeats']}")
+    print(
+        f"augmentation, {flags['images']} images {flags['resolution']}x{flags['resolution']}x{flags['channels']}, "
+        f"median of {flags['repeats']}"
+    )
     common.print_rates(rates)
     print(f"ratio ours / legacy: {ratio:.1f}x (goal >= 10x)")
-    path = common.write(f"augment-{flags['resolution']}x{flags['channels']}", {"benchmark": "augment", "flags": flags, "args": ARGS, "machine": common.machine(),
-                                    "images_per_sec": rates, "ratio": ratio, "seconds": samples})
+    path = common.write(
+        f"augment-{flags['resolution']}x{flags['channels']}",
+        {
+            "benchmark": "augment",
+            "flags": flags,
+            "args": ARGS,
+            "machine": common.machine(),
+            "images_per_sec": rates,
+            "ratio": ratio,
+            "seconds": samples,
+        },
+    )
     print(f"wrote {path}")

@@ -50,8 +50,13 @@ def machine() -> dict:
 
     gpus = tf.config.list_physical_devices("GPU")
     names = [tf.config.experimental.get_device_details(g).get("device_name", "GPU") for g in gpus]
-    return {"host": platform.node(), "cpu_count": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-            "gpus": names, "tensorflow": tf.__version__}
+    return {
+        "host": platform.node(),
+        "cpu_count": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "gpus": names,
+        "tensorflow": tf.__version__,
+    }
 
 
 def write(name: str, payload: dict) -> str:

@@ -50,8 +50,10 @@ def main(argv) -> int:
     for size in flags["sizes"].split(","):
         resolution, channels = (int(v) for v in size.split("x"))
         for batch in (int(b) for b in flags["batches"].split(",")):
-            steps = {p: torch_dcgan.make_step(resolution, channels, batch, precision=p, device="cuda")
-                     for p in ("float32", "float16", "bfloat16")}
+            steps = {
+                p: torch_dcgan.make_step(resolution, channels, batch, precision=p, device="cuda")
+                for p in ("float32", "float16", "bfloat16")
+            }
             real = torch.rand(batch, channels, resolution, resolution, device="cuda") * 2 - 1
             for step in steps.values():  # warm-up: cuDNN algorithm search
                 rate(step, real, 5)
@@ -61,14 +63,27 @@ def main(argv) -> int:
                     runs[p].append(rate(step, real, flags["steps"]))
             medians = {p: statistics.median(r) for p, r in runs.items()}
             key = f"{size}, batch {batch}"
-            results[key] = {"images_per_sec": medians, "runs": runs,
-                            "float16_speedup": medians["float16"] / medians["float32"],
-                            "bfloat16_speedup": medians["bfloat16"] / medians["float32"]}
-            print(f"{key:<22} " + "  ".join(f"{p} {v:9.0f} img/s" for p, v in medians.items())
-                  + f"  float16 x{results[key]['float16_speedup']:.2f}  bfloat16 x{results[key]['bfloat16_speedup']:.2f}",
-                  flush=True)
-    payload = {"benchmark": "gpu-peer", "flags": flags, "gpu": torch.cuda.get_device_name(0),
-               "torch": torch.__version__, "cuda": torch.version.cuda, "host": platform.node(), "results": results}
+            results[key] = {
+                "images_per_sec": medians,
+                "runs": runs,
+                "float16_speedup": medians["float16"] / medians["float32"],
+                "bfloat16_speedup": medians["bfloat16"] / medians["float32"],
+            }
+            print(
+                f"{key:<22} "
+                + "  ".join(f"{p} {v:9.0f} img/s" for p, v in medians.items())
+                + f"  float16 x{results[key]['float16_speedup']:.2f}  bfloat16 x{results[key]['bfloat16_speedup']:.2f}",
+                flush=True,
+            )
+    payload = {
+        "benchmark": "gpu-peer",
+        "flags": flags,
+        "gpu": torch.cuda.get_device_name(0),
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "host": platform.node(),
+        "results": results,
+    }
     path = flags["out"] or "bench/results/gpu-peer.json"
     with open(path, "w") as f:
         json.dump(payload, f, indent=2)

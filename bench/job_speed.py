@@ -32,32 +32,53 @@ DEFAULTS = {"augment_images": 300_000, "sample_images": 60_000, "repeats": 3, "w
 
 
 def augment_variants(out: str, images: int) -> dict[str, list[str]]:
-    dcgan = [sys.executable, "-m", "trainer", "augment", f"--output={out}/ours", f"--num_images={images}",
-             "--progress=false"]
-    return {"ImageDataGenerator script": [sys.executable, "-m", "bench.peers.idg_augment_job", f"{out}/peer",
-                                          str(images)],
-            "dcgan augment (png)": dcgan,
-            "dcgan augment (jpeg)": dcgan + ["--image_format=jpeg"],
-            "dcgan augment (raw)": dcgan + ["--image_format=raw"]}
+    dcgan = [
+        sys.executable,
+        "-m",
+        "trainer",
+        "augment",
+        f"--output={out}/ours",
+        f"--num_images={images}",
+        "--progress=false",
+    ]
+    return {
+        "ImageDataGenerator script": [sys.executable, "-m", "bench.peers.idg_augment_job", f"{out}/peer", str(images)],
+        "dcgan augment (png)": dcgan,
+        "dcgan augment (jpeg)": dcgan + ["--image_format=jpeg"],
+        "dcgan augment (raw)": dcgan + ["--image_format=raw"],
+    }
 
 
 def sample_variants(out: str, images: int, job: str) -> dict[str, list[str]]:
-    dcgan = [sys.executable, "-m", "trainer", "sample", f"--generator={job}", f"--output={out}/ours",
-             f"--num_images={images}", "--progress=false"]
-    return {"Keras script": [sys.executable, "-m", "bench.peers.keras_sample_job", job, f"{out}/peer", str(images)],
-            "dcgan sample (png)": dcgan,
-            "dcgan sample (png, bfloat16)": dcgan + ["--mixed_precision=bfloat16"],
-            "dcgan sample (raw, bfloat16)": dcgan + ["--mixed_precision=bfloat16", "--image_format=raw"]}
+    dcgan = [
+        sys.executable,
+        "-m",
+        "trainer",
+        "sample",
+        f"--generator={job}",
+        f"--output={out}/ours",
+        f"--num_images={images}",
+        "--progress=false",
+    ]
+    return {
+        "Keras script": [sys.executable, "-m", "bench.peers.keras_sample_job", job, f"{out}/peer", str(images)],
+        "dcgan sample (png)": dcgan,
+        "dcgan sample (png, bfloat16)": dcgan + ["--mixed_precision=bfloat16"],
+        "dcgan sample (raw, bfloat16)": dcgan + ["--mixed_precision=bfloat16", "--image_format=raw"],
+    }
 
 
 def export_generator(job: str) -> None:
     """A 32x32x1 conditional generator with random weights, exported as `dcgan train` does."""
-    code = ("from trainer import command_line, export, models, storage, train_plan\n"
-            f"c = command_line.resolve('train', {{'job_dir': {job!r}}})\n"
-            "g = models.build_generator(32, 1, c.latent_dim, c.width, 10)\n"
-            f"export.save(storage.open_store({job!r}), g, train_plan.TrainPlan.of(c, 1, 10), 0)\n")
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    code = (
+        "from trainer import command_line, export, models, storage, train_plan\n"
+        f"c = command_line.resolve('train', {{'job_dir': {job!r}}})\n"
+        "g = models.build_generator(32, 1, c.latent_dim, c.width, 10)\n"
+        f"export.save(storage.open_store({job!r}), g, train_plan.TrainPlan.of(c, 1, 10), 0)\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    )
 
 
 def time_jobs(make_variants, out: str, repeats: int) -> dict[str, list[float]]:
@@ -81,8 +102,13 @@ def report(title: str, images: int, seconds: dict[str, list[float]], baseline: s
     print(f"{'variant':<32} {'seconds':>8} {'img/s':>8} {'speed-up':>9}")
     for name, s in medians.items():
         print(f"{name:<32} {s:>8.1f} {images / s:>8.0f} {medians[baseline] / s:>8.2f}x")
-    return {"images": images, "seconds": seconds, "median_seconds": medians, "baseline": baseline,
-            "speedup": {name: medians[baseline] / s for name, s in medians.items()}}
+    return {
+        "images": images,
+        "seconds": seconds,
+        "median_seconds": medians,
+        "baseline": baseline,
+        "speedup": {name: medians[baseline] / s for name, s in medians.items()},
+    }
 
 
 def main(argv):

@@ -34,8 +34,15 @@ import time
 
 from bench import common
 
-DEFAULTS = {"sizes": "32x1,64x3", "batch": 64, "repeats": 3, "precisions": "float32,bfloat16", "steps": 0,
-            "width": 1.0, "latent_dim": 100}
+DEFAULTS = {
+    "sizes": "32x1,64x3",
+    "batch": 64,
+    "repeats": 3,
+    "precisions": "float32,bfloat16",
+    "steps": 0,
+    "width": 1.0,
+    "latent_dim": 100,
+}
 STEPS = {32: 150, 64: 40, 128: 12}  # per run, ~20-40 s of training on 2 cores
 
 
@@ -62,18 +69,42 @@ def step_flops(resolution: int, channels: int, width: float, latent_dim: int) ->
     return 2.0 * (3 * g + 9 * d)
 
 
-def command(framework: str, precision: str, resolution: int, channels: int, batch: int, steps: int,
-            job_dir: str) -> list[str]:
+def command(
+    framework: str, precision: str, resolution: int, channels: int, batch: int, steps: int, job_dir: str
+) -> list[str]:
     log_every = max(1, steps // 5)
     if framework == "pytorch":
-        return [sys.executable, "-m", "bench.peers.torch_dcgan", f"--resolution={resolution}",
-                f"--channels={channels}", f"--batch={batch}", f"--steps={steps}", f"--log_every={log_every}",
-                *(["--bfloat16"] if precision == "bfloat16" else [])]
-    return [sys.executable, "-m", "trainer", "train", f"--job_dir={job_dir}", "--dataset=digits",
-            f"--resolution={resolution}", f"--channels={channels}", f"--batch_size={batch}", f"--steps={steps}",
-            f"--log_every={log_every}", "--conditional=false", "--diffaugment=none", "--sample_every=1000000",
-            "--checkpoint_every=1000000", "--kid_every=0", "--progress=false",
-            f"--mixed_precision={'off' if precision == 'float32' else precision}"]
+        return [
+            sys.executable,
+            "-m",
+            "bench.peers.torch_dcgan",
+            f"--resolution={resolution}",
+            f"--channels={channels}",
+            f"--batch={batch}",
+            f"--steps={steps}",
+            f"--log_every={log_every}",
+            *(["--bfloat16"] if precision == "bfloat16" else []),
+        ]
+    return [
+        sys.executable,
+        "-m",
+        "trainer",
+        "train",
+        f"--job_dir={job_dir}",
+        "--dataset=digits",
+        f"--resolution={resolution}",
+        f"--channels={channels}",
+        f"--batch_size={batch}",
+        f"--steps={steps}",
+        f"--log_every={log_every}",
+        "--conditional=false",
+        "--diffaugment=none",
+        "--sample_every=1000000",
+        "--checkpoint_every=1000000",
+        "--kid_every=0",
+        "--progress=false",
+        f"--mixed_precision={'off' if precision == 'float32' else precision}",
+    ]
 
 
 def run_job(args: list[str]) -> tuple[float, float]:
@@ -88,8 +119,9 @@ def run_job(args: list[str]) -> tuple[float, float]:
 
 
 def matmul_peak() -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-m", "bench.peers.matmul_peak"], capture_output=True, text=True,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.peers.matmul_peak"], capture_output=True, text=True, check=True
+    ).stdout
     return {name: float(value) for name, value in (line.split() for line in out.splitlines())}
 
 
@@ -100,8 +132,8 @@ def main(argv):
     try:
         # Asked in a child: this process never imports both frameworks (it imports TensorFlow for the report).
         torch_version, threads = subprocess.run(
-            [sys.executable, "-m", "bench.peers.torch_dcgan", "--describe"],
-            capture_output=True, text=True, check=True).stdout.split()
+            [sys.executable, "-m", "bench.peers.torch_dcgan", "--describe"], capture_output=True, text=True, check=True
+        ).stdout.split()
         threads = int(threads)
         peak = matmul_peak()
         results = {}
@@ -112,38 +144,65 @@ def main(argv):
             for round_ in range(flags["repeats"]):
                 for (framework, precision), samples in runs.items():
                     job = os.path.join(work, f"{size}-{precision}-{round_}")
-                    samples.append(run_job(command(framework, precision, resolution, channels, flags["batch"],
-                                                   steps, job)))
+                    samples.append(
+                        run_job(command(framework, precision, resolution, channels, flags["batch"], steps, job))
+                    )
             flops = step_flops(resolution, channels, flags["width"], flags["latent_dim"])
-            print(f"\n{size}: batch {flags['batch']}, {steps} steps per job, {flags['repeats']} jobs each "
-                  f"(round-robin, own processes), {flops / 1e9:.3f} GFLOP per image (nominal); "
-                  f"torch {torch_version}, {threads} threads; matmul peak "
-                  + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items()))
+            print(
+                f"\n{size}: batch {flags['batch']}, {steps} steps per job, {flags['repeats']} jobs each "
+                f"(round-robin, own processes), {flops / 1e9:.3f} GFLOP per image (nominal); "
+                f"torch {torch_version}, {threads} threads; matmul peak "
+                + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items())
+            )
             print(f"{'variant':<18} {'img/s':>8} {'GFLOP/s':>8} {'of peak':>8} {'job s':>7} {'ours/pytorch':>13}")
             rows = {}
             for (framework, precision), samples in runs.items():
                 rate = statistics.median(s[0] for s in samples)
                 wall = statistics.median(s[1] for s in samples)
                 gflops = rate * flops / 1e9
-                rows[f"{framework} {precision}"] = {"images_per_sec": rate, "job_seconds": wall, "gflop_per_sec": gflops,
-                                                    "share_of_peak": gflops / peak[precision], "runs": samples}
+                rows[f"{framework} {precision}"] = {
+                    "images_per_sec": rate,
+                    "job_seconds": wall,
+                    "gflop_per_sec": gflops,
+                    "share_of_peak": gflops / peak[precision],
+                    "runs": samples,
+                }
             for name, row in rows.items():
                 precision = name.split()[-1]
                 ratio = row["images_per_sec"] / rows[f"pytorch {precision}"]["images_per_sec"]
-                print(f"{name:<18} {row['images_per_sec']:>8.1f} {row['gflop_per_sec']:>8.1f} "
-                      f"{row['share_of_peak']:>7.0%} {row['job_seconds']:>7.1f} "
-                      f"{f'{ratio:.2f}x' if name.startswith('ours') else '':>13}")
-            results[size] = {"steps": steps, "gflop_per_image": flops / 1e9, "rows": rows,
-                             "ratio": {p: rows[f"ours {p}"]["images_per_sec"] / rows[f"pytorch {p}"]["images_per_sec"]
-                                       for p in precisions},
-                             "job_ratio": {p: rows[f"pytorch {p}"]["job_seconds"] / rows[f"ours {p}"]["job_seconds"]
-                                           for p in precisions},
-                             "bfloat16_vs_pytorch_float32": (rows["ours bfloat16"]["images_per_sec"]
-                                                             / rows["pytorch float32"]["images_per_sec"])
-                             if "bfloat16" in precisions and "float32" in precisions else None}
-        path = common.write("peer", {"benchmark": "peer", "flags": flags, "machine": common.machine(),
-                                     "torch": torch_version, "torch_threads": threads, "matmul_peak_gflops": peak,
-                                     "results": results})
+                print(
+                    f"{name:<18} {row['images_per_sec']:>8.1f} {row['gflop_per_sec']:>8.1f} "
+                    f"{row['share_of_peak']:>7.0%} {row['job_seconds']:>7.1f} "
+                    f"{f'{ratio:.2f}x' if name.startswith('ours') else '':>13}"
+                )
+            results[size] = {
+                "steps": steps,
+                "gflop_per_image": flops / 1e9,
+                "rows": rows,
+                "ratio": {
+                    p: rows[f"ours {p}"]["images_per_sec"] / rows[f"pytorch {p}"]["images_per_sec"] for p in precisions
+                },
+                "job_ratio": {
+                    p: rows[f"pytorch {p}"]["job_seconds"] / rows[f"ours {p}"]["job_seconds"] for p in precisions
+                },
+                "bfloat16_vs_pytorch_float32": (
+                    rows["ours bfloat16"]["images_per_sec"] / rows["pytorch float32"]["images_per_sec"]
+                )
+                if "bfloat16" in precisions and "float32" in precisions
+                else None,
+            }
+        path = common.write(
+            "peer",
+            {
+                "benchmark": "peer",
+                "flags": flags,
+                "machine": common.machine(),
+                "torch": torch_version,
+                "torch_threads": threads,
+                "matmul_peak_gflops": peak,
+                "results": results,
+            },
+        )
         print(f"wrote {path}")
     finally:
         shutil.rmtree(work, ignore_errors=True)

@@ -49,15 +49,22 @@ def rows() -> list[tuple[str, str, str, str, str]]:
     out = []
     for r, f, rates in _each("train-*.json", key=lambda p: int(os.path.basename(p)[6:].split("x")[0])):
         base = rates.get("float32")
-        cells = ", ".join(f"{k} {v:.1f}" + (f" ({v / base:.2f}x)" if base and k != "float32" else "")
-                          for k, v in rates.items())
+        cells = ", ".join(
+            f"{k} {v:.1f}" + (f" ({v / base:.2f}x)" if base and k != "float32" else "") for k, v in rates.items()
+        )
         skipped = [k for k, why in r.get("failures", {}).items()]
         if skipped:
             cells += "; not run: " + ", ".join(skipped)
-        out.append(("train step", f"{_size(f)}, batch {f['batch']}",
-                    f"img/s: {cells}", "",
-                    f"`python -m bench train --resolution={f['resolution']} --channels={f['channels']} "
-                    f"--steps={f['steps']} --repeats={f['repeats']}`"))
+        out.append(
+            (
+                "train step",
+                f"{_size(f)}, batch {f['batch']}",
+                f"img/s: {cells}",
+                "",
+                f"`python -m bench train --resolution={f['resolution']} --channels={f['channels']} "
+                f"--steps={f['steps']} --repeats={f['repeats']}`",
+            )
+        )
     peer = _load("peer")
     if peer:
         peak = peer["matmul_peak_gflops"]
@@ -66,44 +73,89 @@ def rows() -> list[tuple[str, str, str, str, str]]:
             for precision, ratio in res["ratio"].items():
                 ours, theirs = rows_[f"ours {precision}"], rows_[f"pytorch {precision}"]
                 target = {("64x3", "float32"): ">= 1.3x", ("32x1", "float32"): ">= 1.2x"}.get((size, precision), "")
-                out.append(("`dcgan train` vs PyTorch, own processes", f"{size}, {precision}, batch {peer['flags']['batch']}",
-                            f"**{ratio:.2f}x** steady: {ours['images_per_sec']:.1f} vs {theirs['images_per_sec']:.1f} img/s; "
-                            f"{ours['gflop_per_sec']:.0f} vs {theirs['gflop_per_sec']:.0f} GFLOP/s "
-                            f"({ours['share_of_peak']:.0%} vs {theirs['share_of_peak']:.0%} of the {peak[precision]:.0f} "
-                            f"GFLOP/s matmul peak); whole job {ours['job_seconds']:.0f} vs {theirs['job_seconds']:.0f} s "
-                            f"({res['steps']} steps)", target,
-                            f"`python -m bench peer` (torch {peer['torch']}, {peer['torch_threads']} threads)"))
+                out.append(
+                    (
+                        "`dcgan train` vs PyTorch, own processes",
+                        f"{size}, {precision}, batch {peer['flags']['batch']}",
+                        f"**{ratio:.2f}x** steady: {ours['images_per_sec']:.1f} vs "
+                        f"{theirs['images_per_sec']:.1f} img/s; "
+                        f"{ours['gflop_per_sec']:.0f} vs {theirs['gflop_per_sec']:.0f} GFLOP/s "
+                        f"({ours['share_of_peak']:.0%} vs {theirs['share_of_peak']:.0%} of the {peak[precision]:.0f} "
+                        f"GFLOP/s matmul peak); whole job {ours['job_seconds']:.0f} vs {theirs['job_seconds']:.0f} s "
+                        f"({res['steps']} steps)",
+                        target,
+                        f"`python -m bench peer` (torch {peer['torch']}, {peer['torch_threads']} threads)",
+                    )
+                )
             if res.get("bfloat16_vs_pytorch_float32"):
-                out.append(("`dcgan train` vs PyTorch, own processes", f"{size}, our bfloat16 vs PyTorch float32",
-                            f"**{res['bfloat16_vs_pytorch_float32']:.2f}x**", "", "(same run)"))
+                out.append(
+                    (
+                        "`dcgan train` vs PyTorch, own processes",
+                        f"{size}, our bfloat16 vs PyTorch float32",
+                        f"**{res['bfloat16_vs_pytorch_float32']:.2f}x**",
+                        "",
+                        "(same run)",
+                    )
+                )
     for r, f, rates in _each("augment-*.json"):
-        out.append(("augmentation vs ImageDataGenerator", _size(f),
-                    f"**{r['ratio']:.1f}x**: {rates['trainer.classic_augment']:.0f} vs {rates['ImageDataGenerator']:.0f} img/s",
-                    ">= 10x", f"`python -m bench augment --resolution={f['resolution']} --channels={f['channels']}`"))
+        out.append(
+            (
+                "augmentation vs ImageDataGenerator",
+                _size(f),
+                f"**{r['ratio']:.1f}x**: {rates['trainer.classic_augment']:.0f} vs "
+                f"{rates['ImageDataGenerator']:.0f} img/s",
+                ">= 10x",
+                f"`python -m bench augment --resolution={f['resolution']} --channels={f['channels']}`",
+            )
+        )
     for r, f, rates in _each("sample-*.json"):
         precision = {"off": "float32"}.get(f.get("precision", "off"), f.get("precision"))
-        out.append(("sampler vs generator alone", f"{_size(f)}, augmented, {precision}",
-                    f"**{r['ratio']:.2f}**: {rates['sampler end to end']:.0f} vs {rates['generator forward']:.0f} img/s",
-                    ">= 0.8", f"`python -m bench sample --images={f['images']}"
-                    + (f" --precision={f['precision']}" if f.get("precision", "off") != "off" else "") + "`"))
+        out.append(
+            (
+                "sampler vs generator alone",
+                f"{_size(f)}, augmented, {precision}",
+                f"**{r['ratio']:.2f}**: {rates['sampler end to end']:.0f} vs {rates['generator forward']:.0f} img/s",
+                ">= 0.8",
+                f"`python -m bench sample --images={f['images']}"
+                + (f" --precision={f['precision']}" if f.get("precision", "off") != "off" else "")
+                + "`",
+            )
+        )
         if r.get("tasks"):
             t = r["tasks"]["images_per_sec"]
-            out.append(("sampler, 1 vs 2 tasks", f"{r['tasks']['images']} images, whole job",
-                        f"{t['1 task(s)']:.0f} vs {t['2 task(s)']:.0f} img/s", "", "(same run)"))
-    for r, f, _ in _each("checkpoint-every*.json", key=lambda p: (os.path.basename(p).count("x"),
-                                                                   int(p.rsplit("every", 1)[1].split(".")[0].split("-")[0]))):
+            out.append(
+                (
+                    "sampler, 1 vs 2 tasks",
+                    f"{r['tasks']['images']} images, whole job",
+                    f"{t['1 task(s)']:.0f} vs {t['2 task(s)']:.0f} img/s",
+                    "",
+                    "(same run)",
+                )
+            )
+    for r, f, _ in _each(
+        "checkpoint-every*.json",
+        key=lambda p: (os.path.basename(p).count("x"), int(p.rsplit("every", 1)[1].split(".")[0].split("-")[0])),
+    ):
         size = f"{f.get('resolution', 32)}x{f.get('resolution', 32)}x{f.get('channels', 1)}"
         for name, res in r["results"].items():
             if name == "no checkpoints":
                 continue
-            every = f"every {f['every']} steps" + (f" (~{res['seconds_between']:.0f} s)" if "seconds_between" in res else "")
+            every = f"every {f['every']} steps" + (
+                f" (~{res['seconds_between']:.0f} s)" if "seconds_between" in res else ""
+            )
             where = res.get("timings", "").split("; ", 1)[-1] if res.get("timings") else ""
-            out.append(("checkpoint overhead (step time)", f"{size}, {every}, {name.split(',')[0]}",
-                        f"**x{res['step_time_ratio']:.3f}** ({res['images_per_sec']:.0f} vs "
-                        f"{r['results']['no checkpoints']['images_per_sec']:.0f} img/s)" + (f"; {where}" if where else ""),
-                        "<= 1.05 at ~30 s" if res.get("seconds_between", 0) >= 20 else "",
-                        f"`python -m bench checkpoint --every={f['every']} --steps={f['steps']}"
-                        + (f" --resolution={f['resolution']} --channels={f['channels']}" if size != "32x32x1" else "") + "`"))
+            out.append(
+                (
+                    "checkpoint overhead (step time)",
+                    f"{size}, {every}, {name.split(',')[0]}",
+                    f"**x{res['step_time_ratio']:.3f}** ({res['images_per_sec']:.0f} vs "
+                    f"{r['results']['no checkpoints']['images_per_sec']:.0f} img/s)" + (f"; {where}" if where else ""),
+                    "<= 1.05 at ~30 s" if res.get("seconds_between", 0) >= 20 else "",
+                    f"`python -m bench checkpoint --every={f['every']} --steps={f['steps']}"
+                    + (f" --resolution={f['resolution']} --channels={f['channels']}" if size != "32x32x1" else "")
+                    + "`",
+                )
+            )
     jobs = _load("jobs")
     for kind, target in (("augment", 5.0), ("sample", 3.0)):
         r = (jobs or {}).get(kind)
@@ -113,25 +165,42 @@ def rows() -> list[tuple[str, str, str, str, str]]:
         for name, speedup in r["speedup"].items():
             if name == base:
                 continue
-            variant = name[name.index("(") + 1:-1]
-            out.append((f"whole `dcgan {kind}` job vs {base}", f"{r['images']} images 32x32x1, {variant}",
-                        f"**{speedup:.2f}x**: {r['median_seconds'][name]:.1f} vs {r['median_seconds'][base]:.1f} s",
-                        f">= {target:g}x" if variant == "png" else "",
-                        f"`python -m bench jobs --which={kind}`"))
+            variant = name[name.index("(") + 1 : -1]
+            out.append(
+                (
+                    f"whole `dcgan {kind}` job vs {base}",
+                    f"{r['images']} images 32x32x1, {variant}",
+                    f"**{speedup:.2f}x**: {r['median_seconds'][name]:.1f} vs {r['median_seconds'][base]:.1f} s",
+                    f">= {target:g}x" if variant == "png" else "",
+                    f"`python -m bench jobs --which={kind}`",
+                )
+            )
     gpu = _load("gpu-peer")
     if gpu:
         for key, res in gpu["results"].items():
             r = res["images_per_sec"]
-            out.append(("GPU reference: the PyTorch peer, not `dcgan train`", f"{gpu['gpu']}, {key}",
-                        f"float16 **x{res['float16_speedup']:.2f}**, bfloat16 x{res['bfloat16_speedup']:.2f} "
-                        f"over float32 ({r['float32']:.0f} img/s)", ">= 1.5x (float16)",
-                        f"`python -m bench.gpu_peer` (torch {gpu['torch']}, CUDA {gpu['cuda']})"))
+            out.append(
+                (
+                    "GPU reference: the PyTorch peer, not `dcgan train`",
+                    f"{gpu['gpu']}, {key}",
+                    f"float16 **x{res['float16_speedup']:.2f}**, bfloat16 x{res['bfloat16_speedup']:.2f} "
+                    f"over float32 ({r['float32']:.0f} img/s)",
+                    ">= 1.5x (float16)",
+                    f"`python -m bench.gpu_peer` (torch {gpu['torch']}, CUDA {gpu['cuda']})",
+                )
+            )
     inp = _load("input")
     if inp:
         for name, ratio in inp["ratio"].items():
-            out.append(("input pipeline vs consumption", name,
-                        f"**{ratio:.1f}x**: {inp['images_per_sec'][name]:.0f} vs {inp['consumption']:.0f} img/s",
-                        ">= 5x", "`python -m bench input`"))
+            out.append(
+                (
+                    "input pipeline vs consumption",
+                    name,
+                    f"**{ratio:.1f}x**: {inp['images_per_sec'][name]:.0f} vs {inp['consumption']:.0f} img/s",
+                    ">= 5x",
+                    "`python -m bench input`",
+                )
+            )
     return out
 
 
@@ -140,8 +209,10 @@ def machine_line() -> str:
         m = _read(path).get("machine")
         if m:
             gpus = ", ".join(m["gpus"]) or "no GPU"
-            return (f"Machine: {m['cpu_count']} CPU cores ({m['processor']}), {gpus}, "
-                    f"TensorFlow {m['tensorflow']}. Medians over repeats, variants interleaved.")
+            return (
+                f"Machine: {m['cpu_count']} CPU cores ({m['processor']}), {gpus}, "
+                f"TensorFlow {m['tensorflow']}. Medians over repeats, variants interleaved."
+            )
     return "No results yet: run `python -m bench all`."
 
 
@@ -149,14 +220,22 @@ def in_summary(row) -> bool:
     """The rows README.md shows: training vs PyTorch, whole shard jobs vs plain scripts, checkpoint cost
     at a realistic interval. bench/README.md shows every row."""
     name, configuration = row[0], row[1]
-    return (name.startswith("`dcgan train` vs PyTorch") or name.startswith("whole ")
-            or (name.startswith("checkpoint overhead") and "~30 s" in configuration))
+    return (
+        name.startswith("`dcgan train` vs PyTorch")
+        or name.startswith("whole ")
+        or (name.startswith("checkpoint overhead") and "~30 s" in configuration)
+    )
 
 
 def render(with_targets: bool) -> str:
     if with_targets:
-        lines = [BEGIN, machine_line(), "",
-                 "| benchmark | configuration | result | target | command |", "| --- | --- | --- | --- | --- |"]
+        lines = [
+            BEGIN,
+            machine_line(),
+            "",
+            "| benchmark | configuration | result | target | command |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         lines += [f"| {' | '.join(r)} |" for r in rows()]
     else:  # the README's short summary: what users run, start to end
         lines = [BEGIN, machine_line(), "", "| benchmark | configuration | result |", "| --- | --- | --- |"]
@@ -187,7 +266,10 @@ def main(argv):
                 f.write(new)
     if "--check" in argv:
         if stale:
-            print(f"{', '.join(stale)}: the performance table differs from bench/results/*.json: run python -m bench report")
+            print(
+                f"{', '.join(stale)}: the performance table differs from bench/results/*.json: "
+                "run python -m bench report"
+            )
             return 1
         print("README.md and bench/README.md match bench/results")
         return 0

@@ -25,11 +25,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from bench import common  # noqa: E402
-from trainer import command_line
-from trainer import export, models, shard_job, storage, train_plan  # noqa: E402
+from trainer import command_line, export, models, shard_job, storage, train_plan  # noqa: E402
 
-DEFAULTS = {"resolution": 32, "channels": 1, "width": 1.0, "images": 2048, "batch": 256, "repeats": 3,
-            "tasks": True, "precision": "off"}
+DEFAULTS = {
+    "resolution": 32,
+    "channels": 1,
+    "width": 1.0,
+    "images": 2048,
+    "batch": 256,
+    "repeats": 3,
+    "tasks": True,
+    "precision": "off",
+}
 AUGMENT = {"rotation_range": 10, "zoom_range": "0.1", "width_shift_range": 0.05}
 
 
@@ -39,8 +46,9 @@ def main(argv):
     work = tempfile.mkdtemp(prefix="dcgan-bench-sample-")
     try:
         job = os.path.join(work, "job")
-        train_config = command_line.resolve("train", {"job_dir": job, "resolution": flags["resolution"],
-                                                    "width": flags["width"]})
+        train_config = command_line.resolve(
+            "train", {"job_dir": job, "resolution": flags["resolution"], "width": flags["width"]}
+        )
         g = models.build_generator(flags["resolution"], flags["channels"], train_config.latent_dim, flags["width"], 10)
         export.save(storage.open_store(job), g, train_plan.TrainPlan.of(train_config, flags["channels"], 10), 0)
         model, meta = export.load(job)
@@ -62,26 +70,44 @@ def main(argv):
 
         def run_end_to_end():
             out = os.path.join(work, f"out{next(runs)}")
-            config = command_line.resolve("sample", {"generator": job, "output": out, "num_images": steps * flags["batch"],
-                                                   "images_per_shard": 1024, "batch_size": flags["batch"],
-                                                   "progress": False, "mixed_precision": flags["precision"],
-                                                   **AUGMENT})
+            config = command_line.resolve(
+                "sample",
+                {
+                    "generator": job,
+                    "output": out,
+                    "num_images": steps * flags["batch"],
+                    "images_per_shard": 1024,
+                    "batch_size": flags["batch"],
+                    "progress": False,
+                    "mixed_precision": flags["precision"],
+                    **AUGMENT,
+                },
+            )
             shard_job.run(config, "sample")
             shutil.rmtree(out)
 
         run_forward()
         run_end_to_end()  # traces
         images = steps * flags["batch"]
-        rates, samples = common.compare({"generator forward": run_forward, "sampler end to end": run_end_to_end},
-                                        images, flags["repeats"])
+        rates, samples = common.compare(
+            {"generator forward": run_forward, "sampler end to end": run_end_to_end}, images, flags["repeats"]
+        )
         ratio = rates["sampler end to end"] / rates["generator forward"]
-        print(f"sampler, {images} images {flags['resolution']}x{flags['resolution']}x{flags['channels']}, "
-              f"width {flags['width']}, batch {flags['batch']}, precision {flags['precision']}, "
-              f"median of {flags['repeats']}")
+        print(
+            f"sampler, {images} images {flags['resolution']}x{flags['resolution']}x{flags['channels']}, "
+            f"width {flags['width']}, batch {flags['batch']}, precision {flags['precision']}, "
+            f"median of {flags['repeats']}"
+        )
         common.print_rates(rates)
         print(f"ratio end to end / forward: {ratio:.2f} (goal >= 0.8)")
-        result = {"benchmark": "sample", "flags": flags, "machine": common.machine(), "images_per_sec": rates,
-                  "ratio": ratio, "seconds": samples}
+        result = {
+            "benchmark": "sample",
+            "flags": flags,
+            "machine": common.machine(),
+            "images_per_sec": rates,
+            "ratio": ratio,
+            "seconds": samples,
+        }
         if flags["tasks"]:
             result["tasks"] = compare_tasks(job, work, images * 2, flags)
         suffix = "" if flags["precision"] == "off" else f"-{flags['precision']}"
@@ -93,10 +119,22 @@ def main(argv):
 
 def compare_tasks(job, work, images, flags) -> dict:
     """Wall time of the whole job with 1 task vs 2 concurrent tasks (separate processes)."""
+
     def launch(out, task, tasks):
-        args = [sys.executable, "-m", "trainer", "sample", f"--generator={job}", f"--output={out}",
-                f"--num_images={images}", "--images_per_shard=512", f"--batch_size={flags['batch']}",
-                f"--task_index={task}", f"--num_tasks={tasks}", "--progress=false"]
+        args = [
+            sys.executable,
+            "-m",
+            "trainer",
+            "sample",
+            f"--generator={job}",
+            f"--output={out}",
+            f"--num_images={images}",
+            "--images_per_shard=512",
+            f"--batch_size={flags['batch']}",
+            f"--task_index={task}",
+            f"--num_tasks={tasks}",
+            "--progress=false",
+        ]
         args += [f"--{k}={v}" for k, v in AUGMENT.items()]
         return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 

@@ -95,9 +95,20 @@ class Experiment:
             spec = f"{self.base(dataset)}:train[:{fraction}%]"
             log(f"training a generator on {spec} ({self.args.gan_steps} steps)")
             started = time.time()
-            subprocess.run([sys.executable, "-m", "trainer", "train", f"--job_dir={job}", f"--dataset={spec}",
-                            f"--steps={self.args.gan_steps}", "--progress=false"], check=True,
-                           stdout=subprocess.DEVNULL)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "trainer",
+                    "train",
+                    f"--job_dir={job}",
+                    f"--dataset={spec}",
+                    f"--steps={self.args.gan_steps}",
+                    "--progress=false",
+                ],
+                check=True,
+                stdout=subprocess.DEVNULL,
+            )
             self.results.setdefault("wall_s", {})[f"gan {dataset} {fraction}%"] = round(time.time() - started)
             self.save()
         return job
@@ -107,8 +118,9 @@ class Experiment:
 
         from trainer import command_line, sources
 
-        source = sources.generator_source(command_line.resolve("sample", {"generator": job, "output": "-",
-                                                                         "seed": seed}))
+        source = sources.generator_source(
+            command_line.resolve("sample", {"generator": job, "output": "-", "seed": seed})
+        )
         images, labels = [], []
         for start in range(0, count, 500):
             pixels, label, _ = source.make_batch(tf.range(start, min(start + 500, count), dtype=tf.int64))
@@ -132,8 +144,12 @@ class Experiment:
         from trainer import downstream
 
         grid = {f"idg x{s}": downstream.classic_policy(s) for s in (0.5, 1.0, 1.5, 2.0)}
-        grid.update({f"randaugment {n}/{m}": downstream.randaugment_policy(n, m)
-                     for n, m in ((1, 0.3), (2, 0.3), (2, 0.5), (3, 0.5))})
+        grid.update(
+            {
+                f"randaugment {n}/{m}": downstream.randaugment_policy(n, m)
+                for n, m in ((1, 0.3), (2, 0.3), (2, 0.5), (3, 0.5))
+            }
+        )
         grid["crop/flip/colour"] = downstream.crop_flip_policy(flip=dataset != "digits")  # flips change digits
         return grid
 
@@ -170,12 +186,22 @@ class Experiment:
         soft = teacher.probabilities(sx)
         shares = {}
         for share in (0.25, 0.5, 0.75):
-            shares[share] = float(np.mean(self.accuracy((x, y), val, c, range(2), policy=policy,
-                                                        synthetic=(sx, soft), synthetic_fraction=share)))
+            shares[share] = float(
+                np.mean(
+                    self.accuracy(
+                        (x, y), val, c, range(2), policy=policy, synthetic=(sx, soft), synthetic_fraction=share
+                    )
+                )
+            )
             log(f"tune {dataset}: distilled share {share} validation {shares[share]:.4f}")
-        self.results[key] = {"validation": scores, "idg": idg, "modern": modern, "baseline": best,
-                             "synthetic_share": max(shares, key=shares.get),
-                             "synthetic_share_validation": {str(k): v for k, v in shares.items()}}
+        self.results[key] = {
+            "validation": scores,
+            "idg": idg,
+            "modern": modern,
+            "baseline": best,
+            "synthetic_share": max(shares, key=shares.get),
+            "synthetic_share_validation": {str(k): v for k, v in shares.items()},
+        }
         self.save()
         return self.results[key]
 
@@ -204,10 +230,16 @@ class Experiment:
             "idg": {"policy": policies[tuned["idg"]]},
             "modern": {"policy": policies[tuned["modern"]]},
             "synthetic_hard": {"policy": policy, "synthetic": (sx, sy), "synthetic_fraction": share},
-            "synthetic_distilled": {"policy": policy, "synthetic": (sx, teacher.probabilities(sx)),
-                                    "synthetic_fraction": share},
-            "augmented_distilled": {"policy": policy, "synthetic": (ax, teacher.probabilities(ax)),
-                                    "synthetic_fraction": share},
+            "synthetic_distilled": {
+                "policy": policy,
+                "synthetic": (sx, teacher.probabilities(sx)),
+                "synthetic_fraction": share,
+            },
+            "augmented_distilled": {
+                "policy": policy,
+                "synthetic": (ax, teacher.probabilities(ax)),
+                "synthetic_fraction": share,
+            },
         }
         done["train_images"] = int(len(x))
         done["teacher_ensemble_test"] = float((teacher.probabilities(test[0]).argmax(1) == test[1]).mean())
@@ -227,12 +259,27 @@ class Experiment:
             return
         base, job = self.base(dataset), self.generator(dataset, fraction)
         report = os.path.join(job, "eval", "report.json")
-        subprocess.run([sys.executable, "-m", "trainer", "evaluate", f"--real={base}:test", f"--synthetic={job}",
-                        f"--report={report}", "--downstream=false"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "trainer",
+                "evaluate",
+                f"--real={base}:test",
+                f"--synthetic={job}",
+                f"--report={report}",
+                "--downstream=false",
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         written = json.load(open(report))
         self.results.setdefault("quality", {})[key] = {
-            "memorization": written["memorization"].get("rate_either"), "gan_test": written["gan_test"].get("accuracy"),
-            "fid": written["fidelity"]["fid"], "kid": written["fidelity"]["kid"]}
+            "memorization": written["memorization"].get("rate_either"),
+            "gan_test": written["gan_test"].get("accuracy"),
+            "fid": written["fidelity"]["fid"],
+            "kid": written["fidelity"]["kid"],
+        }
         self.save()
 
 
@@ -243,23 +290,35 @@ def tables(results: dict) -> str:
             continue
         dataset = key.split()[0]
         tuned = results.get(f"tuning {dataset}", {})
-        lines += [f"### {key} ({runs['train_images']} real training images)", "",
-                  "| recipe | test accuracy (mean +- std) |", "| --- | --- |"]
+        lines += [
+            f"### {key} ({runs['train_images']} real training images)",
+            "",
+            "| recipe | test accuracy (mean +- std) |",
+            "| --- | --- |",
+        ]
         strongest = max(runs["idg"]["mean"], runs["modern"]["mean"])
         for recipe in RECIPES:
             r = runs[recipe]
             note = {"idg": tuned.get("idg", ""), "modern": tuned.get("modern", "")}.get(recipe, "")
-            delta = f" ({100 * (r['mean'] - strongest):+.1f} pts vs strongest baseline)" \
-                if recipe.endswith("distilled") or recipe == "synthetic_hard" else ""
+            delta = (
+                f" ({100 * (r['mean'] - strongest):+.1f} pts vs strongest baseline)"
+                if recipe.endswith("distilled") or recipe == "synthetic_hard"
+                else ""
+            )
             name = f"{recipe} ({note})" if note else recipe
             lines.append(f"| {name} | {r['mean']:.4f} +- {r['std']:.4f}{delta} |")
         quality = results.get("quality", {}).get(key)
-        lines += ["", f"teacher ensemble (5 classifiers): {runs['teacher_ensemble_test']:.4f}; "
-                      f"teacher agrees with the conditioning label on {runs['synthetic_teacher_agreement']:.1%} "
-                      "of synthetic images"]
+        lines += [
+            "",
+            f"teacher ensemble (5 classifiers): {runs['teacher_ensemble_test']:.4f}; "
+            f"teacher agrees with the conditioning label on {runs['synthetic_teacher_agreement']:.1%} "
+            "of synthetic images",
+        ]
         if quality:
-            lines.append(f"generator: memorization {quality['memorization']:.1%}, GAN-test {quality['gan_test']:.1%}, "
-                         f"FID {quality['fid']:.2f} (small-classifier features)")
+            lines.append(
+                f"generator: memorization {quality['memorization']:.1%}, GAN-test {quality['gan_test']:.1%}, "
+                f"FID {quality['fid']:.2f} (small-classifier features)"
+            )
         lines.append("")
     return "\n".join(lines)
 
@@ -273,8 +332,11 @@ def curve(results: dict, path: str) -> None:
     datasets = sorted({k.split()[0] for k in results.get("runs", {})})
     fig, axes = plt.subplots(1, max(1, len(datasets)), figsize=(6 * max(1, len(datasets)), 4.5), squeeze=False)
     for ax, dataset in zip(axes[0], datasets):
-        points = sorted((v["train_images"], v) for k, v in results["runs"].items()
-                        if k.split()[0] == dataset and all(r in v for r in RECIPES))
+        points = sorted(
+            (v["train_images"], v)
+            for k, v in results["runs"].items()
+            if k.split()[0] == dataset and all(r in v for r in RECIPES)
+        )
         for recipe in RECIPES:
             n = [p[0] for p in points]
             mean = np.array([p[1][recipe]["mean"] for p in points])

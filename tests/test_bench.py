@@ -34,5 +34,11 @@ def test_nominal_flops_match_the_models(resolution, channels):
 def test_readme_performance_table_matches_the_committed_results():
     assert report.main(["--check"]) == 0
     names = {row[0] for row in report.rows()}
-    assert {"train step", "`dcgan train` vs PyTorch, own processes", "augmentation vs ImageDataGenerator",
-            "sampler vs generator alone", "checkpoint overhead (step time)", "input pipeline vs consumption"} <= names
+    assert {
+        "train step",
+        "`dcgan train` vs PyTorch, own processes",
+        "augmentation vs ImageDataGenerator",
+        "sampler vs generator alone",
+        "checkpoint overhead (step time)",
+        "input pipeline vs consumption",
+    } <= names

@@ -7,8 +7,15 @@ from conftest import assert_one_line_error, run_cli
 
 
 def train(job, *extra):
-    result = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--progress=false", "--checkpoint_every=2",
-                     "--keep_checkpoints=2", *extra)
+    result = run_cli(
+        "train",
+        "--preset=smoke",
+        f"--job_dir={job}",
+        "--progress=false",
+        "--checkpoint_every=2",
+        "--keep_checkpoints=2",
+        *extra,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -34,21 +41,27 @@ def test_a_run_reports_where_its_checkpoint_time_went(tmp_path):
     import re
 
     result = train(tmp_path / "job", "--steps=4")
-    line = re.search(r"^checkpoints: (\d+) saved; training thread (\d+) ms each \(copy (\d+), waiting for the "
-                     r"previous save (\d+)\); background write (\d+), publish (\d+), commit (\d+) ms \(medians\)$",
-                     result.stdout, re.M)
+    line = re.search(
+        r"^checkpoints: (\d+) saved; training thread (\d+) ms each \(copy (\d+), waiting for the "
+        r"previous save (\d+)\); background write (\d+), publish (\d+), commit (\d+) ms \(medians\)$",
+        result.stdout,
+        re.M,
+    )
     assert line, result.stdout
     assert int(line.group(1)) == 2  # steps 2 and 4
-    assert int(line.group(2)) == int(line.group(3)) + int(line.group(4)) or abs(
-        int(line.group(2)) - int(line.group(3)) - int(line.group(4))) <= 1  # rounding
+    assert (
+        int(line.group(2)) == int(line.group(3)) + int(line.group(4))
+        or abs(int(line.group(2)) - int(line.group(3)) - int(line.group(4))) <= 1
+    )  # rounding
 
 
 def test_an_unreadable_pointer_is_one_line(tmp_path):
     job = tmp_path / "job"
     train(job, "--steps=2")
     (job / "checkpoints" / "latest.json").write_bytes(b"\xff{not json")
-    assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=4"),
-                          "latest.json is unreadable")
+    assert_one_line_error(
+        run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=4"), "latest.json is unreadable"
+    )
 
 
 def two_writers(job, env=None):
@@ -61,8 +74,20 @@ def two_writers(job, env=None):
     import time
 
     from conftest import REPO
-    args = [sys.executable, "-m", "trainer", "train", "--preset=smoke", f"--job_dir={job}", "--steps=100000",
-            "--checkpoint_every=1", "--keep_checkpoints=10", "--log_every=1", "--progress=true"]
+
+    args = [
+        sys.executable,
+        "-m",
+        "trainer",
+        "train",
+        "--preset=smoke",
+        f"--job_dir={job}",
+        "--steps=100000",
+        "--checkpoint_every=1",
+        "--keep_checkpoints=10",
+        "--log_every=1",
+        "--progress=true",
+    ]
     full_env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1", **(env or {})}
     first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=REPO)
     for line in first.stdout:

@@ -12,14 +12,30 @@ from trainer.errors import UserError
 
 H, W = 24, 32  # not square: catches row/column mix-ups
 IMAGE = np.random.default_rng(0).uniform(0, 255, (H, W, 3)).astype(np.float32)
-CASES = [dict(theta=20), dict(tx=3, ty=-5), dict(shear=15), dict(zx=0.8, zy=1.3),
-         dict(theta=10, tx=2, ty=1, shear=5, zx=1.1, zy=0.9), dict(flip_horizontal=True),
-         dict(flip_vertical=True), dict(theta=30, flip_horizontal=True, flip_vertical=True, zx=0.9, zy=0.9)]
+CASES = [
+    dict(theta=20),
+    dict(tx=3, ty=-5),
+    dict(shear=15),
+    dict(zx=0.8, zy=1.3),
+    dict(theta=10, tx=2, ty=1, shear=5, zx=1.1, zy=0.9),
+    dict(flip_horizontal=True),
+    dict(flip_vertical=True),
+    dict(theta=30, flip_horizontal=True, flip_vertical=True, zx=0.9, zy=0.9),
+]
 
 
 def explicit(**values):
-    p = {"theta": 0.0, "tx": 0.0, "ty": 0.0, "shear": 0.0, "zx": 1.0, "zy": 1.0,
-         "flip_horizontal": False, "flip_vertical": False, **values}
+    p = {
+        "theta": 0.0,
+        "tx": 0.0,
+        "ty": 0.0,
+        "shear": 0.0,
+        "zx": 1.0,
+        "zy": 1.0,
+        "flip_horizontal": False,
+        "flip_vertical": False,
+        **values,
+    }
     return {k: tf.constant([v], tf.bool if isinstance(v, bool) else tf.float32) for k, v in p.items()}
 
 
@@ -32,7 +48,9 @@ def test_geometry_matches_image_data_generator(fill_mode, case):
     # TF wraps the coordinate, then interpolates: only the one-pixel seam may differ.
     close = np.abs(got - expected) < 0.01
     assert close.mean() > 0.9
-    inside = classic_augment.source_inside(classic_augment.projective_transforms(explicit(**case), H, W), H, W).numpy()[0]
+    inside = classic_augment.source_inside(classic_augment.projective_transforms(explicit(**case), H, W), H, W).numpy()[
+        0
+    ]
     assert close[inside].all()
 
 
@@ -44,8 +62,10 @@ def test_wrap_is_true_periodic_wrap():
     t = classic_augment.projective_transforms(explicit(**case), H, W).numpy()[0]
     matrix = np.array([[t[4], t[3]], [t[1], t[0]]])
     offset = np.array([t[5], t[2]])
-    expected = np.stack([scipy.ndimage.affine_transform(IMAGE[..., c], matrix, offset, order=1, mode="grid-wrap")
-                         for c in range(3)], axis=-1)
+    expected = np.stack(
+        [scipy.ndimage.affine_transform(IMAGE[..., c], matrix, offset, order=1, mode="grid-wrap") for c in range(3)],
+        axis=-1,
+    )
     np.testing.assert_allclose(got, expected, atol=0.01)
 
 
@@ -54,16 +74,22 @@ def test_channel_shift_and_brightness_match():
     p = explicit(theta=5)
     p.update(channel_shift=tf.constant([30.0]), brightness=tf.constant([1.3]))
     got = classic_augment.apply_parameters(IMAGE[None], p, params).numpy()[0]
-    expected = ImageDataGenerator().apply_transform(
-        IMAGE, dict(theta=5, channel_shift_intensity=30.0, brightness=1.3))
+    expected = ImageDataGenerator().apply_transform(IMAGE, dict(theta=5, channel_shift_intensity=30.0, brightness=1.3))
     # Keras brightens an 8-bit PIL image (truncate, scale by b, truncate): within b + 1 levels.
     np.testing.assert_allclose(got, expected, atol=1.3 + 1.0 + 1e-3)
 
 
 def test_random_draws_stay_in_range_and_depend_only_on_the_image_seed():
-    params = AugmentParams.create(rotation_range=20, width_shift_range=0.1, height_shift_range=3,
-                                          shear_range=10, zoom_range=0.2, horizontal_flip=True,
-                                          brightness_range=(0.8, 1.2), channel_shift_range=10)
+    params = AugmentParams.create(
+        rotation_range=20,
+        width_shift_range=0.1,
+        height_shift_range=3,
+        shear_range=10,
+        zoom_range=0.2,
+        horizontal_flip=True,
+        brightness_range=(0.8, 1.2),
+        channel_shift_range=10,
+    )
     seeds = classic_augment.image_seeds(5, tf.range(400))
     p = classic_augment.random_parameters(params, seeds, H, W)
     assert np.abs(p["theta"]).max() <= 20 and np.abs(p["theta"]).max() > 15
@@ -78,12 +104,16 @@ def test_random_draws_stay_in_range_and_depend_only_on_the_image_seed():
 
 
 def test_eager_and_inside_dataset_map_agree():
-    params = AugmentParams.create(rotation_range=30, zoom_range=0.2, horizontal_flip=True,
-                                          channel_shift_range=20, fill_mode="constant")
+    params = AugmentParams.create(
+        rotation_range=30, zoom_range=0.2, horizontal_flip=True, channel_shift_range=20, fill_mode="constant"
+    )
     images = np.random.default_rng(1).uniform(0, 255, (6, H, W, 3)).astype(np.float32)
     eager = classic_augment.apply(images, params, classic_augment.image_seeds(3, tf.range(6))).numpy()
-    ds = tf.data.Dataset.from_tensor_slices((images, tf.range(6, dtype=tf.int64))).batch(3).map(
-        lambda x, i: classic_augment.apply(x, params, classic_augment.image_seeds(3, i)))
+    ds = (
+        tf.data.Dataset.from_tensor_slices((images, tf.range(6, dtype=tf.int64)))
+        .batch(3)
+        .map(lambda x, i: classic_augment.apply(x, params, classic_augment.image_seeds(3, i)))
+    )
     mapped = np.concatenate([b.numpy() for b in ds])
     np.testing.assert_allclose(eager, mapped, atol=1e-4)
     assert eager.shape == images.shape and not np.allclose(eager, images)
@@ -91,7 +121,9 @@ def test_eager_and_inside_dataset_map_agree():
 
 def test_identity_and_bad_arguments():
     x = tf.random.uniform([2, H, W, 1]) * 255
-    np.testing.assert_array_equal(classic_augment.apply(x, AugmentParams(), classic_augment.image_seeds(0, tf.range(2))), x)
+    np.testing.assert_array_equal(
+        classic_augment.apply(x, AugmentParams(), classic_augment.image_seeds(0, tf.range(2))), x
+    )
     with pytest.raises(UserError, match="unknown augmentation argument.*rotation"):
         AugmentParams.create(rotation=3)
     with pytest.raises(UserError, match="--fill_mode='mirror'"):
@@ -104,7 +136,9 @@ def test_uniforms_are_exact_in_eager_graph_and_dataset():
     seeds = classic_augment.image_seeds(3, tf.range(64))
     eager = classic_augment.uniforms(seeds, 5).numpy()
     graph = tf.function(classic_augment.uniforms)(seeds, 5).numpy()
-    mapped = tf.data.Dataset.from_tensors(seeds).map(lambda s: classic_augment.uniforms(s, 5)).get_single_element().numpy()
+    mapped = (
+        tf.data.Dataset.from_tensors(seeds).map(lambda s: classic_augment.uniforms(s, 5)).get_single_element().numpy()
+    )
     np.testing.assert_array_equal(eager, graph)
     np.testing.assert_array_equal(eager, mapped)
     assert 0 <= eager.min() and eager.max() < 1 and abs(eager.mean() - 0.5) < 0.06

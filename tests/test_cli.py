@@ -21,14 +21,17 @@ def test_help_and_dry_run_print_the_config():
     assert not os.path.exists("/tmp/never")
 
 
-@pytest.mark.parametrize("args, fragments", [
-    (["train", "--preset=smoke", "--resolution=48", "--job_dir=J"], ["--resolution=48"]),
-    (["train", "--preset=smoke", "--stepz=4", "--job_dir=J"], ["unknown flag", "--stepz"]),
-    (["train", "--preset=smoke", "--job_dir=J", "leftover"], ["unexpected argument 'leftover'"]),
-    (["train", "--preset=smoke"], ["--job_dir is required"]),
-    (["trian", "--job_dir=J"], ["unknown command 'trian'"]),
-    (["train", "--preset=smoke", "--job_dir=J", "--batch_size=abc"], ["--batch_size='abc' must be an integer"]),
-])
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["train", "--preset=smoke", "--resolution=48", "--job_dir=J"], ["--resolution=48"]),
+        (["train", "--preset=smoke", "--stepz=4", "--job_dir=J"], ["unknown flag", "--stepz"]),
+        (["train", "--preset=smoke", "--job_dir=J", "leftover"], ["unexpected argument 'leftover'"]),
+        (["train", "--preset=smoke"], ["--job_dir is required"]),
+        (["trian", "--job_dir=J"], ["unknown command 'trian'"]),
+        (["train", "--preset=smoke", "--job_dir=J", "--batch_size=abc"], ["--batch_size='abc' must be an integer"]),
+    ],
+)
 def test_invalid_flags_fail_fast_with_one_line(tmp_path, args, fragments):
     args = [a.replace("J", str(tmp_path / "job")) for a in args]
     started = time.monotonic()
@@ -50,14 +53,19 @@ def test_wrong_dataset_paths_and_empty_or_corrupt_folders(tmp_path):
         assert_one_line_error(result, f"--{flag}={tmp_path}/missing: no such file or folder")
         assert result.stdout == "" and result.stderr.count("\n") == 1, result.stderr
     (tmp_path / "empty").mkdir()
-    assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--dataset={tmp_path}/empty"),
-                          "no images")
+    assert_one_line_error(
+        run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--dataset={tmp_path}/empty"), "no images"
+    )
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "x.png").write_bytes(b"definitely not a png")
-    assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--dataset={tmp_path}/bad"),
-                          "could be decoded")
-    assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--dataset={tmp_path}/bad",
-                                  "--on_corrupt=fail"), "unreadable image", "x.png")
+    assert_one_line_error(
+        run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--dataset={tmp_path}/bad"), "could be decoded"
+    )
+    assert_one_line_error(
+        run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--dataset={tmp_path}/bad", "--on_corrupt=fail"),
+        "unreadable image",
+        "x.png",
+    )
     assert not os.path.exists(job)  # a bad dataset never touches the job dir
 
 
@@ -90,8 +98,18 @@ def test_second_invocation_resumes_and_python_m_is_the_same(tmp_path):
 @pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
 def test_signal_checkpoints_at_a_step_boundary_then_resumes(tmp_path, sig, code):
     job = str(tmp_path / "job")
-    args = [sys.executable, "-m", "trainer", "train", "--preset=smoke", f"--job_dir={job}", "--steps=100000",
-            "--checkpoint_every=100000", "--log_every=1", "--progress=true"]
+    args = [
+        sys.executable,
+        "-m",
+        "trainer",
+        "train",
+        "--preset=smoke",
+        f"--job_dir={job}",
+        "--steps=100000",
+        "--checkpoint_every=100000",
+        "--log_every=1",
+        "--progress=true",
+    ]
     env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
     for line in proc.stdout:  # wait until training is under way
@@ -104,15 +122,21 @@ def test_signal_checkpoints_at_a_step_boundary_then_resumes(tmp_path, sig, code)
     pointer = json.load(open(os.path.join(job, "checkpoints", "latest.json")))
     assert pointer["step"] >= 3
     assert f"stopped by {sig.name} at step {pointer['step']}" in out
-    resumed = run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--steps={pointer['step'] + 2}",
-                      "--progress=false")
+    resumed = run_cli(
+        "train", "--preset=smoke", f"--job_dir={job}", f"--steps={pointer['step'] + 2}", "--progress=false"
+    )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resuming from the checkpoint at step {pointer['step']}" in resumed.stdout
 
 
 def test_help_piped_into_head_is_not_a_traceback():
-    proc = subprocess.Popen([sys.executable, "-m", "trainer", "launch", "--help"], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": REPO})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "trainer", "launch", "--help"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": REPO},
+    )
     proc.stdout.close()  # the reader is gone before anything is written, like `| head -0`
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0 and "Traceback" not in err, err
@@ -122,6 +146,7 @@ def test_version_and_package_metadata():
     from importlib.metadata import metadata
 
     import trainer
+
     result = run_cli("--version")
     assert result.returncode == 0 and result.stdout.strip() == f"dcgan-factory {trainer.__version__}"
     meta = metadata("dcgan-factory")

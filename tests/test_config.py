@@ -28,26 +28,29 @@ def test_values_are_coerced_from_cli_text():
     assert resolve(conditional="auto").conditional is None
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("resolution", 48, "--resolution=48 is not supported"),
-    ("batch_size", 0, "--batch_size=0 must be >= 1"),
-    ("steps", -1, "--steps=-1 must be >= 1"),
-    ("loss", "wgan", "--loss='wgan' is unknown"),
-    ("mixed_precision", "fp8", "--mixed_precision='fp8' is unknown"),
-    ("channels", 2, "--channels=2 must be 1"),
-    ("beta1", 1.0, "--beta1=1.0 must be in [0, 1)"),
-    ("g_lr", 0, "--g_lr=0.0 must be > 0"),
-    ("ema_decay", 1.5, "--ema_decay=1.5 must be in [0, 1)"),
-    ("width", 0.001, "leaves no filters"),
-    ("log_every", 0, "--log_every=0 must be >= 1"),
-    ("devices", -2, "--devices=-2 must be >= 0"),
-    ("on_corrupt", "ignore", "--on_corrupt='ignore'"),
-    ("folder_labels", "guess", "--folder_labels='guess'"),
-    ("preset", "huge", "--preset='huge' is unknown"),
-    ("steps", "ten", "--steps='ten' must be an integer"),
-    ("steps", 2.5, "--steps=2.5 must be an integer"),
-    ("xla", "maybe", "--xla='maybe' must be true or false"),
-])
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("resolution", 48, "--resolution=48 is not supported"),
+        ("batch_size", 0, "--batch_size=0 must be >= 1"),
+        ("steps", -1, "--steps=-1 must be >= 1"),
+        ("loss", "wgan", "--loss='wgan' is unknown"),
+        ("mixed_precision", "fp8", "--mixed_precision='fp8' is unknown"),
+        ("channels", 2, "--channels=2 must be 1"),
+        ("beta1", 1.0, "--beta1=1.0 must be in [0, 1)"),
+        ("g_lr", 0, "--g_lr=0.0 must be > 0"),
+        ("ema_decay", 1.5, "--ema_decay=1.5 must be in [0, 1)"),
+        ("width", 0.001, "leaves no filters"),
+        ("log_every", 0, "--log_every=0 must be >= 1"),
+        ("devices", -2, "--devices=-2 must be >= 0"),
+        ("on_corrupt", "ignore", "--on_corrupt='ignore'"),
+        ("folder_labels", "guess", "--folder_labels='guess'"),
+        ("preset", "huge", "--preset='huge' is unknown"),
+        ("steps", "ten", "--steps='ten' must be an integer"),
+        ("steps", 2.5, "--steps=2.5 must be an integer"),
+        ("xla", "maybe", "--xla='maybe' must be true or false"),
+    ],
+)
 def test_each_bad_value_has_its_message(flag, value, message):
     with pytest.raises(UserError) as err:
         resolve(**{flag: value})
@@ -94,26 +97,42 @@ def test_every_flag_of_every_command_has_help_text():
 
 
 def test_a_saved_config_json_reruns_that_job_and_explicit_flags_win(tmp_path):
-    original = command_line.resolve("train", {"preset": "smoke", "job_dir": str(tmp_path / "job"), "steps": 30,
-                                            "dataset": "digits:train[:50%]", "d_lr": 0.001, "overwrite": True})
+    original = command_line.resolve(
+        "train",
+        {
+            "preset": "smoke",
+            "job_dir": str(tmp_path / "job"),
+            "steps": 30,
+            "dataset": "digits:train[:50%]",
+            "d_lr": 0.001,
+            "overwrite": True,
+        },
+    )
     path = tmp_path / "config.json"
     path.write_text(original.to_json())
     again = command_line.resolve("train", {"config": str(path)})
     assert again == dataclasses.replace(original, overwrite=False)  # a one-off action is not replayed
     changed = command_line.resolve("train", {"config": str(path), "steps": 40, "job_dir": str(tmp_path / "other")})
-    assert (changed.steps, changed.job_dir, changed.d_lr, changed.batch_size) == (40, str(tmp_path / "other"),
-                                                                                   0.001, original.batch_size)
+    assert (changed.steps, changed.job_dir, changed.d_lr, changed.batch_size) == (
+        40,
+        str(tmp_path / "other"),
+        0.001,
+        original.batch_size,
+    )
 
 
-@pytest.mark.parametrize("content, message", [
-    (None, "no such file"),
-    ("{not json", "not a readable JSON config"),
-    ("[1, 2]", "expected a JSON object of flags, got list"),
-    ('{"steps": 5, "num_images": 3}', "fields that `dcgan train` does not have: num_images"),
-    ('{"batch_size": "many"}', "--batch_size='many' must be an integer"),
-    ('{"resolution": 31}', "--resolution=31 is not supported"),
-    (b"\xff\xfe{}", "not a readable JSON config"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such file"),
+        ("{not json", "not a readable JSON config"),
+        ("[1, 2]", "expected a JSON object of flags, got list"),
+        ('{"steps": 5, "num_images": 3}', "fields that `dcgan train` does not have: num_images"),
+        ('{"batch_size": "many"}', "--batch_size='many' must be an integer"),
+        ('{"resolution": 31}', "--resolution=31 is not supported"),
+        (b"\xff\xfe{}", "not a readable JSON config"),
+    ],
+)
 def test_a_hostile_saved_config_is_one_clear_error(tmp_path, content, message):
     path = tmp_path / "config.json"
     if isinstance(content, bytes):

@@ -7,9 +7,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from trainer import data
-
-from trainer import input_pipeline
+from trainer import data, input_pipeline
 from trainer.errors import DataError
 
 
@@ -117,8 +115,10 @@ def test_npz_source(tmp_path):
 def test_decode_eagerly_and_inside_dataset_map_agree(class_folder):
     files = sorted(str(p) for p in class_folder.rglob("*.png"))
     eager = [data.decode_image(tf.io.read_file(f), 3, 32).numpy() for f in files]
-    mapped = [x.numpy() for x in tf.data.Dataset.from_tensor_slices(files).map(
-        lambda f: data.decode_image(tf.io.read_file(f), 3, 32))]
+    mapped = [
+        x.numpy()
+        for x in tf.data.Dataset.from_tensor_slices(files).map(lambda f: data.decode_image(tf.io.read_file(f), 3, 32))
+    ]
     for a, b in zip(eager, mapped):
         assert a.shape == (32, 32, 3) and a.dtype == np.uint8
         np.testing.assert_array_equal(a, b)
@@ -167,10 +167,12 @@ def bomb_png(path, width=30000, height=30000):
 
     def chunk(kind, body):
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) +
-                chunk(b"IEND", b""))
+        f.write(
+            b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
+        )
 
 
 def test_decompression_bomb_is_refused_from_its_header(class_folder, capsys):
@@ -208,10 +210,24 @@ def test_shards_without_a_manifest_count_classes_from_every_label(tmp_path):
     import sys
 
     from conftest import REPO
+
     out = tmp_path / "aug"
-    subprocess.run([sys.executable, "-m", "trainer", "augment", "--dataset=digits", f"--output={out}",
-                    "--num_images=40", "--images_per_shard=20", "--progress=false"], check=True, cwd=REPO,
-                   capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "trainer",
+            "augment",
+            "--dataset=digits",
+            f"--output={out}",
+            "--num_images=40",
+            "--images_per_shard=20",
+            "--progress=false",
+        ],
+        check=True,
+        cwd=REPO,
+        capture_output=True,
+    )
     (out / "manifest.json").unlink()
     source = data.load_source(str(out), 32)
     assert (source.num_classes, source.num_examples) == (10, 40)

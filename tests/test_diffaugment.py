@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import run_cli
-from tests_helpers import read_scalars
 from trainer import diffaugment, metrics
 from trainer.errors import UserError
+
+from conftest import run_cli
+from tests_helpers import read_scalars
 
 
 def test_diffaugment_is_differentiable_and_keeps_shape_and_dtype():
@@ -30,7 +31,6 @@ def test_diffaugment_is_differentiable_and_keeps_shape_and_dtype():
     np.testing.assert_allclose(compiled(x, u).numpy(), diffaugment.augment(x, policy, u, 1.0).numpy(), atol=1e-6)
 
 
-
 def test_translation_and_cutout_on_known_images():
     image = tf.reshape(tf.range(64, dtype=tf.float32), [1, 8, 8, 1]) + 1.0
     # u = 1 - eps -> the largest shift (+1 pixel for an 8-pixel image): content moves down/right, zeros enter.
@@ -41,12 +41,10 @@ def test_translation_and_cutout_on_known_images():
     assert (holed == 0).sum() == 16 and (holed[2:6, 2:6] == 0).all()  # a centred 4x4 hole
 
 
-
 def test_diffaugment_policy_parsing():
     assert diffaugment.parse("none") == () and diffaugment.parse("cutout,color") == ("cutout", "color")
     with pytest.raises(UserError, match="unknown policy zoom"):
         diffaugment.parse("color,zoom")
-
 
 
 def tiny_feature_model(path):
@@ -57,8 +55,17 @@ def tiny_feature_model(path):
 def test_ada_p_adapts_is_checkpointed_and_kid_picks_the_best_export(tmp_path):
     job = tmp_path / "job"
     model = tiny_feature_model(tmp_path / "features.keras")
-    args = ["train", "--preset=smoke", f"--job_dir={job}", "--ada_target=0.01", "--ada_kimg=0.1", "--kid_every=4",
-            "--kid_samples=64", f"--feature_model={model}", "--progress=false"]
+    args = [
+        "train",
+        "--preset=smoke",
+        f"--job_dir={job}",
+        "--ada_target=0.01",
+        "--ada_kimg=0.1",
+        "--kid_every=4",
+        "--kid_samples=64",
+        f"--feature_model={model}",
+        "--progress=false",
+    ]
     first = run_cli(*args, "--steps=4")
     assert first.returncode == 0, first.stderr[-3000:]
     assert "diffaugment: color,translation,cutout, adaptive p" in first.stdout
@@ -76,5 +83,6 @@ def test_ada_p_adapts_is_checkpointed_and_kid_picks_the_best_export(tmp_path):
     meta = json.loads((job / "export" / "best" / "generator.json").read_text())
     assert meta["kid"] == pytest.approx(min(kid), rel=1e-5) and meta["step"] == 4 * (1 + kid.index(min(kid)))
     names = [n for n, _ in tf.train.list_variables(str(next((job / "checkpoints").glob("ckpt-*")) / "ckpt"))]
-    assert any(n.startswith("augment_p") for n in names) and any(n.startswith("best_kid") for n in names)  # DiffAugment p, under the key checkpoints have always used
-
+    assert any(n.startswith("augment_p") for n in names) and any(
+        n.startswith("best_kid") for n in names
+    )  # DiffAugment p, under the key checkpoints have always used

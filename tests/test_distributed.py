@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import assert_one_line_error, run_cli
-from tests_helpers import start_workers
-from trainer import command_line
-from trainer import distribute, train
+from trainer import command_line, distribute, train
 from trainer.errors import UserError
 from trainer.train_state import TrainState
+
+from conftest import assert_one_line_error, run_cli
+from tests_helpers import start_workers
 
 
 def latest_tensors(job_dir):
@@ -28,12 +28,21 @@ def fingerprints(stdout):
     return [line for line in stdout.splitlines() if line.startswith("fingerprint ")]
 
 
-@pytest.mark.parametrize("design", [[], ["--g_conditioning=cbn", "--d_spectral_norm", "--loss=hinge"]],
-                         ids=["dcgan", "cbn-sn-hinge"])
+@pytest.mark.parametrize(
+    "design", [[], ["--g_conditioning=cbn", "--d_spectral_norm", "--loss=hinge"]], ids=["dcgan", "cbn-sn-hinge"]
+)
 def test_one_replica_2b_equals_two_replicas_b_with_sync_batchnorm(tmp_path, design):
     """Same seed and data: 1 x 16 and 2 logical CPUs x 8 give the same weights."""
-    common = ["train", "--preset=smoke", "--steps=4", "--batch_size=16", "--sync_batchnorm", "--progress=false",
-              "--deterministic", *design]
+    common = [
+        "train",
+        "--preset=smoke",
+        "--steps=4",
+        "--batch_size=16",
+        "--sync_batchnorm",
+        "--progress=false",
+        "--deterministic",
+        *design,
+    ]
     one = run_cli(*common, f"--job_dir={tmp_path}/one")
     two = run_cli(*common, f"--job_dir={tmp_path}/two", "--devices=2")
     assert one.returncode == 0, one.stderr[-2000:]
@@ -48,57 +57,91 @@ def test_one_replica_2b_equals_two_replicas_b_with_sync_batchnorm(tmp_path, desi
 
 def test_bad_distribution_input_fails_with_one_line(tmp_path):
     job = f"--job_dir={tmp_path}/j"
-    assert_one_line_error(run_cli("train", "--preset=smoke", job, "--devices=3", "--batch_size=16"),
-                          "--batch_size=16 must be divisible by the 3 replicas")
-    assert_one_line_error(run_cli("train", "--preset=smoke", job, env={"TF_CONFIG": "{not json"}),
-                          "TF_CONFIG is not valid JSON")
-    assert_one_line_error(run_cli("train", "--preset=smoke", job, env={"TF_CONFIG": '{"cluster": {"worker": ["nohost"]}}'}),
-                          "host:port")
-    for bad in ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 7}}',
-                '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "ps", "index": 0}}',
-                '{"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": "x"}}'):
-        assert_one_line_error(run_cli("train", "--preset=smoke", job, env={"TF_CONFIG": bad}),
-                              "is not one of the cluster's chief/worker tasks")
-    assert_one_line_error(run_cli("train", "--preset=smoke", job, env={
-        "CLUSTER_SPEC": '{"cluster": {"workerpool0": ["a:1"]}, "task": {"type": "workerpool0", "index": 3}}'}),
-        "is not one of the cluster's chief/worker tasks")
-    assert_one_line_error(run_cli("train", "--preset=smoke", job, env={
-        "JOB_COMPLETION_INDEX": "5", "DCGAN_WORKER_HOSTS": "127.0.0.1:1,127.0.0.1:2"}), "JOB_COMPLETION_INDEX=5")
-    assert_one_line_error(run_cli("train", "--preset=smoke", job, "--mixed_precision=fp8"),
-                          "--mixed_precision='fp8' is unknown")
-    assert_one_line_error(run_cli("train", "--preset=smoke", job, "--devices=2", "--xla"),
-                          "--xla cannot compile across several logical CPU devices")
+    assert_one_line_error(
+        run_cli("train", "--preset=smoke", job, "--devices=3", "--batch_size=16"),
+        "--batch_size=16 must be divisible by the 3 replicas",
+    )
+    assert_one_line_error(
+        run_cli("train", "--preset=smoke", job, env={"TF_CONFIG": "{not json"}), "TF_CONFIG is not valid JSON"
+    )
+    assert_one_line_error(
+        run_cli("train", "--preset=smoke", job, env={"TF_CONFIG": '{"cluster": {"worker": ["nohost"]}}'}), "host:port"
+    )
+    for bad in (
+        '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 7}}',
+        '{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "ps", "index": 0}}',
+        '{"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": "x"}}',
+    ):
+        assert_one_line_error(
+            run_cli("train", "--preset=smoke", job, env={"TF_CONFIG": bad}),
+            "is not one of the cluster's chief/worker tasks",
+        )
+    assert_one_line_error(
+        run_cli(
+            "train",
+            "--preset=smoke",
+            job,
+            env={"CLUSTER_SPEC": '{"cluster": {"workerpool0": ["a:1"]}, "task": {"type": "workerpool0", "index": 3}}'},
+        ),
+        "is not one of the cluster's chief/worker tasks",
+    )
+    assert_one_line_error(
+        run_cli(
+            "train",
+            "--preset=smoke",
+            job,
+            env={"JOB_COMPLETION_INDEX": "5", "DCGAN_WORKER_HOSTS": "127.0.0.1:1,127.0.0.1:2"},
+        ),
+        "JOB_COMPLETION_INDEX=5",
+    )
+    assert_one_line_error(
+        run_cli("train", "--preset=smoke", job, "--mixed_precision=fp8"), "--mixed_precision='fp8' is unknown"
+    )
+    assert_one_line_error(
+        run_cli("train", "--preset=smoke", job, "--devices=2", "--xla"),
+        "--xla cannot compile across several logical CPU devices",
+    )
 
 
 def test_cluster_spec_and_tf_config_parsing():
-    spec = {"cluster": {"workerpool0": ["a:1"], "workerpool1": ["b:2", "c:3"]},
-            "task": {"type": "workerpool1", "index": 1}, "job": "{}"}
+    spec = {
+        "cluster": {"workerpool0": ["a:1"], "workerpool1": ["b:2", "c:3"]},
+        "task": {"type": "workerpool1", "index": 1},
+        "job": "{}",
+    }
     tf_config = distribute.tf_config_from_cluster_spec(json.dumps(spec))
-    assert tf_config == {"cluster": {"chief": ["a:1"], "worker": ["b:2", "c:3"]}, "task": {"type": "worker", "index": 1}}
+    assert tf_config == {
+        "cluster": {"chief": ["a:1"], "worker": ["b:2", "c:3"]},
+        "task": {"type": "worker", "index": 1},
+    }
     role, _ = distribute.read_cluster({"CLUSTER_SPEC": json.dumps(spec)})
     assert (role.num_workers, role.task_type, role.task_index, role.is_chief) == (3, "worker", 1, False)
-    role, _ = distribute.read_cluster({"TF_CONFIG": json.dumps(
-        {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}})})
+    role, _ = distribute.read_cluster(
+        {"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 0}})}
+    )
     assert role.is_chief and role.num_workers == 2
     assert distribute.read_cluster({})[0].is_chief
     with pytest.raises(UserError, match="CLUSTER_SPEC is malformed"):
         distribute.tf_config_from_cluster_spec('{"cluster": {}}')
     with pytest.raises(UserError, match="is not one of the cluster"):
-        distribute.read_cluster({"TF_CONFIG": json.dumps(
-            {"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 5}})})
+        distribute.read_cluster(
+            {"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 5}})}
+        )
 
 
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])
 def test_mixed_precision_smoke_restores_into_float32(tmp_path, precision):
     job = tmp_path / "job"
-    config = command_line.resolve("train", {"preset": "smoke", "job_dir": str(job), "progress": False,
-                                          "mixed_precision": precision})
+    config = command_line.resolve(
+        "train", {"preset": "smoke", "job_dir": str(job), "progress": False, "mixed_precision": precision}
+    )
     try:
         result = train.run(config)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert result["step"] == config.steps
     from tests_helpers import read_scalars
+
     logdir = job / "tensorboard"
     assert np.isfinite(read_scalars(logdir, "loss/d")).all() and np.isfinite(read_scalars(logdir, "loss/g")).all()
     if precision == "float16":
@@ -108,7 +151,8 @@ def test_mixed_precision_smoke_restores_into_float32(tmp_path, precision):
     float32 = TrainState.build(dataclass_replace(config, mixed_precision="off"), 1, 10)
     pointer = json.loads((job / "checkpoints" / "latest.json").read_text())
     tf.train.Checkpoint(generator_ema=float32.generator_ema).read(
-        str(job / "checkpoints" / pointer["prefix"])).expect_partial().assert_existing_objects_matched()
+        str(job / "checkpoints" / pointer["prefix"])
+    ).expect_partial().assert_existing_objects_matched()
     images = float32.generator_ema([tf.random.normal([4, config.latent_dim]), tf.constant([0, 1, 2, 3])])
     assert images.dtype == tf.float32 and np.isfinite(images.numpy()).all()
     assert float32.generator_ema.get_layer("up_16").compute_dtype == "float32"
@@ -116,6 +160,7 @@ def test_mixed_precision_smoke_restores_into_float32(tmp_path, precision):
 
 def dataclass_replace(config, **changes):
     import dataclasses
+
     return dataclasses.replace(config, **changes)
 
 
@@ -169,28 +214,40 @@ def test_workers_that_restored_different_checkpoints_refuse_to_train(tmp_path):
     procs = start_workers([shared, private], ["--steps=4", "--progress=false"])
     outputs = [p.communicate(timeout=300) for p in procs]
     for proc, (out, err) in zip(procs, outputs):
-        assert_one_line_error(subprocess.CompletedProcess(proc.args, proc.returncode, out, err),
-                              "the workers restored different state (step: [0, 2]", "same --job_dir")
+        assert_one_line_error(
+            subprocess.CompletedProcess(proc.args, proc.returncode, out, err),
+            "the workers restored different state (step: [0, 2]",
+            "same --job_dir",
+        )
     assert json.loads((shared / "checkpoints" / "latest.json").read_text())["step"] == 2  # nothing changed
 
 
 def test_float16_overflow_skips_both_networks_together(tmp_path):
     """G's gradients overflow on every step; D's are finite, yet D's update is undone too."""
-    config = command_line.resolve("train", {"preset": "smoke", "job_dir": str(tmp_path / "j"), "progress": False,
-                                          "mixed_precision": "float16", "steps": 3})
+    config = command_line.resolve(
+        "train",
+        {
+            "preset": "smoke",
+            "job_dir": str(tmp_path / "j"),
+            "progress": False,
+            "mixed_precision": "float16",
+            "steps": 3,
+        },
+    )
     overflowing = train.losses.GanLoss("overflow", d=train.losses.NON_SATURATING.d, g=lambda fake: -fake * 1e34)
     keras.mixed_precision.set_global_policy("mixed_float16")
     try:
         nets = TrainState.build(config, 1, 10)
-        before = {m: [w.numpy().copy() for w in getattr(nets, m).weights]
-                  for m in ("generator", "discriminator", "generator_ema")}
+        before = {
+            m: [w.numpy().copy() for w in getattr(nets, m).weights]
+            for m in ("generator", "discriminator", "generator_ema")
+        }
         store = train.jobdir.claim(config, True)
         source = train.data.load_source("digits", 32, 1)
         plan = train.train_plan.resolve(config, source, 1, 1)
         manager = train.checkpoint_manager(plan, store, nets, is_chief=True)
         writer = train.summaries.Summaries(str(tmp_path / "tb"), enabled=False)
-        result = train.train(plan, tf.distribute.get_strategy(), source, nets, manager, writer, 0,
-                             gan_loss=overflowing)
+        result = train.train(plan, tf.distribute.get_strategy(), source, nets, manager, writer, 0, gan_loss=overflowing)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert result["skipped_steps"] == 3 and int(nets.step.numpy()) == 3

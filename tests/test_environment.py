@@ -4,17 +4,21 @@ import os
 
 import pytest
 
-from conftest import assert_one_line_error, run_cli
 from trainer import environment
 from trainer.errors import UserError
 
+from conftest import assert_one_line_error, run_cli
 
-@pytest.mark.parametrize("name, value, message", [
-    ("DCGAN_GCS_TIMEOUT", "abc", "DCGAN_GCS_TIMEOUT='abc' must be a number of seconds in 1..3600"),
-    ("DCGAN_GCS_TIMEOUT", "nan", "DCGAN_GCS_TIMEOUT='nan' must be"),
-    ("JOB_COMPLETION_INDEX", "-1", "JOB_COMPLETION_INDEX='-1' must be a non-negative integer"),
-    ("DCGAN_NUM_TASKS", "2x", "DCGAN_NUM_TASKS='2x' must be a non-negative integer"),
-])
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("DCGAN_GCS_TIMEOUT", "abc", "DCGAN_GCS_TIMEOUT='abc' must be a number of seconds in 1..3600"),
+        ("DCGAN_GCS_TIMEOUT", "nan", "DCGAN_GCS_TIMEOUT='nan' must be"),
+        ("JOB_COMPLETION_INDEX", "-1", "JOB_COMPLETION_INDEX='-1' must be a non-negative integer"),
+        ("DCGAN_NUM_TASKS", "2x", "DCGAN_NUM_TASKS='2x' must be a non-negative integer"),
+    ],
+)
 def test_a_bad_variable_stops_the_cli_before_any_work(tmp_path, name, value, message):
     result = run_cli("train", f"--job_dir={tmp_path}/job", "--preset=smoke", env={name: value})
     assert_one_line_error(result, message)

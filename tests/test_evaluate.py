@@ -25,18 +25,29 @@ def whole_digits_job(tmp_path_factory):
 def test_test_images_that_are_training_images_are_refused_then_marked(whole_digits_job, tmp_path):
     report = tmp_path / "r.json"
     result = run_cli("evaluate", "--real=digits:test", f"--synthetic={whole_digits_job}", f"--report={report}", *SMALL)
-    assert_one_line_error(result, "--real=digits:test shares 539 of its 539 images with the generator's training "
-                                  "images (digits)", "train on digits:train and evaluate on digits:test",
-                          "--allow_overlap=true")
+    assert_one_line_error(
+        result,
+        "--real=digits:test shares 539 of its 539 images with the generator's training images (digits)",
+        "train on digits:train and evaluate on digits:test",
+        "--allow_overlap=true",
+    )
     assert not report.exists()
-    result = run_cli("evaluate", "--real=digits:test", f"--synthetic={whole_digits_job}", f"--report={report}",
-                     "--allow_overlap=true", *SMALL)
+    result = run_cli(
+        "evaluate",
+        "--real=digits:test",
+        f"--synthetic={whole_digits_job}",
+        f"--report={report}",
+        "--allow_overlap=true",
+        *SMALL,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     written = json.loads(report.read_text())
     assert written["data"]["overlaps"][0]["shared"] == 539 and not written["data"]["overlaps"][0]["disjoint"]
     for section in ("fidelity", "memorization", "downstream"):
         assert "539" in written[section]["caveat"], section
-    marked = [line for line in result.stdout.splitlines() if line.startswith(("FID", "memorization:", "downstream accuracy"))]
+    marked = [
+        line for line in result.stdout.splitlines() if line.startswith(("FID", "memorization:", "downstream accuracy"))
+    ]
     assert len(marked) == 3 and all(line.endswith("(!)") for line in marked), result.stdout
     assert "(!) memorization: the threshold comes from --real's distances" in result.stdout
 
@@ -71,15 +82,28 @@ def test_the_html_report_renders_in_a_real_browser(smoke_job, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     page = tmp_path / "report.html"
     written = json.loads(report.read_text())
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={tmp_path / 'profile'}"]
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
     shot = tmp_path / "shot.png"
-    subprocess.run(["chromium", *flags, f"--screenshot={shot}", "--window-size=1000,3000", page.as_uri()],
-                   capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        ["chromium", *flags, f"--screenshot={shot}", "--window-size=1000,3000", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     assert Image.open(shot).size == (1000, 3000)
-    dom = subprocess.run(["chromium", *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True,
-                         timeout=120, check=True).stdout
+    dom = subprocess.run(
+        ["chromium", *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
     assert f"{written['fidelity']['fid']:.4g}" in dom and "digits:test" in dom and "1258 images" in dom
     assert dom.count("<img") == 3 and "data:image/png;base64," in dom  # self-contained
 
@@ -91,7 +115,9 @@ def test_the_readme_quick_start_trains_and_evaluates_honestly(tmp_path):
     with open(f"{REPO}/README.md") as f:
         lines = [line.strip() for line in f]
     train = next(line for line in lines if "dcgan train --job_dir=runs/digits" in line).split("&& ", 1)[1]
-    evaluate = next(line for line in lines if line.startswith("dcgan evaluate --real=digits:test --synthetic=runs/digits"))
+    evaluate = next(
+        line for line in lines if line.startswith("dcgan evaluate --real=digits:test --synthetic=runs/digits")
+    )
     result = run_cli(*train.split()[1:], "--preset=smoke", "--progress=false", cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     export = tmp_path / "runs" / "digits" / "export"
@@ -113,9 +139,19 @@ def test_the_readme_quick_start_trains_and_evaluates_honestly(tmp_path):
 
 def test_evaluate_end_to_end_on_a_smoke_job(smoke_job, tmp_path):
     report_path = tmp_path / "eval" / "report.json"
-    result = run_cli("evaluate", "--real=digits:test", f"--synthetic={smoke_job}", "--train_data=digits:train[:10%]",
-                     f"--report={report_path}", "--num_samples=200", "--feature_steps=50", "--downstream_steps=30",
-                     "--seeds=2", "--kid_subsets=5", timeout=600)
+    result = run_cli(
+        "evaluate",
+        "--real=digits:test",
+        f"--synthetic={smoke_job}",
+        "--train_data=digits:train[:10%]",
+        f"--report={report_path}",
+        "--num_samples=200",
+        "--feature_steps=50",
+        "--downstream_steps=30",
+        "--seeds=2",
+        "--kid_subsets=5",
+        timeout=600,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(report_path.read_text())
     fidelity = report["fidelity"]
@@ -124,24 +160,33 @@ def test_evaluate_end_to_end_on_a_smoke_job(smoke_job, tmp_path):
     assert set(report["memorization"]) == {"pixels", "features", "rate_either"}
     assert 0 <= report["gan_test"]["accuracy"] <= 1
     downstream = report["downstream"]
-    assert {"a_real", "b_real_augmented", "c_synthetic", "d_real_synthetic", "e_real_synthetic_augmented",
-            "f_real_synthetic_distilled"} <= set(downstream)
+    assert {
+        "a_real",
+        "b_real_augmented",
+        "c_synthetic",
+        "d_real_synthetic",
+        "e_real_synthetic_augmented",
+        "f_real_synthetic_distilled",
+    } <= set(downstream)
     assert len(downstream["a_real"]["runs"]) == 2 and downstream["train_images"] == 126
     for suffix in ("samples", "closest-pixels", "closest-features"):
         assert (tmp_path / "eval" / f"report-{suffix}.png").stat().st_size > 100
     assert "FID" in result.stdout and "downstream accuracy" in result.stdout
 
 
-
 def test_evaluate_bad_input_is_one_line(smoke_job, tmp_path):
     unlabelled = tmp_path / "nolabels.npz"
     np.savez(unlabelled, x=np.zeros((20, 32, 32), np.uint8))
     base = [f"--synthetic={smoke_job}", f"--report={tmp_path}/r.json", "--num_samples=20", "--feature_steps=5"]
-    assert_one_line_error(run_cli("evaluate", f"--real={unlabelled}", "--downstream=true", *base),
-                          "--downstream=true needs labels", "--real")
+    assert_one_line_error(
+        run_cli("evaluate", f"--real={unlabelled}", "--downstream=true", *base),
+        "--downstream=true needs labels",
+        "--real",
+    )
     assert_one_line_error(run_cli("evaluate", "--real=digits:test", "--resolution=64", *base), "mismatched resolution")
     assert_one_line_error(run_cli("evaluate", "--real=nowhere/", *base), "--real=nowhere/: no such file or folder")
-    assert_one_line_error(run_cli("evaluate", "--real=digits", f"--synthetic={tmp_path}/none", f"--report={tmp_path}/r.json"),
-                          "no such shard folder")
+    assert_one_line_error(
+        run_cli("evaluate", "--real=digits", f"--synthetic={tmp_path}/none", f"--report={tmp_path}/r.json"),
+        "no such shard folder",
+    )
     assert not (tmp_path / "r.json").exists()
-

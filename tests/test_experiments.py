@@ -19,10 +19,17 @@ def test_shapes_are_a_pure_function_of_the_seed_and_load_with_splits(tmp_path):
 
 def test_tables_compare_each_recipe_with_the_strongest_baseline():
     run = {"mean": 0.5, "std": 0.01, "runs": [0.5]}
-    results = {"runs": {"shapes 10%": {"train_images": 168, "teacher_ensemble_test": 0.4,
-                                       "synthetic_teacher_agreement": 0.3,
-                                       **{r: dict(run) for r in usefulness.RECIPES}}},
-               "tuning shapes": {"idg": "idg x0.5", "modern": "randaugment 2/0.3"}}
+    results = {
+        "runs": {
+            "shapes 10%": {
+                "train_images": 168,
+                "teacher_ensemble_test": 0.4,
+                "synthetic_teacher_agreement": 0.3,
+                **{r: dict(run) for r in usefulness.RECIPES},
+            }
+        },
+        "tuning shapes": {"idg": "idg x0.5", "modern": "randaugment 2/0.3"},
+    }
     results["runs"]["shapes 10%"]["synthetic_distilled"] = {"mean": 0.53, "std": 0.01, "runs": [0.53]}
     text = usefulness.tables(results)
     assert "168 real training images" in text and "randaugment 2/0.3" in text

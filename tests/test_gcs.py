@@ -29,8 +29,9 @@ def start_emulator():
     so after a few thousand requests the server blocks on a full pipe and stops answering."""
     server = fake_gcs.FakeGCSServer()
     server.start()
-    threading.Thread(target=lambda: [None for _ in iter(lambda: server._process.stderr.read(65536), b"")],
-                     daemon=True).start()
+    threading.Thread(
+        target=lambda: [None for _ in iter(lambda: server._process.stderr.read(65536), b"")], daemon=True
+    ).start()
     return server
 
 
@@ -39,6 +40,7 @@ def emulator():
     server = start_emulator()
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage as gcs
+
     client = gcs.Client(project="local", credentials=AnonymousCredentials())
     yield server, client
     server.stop()
@@ -66,8 +68,14 @@ def test_train_in_a_bucket_then_resume_on_a_fresh_machine(emulator, tmp_path):
     server, client = emulator
     bucket = new_bucket(client, "train-bucket")
     job = "gs://train-bucket/runs/exp1"
-    first = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=4", "--progress=false",
-                    env=env_for(server.url, tmp_path / "vm1"))
+    first = run_cli(
+        "train",
+        "--preset=smoke",
+        f"--job_dir={job}",
+        "--steps=4",
+        "--progress=false",
+        env=env_for(server.url, tmp_path / "vm1"),
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     names = {b.name for b in client.list_blobs("train-bucket")}
     for key in ("config.json", "checkpoints/latest.json", "export/generator.keras", "export/generator.json"):
@@ -76,27 +84,43 @@ def test_train_in_a_bucket_then_resume_on_a_fresh_machine(emulator, tmp_path):
     pointer = json.loads(bucket.blob("runs/exp1/checkpoints/latest.json").download_as_bytes())
     assert pointer["step"] == 4 and all(f"runs/exp1/checkpoints/{f}" in names for f in pointer["files"])
     # A new VM: empty local cache, same command with more steps -> resumes from the bucket.
-    second = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=6", "--progress=false",
-                     env=env_for(server.url, tmp_path / "vm2"))
+    second = run_cli(
+        "train",
+        "--preset=smoke",
+        f"--job_dir={job}",
+        "--steps=6",
+        "--progress=false",
+        env=env_for(server.url, tmp_path / "vm2"),
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     assert "resuming from the checkpoint at step 4" in second.stdout
     pointer = json.loads(bucket.blob("runs/exp1/checkpoints/latest.json").download_as_bytes())
     assert pointer["step"] == 6
     # Another job's config in the same bucket dir is refused, nothing changed.
     before = bucket.blob("runs/exp1/config.json").download_as_bytes()
-    assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={job}", "--resolution=64",
-                                  env=env_for(server.url, tmp_path / "vm3")), "holds a different job")
+    assert_one_line_error(
+        run_cli(
+            "train", "--preset=smoke", f"--job_dir={job}", "--resolution=64", env=env_for(server.url, tmp_path / "vm3")
+        ),
+        "holds a different job",
+    )
     assert bucket.blob("runs/exp1/config.json").download_as_bytes() == before
 
 
 def test_missing_bucket_and_unreachable_storage(emulator, tmp_path):
     server, _ = emulator
-    assert_one_line_error(run_cli("train", "--preset=smoke", "--job_dir=gs://no-such-bucket/x",
-                                  env=env_for(server.url, tmp_path)), "bucket gs://no-such-bucket does not exist")
+    assert_one_line_error(
+        run_cli("train", "--preset=smoke", "--job_dir=gs://no-such-bucket/x", env=env_for(server.url, tmp_path)),
+        "bucket gs://no-such-bucket does not exist",
+    )
     closed = "http://127.0.0.1:9"  # nothing listens there
-    result = run_cli("train", "--preset=smoke", "--job_dir=gs://b/x",
-                     env={**env_for(closed, tmp_path), "DCGAN_GCS_TIMEOUT": "2", "DCGAN_GCS_RETRY_DEADLINE": "3"},
-                     timeout=600)
+    result = run_cli(
+        "train",
+        "--preset=smoke",
+        "--job_dir=gs://b/x",
+        env={**env_for(closed, tmp_path), "DCGAN_GCS_TIMEOUT": "2", "DCGAN_GCS_RETRY_DEADLINE": "3"},
+        timeout=600,
+    )
     assert_one_line_error(result, "storage unreachable")
     assert result.returncode == 75  # transient: launchers retry it; 2 is kept for input the user must fix
 
@@ -108,28 +132,46 @@ def test_an_object_admin_account_trains_resumes_and_samples_in_a_fresh_job_dir(e
     proxy = start_proxy(server.url, faults=False, forbid=objectadmin_only)
     try:
         env = env_for(proxy.url, tmp_path / "vm1")
-        first = run_cli("train", "--preset=smoke", "--job_dir=gs://iam-bucket/run", "--steps=2", "--progress=false",
-                        env=env)
+        first = run_cli(
+            "train", "--preset=smoke", "--job_dir=gs://iam-bucket/run", "--steps=2", "--progress=false", env=env
+        )
         assert first.returncode == 0, first.stderr[-3000:]
-        second = run_cli("train", "--preset=smoke", "--job_dir=gs://iam-bucket/run", "--steps=4", "--progress=false",
-                         env=env_for(proxy.url, tmp_path / "vm2"))
+        second = run_cli(
+            "train",
+            "--preset=smoke",
+            "--job_dir=gs://iam-bucket/run",
+            "--steps=4",
+            "--progress=false",
+            env=env_for(proxy.url, tmp_path / "vm2"),
+        )
         assert second.returncode == 0, second.stderr[-3000:]
         assert "resuming from the checkpoint at step 2" in second.stdout
-        sample = run_cli("sample", "--generator=gs://iam-bucket/run", "--output=gs://iam-bucket/synth",
-                         "--num_images=20", "--images_per_shard=10", "--progress=false", env=env)
+        sample = run_cli(
+            "sample",
+            "--generator=gs://iam-bucket/run",
+            "--output=gs://iam-bucket/synth",
+            "--num_images=20",
+            "--images_per_shard=10",
+            "--progress=false",
+            env=env,
+        )
         assert sample.returncode == 0, sample.stderr[-3000:]
         assert "synth/manifest.json" in {b.name for b in client.list_blobs("iam-bucket")}
         # Still one clear line for a bucket that truly is missing...
-        assert_one_line_error(run_cli("train", "--preset=smoke", "--job_dir=gs://no-such-iam-bucket/x", env=env),
-                              "bucket gs://no-such-iam-bucket does not exist")
+        assert_one_line_error(
+            run_cli("train", "--preset=smoke", "--job_dir=gs://no-such-iam-bucket/x", env=env),
+            "bucket gs://no-such-iam-bucket does not exist",
+        )
         # The proxy does refuse what the role lacks. (google-cloud-storage's own telemetry also asks for
         # bucket metadata in a background thread and tolerates the 403, so the count is not zero.)
         from google.api_core import exceptions as gexc
         from google.auth.credentials import AnonymousCredentials
         from google.cloud import storage as gcs
+
         with pytest.raises(gexc.Forbidden):
-            gcs.Client(project="local", credentials=AnonymousCredentials(),
-                       client_options={"api_endpoint": proxy.url}).get_bucket("iam-bucket")
+            gcs.Client(
+                project="local", credentials=AnonymousCredentials(), client_options={"api_endpoint": proxy.url}
+            ).get_bucket("iam-bucket")
     finally:
         proxy.shutdown()
     # ...and for an account with no object permissions at all.
@@ -150,11 +192,18 @@ def test_hostile_object_names_and_folder_markers_are_skipped_when_staging(emulat
     bucket.blob("imgs/zz-evil").upload_from_string(b"owned")
     bucket.blob("imgs/zz-marker").upload_from_string(b"")
     cache = tmp_path / "cache"  # staging lands in cache/datasets/BUCKET-HASH/: three levels up is tmp_path
-    proxy = start_proxy(server.url, faults=False, aliases={"imgs/zz-evil": "imgs/../../../escaped.txt",
-                                                            "imgs/zz-marker": "imgs/a/"})
+    proxy = start_proxy(
+        server.url, faults=False, aliases={"imgs/zz-evil": "imgs/../../../escaped.txt", "imgs/zz-marker": "imgs/a/"}
+    )
     try:
-        args = ["train", "--preset=smoke", "--dataset=gs://hostile-bucket/imgs", "--steps=1", "--progress=false",
-                "--batch_size=4"]
+        args = [
+            "train",
+            "--preset=smoke",
+            "--dataset=gs://hostile-bucket/imgs",
+            "--steps=1",
+            "--progress=false",
+            "--batch_size=4",
+        ]
         first = run_cli(*args, f"--job_dir={tmp_path}/j1", env=env_for(proxy.url, cache))
         second = run_cli(*args, f"--job_dir={tmp_path}/j2", env=env_for(proxy.url, cache))  # a restart
     finally:
@@ -174,13 +223,16 @@ def test_dataset_cache_mirrors_the_bucket_and_is_keyed_by_the_whole_url(emulator
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
     monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / "cache"))
     from trainer import storage
+
     first, second = new_bucket(client, "mirror-a"), new_bucket(client, "mirror-a__b")
     first.blob("b__c/x.bin").upload_from_string(b"first")
     second.blob("c/x.bin").upload_from_string(b"second")
     one, two = storage.stage_dataset("gs://mirror-a/b__c"), storage.stage_dataset("gs://mirror-a__b/c")
     assert one != two
-    assert (open(os.path.join(one, "x.bin"), "rb").read(), open(os.path.join(two, "x.bin"), "rb").read()) == \
-        (b"first", b"second")
+    assert (open(os.path.join(one, "x.bin"), "rb").read(), open(os.path.join(two, "x.bin"), "rb").read()) == (
+        b"first",
+        b"second",
+    )
     # A file deleted from the bucket (here: a manifest) disappears from the cache on the next staging.
     first.blob("b__c/manifest.json").upload_from_string(b"{}")
     assert os.path.isfile(os.path.join(storage.stage_dataset("gs://mirror-a/b__c"), "manifest.json"))
@@ -193,8 +245,14 @@ def test_dataset_from_a_bucket_is_staged_cached_and_corrupt_files_skipped(emulat
     bucket = new_bucket(client, "data-bucket")
     upload_class_folders(bucket, tmp_path)
     bucket.blob("imgs/b/broken.png").upload_from_string(b"not a png")
-    args = ["train", "--preset=smoke", "--dataset=gs://data-bucket/imgs", "--steps=2", "--progress=false",
-            "--batch_size=4"]
+    args = [
+        "train",
+        "--preset=smoke",
+        "--dataset=gs://data-bucket/imgs",
+        "--steps=2",
+        "--progress=false",
+        "--batch_size=4",
+    ]
     cache = tmp_path / "cache"
     first = run_cli(*args, f"--job_dir={tmp_path}/j1", env=env_for(server.url, cache))
     assert first.returncode == 0, first.stderr[-3000:]
@@ -322,10 +380,16 @@ def test_flaky_storage_still_gives_complete_checkpoints(emulator, tmp_path):
     proxy = FaultyProxy(server.url)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
-        result = run_cli("train", "--preset=smoke", "--job_dir=gs://flaky-bucket/run", "--steps=6",
-                         "--checkpoint_every=2", "--progress=false",
-                         env={**env_for(proxy.url, tmp_path), "DCGAN_GCS_TIMEOUT": "2",
-                              "DCGAN_GCS_RETRY_DEADLINE": "60"}, timeout=600)
+        result = run_cli(
+            "train",
+            "--preset=smoke",
+            "--job_dir=gs://flaky-bucket/run",
+            "--steps=6",
+            "--checkpoint_every=2",
+            "--progress=false",
+            env={**env_for(proxy.url, tmp_path), "DCGAN_GCS_TIMEOUT": "2", "DCGAN_GCS_RETRY_DEADLINE": "60"},
+            timeout=600,
+        )
     finally:
         proxy.shutdown()
     assert result.returncode == 0, result.stderr[-3000:]
@@ -348,9 +412,25 @@ def test_kill_9_at_any_point_resumes_from_a_complete_checkpoint(emulator, tmp_pa
     rng = random.Random(1)
     last_step = 0
     for attempt in range(4):
-        proc = subprocess.Popen([sys.executable, "-m", "trainer", "train", "--preset=smoke", f"--job_dir={job}",
-                                 "--steps=1000", "--checkpoint_every=1", "--log_every=1", "--progress=true"],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "trainer",
+                "train",
+                "--preset=smoke",
+                f"--job_dir={job}",
+                "--steps=1000",
+                "--checkpoint_every=1",
+                "--log_every=1",
+                "--progress=true",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            env=env,
+            cwd=REPO,
+        )
         for line in proc.stdout:
             if "step " in line and "/1000" in line:
                 break
@@ -368,8 +448,14 @@ def test_kill_9_at_any_point_resumes_from_a_complete_checkpoint(emulator, tmp_pa
         last_step = pointer["step"]
     proxy.shutdown()
     assert last_step > 0  # some restart did resume and publish
-    final = run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--steps={last_step + 2}", "--progress=false",
-                    env=env_for(server.url, tmp_path / "fresh"))
+    final = run_cli(
+        "train",
+        "--preset=smoke",
+        f"--job_dir={job}",
+        f"--steps={last_step + 2}",
+        "--progress=false",
+        env=env_for(server.url, tmp_path / "fresh"),
+    )
     assert final.returncode == 0, final.stderr[-3000:]
     assert f"resuming from the checkpoint at step {last_step}" in final.stdout
 
@@ -377,8 +463,11 @@ def test_kill_9_at_any_point_resumes_from_a_complete_checkpoint(emulator, tmp_pa
 def test_vertex_ai_output_variables_are_honoured(emulator, tmp_path):
     server, client = emulator
     new_bucket(client, "vertex-bucket")
-    env = {**env_for(server.url, tmp_path), "AIP_MODEL_DIR": "gs://vertex-bucket/base/model/",
-           "AIP_TENSORBOARD_LOG_DIR": "gs://vertex-bucket/base/logs/"}
+    env = {
+        **env_for(server.url, tmp_path),
+        "AIP_MODEL_DIR": "gs://vertex-bucket/base/model/",
+        "AIP_TENSORBOARD_LOG_DIR": "gs://vertex-bucket/base/logs/",
+    }
     result = run_cli("train", "--preset=smoke", "--steps=2", "--progress=false", env=env)  # no --job_dir
     assert result.returncode == 0, result.stderr[-3000:]
     names = {b.name for b in client.list_blobs("vertex-bucket")}
@@ -399,9 +488,23 @@ def test_sampler_writes_to_a_bucket_split_killed_resumed_and_verified(emulator, 
     proxy = FaultyProxy(server.url, faults=False)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1", **env_for(proxy.url, tmp_path / "vm0")}
-    proc = subprocess.Popen([sys.executable, "-m", "trainer", *args, "--task_index=0", "--num_tasks=2",
-                             "--progress=true", "--progress_secs=0"], env=env, cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trainer",
+            *args,
+            "--task_index=0",
+            "--num_tasks=2",
+            "--progress=true",
+            "--progress_secs=0",
+        ],
+        env=env,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in proc.stderr:
         if line.startswith("[") and int(line.split("step ")[1].split("/")[0]) >= 120:
             break
@@ -414,15 +517,24 @@ def test_sampler_writes_to_a_bucket_split_killed_resumed_and_verified(emulator, 
         if ".tfrecord-" in name:
             assert blob.metadata["num_examples"] == "50"
     # 2. Both tasks as two real processes (task 0 on the same VM: it clears its stale temp files).
-    procs = [subprocess.Popen([sys.executable, "-m", "trainer", *args, f"--task_index={t}", "--num_tasks=2",
-                               "--progress=false"], env={**env, **env_for(server.url, tmp_path / f"vm{t}")},
-                              cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for t in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "trainer", *args, f"--task_index={t}", "--num_tasks=2", "--progress=false"],
+            env={**env, **env_for(server.url, tmp_path / f"vm{t}")},
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for t in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     assert not glob.glob(str(tmp_path / "vm0" / "staging" / "*" / ".tmp" / "*"))  # killed run's temp file removed
     names = sorted(b.name for b in client.list_blobs("synth-bucket", prefix="synth/"))
     assert names == ["synth/dataset_info.json", "synth/features.json", "synth/manifest.json", "synth/plan.json"] + [
-        f"synth/synthetic-train.tfrecord-{i:05d}-of-00012" for i in range(12)]
+        f"synth/synthetic-train.tfrecord-{i:05d}-of-00012" for i in range(12)
+    ]
     manifest = json.loads(bucket.blob("synth/manifest.json").download_as_bytes())
     assert [s["num_images"] for s in manifest["shards"]] == [50] * 12
     # 3. The same plan written locally gives the same bytes (sha256 per shard in the manifest).
@@ -438,16 +550,22 @@ def test_sampler_writes_to_a_bucket_split_killed_resumed_and_verified(emulator, 
     for key, value in cloud.items():
         monkeypatch.setenv(key, value)
     from trainer import shards
+
     assert sum(1 for _ in shards.load(out, seed=0)) == 600
     # 5. A different plan into the same bucket output is refused; nothing changes.
     before = {b.name: b.md5_hash for b in client.list_blobs("synth-bucket", prefix="synth/")}
-    assert_one_line_error(run_cli("sample", "--generator=gs://synth-bucket/job", f"--output={out}", *plan,
-                                  "--seed=5", env=cloud), "planned differently")
+    assert_one_line_error(
+        run_cli("sample", "--generator=gs://synth-bucket/job", f"--output={out}", *plan, "--seed=5", env=cloud),
+        "planned differently",
+    )
     assert {b.name: b.md5_hash for b in client.list_blobs("synth-bucket", prefix="synth/")} == before
     # 6. A shard damaged in the bucket is caught by --verify.
     bucket.blob("synth/synthetic-train.tfrecord-00003-of-00012").upload_from_string(b"garbage")
-    assert_one_line_error(run_cli("sample", f"--output={out}", "--verify", env=cloud),
-                          "synthetic-train.tfrecord-00003-of-00012", "size differs")
+    assert_one_line_error(
+        run_cli("sample", f"--output={out}", "--verify", env=cloud),
+        "synthetic-train.tfrecord-00003-of-00012",
+        "size differs",
+    )
 
 
 def test_a_feature_model_file_in_a_bucket_is_fetched(emulator, tmp_path, monkeypatch):
@@ -457,6 +575,7 @@ def test_a_feature_model_file_in_a_bucket_is_fetched(emulator, tmp_path, monkeyp
     monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / "cache"))
     from trainer import data, metrics
     from trainer.errors import UserError
+
     bucket = new_bucket(client, "model-bucket")
     metrics.build_classifier(32, 1, 10, seed=3).save(tmp_path / "f.keras")
     bucket.blob("models/f.keras").upload_from_filename(str(tmp_path / "f.keras"))
@@ -475,8 +594,16 @@ def test_overwrite_leaves_nothing_of_the_old_run_to_upload(emulator, tmp_path):
     job = "gs://overwrite-bucket/run"
     first = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=2", "--progress=false", env=env)
     assert first.returncode == 0, first.stderr[-3000:]
-    second = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=2", "--progress=false",
-                     "--latent_dim=8", "--overwrite", env=env)
+    second = run_cli(
+        "train",
+        "--preset=smoke",
+        f"--job_dir={job}",
+        "--steps=2",
+        "--progress=false",
+        "--latent_dim=8",
+        "--overwrite",
+        env=env,
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     events = [b.name for b in client.list_blobs("overwrite-bucket", prefix="run/tensorboard/")]
     assert len(events) == 1, events  # the new run's event file only
@@ -490,9 +617,25 @@ def test_sigterm_commits_the_checkpoint_even_when_repeated_during_the_upload(emu
     bucket = new_bucket(client, "sigterm-bucket")
     proxy = start_proxy(server.url, faults=False, upload_delay=0.4)
     env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1", **env_for(proxy.url, tmp_path / "cache")}
-    proc = subprocess.Popen([sys.executable, "-m", "trainer", "train", "--preset=smoke", "--job_dir=gs://sigterm-bucket/run",
-                             "--steps=100000", "--checkpoint_every=100000", "--log_every=1", "--progress=true"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "trainer",
+            "train",
+            "--preset=smoke",
+            "--job_dir=gs://sigterm-bucket/run",
+            "--steps=100000",
+            "--checkpoint_every=100000",
+            "--log_every=1",
+            "--progress=true",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )
     try:
         for line in proc.stdout:
             if "step 3/" in line:
@@ -517,6 +660,7 @@ def test_sigterm_commits_the_checkpoint_even_when_repeated_during_the_upload(emu
 def test_two_chiefs_on_one_bucket_job_dir_one_stops_with_one_line(emulator, tmp_path):
     """The pointer is written with if_generation_match on the generation each process last saw."""
     from test_checkpoints import two_writers
+
     server, client = emulator
     bucket = new_bucket(client, "two-chiefs-bucket")
     results = two_writers("gs://two-chiefs-bucket/run", env=env_for(server.url, tmp_path / "vm"))
@@ -538,8 +682,14 @@ def test_a_shard_output_in_a_bucket_is_streamed_within_a_bounded_buffer(emulator
 
     server, client = emulator
     local = tmp_path / "aug"
-    made = run_cli("augment", "--dataset=digits", f"--output={local}", "--num_images=400", "--images_per_shard=50",
-                   "--progress=false")
+    made = run_cli(
+        "augment",
+        "--dataset=digits",
+        f"--output={local}",
+        "--num_images=400",
+        "--images_per_shard=50",
+        "--progress=false",
+    )
     assert made.returncode == 0, made.stderr[-2000:]
     bucket = new_bucket(client, "stream-bucket")
     for path in sorted(local.iterdir()):
@@ -561,16 +711,32 @@ def test_a_shard_output_in_a_bucket_is_streamed_within_a_bounded_buffer(emulator
     assert not any((tmp_path / "cache" / "stream").iterdir())  # the buffer is emptied after the pass
     # Training streams it too (one line says so), and still learns from it.
     job = tmp_path / "job"
-    trained = run_cli("train", "--preset=smoke", f"--dataset={url}", f"--job_dir={job}", "--steps=4",
-                      "--stream_buffer_mb=1", "--progress=false", env=env_for(server.url, tmp_path / "vm"))
+    trained = run_cli(
+        "train",
+        "--preset=smoke",
+        f"--dataset={url}",
+        f"--job_dir={job}",
+        "--steps=4",
+        "--stream_buffer_mb=1",
+        "--progress=false",
+        env=env_for(server.url, tmp_path / "vm"),
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
     assert f"dataset {url}: streamed, 8 shards, at most 1 MiB" in trained.stdout
     assert not (tmp_path / "vm" / "datasets").exists()
     # A shard replaced in the bucket no longer matches the manifest's sha256: one line, exit 2.
     name = json.loads((local / "manifest.json").read_text())["shards"][5]["name"]
-    bucket.blob(f"aug/{name}").upload_from_filename(str(local / json.loads(
-        (local / "manifest.json").read_text())["shards"][4]["name"]))
-    damaged = run_cli("train", "--preset=smoke", f"--dataset={url}", f"--job_dir={tmp_path}/job2", "--steps=40",
-                      "--progress=false", env=env_for(server.url, tmp_path / "vm2"))
+    bucket.blob(f"aug/{name}").upload_from_filename(
+        str(local / json.loads((local / "manifest.json").read_text())["shards"][4]["name"])
+    )
+    damaged = run_cli(
+        "train",
+        "--preset=smoke",
+        f"--dataset={url}",
+        f"--job_dir={tmp_path}/job2",
+        "--steps=40",
+        "--progress=false",
+        env=env_for(server.url, tmp_path / "vm2"),
+    )
     assert_one_line_error(damaged, f"{url}/{name}: its sha256 differs from manifest.json")
     assert damaged.returncode == 2

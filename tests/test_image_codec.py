@@ -31,7 +31,10 @@ def test_png_is_lossless_for_pillow_and_tensorflow(channels):
 
 def test_png_compression_level_trades_size():
     pixels = images(3)
-    fast, small = image_codec.encode(pixels, "png", png_compression=0), image_codec.encode(pixels, "png", png_compression=9)
+    fast, small = (
+        image_codec.encode(pixels, "png", png_compression=0),
+        image_codec.encode(pixels, "png", png_compression=9),
+    )
     assert sum(map(len, small)) < sum(map(len, fast))
 
 
@@ -40,8 +43,14 @@ def test_png_compression_level_trades_size():
 def test_decode_gives_the_channels_asked_for(fmt, stored, wanted):
     pixels = images(stored, count=3)
     blob = image_codec.encode(pixels, fmt)[1]
-    out = image_codec.decode(tf.constant(blob), tf.constant(fmt.encode()), tf.constant(32, tf.int64),
-                             tf.constant(24, tf.int64), tf.constant(stored, tf.int64), wanted).numpy()
+    out = image_codec.decode(
+        tf.constant(blob),
+        tf.constant(fmt.encode()),
+        tf.constant(32, tf.int64),
+        tf.constant(24, tf.int64),
+        tf.constant(stored, tf.int64),
+        wanted,
+    ).numpy()
     assert out.shape == (32, 24, wanted or stored) and out.dtype == np.uint8
     reference = tf.io.decode_png(image_codec.encode(pixels, "png")[1], channels=wanted).numpy()
     if fmt != "jpeg":

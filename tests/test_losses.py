@@ -19,9 +19,7 @@ def test_losses_known_values():
     assert np.isfinite(ns.d(tf.constant([-1e4]), tf.constant([1e4])).numpy()).all()
 
 
-
 def test_r1_penalty_is_squared_input_gradient():
     x = tf.random.normal([3, 4, 4, 1])
     penalty = losses.r1_penalty(lambda im: tf.reduce_sum(2.0 * im, axis=[1, 2, 3]), x)
     np.testing.assert_allclose(penalty.numpy(), [4.0 * 16] * 3, rtol=1e-6)
-

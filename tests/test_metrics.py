@@ -1,11 +1,11 @@
 """Quality: metrics on known cases, DiffAugment, ADA's p, KID while training, `dcgan evaluate`, the sampler's filter."""
 
-
 import numpy as np
 import pytest
 
-from conftest import assert_one_line_error, run_cli
 from trainer import data, metrics
+
+from conftest import assert_one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +53,8 @@ def test_bad_quality_flags_are_one_line(tmp_path):
     assert_one_line_error(run_cli("train", job, "--ada_target=1.5"), "--ada_target=1.5 must be in [0, 1)")
     assert_one_line_error(run_cli("train", job, "--dataset=digits:train[a:b]"), "a slice is [start:end]")
     assert_one_line_error(run_cli("train", job, "--dataset=digits:train[50%:50%]"), "the slice selects no images")
-    assert_one_line_error(run_cli("sample", "--generator=g", "--output=o", "--max_memorization=2"),
-                          "--max_memorization=2.0 must be in [0, 1)")
+    assert_one_line_error(
+        run_cli("sample", "--generator=g", "--output=o", "--max_memorization=2"),
+        "--max_memorization=2.0 must be in [0, 1)",
+    )
     assert not (tmp_path / "j").exists()

@@ -29,11 +29,11 @@ def test_shapes_and_dtypes_per_resolution(resolution):
 def test_radford_layout_at_64():
     g = models.build_generator(64, 3, 100, 1.0, 0)
     d = models.build_discriminator(64, 3, 1.0, 0)
-    assert [l.filters for l in g.layers if isinstance(l, keras.layers.Conv2DTranspose)] == [256, 128, 64, 3]
+    assert [layer.filters for layer in g.layers if isinstance(layer, keras.layers.Conv2DTranspose)] == [256, 128, 64, 3]
     assert g.get_layer("to_4x4").output.shape[-1] == 512
-    assert [l.filters for l in d.layers if isinstance(l, keras.layers.Conv2D)] == [64, 128, 256, 512]
+    assert [layer.filters for layer in d.layers if isinstance(layer, keras.layers.Conv2D)] == [64, 128, 256, 512]
     # No BatchNorm on the discriminator's first layer.
-    first = [l.name for l in d.layers][1:3]
+    first = [layer.name for layer in d.layers][1:3]
     assert first == ["down_32", "lrelu_32"]
 
 
@@ -68,7 +68,9 @@ def test_initialisation_is_seeded_and_differs_per_layer():
     b = models.build_generator(64, 3, 8, 0.25, 0)
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
-    kernels = [l.kernel.numpy().ravel()[:50] for l in a.layers if isinstance(l, keras.layers.Conv2DTranspose)]
+    kernels = [
+        layer.kernel.numpy().ravel()[:50] for layer in a.layers if isinstance(layer, keras.layers.Conv2DTranspose)
+    ]
     assert not np.allclose(kernels[0], kernels[1])  # no shared seed across layers
 
 
@@ -83,8 +85,11 @@ def test_conditional_batchnorm_generator_uses_the_class_everywhere_and_round_tri
     assert np.abs(same_z[0] - same_z[1]).mean() > 0.1 * np.abs(same_z[0]).mean()  # same z, another class
     g.save(tmp_path / "g.keras")
     loaded = keras.models.load_model(tmp_path / "g.keras", compile=False)
-    np.testing.assert_allclose(loaded([z, np.arange(4, dtype=np.int32)], training=False),
-                               g([z, np.arange(4, dtype=np.int32)], training=False), atol=1e-6)
+    np.testing.assert_allclose(
+        loaded([z, np.arange(4, dtype=np.int32)], training=False),
+        g([z, np.arange(4, dtype=np.int32)], training=False),
+        atol=1e-6,
+    )
 
 
 def test_spectral_norm_discriminator_has_unit_spectral_norm_kernels_and_no_batchnorm():

@@ -5,8 +5,9 @@ import os
 import re
 import shlex
 
-from conftest import REPO
 from trainer import command_line
+
+from conftest import REPO
 
 
 def readme() -> str:
@@ -50,6 +51,9 @@ def test_every_flag_in_the_readme_commands_exists():
 
 def test_the_code_layout_table_lists_every_module():
     listed = set(re.findall(r"^\| `(trainer/\w+\.py)` \|", readme(), flags=re.M))
-    present = {f"trainer/{name}" for name in os.listdir(os.path.join(REPO, "trainer"))
-               if name.endswith(".py") and name not in ("__init__.py", "__main__.py")}
+    present = {
+        f"trainer/{name}"
+        for name in os.listdir(os.path.join(REPO, "trainer"))
+        if name.endswith(".py") and name not in ("__init__.py", "__main__.py")
+    }
     assert listed == present, (sorted(present - listed), sorted(listed - present))

@@ -13,23 +13,37 @@ def test_closest_pairs_are_upscaled_captioned_and_show_the_copy_beside_its_origi
     holdout = data.load_source("digits:test", 32)
     synthetic = np.concatenate([train.images[:4], holdout.images[:60]])
     result = metrics.memorization(train.images, holdout.images[60:], synthetic, quantile=0.01)
-    png = report_page.pairs_png(synthetic, train.images, result["distances"], result["nearest_index"],
-                                result["threshold"], "title", count=8, columns=4)
+    png = report_page.pairs_png(
+        synthetic,
+        train.images,
+        result["distances"],
+        result["nearest_index"],
+        result["threshold"],
+        "title",
+        count=8,
+        columns=4,
+    )
     picture = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
     size = 96  # 32 px upscaled 3x
     assert picture.shape[1] == 4 * (2 * size + 4 + 12) + 12 and picture.shape[0] > 2 * size + 54
     top, left = 54 + 12, 12  # title band, gap
-    synthetic_cell = picture[top:top + size, left:left + size]
-    original_cell = picture[top:top + size, left + size + 4:left + 2 * size + 4]
+    synthetic_cell = picture[top : top + size, left : left + size]
+    original_cell = picture[top : top + size, left + size + 4 : left + 2 * size + 4]
     np.testing.assert_array_equal(synthetic_cell, original_cell)  # the closest pair: a copy beside its original
-    caption = picture[top + size + 4:top + size + 18, left:left + 2 * size]
+    caption = picture[top + size + 4 : top + size + 18, left : left + 2 * size]
     assert (caption[..., 0].astype(int) - caption[..., 1] > 100).any()  # red: under the threshold
 
 
 def test_the_page_is_self_contained_and_escapes_names():
-    report = {"data": {"sets": {"reference": {"name": "<script>x</script>", "images": 3}}, "overlaps": []},
-              "fidelity": {"fid": 1.5, "caveat": "shared images"}, "memorization": {"skipped": "no training set"},
-              "gan_test": {}, "downstream": {"skipped": "no labels"}}
-    page = report_page.page(report, {"Synthetic samples": report_page.samples_png(np.zeros((2, 8, 8, 1), np.uint8), "t")})
+    report = {
+        "data": {"sets": {"reference": {"name": "<script>x</script>", "images": 3}}, "overlaps": []},
+        "fidelity": {"fid": 1.5, "caveat": "shared images"},
+        "memorization": {"skipped": "no training set"},
+        "gan_test": {},
+        "downstream": {"skipped": "no labels"},
+    }
+    page = report_page.page(
+        report, {"Synthetic samples": report_page.samples_png(np.zeros((2, 8, 8, 1), np.uint8), "t")}
+    )
     assert "<script>x</script>" not in page and "&lt;script&gt;" in page
     assert "shared images" in page and "data:image/png;base64," in page and "http" not in page

@@ -12,16 +12,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO, assert_one_line_error, run_cli
-from trainer import command_line
-from trainer import data, shard_job, shards, sources
-from trainer import input_pipeline
+from trainer import command_line, data, input_pipeline, shard_job, shards, sources
 from trainer.errors import UserError
+
+from conftest import REPO, assert_one_line_error, run_cli
 
 
 def digests(folder):
-    return {os.path.basename(p): hashlib.sha256(open(p, "rb").read()).hexdigest()
-            for p in sorted(glob.glob(os.path.join(folder, "*.tfrecord-*")))}
+    return {
+        os.path.basename(p): hashlib.sha256(open(p, "rb").read()).hexdigest()
+        for p in sorted(glob.glob(os.path.join(folder, "*.tfrecord-*")))
+    }
 
 
 def sample_args(generator, output, *extra):
@@ -36,11 +37,14 @@ def test_write_then_read_with_plain_tensorflow(smoke_job, tmp_path):
     assert manifest["num_images"] == 45 and manifest["num_shards"] == 3
     names = sorted(os.listdir(out))
     assert names == ["dataset_info.json", "features.json", "manifest.json", "plan.json"] + [
-        f"synthetic-train.tfrecord-{i:05d}-of-00003" for i in range(3)]
-    feature = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
-               "image/class/label": tf.io.FixedLenFeature([], tf.int64),
-               "image/source": tf.io.FixedLenFeature([], tf.string),
-               "image/key/sha256": tf.io.FixedLenFeature([], tf.string)}
+        f"synthetic-train.tfrecord-{i:05d}-of-00003" for i in range(3)
+    ]
+    feature = {
+        "image/encoded": tf.io.FixedLenFeature([], tf.string),
+        "image/class/label": tf.io.FixedLenFeature([], tf.int64),
+        "image/source": tf.io.FixedLenFeature([], tf.string),
+        "image/key/sha256": tf.io.FixedLenFeature([], tf.string),
+    }
     labels, count = [], 0
     for path in sorted(glob.glob(str(out / "*.tfrecord-*"))):
         for record in tf.data.TFRecordDataset(path):
@@ -48,7 +52,10 @@ def test_write_then_read_with_plain_tensorflow(smoke_job, tmp_path):
             image = tf.io.decode_png(parsed["image/encoded"])
             assert image.shape == (32, 32, 1) and image.dtype == tf.uint8
             assert parsed["image/source"].numpy() == b"synthetic"
-            assert parsed["image/key/sha256"].numpy().decode() == hashlib.sha256(parsed["image/encoded"].numpy()).hexdigest()
+            assert (
+                parsed["image/key/sha256"].numpy().decode()
+                == hashlib.sha256(parsed["image/encoded"].numpy()).hexdigest()
+            )
             labels.append(int(parsed["image/class/label"]))
             count += 1
     assert count == sum(s["num_images"] for s in manifest["shards"]) == 45
@@ -60,8 +67,9 @@ def test_write_then_read_with_plain_tensorflow(smoke_job, tmp_path):
     images = [(x.numpy(), int(y)) for x, y in ds]
     assert len(images) == 45 and images[0][0].shape == (32, 32, 1)
     job = tmp_path / "on_shards"
-    trained = run_cli("train", "--preset=smoke", f"--job_dir={job}", f"--dataset={out}", "--steps=2",
-                      "--progress=false")
+    trained = run_cli(
+        "train", "--preset=smoke", f"--job_dir={job}", f"--dataset={out}", "--steps=2", "--progress=false"
+    )
     assert trained.returncode == 0, trained.stderr[-3000:]
 
 
@@ -69,9 +77,24 @@ def test_write_then_read_with_plain_tensorflow(smoke_job, tmp_path):
 def test_two_tasks_split_the_shards_and_output_is_byte_identical(smoke_job, tmp_path):
     args = ["--num_images=70", "--images_per_shard=10", "--horizontal_flip", "--zoom_range=0.2"]
     env = {**os.environ, "PYTHONPATH": REPO}
-    procs = [subprocess.Popen([sys.executable, "-m", "trainer", *sample_args(smoke_job, tmp_path / "two", *args),
-                               f"--task_index={t}", "--num_tasks=2"], env=env, cwd=REPO,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for t in range(2)]
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "trainer",
+                *sample_args(smoke_job, tmp_path / "two", *args),
+                f"--task_index={t}",
+                "--num_tasks=2",
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for t in range(2)
+    ]
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
     assert "wrote 4 shards" in outs[0][0] and "wrote 3 shards" in outs[1][0]
@@ -92,8 +115,14 @@ def test_kill_9_mid_shard_then_rerun_leaves_exactly_the_planned_shards(smoke_job
     args = sample_args(smoke_job, out, *plan)
     env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1"}
     for kill_after in (15, 40, 120):  # images written by this run before the kill: mid-shard each time
-        proc = subprocess.Popen([sys.executable, "-m", "trainer", *args, "--progress=true", "--progress_secs=0"], env=env, cwd=REPO,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "trainer", *args, "--progress=true", "--progress_secs=0"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for line in proc.stderr:
             if line.startswith("[") and int(line.split("step ")[1].split("/")[0]) >= kill_after:
                 break
@@ -104,8 +133,12 @@ def test_kill_9_mid_shard_then_rerun_leaves_exactly_the_planned_shards(smoke_job
             assert shards.count_records(path) == 50
     final = run_cli(*args)
     assert final.returncode == 0, final.stderr[-3000:]
-    assert sorted(p for p in os.listdir(out)) == ["dataset_info.json", "features.json", "manifest.json", "plan.json"] + [
-        f"synthetic-train.tfrecord-{i:05d}-of-00030" for i in range(30)]  # no temp leftovers
+    assert sorted(p for p in os.listdir(out)) == [
+        "dataset_info.json",
+        "features.json",
+        "manifest.json",
+        "plan.json",
+    ] + [f"synthetic-train.tfrecord-{i:05d}-of-00030" for i in range(30)]  # no temp leftovers
     manifest = json.loads((out / "manifest.json").read_text())
     assert [s["num_images"] for s in manifest["shards"]] == [50] * 30
     assert run_cli("sample", f"--output={out}", "--verify").returncode == 0
@@ -118,8 +151,9 @@ def test_tensorflow_datasets_reads_the_output(tmp_path):
     """as_supervised=True gives decoded (image, label) pairs, and the label feature has the class names."""
     tfds = pytest.importorskip("tensorflow_datasets")
     out = tmp_path / "aug"
-    result = run_cli("augment", "--dataset=digits", f"--output={out}", "--num_images=40", "--images_per_shard=16",
-                     "--progress=false")
+    result = run_cli(
+        "augment", "--dataset=digits", f"--output={out}", "--num_images=40", "--images_per_shard=16", "--progress=false"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     builder = tfds.builder_from_directory(str(out))
     assert builder.info.splits["train"].num_examples == 40
@@ -127,9 +161,13 @@ def test_tensorflow_datasets_reads_the_output(tmp_path):
     pairs = list(builder.as_dataset(split="train", shuffle_files=False, as_supervised=True))
     assert len(pairs) == 40
     from sklearn.datasets import load_digits
+
     assert [int(label) for _, label in pairs] == load_digits().target[:40].tolist()
     assert pairs[0][0].shape == (32, 32, 1) and pairs[0][0].dtype == tf.uint8
-    ours = [shards.parse_example(r, 1)[0].numpy() for r in tf.data.TFRecordDataset(sorted(glob.glob(str(out / "*.tfrecord-*"))))]
+    ours = [
+        shards.parse_example(r, 1)[0].numpy()
+        for r in tf.data.TFRecordDataset(sorted(glob.glob(str(out / "*.tfrecord-*"))))
+    ]
     assert all((a.numpy() == b).all() for (a, _), b in zip(pairs, ours))
     first = next(iter(builder.as_dataset(split="train", shuffle_files=False)))  # every other field by its key
     assert first["image/source"].numpy() == b"augmented" and int(first["image/height"]) == 32
@@ -137,14 +175,27 @@ def test_tensorflow_datasets_reads_the_output(tmp_path):
 
 def test_augment_job_writes_real_images_with_their_labels(tmp_path):
     out = tmp_path / "aug"
-    result = run_cli("augment", "--dataset=digits", f"--output={out}", "--num_images=30", "--images_per_shard=16",
-                     "--progress=false", "--horizontal_flip")
+    result = run_cli(
+        "augment",
+        "--dataset=digits",
+        f"--output={out}",
+        "--num_images=30",
+        "--images_per_shard=16",
+        "--progress=false",
+        "--horizontal_flip",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert sorted(os.listdir(out))[:2] == ["augmented-train.tfrecord-00000-of-00002", "augmented-train.tfrecord-00001-of-00002"]
+    assert sorted(os.listdir(out))[:2] == [
+        "augmented-train.tfrecord-00000-of-00002",
+        "augmented-train.tfrecord-00001-of-00002",
+    ]
     from sklearn.datasets import load_digits
+
     expected_labels = load_digits().target[:30].tolist()
-    records = [tf.io.parse_single_example(r, shards.FEATURES) for r in
-               tf.data.TFRecordDataset(sorted(glob.glob(str(out / "*.tfrecord-*"))))]
+    records = [
+        tf.io.parse_single_example(r, shards.FEATURES)
+        for r in tf.data.TFRecordDataset(sorted(glob.glob(str(out / "*.tfrecord-*"))))
+    ]
     assert [int(r["image/class/label"]) for r in records] == expected_labels
     assert {r["image/source"].numpy() for r in records} == {b"augmented"}
     assert json.loads((out / "plan.json").read_text())["augmentation"]["rotation_range"] == 15.0
@@ -163,8 +214,9 @@ def test_bad_input_one_line_and_nothing_overwritten(smoke_job, tmp_path):
     first = run_cli(*sample_args(smoke_job, out, "--num_images=20"))
     assert first.returncode == 0
     before = digests(out), (out / "plan.json").read_text()
-    assert_one_line_error(run_cli(*sample_args(smoke_job, out, "--num_images=30")),
-                          "planned differently", "num_images 20 -> 30")
+    assert_one_line_error(
+        run_cli(*sample_args(smoke_job, out, "--num_images=30")), "planned differently", "num_images 20 -> 30"
+    )
     assert (digests(out), (out / "plan.json").read_text()) == before
     assert_one_line_error(run_cli("sample", f"--output={tmp_path}/empty", "--verify"), "no manifest.json")
     with pytest.raises(UserError, match="not complete"):
@@ -177,7 +229,10 @@ def test_task_from_the_environment():
     assert shard_job.resolve_task(config, {"JOB_COMPLETION_INDEX": "3", "DCGAN_NUM_TASKS": "8"}) == (3, 8)
     with pytest.raises(UserError, match="DCGAN_NUM_TASKS"):
         shard_job.resolve_task(config, {"JOB_COMPLETION_INDEX": "3"})
-    spec = {"cluster": {"workerpool0": ["a:1"], "workerpool1": ["b:1", "c:1"]}, "task": {"type": "workerpool1", "index": 1}}
+    spec = {
+        "cluster": {"workerpool0": ["a:1"], "workerpool1": ["b:1", "c:1"]},
+        "task": {"type": "workerpool1", "index": 1},
+    }
     assert shard_job.resolve_task(config, {"CLUSTER_SPEC": json.dumps(spec)}) == (2, 3)
     tf_config = {"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}
     assert shard_job.resolve_task(config, {"TF_CONFIG": json.dumps(tf_config)}) == (1, 2)
@@ -214,10 +269,15 @@ def test_a_teacher_labels_every_record_and_filters_by_confidence(smoke_job, tmp_
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["soft_labels"] and manifest["filters"] == ["teacher_confidence"]
     assert manifest["num_images"] + manifest["dropped"] == 40 and manifest["plan"]["teacher"]["members"] == 2
-    spec = {**shards.FEATURES, "image/class/probs": tf.io.FixedLenFeature([10], tf.float32),
-            "image/teacher/confidence": tf.io.FixedLenFeature([1], tf.float32)}
-    records = [tf.io.parse_single_example(r, spec) for r in
-               tf.data.TFRecordDataset(sorted(glob.glob(str(out / "*.tfrecord-*"))))]
+    spec = {
+        **shards.FEATURES,
+        "image/class/probs": tf.io.FixedLenFeature([10], tf.float32),
+        "image/teacher/confidence": tf.io.FixedLenFeature([1], tf.float32),
+    }
+    records = [
+        tf.io.parse_single_example(r, spec)
+        for r in tf.data.TFRecordDataset(sorted(glob.glob(str(out / "*.tfrecord-*"))))
+    ]
     assert len(records) == manifest["num_images"] > 0 and manifest["dropped"] > 0
     for r in records:
         probs = r["image/class/probs"].numpy()
@@ -229,8 +289,9 @@ def test_a_teacher_labels_every_record_and_filters_by_confidence(smoke_job, tmp_
     assert image.shape == (32, 32, 1) and target.shape == (10,)
     again = run_cli(*sample_args(smoke_job, tmp_path / "again", *teacher), env=cache)
     assert again.returncode == 0 and "teacher: loaded from" in again.stdout, again.stderr[-2000:]
-    assert_one_line_error(run_cli(*sample_args(smoke_job, tmp_path / "x", "--min_confidence=0.5")),
-                          "--min_confidence needs a --teacher")
+    assert_one_line_error(
+        run_cli(*sample_args(smoke_job, tmp_path / "x", "--min_confidence=0.5")), "--min_confidence needs a --teacher"
+    )
     assert run_cli(*sample_args(smoke_job, tmp_path / "plain")).returncode == 0
     with pytest.raises(UserError, match="hold no teacher probabilities"):
         shards.load(str(tmp_path / "plain"), targets="probs")
@@ -240,14 +301,32 @@ def test_mix_feeds_keras_fit_with_real_and_synthetic_batches(smoke_job, tmp_path
     import keras
 
     from trainer import data, downstream, metrics
+
     out = tmp_path / "taught"
-    result = run_cli(*sample_args(smoke_job, out, "--teacher=auto", "--teacher_members=1", "--teacher_steps=20",
-                                  "--train_data=digits:train[:10%]", "--num_images=64", "--images_per_shard=32"),
-                     env={"DCGAN_CACHE": str(tmp_path / "cache")})
+    result = run_cli(
+        *sample_args(
+            smoke_job,
+            out,
+            "--teacher=auto",
+            "--teacher_members=1",
+            "--teacher_steps=20",
+            "--train_data=digits:train[:10%]",
+            "--num_images=64",
+            "--images_per_shard=32",
+        ),
+        env={"DCGAN_CACHE": str(tmp_path / "cache")},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     real = data.load_source("digits:train[:10%]", 32)
-    ds = shards.mix((real.images, real.labels), str(out), num_classes=10, synthetic_fraction=0.5, batch_size=32,
-                    augmentation=downstream.classic_policy(0.5), seed=1)
+    ds = shards.mix(
+        (real.images, real.labels),
+        str(out),
+        num_classes=10,
+        synthetic_fraction=0.5,
+        batch_size=32,
+        augmentation=downstream.classic_policy(0.5),
+        seed=1,
+    )
     images, targets = next(iter(ds))
     assert images.shape == (32, 32, 32, 1) and images.dtype == tf.float32 and targets.shape == (32, 10)
     hard = np.isclose(targets.numpy().max(1), 1.0)
@@ -267,8 +346,9 @@ def test_preview_writes_one_labelled_grid_and_nothing_else(smoke_job, tmp_path):
     assert os.listdir(tmp_path / "look") == ["grid.png"]
     width, height = Image.open(grid).size
     assert width >= 2 * 96 and height >= 10 * 96  # 10 classes x 2, upscaled from 32 px
-    assert_one_line_error(run_cli("sample", f"--generator={smoke_job}", "--preview=20", f"--output={tmp_path}/o"),
-                          "must end in .png")
+    assert_one_line_error(
+        run_cli("sample", f"--generator={smoke_job}", "--preview=20", f"--output={tmp_path}/o"), "must end in .png"
+    )
 
 
 def test_a_live_writers_temp_file_is_never_deleted(tmp_path):
@@ -277,9 +357,18 @@ def test_a_live_writers_temp_file_is_never_deleted(tmp_path):
     folder.mkdir()
     live, dead = folder / "task-00000-live.tfrecord", folder / "task-00000-dead.tfrecord"
     dead.write_bytes(b"left by a killed run")
-    holder = subprocess.Popen([sys.executable, "-c", f"from trainer import storage; h = storage.own({str(live)!r}); "
-                               "print('holding', flush=True); import time; time.sleep(60)"],
-                              cwd=REPO, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": REPO})
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"from trainer import storage; h = storage.own({str(live)!r}); "
+            "print('holding', flush=True); import time; time.sleep(60)",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": REPO},
+    )
     try:
         assert holder.stdout.readline().strip() == "holding"
         assert shard_job.remove_stale_temp_files(str(folder), "task-00000-") == 1
@@ -295,8 +384,16 @@ def test_image_formats_read_back_as_the_same_images(tmp_path):
     outputs = {}
     for fmt in ("png", "raw", "jpeg"):
         out = tmp_path / fmt
-        result = run_cli("augment", "--dataset=digits", f"--output={out}", "--num_images=40", "--images_per_shard=16",
-                         "--progress=false", f"--image_format={fmt}", "--batch_size=16")
+        result = run_cli(
+            "augment",
+            "--dataset=digits",
+            f"--output={out}",
+            "--num_images=40",
+            "--images_per_shard=16",
+            "--progress=false",
+            f"--image_format={fmt}",
+            "--batch_size=16",
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         outputs[fmt] = [(x.numpy(), int(y)) for x, y in shards.load(str(out), shuffle=False)]
         plan = json.loads((out / "plan.json").read_text())
@@ -317,15 +414,23 @@ def test_image_formats_read_back_as_the_same_images(tmp_path):
         np.testing.assert_array_equal(batch_a[0].numpy(), batch_b[0].numpy())
         assert batch_a[0].shape[-1] == channels
     tfds = pytest.importorskip("tensorflow_datasets")
-    by_tfds = {fmt: [(x.numpy().astype(int), int(y)) for x, y in tfds.builder_from_directory(str(tmp_path / fmt))
-                     .as_dataset(split="train", shuffle_files=False, as_supervised=True)]
-               for fmt in ("png", "raw", "jpeg")}  # TFDS decodes raw and JPEG shards too
+    by_tfds = {
+        fmt: [
+            (x.numpy().astype(int), int(y))
+            for x, y in tfds.builder_from_directory(str(tmp_path / fmt)).as_dataset(
+                split="train", shuffle_files=False, as_supervised=True
+            )
+        ]
+        for fmt in ("png", "raw", "jpeg")
+    }  # TFDS decodes raw and JPEG shards too
     assert len(by_tfds["png"]) == 40
     for fmt, tolerance in (("raw", 0), ("jpeg", 4)):
         assert [y for _, y in by_tfds[fmt]] == [y for _, y in by_tfds["png"]]
         assert np.mean([np.abs(a - b).mean() for (a, _), (b, _) in zip(by_tfds[fmt], by_tfds["png"])]) <= tolerance
-    assert_one_line_error(run_cli("augment", f"--output={tmp_path}/bad", "--image_format=webp"),
-                          "--image_format='webp' must be png, jpeg or raw")
+    assert_one_line_error(
+        run_cli("augment", f"--output={tmp_path}/bad", "--image_format=webp"),
+        "--image_format='webp' must be png, jpeg or raw",
+    )
 
 
 def test_sampling_in_bfloat16_stays_within_a_grey_level_or_two(smoke_job, tmp_path):
@@ -345,8 +450,9 @@ def test_sampling_in_bfloat16_stays_within_a_grey_level_or_two(smoke_job, tmp_pa
 
 
 def test_sampler_memorization_filter_drops_copies(smoke_job, tmp_path):
-    config = command_line.resolve("sample", {"generator": smoke_job, "output": "-", "max_memorization": 0.05,
-                                           "train_data": "digits:train"})
+    config = command_line.resolve(
+        "sample", {"generator": smoke_job, "output": "-", "max_memorization": 0.05, "train_data": "digits:train"}
+    )
     meta = json.loads(open(os.path.join(smoke_job, "export", "generator.json")).read())
     keep, description = sources.memorization_filter(config, meta)
     train = data.load_source("digits:train[:10%]", 32).images.astype(np.float32)
@@ -356,18 +462,27 @@ def test_sampler_memorization_filter_drops_copies(smoke_job, tmp_path):
     assert description["threshold"] > 0
     # End to end: the manifest counts what was dropped; shards hold exactly what it says.
     out = tmp_path / "filtered"
-    result = run_cli("sample", f"--generator={smoke_job}", f"--output={out}", "--preset=smoke", "--progress=false",
-                     "--max_memorization=0.05", "--train_data=digits:train")
+    result = run_cli(
+        "sample",
+        f"--generator={smoke_job}",
+        f"--output={out}",
+        "--preset=smoke",
+        "--progress=false",
+        "--max_memorization=0.05",
+        "--train_data=digits:train",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["num_images"] + manifest["dropped"] == 40 and manifest["filters"] == ["memorization"]
     assert manifest["num_images"] == sum(s["num_images"] for s in manifest["shards"])
     assert run_cli("sample", f"--output={out}", "--verify").returncode == 0
     # Reference images that miss some of the generator's training images would let copies of them through.
-    partial = command_line.resolve("sample", {"generator": smoke_job, "output": "-", "max_memorization": 0.05,
-                                            "train_data": "digits:train[:10%]"})
+    partial = command_line.resolve(
+        "sample", {"generator": smoke_job, "output": "-", "max_memorization": 0.05, "train_data": "digits:train[:10%]"}
+    )
     with pytest.raises(UserError, match=r"holds 126 of the 1258 images the generator trained on \(digits:train\)"):
         sources.memorization_filter(partial, meta)
     with pytest.raises(UserError, match="pass --train_data"):
-        sources.memorization_filter(command_line.resolve("sample", {"generator": "g", "output": "-", "max_memorization": 0.1}), {})
-
+        sources.memorization_filter(
+            command_line.resolve("sample", {"generator": "g", "output": "-", "max_memorization": 0.1}), {}
+        )

@@ -14,9 +14,16 @@ def test_hand_encoded_examples_are_byte_identical_to_protobuf():
         png = os.urandom(rng.choice([0, 1, 127, 128, 300, 20000]))
         label = rng.choice([0, 1, 9])
         probs = rng.choice([None, np.random.default_rng(rng.randrange(99)).dirichlet(np.ones(10)).astype(np.float32)])
-        args = (png, rng.choice([32, 256]), rng.choice([32, 256]), rng.choice([1, 3]),
-                label if probs is not None else rng.choice([-1, 0, 9, 1000]),
-                rng.choice(["synthetic", "augmented"]), rng.choice([0, 2**40, 2**62, -1]), rng.choice([-1, 0, 3000]))
+        args = (
+            png,
+            rng.choice([32, 256]),
+            rng.choice([32, 256]),
+            rng.choice([1, 3]),
+            label if probs is not None else rng.choice([-1, 0, 9, 1000]),
+            rng.choice(["synthetic", "augmented"]),
+            rng.choice([0, 2**40, 2**62, -1]),
+            rng.choice([-1, 0, 3000]),
+        )
         assert shards.make_example(*args, probs=probs) == shards.make_example_proto(*args, probs=probs)
 
 
@@ -28,7 +35,8 @@ def test_one_encoder_reused_across_records_and_formats_matches_protobuf():
             blob = os.urandom(rng.choice([0, 5, 127, 128, 3072, 16384]))
             label, seed = rng.choice([-1, 0, 3, 9]), rng.choice([0, 1, 2**35])
             assert encoder.encode(blob, label, seed) == shards.make_example_proto(
-                blob, 32, 32, 3, label, "synthetic", seed, 7, image_format=image_format)
+                blob, 32, 32, 3, label, "synthetic", seed, 7, image_format=image_format
+            )
 
 
 def test_framed_records_read_back_with_tensorflow_and_the_checker(tmp_path):

@@ -46,9 +46,9 @@ def tensorboard_scalars(port: int, tag: str) -> list:
 
 
 def test_tensorboard_follows_a_bucket_run_and_vertex_logs_while_it_trains(tmp_path):
-    from test_gcs import start_emulator
     from google.auth.credentials import AnonymousCredentials
     from google.cloud import storage as gcs
+    from test_gcs import start_emulator
 
     server = start_emulator()
     tensorboard = train = None
@@ -57,19 +57,52 @@ def test_tensorboard_follows_a_bucket_run_and_vertex_logs_while_it_trains(tmp_pa
         client.create_bucket("live")
         vertex = tmp_path / "vertex-logs"  # what Vertex AI's TensorBoard would read
         vertex.mkdir()  # as Vertex AI creates it; TensorBoard watches it from the start
-        env = {**os.environ, "STORAGE_EMULATOR_HOST": server.url, "DCGAN_CACHE": str(tmp_path / "cache"),
-               "AIP_TENSORBOARD_LOG_DIR": str(vertex), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        env = {
+            **os.environ,
+            "STORAGE_EMULATOR_HOST": server.url,
+            "DCGAN_CACHE": str(tmp_path / "cache"),
+            "AIP_TENSORBOARD_LOG_DIR": str(vertex),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
+        }
         # No checkpoint until the run stops: whatever TensorBoard shows meanwhile came through the timer.
         train = subprocess.Popen(
-            [sys.executable, "-m", "trainer", "train", "--preset=smoke", "--job_dir=gs://live/run",
-             "--steps=1000000", "--log_every=10", "--checkpoint_every=1000000", "--sample_every=1000000",
-             "--kid_every=0", "--tensorboard_upload_secs=1", "--progress=false"],
-            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "trainer",
+                "train",
+                "--preset=smoke",
+                "--job_dir=gs://live/run",
+                "--steps=1000000",
+                "--log_every=10",
+                "--checkpoint_every=1000000",
+                "--sample_every=1000000",
+                "--kid_every=0",
+                "--tensorboard_upload_secs=1",
+                "--progress=false",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         output = drained(train)
         port = free_port()
         tensorboard = subprocess.Popen(
-            [sys.executable, "-m", "tensorboard.main", f"--logdir={vertex}", "--host=127.0.0.1", f"--port={port}",
-             "--reload_interval=1", "--load_fast=false"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            [
+                sys.executable,
+                "-m",
+                "tensorboard.main",
+                f"--logdir={vertex}",
+                "--host=127.0.0.1",
+                f"--port={port}",
+                "--reload_interval=1",
+                "--load_fast=false",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         points, deadline, started = [], time.time() + 300, time.time()
         while time.time() < deadline and not points and train.poll() is None:
             time.sleep(1)
@@ -94,8 +127,12 @@ def test_tensorboard_follows_a_bucket_run_and_vertex_logs_while_it_trains(tmp_pa
         blob.download_to_filename(str(local / os.path.basename(blob.name)))
         import tensorflow as tf
 
-        steps = [e.step for e in tf.compat.v1.train.summary_iterator(str(local / os.path.basename(blob.name)))
-                 for v in e.summary.value if v.tag == "loss/d"]
+        steps = [
+            e.step
+            for e in tf.compat.v1.train.summary_iterator(str(local / os.path.basename(blob.name)))
+            for v in e.summary.value
+            if v.tag == "loss/d"
+        ]
         assert len(steps) >= len(points) and max(steps) >= max(p[1] for p in points)
     finally:
         for proc in (tensorboard, train):
@@ -107,8 +144,10 @@ def test_tensorboard_follows_a_bucket_run_and_vertex_logs_while_it_trains(tmp_pa
 def test_upload_interval_is_validated():
     from conftest import assert_one_line_error, run_cli
 
-    assert_one_line_error(run_cli("train", "--preset=smoke", "--job_dir=/tmp/unused-tb", "--tensorboard_upload_secs=nan"),
-                          "--tensorboard_upload_secs=nan must be in [0, 86400)")
+    assert_one_line_error(
+        run_cli("train", "--preset=smoke", "--job_dir=/tmp/unused-tb", "--tensorboard_upload_secs=nan"),
+        "--tensorboard_upload_secs=nan must be in [0, 86400)",
+    )
 
 
 def test_a_failing_upload_warns_once_and_keeps_ticking(tmp_path, capsys):
@@ -130,4 +169,6 @@ def test_a_failing_upload_warns_once_and_keeps_ticking(tmp_path, capsys):
     writer.close()
     assert len(calls) >= 4 and live.failures == 2
     warnings = [line for line in capsys.readouterr().err.splitlines() if "upload failed" in line]
-    assert warnings == ["warning: TensorBoard log upload failed (ConnectionError: storage unreachable); retrying every tick"]
+    assert warnings == [
+        "warning: TensorBoard log upload failed (ConnectionError: storage unreachable); retrying every tick"
+    ]

@@ -10,12 +10,12 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from conftest import assert_one_line_error, run_cli
-from trainer import command_line
+from trainer import command_line, export, jobdir, losses, train, train_plan
 from trainer import config as config_lib
-from trainer import export, jobdir, losses, train, train_plan
 from trainer.errors import JobDirConflict
 from trainer.train_state import TrainState
+
+from conftest import assert_one_line_error, run_cli
 from tests_helpers import read_scalars
 
 
@@ -56,8 +56,9 @@ def test_smoke_run_learns_and_writes_the_contract(tmp_path):
         before, after = getattr(init, model).trainable_weights, getattr(trained, model).trainable_weights
         changed = [not np.allclose(a.numpy(), b.numpy()) for a, b in zip(before, after)]
         assert all(changed), (model, changed)
-    assert not np.allclose(trained.generator.get_layer("project").kernel.numpy(),
-                           trained.generator_ema.get_layer("project").kernel.numpy())
+    assert not np.allclose(
+        trained.generator.get_layer("project").kernel.numpy(), trained.generator_ema.get_layer("project").kernel.numpy()
+    )
 
 
 def test_loss_moves_and_stays_finite(tmp_path):
@@ -72,12 +73,22 @@ def test_loss_moves_and_stays_finite(tmp_path):
 
 
 def test_tensorboard_tags_read_back(smoke_job):
-    acc = event_accumulator.EventAccumulator(os.path.join(smoke_job, "tensorboard"),
-                                             size_guidance={event_accumulator.IMAGES: 0})
+    acc = event_accumulator.EventAccumulator(
+        os.path.join(smoke_job, "tensorboard"), size_guidance={event_accumulator.IMAGES: 0}
+    )
     acc.Reload()
     scalars = set(acc.Tags()["scalars"]) | set(acc.Tags()["tensors"])
-    for tag in ("loss/d", "loss/g", "d/real", "d/fake", "grad_norm/d", "grad_norm/g", "lr/d", "lr/g",
-                "perf/images_per_sec"):
+    for tag in (
+        "loss/d",
+        "loss/g",
+        "d/real",
+        "d/fake",
+        "grad_norm/d",
+        "grad_norm/g",
+        "lr/d",
+        "lr/g",
+        "perf/images_per_sec",
+    ):
         assert tag in scalars, (tag, scalars)
     images = acc.Images("samples") if "samples" in acc.Tags()["images"] else []
     tensors = acc.Tensors("samples") if "samples" in acc.Tags()["tensors"] else []
@@ -98,13 +109,16 @@ def test_hparams_are_recorded_for_the_dashboard(smoke_job):
 
 def test_profile_steps_write_a_tensorboard_profile(tmp_path):
     job = tmp_path / "job"
-    result = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--progress=false", "--profile_steps=3,5",
-                     "--steps_per_call=4")
+    result = run_cli(
+        "train", "--preset=smoke", f"--job_dir={job}", "--progress=false", "--profile_steps=3,5", "--steps_per_call=4"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "profile of steps 3-5 written" in result.stdout
     assert list((job / "tensorboard" / "plugins" / "profile").glob("*/*.xplane.pb"))
-    assert_one_line_error(run_cli("train", f"--job_dir={tmp_path}/x", "--profile_steps=5,5"),
-                          "--profile_steps='5,5' must be 'A,B' with 0 <= A < B")
+    assert_one_line_error(
+        run_cli("train", f"--job_dir={tmp_path}/x", "--profile_steps=5,5"),
+        "--profile_steps='5,5' must be 'A,B' with 0 <= A < B",
+    )
 
 
 def test_export_loads_with_plain_keras_and_generates(smoke_job):
@@ -207,15 +221,24 @@ def test_keras_still_calls_the_overridden_gradient_sum():
 def test_the_sngan_style_design_trains_exports_and_samples(tmp_path):
     """--g_conditioning=cbn --d_spectral_norm --loss=hinge end to end: the export loads in the sampler."""
     job = tmp_path / "job"
-    result = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--g_conditioning=cbn", "--d_spectral_norm",
-                     "--loss=hinge", "--progress=false")
+    result = run_cli(
+        "train",
+        "--preset=smoke",
+        f"--job_dir={job}",
+        "--g_conditioning=cbn",
+        "--d_spectral_norm",
+        "--loss=hinge",
+        "--progress=false",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     out = tmp_path / "out"
     sample = run_cli("sample", f"--generator={job}", f"--output={out}", "--preset=smoke", "--progress=false")
     assert sample.returncode == 0, sample.stderr[-3000:]
     assert json.loads((out / "manifest.json").read_text())["num_images"] == 40
-    assert_one_line_error(run_cli("train", f"--job_dir={tmp_path}/x", "--g_conditioning=film"),
-                          "--g_conditioning='film' must be 'concat' or 'cbn'")
+    assert_one_line_error(
+        run_cli("train", f"--job_dir={tmp_path}/x", "--g_conditioning=film"),
+        "--g_conditioning='film' must be 'concat' or 'cbn'",
+    )
 
 
 def test_class_names_travel_from_the_folders_to_the_grids_export_shards_and_tfds(tmp_path):
@@ -231,15 +254,19 @@ def test_class_names_travel_from_the_folders_to_the_grids_export_shards_and_tfds
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(rng.integers(0, 255, [32, 32, 3], np.uint8)).save(folder / f"{i}.png")
     job = tmp_path / "job"
-    result = run_cli("train", "--preset=smoke", f"--dataset={tmp_path / 'images'}", f"--job_dir={job}",
-                     "--progress=false")  # samples every 4 of 8 steps
+    result = run_cli(
+        "train", "--preset=smoke", f"--dataset={tmp_path / 'images'}", f"--job_dir={job}", "--progress=false"
+    )  # samples every 4 of 8 steps
     assert result.returncode == 0, result.stderr[-3000:]
     assert "3 classes (cat, dog, zebra\\nstripes)" in result.stdout
     expected = ["cat", "dog", "zebra\\nstripes"]
     assert json.loads((job / "export" / "generator.json").read_text())["class_names"] == expected
     # Pictures without TensorBoard: a row per class, labelled.
-    assert sorted(p.name for p in (job / "samples").iterdir()) == ["reals.png", "step-00000004.png",
-                                                                  "step-00000008.png"]
+    assert sorted(p.name for p in (job / "samples").iterdir()) == [
+        "reals.png",
+        "step-00000004.png",
+        "step-00000008.png",
+    ]
     assert Image.open(job / "samples" / "step-00000008.png").size[0] >= 8 * 96  # upscaled, titled
     # TensorBoard's image shows 3 rows of 8 and says which class each row is.
     acc = event_accumulator.EventAccumulator(str(job / "tensorboard"), size_guidance={"tensors": 0})
@@ -250,8 +277,9 @@ def test_class_names_travel_from_the_folders_to_the_grids_export_shards_and_tfds
     assert "row 1: 0: cat" in description and "row 3: 2: zebra\\nstripes" in description
     # Sampling by class name; the names reach the plan, the manifest and TFDS.
     out = tmp_path / "out"
-    sample = run_cli("sample", f"--generator={job}", f"--output={out}", "--preset=smoke", "--progress=false",
-                     "--labels=dog:1,2:1")
+    sample = run_cli(
+        "sample", f"--generator={job}", f"--output={out}", "--preset=smoke", "--progress=false", "--labels=dog:1,2:1"
+    )
     assert sample.returncode == 0, sample.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["class_names"] == manifest["plan"]["class_names"] == expected
@@ -260,10 +288,14 @@ def test_class_names_travel_from_the_folders_to_the_grids_export_shards_and_tfds
     assert builder.info.features["image/class/label"].names == expected
     labels = [int(y) for _, y in builder.as_dataset(split="train", as_supervised=True)]
     assert len(labels) == 40 and set(labels) == {1, 2}
-    assert_one_line_error(run_cli("sample", f"--generator={job}", f"--output={tmp_path}/x", "--labels=horse:1"),
-                          "--labels: no class 'horse' in this generator (classes: cat, dog, zebra\\nstripes)")
-    assert_one_line_error(run_cli("sample", f"--generator={job}", f"--output={tmp_path}/x", "--labels=cat:nan"),
-                          "--labels='cat:nan' must be")
+    assert_one_line_error(
+        run_cli("sample", f"--generator={job}", f"--output={tmp_path}/x", "--labels=horse:1"),
+        "--labels: no class 'horse' in this generator (classes: cat, dog, zebra\\nstripes)",
+    )
+    assert_one_line_error(
+        run_cli("sample", f"--generator={job}", f"--output={tmp_path}/x", "--labels=cat:nan"),
+        "--labels='cat:nan' must be",
+    )
     preview = run_cli("sample", f"--generator={job}", "--preview=6", f"--output={tmp_path / 'grid.png'}")
     assert preview.returncode == 0, preview.stderr[-3000:]
     assert Image.open(tmp_path / "grid.png").size[1] > 3 * 96  # a row per class

@@ -44,6 +44,7 @@ def start_workers(job_dir, extra=(), count=2, style="tf_config"):
         else:
             env.update(JOB_COMPLETION_INDEX=str(index), DCGAN_WORKER_HOSTS=",".join(hosts))
         args = [sys.executable, "-m", "trainer", "train", "--preset=smoke", f"--job_dir={job_dir}", *extra]
-        procs.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                                      cwd=REPO))
+        procs.append(
+            subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
+        )
     return procs

@@ -4,7 +4,10 @@ The single definition of the classic augmentation parameters: `dcgan sample`
 and `dcgan augment` take them as flags (the shard jobs' config fields are
 checked against these at import), trainer/classic_augment.py applies them.
 
-    python -c "from trainer.augment_params import AugmentParams; print(AugmentParams.create(rotation_range=15).describe())"
+    python - <<'PY'
+    from trainer.augment_params import AugmentParams
+    print(AugmentParams.create(rotation_range=15).describe())
+    PY
 """
 
 from __future__ import annotations
@@ -58,8 +61,9 @@ class AugmentParams:
             errors.append(f"--zoom_range={self.zoom_range} must be a float in [0, 1) or a pair 0 < lo <= hi")
         if self.fill_mode not in FILL_MODES:
             errors.append(f"--fill_mode={self.fill_mode!r} must be one of {list(FILL_MODES)}")
-        if self.brightness_range is not None and (len(self.brightness_range) != 2
-                                                  or not 0 <= self.brightness_range[0] <= self.brightness_range[1]):
+        if self.brightness_range is not None and (
+            len(self.brightness_range) != 2 or not 0 <= self.brightness_range[0] <= self.brightness_range[1]
+        ):
             errors.append(f"--brightness_range={self.brightness_range} must be a pair 0 <= lo <= hi")
         if errors:
             raise UserError("; ".join(errors))

@@ -89,8 +89,17 @@ class CheckpointManager:
     """Saves and restores a training state (anything with `checkpoint()` and `variables()`, e.g. a
     TrainState); `build_twin()` builds an identical state, placed on the host, for background writes."""
 
-    def __init__(self, store: storage.Store, state, *, keep: int, is_chief: bool, config_hash: str,
-                 build_twin: Callable[[], object], sync_after: tuple[str, ...] = ()):
+    def __init__(
+        self,
+        store: storage.Store,
+        state,
+        *,
+        keep: int,
+        is_chief: bool,
+        config_hash: str,
+        build_twin: Callable[[], object],
+        sync_after: tuple[str, ...] = (),
+    ):
         self.store = store
         self.sync_after = sync_after  # store keys (e.g. tensorboard/) uploaded after each checkpoint
         self.checkpoint = state.checkpoint()
@@ -123,11 +132,14 @@ class CheckpointManager:
         try:
             pointer = json.loads(data.decode("utf-8"))
         except ValueError as err:  # not JSON, not UTF-8
-            raise JobDirConflict(f"{self.store.url}/{POINTER} is unreadable ({type(err).__name__}); "
-                                 "the job dir was modified by hand: use a new --job_dir or --overwrite") from None
+            raise JobDirConflict(
+                f"{self.store.url}/{POINTER} is unreadable ({type(err).__name__}); "
+                "the job dir was modified by hand: use a new --job_dir or --overwrite"
+            ) from None
         if not isinstance(pointer, dict) or not {"step", "prefix", "files"} <= set(pointer):
-            raise JobDirConflict(f"{self.store.url}/{POINTER} is not a checkpoint pointer; "
-                                 "use a new --job_dir or --overwrite")
+            raise JobDirConflict(
+                f"{self.store.url}/{POINTER} is not a checkpoint pointer; use a new --job_dir or --overwrite"
+            )
         self._pointer, self._pointer_version = pointer, version
         return pointer
 
@@ -137,20 +149,25 @@ class CheckpointManager:
         if pointer is None:
             return 0
         if pointer.get("config_hash") != self.config_hash:
-            raise JobDirConflict(f"{self.store.url}/{POINTER} was written by a different job configuration; "
-                                 "use a new --job_dir or --overwrite")
+            raise JobDirConflict(
+                f"{self.store.url}/{POINTER} was written by a different job configuration; "
+                "use a new --job_dir or --overwrite"
+            )
         for name in pointer["files"]:
             if not self.store.exists(f"{FOLDER}/{name}"):
-                raise JobDirConflict(f"checkpoint at step {pointer['step']} is missing {name}; "
-                                     "the job dir was modified by hand")
+                raise JobDirConflict(
+                    f"checkpoint at step {pointer['step']} is missing {name}; the job dir was modified by hand"
+                )
             self.store.fetch(f"{FOLDER}/{name}")  # GCS: download and verify; local: in place
         prefix = self.store.local(f"{FOLDER}/{pointer['prefix']}")
         try:
             self.checkpoint.read(prefix).assert_existing_objects_matched()
         except (AssertionError, ValueError, tf.errors.OpError) as err:
             first = str(err).strip().splitlines()[0][:200]
-            raise JobDirConflict(f"checkpoint at step {pointer['step']} does not fit this model ({first}); "
-                                 "use a new --job_dir or --overwrite") from None
+            raise JobDirConflict(
+                f"checkpoint at step {pointer['step']} does not fit this model ({first}); "
+                "use a new --job_dir or --overwrite"
+            ) from None
         return int(pointer["step"])
 
     def save(self, step: int) -> None:
@@ -182,21 +199,32 @@ class CheckpointManager:
         self.snapshot.checkpoint.write(os.path.join(staging, "ckpt"))
         self.timings["write"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        files = sorted(os.path.relpath(os.path.join(d, f), staging).replace(os.sep, "/")
-                       for d, _, names in os.walk(staging) for f in names)
+        files = sorted(
+            os.path.relpath(os.path.join(d, f), staging).replace(os.sep, "/")
+            for d, _, names in os.walk(staging)
+            for f in names
+        )
         self.store.publish_folder(staging, f"{FOLDER}/{name}")
         self.timings["publish"].append(time.perf_counter() - started)
         started = time.perf_counter()
-        committed = (committed_folders(self._pointer) + [name])[-self.keep:]
-        pointer = {"step": step, "prefix": f"{name}/ckpt", "files": [f"{name}/{f}" for f in files],
-                   "config_hash": self.config_hash, "committed": committed}
+        committed = (committed_folders(self._pointer) + [name])[-self.keep :]
+        pointer = {
+            "step": step,
+            "prefix": f"{name}/ckpt",
+            "files": [f"{name}/{f}" for f in files],
+            "config_hash": self.config_hash,
+            "committed": committed,
+        }
         try:  # the commit, written last, and only over the pointer this process last saw
-            version = self.store.replace_if(POINTER, (json.dumps(pointer, indent=2) + "\n").encode(),
-                                            self._pointer_version)
+            version = self.store.replace_if(
+                POINTER, (json.dumps(pointer, indent=2) + "\n").encode(), self._pointer_version
+            )
         except storage.Changed:
-            raise JobDirConflict(f"{self.store.url}/{POINTER} was rewritten by another process since this one "
-                                 f"read it (a duplicate submission or a zombie VM?); this one stops at step {step} "
-                                 "and leaves the job dir to the other") from None
+            raise JobDirConflict(
+                f"{self.store.url}/{POINTER} was rewritten by another process since this one "
+                f"read it (a duplicate submission or a zombie VM?); this one stops at step {step} "
+                "and leaves the job dir to the other"
+            ) from None
         self._pointer, self._pointer_version = pointer, version
         if self.store.read_versioned(POINTER)[1] == version:  # still ours: nobody else will prune meanwhile
             self._prune(committed)
@@ -209,10 +237,12 @@ class CheckpointManager:
         if not self.timings["copy"]:
             return ""
         ms = {phase: 1000 * statistics.median(values) for phase, values in self.timings.items() if values}
-        return (f"checkpoints: {len(self.timings['copy'])} saved; training thread {ms['copy'] + ms['wait']:.0f} ms "
-                f"each (copy {ms['copy']:.0f}, waiting for the previous save {ms['wait']:.0f}); background "
-                + ", ".join(f"{phase} {ms[phase]:.0f}" for phase in ("write", "publish", "commit") if phase in ms)
-                + " ms (medians)")
+        return (
+            f"checkpoints: {len(self.timings['copy'])} saved; training thread {ms['copy'] + ms['wait']:.0f} ms "
+            f"each (copy {ms['copy']:.0f}, waiting for the previous save {ms['wait']:.0f}); background "
+            + ", ".join(f"{phase} {ms[phase]:.0f}" for phase in ("write", "publish", "commit") if phase in ms)
+            + " ms (medians)"
+        )
 
     def wait(self) -> None:
         """Blocks until the last save is published (raises its error, if any)."""

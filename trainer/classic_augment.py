@@ -10,7 +10,13 @@ image's augmentation never depends on its batch.
 
 Images are float in pixel units (0..255), NHWC, as ImageDataGenerator expects.
 
-    python -c "from trainer import classic_augment, augment_params; import tensorflow as tf; print(classic_augment.apply(tf.zeros([1, 8, 8, 1]), augment_params.AugmentParams.create(rotation_range=20), classic_augment.image_seeds(0, tf.range(1))).shape)"
+    python - <<'PY'
+    import tensorflow as tf
+    from trainer import augment_params, classic_augment
+    params = augment_params.AugmentParams.create(rotation_range=20)
+    x = tf.zeros([1, 8, 8, 1])
+    print(classic_augment.apply(x, params, classic_augment.image_seeds(0, tf.range(1))).shape)
+    PY
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainer.augment_params import AugmentParams
+
 
 def random_parameters(params: AugmentParams, seeds: tf.Tensor, height: int, width: int) -> dict[str, tf.Tensor]:
     """Per-image transform parameters, as ImageDataGenerator.get_random_transform draws them.
@@ -40,18 +47,24 @@ def random_parameters(params: AugmentParams, seeds: tf.Tensor, height: int, widt
 
     n = tf.shape(seeds)[0]
     zeros = tf.zeros([n])
-    return {
-        "theta": uniform(1, -params.rotation_range, params.rotation_range) if params.rotation_range else zeros,
-        "tx": shift(2, params.height_shift_range, height),  # Keras: tx moves rows
-        "ty": shift(3, params.width_shift_range, width),
-        "shear": uniform(4, -params.shear_range, params.shear_range) if params.shear_range else zeros,
-        "zx": uniform(5, *params.zoom_range) if params.zoom_range != (1.0, 1.0) else zeros + 1.0,
-        "zy": uniform(6, *params.zoom_range) if params.zoom_range != (1.0, 1.0) else zeros + 1.0,
-        "flip_horizontal": (uniform(7, 0.0, 1.0) < 0.5) if params.horizontal_flip else tf.zeros([n], tf.bool),
-        "flip_vertical": (uniform(8, 0.0, 1.0) < 0.5) if params.vertical_flip else tf.zeros([n], tf.bool),
-    } | ({"channel_shift": uniform(9, -params.channel_shift_range, params.channel_shift_range)}
-         if params.channel_shift_range else {}) | (
-        {"brightness": uniform(10, *params.brightness_range)} if params.brightness_range else {})
+    return (
+        {
+            "theta": uniform(1, -params.rotation_range, params.rotation_range) if params.rotation_range else zeros,
+            "tx": shift(2, params.height_shift_range, height),  # Keras: tx moves rows
+            "ty": shift(3, params.width_shift_range, width),
+            "shear": uniform(4, -params.shear_range, params.shear_range) if params.shear_range else zeros,
+            "zx": uniform(5, *params.zoom_range) if params.zoom_range != (1.0, 1.0) else zeros + 1.0,
+            "zy": uniform(6, *params.zoom_range) if params.zoom_range != (1.0, 1.0) else zeros + 1.0,
+            "flip_horizontal": (uniform(7, 0.0, 1.0) < 0.5) if params.horizontal_flip else tf.zeros([n], tf.bool),
+            "flip_vertical": (uniform(8, 0.0, 1.0) < 0.5) if params.vertical_flip else tf.zeros([n], tf.bool),
+        }
+        | (
+            {"channel_shift": uniform(9, -params.channel_shift_range, params.channel_shift_range)}
+            if params.channel_shift_range
+            else {}
+        )
+        | ({"brightness": uniform(10, *params.brightness_range)} if params.brightness_range else {})
+    )
 
 
 def _u64(value: int) -> tf.Tensor:
@@ -112,13 +125,28 @@ def projective_transforms(p: dict[str, tf.Tensor], height: int, width: int) -> t
     # Flips happen after the warp: output (i, j) reads warped (h-1-i, j) / (i, w-1-j).
     flip_r = tf.where(p["flip_vertical"], -1.0, 1.0)
     flip_c = tf.where(p["flip_horizontal"], -1.0, 1.0)
-    flips = matrix([[flip_r, zero, tf.where(p["flip_vertical"], height - 1.0, 0.0)],
-                    [zero, flip_c, tf.where(p["flip_horizontal"], width - 1.0, 0.0)],
-                    [zero, zero, one]])
+    flips = matrix(
+        [
+            [flip_r, zero, tf.where(p["flip_vertical"], height - 1.0, 0.0)],
+            [zero, flip_c, tf.where(p["flip_horizontal"], width - 1.0, 0.0)],
+            [zero, zero, one],
+        ]
+    )
     m = m @ flips
     # (i, j) -> (x, y) = (j, i): a0 a1 a2 give the input column, b0 b1 b2 the input row.
-    return tf.stack([m[:, 1, 1], m[:, 1, 0], m[:, 1, 2], m[:, 0, 1], m[:, 0, 0], m[:, 0, 2],
-                     tf.zeros_like(theta), tf.zeros_like(theta)], axis=-1)
+    return tf.stack(
+        [
+            m[:, 1, 1],
+            m[:, 1, 0],
+            m[:, 1, 2],
+            m[:, 0, 1],
+            m[:, 0, 0],
+            m[:, 0, 2],
+            tf.zeros_like(theta),
+            tf.zeros_like(theta),
+        ],
+        axis=-1,
+    )
 
 
 def apply(images: tf.Tensor, params: AugmentParams, seeds: tf.Tensor) -> tf.Tensor:

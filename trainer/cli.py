@@ -17,8 +17,7 @@ import os
 import signal
 import sys
 
-from trainer import command_line
-from trainer import environment
+from trainer import command_line, environment
 from trainer.errors import JobError, UserError
 
 USAGE = """usage: dcgan COMMAND [--flag=value ...]
@@ -53,7 +52,6 @@ class Commands:
         if result["stopped_by"] == "SIGINT":
             self.exit_code = 128 + signal.SIGINT
         return None
-
 
     def sample(self, **flags):
         self._shard_job("sample", flags)
@@ -125,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dcgan: error: {err}", file=sys.stderr)
         return err.exit_code
     except Exception as err:  # a streamed shard's error, re-raised by tf.data as an op error
-        failure = sys.modules["trainer.shard_stream"].failure_behind(err) if "trainer.shard_stream" in sys.modules else None
+        failure = (
+            sys.modules["trainer.shard_stream"].failure_behind(err) if "trainer.shard_stream" in sys.modules else None
+        )
         if failure is None:
             raise
         print(f"dcgan: error: {failure}", file=sys.stderr)

@@ -4,7 +4,7 @@ Precedence is dataclass default < --preset < --config file < explicit flag. Ever
 unknown flag and invalid value is reported at once, in one line, before
 TensorFlow is imported, so a typo fails in milliseconds:
 
-    python -c "from trainer import command_line; print(command_line.resolve('train', {'preset': 'smoke', 'job_dir': 'x'}))"
+    python -c "from trainer import command_line as c; print(c.resolve('train', {'preset': 'smoke', 'job_dir': 'x'}))"
     python -c "from trainer import command_line; print(command_line.help_text('sample'))"
 """
 
@@ -20,15 +20,31 @@ import tokenize
 import typing
 from typing import Any, Mapping
 
-from trainer.config import (SHARD_PRESETS, TRAIN_PRESETS, AugmentConfig, EvaluateConfig, LaunchConfig, SampleConfig,
-                            TrainConfig)
+from trainer.config import (
+    SHARD_PRESETS,
+    TRAIN_PRESETS,
+    AugmentConfig,
+    EvaluateConfig,
+    LaunchConfig,
+    SampleConfig,
+    TrainConfig,
+)
 from trainer.errors import UserError
 
-CONFIG_CLASSES: dict[str, type] = {"train": TrainConfig, "sample": SampleConfig, "augment": AugmentConfig,
-                                   "evaluate": EvaluateConfig, "launch": LaunchConfig}
-PRESETS: dict[str, dict[str, dict[str, Any]]] = {"train": TRAIN_PRESETS, "sample": SHARD_PRESETS,
-                                                 "augment": SHARD_PRESETS, "evaluate": {"default": {}},
-                                                 "launch": {"default": {}}}
+CONFIG_CLASSES: dict[str, type] = {
+    "train": TrainConfig,
+    "sample": SampleConfig,
+    "augment": AugmentConfig,
+    "evaluate": EvaluateConfig,
+    "launch": LaunchConfig,
+}
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "train": TRAIN_PRESETS,
+    "sample": SHARD_PRESETS,
+    "augment": SHARD_PRESETS,
+    "evaluate": {"default": {}},
+    "launch": {"default": {}},
+}
 
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
@@ -137,8 +153,10 @@ def read_saved_config(job: str, cls, path: Any) -> dict[str, Any]:
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(str(k)[:40] for k in data if k not in names)
     if unknown:
-        raise UserError(f"--config={path}: fields that `dcgan {job}` does not have: {', '.join(unknown[:8])} "
-                        f"(is it a saved `dcgan {job}` config.json?)")
+        raise UserError(
+            f"--config={path}: fields that `dcgan {job}` does not have: {', '.join(unknown[:8])} "
+            f"(is it a saved `dcgan {job}` config.json?)"
+        )
     return {k: v for k, v in data.items() if k not in ("overwrite", "dry_run")}  # one-off actions are not replayed
 
 
@@ -158,7 +176,7 @@ def field_help(cls) -> dict[str, str]:
         comments: dict[int, tuple[str, bool]] = {}  # line -> (text, alone on its line)
         for token in tokenize.generate_tokens(io.StringIO(source).readline):
             if token.type == tokenize.COMMENT:
-                comments[token.start[0]] = (token.string.lstrip("#").strip(), not token.line[:token.start[1]].strip())
+                comments[token.start[0]] = (token.string.lstrip("#").strip(), not token.line[: token.start[1]].strip())
         lines = source.splitlines()
         for number, line in enumerate(lines, start=1):
             match = re.match(r"    ([a-z_][a-z0-9_]*)\s*:[^=]*=", line)
@@ -179,16 +197,22 @@ def field_help(cls) -> dict[str, str]:
 def help_text(job: str) -> str:
     cls = CONFIG_CLASSES[job]
     helps = field_help(cls)
-    lines = [f"usage: dcgan {job} [--config=JOB_DIR/config.json] [--flag=value ...]", "",
-             "--config reruns a saved job's config.json (explicit flags win).", "",
-             "flags (defaults before any preset):"]
+    lines = [
+        f"usage: dcgan {job} [--config=JOB_DIR/config.json] [--flag=value ...]",
+        "",
+        "--config reruns a saved job's config.json (explicit flags win).",
+        "",
+        "flags (defaults before any preset):",
+    ]
     for f in dataclasses.fields(cls):
         lines.append(f"  --{f.name:<24} {f.default!r:<12} {helps.get(f.name, '')}".rstrip())
     lines.append("")
     if job == "launch":
         lines[0] = "usage: dcgan launch vm|vertex|k8s --job=train|sample --image=IMAGE [--flag=value ...] [JOB FLAGS]"
         lines.append("")
-        lines.append("other flags are the job's own (see `dcgan train --help`, `dcgan sample --help`) and pass through;")
+        lines.append(
+            "other flags are the job's own (see `dcgan train --help`, `dcgan sample --help`) and pass through;"
+        )
         lines.append("--gpus_per_worker is the same as --gpus; --spec_dir picks where rendered files go.")
         return "\n".join(lines)
     lines.append("presets: " + ", ".join(f"{k} {v}" for k, v in PRESETS[job].items()))

@@ -37,9 +37,13 @@ def missing_dataset(flag: str, value: str) -> Optional[str]:
     if any(c in base for c in "*?["):
         return None if glob.glob(base) else f"--{flag}={value}: no files match {base}"
     if not os.path.exists(base):
-        return (f"--{flag}={value}: no such file or folder (expected 'digits', a folder of images, a .npz file "
-                "or TFRecord shards)")
+        return (
+            f"--{flag}={value}: no such file or folder (expected 'digits', a folder of images, a .npz file "
+            "or TFRecord shards)"
+        )
     return None
+
+
 LOSSES = ("nonsaturating", "hinge", "lsgan")
 PRECISIONS = ("off", "float16", "bfloat16")
 IMAGE_FORMATS = ("png", "jpeg", "raw")  # how shard records hold images (trainer/image_codec.py)
@@ -128,10 +132,27 @@ class TrainConfig(_Printable):
     # Fields that may change between a run and its resumption; every other
     # field defines the job, and a job dir refuses a job that differs in them.
     RESUMABLE = (
-        "job_dir", "preset", "steps", "log_every", "sample_every",
-        "checkpoint_every", "keep_checkpoints", "tensorboard_upload_secs", "devices", "xla",
-        "steps_per_call", "overwrite", "dry_run", "progress", "deterministic",
-        "on_corrupt", "kid_every", "kid_samples", "feature_model", "dataset_staging", "stream_buffer_mb",
+        "job_dir",
+        "preset",
+        "steps",
+        "log_every",
+        "sample_every",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "tensorboard_upload_secs",
+        "devices",
+        "xla",
+        "steps_per_call",
+        "overwrite",
+        "dry_run",
+        "progress",
+        "deterministic",
+        "on_corrupt",
+        "kid_every",
+        "kid_samples",
+        "feature_model",
+        "dataset_staging",
+        "stream_buffer_mb",
         "profile_steps",
     )
 
@@ -187,8 +208,10 @@ class TrainConfig(_Printable):
         if self.diffaugment.strip().lower() not in ("auto", "none", "off", ""):
             unknown = [p for p in self.diffaugment.split(",") if p.strip().lower() not in DIFFAUGMENT_POLICIES]
             if unknown:
-                errors.append(f"--diffaugment={self.diffaugment!r}: unknown {', '.join(unknown)}; use auto, none, "
-                              f"or a comma-separated subset of {', '.join(DIFFAUGMENT_POLICIES)}")
+                errors.append(
+                    f"--diffaugment={self.diffaugment!r}: unknown {', '.join(unknown)}; use auto, none, "
+                    f"or a comma-separated subset of {', '.join(DIFFAUGMENT_POLICIES)}"
+                )
         if not 0 <= self.ada_target < 1:
             errors.append(f"--ada_target={self.ada_target} must be in [0, 1) (0 = off; ADA uses 0.6)")
         if not self.ada_kimg > 0:
@@ -233,7 +256,6 @@ class TrainConfig(_Printable):
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-
 @dataclasses.dataclass(frozen=True)
 class ShardJobConfig(_Printable):
     """Fields shared by `dcgan sample` and `dcgan augment` (both write TFRecord shards)."""
@@ -272,8 +294,12 @@ class ShardJobConfig(_Printable):
         """The ImageDataGenerator-style arguments as AugmentParams.create takes them."""
         values = {k: getattr(self, k) for k in self.AUGMENTATION}
         values["zoom_range"] = _floats(self.zoom_range, "zoom_range")
-        values["zoom_range"] = values["zoom_range"][0] if len(values["zoom_range"]) == 1 else tuple(values["zoom_range"])
-        values["brightness_range"] = tuple(_floats(self.brightness_range, "brightness_range")) if self.brightness_range else None
+        values["zoom_range"] = (
+            values["zoom_range"][0] if len(values["zoom_range"]) == 1 else tuple(values["zoom_range"])
+        )
+        values["brightness_range"] = (
+            tuple(_floats(self.brightness_range, "brightness_range")) if self.brightness_range else None
+        )
         return values
 
     def validate(self) -> list[str]:
@@ -372,7 +398,9 @@ class AugmentConfig(ShardJobConfig):
 
     AUTO_BATCH = True
 
-    dataset: str = "digits:train"  # the real images: 'digits:train', a folder, a .npz file or shards (':SPLIT' picks a part)
+    dataset: str = (
+        "digits:train"  # the real images: 'digits:train', a folder, a .npz file or shards (':SPLIT' picks a part)
+    )
     resolution: int = 32  # image side in pixels of the written images
     channels: int = 0  # 0: the dataset's own; 1 or 3 converts
     folder_labels: str = "inferred"  # 'inferred' from class sub-folders, or 'none'
@@ -411,7 +439,9 @@ class EvaluateConfig(_Printable):
     downstream_steps: int = 1000  # training steps of each downstream classifier
     seeds: int = 3  # downstream classifiers per variant (mean and std reported)
     kid_subsets: int = 100  # subsets KID is averaged over
-    memorization_quantile: float = 0.01  # a sample closer to a training image than this quantile of real-to-real distances counts as memorized
+    memorization_quantile: float = (
+        0.01  # a sample closer to a training image than this quantile of real-to-real distances counts as memorized
+    )
     seed: int = 0  # seeds sampling and the classifiers
     # --real sharing images with the generator's training images is refused; true reports
     # anyway, with every affected number marked.
@@ -425,8 +455,9 @@ class EvaluateConfig(_Printable):
             errors.append("--synthetic is required (a shard output, or a job dir to sample from)")
         if not self.report:
             errors.append("--report is required (a .json path)")
-        errors += filter(None, [missing_dataset(flag, getattr(self, flag))
-                                for flag in ("real", "train_data", "feature_data")])
+        errors += filter(
+            None, [missing_dataset(flag, getattr(self, flag)) for flag in ("real", "train_data", "feature_data")]
+        )
         if self.num_samples < 10:
             errors.append(f"--num_samples={self.num_samples} must be >= 10")
         if self.downstream not in ("auto", "true", "false"):
@@ -477,18 +508,24 @@ class LaunchConfig(_Printable):
     def validate(self) -> list[str]:
         errors = []
         if self.vertex_tensorboard and not self.service_account:
-            errors.append("--vertex_tensorboard needs --service_account (Vertex AI requires one to write to TensorBoard)")
+            errors.append(
+                "--vertex_tensorboard needs --service_account (Vertex AI requires one to write to TensorBoard)"
+            )
         if self.target not in LAUNCH_TARGETS:
             errors.append(f"launch target {self.target!r} is unknown; use `dcgan launch {'|'.join(LAUNCH_TARGETS)}`")
         if self.job not in ("train", "sample"):
             errors.append(f"--job={self.job!r} must be 'train' or 'sample'")
         if not self.image:
-            errors.append("--image is required (e.g. REGION-docker.pkg.dev/PROJECT/repo/dcgan:TAG, built from the Dockerfile)")
+            errors.append(
+                "--image is required (e.g. REGION-docker.pkg.dev/PROJECT/repo/dcgan:TAG, built from the Dockerfile)"
+            )
         if self.gpus < 0:
             errors.append(f"--gpus={self.gpus} must be >= 0")
         if self.gpus == 0 and self.accelerator:
-            errors.append(f"--gpus=0 with --accelerator={self.accelerator}: pass --accelerator='' for CPU machines, "
-                          "or --gpus >= 1")
+            errors.append(
+                f"--gpus=0 with --accelerator={self.accelerator}: pass --accelerator='' for CPU machines, "
+                "or --gpus >= 1"
+            )
         if self.gpus > 0 and not self.accelerator:
             errors.append(f"--gpus={self.gpus} needs an --accelerator type")
         for name in ("workers", "tasks"):
@@ -505,8 +542,10 @@ class LaunchConfig(_Printable):
         if self.target == "vm" and (self.workers != 1 or self.tasks != 1):
             errors.append("a vm launch is one machine: use vertex or k8s for --workers/--tasks > 1")
         if self.name and not _dns_label(self.name):
-            errors.append(f"--name={self.name!r} must be lowercase letters, digits and '-', start with a letter, "
-                          "at most 40 characters")
+            errors.append(
+                f"--name={self.name!r} must be lowercase letters, digits and '-', start with a letter, "
+                "at most 40 characters"
+            )
         return errors
 
 
@@ -526,8 +565,10 @@ def _dns_label(name: str) -> bool:
 def label_weights(text: str) -> list[tuple[Optional[str], float]]:
     """--labels class weights: 'w0,w1,...' (one per class, in label order) -> [(None, w), ...], or
     'cat:2,dog:1' / '3:2,7:1' (a class name or index each; classes not listed get 0) -> [(key, w), ...]."""
-    usage = (f"--labels={text!r} must be 'balanced', 'uniform', class weights 'w0,w1,...' or "
-             "'NAME:WEIGHT,...' (a class name or index each), with finite non-negative weights, not all 0")
+    usage = (
+        f"--labels={text!r} must be 'balanced', 'uniform', class weights 'w0,w1,...' or "
+        "'NAME:WEIGHT,...' (a class name or index each), with finite non-negative weights, not all 0"
+    )
     entries = [e.strip() for e in str(text).split(",")]
     if not entries or any(not e for e in entries):
         raise UserError(usage)
@@ -562,8 +603,16 @@ def _floats(text: str, name: str) -> list[float]:
 TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # Seconds on a laptop CPU: the tests' workhorse.
     "smoke": dict(
-        resolution=32, width=0.125, latent_dim=16, batch_size=16, steps=8,
-        log_every=2, sample_every=4, checkpoint_every=4, ema_decay=0.9, kid_every=0,
+        resolution=32,
+        width=0.125,
+        latent_dim=16,
+        batch_size=16,
+        steps=8,
+        log_every=2,
+        sample_every=4,
+        checkpoint_every=4,
+        ema_decay=0.9,
+        kid_every=0,
     ),
     # A real run on the bundled digits (a few minutes on one GPU).
     "default": dict(),
@@ -575,6 +624,7 @@ SHARD_PRESETS: dict[str, dict[str, Any]] = {
     "default": dict(),
 }
 
+
 def load_json(cls, text: str):
     """Reads a config saved by `to_json`, ignoring fields this version lacks."""
     data = json.loads(text)
@@ -582,6 +632,8 @@ def load_json(cls, text: str):
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
-_missing = [name for name in ShardJobConfig.AUGMENTATION if name not in {f.name for f in dataclasses.fields(ShardJobConfig)}]
+_missing = [
+    name for name in ShardJobConfig.AUGMENTATION if name not in {f.name for f in dataclasses.fields(ShardJobConfig)}
+]
 if _missing:  # an augmentation parameter without its flag would be silently unusable
     raise TypeError(f"ShardJobConfig lacks the augmentation flags {_missing} (see trainer/augment_params.py)")

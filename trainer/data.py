@@ -64,8 +64,9 @@ def declared_size(path: str) -> Optional[tuple[int, int]]:
             if head[:6] in (b"GIF87a", b"GIF89a"):
                 return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
             if head[:2] == b"BM" and len(head) >= 26:
-                return abs(int.from_bytes(head[18:22], "little", signed=True)), \
-                    abs(int.from_bytes(head[22:26], "little", signed=True))
+                return abs(int.from_bytes(head[18:22], "little", signed=True)), abs(
+                    int.from_bytes(head[22:26], "little", signed=True)
+                )
             if head[:2] == b"\xff\xd8":  # JPEG: walk the segments to the first start-of-frame
                 f.seek(2)
                 for _ in range(1000):
@@ -208,17 +209,25 @@ def _slice_bound(text: str, n: int, default: int) -> int:
     return value if value >= 0 else n + value
 
 
-def load_source(dataset: str, resolution: int, channels: int = 0, *,
-                folder_labels: str = "inferred", on_corrupt: str = "skip", staging: str = "copy",
-                stream_buffer_bytes: int = 512 << 20) -> TrainingData:
+def load_source(
+    dataset: str,
+    resolution: int,
+    channels: int = 0,
+    *,
+    folder_labels: str = "inferred",
+    on_corrupt: str = "skip",
+    staging: str = "copy",
+    stream_buffer_bytes: int = 512 << 20,
+) -> TrainingData:
     """Resolves `--dataset` to a TrainingData, decoding in-memory sources now.
 
     A gs:// shard output with a manifest is streamed when `staging="stream"`
     (see trainer/shard_stream.py); other gs:// datasets are mirrored into the local cache."""
     match = SPLIT_PATTERN.match(dataset)
     if match:
-        source = load_source(match["base"], resolution, channels, folder_labels=folder_labels, on_corrupt=on_corrupt,
-                             staging="copy")
+        source = load_source(
+            match["base"], resolution, channels, folder_labels=folder_labels, on_corrupt=on_corrupt, staging="copy"
+        )
         if not source.in_memory:
             raise DataError(f"--dataset={dataset}: splits apply to images, folders and .npz files, not to shards")
         order = split_indices(source.labels, len(source.images), match["split"])
@@ -226,14 +235,19 @@ def load_source(dataset: str, resolution: int, channels: int = 0, *,
             lo = _slice_bound(match["lo"] or "", len(order), 0)
             hi = _slice_bound(match["hi"] or "", len(order), len(order))
         except ValueError:
-            raise DataError(f"--dataset={dataset}: a slice is [start:end] with integers or percentages, "
-                            "e.g. digits:train[:10%]") from None
-        picked = order[max(lo, 0):min(hi, len(order))]
+            raise DataError(
+                f"--dataset={dataset}: a slice is [start:end] with integers or percentages, e.g. digits:train[:10%]"
+            ) from None
+        picked = order[max(lo, 0) : min(hi, len(order))]
         if len(picked) == 0:
             raise DataError(f"--dataset={dataset}: the slice selects no images")
-        return dataclasses.replace(source, name=dataset, images=source.images[picked],
-                                   labels=None if source.labels is None else source.labels[picked],
-                                   num_examples=len(picked))
+        return dataclasses.replace(
+            source,
+            name=dataset,
+            images=source.images[picked],
+            labels=None if source.labels is None else source.labels[picked],
+            num_examples=len(picked),
+        )
     if dataset == "digits":
         return _digits(resolution, channels or 1)
     from trainer import storage  # gs:// datasets are staged to a local cache, or shard outputs streamed
@@ -254,7 +268,10 @@ def load_source(dataset: str, resolution: int, channels: int = 0, *,
             raise DataError(f"--dataset={dataset}: no such file")
         return _npz(local, dataset, resolution, channels)
     if not os.path.exists(local):
-        raise DataError(f"--dataset={dataset}: no such file or folder (expected 'digits', a folder of images, a .npz file or TFRecord shards)")
+        raise DataError(
+            f"--dataset={dataset}: no such file or folder "
+            "(expected 'digits', a folder of images, a .npz file or TFRecord shards)"
+        )
     raise DataError(f"--dataset={dataset}: not a folder, .npz file or TFRecord shard set")
 
 
@@ -268,8 +285,16 @@ def _digits(resolution: int, channels: int) -> TrainingData:
     if channels == 3:
         images = np.repeat(images, 3, axis=-1)
     labels = bunch.target.astype(np.int32)
-    return TrainingData("digits", channels, resolution, 10, images=images, labels=labels, num_examples=len(images),
-                  class_names=tuple(str(d) for d in range(10)))
+    return TrainingData(
+        "digits",
+        channels,
+        resolution,
+        10,
+        images=images,
+        labels=labels,
+        num_examples=len(images),
+        class_names=tuple(str(d) for d in range(10)),
+    )
 
 
 def _npz(path: str, name: str, resolution: int, channels: int) -> TrainingData:
@@ -316,19 +341,33 @@ def _npz(path: str, name: str, resolution: int, channels: int) -> TrainingData:
     class_names = ()
     if names is not None:
         if labels is None or names.ndim != 1 or names.dtype.kind != "U" or len(names) < num_classes:
-            raise DataError(f"--dataset={name}: 'class_names' must be a 1-D string array with a name for each of "
-                            f"the {num_classes} labels in 'y'")
+            raise DataError(
+                f"--dataset={name}: 'class_names' must be a 1-D string array with a name for each of "
+                f"the {num_classes} labels in 'y'"
+            )
         class_names = tuple(class_name(str(n)) for n in names)
         num_classes = len(class_names)
-    return TrainingData(name, channels, resolution, num_classes, images=images, labels=labels, num_examples=len(images),
-                  class_names=class_names)
+    return TrainingData(
+        name,
+        channels,
+        resolution,
+        num_classes,
+        images=images,
+        labels=labels,
+        num_examples=len(images),
+        class_names=class_names,
+    )
 
 
 def _batched_resize(x01: np.ndarray, resolution: int) -> np.ndarray:
     out = []
     for start in range(0, len(x01), 512):
         chunk = tf.convert_to_tensor(x01[start : start + 512])
-        chunk = tf.map_fn(lambda im: resize_and_center_crop(im, resolution), chunk) if chunk.shape[1:3] != (resolution, resolution) else chunk
+        chunk = (
+            tf.map_fn(lambda im: resize_and_center_crop(im, resolution), chunk)
+            if chunk.shape[1:3] != (resolution, resolution)
+            else chunk
+        )
         out.append(np.clip(np.round(chunk.numpy() * 255.0), 0, 255).astype(np.uint8))
     return np.concatenate(out)
 
@@ -338,7 +377,7 @@ def class_name(name: str) -> str:
     characters are shown escaped (a folder name is anyone's bytes), and it is cut at 100 characters."""
     text = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in text).strip()
-    return (text[:100] or "?")
+    return text[:100] or "?"
 
 
 def list_folder(root: str, folder_labels: str) -> tuple[list[str], Optional[list[int]], list[str]]:
@@ -347,26 +386,34 @@ def list_folder(root: str, folder_labels: str) -> tuple[list[str], Optional[list
     Returns (files, labels or None, class_names). Top-level images beside class
     folders are ambiguous and refused (pass --folder_labels=none to mix them).
     """
+
     def images_under(folder: str) -> list[str]:
         found = []
         for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
             dirnames.sort()
-            found += [os.path.join(dirpath, f) for f in sorted(filenames)
-                      if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")]
+            found += [
+                os.path.join(dirpath, f)
+                for f in sorted(filenames)
+                if f.lower().endswith(IMAGE_EXTENSIONS) and not f.startswith(".")
+            ]
         return found
 
     if folder_labels == "none":
         return images_under(root), None, []
     entries = sorted(os.listdir(root))
-    top_files = [os.path.join(root, e) for e in entries
-                 if e.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(root, e)) and not e.startswith(".")]
+    top_files = [
+        os.path.join(root, e)
+        for e in entries
+        if e.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(os.path.join(root, e)) and not e.startswith(".")
+    ]
     class_dirs = [e for e in entries if os.path.isdir(os.path.join(root, e)) and not e.startswith(".")]
     per_class = [(c, images_under(os.path.join(root, c))) for c in class_dirs]
     per_class = [(c, files) for c, files in per_class if files]
     if top_files and per_class:
         raise DataError(
             f"--dataset={root} mixes {len(top_files)} images at its top level with class folders "
-            f"{[c for c, _ in per_class][:5]}; move them into a class folder, or pass --folder_labels=none")
+            f"{[c for c, _ in per_class][:5]}; move them into a class folder, or pass --folder_labels=none"
+        )
     if not per_class:
         return top_files, None, []
     files, labels = [], []
@@ -379,22 +426,27 @@ def list_folder(root: str, folder_labels: str) -> tuple[list[str], Optional[list
 def _folder(root: str, name: str, resolution: int, channels: int, folder_labels: str, on_corrupt: str) -> TrainingData:
     files, labels, class_names = list_folder(root, folder_labels)
     if not files:
-        raise DataError(f"--dataset={name}: no images ({'/'.join(e[1:] for e in IMAGE_EXTENSIONS)}) found in the folder")
+        raise DataError(
+            f"--dataset={name}: no images ({'/'.join(e[1:] for e in IMAGE_EXTENSIONS)}) found in the folder"
+        )
     too_big = set()
     for i, path in enumerate(files):
         size = declared_size(path)
         if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
             if on_corrupt != "skip":
-                raise DataError(f"--dataset={name}: {shown(path)} declares {size[0]}x{size[1]} pixels, over the "
-                                f"{MAX_IMAGE_PIXELS:,} limit (pass --on_corrupt=skip to leave such files out)")
+                raise DataError(
+                    f"--dataset={name}: {shown(path)} declares {size[0]}x{size[1]} pixels, over the "
+                    f"{MAX_IMAGE_PIXELS:,} limit (pass --on_corrupt=skip to leave such files out)"
+                )
             too_big.add(i)
 
     def load(path, index):
         return index, decode_image(tf.io.read_file(path), channels, resolution)
 
     readable = [i for i in range(len(files)) if i not in too_big]
-    paths = tf.data.Dataset.from_tensor_slices(([os.fsencode(files[i]) for i in readable],
-                                                tf.constant(readable, tf.int64)))
+    paths = tf.data.Dataset.from_tensor_slices(
+        ([os.fsencode(files[i]) for i in readable], tf.constant(readable, tf.int64))
+    )
     decoded = paths.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if on_corrupt == "skip":
         decoded = decoded.ignore_errors()
@@ -405,8 +457,9 @@ def _folder(root: str, name: str, resolution: int, channels: int, folder_labels:
             images.append(image.numpy())
     except tf.errors.InvalidArgumentError:
         bad = _first_unreadable(files, channels, resolution)
-        raise DataError(f"--dataset={name}: unreadable image {shown(bad)} (pass --on_corrupt=skip to leave such "
-                        "files out)") from None
+        raise DataError(
+            f"--dataset={name}: unreadable image {shown(bad)} (pass --on_corrupt=skip to leave such files out)"
+        ) from None
     kept = np.concatenate(indices) if indices else np.zeros([0], np.int64)
     kept_set = set(kept.tolist())
     skipped = tuple(f for i, f in enumerate(files) if i not in kept_set)
@@ -416,9 +469,17 @@ def _folder(root: str, name: str, resolution: int, channels: int, folder_labels:
         names = ", ".join(shown(os.path.relpath(s, root)) for s in skipped[:5]) + (" ..." if len(skipped) > 5 else "")
         print(f"warning: skipped {len(skipped)} unreadable of {len(files)} image files: {names}", file=sys.stderr)
     label_array = np.asarray(labels, np.int32)[kept] if labels is not None else None
-    return TrainingData(name, channels, resolution, len(class_names), images=np.concatenate(images),
-                  labels=label_array, num_examples=len(kept), skipped=skipped,
-                  class_names=tuple(class_name(c) for c in class_names))
+    return TrainingData(
+        name,
+        channels,
+        resolution,
+        len(class_names),
+        images=np.concatenate(images),
+        labels=label_array,
+        num_examples=len(kept),
+        skipped=skipped,
+        class_names=tuple(class_name(c) for c in class_names),
+    )
 
 
 def _first_unreadable(files: list[str], channels: int, resolution: int) -> str:
@@ -450,9 +511,18 @@ def _shards(local: str, name: str, resolution: int, channels: int) -> TrainingDa
         count, num_classes = shards.scan_labels(files)
         print(f"dataset {name}: no manifest.json; read {count} labels: {num_classes} classes", file=sys.stderr)
     names = manifest.get("class_names") if manifest else None
-    class_names = tuple(class_name(str(n)) for n in names) if isinstance(names, list) and len(names) == num_classes else ()
-    return TrainingData(name, channels or stored_channels, resolution, num_classes,
-                  shard_files=tuple(files), num_examples=count, class_names=class_names)
+    class_names = (
+        tuple(class_name(str(n)) for n in names) if isinstance(names, list) and len(names) == num_classes else ()
+    )
+    return TrainingData(
+        name,
+        channels or stored_channels,
+        resolution,
+        num_classes,
+        shard_files=tuple(files),
+        num_examples=count,
+        class_names=class_names,
+    )
 
 
 def _streamed_shards(stream, name: str, resolution: int, channels: int) -> TrainingData:
@@ -463,8 +533,20 @@ def _streamed_shards(stream, name: str, resolution: int, channels: int) -> Train
     except (KeyError, TypeError, ValueError) as err:
         raise DataError(f"--dataset={name}: its manifest.json lacks {err}") from None
     names = manifest.get("class_names")
-    class_names = tuple(class_name(str(n)) for n in names) if isinstance(names, list) and len(names) == num_classes else ()
-    print(f"dataset {name}: streamed, {len(stream)} shards, at most {stream.buffer_bytes / 2**20:.0f} MiB "
-          "of them on local disk at once")
-    return TrainingData(name, channels or stored_channels, resolution, num_classes, shard_files=tuple(stream.urls),
-                  num_examples=count, class_names=class_names, stream=stream)
+    class_names = (
+        tuple(class_name(str(n)) for n in names) if isinstance(names, list) and len(names) == num_classes else ()
+    )
+    print(
+        f"dataset {name}: streamed, {len(stream)} shards, at most {stream.buffer_bytes / 2**20:.0f} MiB "
+        "of them on local disk at once"
+    )
+    return TrainingData(
+        name,
+        channels or stored_channels,
+        resolution,
+        num_classes,
+        shard_files=tuple(stream.urls),
+        num_examples=count,
+        class_names=class_names,
+        stream=stream,
+    )

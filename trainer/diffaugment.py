@@ -17,7 +17,12 @@ Parameters are drawn for the global batch from a stateless seed and sliced
 per replica, so 1 replica x 2B equals 2 replicas x B and a resumed run
 repeats an uninterrupted one. Images are float in [-1, 1], any float dtype.
 
-    python -c "import tensorflow as tf; from trainer import diffaugment as d; x = tf.zeros([2, 32, 32, 1]); print(d.augment(x, d.parse('color,translation,cutout'), d.sample_parameters(2, tf.constant([0, 1], tf.int64)), 1.0).shape)"
+    python - <<'PY'
+    import tensorflow as tf
+    from trainer import diffaugment as d
+    draws = d.sample_parameters(2, tf.constant([0, 1], tf.int64))
+    print(d.augment(tf.zeros([2, 32, 32, 1]), d.parse('color,translation,cutout'), draws, 1.0).shape)
+    PY
 """
 
 from __future__ import annotations
@@ -40,8 +45,10 @@ def parse(text: str) -> tuple[str, ...]:
     policy = tuple(p.strip() for p in text.split(",") if p.strip())
     unknown = [p for p in policy if p not in POLICIES]
     if unknown:
-        raise UserError(f"--diffaugment: unknown polic{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
-                        f"use a comma-separated subset of {', '.join(POLICIES)}, or none")
+        raise UserError(
+            f"--diffaugment: unknown polic{'ies' if len(unknown) > 1 else 'y'} {', '.join(unknown)}; "
+            f"use a comma-separated subset of {', '.join(POLICIES)}, or none"
+        )
     return policy
 
 

@@ -10,7 +10,7 @@
 multi-replica code runs, and is tested, on any machine. It must be applied
 before TensorFlow initialises its devices, i.e. before anything else touches TF.
 
-    TF_CPP_MIN_LOG_LEVEL=2 python -c "from trainer import distribute; print(distribute.describe(distribute.make_strategy(2)))"
+    TF_CPP_MIN_LOG_LEVEL=2 python -c "from trainer import distribute as d; print(d.describe(d.make_strategy(2)))"
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ class ClusterRole:
     def is_chief(self) -> bool:
         if self.num_workers == 1:
             return True
-        return self.task_type == "chief" or (self.task_type == "worker" and self.task_index == 0 and not self._has_chief)
+        return self.task_type == "chief" or (
+            self.task_type == "worker" and self.task_index == 0 and not self._has_chief
+        )
 
     _has_chief: bool = True
 
@@ -50,8 +52,10 @@ def tf_config_from_cluster_spec(cluster_spec: str) -> dict:
         cluster = {VERTEX_POOLS[pool]: list(hosts) for pool, hosts in spec["cluster"].items()}
         task = {"type": VERTEX_POOLS[spec["task"]["type"]], "index": int(spec["task"]["index"])}
     except (ValueError, KeyError, TypeError) as err:
-        raise UserError(f"CLUSTER_SPEC is malformed ({type(err).__name__}: {err}); expected Vertex AI's "
-                        '{"cluster": {"workerpool0": [...], ...}, "task": {"type": "workerpool0", "index": 0}}') from None
+        raise UserError(
+            f"CLUSTER_SPEC is malformed ({type(err).__name__}: {err}); expected Vertex AI's "
+            '{"cluster": {"workerpool0": [...], ...}, "task": {"type": "workerpool0", "index": 0}}'
+        ) from None
     return {"cluster": cluster, "task": task}
 
 
@@ -73,8 +77,10 @@ def tf_config_from_indexed_job(environ) -> dict:
         else:
             hosts = [h.strip() for h in hosts_text.split(",") if h.strip()]
     except KeyError as err:
-        raise UserError(f"DCGAN_WORKER_HOSTS is set but {err.args[0]} is not (a Kubernetes Indexed Job sets "
-                        "JOB_COMPLETION_INDEX; DCGAN_NUM_WORKERS is needed with an {index} template)") from None
+        raise UserError(
+            f"DCGAN_WORKER_HOSTS is set but {err.args[0]} is not (a Kubernetes Indexed Job sets "
+            "JOB_COMPLETION_INDEX; DCGAN_NUM_WORKERS is needed with an {index} template)"
+        ) from None
     except ValueError as err:
         raise UserError(f"JOB_COMPLETION_INDEX/DCGAN_NUM_WORKERS must be integers ({err})") from None
     if not 0 <= index < len(hosts):
@@ -97,7 +103,10 @@ def read_cluster(environ=os.environ) -> tuple[ClusterRole, Optional[dict]]:
     else:
         return ClusterRole(), None
     if not isinstance(tf_config, dict) or not isinstance(tf_config.get("cluster"), dict):
-        raise UserError('TF_CONFIG needs a "cluster" object, e.g. {"cluster": {"worker": ["host:port", ...]}, "task": {"type": "worker", "index": 0}}')
+        raise UserError(
+            'TF_CONFIG needs a "cluster" object, e.g. {"cluster": {"worker": ["host:port", ...]}, '
+            '"task": {"type": "worker", "index": 0}}'
+        )
     cluster, task = tf_config["cluster"], tf_config.get("task") or {}
     workers = [(kind, i) for kind in ("chief", "worker") for i, _ in enumerate(cluster.get(kind, []))]
     for kind, hosts in cluster.items():
@@ -108,14 +117,23 @@ def read_cluster(environ=os.environ) -> tuple[ClusterRole, Optional[dict]]:
     if len(workers) <= 1 and not task:
         return ClusterRole(), tf_config
     task_type, task_index = task.get("type"), task.get("index", 0)
-    if isinstance(task_index, bool) or not isinstance(task_index, (int, str)) or \
-            not str(task_index).isdigit() or (task_type, int(task_index)) not in workers:
+    if (
+        isinstance(task_index, bool)
+        or not isinstance(task_index, (int, str))
+        or not str(task_index).isdigit()
+        or (task_type, int(task_index)) not in workers
+    ):
         names = ", ".join(f"{kind}:{i}" for kind, i in workers) or "none"
         raise UserError(f"TF_CONFIG task {task!r} is not one of the cluster's chief/worker tasks ({names})")
     if len(workers) <= 1:
         return ClusterRole(), tf_config
-    role = ClusterRole(len(workers), task_type, int(task_index), workers.index((task_type, int(task_index))),
-                       _has_chief="chief" in cluster)
+    role = ClusterRole(
+        len(workers),
+        task_type,
+        int(task_index),
+        workers.index((task_type, int(task_index))),
+        _has_chief="chief" in cluster,
+    )
     return role, tf_config
 
 
@@ -127,7 +145,8 @@ def split_devices(count: int) -> None:
     if gpus:
         free_mib = 4096
         tf.config.set_logical_device_configuration(
-            gpus[0], [tf.config.LogicalDeviceConfiguration(memory_limit=free_mib) for _ in range(count)])
+            gpus[0], [tf.config.LogicalDeviceConfiguration(memory_limit=free_mib) for _ in range(count)]
+        )
     else:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
@@ -144,7 +163,8 @@ def make_strategy(devices: int = 0, environ=os.environ):
         split_devices(devices)
     if role.num_workers > 1:
         options = tf.distribute.experimental.CommunicationOptions(
-            implementation=tf.distribute.experimental.CommunicationImplementation.AUTO)
+            implementation=tf.distribute.experimental.CommunicationImplementation.AUTO
+        )
         return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     gpus = tf.config.list_logical_devices("GPU")
     if len(gpus) > 1:
@@ -153,8 +173,9 @@ def make_strategy(devices: int = 0, environ=os.environ):
         return tf.distribute.OneDeviceStrategy(gpus[0].name)
     cpus = tf.config.list_logical_devices("CPU")
     if devices > 1:
-        return tf.distribute.MirroredStrategy([d.name for d in cpus[:devices]],
-                                              cross_device_ops=tf.distribute.ReductionToOneDevice())
+        return tf.distribute.MirroredStrategy(
+            [d.name for d in cpus[:devices]], cross_device_ops=tf.distribute.ReductionToOneDevice()
+        )
     return tf.distribute.OneDeviceStrategy(cpus[0].name)
 
 
@@ -174,10 +195,13 @@ def check_workers_agree(strategy, values: dict[str, int]) -> None:
     gathered = strategy.experimental_local_results(strategy.run(gather))[0].numpy()
     differing = [name for i, name in enumerate(values) if len(set(gathered[:, i].tolist())) > 1]
     if differing:
-        shown = "; ".join(f"{name}: {sorted(set(gathered[:, list(values).index(name)].tolist()))}"
-                          for name in differing)
-        raise UserError(f"the workers restored different state ({shown}); every worker must see the same "
-                        "--job_dir (a bucket, or a shared file system), not a local folder per machine")
+        shown = "; ".join(
+            f"{name}: {sorted(set(gathered[:, list(values).index(name)].tolist()))}" for name in differing
+        )
+        raise UserError(
+            f"the workers restored different state ({shown}); every worker must see the same "
+            "--job_dir (a bucket, or a shared file system), not a local folder per machine"
+        )
 
 
 def describe(strategy) -> str:
@@ -188,7 +212,9 @@ def describe(strategy) -> str:
     name = type(strategy).__name__
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         name = "MultiWorkerMirroredStrategy"  # the class is an alias named CollectiveAllReduceStrategy
-    return (f"strategy {name}: {strategy.num_replicas_in_sync} replicas, "
-            f"{role.num_workers} worker(s), this is {role.task_type}:{role.task_index}"
-            f"{' (chief)' if role.is_chief else ''}, devices {list(devices)}, "
-            f"GPUs visible {len(tf.config.list_physical_devices('GPU'))}")
+    return (
+        f"strategy {name}: {strategy.num_replicas_in_sync} replicas, "
+        f"{role.num_workers} worker(s), this is {role.task_type}:{role.task_index}"
+        f"{' (chief)' if role.is_chief else ''}, devices {list(devices)}, "
+        f"GPUs visible {len(tf.config.list_physical_devices('GPU'))}"
+    )

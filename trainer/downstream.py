@@ -39,10 +39,12 @@ def classic_policy(strength: float = 1.0) -> AugmentParams:
     """`dcgan augment`'s ImageDataGenerator-style defaults, scaled by `strength` (0 = none)."""
     base = AugmentConfig(output="-")
     zoom = float(base.zoom_range) * strength
-    return AugmentParams.create(rotation_range=base.rotation_range * strength,
-                                width_shift_range=base.width_shift_range * strength,
-                                height_shift_range=base.height_shift_range * strength,
-                                zoom_range=(1.0 - zoom, 1.0 + zoom))
+    return AugmentParams.create(
+        rotation_range=base.rotation_range * strength,
+        width_shift_range=base.width_shift_range * strength,
+        height_shift_range=base.height_shift_range * strength,
+        zoom_range=(1.0 - zoom, 1.0 + zoom),
+    )
 
 
 def randaugment_policy(num_ops: int = 2, factor: float = 0.5, seed: int = 0) -> Callable:
@@ -100,8 +102,9 @@ class Teacher:
 
     def probabilities_tensor(self, pixels: tf.Tensor) -> tf.Tensor:
         """The same, as a graph function of float pixels 0..255 [B, H, W, C] (for the sampler's producer)."""
-        return tf.add_n([tf.nn.softmax(tf.cast(m(pixels, training=False), tf.float32)) for m in self.models]) \
-            / len(self.models)
+        return tf.add_n([tf.nn.softmax(tf.cast(m(pixels, training=False), tf.float32)) for m in self.models]) / len(
+            self.models
+        )
 
     def save(self, folder: str) -> None:
         os.makedirs(folder, exist_ok=True)
@@ -119,47 +122,83 @@ class Teacher:
             try:
                 models.append(keras.models.load_model(path, compile=False))
             except Exception as err:  # keras raises many types for a damaged file
-                raise UserError(f"{path}: cannot load the classifier ({type(err).__name__}: {str(err)[:160]})") from None
+                raise UserError(
+                    f"{path}: cannot load the classifier ({type(err).__name__}: {str(err)[:160]})"
+                ) from None
         return cls(models, digest)
 
 
-def train_teacher(images: np.ndarray, labels: np.ndarray, num_classes: int, *, members: int = 5,
-                  steps: int = 1000, policy: Optional[Policy] = None, seed: int = 0) -> Teacher:
+def train_teacher(
+    images: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    *,
+    members: int = 5,
+    steps: int = 1000,
+    policy: Optional[Policy] = None,
+    seed: int = 0,
+) -> Teacher:
     """`members` classifiers on the real images with `policy`, each from its own seed."""
-    return Teacher([metrics.train_classifier(images, labels, num_classes, steps=steps, augmentation=policy,
-                                             seed=seed * 1000 + 500 + k) for k in range(members)])
+    return Teacher(
+        [
+            metrics.train_classifier(
+                images, labels, num_classes, steps=steps, augmentation=policy, seed=seed * 1000 + 500 + k
+            )
+            for k in range(members)
+        ]
+    )
 
 
 TEACHER_POLICY_STRENGTH = 0.5  # classic augmentation for the teacher: the strength the experiment found best
 
 
-def cached_teacher(images: np.ndarray, labels: np.ndarray, num_classes: int, name: str, *, members: int,
-                   steps: int) -> Teacher:
+def cached_teacher(
+    images: np.ndarray, labels: np.ndarray, num_classes: int, name: str, *, members: int, steps: int
+) -> Teacher:
     """The sampler's 'auto' teacher: trained once per (images, labels, settings), then loaded from the cache."""
     from trainer import storage
 
-    digest = hashlib.sha256(images.tobytes() + labels.astype(np.int64).tobytes()
-                            + f"{num_classes}/{members}/{steps}/{TEACHER_POLICY_STRENGTH}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(
+        images.tobytes()
+        + labels.astype(np.int64).tobytes()
+        + f"{num_classes}/{members}/{steps}/{TEACHER_POLICY_STRENGTH}".encode()
+    ).hexdigest()[:16]
     safe = "".join(c if c.isalnum() else "_" for c in name)[-40:]
     folder = os.path.join(storage.cache_dir("teachers"), f"{safe}-{digest}")
     paths = [os.path.join(folder, f"member-{k}.keras") for k in range(members)]
     if all(os.path.isfile(p) for p in paths):
         print(f"teacher: loaded from {folder}")
         return Teacher.load(paths, digest)
-    print(f"teacher: training {members} classifiers on {len(images)} images of {name} ({steps} steps each)",
-          flush=True)
-    teacher = train_teacher(images, labels, num_classes, members=members, steps=steps,
-                            policy=classic_policy(TEACHER_POLICY_STRENGTH))
+    print(f"teacher: training {members} classifiers on {len(images)} images of {name} ({steps} steps each)", flush=True)
+    teacher = train_teacher(
+        images, labels, num_classes, members=members, steps=steps, policy=classic_policy(TEACHER_POLICY_STRENGTH)
+    )
     teacher.digest = digest
     teacher.save(folder)
     return teacher
 
 
-def train_recipe(real: tuple[np.ndarray, np.ndarray], num_classes: int, *, steps: int, seed: int,
-                 policy: Optional[Policy] = None, synthetic: Optional[tuple[np.ndarray, np.ndarray]] = None,
-                 synthetic_fraction: float = 0.5, augment_synthetic: bool = False) -> keras.Model:
+def train_recipe(
+    real: tuple[np.ndarray, np.ndarray],
+    num_classes: int,
+    *,
+    steps: int,
+    seed: int,
+    policy: Optional[Policy] = None,
+    synthetic: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    synthetic_fraction: float = 0.5,
+    augment_synthetic: bool = False,
+) -> keras.Model:
     """One downstream classifier: real images (hard labels, `policy`) plus optional synthetic images whose
     targets are labels [N] or a teacher's probabilities [N, C], filling `synthetic_fraction` of each batch."""
-    return metrics.train_classifier(real[0], real[1], num_classes, steps=steps, seed=seed, augmentation=policy,
-                                    synthetic=synthetic, synthetic_fraction=synthetic_fraction,
-                                    augment_synthetic=augment_synthetic)
+    return metrics.train_classifier(
+        real[0],
+        real[1],
+        num_classes,
+        steps=steps,
+        seed=seed,
+        augmentation=policy,
+        synthetic=synthetic,
+        synthetic_fraction=synthetic_fraction,
+        augment_synthetic=augment_synthetic,
+    )

@@ -1,7 +1,9 @@
 """`dcgan evaluate`: is the synthetic data good, new, and useful?
 
-    dcgan evaluate --real=digits:test --synthetic=runs/digits10 --train_data=digits:train[:10%] --report=eval/report.json
-    dcgan evaluate --real=digits:test --synthetic=out/synth --train_data=digits:train[:10%] --feature_model=inception.keras
+    dcgan evaluate --real=digits:test --synthetic=runs/digits10 --train_data='digits:train[:10%]' \\
+        --report=eval/report.json
+    dcgan evaluate --real=digits:test --synthetic=out/synth --train_data='digits:train[:10%]' \\
+        --feature_model=inception.keras
 
 Reports (JSON, plus PNGs beside it):
   fidelity       FID, KID (mean, std over subsets), precision and recall: synthetic vs --real
@@ -24,8 +26,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from trainer import command_line
-from trainer import data, export, jobdir, metrics, model_card, overlap, report_page, shards, sources
+from trainer import command_line, data, export, jobdir, metrics, model_card, overlap, report_page, shards, sources
 from trainer import downstream as downstream_lib
 from trainer.augment_params import AugmentParams
 from trainer.config import AugmentConfig
@@ -51,8 +52,17 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
         labels = np.concatenate([b[1] for b in batches]) if source.num_classes else None
         with open(os.path.join(os.path.dirname(model_path), jobdir.META_FILE)) as f:
             meta = json.load(f)
-        return images, labels, {"kind": "generator", "path": model_path, "step": meta["step"],
-                                "train_data": meta.get("dataset", ""), "num_classes": source.num_classes}
+        return (
+            images,
+            labels,
+            {
+                "kind": "generator",
+                "path": model_path,
+                "step": meta["step"],
+                "train_data": meta.get("dataset", ""),
+                "num_classes": source.num_classes,
+            },
+        )
     images, labels = [], []
     for image, label in shards.load(config.synthetic, shuffle=False).take(config.num_samples):
         images.append(image.numpy())
@@ -61,9 +71,16 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
         raise UserError(f"--synthetic={config.synthetic}: no images in the shards")
     labels = np.array(labels)
     conditional = bool((labels >= 0).all())
-    return np.stack(images), (labels if conditional else None), {
-        "kind": "shards", "path": config.synthetic, "train_data": "",
-        "num_classes": int(labels.max()) + 1 if conditional else 0}
+    return (
+        np.stack(images),
+        (labels if conditional else None),
+        {
+            "kind": "shards",
+            "path": config.synthetic,
+            "train_data": "",
+            "num_classes": int(labels.max()) + 1 if conditional else 0,
+        },
+    )
 
 
 def load_real(dataset: str, flag: str, resolution: int, channels: int) -> data.TrainingData:
@@ -77,8 +94,10 @@ def load_real(dataset: str, flag: str, resolution: int, channels: int) -> data.T
         if (source.labels < 0).any():
             source.labels, source.num_classes = None, 0
     if source.images.shape[1:] != (resolution, resolution, channels):
-        raise UserError(f"--{flag}={dataset}: images are {source.images.shape[1:]}, the synthetic ones "
-                        f"{(resolution, resolution, channels)}; mismatched resolution")
+        raise UserError(
+            f"--{flag}={dataset}: images are {source.images.shape[1:]}, the synthetic ones "
+            f"{(resolution, resolution, channels)}; mismatched resolution"
+        )
     return source
 
 
@@ -89,8 +108,10 @@ def run(config) -> dict:
     synth, synth_labels, synth_info = load_synthetic(config)
     resolution, channels = synth.shape[1], synth.shape[3]
     if config.resolution and config.resolution != resolution:
-        raise UserError(f"--resolution={config.resolution} but the synthetic images are {resolution}x{resolution}: "
-                        "mismatched resolution")
+        raise UserError(
+            f"--resolution={config.resolution} but the synthetic images are {resolution}x{resolution}: "
+            "mismatched resolution"
+        )
     report["synthetic"] = {**synth_info, "num_images": len(synth), "resolution": resolution, "channels": channels}
     real = load_real(config.real, "real", resolution, channels)
     recorded = synth_info.get("train_data", "")
@@ -100,44 +121,74 @@ def run(config) -> dict:
     if recorded and recorded != train_name:  # what the generator really saw, if --train_data names other images
         generator_data[recorded] = load_real(recorded, "train_data", resolution, channels)
     feature_name = config.feature_data or config.real
-    feature_source = real if feature_name == config.real else load_real(feature_name, "feature_data", resolution, channels)
+    feature_source = (
+        real if feature_name == config.real else load_real(feature_name, "feature_data", resolution, channels)
+    )
     report["data"], caveats = check_data(config, synth, real, generator_data, feature_name, feature_source)
-    print(f"evaluate: {len(synth)} synthetic images ({synth_info['kind']}), {len(real.images)} real ({config.real})"
-          + (f", {len(train.images)} training images ({train_name})" if train else ", no training set")
-          + (", disjoint" if not caveats else f", OVERLAPPING ({len(caveats)} affected sections)"), flush=True)
+    print(
+        f"evaluate: {len(synth)} synthetic images ({synth_info['kind']}), {len(real.images)} real ({config.real})"
+        + (f", {len(train.images)} training images ({train_name})" if train else ", no training set")
+        + (", disjoint" if not caveats else f", OVERLAPPING ({len(caveats)} affected sections)"),
+        flush=True,
+    )
 
     # -- Feature space.
     print(f"evaluate: feature space from {feature_name} ...", flush=True)
-    space = metrics.feature_space(feature_source.images, feature_source.labels, feature_source.num_classes,
-                                  feature_name, config.feature_model, steps=config.feature_steps)
+    space = metrics.feature_space(
+        feature_source.images,
+        feature_source.labels,
+        feature_source.num_classes,
+        feature_name,
+        config.feature_model,
+        steps=config.feature_steps,
+    )
     real_f, synth_f = space(real.images), space(synth)
-    report["features"] = {"kind": space.kind, "data": feature_name if space.kind == "classifier" else "",
-                          "model": config.feature_model, "dim": int(real_f.shape[1])}
+    report["features"] = {
+        "kind": space.kind,
+        "data": feature_name if space.kind == "classifier" else "",
+        "model": config.feature_model,
+        "dim": int(real_f.shape[1]),
+    }
 
     # -- Fidelity and diversity.
     kid_mean, kid_std = metrics.kid(real_f, synth_f, subsets=config.kid_subsets, seed=config.seed)
     precision, recall = metrics.precision_recall(real_f, synth_f)
-    report["fidelity"] = {"fid": metrics.fid(real_f, synth_f), "kid": kid_mean, "kid_std": kid_std,
-                          "precision": precision, "recall": recall}
+    report["fidelity"] = {
+        "fid": metrics.fid(real_f, synth_f),
+        "kid": kid_mean,
+        "kid_std": kid_std,
+        "precision": precision,
+        "recall": recall,
+    }
     stem = os.path.splitext(config.report)[0]
     os.makedirs(os.path.dirname(os.path.abspath(config.report)), exist_ok=True)
-    pictures = {"Synthetic samples": report_page.samples_png(
-        synth[:64], f"{min(64, len(synth))} synthetic samples ({synth_info['kind']}: {config.synthetic})")}
+    pictures = {
+        "Synthetic samples": report_page.samples_png(
+            synth[:64], f"{min(64, len(synth))} synthetic samples ({synth_info['kind']}: {config.synthetic})"
+        )
+    }
 
     # -- Memorization (needs the training images).
     if train is not None:
         print("evaluate: memorization ...", flush=True)
         report["memorization"] = {}
         flagged = np.zeros(len(synth), bool)
-        for space_name, train_x, holdout_x, synth_x in (("pixels", train.images, real.images, synth),
-                                                        ("features", space(train.images), real_f, synth_f)):
+        for space_name, train_x, holdout_x, synth_x in (
+            ("pixels", train.images, real.images, synth),
+            ("features", space(train.images), real_f, synth_f),
+        ):
             result = metrics.memorization(train_x, holdout_x, synth_x, config.memorization_quantile)
             distances, nearest_index = result.pop("distances"), result.pop("nearest_index")
             flagged |= distances < result["threshold"]
             pictures[f"Closest pairs ({space_name})"] = report_page.pairs_png(
-                synth, train.images, distances, nearest_index, result["threshold"],
+                synth,
+                train.images,
+                distances,
+                nearest_index,
+                result["threshold"],
                 f"Closest synthetic / training pairs in {space_name.rstrip('s')} space: {result['rate']:.1%} under "
-                "the threshold")
+                "the threshold",
+            )
             report["memorization"][space_name] = result
         report["memorization"]["rate_either"] = float(flagged.mean())
     else:
@@ -146,20 +197,35 @@ def run(config) -> dict:
     # -- GAN-test: a real-data classifier labels conditional samples.
     classifier = space.classifier
     if classifier is None and synth_labels is not None and feature_source.labels is not None:
-        classifier = metrics.feature_space(feature_source.images, feature_source.labels, feature_source.num_classes,
-                                           feature_name, "", steps=config.feature_steps).classifier
+        classifier = metrics.feature_space(
+            feature_source.images,
+            feature_source.labels,
+            feature_source.num_classes,
+            feature_name,
+            "",
+            steps=config.feature_steps,
+        ).classifier
     if synth_labels is not None and classifier is not None:
         print("evaluate: GAN-test ...", flush=True)
-        report["gan_test"] = {"accuracy": metrics.accuracy(classifier, synth, synth_labels),
-                              **classifier_check(report["data"], classifier, real, train, config)}
+        report["gan_test"] = {
+            "accuracy": metrics.accuracy(classifier, synth, synth_labels),
+            **classifier_check(report["data"], classifier, real, train, config),
+        }
     else:
         report["gan_test"] = {"skipped": "needs a conditional generator and labelled real data"}
 
     # -- Downstream utility: does adding synthetic data help a classifier?
     labelled = train is not None and train.labels is not None and real.labels is not None and synth_labels is not None
     if config.downstream == "true" and not labelled:
-        missing = [n for n, ok in (("--train_data", train is not None and train.labels is not None),
-                                   ("--real", real.labels is not None), ("--synthetic", synth_labels is not None)) if not ok]
+        missing = [
+            n
+            for n, ok in (
+                ("--train_data", train is not None and train.labels is not None),
+                ("--real", real.labels is not None),
+                ("--synthetic", synth_labels is not None),
+            )
+            if not ok
+        ]
         raise UserError(f"--downstream=true needs labels, and {', '.join(missing)} has none (or is missing)")
     if config.downstream != "false" and labelled:
         report["downstream"] = downstream(config, train, real, synth, synth_labels)
@@ -181,44 +247,62 @@ def run(config) -> dict:
 
 
 # What each number is measured on, and what it means when two of the sets share images.
-REFERENCE_VS_TRAINING = ("the generator is judged on its own training images and held-out distances are not "
-                         "held out")
+REFERENCE_VS_TRAINING = "the generator is judged on its own training images and held-out distances are not held out"
 AFFECTED_BY_REFERENCE_OVERLAP = {
     "fidelity": "FID/KID/precision/recall compare samples with --real, which shares {shared} images with the "
-                "generator's training images ({train}): this favours a generator that copies",
+    "generator's training images ({train}): this favours a generator that copies",
     "memorization": "the threshold comes from --real's distances to the training images, but {shared} of them "
-                    "are training images (distance 0): the threshold is too low and the rate too small",
+    "are training images (distance 0): the threshold is too low and the rate too small",
     "downstream": "the classifiers are tested on --real, which shares {shared} images with their training "
-                  "images ({train}): accuracies are inflated",
+    "images ({train}): accuracies are inflated",
 }
 
 
-def check_data(config, synth: np.ndarray, real: data.TrainingData, generator_data: dict, feature_name: str,
-               feature_source: data.TrainingData) -> tuple[dict, dict]:
+def check_data(
+    config,
+    synth: np.ndarray,
+    real: data.TrainingData,
+    generator_data: dict,
+    feature_name: str,
+    feature_source: data.TrainingData,
+) -> tuple[dict, dict]:
     """Which images each number uses, and whether the sets overlap (by content hash).
 
     Returns (report["data"], {section: caveat}). --real sharing images with the
     generator's training images is refused (one line) unless --allow_overlap,
     when every affected section gets a caveat."""
-    sets = {"reference (--real: FID/KID/precision/recall, held-out distances, downstream test set)":
-            {"name": config.real, "images": len(real.images)}}
+    sets = {
+        "reference (--real: FID/KID/precision/recall, held-out distances, downstream test set)": {
+            "name": config.real,
+            "images": len(real.images),
+        }
+    }
     for name, source in generator_data.items():
-        sets[f"training (the generator's: memorization, downstream training set) {name}"] = \
-            {"name": name, "images": len(source.images)}
-    sets["feature space (the classifier behind FID/KID/GAN-test)"] = {"name": feature_name,
-                                                                       "images": len(feature_source.images)}
+        sets[f"training (the generator's: memorization, downstream training set) {name}"] = {
+            "name": name,
+            "images": len(source.images),
+        }
+    sets["feature space (the classifier behind FID/KID/GAN-test)"] = {
+        "name": feature_name,
+        "images": len(feature_source.images),
+    }
     sets["synthetic"] = {"name": config.synthetic, "images": len(synth)}
     pairs, caveats, warnings = [], {}, []
     for name, source in generator_data.items():
         found = overlap.pair(config.real, real.images, name, source.images)
         pairs.append({**found.as_dict(), "meaning": REFERENCE_VS_TRAINING if found.shared else ""})
         if found.shared and not config.allow_overlap:
-            fix = (" (train on digits:train and evaluate on digits:test)" if name.split(":")[0] == "digits" else
-                   " (hold out a split the generator never saw, e.g. train on a[:80%] and evaluate on a[80%:])")
-            raise UserError(f"--real={config.real} shares {found.shared} of its {found.a_count} images with the "
-                            f"generator's training images ({name}), so the report would test the generator on what "
-                            f"it trained on; evaluate on images it never saw{fix}, or pass --allow_overlap=true "
-                            "to report anyway with the affected numbers marked")
+            fix = (
+                " (train on digits:train and evaluate on digits:test)"
+                if name.split(":")[0] == "digits"
+                else " (hold out a split the generator never saw, e.g. train on a[:80%] and evaluate on a[80%:])"
+            )
+            raise UserError(
+                f"--real={config.real} shares {found.shared} of its {found.a_count} images with the "
+                f"generator's training images ({name}), so the report would test the generator on what "
+                f"it trained on; evaluate on images it never saw{fix}, or pass --allow_overlap=true "
+                "to report anyway with the affected numbers marked"
+            )
         if found.shared:
             for section, text in AFFECTED_BY_REFERENCE_OVERLAP.items():
                 caveats[section] = text.format(shared=found.shared, train=name)
@@ -226,15 +310,28 @@ def check_data(config, synth: np.ndarray, real: data.TrainingData, generator_dat
     if not features_saw_reference:
         found = overlap.pair(feature_name, feature_source.images, config.real, real.images)
         features_saw_reference = not found.disjoint
-        pairs.append({**found.as_dict(), "meaning": "" if found.disjoint else
-                      "the feature classifier has seen some reference images (fine for FID and KID; stated)"})
+        pairs.append(
+            {
+                **found.as_dict(),
+                "meaning": ""
+                if found.disjoint
+                else "the feature classifier has seen some reference images (fine for FID and KID; stated)",
+            }
+        )
     if features_saw_reference:
-        warnings.append(f"the feature classifier learned from {feature_name}, which is (or shares images with) "
-                        "--real: fine for FID/KID, which only need a feature space; GAN-test's real-data accuracy "
-                        "is therefore measured on other images (see gan_test.held_out_set)")
-    return {"sets": sets, "overlaps": pairs, "checked_by": "sha256 of each image's pixels",
-            "features_saw_reference": features_saw_reference, "warnings": warnings,
-            "training_name": next(iter(generator_data), "")}, caveats
+        warnings.append(
+            f"the feature classifier learned from {feature_name}, which is (or shares images with) "
+            "--real: fine for FID/KID, which only need a feature space; GAN-test's real-data accuracy "
+            "is therefore measured on other images (see gan_test.held_out_set)"
+        )
+    return {
+        "sets": sets,
+        "overlaps": pairs,
+        "checked_by": "sha256 of each image's pixels",
+        "features_saw_reference": features_saw_reference,
+        "warnings": warnings,
+        "training_name": next(iter(generator_data), ""),
+    }, caveats
 
 
 def classifier_check(data_report: dict, classifier, real: data.TrainingData, train, config) -> dict:
@@ -244,16 +341,28 @@ def classifier_check(data_report: dict, classifier, real: data.TrainingData, tra
     images, disjoint from --real, are the held-out set. With no such set the
     accuracy on its own training images is reported, marked as such."""
     if not data_report["features_saw_reference"]:
-        return {"classifier_accuracy_held_out": metrics.accuracy(classifier, real.images, real.labels),
-                "held_out_set": config.real}
-    train_disjoint = any(o["a"] == config.real and o["b"] == data_report["training_name"] and o["disjoint"]
-                         for o in data_report["overlaps"])  # measured once, in check_data
-    if train is not None and train.labels is not None and train_disjoint and \
-            (config.feature_data or config.real) == config.real:
-        return {"classifier_accuracy_held_out": metrics.accuracy(classifier, train.images, train.labels),
-                "held_out_set": config.train_data or data_report.get("training_name", "training images")}
-    return {"classifier_accuracy_on_its_training_images": metrics.accuracy(classifier, real.images, real.labels),
-            "held_out_set": "none: no real images the classifier did not learn from"}
+        return {
+            "classifier_accuracy_held_out": metrics.accuracy(classifier, real.images, real.labels),
+            "held_out_set": config.real,
+        }
+    train_disjoint = any(
+        o["a"] == config.real and o["b"] == data_report["training_name"] and o["disjoint"]
+        for o in data_report["overlaps"]
+    )  # measured once, in check_data
+    if (
+        train is not None
+        and train.labels is not None
+        and train_disjoint
+        and (config.feature_data or config.real) == config.real
+    ):
+        return {
+            "classifier_accuracy_held_out": metrics.accuracy(classifier, train.images, train.labels),
+            "held_out_set": config.train_data or data_report.get("training_name", "training images"),
+        }
+    return {
+        "classifier_accuracy_on_its_training_images": metrics.accuracy(classifier, real.images, real.labels),
+        "held_out_set": "none: no real images the classifier did not learn from",
+    }
 
 
 def write(path: str, report: dict, pictures: dict[str, bytes]) -> None:
@@ -271,7 +380,9 @@ def write(path: str, report: dict, pictures: dict[str, bytes]) -> None:
         os.replace(target + ".tmp", target)
 
 
-def downstream(config, train: data.TrainingData, real: data.TrainingData, synth: np.ndarray, synth_labels: np.ndarray) -> dict:
+def downstream(
+    config, train: data.TrainingData, real: data.TrainingData, synth: np.ndarray, synth_labels: np.ndarray
+) -> dict:
     classic = AugmentParams.create(**AugmentConfig(output="-").augmentation())  # `dcgan augment`'s defaults
     num_classes = max(train.num_classes, int(synth_labels.max()) + 1)
     variants = {
@@ -279,23 +390,41 @@ def downstream(config, train: data.TrainingData, real: data.TrainingData, synth:
         "b_real_augmented": dict(images=train.images, labels=train.labels, augmentation=classic),
         "c_synthetic": dict(images=synth, labels=synth_labels),
         "d_real_synthetic": dict(images=train.images, labels=train.labels, synthetic=(synth, synth_labels)),
-        "e_real_synthetic_augmented": dict(images=train.images, labels=train.labels, synthetic=(synth, synth_labels),
-                                           augmentation=classic, augment_synthetic=True),
+        "e_real_synthetic_augmented": dict(
+            images=train.images,
+            labels=train.labels,
+            synthetic=(synth, synth_labels),
+            augmentation=classic,
+            augment_synthetic=True,
+        ),
     }
     # (f) knowledge distillation on the synthetic images: a teacher ensemble trained on the real images with
     # classic augmentation gives each synthetic image class probabilities (what `dcgan sample --teacher` stores).
-    teacher = downstream_lib.train_teacher(train.images, train.labels, num_classes, members=3,
-                                           steps=config.downstream_steps, policy=classic, seed=config.seed)
-    variants["f_real_synthetic_distilled"] = dict(images=train.images, labels=train.labels, augmentation=classic,
-                                                  synthetic=(synth, teacher.probabilities(synth)))
+    teacher = downstream_lib.train_teacher(
+        train.images,
+        train.labels,
+        num_classes,
+        members=3,
+        steps=config.downstream_steps,
+        policy=classic,
+        seed=config.seed,
+    )
+    variants["f_real_synthetic_distilled"] = dict(
+        images=train.images, labels=train.labels, augmentation=classic, synthetic=(synth, teacher.probabilities(synth))
+    )
     results = {}
-    counter = Progress("evaluate: downstream classifiers", len(variants) * config.seeds,
-                       f"trained ({config.downstream_steps} steps each)", stream=sys.stdout)
+    counter = Progress(
+        "evaluate: downstream classifiers",
+        len(variants) * config.seeds,
+        f"trained ({config.downstream_steps} steps each)",
+        stream=sys.stdout,
+    )
     for name, kwargs in variants.items():
         accuracies = []
         for seed in range(config.seeds):
-            model = metrics.train_classifier(num_classes=num_classes, steps=config.downstream_steps,
-                                             seed=config.seed + seed, **kwargs)
+            model = metrics.train_classifier(
+                num_classes=num_classes, steps=config.downstream_steps, seed=config.seed + seed, **kwargs
+            )
             accuracies.append(metrics.accuracy(model, real.images, real.labels))
             counter.advance()
         results[name] = {"mean": float(np.mean(accuracies)), "std": float(np.std(accuracies)), "runs": accuracies}
@@ -310,29 +439,50 @@ def summary(report: dict) -> str:
     """The printed summary; a number whose sets overlap is marked (!) and explained below it."""
     mark = {k: " (!)" for k, v in report.items() if isinstance(v, dict) and v.get("caveat")}
     sets = report["data"]["sets"]
-    lines = ["images used: " + "; ".join(f"{role.split(' (')[0]} {info['name']} ({info['images']})"
-                                         for role, info in sets.items())]
+    lines = [
+        "images used: "
+        + "; ".join(f"{role.split(' (')[0]} {info['name']} ({info['images']})" for role, info in sets.items())
+    ]
     disjoint = [o for o in report["data"]["overlaps"]]
-    lines.append("overlap by content: " + ("; ".join(
-        f"{o['a']} vs {o['b']}: " + ("disjoint" if o["disjoint"] else f"{o['shared']} shared") for o in disjoint)
-        or "not checked (no training set known)"))
+    lines.append(
+        "overlap by content: "
+        + (
+            "; ".join(
+                f"{o['a']} vs {o['b']}: " + ("disjoint" if o["disjoint"] else f"{o['shared']} shared") for o in disjoint
+            )
+            or "not checked (no training set known)"
+        )
+    )
     f = report["fidelity"]
-    lines.append(f"FID {f['fid']:.3f}  KID {f['kid']:.5f} +- {f['kid_std']:.5f}  precision {f['precision']:.3f}  "
-                 f"recall {f['recall']:.3f}  ({report['features']['kind']} features){mark.get('fidelity', '')}")
+    lines.append(
+        f"FID {f['fid']:.3f}  KID {f['kid']:.5f} +- {f['kid_std']:.5f}  precision {f['precision']:.3f}  "
+        f"recall {f['recall']:.3f}  ({report['features']['kind']} features){mark.get('fidelity', '')}"
+    )
     m = report["memorization"]
     if "pixels" in m:
-        lines.append(f"memorization: {m['rate_either']:.2%} of samples (pixels {m['pixels']['rate']:.2%}, "
-                     f"features {m['features']['rate']:.2%}; held-out real images: "
-                     f"{m['pixels']['quantile']:.0%} by construction){mark.get('memorization', '')}")
+        lines.append(
+            f"memorization: {m['rate_either']:.2%} of samples (pixels {m['pixels']['rate']:.2%}, "
+            f"features {m['features']['rate']:.2%}; held-out real images: "
+            f"{m['pixels']['quantile']:.0%} by construction){mark.get('memorization', '')}"
+        )
     g = report["gan_test"]
     if "accuracy" in g:
         held_out = g.get("classifier_accuracy_held_out")
-        lines.append(f"GAN-test accuracy: {g['accuracy']:.2%}" + (
-            f" (its classifier: {held_out:.2%} on held-out {g['held_out_set']})" if held_out is not None else
-            " (its classifier could not be checked on held-out real images)") + mark.get("gan_test", ""))
+        lines.append(
+            f"GAN-test accuracy: {g['accuracy']:.2%}"
+            + (
+                f" (its classifier: {held_out:.2%} on held-out {g['held_out_set']})"
+                if held_out is not None
+                else " (its classifier could not be checked on held-out real images)"
+            )
+            + mark.get("gan_test", "")
+        )
     d = report["downstream"]
     if "a_real" in d:
-        lines.append("downstream accuracy: " + ", ".join(
-            f"{k}={v['mean']:.4f}" for k, v in d.items() if isinstance(v, dict)) + mark.get("downstream", ""))
+        lines.append(
+            "downstream accuracy: "
+            + ", ".join(f"{k}={v['mean']:.4f}" for k, v in d.items() if isinstance(v, dict))
+            + mark.get("downstream", "")
+        )
     lines += [f"(!) {k}: {report[k]['caveat']}" for k in mark]
     return "\n".join(lines)

@@ -19,8 +19,15 @@ import keras
 from trainer import __version__, jobdir, models, storage
 from trainer.errors import UserError
 
-def save(store: storage.Store, generator_ema: keras.Model, plan, step: int, folder: str = jobdir.EXPORT,
-         extra: dict | None = None) -> None:
+
+def save(
+    store: storage.Store,
+    generator_ema: keras.Model,
+    plan,
+    step: int,
+    folder: str = jobdir.EXPORT,
+    extra: dict | None = None,
+) -> None:
     """Writes a float32 copy of G_ema and its description, each atomically, to FOLDER/generator.{keras,json}.
 
     `plan` is the run's TrainPlan (sizes, classes and their names: label i is class_names[i])."""
@@ -28,8 +35,15 @@ def save(store: storage.Store, generator_ema: keras.Model, plan, step: int, fold
     policy = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy("float32")
     try:
-        plain = models.build_generator(config.resolution, plan.channels, config.latent_dim, config.width,
-                                       plan.num_classes, name="generator_ema", conditioning=config.g_conditioning)
+        plain = models.build_generator(
+            config.resolution,
+            plan.channels,
+            config.latent_dim,
+            config.width,
+            plan.num_classes,
+            name="generator_ema",
+            conditioning=config.g_conditioning,
+        )
     finally:
         keras.mixed_precision.set_global_policy(policy)
     plain.set_weights([w.numpy() if hasattr(w, "numpy") else w for w in generator_ema.get_weights()])
@@ -65,8 +79,10 @@ def resolve_path(path: str) -> str:
     for candidate in (path, os.path.join(path, jobdir.MODEL_FILE), os.path.join(path, *jobdir.EXPORT_MODEL.split("/"))):
         if candidate.endswith(".keras") and os.path.isfile(candidate):
             return candidate
-    raise UserError(f"--generator={path}: no exported generator there (expected JOB_DIR/{jobdir.EXPORT_MODEL}; "
-                    "did the training job finish?)")
+    raise UserError(
+        f"--generator={path}: no exported generator there (expected JOB_DIR/{jobdir.EXPORT_MODEL}; "
+        "did the training job finish?)"
+    )
 
 
 def _stage(url: str) -> str:
@@ -79,8 +95,10 @@ def _stage(url: str) -> str:
                 if store.exists(folder + name):
                     store.fetch(folder + name)
             return store.local(folder.rstrip("/"))
-    raise UserError(f"--generator={url}: no exported generator there (expected JOB_DIR/{jobdir.EXPORT_MODEL}; "
-                    "did the training job finish?)")
+    raise UserError(
+        f"--generator={url}: no exported generator there (expected JOB_DIR/{jobdir.EXPORT_MODEL}; "
+        "did the training job finish?)"
+    )
 
 
 def load(path: str) -> tuple[keras.Model, dict]:

@@ -22,7 +22,7 @@ from typing import Optional
 
 from trainer import environment
 from trainer.errors import StorageUnavailable, UserError
-from trainer.storage import (AlreadyExists, Changed, ObjectInfo, Store, cache_for, changed_files, key_path)
+from trainer.storage import AlreadyExists, Changed, ObjectInfo, Store, cache_for, changed_files, key_path
 
 
 class GcsStore(Store):
@@ -38,7 +38,7 @@ class GcsStore(Store):
     TIMEOUT = property(lambda self: (10, environment.gcs_timeout()))
 
     def __init__(self, url: str, staging: str = ""):
-        bucket, _, prefix = url[len("gs://"):].partition("/")
+        bucket, _, prefix = url[len("gs://") :].partition("/")
         if not bucket:
             raise UserError(f"{url}: no bucket name")
         self.url_text, self.bucket_name, self.prefix = url.rstrip("/"), bucket, prefix.strip("/")
@@ -62,13 +62,16 @@ class GcsStore(Store):
                 if os.environ.get("STORAGE_EMULATOR_HOST"):
                     from google.auth.credentials import AnonymousCredentials
 
-                    self._client = gcs.Client(project=os.environ.get("GOOGLE_CLOUD_PROJECT", "local"),
-                                              credentials=AnonymousCredentials())
+                    self._client = gcs.Client(
+                        project=os.environ.get("GOOGLE_CLOUD_PROJECT", "local"), credentials=AnonymousCredentials()
+                    )
                 else:
                     self._client = gcs.Client()
             except Exception as err:  # google.auth's DefaultCredentialsError and friends
-                raise UserError(f"{self.url_text}: no usable Google Cloud credentials ({type(err).__name__}); run "
-                                "`gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS") from None
+                raise UserError(
+                    f"{self.url_text}: no usable Google Cloud credentials ({type(err).__name__}); run "
+                    "`gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS"
+                ) from None
         return self._client.bucket(self.bucket_name)
 
     @staticmethod
@@ -77,8 +80,11 @@ class GcsStore(Store):
         from google.cloud.storage.retry import DEFAULT_RETRY
 
         deadline = environment.gcs_retry_deadline()  # seconds of retrying per call
-        return DEFAULT_RETRY.with_delay(initial=0.5, maximum=16.0, multiplier=2.0).with_timeout(deadline) \
-            if isinstance(DEFAULT_RETRY, Retry) else DEFAULT_RETRY
+        return (
+            DEFAULT_RETRY.with_delay(initial=0.5, maximum=16.0, multiplier=2.0).with_timeout(deadline)
+            if isinstance(DEFAULT_RETRY, Retry)
+            else DEFAULT_RETRY
+        )
 
     def _call(self, what: str, fn):
         """Runs one client call; turns its failures into one-line errors (a missing object stays NotFound)."""
@@ -93,9 +99,17 @@ class GcsStore(Store):
         except gexc.Forbidden:
             raise self._permission_denied(what) from None
         except gexc.Unauthorized:
-            raise UserError(f"{self.url_text}: not authenticated; run `gcloud auth application-default login`") from None
-        except (gexc.ServiceUnavailable, gexc.InternalServerError, gexc.TooManyRequests, gexc.GatewayTimeout,
-                gexc.RetryError, ConnectionError) as err:
+            raise UserError(
+                f"{self.url_text}: not authenticated; run `gcloud auth application-default login`"
+            ) from None
+        except (
+            gexc.ServiceUnavailable,
+            gexc.InternalServerError,
+            gexc.TooManyRequests,
+            gexc.GatewayTimeout,
+            gexc.RetryError,
+            ConnectionError,
+        ) as err:
             raise self._unreachable(what, err) from None
         except Exception as err:
             if type(err).__module__.startswith(("requests", "urllib3")):
@@ -103,12 +117,15 @@ class GcsStore(Store):
             raise
 
     def _permission_denied(self, what: str) -> UserError:
-        return UserError(f"{self.url_text}: permission denied ({what}); the account needs "
-                         "roles/storage.objectAdmin on the bucket")
+        return UserError(
+            f"{self.url_text}: permission denied ({what}); the account needs roles/storage.objectAdmin on the bucket"
+        )
 
     def _unreachable(self, what: str, err: Exception) -> StorageUnavailable:
-        return StorageUnavailable(f"{self.url_text}: storage unreachable after retries ({what}: "
-                                  f"{type(err).__name__}); transient, rerun the job to resume")
+        return StorageUnavailable(
+            f"{self.url_text}: storage unreachable after retries ({what}: "
+            f"{type(err).__name__}); transient, rerun the job to resume"
+        )
 
     def _bucket_exists(self) -> bool:
         """Whether the bucket exists, asked with a one-result object listing.
@@ -120,15 +137,17 @@ class GcsStore(Store):
         from google.api_core import exceptions as gexc
 
         try:
-            list(self.bucket.client.list_blobs(self.bucket_name, max_results=1, timeout=self.TIMEOUT,
-                                               retry=self.retry()))
+            list(
+                self.bucket.client.list_blobs(self.bucket_name, max_results=1, timeout=self.TIMEOUT, retry=self.retry())
+            )
         except gexc.NotFound:
             return False
         except gexc.Forbidden:
             raise self._permission_denied("list objects") from None
         except Exception as err:
-            if isinstance(err, (gexc.GoogleAPICallError, gexc.RetryError, ConnectionError)) or \
-                    type(err).__module__.startswith(("requests", "urllib3")):
+            if isinstance(err, (gexc.GoogleAPICallError, gexc.RetryError, ConnectionError)) or type(
+                err
+            ).__module__.startswith(("requests", "urllib3")):
                 raise self._unreachable("list objects", err) from None
             raise
         return True
@@ -144,21 +163,30 @@ class GcsStore(Store):
     path = local
 
     def exists(self, key: str) -> bool:
-        return self._call(f"stat {key}", lambda: self.bucket.blob(self._name(key)).exists(
-            timeout=self.TIMEOUT, retry=self.retry()))
+        return self._call(
+            f"stat {key}", lambda: self.bucket.blob(self._name(key)).exists(timeout=self.TIMEOUT, retry=self.retry())
+        )
 
     def get(self, key: str) -> bytes:
         from google.api_core import exceptions as gexc
 
         try:
-            return self._call(f"read {key}", lambda: self.bucket.blob(self._name(key)).download_as_bytes(
-                timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
+            return self._call(
+                f"read {key}",
+                lambda: self.bucket.blob(self._name(key)).download_as_bytes(
+                    timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"
+                ),
+            )
         except gexc.NotFound:
             raise FileNotFoundError(key) from None
 
     def put(self, key: str, data: bytes) -> None:
-        self._call(f"write {key}", lambda: self.bucket.blob(self._name(key)).upload_from_string(
-            data, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
+        self._call(
+            f"write {key}",
+            lambda: self.bucket.blob(self._name(key)).upload_from_string(
+                data, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"
+            ),
+        )
 
     def read_versioned(self, key: str) -> tuple[Optional[bytes], str]:
         """(content or None, generation): the object's GCS generation, for `replace_if`."""
@@ -166,8 +194,10 @@ class GcsStore(Store):
 
         blob = self.bucket.blob(self._name(key))
         try:
-            data = self._call(f"read {key}", lambda: blob.download_as_bytes(
-                timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
+            data = self._call(
+                f"read {key}",
+                lambda: blob.download_as_bytes(timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"),
+            )
         except gexc.NotFound:
             return None, ""
         return data, str(blob.generation)
@@ -179,9 +209,16 @@ class GcsStore(Store):
 
         blob = self.bucket.blob(self._name(key))
         try:
-            self._call(f"write {key}", lambda: blob.upload_from_string(
-                data, if_generation_match=int(version or 0), timeout=self.TIMEOUT, retry=self.retry(),
-                checksum="crc32c"))
+            self._call(
+                f"write {key}",
+                lambda: blob.upload_from_string(
+                    data,
+                    if_generation_match=int(version or 0),
+                    timeout=self.TIMEOUT,
+                    retry=self.retry(),
+                    checksum="crc32c",
+                ),
+            )
         except gexc.PreconditionFailed:
             current, generation = self.read_versioned(key)
             if current != data:  # not a retry of our own successful write
@@ -193,8 +230,12 @@ class GcsStore(Store):
         from google.api_core import exceptions as gexc
 
         try:
-            self._call(f"create {key}", lambda: self.bucket.blob(self._name(key)).upload_from_string(
-                data, if_generation_match=0, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
+            self._call(
+                f"create {key}",
+                lambda: self.bucket.blob(self._name(key)).upload_from_string(
+                    data, if_generation_match=0, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"
+                ),
+            )
         except gexc.PreconditionFailed:
             if self.get(key) != data:  # a retry of our own successful write is not a conflict
                 raise AlreadyExists(key) from None
@@ -207,8 +248,12 @@ class GcsStore(Store):
         if metadata:
             blob.metadata = {k: str(v) for k, v in metadata.items()}
         try:
-            self._call(f"upload {key}", lambda: blob.upload_from_filename(
-                local_path, if_generation_match=0, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
+            self._call(
+                f"upload {key}",
+                lambda: blob.upload_from_filename(
+                    local_path, if_generation_match=0, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"
+                ),
+            )
         except gexc.PreconditionFailed:
             existing = self._call(f"stat {key}", lambda: self.bucket.get_blob(self._name(key), timeout=self.TIMEOUT))
             if existing is None or existing.crc32c != _file_crc32c(local_path):
@@ -221,8 +266,11 @@ class GcsStore(Store):
 
     def publish_folder(self, local_dir: str, key: str) -> None:
         """Uploads every file of a finished folder (in parallel), then removes it locally."""
-        files = [(os.path.join(d, f), os.path.relpath(os.path.join(d, f), local_dir).replace(os.sep, "/"))
-                 for d, _, names in os.walk(local_dir) for f in names]
+        files = [
+            (os.path.join(d, f), os.path.relpath(os.path.join(d, f), local_dir).replace(os.sep, "/"))
+            for d, _, names in os.walk(local_dir)
+            for f in names
+        ]
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             for future in [pool.submit(self._upload_file, path, f"{key}/{rel}") for path, rel in files]:
                 future.result()
@@ -233,8 +281,12 @@ class GcsStore(Store):
         target = self.local(key)
         os.makedirs(os.path.dirname(target), exist_ok=True)
         temp = f"{target}.part-{uuid.uuid4().hex[:8]}"
-        self._call(f"download {key}", lambda: self.bucket.blob(self._name(key)).download_to_filename(
-            temp, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
+        self._call(
+            f"download {key}",
+            lambda: self.bucket.blob(self._name(key)).download_to_filename(
+                temp, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"
+            ),
+        )
         os.replace(temp, target)
         return target
 
@@ -246,16 +298,24 @@ class GcsStore(Store):
     def _sync_up(self, key: str) -> None:
         for path, signature in changed_files(self.local(key), self._synced):
             rel = os.path.relpath(path, self.root).replace(os.sep, "/")
-            self._call(f"sync {rel}", lambda: self.bucket.blob(self._name(rel)).upload_from_filename(
-                path, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"))
+            self._call(
+                f"sync {rel}",
+                lambda: self.bucket.blob(self._name(rel)).upload_from_filename(
+                    path, timeout=self.TIMEOUT, retry=self.retry(), checksum="crc32c"
+                ),
+            )
             self._synced[path] = signature
 
     def blobs(self, prefix: str = "") -> dict:
         """{key: blob} under a folder key (the blobs carry size and crc32c)."""
         name = self._name(prefix)
         name = name + "/" if name and not name.endswith("/") else name
-        found = self._call(f"list {prefix}", lambda: list(self.bucket.client.list_blobs(
-            self.bucket_name, prefix=name, timeout=self.TIMEOUT, retry=self.retry())))
+        found = self._call(
+            f"list {prefix}",
+            lambda: list(
+                self.bucket.client.list_blobs(self.bucket_name, prefix=name, timeout=self.TIMEOUT, retry=self.retry())
+            ),
+        )
         strip = len(self.prefix) + 1 if self.prefix else 0
         return {b.name[strip:]: b for b in found}
 
@@ -266,7 +326,7 @@ class GcsStore(Store):
         return {k: ObjectInfo(int(b.size), dict(b.metadata or {})) for k, b in self.blobs(prefix).items()}
 
     def folders(self, key: str) -> list[str]:
-        return sorted({k[len(key) + 1:].split("/")[0] for k in self.list(key) if "/" in k[len(key) + 1:]})
+        return sorted({k[len(key) + 1 :].split("/")[0] for k in self.list(key) if "/" in k[len(key) + 1 :]})
 
     def delete(self, key: str) -> None:
         """Deletes an object or every object under a folder key, and its staged local copy;
@@ -282,8 +342,10 @@ class GcsStore(Store):
 
         for k in self.list(key) or ([key] if self.exists(key) else []):
             try:
-                self._call(f"delete {k}", lambda: self.bucket.blob(self._name(k)).delete(
-                    timeout=self.TIMEOUT, retry=self.retry()))
+                self._call(
+                    f"delete {k}",
+                    lambda: self.bucket.blob(self._name(k)).delete(timeout=self.TIMEOUT, retry=self.retry()),
+                )
             except gexc.NotFound:  # deleted meanwhile (by a retry of ours, or another cleaner)
                 pass
 

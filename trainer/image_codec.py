@@ -1,6 +1,10 @@
 """How images are stored in shard records: PNG (default), JPEG or raw uint8 bytes.
 
-    python -c "import numpy as np; from trainer import image_codec as f; print(len(f.encode(np.zeros((2, 32, 32, 3), np.uint8), 'png')[0]))"
+    python - <<'PY'
+    import numpy as np
+    from trainer import image_codec
+    print(len(image_codec.encode(np.zeros((2, 32, 32, 3), np.uint8), 'png')[0]))
+    PY
 
 `encode` turns a batch of uint8 images into one bytes object per image, off
 TensorFlow's threads: PNG is built here from numpy (every row uses PNG's
@@ -34,8 +38,9 @@ def _png_chunk(kind: bytes, payload: bytes) -> bytes:
 def _png(pixels: np.ndarray, compression: int) -> list[bytes]:
     """uint8 [B, H, W, C] -> PNG files (8 bits, no interlace, 'Up' filter on every row)."""
     count, height, width, channels = pixels.shape
-    header = _PNG_SIGNATURE + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8,
-                                                              _PNG_COLOR_TYPE[channels], 0, 0, 0))
+    header = _PNG_SIGNATURE + _png_chunk(
+        b"IHDR", struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOR_TYPE[channels], 0, 0, 0)
+    )
     tail = _png_chunk(b"IEND", b"")
     rows = np.empty((count, height, 1 + width * channels), np.uint8)
     rows[:, :, 0] = 2  # filter type Up: each byte minus the byte above (mod 256)
@@ -56,8 +61,9 @@ def _jpeg(pixels: np.ndarray, quality: int) -> list[bytes]:
     return out
 
 
-def encode(pixels: np.ndarray, image_format: str = "png", png_compression: int = 1,
-           jpeg_quality: int = 95) -> list[bytes]:
+def encode(
+    pixels: np.ndarray, image_format: str = "png", png_compression: int = 1, jpeg_quality: int = 95
+) -> list[bytes]:
     """uint8 [B, H, W, C] -> B encoded images, split over the encoder threads."""
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)
     if image_format == "raw":
@@ -86,13 +92,20 @@ def decode(encoded, image_format, height, width, stored_channels, channels: int)
     def raw():
         image = tf.reshape(tf.io.decode_raw(encoded, tf.uint8), tf.stack([height, width, stored_channels]))
         if channels == 3:
-            return tf.cond(tf.equal(stored_channels, 1), lambda: tf.image.grayscale_to_rgb(image), lambda: image[..., :3])
+            return tf.cond(
+                tf.equal(stored_channels, 1), lambda: tf.image.grayscale_to_rgb(image), lambda: image[..., :3]
+            )
         if channels == 1:
-            return tf.cond(tf.equal(stored_channels, 1), lambda: image,
-                           lambda: tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(image[..., :3], tf.float32))),
-                                           tf.uint8))
+            return tf.cond(
+                tf.equal(stored_channels, 1),
+                lambda: image,
+                lambda: tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(image[..., :3], tf.float32))), tf.uint8),
+            )
         return image
 
-    image = tf.cond(tf.equal(image_format, b"raw"), raw,
-                    lambda: tf.io.decode_image(encoded, channels=channels, expand_animations=False))
+    image = tf.cond(
+        tf.equal(image_format, b"raw"),
+        raw,
+        lambda: tf.io.decode_image(encoded, channels=channels, expand_animations=False),
+    )
     return tf.ensure_shape(image, [None, None, channels or None])

@@ -6,7 +6,11 @@ it. So 1 replica x 2B and 2 replicas x B see the same data, and a resume at step
 s starts at exactly batch s. Shards (local, or gs:// streamed through
 trainer/shard_stream.py) are read in a seeded shard order through a shuffle buffer.
 
-    python -c "from trainer import data, input_pipeline; print(next(iter(input_pipeline.make_dataset(data.load_source('digits', 32), 8, 0)))[0].shape)"
+    python - <<'PY'
+    from trainer import data, input_pipeline
+    batches = input_pipeline.make_dataset(data.load_source('digits', 32), 8, seed=0)
+    print(next(iter(batches))[0].shape)
+    PY
 """
 
 from __future__ import annotations
@@ -18,14 +22,20 @@ import tensorflow as tf
 
 from trainer.data import TrainingData, resize_and_center_crop, to_model_range
 
+
 def epoch_permutation(n: int, seed: int, epoch: tf.Tensor) -> tf.Tensor:
     """The order of epoch `epoch`: a pure function of (seed, epoch)."""
     keys = tf.random.stateless_uniform([n], seed=tf.stack([tf.cast(seed, tf.int64), tf.cast(epoch, tf.int64)]))
     return tf.argsort(keys)
 
 
-def make_dataset(source: TrainingData, global_batch: int, seed: int, start_step: int = 0,
-                 input_context: Optional[tf.distribute.InputContext] = None) -> tf.data.Dataset:
+def make_dataset(
+    source: TrainingData,
+    global_batch: int,
+    seed: int,
+    start_step: int = 0,
+    input_context: Optional[tf.distribute.InputContext] = None,
+) -> tf.data.Dataset:
     """Per-replica batches (images in [-1, 1], int32 labels) for one input pipeline.
 
     Global batch g of the run holds examples [g*B, (g+1)*B) of an endless stream
@@ -45,25 +55,30 @@ def make_dataset(source: TrainingData, global_batch: int, seed: int, start_step:
     labels = tf.constant(source.labels if source.labels is not None else np.zeros([n], np.int32))
     start = start_step * global_batch
     first_epoch, offset = divmod(start, n)
-    order = (tf.data.Dataset.range(first_epoch, 2**62)
-             .flat_map(lambda e: tf.data.Dataset.from_tensor_slices(epoch_permutation(n, seed, e)))
-             .skip(offset)
-             .batch(global_batch, drop_remainder=True))
+    order = (
+        tf.data.Dataset.range(first_epoch, 2**62)
+        .flat_map(lambda e: tf.data.Dataset.from_tensor_slices(epoch_permutation(n, seed, e)))
+        .skip(offset)
+        .batch(global_batch, drop_remainder=True)
+    )
     lo, hi = pipeline * local_replicas * per_replica, (pipeline + 1) * local_replicas * per_replica
 
     def gather(index_batch):
         mine = index_batch[lo:hi]
         x = to_model_range(tf.gather(images, mine))
         y = tf.gather(labels, mine)
-        return (tf.reshape(x, [local_replicas, per_replica, *source.images.shape[1:]]),
-                tf.reshape(y, [local_replicas, per_replica]))
+        return (
+            tf.reshape(x, [local_replicas, per_replica, *source.images.shape[1:]]),
+            tf.reshape(y, [local_replicas, per_replica]),
+        )
 
     ds = order.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _stream_shards(source: TrainingData, per_replica: int, seed: int, start_step: int,
-                   pipeline: int, pipelines: int) -> tf.data.Dataset:
+def _stream_shards(
+    source: TrainingData, per_replica: int, seed: int, start_step: int, pipeline: int, pipelines: int
+) -> tf.data.Dataset:
     from trainer import shards
 
     by_file = len(source.shard_files) >= pipelines
@@ -71,15 +86,15 @@ def _stream_shards(source: TrainingData, per_replica: int, seed: int, start_step
         from trainer import shard_stream
 
         mine = list(range(len(source.shard_files)))[pipeline::pipelines] if by_file else None
-        records = shard_stream.records(source.stream, shuffle=True, seed=seed + start_step,
-                                       shard_indices=mine).repeat()
+        records = shard_stream.records(source.stream, shuffle=True, seed=seed + start_step, shard_indices=mine).repeat()
     else:
         files = tf.data.Dataset.from_tensor_slices(list(source.shard_files))
         if by_file:
             files = files.shard(pipelines, pipeline)
         files = files.shuffle(len(source.shard_files), seed=seed + start_step, reshuffle_each_iteration=True).repeat()
-        records = files.interleave(tf.data.TFRecordDataset, cycle_length=4, num_parallel_calls=tf.data.AUTOTUNE,
-                                   deterministic=True)
+        records = files.interleave(
+            tf.data.TFRecordDataset, cycle_length=4, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
     if not by_file:
         records = records.shard(pipelines, pipeline)
 

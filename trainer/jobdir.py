@@ -77,7 +77,9 @@ def claim(config, is_chief: bool) -> storage.Store:
         reason = ""
     if reason:
         if not config.overwrite:
-            raise JobDirConflict(f"--job_dir={config.job_dir}: {reason}; use a new --job_dir, or --overwrite to discard it")
+            raise JobDirConflict(
+                f"--job_dir={config.job_dir}: {reason}; use a new --job_dir, or --overwrite to discard it"
+            )
         if is_chief:
             for key in CONTRACT:
                 store.delete(key)
@@ -92,4 +94,3 @@ def saved_config(job_dir: str):
     if not store.exists(CONFIG):
         raise JobDirConflict(f"{job_dir}: no {CONFIG} (not a dcgan job dir)")
     return config_lib.load_json(config_lib.TrainConfig, store.get_text(CONFIG))
-

@@ -55,17 +55,25 @@ VERTEX_GCS_RETRY_DEADLINE = 3600
 
 # Vertex AI accelerator type -> (GKE/GCE accelerator name, {GPUs per machine: machine type}).
 ACCELERATORS: dict[str, tuple[str, dict[int, str]]] = {
-    "NVIDIA_H100_80GB": ("nvidia-h100-80gb", {1: "a3-highgpu-1g", 2: "a3-highgpu-2g", 4: "a3-highgpu-4g",
-                                              8: "a3-highgpu-8g"}),
+    "NVIDIA_H100_80GB": (
+        "nvidia-h100-80gb",
+        {1: "a3-highgpu-1g", 2: "a3-highgpu-2g", 4: "a3-highgpu-4g", 8: "a3-highgpu-8g"},
+    ),
     "NVIDIA_H200_141GB": ("nvidia-h200-141gb", {8: "a3-ultragpu-8g"}),
-    "NVIDIA_A100_80GB": ("nvidia-a100-80gb", {1: "a2-ultragpu-1g", 2: "a2-ultragpu-2g", 4: "a2-ultragpu-4g",
-                                              8: "a2-ultragpu-8g"}),
-    "NVIDIA_TESLA_A100": ("nvidia-tesla-a100", {1: "a2-highgpu-1g", 2: "a2-highgpu-2g", 4: "a2-highgpu-4g",
-                                                8: "a2-highgpu-8g", 16: "a2-megagpu-16g"}),
+    "NVIDIA_A100_80GB": (
+        "nvidia-a100-80gb",
+        {1: "a2-ultragpu-1g", 2: "a2-ultragpu-2g", 4: "a2-ultragpu-4g", 8: "a2-ultragpu-8g"},
+    ),
+    "NVIDIA_TESLA_A100": (
+        "nvidia-tesla-a100",
+        {1: "a2-highgpu-1g", 2: "a2-highgpu-2g", 4: "a2-highgpu-4g", 8: "a2-highgpu-8g", 16: "a2-megagpu-16g"},
+    ),
     "NVIDIA_L4": ("nvidia-l4", {1: "g2-standard-8", 2: "g2-standard-24", 4: "g2-standard-48", 8: "g2-standard-96"}),
     "NVIDIA_TESLA_T4": ("nvidia-tesla-t4", {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32"}),
-    "NVIDIA_TESLA_V100": ("nvidia-tesla-v100", {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32",
-                                                8: "n1-standard-64"}),
+    "NVIDIA_TESLA_V100": (
+        "nvidia-tesla-v100",
+        {1: "n1-standard-8", 2: "n1-standard-16", 4: "n1-standard-32", 8: "n1-standard-64"},
+    ),
 }
 CPU_MACHINE = "n1-standard-8"
 
@@ -84,6 +92,7 @@ class Launch:
 # ----------------------------------------------------------------------------
 # Flags -> configs
 
+
 def split_flags(flags: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(launch flags, the job's own flags)."""
     launch_fields = {f.name for f in dataclasses.fields(config_lib.LaunchConfig)} | {"spec_dir"}
@@ -91,8 +100,10 @@ def split_flags(flags: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         if "gpus" in flags and flags["gpus"] != flags["gpus_per_worker"]:
             raise UserError("--gpus and --gpus_per_worker are the same setting; pass one")
         flags = {**{k: v for k, v in flags.items() if k != "gpus_per_worker"}, "gpus": flags["gpus_per_worker"]}
-    return ({k: v for k, v in flags.items() if k in launch_fields},
-            {k: v for k, v in flags.items() if k not in launch_fields})
+    return (
+        {k: v for k, v in flags.items() if k in launch_fields},
+        {k: v for k, v in flags.items() if k not in launch_fields},
+    )
 
 
 def render_arg(name: str, value: Any) -> str:
@@ -108,8 +119,10 @@ def job_arguments(config: config_lib.LaunchConfig, job_flags: dict[str, Any]) ->
     for name in remote:
         value = getattr(job_config, name)
         if not value.startswith("gs://"):
-            raise UserError(f"--{name}={value} must be a gs:// path for a launched job "
-                            "(a container's own disk is discarded when it ends)")
+            raise UserError(
+                f"--{name}={value} must be a gs:// path for a launched job "
+                "(a container's own disk is discarded when it ends)"
+            )
     split = config_lib.SPLIT_PATTERN.match(getattr(job_config, "dataset", ""))
     dataset_base = split["base"] if split else getattr(job_config, "dataset", "")
     if config.job == "train" and dataset_base != "digits" and not dataset_base.startswith("gs://"):
@@ -129,8 +142,10 @@ def resolve(target: str, flags: dict[str, Any]) -> tuple[config_lib.LaunchConfig
     if config.gpus and config.accelerator not in ACCELERATORS:
         raise UserError(f"--accelerator={config.accelerator!r} is unknown; choose one of {sorted(ACCELERATORS)}")
     if config.gpus and not config.machine_type and config.gpus not in ACCELERATORS[config.accelerator][1]:
-        raise UserError(f"--gpus={config.gpus}: {config.accelerator} machines come with "
-                        f"{sorted(ACCELERATORS[config.accelerator][1])} GPUs; pick one, or pass --machine_type")
+        raise UserError(
+            f"--gpus={config.gpus}: {config.accelerator} machines come with "
+            f"{sorted(ACCELERATORS[config.accelerator][1])} GPUs; pick one, or pass --machine_type"
+        )
     digest = hashlib.sha256(json.dumps([target, args]).encode()).hexdigest()[:8]
     name = config.name or f"dcgan-{config.job}-{digest}"
     return config, args, name
@@ -145,6 +160,7 @@ def machine_type(config: config_lib.LaunchConfig) -> str:
 # ----------------------------------------------------------------------------
 # Vertex AI
 
+
 def vertex_spec(config: config_lib.LaunchConfig, args: list[str], job_dir: str = "") -> dict:
     """A CustomJobSpec (camelCase JSON, as `gcloud ai custom-jobs create --config` reads it)."""
     machine = {"machineType": machine_type(config)}
@@ -153,35 +169,53 @@ def vertex_spec(config: config_lib.LaunchConfig, args: list[str], job_dir: str =
     replicas = config.workers if config.job == "train" else config.tasks
 
     def pool(count: int) -> dict:
-        return {"machineSpec": machine, "replicaCount": count,
-                "containerSpec": {"imageUri": config.image, "args": args,
-                                  "env": [{"name": "PYTHONUNBUFFERED", "value": "1"},
-                                          {"name": "DCGAN_GCS_RETRY_DEADLINE",
-                                           "value": str(VERTEX_GCS_RETRY_DEADLINE)}]},
-                "diskSpec": {"bootDiskType": "pd-ssd", "bootDiskSizeGb": 100}}
+        return {
+            "machineSpec": machine,
+            "replicaCount": count,
+            "containerSpec": {
+                "imageUri": config.image,
+                "args": args,
+                "env": [
+                    {"name": "PYTHONUNBUFFERED", "value": "1"},
+                    {"name": "DCGAN_GCS_RETRY_DEADLINE", "value": str(VERTEX_GCS_RETRY_DEADLINE)},
+                ],
+            },
+            "diskSpec": {"bootDiskType": "pd-ssd", "bootDiskSizeGb": 100},
+        }
 
     # workerpool0 holds exactly one replica (the chief); the rest go to workerpool1.
     spec: dict[str, Any] = {"workerPoolSpecs": [pool(1)] + ([pool(replicas - 1)] if replicas > 1 else [])}
     if job_dir:
         # AIP_MODEL_DIR = JOB_DIR/model etc.; the trainer exports there too.
         spec["baseOutputDirectory"] = {"outputUriPrefix": job_dir}
-    scheduling: dict[str, Any] = {"restartJobOnWorkerRestart": config.job == "train" and replicas > 1,
-                                  "timeout": "604800s"}
+    scheduling: dict[str, Any] = {
+        "restartJobOnWorkerRestart": config.job == "train" and replicas > 1,
+        "timeout": "604800s",
+    }
     if config.spot:
         scheduling["strategy"] = "SPOT"  # preempted workers come back; the job resumes from its checkpoints
     spec["scheduling"] = scheduling
     if config.service_account:
         spec["serviceAccount"] = config.service_account
     if config.vertex_tensorboard:
-        spec["tensorboard"] = config.vertex_tensorboard  # Vertex sets AIP_TENSORBOARD_LOG_DIR; the trainer copies logs there
+        spec["tensorboard"] = (
+            config.vertex_tensorboard
+        )  # Vertex sets AIP_TENSORBOARD_LOG_DIR; the trainer copies logs there
     return spec
 
 
 def render_vertex(config, args, name) -> tuple[dict[str, str], list[list[str]]]:
     job_dir = next((a.split("=", 1)[1] for a in args if a.startswith("--job_dir=")), "")
     spec = vertex_spec(config, args, job_dir)
-    command = ["gcloud", "ai", "custom-jobs", "create", f"--region={config.region}", f"--display-name={name}",
-               "--config=custom_job_spec.json"]
+    command = [
+        "gcloud",
+        "ai",
+        "custom-jobs",
+        "create",
+        f"--region={config.region}",
+        f"--display-name={name}",
+        "--config=custom_job_spec.json",
+    ]
     if config.project:
         command.append(f"--project={config.project}")
     return {"custom_job_spec.json": json.dumps(spec, indent=2) + "\n"}, [command]
@@ -190,35 +224,50 @@ def render_vertex(config, args, name) -> tuple[dict[str, str], list[list[str]]]:
 # ----------------------------------------------------------------------------
 # Kubernetes
 
+
 def k8s_manifests(config: config_lib.LaunchConfig, args: list[str], name: str) -> list[dict]:
     """An Indexed Job (+ a headless Service when several training workers must find each other)."""
-    labels = {"app.kubernetes.io/name": "dcgan-factory", "app.kubernetes.io/component": config.job,
-              "dcgan-factory/launch": name}
+    labels = {
+        "app.kubernetes.io/name": "dcgan-factory",
+        "app.kubernetes.io/component": config.job,
+        "dcgan-factory/launch": name,
+    }
     count = config.workers if config.job == "train" else config.tasks
     multi_worker = config.job == "train" and count > 1
     env = [{"name": "PYTHONUNBUFFERED", "value": "1"}]
     if multi_worker:
         # distribute.py turns these + JOB_COMPLETION_INDEX into TF_CONFIG.
-        env += [{"name": "DCGAN_NUM_WORKERS", "value": str(count)},
-                {"name": "DCGAN_WORKER_HOSTS", "value": f"{name}-{{index}}.{name}:{GRPC_PORT}"}]
+        env += [
+            {"name": "DCGAN_NUM_WORKERS", "value": str(count)},
+            {"name": "DCGAN_WORKER_HOSTS", "value": f"{name}-{{index}}.{name}:{GRPC_PORT}"},
+        ]
     if config.job == "sample":
         env += [{"name": "DCGAN_NUM_TASKS", "value": str(count)}]  # the index is JOB_COMPLETION_INDEX
-    container: dict[str, Any] = {"name": "dcgan", "image": config.image, "args": args, "env": env,
-                                 "resources": {"requests": {"cpu": "4", "memory": "16Gi"}}}
+    container: dict[str, Any] = {
+        "name": "dcgan",
+        "image": config.image,
+        "args": args,
+        "env": env,
+        "resources": {"requests": {"cpu": "4", "memory": "16Gi"}},
+    }
     if config.gpus:
         container["resources"]["limits"] = {"nvidia.com/gpu": config.gpus}
     if multi_worker:
         container["ports"] = [{"name": "grpc", "containerPort": GRPC_PORT}]
-    pod: dict[str, Any] = {"restartPolicy": "Never", "terminationGracePeriodSeconds": GRACE_PERIOD_S,
-                           "containers": [container]}
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": GRACE_PERIOD_S,
+        "containers": [container],
+    }
     node_selector, tolerations = {}, []
     if config.gpus:
         node_selector["cloud.google.com/gke-accelerator"] = ACCELERATORS[config.accelerator][0]
         tolerations.append({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
     if config.spot:
         node_selector["cloud.google.com/gke-spot"] = "true"
-        tolerations.append({"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true",
-                            "effect": "NoSchedule"})
+        tolerations.append(
+            {"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+        )
     if node_selector:
         pod["nodeSelector"] = node_selector
     if tolerations:
@@ -228,7 +277,8 @@ def k8s_manifests(config: config_lib.LaunchConfig, args: list[str], name: str) -
     if multi_worker:
         pod["subdomain"] = name  # pods resolve as NAME-<index>.NAME through the headless Service
     job = {
-        "apiVersion": "batch/v1", "kind": "Job",
+        "apiVersion": "batch/v1",
+        "kind": "Job",
         "metadata": {"name": name, "namespace": config.namespace, "labels": labels},
         "spec": {
             "completionMode": "Indexed",
@@ -236,28 +286,41 @@ def k8s_manifests(config: config_lib.LaunchConfig, args: list[str], name: str) -
             "parallelism": count if config.job == "train" else (config.parallelism or count),
             "backoffLimitPerIndex": config.max_restarts,
             "podReplacementPolicy": "Failed",  # a replacement starts only after the old pod is gone
-            "podFailurePolicy": {"rules": [
-                # Preemption, eviction, node drain: retry without counting against the limit.
-                {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
-                # Bad input or divergence: retrying cannot help.
-                {"action": "FailJob", "onExitCodes": {"containerName": "dcgan", "operator": "In",
-                                                      "values": PERMANENT_EXIT_CODES}},
-                # Storage unreachable through the job's own retries: retry without counting.
-                {"action": "Ignore", "onExitCodes": {"containerName": "dcgan", "operator": "In",
-                                                     "values": TRANSIENT_EXIT_CODES}},
-            ]},
+            "podFailurePolicy": {
+                "rules": [
+                    # Preemption, eviction, node drain: retry without counting against the limit.
+                    {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+                    # Bad input or divergence: retrying cannot help.
+                    {
+                        "action": "FailJob",
+                        "onExitCodes": {"containerName": "dcgan", "operator": "In", "values": PERMANENT_EXIT_CODES},
+                    },
+                    # Storage unreachable through the job's own retries: retry without counting.
+                    {
+                        "action": "Ignore",
+                        "onExitCodes": {"containerName": "dcgan", "operator": "In", "values": TRANSIENT_EXIT_CODES},
+                    },
+                ]
+            },
             "template": {"metadata": {"labels": dict(labels)}, "spec": pod},
         },
     }
     manifests = [job]
     if multi_worker:
-        manifests.insert(0, {
-            "apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "namespace": config.namespace, "labels": dict(labels)},
-            "spec": {"clusterIP": "None", "publishNotReadyAddresses": True,
-                     "selector": {"dcgan-factory/launch": name},
-                     "ports": [{"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT}]},
-        })
+        manifests.insert(
+            0,
+            {
+                "apiVersion": "v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": config.namespace, "labels": dict(labels)},
+                "spec": {
+                    "clusterIP": "None",
+                    "publishNotReadyAddresses": True,
+                    "selector": {"dcgan-factory/launch": name},
+                    "ports": [{"name": "grpc", "port": GRPC_PORT, "targetPort": GRPC_PORT}],
+                },
+            },
+        )
     return manifests
 
 
@@ -271,6 +334,7 @@ def render_k8s(config, args, name) -> tuple[dict[str, str], list[list[str]]]:
 # ----------------------------------------------------------------------------
 # One GPU VM
 
+
 def render_vm(config, args, name) -> tuple[dict[str, str], list[list[str]]]:
     if not os.path.isfile(VM_SCRIPT):
         raise UserError(f"{VM_SCRIPT} is missing from the installed package; reinstall dcgan-factory")
@@ -281,23 +345,42 @@ def render_vm(config, args, name) -> tuple[dict[str, str], list[list[str]]]:
         return files, [
             ["gcloud", "compute", "ssh", config.existing_vm, *location, "--command=mkdir -p dcgan"],
             ["gcloud", "compute", "scp", "dcgan-vm.sh", "dcgan-args", f"{config.existing_vm}:dcgan/", *location],
-            ["gcloud", "compute", "ssh", config.existing_vm, *location,
-             "--command=" + f"DCGAN_MAX_RESTARTS={config.max_restarts} nohup bash dcgan/dcgan-vm.sh "
-             f"{shlex.quote(config.image)} dcgan/dcgan-args > dcgan/job.log 2>&1 &"],
+            [
+                "gcloud",
+                "compute",
+                "ssh",
+                config.existing_vm,
+                *location,
+                "--command=" + f"DCGAN_MAX_RESTARTS={config.max_restarts} nohup bash dcgan/dcgan-vm.sh "
+                f"{shlex.quote(config.image)} dcgan/dcgan-args > dcgan/job.log 2>&1 &",
+            ],
         ]
     machine = machine_type(config)
-    create = ["gcloud", "compute", "instances", "create", name, *location, f"--machine-type={machine}",
-              "--maintenance-policy=TERMINATE", "--image-project=deeplearning-platform-release",
-              f"--image-family={config.vm_image_family}", "--boot-disk-size=200GB", "--scopes=cloud-platform"]
+    create = [
+        "gcloud",
+        "compute",
+        "instances",
+        "create",
+        name,
+        *location,
+        f"--machine-type={machine}",
+        "--maintenance-policy=TERMINATE",
+        "--image-project=deeplearning-platform-release",
+        f"--image-family={config.vm_image_family}",
+        "--boot-disk-size=200GB",
+        "--scopes=cloud-platform",
+    ]
     if config.gpus and machine.startswith("n1-"):  # a2/a3/g2 machines come with their GPUs
         create.append(f"--accelerator=type={ACCELERATORS[config.accelerator][0]},count={config.gpus}")
     if config.spot:
         create += ["--provisioning-model=SPOT", "--instance-termination-action=STOP"]
     if config.service_account:
         create.append(f"--service-account={config.service_account}")
-    create += [f"--metadata=install-nvidia-driver=True,dcgan-image={config.image},"
-               f"dcgan-max-restarts={config.max_restarts},dcgan-stop-when-done=true",
-               "--metadata-from-file=startup-script=dcgan-vm.sh,dcgan-args=dcgan-args"]
+    create += [
+        f"--metadata=install-nvidia-driver=True,dcgan-image={config.image},"
+        f"dcgan-max-restarts={config.max_restarts},dcgan-stop-when-done=true",
+        "--metadata-from-file=startup-script=dcgan-vm.sh,dcgan-args=dcgan-args",
+    ]
     return files, [create]
 
 
@@ -331,8 +414,10 @@ def run(target: str, flags: dict[str, Any]) -> Launch:
         return launch
     tool = TOOLS[target]
     if shutil.which(tool) is None:
-        raise UserError(f"`{tool}` is not installed or not on PATH; install it (or run with --dry_run and submit "
-                        f"the files in {spec_dir} yourself)")
+        raise UserError(
+            f"`{tool}` is not installed or not on PATH; install it (or run with --dry_run and submit "
+            f"the files in {spec_dir} yourself)"
+        )
     for command in launch.commands:
         print(f"$ {shlex.join(command)}", flush=True)
         code = subprocess.call(command, cwd=spec_dir)

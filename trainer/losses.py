@@ -5,7 +5,7 @@ Each loss is a pair of functions on float32 logits:
   g(fake_logits)              -> [B]   generator loss per example
 The trainer takes a `GanLoss` as an argument, so a new loss is one entry here.
 
-    python -c "import tensorflow as tf; from trainer import losses; print(losses.get('hinge').d(tf.ones(2), -tf.ones(2)))"
+    python -c "import tensorflow as tf; from trainer.losses import get; print(get('hinge').d(tf.ones(2), tf.ones(2)))"
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ labelled real images (its 128-d penultimate layer), saved and reused. For
 unlabelled data without a feature model, a fixed random-weight CNN is used
 (random features still rank generators, but are not comparable to FID papers).
 
-    python -c "import numpy as np; from trainer import metrics; a = np.random.rand(500, 8); print(metrics.fid(a, a + 1), metrics.kid(a, a))"
+    python -c "import numpy as np; from trainer import metrics as m; a = np.random.rand(500, 8); print(m.fid(a, a + 1))"
 """
 
 from __future__ import annotations
@@ -54,8 +54,9 @@ def fid(real: np.ndarray, fake: np.ndarray) -> float:
     return float(max(((mu1 - mu2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean), 0.0))
 
 
-def kid(real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int = 1000,
-        seed: int = 0) -> tuple[float, float]:
+def kid(
+    real: np.ndarray, fake: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """Kernel Inception Distance: unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3, mean and std over subsets."""
     real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
     n = min(len(real), len(fake), subset_size)
@@ -77,9 +78,9 @@ def pairwise_distances(a: np.ndarray, b: np.ndarray, block: int = 2048) -> np.nd
     b2 = (b * b).sum(1)
     out = np.empty((len(a), len(b)), np.float32)
     for start in range(0, len(a), block):
-        x = a[start:start + block]
+        x = a[start : start + block]
         sq = (x * x).sum(1)[:, None] + b2[None, :] - 2.0 * x @ b.T
-        out[start:start + block] = np.sqrt(np.maximum(sq, 0.0))
+        out[start : start + block] = np.sqrt(np.maximum(sq, 0.0))
     return out
 
 
@@ -94,6 +95,7 @@ def nearest(query: np.ndarray, reference: np.ndarray, leave_one_out: bool = Fals
 
 def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[float, float]:
     """Improved precision and recall (Kynkäänniemi et al. 2019): k-NN balls around each set's points."""
+
     def radii(x):
         d = pairwise_distances(x, x)
         return np.sort(d, axis=1)[:, k]  # column 0 is the point itself
@@ -109,8 +111,7 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = 3) -> tuple[fl
 # Memorization
 
 
-def memorization(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray,
-                 quantile: float = 0.01) -> dict:
+def memorization(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray, quantile: float = 0.01) -> dict:
     """Share of synthetic samples closer to a training image than real held-out images typically are.
 
     The threshold is the `quantile` of held-out real images' nearest-training-image
@@ -121,14 +122,18 @@ def memorization(train: np.ndarray, holdout: np.ndarray, synthetic: np.ndarray,
     holdout_d, _ = nearest(holdout, train)
     threshold = float(np.quantile(holdout_d, quantile))
     synth_d, synth_i = nearest(synthetic, train)
-    return {"rate": float((synth_d < threshold).mean()), "threshold": threshold, "quantile": quantile,
-            "median_distance_synthetic": float(np.median(synth_d)),
-            "median_distance_holdout": float(np.median(holdout_d)),
-            "distances": synth_d, "nearest_index": synth_i}
+    return {
+        "rate": float((synth_d < threshold).mean()),
+        "threshold": threshold,
+        "quantile": quantile,
+        "median_distance_synthetic": float(np.median(synth_d)),
+        "median_distance_holdout": float(np.median(holdout_d)),
+        "distances": synth_d,
+        "nearest_index": synth_i,
+    }
 
 
-def leave_one_out_threshold(train_pixels: np.ndarray, quantile: float, max_queries: int = 2000,
-                            seed: int = 0) -> float:
+def leave_one_out_threshold(train_pixels: np.ndarray, quantile: float, max_queries: int = 2000, seed: int = 0) -> float:
     """The `quantile` of real images' distances to their nearest other training image (pixel space).
 
     Used when no held-out set exists (the sampler's filter): a training image
@@ -160,10 +165,18 @@ def build_classifier(resolution: int, channels: int, num_classes: int, seed: int
     return keras.Model(inputs, logits, name="classifier")
 
 
-def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, steps: int = 1000,
-                     batch_size: int = 64, seed: int = 0, augmentation=None,
-                     synthetic: Optional[tuple[np.ndarray, np.ndarray]] = None, synthetic_fraction: float = 0.5,
-                     augment_synthetic: bool = False) -> keras.Model:
+def train_classifier(
+    images: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    steps: int = 1000,
+    batch_size: int = 64,
+    seed: int = 0,
+    augmentation=None,
+    synthetic: Optional[tuple[np.ndarray, np.ndarray]] = None,
+    synthetic_fraction: float = 0.5,
+    augment_synthetic: bool = False,
+) -> keras.Model:
     """Trains `build_classifier` for a fixed number of steps (the same budget for every recipe).
 
     `augmentation` augments every real training image each time it is drawn:
@@ -181,8 +194,9 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, num_classes: int, s
     if synthetic is not None:
         targets = np.asarray(synthetic[1])
         synth_x = tf.constant(synthetic[0])
-        synth_y = tf.constant(targets, tf.float32) if targets.ndim == 2 else tf.one_hot(targets.astype(np.int32),
-                                                                                         num_classes)
+        synth_y = (
+            tf.constant(targets, tf.float32) if targets.ndim == 2 else tf.one_hot(targets.astype(np.int32), num_classes)
+        )
     real_per_batch = batch_size if synthetic is None else batch_size - int(round(batch_size * synthetic_fraction))
     augment_mask = tf.constant([True] * real_per_batch + [augment_synthetic] * (batch_size - real_per_batch))
 
@@ -220,8 +234,12 @@ def ensemble_probabilities(models: list, images: np.ndarray) -> np.ndarray:
 
 
 def predict(model: keras.Model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    return np.concatenate([model(tf.cast(images[i:i + batch_size], tf.float32), training=False).numpy()
-                           for i in range(0, len(images), batch_size)])
+    return np.concatenate(
+        [
+            model(tf.cast(images[i : i + batch_size], tf.float32), training=False).numpy()
+            for i in range(0, len(images), batch_size)
+        ]
+    )
 
 
 def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
@@ -243,7 +261,7 @@ class FeatureSpace:
     def __call__(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         out = []
         for start in range(0, len(images), batch_size):
-            x = tf.cast(images[start:start + batch_size], tf.float32)
+            x = tf.cast(images[start : start + batch_size], tf.float32)
             if self._user:  # a user's model: [-1, 1], its own size and channels
                 if x.shape[1] != self._size:
                     x = tf.image.resize(x, [self._size, self._size], method="bilinear")
@@ -261,9 +279,16 @@ def classifier_cache_path(name: str, images: np.ndarray, labels: np.ndarray, ste
     return os.path.join(storage.cache_dir("feature_models"), f"{safe}-{images.shape[1]}px-{digest}.keras")
 
 
-def feature_space(images: np.ndarray, labels: Optional[np.ndarray], num_classes: int, name: str,
-                  feature_model: str = "", steps: int = 1500, save_to: str = "",
-                  log: Callable[[str], None] = print) -> FeatureSpace:
+def feature_space(
+    images: np.ndarray,
+    labels: Optional[np.ndarray],
+    num_classes: int,
+    name: str,
+    feature_model: str = "",
+    steps: int = 1500,
+    save_to: str = "",
+    log: Callable[[str], None] = print,
+) -> FeatureSpace:
     """The feature space for `images`' domain: a user model, else a cached classifier, else random features.
 
     The classifier is saved to `save_to` (or the cache, keyed by the images' hash) and reused."""
@@ -274,7 +299,9 @@ def feature_space(images: np.ndarray, labels: Optional[np.ndarray], num_classes:
         try:
             model = keras.models.load_model(path, compile=False)
         except Exception as err:
-            raise UserError(f"--feature_model={feature_model}: cannot load it ({type(err).__name__}: {str(err)[:120]})") from None
+            raise UserError(
+                f"--feature_model={feature_model}: cannot load it ({type(err).__name__}: {str(err)[:120]})"
+            ) from None
         return FeatureSpace(model, "user")
     if labels is None or num_classes < 2:
         log("features: random-weight CNN (the data has no labels and no --feature_model was given)")
@@ -299,9 +326,19 @@ class KidTracker:
     The real side (up to `count` training images, seeded) is embedded once; each
     call draws `count` samples from fixed noise with balanced labels."""
 
-    def __init__(self, images: np.ndarray, labels: Optional[np.ndarray], num_classes: int, name: str,
-                 latent_dim: int, count: int, feature_model: str = "", seed: int = 0,
-                 log: Callable[[str], None] = print, conditional: Optional[bool] = None):
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: Optional[np.ndarray],
+        num_classes: int,
+        name: str,
+        latent_dim: int,
+        count: int,
+        feature_model: str = "",
+        seed: int = 0,
+        log: Callable[[str], None] = print,
+        conditional: Optional[bool] = None,
+    ):
         rng = np.random.default_rng(seed)
         chosen = rng.choice(len(images), min(count, len(images)), replace=False)
         self.space = feature_space(images, labels, num_classes, name, feature_model, log=log)
@@ -313,7 +350,7 @@ class KidTracker:
     def __call__(self, generator: keras.Model) -> float:
         images = []
         for start in range(0, len(self.z), 250):
-            z, y = self.z[start:start + 250], self.labels[start:start + 250]
+            z, y = self.z[start : start + 250], self.labels[start : start + 250]
             out = generator(models.model_inputs(z, y, self.conditional), training=False)
             pixels = tf.cast(out, tf.float32).numpy()
             images.append(data.to_uint8(pixels))

@@ -29,11 +29,16 @@ def _number(value, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "-"
 
 
-def render(meta: dict, evaluation: Optional[dict] = None, best: Optional[dict] = None, has_samples: bool = False) -> str:
+def render(
+    meta: dict, evaluation: Optional[dict] = None, best: Optional[dict] = None, has_samples: bool = False
+) -> str:
     """The card's Markdown from the export's generator.json (and its evaluation, and export/best's json)."""
     names = [str(n).replace("|", "\\|").replace("`", "'") for n in meta.get("class_names") or []]  # table-safe
-    classes = (f"{len(names)}: " + ", ".join(f"`{n}`" for n in names[:50]) + (" ..." if len(names) > 50 else "")
-               if names else (str(meta.get("num_classes")) if meta.get("num_classes") else "unconditional"))
+    classes = (
+        f"{len(names)}: " + ", ".join(f"`{n}`" for n in names[:50]) + (" ..." if len(names) > 50 else "")
+        if names
+        else (str(meta.get("num_classes")) if meta.get("num_classes") else "unconditional")
+    )
     size = f"{meta.get('resolution', '?')}x{meta.get('resolution', '?')}x{meta.get('channels', '?')}"
     lines = [
         "# Generator card",
@@ -43,42 +48,65 @@ def render(meta: dict, evaluation: Optional[dict] = None, best: Optional[dict] =
         "| | |",
         "|---|---|",
         f"| training data | `{meta.get('dataset', '?')}`"
-        + (f", {meta['num_train_images']} images" if meta.get("num_train_images") else "") + " |",
+        + (f", {meta['num_train_images']} images" if meta.get("num_train_images") else "")
+        + " |",
         f"| images | {size}, pixels in [-1, 1] |",
         f"| classes | {classes} |",
         f"| training steps | {meta.get('step', '?')} |",
         f"| latent size | {meta.get('latent_dim', '?')} |",
     ]
     if best:
-        lines.append(f"| best KID while training | {_number(best.get('kid'))} at step {best.get('step')} "
-                     "(vs the training images; that generator is in `best/`) |")
-    lines += ["", "## Use", "", "```bash",
-              "dcgan sample --generator=THIS_FOLDER --output=out/synth --num_images=100000"
-              + (" --labels=balanced" if names else ""),
-              "```", "", "```python", "import keras, numpy as np",
-              "g = keras.models.load_model(\"generator.keras\")",
-              f"z = np.random.normal(size=(16, {meta.get('latent_dim', 100)})).astype(\"float32\")",
-              f"images = g.predict([z, np.arange(16) % {len(names)}])  # in [-1, 1]" if names
-              else "images = g.predict(z)  # in [-1, 1]", "```", ""]
+        lines.append(
+            f"| best KID while training | {_number(best.get('kid'))} at step {best.get('step')} "
+            "(vs the training images; that generator is in `best/`) |"
+        )
+    lines += [
+        "",
+        "## Use",
+        "",
+        "```bash",
+        "dcgan sample --generator=THIS_FOLDER --output=out/synth --num_images=100000"
+        + (" --labels=balanced" if names else ""),
+        "```",
+        "",
+        "```python",
+        "import keras, numpy as np",
+        'g = keras.models.load_model("generator.keras")',
+        f'z = np.random.normal(size=(16, {meta.get("latent_dim", 100)})).astype("float32")',
+        f"images = g.predict([z, np.arange(16) % {len(names)}])  # in [-1, 1]"
+        if names
+        else "images = g.predict(z)  # in [-1, 1]",
+        "```",
+        "",
+    ]
     if has_samples:
         lines += ["## Samples", "", f"![samples from this generator]({SAMPLES})", ""]
     lines += ["## Evaluation", ""]
     if not evaluation:
-        lines += ["Not evaluated yet. Measure fidelity, memorization and downstream usefulness with:", "",
-                  "```bash", "dcgan evaluate --synthetic=THIS_FOLDER --real=HELD_OUT_DATA --train_data="
-                  + str(meta.get("dataset", "TRAINING_DATA")), "```"]
+        lines += [
+            "Not evaluated yet. Measure fidelity, memorization and downstream usefulness with:",
+            "",
+            "```bash",
+            "dcgan evaluate --synthetic=THIS_FOLDER --real=HELD_OUT_DATA --train_data="
+            + str(meta.get("dataset", "TRAINING_DATA")),
+            "```",
+        ]
     else:
         fidelity = evaluation.get("fidelity", {})
         memorization = evaluation.get("memorization", {})
         gan_test = evaluation.get("gan_test", {})
-        lines += [f"Measured by `dcgan evaluate` against `{evaluation.get('real', '?')}` "
-                  f"({evaluation.get('real_images', '?')} images); report: `{evaluation.get('report', '')}`.", "",
-                  "| metric | value |", "|---|---|",
-                  f"| FID / KID ({evaluation.get('feature_space', '')} features) | {_number(fidelity.get('fid'), 2)} / "
-                  f"{_number(fidelity.get('kid'))} |",
-                  f"| precision / recall | {_number(fidelity.get('precision'), 3)} / {_number(fidelity.get('recall'), 3)} |",
-                  f"| memorization (pixels or features) | {_percent(memorization.get('rate_either'))} |",
-                  f"| GAN-test accuracy | {_percent(gan_test.get('accuracy'))} |"]
+        lines += [
+            f"Measured by `dcgan evaluate` against `{evaluation.get('real', '?')}` "
+            f"({evaluation.get('real_images', '?')} images); report: `{evaluation.get('report', '')}`.",
+            "",
+            "| metric | value |",
+            "|---|---|",
+            f"| FID / KID ({evaluation.get('feature_space', '')} features) | {_number(fidelity.get('fid'), 2)} / "
+            f"{_number(fidelity.get('kid'))} |",
+            f"| precision / recall | {_number(fidelity.get('precision'), 3)} / {_number(fidelity.get('recall'), 3)} |",
+            f"| memorization (pixels or features) | {_percent(memorization.get('rate_either'))} |",
+            f"| GAN-test accuracy | {_percent(gan_test.get('accuracy'))} |",
+        ]
         for name, result in sorted((evaluation.get("downstream") or {}).items()):
             if isinstance(result, dict) and "mean" in result:
                 lines.append(f"| downstream {name} | {_percent(result['mean'])} +- {_percent(result['std'])} |")
@@ -111,13 +139,18 @@ def record_evaluation(generator: str, report: dict, report_path: str, real_image
     if not store.exists(f"{prefix}{jobdir.META_FILE}"):
         return None
     summary = {
-        "real": report.get("config", {}).get("real"), "report": report_path, "real_images": real_images,
+        "real": report.get("config", {}).get("real"),
+        "report": report_path,
+        "real_images": real_images,
         "feature_space": report.get("features", {}).get("kind", ""),
         "fidelity": report.get("fidelity", {}),
         "memorization": {"rate_either": report.get("memorization", {}).get("rate_either")},
         "gan_test": {"accuracy": report.get("gan_test", {}).get("accuracy")},
-        "downstream": {k: {"mean": v["mean"], "std": v["std"]} for k, v in (report.get("downstream") or {}).items()
-                       if isinstance(v, dict) and "mean" in v},
+        "downstream": {
+            k: {"mean": v["mean"], "std": v["std"]}
+            for k, v in (report.get("downstream") or {}).items()
+            if isinstance(v, dict) and "mean" in v
+        },
         "caveats": sorted({v["caveat"] for v in report.values() if isinstance(v, dict) and v.get("caveat")}),
     }
     try:

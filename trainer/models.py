@@ -19,7 +19,6 @@ import keras
 from keras import layers
 
 
-
 def weight_init() -> keras.initializers.Initializer:
     """N(0, 0.02), as in the DCGAN paper.
 
@@ -47,8 +46,9 @@ def filters(width: float, level_from_top: int) -> int:
 
 
 def _batch_norm(sync: bool, name: str) -> layers.Layer:
-    return layers.BatchNormalization(momentum=0.9, epsilon=1e-5, gamma_initializer=gamma_init(),
-                                     synchronized=sync, name=name)
+    return layers.BatchNormalization(
+        momentum=0.9, epsilon=1e-5, gamma_initializer=gamma_init(), synchronized=sync, name=name
+    )
 
 
 @keras.saving.register_keras_serializable(package="dcgan")
@@ -59,12 +59,20 @@ class ConditionalBatchNorm(layers.Layer):
     Koyama 2018; BigGAN) ties the class to the whole synthesis, not just to the
     input vector."""
 
-    def __init__(self, num_classes: int, momentum: float = 0.9, epsilon: float = 1e-5,
-                 synchronized: bool = False, **kwargs):
+    def __init__(
+        self, num_classes: int, momentum: float = 0.9, epsilon: float = 1e-5, synchronized: bool = False, **kwargs
+    ):
         super().__init__(**kwargs)
         self.num_classes, self.momentum, self.epsilon, self.synchronized = num_classes, momentum, epsilon, synchronized
-        self.norm = layers.BatchNormalization(momentum=momentum, epsilon=epsilon, center=False, scale=False,
-                                              synchronized=synchronized, dtype=self.dtype_policy, name="norm")
+        self.norm = layers.BatchNormalization(
+            momentum=momentum,
+            epsilon=epsilon,
+            center=False,
+            scale=False,
+            synchronized=synchronized,
+            dtype=self.dtype_policy,
+            name="norm",
+        )
 
     def build(self, input_shape):
         channels = input_shape[0][-1]
@@ -82,8 +90,13 @@ class ConditionalBatchNorm(layers.Layer):
         return input_shape[0]
 
     def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes, "momentum": self.momentum,
-                "epsilon": self.epsilon, "synchronized": self.synchronized}
+        return {
+            **super().get_config(),
+            "num_classes": self.num_classes,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "synchronized": self.synchronized,
+        }
 
 
 @keras.saving.register_keras_serializable(package="dcgan")
@@ -112,8 +125,14 @@ class SpectralConv2D(layers.Conv2D):
         return keras.ops.cast(kernel / sigma, self.compute_dtype)
 
     def call(self, inputs):
-        outputs = keras.ops.conv(inputs, self.normalized_kernel(), strides=self.strides, padding=self.padding,
-                                 dilation_rate=self.dilation_rate, data_format=self.data_format)
+        outputs = keras.ops.conv(
+            inputs,
+            self.normalized_kernel(),
+            strides=self.strides,
+            padding=self.padding,
+            dilation_rate=self.dilation_rate,
+            data_format=self.data_format,
+        )
         if self.use_bias:
             outputs = outputs + keras.ops.cast(self.bias, self.compute_dtype)
         return outputs
@@ -122,9 +141,16 @@ class SpectralConv2D(layers.Conv2D):
         return {**super().get_config(), "power_iterations": self.power_iterations}
 
 
-def build_generator(resolution: int, channels: int, latent_dim: int, width: float,
-                    num_classes: int, sync_batchnorm: bool = False, name: str = "generator",
-                    conditioning: str = "concat") -> keras.Model:
+def build_generator(
+    resolution: int,
+    channels: int,
+    latent_dim: int,
+    width: float,
+    num_classes: int,
+    sync_batchnorm: bool = False,
+    name: str = "generator",
+    conditioning: str = "concat",
+) -> keras.Model:
     """G(z) or G([z, label]) -> float32 images in [-1, 1], shape [B, res, res, channels].
 
     conditioning (with classes): 'concat' feeds a label embedding with z;
@@ -142,7 +168,9 @@ def build_generator(resolution: int, channels: int, latent_dim: int, width: floa
     if num_classes:
         label = keras.Input((), dtype="int32", name="label")
         inputs.append(label)
-        embedded = layers.Embedding(num_classes, latent_dim, embeddings_initializer=weight_init(), name="label_embedding")(label)
+        embedded = layers.Embedding(
+            num_classes, latent_dim, embeddings_initializer=weight_init(), name="label_embedding"
+        )(label)
         h = layers.Concatenate(name="z_and_label")([z, embedded])
     top = filters(width, n - 1)
     h = layers.Dense(4 * 4 * top, use_bias=False, kernel_initializer=weight_init(), name="project")(h)
@@ -151,11 +179,19 @@ def build_generator(resolution: int, channels: int, latent_dim: int, width: floa
     size = 4
     for level in range(n - 2, -1, -1):
         size *= 2
-        h = layers.Conv2DTranspose(filters(width, level), 4, strides=2, padding="same", use_bias=False,
-                                   kernel_initializer=weight_init(), name=f"up_{size}")(h)
+        h = layers.Conv2DTranspose(
+            filters(width, level),
+            4,
+            strides=2,
+            padding="same",
+            use_bias=False,
+            kernel_initializer=weight_init(),
+            name=f"up_{size}",
+        )(h)
         h = layers.ReLU(name=f"relu_{size}")(norm(h, f"bn_{size}"))
-    h = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", kernel_initializer=weight_init(),
-                               name=f"up_{resolution}")(h)
+    h = layers.Conv2DTranspose(
+        channels, 4, strides=2, padding="same", kernel_initializer=weight_init(), name=f"up_{resolution}"
+    )(h)
     images = layers.Activation("tanh", dtype="float32", name="images")(h)
     return keras.Model(inputs if num_classes else z, images, name=name)
 
@@ -181,8 +217,13 @@ class ProjectionLogit(layers.Layer):
         feature_shape = input_shape[0] if self.num_classes else input_shape
         self.linear.build(feature_shape)
         if self.num_classes:
-            self.embedding = layers.Embedding(self.num_classes, feature_shape[-1], embeddings_initializer=weight_init(),
-                                              dtype=self.dtype_policy, name="class_embedding")
+            self.embedding = layers.Embedding(
+                self.num_classes,
+                feature_shape[-1],
+                embeddings_initializer=weight_init(),
+                dtype=self.dtype_policy,
+                name="class_embedding",
+            )
             self.embedding.build(input_shape[1])
 
     def call(self, inputs):
@@ -196,9 +237,15 @@ class ProjectionLogit(layers.Layer):
         return {**super().get_config(), "num_classes": self.num_classes}
 
 
-def build_discriminator(resolution: int, channels: int, width: float, num_classes: int,
-                        sync_batchnorm: bool = False, name: str = "discriminator",
-                        spectral_norm: bool = False) -> keras.Model:
+def build_discriminator(
+    resolution: int,
+    channels: int,
+    width: float,
+    num_classes: int,
+    sync_batchnorm: bool = False,
+    name: str = "discriminator",
+    spectral_norm: bool = False,
+) -> keras.Model:
     """D(x) or D([x, label]) -> float32 logits, shape [B].
 
     spectral_norm: every conv kernel is spectrally normalised (SpectralConv2D)
@@ -206,14 +253,27 @@ def build_discriminator(resolution: int, channels: int, width: float, num_classe
     n = _levels(resolution)
     conv = SpectralConv2D if spectral_norm else layers.Conv2D
     images = keras.Input((resolution, resolution, channels), name="images")
-    h = conv(filters(width, 0), 4, strides=2, padding="same", kernel_initializer=weight_init(),
-             name=f"down_{resolution // 2}")(images)
+    h = conv(
+        filters(width, 0),
+        4,
+        strides=2,
+        padding="same",
+        kernel_initializer=weight_init(),
+        name=f"down_{resolution // 2}",
+    )(images)
     h = layers.LeakyReLU(0.2, name=f"lrelu_{resolution // 2}")(h)
     size = resolution // 2
     for level in range(1, n):
         size //= 2
-        h = conv(filters(width, level), 4, strides=2, padding="same", use_bias=spectral_norm,
-                 kernel_initializer=weight_init(), name=f"down_{size}")(h)
+        h = conv(
+            filters(width, level),
+            4,
+            strides=2,
+            padding="same",
+            use_bias=spectral_norm,
+            kernel_initializer=weight_init(),
+            name=f"down_{size}",
+        )(h)
         if not spectral_norm:
             h = _batch_norm(sync_batchnorm, f"bn_{size}")(h)
         h = layers.LeakyReLU(0.2, name=f"lrelu_{size}")(h)

@@ -6,7 +6,7 @@ or `photos/` and a copy of some of its files under another name, overlap even
 though their names differ. (Re-encoded or resized copies are not caught: the
 memorization check in `dcgan evaluate` measures near-copies.)
 
-    python -c "import numpy as np; from trainer import overlap; x = np.zeros((2, 4, 4, 1), np.uint8); print(overlap.count(x, x[:1]))"
+    python -c "import numpy as np; from trainer.overlap import count; x = np.zeros((2, 4, 4, 1)); print(count(x, x))"
 """
 
 from __future__ import annotations
@@ -45,8 +45,14 @@ class Pair:
         return self.shared == 0
 
     def as_dict(self) -> dict:
-        return {"a": self.a, "b": self.b, "a_images": self.a_count, "b_images": self.b_count,
-                "shared": self.shared, "disjoint": self.disjoint}
+        return {
+            "a": self.a,
+            "b": self.b,
+            "a_images": self.a_count,
+            "b_images": self.b_count,
+            "shared": self.shared,
+            "disjoint": self.disjoint,
+        }
 
 
 def pair(a_name: str, a: np.ndarray, b_name: str, b: np.ndarray) -> Pair:

@@ -4,7 +4,7 @@ the other long steps (staging a gs:// dataset, `dcgan sample --verify`, `dcgan e
 On a terminal both redraw in place; in a log file (not a TTY) they print a line at
 most every `every_secs` seconds (and the last one), so that logs stay readable.
 
-    python -c "from trainer.progress import Progress; p = Progress('demo', 3, 'files'); [p.advance() for _ in range(3)]; p.close()"
+    python -c "from trainer.progress import Progress; p = Progress('demo', 3, 'files'); p.advance(3); p.close()"
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ def _clock(seconds: float) -> str:
 
 
 class ProgressBar:
-    def __init__(self, total: int, start: int = 0, enabled: bool = True, stream=None, width: int = 24,
-                 every_secs: float = 0.0):
+    def __init__(
+        self, total: int, start: int = 0, enabled: bool = True, stream=None, width: int = 24, every_secs: float = 0.0
+    ):
         self.total, self.start, self.enabled = total, start, enabled
         self.stream = stream or sys.stdout
         self.width = width
@@ -59,8 +60,9 @@ class ProgressBar:
 class Progress:
     """'LABEL: done/total UNIT, elapsed, ETA' for a long step that has no bar of its own."""
 
-    def __init__(self, label: str, total: int, unit: str = "", enabled: bool = True, stream=None,
-                 every_secs: float = 5.0):
+    def __init__(
+        self, label: str, total: int, unit: str = "", enabled: bool = True, stream=None, every_secs: float = 5.0
+    ):
         self.label, self.total, self.unit, self.enabled = label, total, unit, enabled
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
@@ -81,8 +83,10 @@ class Progress:
     def _line(self, now: float) -> str:
         elapsed = now - self.began
         eta = elapsed / self.done * (self.total - self.done) if 0 < self.done < self.total else 0.0
-        return (f"{self.label}: {self.done}/{self.total}{' ' + self.unit if self.unit else ''}, "
-                f"{_clock(elapsed)} elapsed" + (f", ETA {_clock(eta)}" if eta else ""))
+        return (
+            f"{self.label}: {self.done}/{self.total}{' ' + self.unit if self.unit else ''}, "
+            f"{_clock(elapsed)} elapsed" + (f", ETA {_clock(eta)}" if eta else "")
+        )
 
     def _write(self, line: str, final: bool) -> None:
         if self.tty:

@@ -9,7 +9,11 @@
     report.html                   the numbers, which images each number used, and the pictures
                                   (embedded), readable offline in any browser
 
-    python -c "import numpy as np; from trainer import report_page; open('/tmp/s.png', 'wb').write(report_page.samples_png(np.zeros((4, 8, 8, 1), np.uint8), 'demo'))"
+    python - <<'PY'
+    import numpy as np
+    from trainer import report_page
+    open('/tmp/s.png', 'wb').write(report_page.samples_png(np.zeros((4, 8, 8, 1), np.uint8), 'demo'))
+    PY
 """
 
 from __future__ import annotations
@@ -52,8 +56,9 @@ def _canvas_with_title(width: int, body_height: int, title: str, subtitle: str =
     title_font, small = _font(18), _font(13)
     band = 34 + (20 if subtitle else 0)
     measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
-    width = max(width, int(measure.textlength(title, font=title_font)) + 16,
-                int(measure.textlength(subtitle, font=small)) + 16)
+    width = max(
+        width, int(measure.textlength(title, font=title_font)) + 16, int(measure.textlength(subtitle, font=small)) + 16
+    )
     canvas = Image.new("RGB", (width, band + body_height), BACKGROUND)
     draw = ImageDraw.Draw(canvas)
     draw.text((8, 8), title, fill=INK, font=title_font)
@@ -84,8 +89,16 @@ def samples_png(images: np.ndarray, title: str, columns: int = 8, row_labels: li
     return _png(canvas)
 
 
-def pairs_png(synthetic: np.ndarray, train: np.ndarray, distances: np.ndarray, nearest_index: np.ndarray,
-              threshold: float, title: str, count: int = 16, columns: int = 4) -> bytes:
+def pairs_png(
+    synthetic: np.ndarray,
+    train: np.ndarray,
+    distances: np.ndarray,
+    nearest_index: np.ndarray,
+    threshold: float,
+    title: str,
+    count: int = 16,
+    columns: int = 4,
+) -> bytes:
     """The `count` closest (synthetic | nearest training image) pairs, closest first, in a grid.
 
     Each pair is captioned with its distance and the memorization threshold;
@@ -95,9 +108,12 @@ def pairs_png(synthetic: np.ndarray, train: np.ndarray, distances: np.ndarray, n
     pair_width = 2 * size + 4
     rows = -(-len(order) // columns)
     width = columns * (pair_width + gap) + gap
-    canvas, top = _canvas_with_title(width, rows * (size + caption + gap) + gap, title,
-                                     "left: synthetic, right: its nearest training image; "
-                                     f"memorization threshold {threshold:.1f}")
+    canvas, top = _canvas_with_title(
+        width,
+        rows * (size + caption + gap) + gap,
+        title,
+        f"left: synthetic, right: its nearest training image; memorization threshold {threshold:.1f}",
+    )
     draw, font = ImageDraw.Draw(canvas), _font(13)
     for k, i in enumerate(order):
         r, c = divmod(k, columns)
@@ -105,14 +121,19 @@ def pairs_png(synthetic: np.ndarray, train: np.ndarray, distances: np.ndarray, n
         canvas.paste(_rgb(synthetic[i]), (x, y))
         canvas.paste(_rgb(train[nearest_index[i]]), (x + size + 4, y))
         copy = distances[i] < threshold
-        draw.text((x, y + size + 4), f"d = {distances[i]:.1f}" + ("  < threshold: copy?" if copy else ""),
-                  fill=ALERT if copy else INK, font=font)
+        draw.text(
+            (x, y + size + 4),
+            f"d = {distances[i]:.1f}" + ("  < threshold: copy?" if copy else ""),
+            fill=ALERT if copy else INK,
+            font=font,
+        )
         draw.text((x, y + size + 20), f"threshold {threshold:.1f}", fill=INK, font=font)
     return _png(canvas)
 
 
 # ----------------------------------------------------------------------------
 # The HTML page
+
 
 def _fmt(value) -> str:
     if isinstance(value, float):
@@ -121,8 +142,10 @@ def _fmt(value) -> str:
 
 
 def _table(rows: list[tuple[str, object, str]]) -> str:
-    body = "".join(f"<tr><th>{html.escape(name)}</th><td>{_fmt(value)}</td><td>{html.escape(note)}</td></tr>"
-                   for name, value, note in rows)
+    body = "".join(
+        f"<tr><th>{html.escape(name)}</th><td>{_fmt(value)}</td><td>{html.escape(note)}</td></tr>"
+        for name, value, note in rows
+    )
     return f"<table>{body}</table>"
 
 
@@ -133,20 +156,38 @@ def _caveat(section: dict) -> str:
 
 def page(report: dict, pictures: dict[str, bytes]) -> str:
     """One self-contained HTML page: numbers, the images each number used, and the pictures embedded."""
-    parts = ["<!doctype html><html><head><meta charset='utf-8'><title>dcgan evaluate report</title><style>",
-             "body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}"
-             "table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:4px 8px;"
-             "text-align:left}th{background:#f4f4f4}.caveat{color:#a00;font-weight:bold}"
-             "img{max-width:100%;image-rendering:pixelated;border:1px solid #ddd}",
-             "</style></head><body><h1>dcgan evaluate report</h1>"]
+    parts = [
+        "<!doctype html><html><head><meta charset='utf-8'><title>dcgan evaluate report</title><style>",
+        "body{font-family:sans-serif;max-width:980px;margin:2em auto;color:#222}"
+        "table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:4px 8px;"
+        "text-align:left}th{background:#f4f4f4}.caveat{color:#a00;font-weight:bold}"
+        "img{max-width:100%;image-rendering:pixelated;border:1px solid #ddd}",
+        "</style></head><body><h1>dcgan evaluate report</h1>",
+    ]
     data = report.get("data", {})
     parts.append("<h2>Which images each number used</h2>")
-    parts.append(_table([(role, f"{info.get('images', '?')} images", info.get("name", ""))
-                         for role, info in data.get("sets", {}).items()]))
+    parts.append(
+        _table(
+            [
+                (role, f"{info.get('images', '?')} images", info.get("name", ""))
+                for role, info in data.get("sets", {}).items()
+            ]
+        )
+    )
     overlaps = data.get("overlaps", [])
     if overlaps:
-        parts.append(_table([(f"{o['a']} vs {o['b']}", "disjoint" if o["disjoint"] else f"{o['shared']} shared",
-                              o.get("meaning", "")) for o in overlaps]))
+        parts.append(
+            _table(
+                [
+                    (
+                        f"{o['a']} vs {o['b']}",
+                        "disjoint" if o["disjoint"] else f"{o['shared']} shared",
+                        o.get("meaning", ""),
+                    )
+                    for o in overlaps
+                ]
+            )
+        )
     for text in report.get("integrity", {}).get("warnings", []):
         parts.append(f'<p class="caveat">&#9888; {html.escape(text)}</p>')
 
@@ -162,8 +203,13 @@ def page(report: dict, pictures: dict[str, bytes]) -> str:
         for space in ("pixels", "features"):
             if space in memorization:
                 m = memorization[space]
-                rows.append((f"{space}: rate", m["rate"], f"threshold {m['threshold']:.4g} "
-                             f"({m['quantile']:.0%} quantile of held-out distances)"))
+                rows.append(
+                    (
+                        f"{space}: rate",
+                        m["rate"],
+                        f"threshold {m['threshold']:.4g} ({m['quantile']:.0%} quantile of held-out distances)",
+                    )
+                )
         parts.append(_table(rows))
     gan_test = report.get("gan_test", {})
     parts.append("<h2>GAN-test</h2>" + _caveat(gan_test))
@@ -173,11 +219,23 @@ def page(report: dict, pictures: dict[str, bytes]) -> str:
     if "skipped" in downstream:
         parts.append(f"<p>{html.escape(downstream['skipped'])}</p>")
     else:
-        parts.append(_table([(k, f"{v['mean']:.4f} &plusmn; {v['std']:.4f}".replace("&plusmn;", "\u00b1"),
-                              f"{len(v['runs'])} seeds") for k, v in downstream.items()
-                             if isinstance(v, dict) and "mean" in v]))
+        parts.append(
+            _table(
+                [
+                    (
+                        k,
+                        f"{v['mean']:.4f} &plusmn; {v['std']:.4f}".replace("&plusmn;", "\u00b1"),
+                        f"{len(v['runs'])} seeds",
+                    )
+                    for k, v in downstream.items()
+                    if isinstance(v, dict) and "mean" in v
+                ]
+            )
+        )
     for name, png in pictures.items():
         encoded = base64.b64encode(png).decode()
-        parts.append(f"<h2>{html.escape(name)}</h2><img alt='{html.escape(name)}' src='data:image/png;base64,{encoded}'>")
+        parts.append(
+            f"<h2>{html.escape(name)}</h2><img alt='{html.escape(name)}' src='data:image/png;base64,{encoded}'>"
+        )
     parts.append("</body></html>")
     return "\n".join(parts)

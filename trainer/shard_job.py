@@ -35,13 +35,12 @@ from typing import Optional
 
 import tensorflow as tf
 
-from trainer import classic_augment, environment, shards, storage
-from trainer import image_codec
-from trainer.sources import ImageSource, dataset_source, generator_source
+from trainer import classic_augment, environment, image_codec, shards, storage
 from trainer.augment_params import AugmentParams
 from trainer.config import ShardJobConfig
 from trainer.errors import UserError
 from trainer.progress import ProgressBar
+from trainer.sources import ImageSource, dataset_source, generator_source
 
 TEMP = ".tmp"
 
@@ -53,11 +52,20 @@ TEMP = ".tmp"
 def make_plan(config, source: ImageSource, params: AugmentParams) -> dict:
     num_shards = math.ceil(config.num_images / config.images_per_shard)
     return {
-        "format": "dcgan-factory shards", "schema_version": shards.SCHEMA_VERSION, "source": source.kind,
-        "num_images": config.num_images, "num_shards": num_shards, "images_per_shard": config.images_per_shard,
-        "seed": config.seed, "batch_size": config.batch_size or auto_batch_size(source.resolution), **encoding(config),
-        "resolution": source.resolution, "channels": source.channels, "num_classes": source.num_classes,
-        "augmentation": params.to_dict(), **source.identity,
+        "format": "dcgan-factory shards",
+        "schema_version": shards.SCHEMA_VERSION,
+        "source": source.kind,
+        "num_images": config.num_images,
+        "num_shards": num_shards,
+        "images_per_shard": config.images_per_shard,
+        "seed": config.seed,
+        "batch_size": config.batch_size or auto_batch_size(source.resolution),
+        **encoding(config),
+        "resolution": source.resolution,
+        "channels": source.channels,
+        "num_classes": source.num_classes,
+        "augmentation": params.to_dict(),
+        **source.identity,
         **({"class_names": list(source.class_names)} if source.class_names else {}),
     }
 
@@ -80,7 +88,8 @@ def plan_encoding(plan: dict) -> tuple[str, dict]:
     """(image format, encoder arguments) from a plan (see `encoding`); what a plan leaves out is the default."""
     return plan.get("image_format", ShardJobConfig.image_format), {
         "png_compression": plan.get("png_compression", ShardJobConfig.png_compression),
-        "jpeg_quality": plan.get("jpeg_quality", ShardJobConfig.jpeg_quality)}
+        "jpeg_quality": plan.get("jpeg_quality", ShardJobConfig.jpeg_quality),
+    }
 
 
 def claim_plan(store: storage.Store, plan: dict) -> None:
@@ -89,7 +98,9 @@ def claim_plan(store: storage.Store, plan: dict) -> None:
     if not store.exists(shards.PLAN):
         strays = [k for k in store.list() if ".tfrecord-" in k or k == shards.MANIFEST]
         if strays:
-            raise UserError(f"--output={store.root} holds shards but no {shards.PLAN} ({strays[0]}); use another --output")
+            raise UserError(
+                f"--output={store.root} holds shards but no {shards.PLAN} ({strays[0]}); use another --output"
+            )
         try:
             store.put_new(shards.PLAN, blob)
             return
@@ -99,10 +110,15 @@ def claim_plan(store: storage.Store, plan: dict) -> None:
     if "class_names" not in existing:  # planned before class names were recorded: they change no pixel
         wanted.pop("class_names", None)
     if existing != wanted:
-        diff = [f"{k} {existing.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(set(existing) | set(wanted))
-                if existing.get(k) != wanted.get(k)]
-        raise UserError(f"--output={store.root} was planned differently ({'; '.join(diff)[:300]}); "
-                        "use another --output, or the same flags to resume it")
+        diff = [
+            f"{k} {existing.get(k)!r} -> {wanted.get(k)!r}"
+            for k in sorted(set(existing) | set(wanted))
+            if existing.get(k) != wanted.get(k)
+        ]
+        raise UserError(
+            f"--output={store.root} was planned differently ({'; '.join(diff)[:300]}); "
+            "use another --output, or the same flags to resume it"
+        )
 
 
 def resolve_task(config, environ=os.environ) -> tuple[int, int]:
@@ -112,7 +128,9 @@ def resolve_task(config, environ=os.environ) -> tuple[int, int]:
         index = environment.integer("JOB_COMPLETION_INDEX", environ)
         count = count or environment.integer("DCGAN_NUM_TASKS", environ, 0)
         if not count:
-            raise UserError("JOB_COMPLETION_INDEX is set but the task count is not: pass --num_tasks or set DCGAN_NUM_TASKS")
+            raise UserError(
+                "JOB_COMPLETION_INDEX is set but the task count is not: pass --num_tasks or set DCGAN_NUM_TASKS"
+            )
     elif index < 0 and ("CLUSTER_SPEC" in environ or "TF_CONFIG" in environ):
         from trainer import distribute
 
@@ -133,8 +151,14 @@ def shard_sizes(plan: dict) -> list[int]:
 
 def filters(plan: dict) -> list[str]:
     """The filters that may drop candidates (so a shard may hold fewer records than planned)."""
-    return [name for name, on in (("memorization", "memorization" in plan),
-                                  ("teacher_confidence", plan.get("teacher", {}).get("min_confidence", 0) > 0)) if on]
+    return [
+        name
+        for name, on in (
+            ("memorization", "memorization" in plan),
+            ("teacher_confidence", plan.get("teacher", {}).get("min_confidence", 0) > 0),
+        )
+        if on
+    ]
 
 
 def is_whole(plan: dict, found: int, candidates: int) -> bool:
@@ -148,12 +172,15 @@ def make_producer(source: ImageSource, params: AugmentParams, seed: int, min_con
     Plain TensorFlow ops with no Python control flow on tensors, so it is traced
     without AutoGraph (a second of start-up saved); callers pass whole batches so
     it is traced and compiled once."""
+
     @tf.function(autograph=False)
     def produce(indices):
         pixels, labels, seeds = source.make_batch(indices)
         # Memorization is judged on the generator's own output, before augmentation hides a copy.
         keep = source.keep(pixels) if source.keep else tf.ones(tf.shape(indices), tf.bool)
-        pixels = tf.clip_by_value(tf.round(classic_augment.apply(pixels, params, classic_augment.image_seeds(seed, indices))), 0, 255)
+        pixels = tf.clip_by_value(
+            tf.round(classic_augment.apply(pixels, params, classic_augment.image_seeds(seed, indices))), 0, 255
+        )
         probs = tf.zeros([tf.shape(indices)[0], 0])
         if source.scores is not None:  # the teacher labels the image as it is written, augmented
             probs = source.scores(pixels)
@@ -171,8 +198,9 @@ def remove_stale_temp_files(folder: str, prefix: str) -> int:
     return sum(storage.remove_if_unowned(os.path.join(folder, n)) for n in names if n.startswith(prefix))
 
 
-def write_shard(store: storage.Store, plan: dict, source: ImageSource, produce, index: int,
-                count: int, task: int, on_images=None) -> None:
+def write_shard(
+    store: storage.Store, plan: dict, source: ImageSource, produce, index: int, count: int, task: int, on_images=None
+) -> None:
     """Writes shard `index` to a local temp file, checks it, then publishes it in one step."""
     name = shards.shard_name(source.kind, index, plan["num_shards"])
     temp = store.local(f"{TEMP}/task-{task:05d}-{uuid.uuid4().hex}.tfrecord")
@@ -191,8 +219,14 @@ def write_shard(store: storage.Store, plan: dict, source: ImageSource, produce, 
                 pixels, labels, seeds, probs = pixels[keep], labels[keep], seeds[keep], probs[keep]
             blobs = image_codec.encode(pixels, image_format, **quality) if len(labels) else []
             soft = probs.shape[1] > 0
-            writer.write(shards.frame_records([encoder.encode(blob, label, s, p.tolist() if soft else None)
-                                               for blob, label, s, p in zip(blobs, labels.tolist(), seeds.tolist(), probs)]))
+            writer.write(
+                shards.frame_records(
+                    [
+                        encoder.encode(blob, label, s, p.tolist() if soft else None)
+                        for blob, label, s, p in zip(blobs, labels.tolist(), seeds.tolist(), probs)
+                    ]
+                )
+            )
             kept += len(blobs)
             if on_images:
                 on_images(len(keep))
@@ -259,16 +293,26 @@ def write_manifest(store: storage.Store, plan: dict, kind: str) -> bool:
         found = count_if_whole(store, name, info) if filters(plan) else count
         entries.append({"name": name, "num_images": found, "bytes": info.size, "sha256": sha})
     kept = sum(e["num_images"] for e in entries)
-    manifest = {"num_images": kept, "num_shards": plan["num_shards"], "channels": plan["channels"],
-                "dropped": plan["num_images"] - kept, "filters": filters(plan),
-                "soft_labels": "teacher" in plan,
-                "resolution": plan["resolution"], "num_classes": plan["num_classes"],
-                "class_names": plan.get("class_names", []), "source": kind,
-                "schema": {k: v.dtype.name for k, v in shards.FEATURES.items()}, "shards": entries, "plan": plan}
+    manifest = {
+        "num_images": kept,
+        "num_shards": plan["num_shards"],
+        "channels": plan["channels"],
+        "dropped": plan["num_images"] - kept,
+        "filters": filters(plan),
+        "soft_labels": "teacher" in plan,
+        "resolution": plan["resolution"],
+        "num_classes": plan["num_classes"],
+        "class_names": plan.get("class_names", []),
+        "source": kind,
+        "schema": {k: v.dtype.name for k, v in shards.FEATURES.items()},
+        "shards": entries,
+        "plan": plan,
+    }
     # TFDS metadata first (deterministic, so a racing task writes the same bytes), the manifest last.
     description = f"{kind} images written by dcgan-factory (`dcgan {'sample' if kind == 'synthetic' else 'augment'}`)"
-    for key, blob in shards.tfds_metadata(kind, [e["num_images"] for e in entries],
-                                          sum(e["bytes"] for e in entries), description, plan).items():
+    for key, blob in shards.tfds_metadata(
+        kind, [e["num_images"] for e in entries], sum(e["bytes"] for e in entries), description, plan
+    ).items():
         try:
             store.put_new(key, blob)
         except storage.AlreadyExists:
@@ -292,8 +336,9 @@ def verify(output: str, progress: bool = True, every_secs: float = 5.0) -> dict:
         raise UserError(f"--output={output}: no {shards.MANIFEST}; the output is not complete")
     manifest = json.loads(store.get_text(shards.MANIFEST))
     published = store.stat_all()
-    counter = Progress(f"verify {store.url}", len(manifest["shards"]), "shards", enabled=progress,
-                       every_secs=every_secs)
+    counter = Progress(
+        f"verify {store.url}", len(manifest["shards"]), "shards", enabled=progress, every_secs=every_secs
+    )
     for entry in manifest["shards"]:
         where = f"{store.url}/{entry['name']}"
         if entry["name"] not in published:
@@ -327,20 +372,26 @@ def preview(config, params: AugmentParams) -> dict:
     """`dcgan sample --preview=N --output=grid.png`: one labelled grid, a row per class, nothing else written."""
     from trainer import report_page
 
-    source = generator_source(dataclasses.replace(config, labels="balanced", max_memorization=0.0, teacher="",
-                                                  min_confidence=0.0))
+    source = generator_source(
+        dataclasses.replace(config, labels="balanced", max_memorization=0.0, teacher="", min_confidence=0.0)
+    )
     columns = max(1, -(-config.preview // source.num_classes)) if source.num_classes else 8
     count = columns * source.num_classes if source.num_classes else config.preview  # whole rows per class
     produce = make_producer(source, params, config.seed)
     pixels, labels, _, _, _ = produce(tf.range(count, dtype=tf.int64))
     order = tf.argsort(labels, stable=True).numpy() if source.num_classes else slice(None)
     images, labels = pixels.numpy()[order], labels.numpy()[order]
-    title = (f"{count} samples of {config.generator} (step {source.generator_step})"
-             + (f", rows by class {sorted(set(labels.tolist()))}" if source.num_classes else ""))
-    png = report_page.samples_png(images, title, columns=columns,
-                                  row_labels=[row_name(source, labels[r * columns])
-                                              for r in range(-(-len(labels) // columns))]
-                                  if source.num_classes else None)
+    title = f"{count} samples of {config.generator} (step {source.generator_step})" + (
+        f", rows by class {sorted(set(labels.tolist()))}" if source.num_classes else ""
+    )
+    png = report_page.samples_png(
+        images,
+        title,
+        columns=columns,
+        row_labels=[row_name(source, labels[r * columns]) for r in range(-(-len(labels) // columns))]
+        if source.num_classes
+        else None,
+    )
     folder = os.path.dirname(os.path.abspath(config.output))
     os.makedirs(folder, exist_ok=True)
     with open(config.output + ".tmp", "wb") as f:
@@ -367,8 +418,10 @@ def run(config, job: str) -> dict:
     store.check_writable()  # before the output folder is created
     plan = make_plan(config, source, params)
     claim_plan(store, plan)
-    print(f"{job}: {plan['num_images']} images in {plan['num_shards']} shards -> {store.root}; "
-          f"task {task} of {num_tasks}; augmentation: {params.describe()}")
+    print(
+        f"{job}: {plan['num_images']} images in {plan['num_shards']} shards -> {store.root}; "
+        f"task {task} of {num_tasks}; augmentation: {params.describe()}"
+    )
     remove_stale_temp_files(store.local(TEMP), f"task-{task:05d}-")  # from a killed run of this task
     sizes = shard_sizes(plan)
     mine = [i for i in range(task, plan["num_shards"], num_tasks)]
@@ -392,7 +445,9 @@ def run(config, job: str) -> dict:
     elapsed = time.perf_counter() - started
     committed = write_manifest(store, plan, source.kind)
     rate = done / elapsed if elapsed > 0 else 0.0
-    print(f"task {task}: wrote {len(todo)} shards ({done} images, {rate:.1f} img/s), "
-          f"skipped {len(mine) - len(todo)} already published; "
-          + ("output committed (manifest.json)" if committed else "waiting for other tasks' shards"))
+    print(
+        f"task {task}: wrote {len(todo)} shards ({done} images, {rate:.1f} img/s), "
+        f"skipped {len(mine) - len(todo)} already published; "
+        + ("output committed (manifest.json)" if committed else "waiting for other tasks' shards")
+    )
     return {"shards_written": len(todo), "images": done, "images_per_sec": rate, "committed": committed}

@@ -45,8 +45,14 @@ _failures: list[JobError] = []  # raised inside tf.data, which re-raises them as
 class ShardStream:
     """The shards of one gs:// output folder, downloaded ahead of the reader within a byte budget."""
 
-    def __init__(self, url: str, entries: list[dict], buffer_bytes: int = DEFAULT_BUFFER_BYTES,
-                 threads: int = 4, manifest: Optional[dict] = None):
+    def __init__(
+        self,
+        url: str,
+        entries: list[dict],
+        buffer_bytes: int = DEFAULT_BUFFER_BYTES,
+        threads: int = 4,
+        manifest: Optional[dict] = None,
+    ):
         self.url = url.rstrip("/")
         self.manifest = manifest or {}
         self.entries = entries  # manifest shard entries: name, bytes, sha256 (sha256 optional)
@@ -110,8 +116,10 @@ class ShardStream:
             if attempt == 0:  # damaged on the way: one new download
                 path = store.fetch(entry["name"])
         else:
-            raise UserError(f"{self.url}/{entry['name']}: its sha256 differs from manifest.json (damaged or "
-                            "replaced after it was written); rerun `dcgan sample --verify` on the output")
+            raise UserError(
+                f"{self.url}/{entry['name']}: its sha256 differs from manifest.json (damaged or "
+                "replaced after it was written); rerun `dcgan sample --verify` on the output"
+            )
         try:
             return split_records(blob)
         except ValueError as err:
@@ -127,7 +135,7 @@ def split_records(blob: bytes) -> list[bytes]:
         if offset + 12 > len(blob):
             raise ValueError(f"truncated record header at record {len(records)}")
         length, length_crc = struct.unpack_from("<QI", blob, offset)
-        if _masked_crc(blob[offset:offset + 8]) != length_crc:
+        if _masked_crc(blob[offset : offset + 8]) != length_crc:
             raise ValueError(f"bad length checksum at record {len(records)}")
         start, end = offset + 12, offset + 12 + length
         if end + 4 > len(blob):
@@ -156,8 +164,10 @@ def open_output(url: str, buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> Optional[
         return None
     try:
         manifest = json.loads(store.get_text(shards.MANIFEST))
-        entries = [{"name": str(s["name"]), "bytes": int(s.get("bytes") or 0), "sha256": s.get("sha256")}
-                   for s in manifest["shards"]]
+        entries = [
+            {"name": str(s["name"]), "bytes": int(s.get("bytes") or 0), "sha256": s.get("sha256")}
+            for s in manifest["shards"]
+        ]
     except (ValueError, KeyError, TypeError) as err:
         raise UserError(f"{url}/{shards.MANIFEST}: unreadable ({err})") from None
     for entry in entries:
@@ -166,8 +176,9 @@ def open_output(url: str, buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> Optional[
     return ShardStream(url, entries, buffer_bytes, manifest=manifest)
 
 
-def records(stream: ShardStream, shuffle: bool = True, seed: Optional[int] = None,
-            shard_indices: Optional[list[int]] = None) -> tf.data.Dataset:
+def records(
+    stream: ShardStream, shuffle: bool = True, seed: Optional[int] = None, shard_indices: Optional[list[int]] = None
+) -> tf.data.Dataset:
     """A tf.data.Dataset of the serialized records of `stream` (of `shard_indices` only, if given).
 
     With shuffle, each pass (each repeat) visits the shards in a new order drawn from `seed`."""
@@ -176,7 +187,7 @@ def records(stream: ShardStream, shuffle: bool = True, seed: Optional[int] = Non
 
     def generate():
         epoch = next(passes)
-        order = (np.random.default_rng([seed or 0, epoch]).permutation(indices).tolist() if shuffle else indices)
+        order = np.random.default_rng([seed or 0, epoch]).permutation(indices).tolist() if shuffle else indices
         try:
             for shard_records in stream.read(order):
                 yield np.array(shard_records, dtype=object)

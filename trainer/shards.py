@@ -111,13 +111,17 @@ class ExampleEncoder:
     the entries that are the same for a whole shard are encoded once, and a
     record is joined from its parts in one copy."""
 
-    def __init__(self, height: int, width: int, channels: int, source: str, generator_step: int,
-                 image_format: str = "png"):
+    def __init__(
+        self, height: int, width: int, channels: int, source: str, generator_step: int, image_format: str = "png"
+    ):
         self._channels = _entry("image/channels", _int64_feature(channels))
-        self._middle = _entry("image/format", _bytes_feature(image_format.encode())) + _entry("image/height", _int64_feature(height))
+        self._middle = _entry("image/format", _bytes_feature(image_format.encode())) + _entry(
+            "image/height", _int64_feature(height)
+        )
         self._source = _entry("image/source", _bytes_feature(source.encode()))
-        self._tail = _entry("image/width", _int64_feature(width)) + _entry("synthetic/generator_step",
-                                                                           _int64_feature(generator_step))
+        self._tail = _entry("image/width", _int64_feature(width)) + _entry(
+            "synthetic/generator_step", _int64_feature(generator_step)
+        )
         self._sha = _bytes_entry_prefix("image/key/sha256", 64)
         self._labels: dict[int, bytes] = {}
         self._encoded_prefix: dict[int, bytes] = {}
@@ -135,9 +139,20 @@ class ExampleEncoder:
         if probs is not None:
             soft = _entry("image/class/probs", _floats_feature(probs))
             teacher = _entry("image/teacher/confidence", _floats_feature([probs[label]]))
-        parts = (self._channels, label_entry, soft, prefix, png, self._middle, self._sha,
-                 hashlib.sha256(png).hexdigest().encode(), self._source, teacher, self._tail,
-                 _entry("synthetic/seed", _int64_feature(seed)))
+        parts = (
+            self._channels,
+            label_entry,
+            soft,
+            prefix,
+            png,
+            self._middle,
+            self._sha,
+            hashlib.sha256(png).hexdigest().encode(),
+            self._source,
+            teacher,
+            self._tail,
+            _entry("synthetic/seed", _int64_feature(seed)),
+        )
         size = sum(map(len, parts))
         return b"".join((b"\x0a", _varint(size), *parts))  # Example.features(1) -> Features.feature(1)
 
@@ -152,15 +167,36 @@ def frame_records(records: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def make_example(png: bytes, height: int, width: int, channels: int, label: int, source: str,
-                 seed: int, generator_step: int, probs=None, image_format: str = "png") -> bytes:
+def make_example(
+    png: bytes,
+    height: int,
+    width: int,
+    channels: int,
+    label: int,
+    source: str,
+    seed: int,
+    generator_step: int,
+    probs=None,
+    image_format: str = "png",
+) -> bytes:
     """One serialized record (see ExampleEncoder, which a shard writer reuses)."""
     return ExampleEncoder(height, width, channels, source, generator_step, image_format).encode(png, label, seed, probs)
 
 
-def make_example_proto(png: bytes, height: int, width: int, channels: int, label: int, source: str,
-                       seed: int, generator_step: int, probs=None, image_format: str = "png") -> bytes:
+def make_example_proto(
+    png: bytes,
+    height: int,
+    width: int,
+    channels: int,
+    label: int,
+    source: str,
+    seed: int,
+    generator_step: int,
+    probs=None,
+    image_format: str = "png",
+) -> bytes:
     """The same record built as a protobuf message: the reference `make_example` is tested against."""
+
     def ints(v):
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
 
@@ -168,11 +204,16 @@ def make_example_proto(png: bytes, height: int, width: int, channels: int, label
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
 
     features = {
-        "image/encoded": raw(png), "image/format": raw(image_format.encode()),
-        "image/height": ints(height), "image/width": ints(width), "image/channels": ints(channels),
-        "image/class/label": ints(label), "image/source": raw(source.encode()),
+        "image/encoded": raw(png),
+        "image/format": raw(image_format.encode()),
+        "image/height": ints(height),
+        "image/width": ints(width),
+        "image/channels": ints(channels),
+        "image/class/label": ints(label),
+        "image/source": raw(source.encode()),
         "image/key/sha256": raw(hashlib.sha256(png).hexdigest().encode()),
-        "synthetic/seed": ints(seed), "synthetic/generator_step": ints(generator_step),
+        "synthetic/seed": ints(seed),
+        "synthetic/generator_step": ints(generator_step),
     }
     if probs is not None:
         features["image/class/probs"] = tf.train.Feature(float_list=tf.train.FloatList(value=list(probs)))
@@ -189,16 +230,23 @@ def parse_example(record: tf.Tensor, channels: int) -> tuple[tf.Tensor, tf.Tenso
 
 def decode_image(parsed: dict, channels: int) -> tf.Tensor:
     """A parsed record's image (PNG, JPEG or raw, as its image/format says) -> uint8 [H, W, channels]."""
-    return image_codec.decode(parsed["image/encoded"], parsed["image/format"], parsed["image/height"],
-                               parsed["image/width"], parsed["image/channels"], channels)
+    return image_codec.decode(
+        parsed["image/encoded"],
+        parsed["image/format"],
+        parsed["image/height"],
+        parsed["image/width"],
+        parsed["image/channels"],
+        channels,
+    )
 
 
 class DamagedShard(Exception):
     """A TFRecord file whose framing or checksums are wrong (e.g. cut short)."""
 
 
-def tfds_metadata(name: str, shard_lengths: list[int], num_bytes: int, description: str,
-                  plan: dict) -> dict[str, bytes]:
+def tfds_metadata(
+    name: str, shard_lengths: list[int], num_bytes: int, description: str, plan: dict
+) -> dict[str, bytes]:
     """features.json, dataset_info.json and the class names, so that
     `tfds.builder_from_directory(OUTPUT).as_dataset(split="train", as_supervised=True)` yields
     decoded (image, label) pairs, and `info.features["image/class/label"].names` the class names.
@@ -212,38 +260,65 @@ def tfds_metadata(name: str, shard_lengths: list[int], num_bytes: int, descripti
     shape = {"dimensions": [str(res), str(res), str(channels)]}
 
     def tensor(dtype, dims=()):
-        return {"pythonClassName": "tensorflow_datasets.core.features.tensor_feature.Tensor",
-                "tensor": {"dtype": dtype, "encoding": "none", "shape": {"dimensions": [str(d) for d in dims]}
-                           if dims else {}}}
+        return {
+            "pythonClassName": "tensorflow_datasets.core.features.tensor_feature.Tensor",
+            "tensor": {
+                "dtype": dtype,
+                "encoding": "none",
+                "shape": {"dimensions": [str(d) for d in dims]} if dims else {},
+            },
+        }
 
     features = {key: tensor(spec.dtype.name) for key, spec in FEATURES.items()}
     if image_format == "raw":
-        features["image/encoded"] = {"pythonClassName": "tensorflow_datasets.core.features.tensor_feature.Tensor",
-                                     "tensor": {"dtype": "uint8", "encoding": "bytes", "shape": shape}}
+        features["image/encoded"] = {
+            "pythonClassName": "tensorflow_datasets.core.features.tensor_feature.Tensor",
+            "tensor": {"dtype": "uint8", "encoding": "bytes", "shape": shape},
+        }
     else:
-        features["image/encoded"] = {"pythonClassName": "tensorflow_datasets.core.features.image_feature.Image",
-                                     "image": {"dtype": "uint8", "encodingFormat": image_format, "shape": shape}}
+        features["image/encoded"] = {
+            "pythonClassName": "tensorflow_datasets.core.features.image_feature.Image",
+            "image": {"dtype": "uint8", "encodingFormat": image_format, "shape": shape},
+        }
     files = {}
     if num_classes:
         features["image/class/label"] = {
             "pythonClassName": "tensorflow_datasets.core.features.class_label_feature.ClassLabel",
-            "classLabel": {"numClasses": str(num_classes)}}
+            "classLabel": {"numClasses": str(num_classes)},
+        }
         names = list(plan.get("class_names") or []) or [str(c) for c in range(num_classes)]
         files["image.class.label.labels.txt"] = ("\n".join(names) + "\n").encode()
     if "teacher" in plan:
         features["image/class/probs"] = tensor("float32", (num_classes,))
         features["image/teacher/confidence"] = tensor("float32")
-    feature_json = {"pythonClassName": "tensorflow_datasets.core.features.features_dict.FeaturesDict",
-                    "featuresDict": {"features": dict(sorted(features.items()))}}
-    info = {"name": name, "version": "1.0.0", "fileFormat": "tfrecord", "moduleName": "dcgan_factory",
-            "description": description,
-            "splits": [{"name": "train", "filepathTemplate": "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}",
-                        "numBytes": str(num_bytes), "shardLengths": [str(n) for n in shard_lengths]}]}
+    feature_json = {
+        "pythonClassName": "tensorflow_datasets.core.features.features_dict.FeaturesDict",
+        "featuresDict": {"features": dict(sorted(features.items()))},
+    }
+    info = {
+        "name": name,
+        "version": "1.0.0",
+        "fileFormat": "tfrecord",
+        "moduleName": "dcgan_factory",
+        "description": description,
+        "splits": [
+            {
+                "name": "train",
+                "filepathTemplate": "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}",
+                "numBytes": str(num_bytes),
+                "shardLengths": [str(n) for n in shard_lengths],
+            }
+        ],
+    }
     if num_classes:
-        info["supervisedKeys"] = {"tuple": {"items": [{"featureKey": "image/encoded"},
-                                                      {"featureKey": "image/class/label"}]}}
-    return {"features.json": (json.dumps(feature_json, indent=2) + "\n").encode(),
-            "dataset_info.json": (json.dumps(info, indent=2) + "\n").encode(), **files}
+        info["supervisedKeys"] = {
+            "tuple": {"items": [{"featureKey": "image/encoded"}, {"featureKey": "image/class/label"}]}
+        }
+    return {
+        "features.json": (json.dumps(feature_json, indent=2) + "\n").encode(),
+        "dataset_info.json": (json.dumps(info, indent=2) + "\n").encode(),
+        **files,
+    }
 
 
 def _masked_crc(data: bytes) -> int:
@@ -302,8 +377,10 @@ def find_shard_files(path: str, require_manifest: bool = True) -> tuple[list[str
         if manifest is not None:
             return [os.path.join(path, s["name"]) for s in manifest["shards"]], manifest
         if require_manifest:
-            raise UserError(f"{path}: no {MANIFEST}, so the output is not complete (a sampler still running or "
-                            "stopped); finish it by rerunning the same command, or read it with allow_uncommitted=True")
+            raise UserError(
+                f"{path}: no {MANIFEST}, so the output is not complete (a sampler still running or "
+                "stopped); finish it by rerunning the same command, or read it with allow_uncommitted=True"
+            )
         return sorted(glob.glob(os.path.join(path, "*.tfrecord-*"))), None
     files = sorted(glob.glob(path))
     if not files:
@@ -335,7 +412,10 @@ def scan_labels(files: list[str]) -> tuple[int, int]:
     """(records, number of classes) from every record's label: 0 classes when unlabelled."""
     labels = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE).map(
         lambda r: tf.io.parse_single_example(r, {"image/class/label": FEATURES["image/class/label"]})[
-            "image/class/label"], num_parallel_calls=tf.data.AUTOTUNE)
+            "image/class/label"
+        ],
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
     count, top, unlabelled = 0, -1, 0
     for batch in labels.batch(4096):
         values = batch.numpy()
@@ -344,14 +424,24 @@ def scan_labels(files: list[str]) -> tuple[int, int]:
         labelled = values[values != NO_LABEL]
         top = max(top, int(labelled.max())) if len(labelled) else top
     if unlabelled and unlabelled < count:
-        raise UserError(f"{os.path.dirname(files[0])}: {unlabelled} of {count} records have no label; "
-                        "labelled and unlabelled shards cannot be mixed")
+        raise UserError(
+            f"{os.path.dirname(files[0])}: {unlabelled} of {count} records have no label; "
+            "labelled and unlabelled shards cannot be mixed"
+        )
     return count, (0 if unlabelled else top + 1)
 
 
-def load(path: str, shuffle: bool = True, seed: Optional[int] = None, allow_uncommitted: bool = False,
-         channels: int = 0, shuffle_buffer: int = 10_000, targets: str = "label", staging: str = "stream",
-         buffer_bytes: int = 512 << 20) -> tf.data.Dataset:
+def load(
+    path: str,
+    shuffle: bool = True,
+    seed: Optional[int] = None,
+    allow_uncommitted: bool = False,
+    channels: int = 0,
+    shuffle_buffer: int = 10_000,
+    targets: str = "label",
+    staging: str = "stream",
+    buffer_bytes: int = 512 << 20,
+) -> tf.data.Dataset:
     """A tf.data.Dataset of (uint8 image [H, W, C], target) from a shard output.
 
     `targets`: "label" gives the int64 label; "probs" the float32 class
@@ -380,8 +470,10 @@ def load(path: str, shuffle: bool = True, seed: Optional[int] = None, allow_unco
     if not files:
         raise UserError(f"{path}: no shards")
     if targets == "probs" and not manifest.get("soft_labels"):
-        raise UserError(f"{path}: these shards hold no teacher probabilities; write them with "
-                        "`dcgan sample --teacher=auto`, or read labels (targets='label')")
+        raise UserError(
+            f"{path}: these shards hold no teacher probabilities; write them with "
+            "`dcgan sample --teacher=auto`, or read labels (targets='label')"
+        )
     if not channels:
         channels = int(manifest["channels"]) if manifest else peek_channels(files[0])
     if stream is not None:
@@ -390,8 +482,12 @@ def load(path: str, shuffle: bool = True, seed: Optional[int] = None, allow_unco
         ds = tf.data.Dataset.from_tensor_slices(files)
         if shuffle:
             ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.interleave(tf.data.TFRecordDataset, cycle_length=min(16, len(files)),
-                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle)
+        ds = ds.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(16, len(files)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=not shuffle,
+        )
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
     if targets == "probs":
@@ -401,13 +497,25 @@ def load(path: str, shuffle: bool = True, seed: Optional[int] = None, allow_unco
             parsed = tf.io.parse_single_example(record, spec)
             return decode_image(parsed, channels), parsed["image/class/probs"]
     else:
+
         def parse(record):
             return parse_example(record, channels)
+
     return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle).prefetch(tf.data.AUTOTUNE)
 
 
-def mix(real, synthetic: str, *, num_classes: int, synthetic_fraction: float = 0.5, batch_size: int = 64,
-        augmentation=None, soft_labels: bool = True, seed: int = 0, staging: str = "stream") -> tf.data.Dataset:
+def mix(
+    real,
+    synthetic: str,
+    *,
+    num_classes: int,
+    synthetic_fraction: float = 0.5,
+    batch_size: int = 64,
+    augmentation=None,
+    soft_labels: bool = True,
+    seed: int = 0,
+    staging: str = "stream",
+) -> tf.data.Dataset:
     """The dataset to train a classifier on: real images and synthetic shards, mixed per batch.
 
         ds = shards.mix((x_train, y_train), "synth/", num_classes=10, synthetic_fraction=0.5,
@@ -445,11 +553,15 @@ def mix(real, synthetic: str, *, num_classes: int, synthetic_fraction: float = 0
 
     real_ds = real_ds.map(real_element, num_parallel_calls=tf.data.AUTOTUNE)
     probs = soft_labels and bool(read_any_manifest(synthetic, staging).get("soft_labels"))
-    synth_ds = load(synthetic, shuffle=True, seed=seed, targets="probs" if probs else "label",
-                    staging=staging).repeat()
-    synth_ds = synth_ds.map(lambda image, target: (tf.cast(image, tf.float32), target if probs else
-                                                   tf.one_hot(tf.cast(target, tf.int32), num_classes)),
-                            num_parallel_calls=tf.data.AUTOTUNE)
-    mixed = tf.data.Dataset.sample_from_datasets([real_ds, synth_ds], [1 - synthetic_fraction, synthetic_fraction],
-                                                 seed=seed)
+    synth_ds = load(synthetic, shuffle=True, seed=seed, targets="probs" if probs else "label", staging=staging).repeat()
+    synth_ds = synth_ds.map(
+        lambda image, target: (
+            tf.cast(image, tf.float32),
+            target if probs else tf.one_hot(tf.cast(target, tf.int32), num_classes),
+        ),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    mixed = tf.data.Dataset.sample_from_datasets(
+        [real_ds, synth_ds], [1 - synthetic_fraction, synthetic_fraction], seed=seed
+    )
     return mixed.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

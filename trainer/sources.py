@@ -66,7 +66,9 @@ def generator_source(config) -> ImageSource:
     latent = int(meta["latent_dim"])
     copies, psi, seed = config.copies_per_sample, config.truncation, config.seed
     names = meta.get("class_names")
-    class_names = tuple(data.class_name(str(n)) for n in names) if isinstance(names, list) and len(names) == num_classes else ()
+    class_names = (
+        tuple(data.class_name(str(n)) for n in names) if isinstance(names, list) and len(names) == num_classes else ()
+    )
     if not num_classes and config.labels != "balanced":
         raise UserError("--labels applies to a conditional generator; this one has no classes")
     weights = None
@@ -78,7 +80,9 @@ def generator_source(config) -> ImageSource:
             return tf.fill(tf.shape(sample), tf.constant(shards.NO_LABEL, tf.int64))
         if config.labels == "balanced":
             return sample % num_classes
-        u = classic_augment.uniforms(tf.stack([tf.fill(tf.shape(sample), tf.constant(seed + 1, tf.int64)), sample], -1), 1)[:, 0]
+        u = classic_augment.uniforms(
+            tf.stack([tf.fill(tf.shape(sample), tf.constant(seed + 1, tf.int64)), sample], -1), 1
+        )[:, 0]
         if weights is None:
             return tf.minimum(tf.cast(u * num_classes, tf.int64), num_classes - 1)
         edges = tf.constant(np.cumsum(weights) / np.sum(weights), tf.float32)
@@ -91,9 +95,13 @@ def generator_source(config) -> ImageSource:
         images = model(models.model_inputs(z, tf.cast(labels, tf.int32), num_classes), training=False)
         return data.to_pixels(images), labels, sample
 
-    identity = {"generator_sha256": shards.file_sha256(model_path),
-                "generator_step": int(meta["step"]), "labels": config.labels, "truncation": psi,
-                "copies_per_sample": copies}
+    identity = {
+        "generator_sha256": shards.file_sha256(model_path),
+        "generator_step": int(meta["step"]),
+        "labels": config.labels,
+        "truncation": psi,
+        "copies_per_sample": copies,
+    }
     if config.mixed_precision != "off":
         identity["mixed_precision"] = config.mixed_precision
     keep = None
@@ -102,9 +110,18 @@ def generator_source(config) -> ImageSource:
     scores = None
     if config.teacher:
         scores, identity["teacher"] = teacher_scores(config, meta)
-    return ImageSource("synthetic", int(meta["resolution"]), int(meta["channels"]), num_classes, identity,
-                       make_batch, generator_step=int(meta["step"]), keep=keep, scores=scores,
-                       class_names=class_names)
+    return ImageSource(
+        "synthetic",
+        int(meta["resolution"]),
+        int(meta["channels"]),
+        num_classes,
+        identity,
+        make_batch,
+        generator_step=int(meta["step"]),
+        keep=keep,
+        scores=scores,
+        class_names=class_names,
+    )
 
 
 def class_weights(text: str, num_classes: int, class_names: tuple[str, ...]) -> list[float]:
@@ -124,7 +141,9 @@ def class_weights(text: str, num_classes: int, class_names: tuple[str, ...]) -> 
             index = int(key)
         else:
             known = ", ".join(class_names[:20]) + (", ..." if len(class_names) > 20 else "")
-            raise UserError(f"--labels: no class {key!r} in this generator (classes: {known or f'0..{num_classes - 1}'})")
+            raise UserError(
+                f"--labels: no class {key!r} in this generator (classes: {known or f'0..{num_classes - 1}'})"
+            )
         weights[index] = weight
     return weights
 
@@ -141,10 +160,21 @@ def teacher_scores(config, meta: dict):
         train = data.load_source(train_data, int(meta["resolution"]), int(meta["channels"]))
         if train.labels is None or not train.in_memory:
             raise UserError(f"--teacher=auto needs labelled images to learn from; {train_data} has no labels")
-        teacher = downstream.cached_teacher(train.images, train.labels, train.num_classes, train_data,
-                                            members=config.teacher_members, steps=config.teacher_steps)
-        description = {"kind": "auto", "train_data": train_data, "members": config.teacher_members,
-                       "steps": config.teacher_steps, "sha256": teacher.digest}
+        teacher = downstream.cached_teacher(
+            train.images,
+            train.labels,
+            train.num_classes,
+            train_data,
+            members=config.teacher_members,
+            steps=config.teacher_steps,
+        )
+        description = {
+            "kind": "auto",
+            "train_data": train_data,
+            "members": config.teacher_members,
+            "steps": config.teacher_steps,
+            "sha256": teacher.digest,
+        }
     else:
         path = storage.fetch_file(config.teacher, "teachers")
         if not os.path.isfile(path):
@@ -154,9 +184,14 @@ def teacher_scores(config, meta: dict):
     classes = teacher.num_classes
     if num_classes and classes != num_classes:
         raise UserError(f"--teacher has {classes} classes but the generator {num_classes}")
-    print(f"teacher: {description['kind']}, {len(teacher.models)} classifier(s), {classes} classes"
-          + (f"; dropping samples it gives under {config.min_confidence:.0%} for their own label"
-             if config.min_confidence else ""))
+    print(
+        f"teacher: {description['kind']}, {len(teacher.models)} classifier(s), {classes} classes"
+        + (
+            f"; dropping samples it gives under {config.min_confidence:.0%} for their own label"
+            if config.min_confidence
+            else ""
+        )
+    )
     return teacher.probabilities_tensor, {**description, "min_confidence": config.min_confidence}
 
 
@@ -169,7 +204,9 @@ def memorization_filter(config, meta: dict):
         raise UserError("--max_memorization needs the generator's training images: pass --train_data")
     train = data.load_source(train_data, int(meta["resolution"]), int(meta["channels"]))
     if not train.in_memory:
-        raise UserError(f"--train_data={train_data}: the memorization filter needs images, a folder or .npz (not shards)")
+        raise UserError(
+            f"--train_data={train_data}: the memorization filter needs images, a folder or .npz (not shards)"
+        )
     recorded = meta.get("dataset", "")
     if recorded and recorded != train_data:
         _check_covers_training(train_data, train.images, recorded, int(meta["resolution"]), int(meta["channels"]))
@@ -182,13 +219,16 @@ def memorization_filter(config, meta: dict):
         d2 = tf.reduce_sum(x * x, 1, keepdims=True) + squared[None, :] - 2.0 * tf.matmul(x, flat, transpose_b=True)
         return tf.sqrt(tf.maximum(tf.reduce_min(d2, axis=1), 0.0)) >= threshold
 
-    print(f"memorization filter: dropping samples within {threshold:.1f} (pixel L2) of one of {len(train.images)} "
-          f"images of {train_data} ({config.max_memorization:.2%} quantile of real images' distances)")
+    print(
+        f"memorization filter: dropping samples within {threshold:.1f} (pixel L2) of one of {len(train.images)} "
+        f"images of {train_data} ({config.max_memorization:.2%} quantile of real images' distances)"
+    )
     return keep, {"quantile": config.max_memorization, "train_data": train_data, "threshold": round(threshold, 4)}
 
 
-def _check_covers_training(train_data: str, reference: np.ndarray, recorded: str, resolution: int,
-                           channels: int) -> None:
+def _check_covers_training(
+    train_data: str, reference: np.ndarray, recorded: str, resolution: int, channels: int
+) -> None:
     """The filter's reference images must include every image the generator trained on (by content)."""
     from trainer import overlap
     from trainer.errors import DataError
@@ -196,24 +236,37 @@ def _check_covers_training(train_data: str, reference: np.ndarray, recorded: str
     try:
         trained_on = data.load_source(recorded, resolution, channels)
     except DataError:
-        print(f"memorization filter: the generator's recorded training data {recorded} is not readable here; "
-              f"trusting --train_data={train_data} to hold it", file=sys.stderr)
+        print(
+            f"memorization filter: the generator's recorded training data {recorded} is not readable here; "
+            f"trusting --train_data={train_data} to hold it",
+            file=sys.stderr,
+        )
         return
     if not trained_on.in_memory:
         return
     covered = overlap.count(trained_on.images, reference)
     if covered < len(trained_on.images):
-        raise UserError(f"--train_data={train_data} holds {covered} of the {len(trained_on.images)} images the "
-                        f"generator trained on ({recorded}), so copies of the others would pass the memorization "
-                        f"filter; pass its training images, or leave --train_data out to use {recorded}")
+        raise UserError(
+            f"--train_data={train_data} holds {covered} of the {len(trained_on.images)} images the "
+            f"generator trained on ({recorded}), so copies of the others would pass the memorization "
+            f"filter; pass its training images, or leave --train_data out to use {recorded}"
+        )
 
 
 def dataset_source(config) -> ImageSource:
-    source = data.load_source(config.dataset, config.resolution, config.channels,
-                              folder_labels=config.folder_labels, on_corrupt=config.on_corrupt)
+    source = data.load_source(
+        config.dataset,
+        config.resolution,
+        config.channels,
+        folder_labels=config.folder_labels,
+        on_corrupt=config.on_corrupt,
+    )
     images = tf.constant(source.images)
-    labels = tf.constant(source.labels.astype(np.int64) if source.labels is not None
-                         else np.full([source.num_examples], shards.NO_LABEL, np.int64))
+    labels = tf.constant(
+        source.labels.astype(np.int64)
+        if source.labels is not None
+        else np.full([source.num_examples], shards.NO_LABEL, np.int64)
+    )
     n = source.num_examples
 
     @tf.function(autograph=False)
@@ -221,7 +274,17 @@ def dataset_source(config) -> ImageSource:
         real = indices % n  # every real image is used equally often, each time augmented anew
         return tf.cast(tf.gather(images, real), tf.float32), tf.gather(labels, real), real
 
-    identity = {"dataset": config.dataset, "dataset_sha256": hashlib.sha256(source.images.tobytes()).hexdigest(),
-                "folder_labels": config.folder_labels}
-    return ImageSource("augmented", config.resolution, source.channels, source.num_classes, identity, make_batch,
-                       class_names=source.class_names)
+    identity = {
+        "dataset": config.dataset,
+        "dataset_sha256": hashlib.sha256(source.images.tobytes()).hexdigest(),
+        "folder_labels": config.folder_labels,
+    }
+    return ImageSource(
+        "augmented",
+        config.resolution,
+        source.channels,
+        source.num_classes,
+        identity,
+        make_batch,
+        class_names=source.class_names,
+    )

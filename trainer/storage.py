@@ -20,7 +20,7 @@ Local writes are atomic (temp file + rename). GCS uploads carry a crc32c
 checksum; a 412 on a create-if-absent is compared with what we meant to
 write, so a retried request that already succeeded is not an error.
 
-    python -c "from trainer import storage; s = storage.open_store('/tmp/x'); s.put('a.txt', b'hi'); print(s.get('a.txt'))"
+    python -c "from trainer import storage; s = storage.open_store('/tmp/x'); s.put('a', b'hi'); print(s.get('a'))"
 """
 
 from __future__ import annotations
@@ -72,6 +72,7 @@ def remove_if_unowned(path: str, lock_path: str = "") -> bool:
 
 def sync_tree(path: str, files: bool = True) -> None:
     """fsync a file, or a folder's files (if `files`) and the folder entries themselves."""
+
     def sync(target: str) -> None:
         fd = os.open(target, os.O_RDONLY)
         try:
@@ -89,14 +90,19 @@ def sync_tree(path: str, files: bool = True) -> None:
 
 
 def _is_temp(name: str) -> bool:
-    return (name == ".tmp" or name.startswith(".tmp-") or ".tmp-" in name or name.startswith(".write-probe-")
-            or (name.startswith(".") and name.endswith(".lock")))
+    return (
+        name == ".tmp"
+        or name.startswith(".tmp-")
+        or ".tmp-" in name
+        or name.startswith(".write-probe-")
+        or (name.startswith(".") and name.endswith(".lock"))
+    )
 
 
 def cache_for(kind: str, url: str) -> str:
     """A cache folder for one gs:// URL: readable bucket name plus a hash of the whole URL,
     so that gs://a/b__c and gs://a__b/c never share a folder."""
-    bucket = url[len("gs://"):].split("/", 1)[0]
+    bucket = url[len("gs://") :].split("/", 1)[0]
     digest = hashlib.sha256(url.rstrip("/").encode()).hexdigest()[:16]
     return os.path.join(cache_dir(kind), f"{bucket}-{digest}")
 
@@ -112,8 +118,9 @@ def key_path(root: str, key: str) -> str:
         return root
     parts = key.split("/")
     if any(part in ("", ".", "..") for part in parts) or "\x00" in key:
-        raise UnsafeObjectName(f"object name {key!r} has an empty, '.' or '..' segment; "
-                               "refusing to map it to a local file")
+        raise UnsafeObjectName(
+            f"object name {key!r} has an empty, '.' or '..' segment; refusing to map it to a local file"
+        )
     path = os.path.join(root, *parts)
     real_root = os.path.realpath(root)
     if os.path.commonpath([os.path.realpath(path), real_root]) != real_root:
@@ -182,7 +189,9 @@ class Store:
 
     def folders(self, key: str) -> list[str]:
         base = self.path(key)
-        return sorted(n for n in os.listdir(base) if os.path.isdir(os.path.join(base, n))) if os.path.isdir(base) else []
+        return (
+            sorted(n for n in os.listdir(base) if os.path.isdir(os.path.join(base, n))) if os.path.isdir(base) else []
+        )
 
     def exists(self, key: str) -> bool:
         return os.path.exists(self.path(key))
@@ -402,8 +411,11 @@ def stage_dataset(url: str) -> str:
             unsafe.append(key)
     if unsafe:
         shown = ", ".join(repr(k) for k in unsafe[:3]) + (f" and {len(unsafe) - 3} more" if len(unsafe) > 3 else "")
-        print(f"warning: skipped {len(unsafe)} object(s) of {url} whose names cannot be local files "
-              f"(empty, '.' or '..' segments): {shown}", file=sys.stderr)
+        print(
+            f"warning: skipped {len(unsafe)} object(s) of {url} whose names cannot be local files "
+            f"(empty, '.' or '..' segments): {shown}",
+            file=sys.stderr,
+        )
     if not blobs:
         raise UserError(f"--dataset={url}: no objects there")
     _remove_unlisted(store.root, set(blobs))

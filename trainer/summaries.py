@@ -40,10 +40,8 @@ def image_grid(images: np.ndarray, columns: int = 0) -> np.ndarray:
     pixels = data.to_uint8(images)
     for i in range(n):
         r, col = divmod(i, columns)
-        grid[1 + r * (h + 1): 1 + r * (h + 1) + h, 1 + col * (w + 1): 1 + col * (w + 1) + w] = pixels[i]
+        grid[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + col * (w + 1) : 1 + col * (w + 1) + w] = pixels[i]
     return grid
-
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,7 +64,8 @@ class GridLayout:
         if not self.row_names:
             return "G_ema samples from fixed noise"
         return "G_ema samples from fixed noise, a row per class: " + "; ".join(
-            f"row {r + 1}: {name}" for r, name in enumerate(self.row_names))
+            f"row {r + 1}: {name}" for r, name in enumerate(self.row_names)
+        )
 
     @classmethod
     def of(cls, num_classes: int, class_names, global_batch: int) -> "GridLayout":
@@ -75,8 +74,12 @@ class GridLayout:
             return cls(columns, (0,) * min(64, max(16, global_batch)))
         names = tuple(class_names) if len(class_names) == num_classes else tuple(str(c) for c in range(num_classes))
         rows = min(num_classes, 16)
-        return cls(columns, tuple(r for r in range(rows) for _ in range(columns)), names,
-                   tuple(f"{r}: {names[r]}" if names[r] != str(r) else str(r) for r in range(rows)))
+        return cls(
+            columns,
+            tuple(r for r in range(rows) for _ in range(columns)),
+            names,
+            tuple(f"{r}: {names[r]}" if names[r] != str(r) else str(r) for r in range(rows)),
+        )
 
 
 class Profiler:
@@ -100,8 +103,10 @@ class Profiler:
         if self.running and step >= self.last:
             tf.profiler.experimental.stop()
             self.running = False
-            print(f"profile of steps {self.first}-{self.last} written to {self.logdir}/plugins/profile "
-                  "(TensorBoard's Profile tab)")
+            print(
+                f"profile of steps {self.first}-{self.last} written to {self.logdir}/plugins/profile "
+                "(TensorBoard's Profile tab)"
+            )
 
 
 class Summaries:
@@ -170,8 +175,11 @@ class LiveLogs:
             except Exception as err:  # noqa: BLE001 - a network error must not end the run
                 self.failures += 1
                 if self.failures == 1:
-                    print(f"warning: TensorBoard log upload failed ({type(err).__name__}: {str(err)[:200]}); "
-                          "retrying every tick", file=sys.stderr)
+                    print(
+                        f"warning: TensorBoard log upload failed ({type(err).__name__}: {str(err)[:200]}); "
+                        "retrying every tick",
+                        file=sys.stderr,
+                    )
         self.ticks += 1
 
     def close(self) -> None:

@@ -24,10 +24,22 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from trainer import checkpoints, data, distribute, environment, export, jobdir, losses, model_card, storage, summaries
-
-from trainer import input_pipeline
-from trainer import train_actions, train_plan, train_step
+from trainer import (
+    checkpoints,
+    data,
+    distribute,
+    environment,
+    export,
+    input_pipeline,
+    jobdir,
+    losses,
+    model_card,
+    storage,
+    summaries,
+    train_actions,
+    train_plan,
+    train_step,
+)
 from trainer.errors import UserError
 from trainer.train_actions import TrainingDiverged  # noqa: F401  (the error a diverged run raises)
 from trainer.train_plan import TrainPlan
@@ -58,8 +70,7 @@ class StopRequest:
         if self.signal == signal.SIGINT and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now
         if self.signal is not None:
-            print(f"\n{signal.Signals(signum).name} received again: still committing the checkpoint",
-                  file=sys.stderr)
+            print(f"\n{signal.Signals(signum).name} received again: still committing the checkpoint", file=sys.stderr)
             return
         self.signal = signum
         print(f"\n{signal.Signals(signum).name} received: stopping at the next step boundary", file=sys.stderr)
@@ -77,17 +88,25 @@ def run(config) -> dict:
     role, _ = distribute.read_cluster()
     strategy = distribute.make_strategy(config.devices)
     if config.xla and strategy.num_replicas_in_sync > 1 and not tf.config.list_logical_devices("GPU"):
-        raise UserError("--xla cannot compile across several logical CPU devices (XLA places them all on one "
-                        "device); use --xla with one CPU device or with GPUs")
+        raise UserError(
+            "--xla cannot compile across several logical CPU devices (XLA places them all on one "
+            "device); use --xla with one CPU device or with GPUs"
+        )
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     print(config.describe())
     print(distribute.describe(strategy))
 
     # -- Data and the plan (before touching the job dir: a bad dataset leaves it alone).
-    source = data.load_source(config.dataset, config.resolution, config.channels,
-                              folder_labels=config.folder_labels, on_corrupt=config.on_corrupt,
-                              staging=config.dataset_staging, stream_buffer_bytes=config.stream_buffer_mb << 20)
+    source = data.load_source(
+        config.dataset,
+        config.resolution,
+        config.channels,
+        folder_labels=config.folder_labels,
+        on_corrupt=config.on_corrupt,
+        staging=config.dataset_staging,
+        stream_buffer_bytes=config.stream_buffer_mb << 20,
+    )
     print(source.describe())
     plan = train_plan.resolve(config, source, strategy.num_replicas_in_sync, role.num_workers)
     print(plan.describe())
@@ -105,22 +124,34 @@ def run(config) -> dict:
     if start:
         print(f"resuming from the checkpoint at step {start}")
     if role.num_workers > 1:
-        distribute.check_workers_agree(strategy, {
-            "step": start, "generator": int(fingerprint(state.generator)[:7], 16),
-            "discriminator": int(fingerprint(state.discriminator)[:7], 16)})
-    writer = summaries.Summaries(store.local(jobdir.TENSORBOARD), enabled=role.is_chief,
-                                 flush_secs=config.tensorboard_upload_secs or 120.0)
+        distribute.check_workers_agree(
+            strategy,
+            {
+                "step": start,
+                "generator": int(fingerprint(state.generator)[:7], 16),
+                "discriminator": int(fingerprint(state.discriminator)[:7], 16),
+            },
+        )
+    writer = summaries.Summaries(
+        store.local(jobdir.TENSORBOARD), enabled=role.is_chief, flush_secs=config.tensorboard_upload_secs or 120.0
+    )
     with StopRequest() as stop:  # held until the final checkpoint is committed and the export written
         return train_and_commit(plan, strategy, source, state, manager, writer, start, role, store, stop)
 
 
-def checkpoint_manager(plan: TrainPlan, store: storage.Store, state: TrainState,
-                       is_chief: bool) -> checkpoints.CheckpointManager:
+def checkpoint_manager(
+    plan: TrainPlan, store: storage.Store, state: TrainState, is_chief: bool
+) -> checkpoints.CheckpointManager:
     config = plan.config
     return checkpoints.CheckpointManager(
-        store, state, keep=config.keep_checkpoints, is_chief=is_chief, config_hash=config.identity_hash(),
+        store,
+        state,
+        keep=config.keep_checkpoints,
+        is_chief=is_chief,
+        config_hash=config.identity_hash(),
         build_twin=lambda: TrainState.build(config, plan.channels, plan.num_classes),
-        sync_after=(jobdir.TENSORBOARD,))
+        sync_after=(jobdir.TENSORBOARD,),
+    )
 
 
 def log_uploads(store: storage.Store) -> list:
@@ -135,8 +166,18 @@ def log_uploads(store: storage.Store) -> list:
     return uploads
 
 
-def train_and_commit(plan: TrainPlan, strategy, source, state: TrainState, manager, writer, start: int, role,
-                     store: storage.Store, stop: StopRequest) -> dict:
+def train_and_commit(
+    plan: TrainPlan,
+    strategy,
+    source,
+    state: TrainState,
+    manager,
+    writer,
+    start: int,
+    role,
+    store: storage.Store,
+    stop: StopRequest,
+) -> dict:
     """The loop, then everything that must be durable before the process may end."""
     config = plan.config
     uploads = log_uploads(store) if role.is_chief else []
@@ -158,8 +199,10 @@ def train_and_commit(plan: TrainPlan, strategy, source, state: TrainState, manag
             for upload in uploads:
                 upload()
     if result["stopped_by"]:
-        print(f"stopped by {result['stopped_by']} at step {result['step']}; checkpoint committed. "
-              "Run the same command to resume.")
+        print(
+            f"stopped by {result['stopped_by']} at step {result['step']}; checkpoint committed. "
+            "Run the same command to resume."
+        )
     if result["step"] >= config.steps and role.is_chief:
         export_final(plan, state, store, result["step"])
     return result
@@ -177,16 +220,28 @@ def export_final(plan: TrainPlan, state: TrainState, store: storage.Store, step:
             model_store.put(key.split("/")[-1], store.get(key))
 
 
-def train(plan: TrainPlan, strategy, source: data.TrainingData, state: TrainState, manager, writer, start: int, *,
-          gan_loss: Optional[losses.GanLoss] = None, role: distribute.ClusterRole = distribute.ClusterRole(),
-          store: Optional[storage.Store] = None, stop: Optional[StopRequest] = None) -> dict:
+def train(
+    plan: TrainPlan,
+    strategy,
+    source: data.TrainingData,
+    state: TrainState,
+    manager,
+    writer,
+    start: int,
+    *,
+    gan_loss: Optional[losses.GanLoss] = None,
+    role: distribute.ClusterRole = distribute.ClusterRole(),
+    store: Optional[storage.Store] = None,
+    stop: Optional[StopRequest] = None,
+) -> dict:
     """The loop: steps, the divergence guard, the periodic actions, stop on request."""
     config = plan.config
     if start >= config.steps:
         print(f"already at step {start} (--steps={config.steps}): nothing to train")
         return {"step": start, "images_per_sec": 0.0, "stopped_by": None, "skipped_steps": 0}
     dataset = strategy.distribute_datasets_from_function(  # resumes at exactly batch `start`
-        lambda ctx: input_pipeline.make_dataset(source, plan.global_batch, config.seed, start, ctx))
+        lambda ctx: input_pipeline.make_dataset(source, plan.global_batch, config.seed, start, ctx)
+    )
     iterator = iter(dataset)
     steps_fn = train_step.make_step_fn(plan, strategy, state, gan_loss or losses.get(config.loss))
     log = train_actions.LogMetrics(plan, writer, start, enabled_bar=config.progress and role.is_chief)
@@ -195,8 +250,10 @@ def train(plan: TrainPlan, strategy, source: data.TrainingData, state: TrainStat
     if config.kid_every and role.is_chief:
         actions.insert(2, train_actions.TrackKid(plan, state, writer, store, source))
     profiler = summaries.Profiler(config.profile_range(), writer.logdir, enabled=role.is_chief)
-    writer.hparams({**config.identity(), **plan.to_dict(), "diffaugment_policy": ",".join(plan.diffaugment) or "off"},
-                   trial_id=config.identity_hash())
+    writer.hparams(
+        {**config.identity(), **plan.to_dict(), "diffaugment_policy": ",".join(plan.diffaugment) or "off"},
+        trial_id=config.identity_hash(),
+    )
     stop_flag = tf.Variable(0.0, trainable=False, name="stop_flag")  # this worker's, not mirrored
     step = start
     with stop or StopRequest() as stop:
@@ -205,7 +262,9 @@ def train(plan: TrainPlan, strategy, source: data.TrainingData, state: TrainStat
                 if role.num_workers == 1:
                     break
                 stop_flag.assign(1.0)
-            n = min(config.steps_per_call, min(profiler.next_boundary(step), *(a.next_step(step) for a in actions)) - step)
+            n = min(
+                config.steps_per_call, min(profiler.next_boundary(step), *(a.next_step(step) for a in actions)) - step
+            )
             profiler.before(step)
             metrics, control = steps_fn(iterator, n, stop_flag)
             step += n
@@ -230,5 +289,9 @@ def train(plan: TrainPlan, strategy, source: data.TrainingData, state: TrainStat
     del iterator, dataset
     gc.collect()
     print(f"fingerprint generator={fingerprint(state.generator)} discriminator={fingerprint(state.discriminator)}")
-    return {"step": step, "images_per_sec": log.median_rate(), "stopped_by": stopped_by,
-            "skipped_steps": log.skipped_steps}
+    return {
+        "step": step,
+        "images_per_sec": log.median_rate(),
+        "stopped_by": stopped_by,
+        "skipped_steps": log.skipped_steps,
+    }

@@ -18,9 +18,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from trainer import data, export, jobdir, models, report_page, summaries
-
-from trainer import input_pipeline
+from trainer import data, export, input_pipeline, jobdir, models, report_page, summaries
 from trainer.errors import EXIT_DIVERGED, UserError
 from trainer.progress import ProgressBar
 from trainer.train_plan import TrainPlan
@@ -34,13 +32,17 @@ def check_finite(metrics: dict, step: int, saved_step: int, mixed_precision: str
     """Float metrics of the last step; raises TrainingDiverged on a non-finite loss or gradient norm (float16
     runs skip steps whose gradients overflowed, so their gradient norms may be inf)."""
     values = {k: float(v) for k, v in metrics.items()}
-    bad = [k for k in ("loss/d", "loss/g", "grad_norm/d", "grad_norm/g")
-           if not np.isfinite(values[k]) and not (mixed_precision == "float16" and k.startswith("grad"))]
+    bad = [
+        k
+        for k in ("loss/d", "loss/g", "grad_norm/d", "grad_norm/g")
+        if not np.isfinite(values[k]) and not (mixed_precision == "float16" and k.startswith("grad"))
+    ]
     if bad:
         raise TrainingDiverged(
             f"training diverged at step {step}: non-finite {', '.join(bad)} "
             f"({', '.join(f'{k}={values[k]}' for k in bad)}); last checkpoint is step {saved_step}; "
-            "try lower --d_lr/--g_lr or --mixed_precision=off")
+            "try lower --d_lr/--g_lr or --mixed_precision=off"
+        )
     return values
 
 
@@ -80,14 +82,18 @@ class LogMetrics(PeriodicAction):
         self.rates.append(rate)
         self.window_start, self.window_step = time.perf_counter(), step
         float16 = config.mixed_precision == "float16"
-        scalars = {k: v for k, v in values.items()
-                   if (float16 or not k.startswith("loss_scale")) and (self.plan.diffaugment or k != "diffaugment/p")}
+        scalars = {
+            k: v
+            for k, v in values.items()
+            if (float16 or not k.startswith("loss_scale")) and (self.plan.diffaugment or k != "diffaugment/p")
+        }
         scalars.update({"lr/d": config.d_lr, "lr/g": config.g_lr, "perf/images_per_sec": rate})
         if float16:
             scalars["mixed_precision/skipped_steps"] = self.skipped_steps
         self.writer.scalars(step, scalars)
-        self.bar.update(step, rate, d=values["loss/d"], g=values["loss/g"], real=values["d/real"],
-                        fake=values["d/fake"])
+        self.bar.update(
+            step, rate, d=values["loss/d"], g=values["loss/g"], real=values["d/real"], fake=values["d/fake"]
+        )
 
     def median_rate(self) -> float:
         """Median images/s over the log windows after the first (which holds the compile)."""
@@ -117,12 +123,20 @@ class SampleGrids(PeriodicAction):
             return
         dataset = self.plan.config.dataset
         if not self.reals_written and self.source.images is not None:
-            shown = self.source.images[:self.grid.size]
-            self.store.put(jobdir.SAMPLES_REALS, report_page.samples_png(shown, f"{len(shown)} training images ({dataset})"))
+            shown = self.source.images[: self.grid.size]
+            self.store.put(
+                jobdir.SAMPLES_REALS, report_page.samples_png(shown, f"{len(shown)} training images ({dataset})")
+            )
             self.reals_written = True
-        self.store.put(jobdir.samples_png(step), report_page.samples_png(
-            data.to_uint8(images), f"G_ema samples at step {step} ({dataset})", columns=self.grid.columns,
-            row_labels=self.grid.row_names or None))
+        self.store.put(
+            jobdir.samples_png(step),
+            report_page.samples_png(
+                data.to_uint8(images),
+                f"G_ema samples at step {step} ({dataset})",
+                columns=self.grid.columns,
+                row_labels=self.grid.row_names or None,
+            ),
+        )
 
 
 class TrackKid(PeriodicAction):
@@ -140,16 +154,30 @@ class TrackKid(PeriodicAction):
             pairs = list(input_pipeline.make_dataset(source, config.kid_samples, config.seed).take(1))
             real_images = data.to_uint8(pairs[0][0].numpy())
             real_labels = pairs[0][1].numpy() if source.num_classes else None
-        self.tracker = metrics.KidTracker(real_images, real_labels, source.num_classes, config.dataset,
-                                          config.latent_dim, config.kid_samples, config.feature_model, config.seed,
-                                          conditional=plan.num_classes > 0)
+        self.tracker = metrics.KidTracker(
+            real_images,
+            real_labels,
+            source.num_classes,
+            config.dataset,
+            config.latent_dim,
+            config.kid_samples,
+            config.feature_model,
+            config.seed,
+            conditional=plan.num_classes > 0,
+        )
 
     def __call__(self, step: int, values: dict) -> None:
         kid_value = self.tracker(self.state.generator_ema)
         if kid_value < float(self.state.best_kid.numpy()):
             self.state.best_kid.assign(kid_value)
-            export.save(self.store, self.state.generator_ema, self.plan, step, folder=jobdir.EXPORT_BEST,
-                        extra={"kid": kid_value})
+            export.save(
+                self.store,
+                self.state.generator_ema,
+                self.plan,
+                step,
+                folder=jobdir.EXPORT_BEST,
+                extra={"kid": kid_value},
+            )
         self.writer.scalars(step, {"quality/kid": kid_value, "quality/best_kid": float(self.state.best_kid.numpy())})
 
 

@@ -8,7 +8,11 @@ as JOB_DIR/plan.json (by the chief, every run: a resumed run on other hardware
 records its own), and passed to the loop and the step, so no value is
 re-derived further down.
 
-    python -c "from trainer import command_line, data, train_plan; c = command_line.resolve('train', {'job_dir': '/tmp/p'}); print(train_plan.resolve(c, data.load_source('digits:train', 32), 1, 1).describe())"
+    python - <<'PY'
+    from trainer import command_line, data, train_plan
+    config = command_line.resolve('train', {'job_dir': '/tmp/p'})
+    print(train_plan.resolve(config, data.load_source('digits:train', 32), 1, 1).describe())
+    PY
 """
 
 from __future__ import annotations
@@ -39,8 +43,17 @@ class TrainPlan:
     @classmethod
     def of(cls, config: TrainConfig, channels: int, num_classes: int) -> "TrainPlan":
         """A plan outside a run (one device, no data), e.g. to export a generator built by hand."""
-        return cls(config, None, channels, num_classes, tuple(str(c) for c in range(num_classes)),
-                   diffaugment_policy(config.diffaugment, None), 1, 1, PRECISION_POLICIES[config.mixed_precision])
+        return cls(
+            config,
+            None,
+            channels,
+            num_classes,
+            tuple(str(c) for c in range(num_classes)),
+            diffaugment_policy(config.diffaugment, None),
+            1,
+            1,
+            PRECISION_POLICIES[config.mixed_precision],
+        )
 
     @property
     def global_batch(self) -> int:
@@ -56,8 +69,12 @@ class TrainPlan:
 
     def to_dict(self) -> dict:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "config"}
-        values.update(class_names=list(self.class_names), diffaugment=list(self.diffaugment),
-                      per_replica_batch=self.per_replica_batch, config_hash=self.config.identity_hash())
+        values.update(
+            class_names=list(self.class_names),
+            diffaugment=list(self.diffaugment),
+            per_replica_batch=self.per_replica_batch,
+            config_hash=self.config.identity_hash(),
+        )
         return values
 
     def to_json(self) -> str:
@@ -67,9 +84,11 @@ class TrainPlan:
         names = ", ".join(self.class_names[:10]) + (", ..." if len(self.class_names) > 10 else "")
         classes = f"{self.num_classes} classes ({names})" if self.num_classes else "unconditional"
         ada = f", adaptive p (target E[sign D(real)] = {self.config.ada_target})" if self.adaptive_diffaugment else ""
-        return (f"plan: {self.channels} channels, {classes}; diffaugment: {','.join(self.diffaugment) or 'off'}{ada}; "
-                f"{self.replicas} replicas on {self.workers} worker(s), {self.per_replica_batch} images each per "
-                f"step; precision {self.precision}")
+        return (
+            f"plan: {self.channels} channels, {classes}; diffaugment: {','.join(self.diffaugment) or 'off'}{ada}; "
+            f"{self.replicas} replicas on {self.workers} worker(s), {self.per_replica_batch} images each per "
+            f"step; precision {self.precision}"
+        )
 
 
 def resolve(config: TrainConfig, source, replicas: int, workers: int) -> TrainPlan:
@@ -82,10 +101,16 @@ def resolve(config: TrainConfig, source, replicas: int, workers: int) -> TrainPl
     num_classes = source.num_classes if conditional else 0
     names = tuple(source.class_names) if len(source.class_names) == num_classes else ()
     return TrainPlan(
-        config=config, dataset_images=source.num_examples, channels=source.channels, num_classes=num_classes,
+        config=config,
+        dataset_images=source.num_examples,
+        channels=source.channels,
+        num_classes=num_classes,
         class_names=names or tuple(str(c) for c in range(num_classes)),
         diffaugment=diffaugment_policy(config.diffaugment, source.num_examples),
-        replicas=replicas, workers=workers, precision=PRECISION_POLICIES[config.mixed_precision])
+        replicas=replicas,
+        workers=workers,
+        precision=PRECISION_POLICIES[config.mixed_precision],
+    )
 
 
 def diffaugment_policy(flag: str, num_images: Optional[int]) -> tuple[str, ...]:

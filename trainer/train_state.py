@@ -5,7 +5,11 @@ step, DiffAugment's probability and the best KID so far. The checkpoint
 (`checkpoint()`) and the flat variable list (`variables()`) are derived from
 it, so nothing can be saved that is not restored, or the other way round.
 
-    python -c "from trainer import command_line, train_state; c = command_line.resolve('train', {'preset': 'smoke', 'job_dir': '/tmp/s'}); s = train_state.TrainState.build(c, 1, 10); print(len(s.variables()))"
+    python - <<'PY'
+    from trainer import command_line, train_state
+    config = command_line.resolve('train', {'preset': 'smoke', 'job_dir': '/tmp/s'})
+    print(len(train_state.TrainState.build(config, 1, 10).variables()))
+    PY
 """
 
 from __future__ import annotations
@@ -48,8 +52,9 @@ class TrainState:
     CHECKPOINT_KEYS = {"diffaugment_p": "augment_p"}
 
     def checkpoint(self) -> tf.train.Checkpoint:
-        return tf.train.Checkpoint(**{self.CHECKPOINT_KEYS.get(f.name, f.name): getattr(self, f.name)
-                                      for f in dataclasses.fields(self)})
+        return tf.train.Checkpoint(
+            **{self.CHECKPOINT_KEYS.get(f.name, f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
+        )
 
     def variables(self) -> list:
         """Every checkpointed variable, in construction order (the same for identically built states)."""

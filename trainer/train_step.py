@@ -71,8 +71,12 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
     config = plan.config
     G, D, G_ema = state.generator, state.discriminator, state.generator_ema
     g_opt, d_opt = state.g_optimizer, state.d_optimizer
-    global_batch, per_replica, policy, conditional = (plan.global_batch, plan.per_replica_batch, plan.diffaugment,
-                                                      plan.num_classes > 0)
+    global_batch, per_replica, policy, conditional = (
+        plan.global_batch,
+        plan.per_replica_batch,
+        plan.diffaugment,
+        plan.num_classes > 0,
+    )
 
     def replica_step(real, real_labels, step, stop_flag):
         ctx = tf.distribute.get_replica_context()
@@ -80,8 +84,13 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
         mine = slice(first, first + per_replica)  # this replica's slice of each global draw
         seed = tf.stack([tf.constant(config.seed, tf.int64), step])
         z = tf.random.stateless_normal([global_batch, config.latent_dim], seed=seed + [0, NOISE_STREAM])[mine]
-        fake_labels = tf.random.stateless_uniform([global_batch], seed=seed + [0, FAKE_LABEL_STREAM], minval=0,
-                                                  maxval=max(plan.num_classes, 1), dtype=tf.int32)[mine]
+        fake_labels = tf.random.stateless_uniform(
+            [global_batch],
+            seed=seed + [0, FAKE_LABEL_STREAM],
+            minval=0,
+            maxval=max(plan.num_classes, 1),
+            dtype=tf.int32,
+        )[mine]
         p = state.diffaugment_p.read_value()
         real_draws = diffaugment.sample_parameters(global_batch, seed + [0, REAL_DIFFAUGMENT_STREAM])[mine]
         fake_draws = diffaugment.sample_parameters(global_batch, seed + [0, FAKE_DIFFAUGMENT_STREAM])[mine]
@@ -97,8 +106,9 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
                     d_per_example = gan_loss.d(real_logits, fake_logits)
                     r1 = tf.zeros_like(d_per_example)
                     if config.r1_gamma > 0:
-                        r1 = losses.r1_penalty(lambda x: D(models.model_inputs(x, real_labels, conditional),
-                                                           training=True), real)
+                        r1 = losses.r1_penalty(
+                            lambda x: D(models.model_inputs(x, real_labels, conditional), training=True), real
+                        )
                         d_per_example += 0.5 * config.r1_gamma * r1
                     d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=global_batch)
                     d_scaled = d_opt.scale_loss(d_loss)
@@ -115,8 +125,10 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
         d_scale, g_scale = d_opt.scale_loss(tf.constant(1.0)), g_opt.scale_loss(tf.constant(1.0))
         share = lambda v: tf.reduce_sum(tf.cast(v, tf.float32)) / global_batch  # noqa: E731
         shares = {
-            "loss/d": d_loss, "loss/g": g_loss,
-            "d/real": share(tf.sigmoid(real_logits)), "d/fake": share(tf.sigmoid(fake_logits)),
+            "loss/d": d_loss,
+            "loss/g": g_loss,
+            "d/real": share(tf.sigmoid(real_logits)),
+            "d/fake": share(tf.sigmoid(fake_logits)),
             "r1": share(r1),
             "diffaugment/rt": share(tf.sign(tf.cast(real_logits, tf.float32))),  # ADA's signal E[sign D(real)]
         }
@@ -124,10 +136,13 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
             "diffaugment/p": p,
             "grad_norm/d": tf.linalg.global_norm(d_grads) / d_scale,
             "grad_norm/g": tf.linalg.global_norm(g_grads) / g_scale,
-            "loss_scale/d": d_scale, "loss_scale/g": g_scale,
+            "loss_scale/d": d_scale,
+            "loss_scale/g": g_scale,
         }
-        control = {"finite_grads": tf.cast(tf.logical_and(_all_finite(d_grads), _all_finite(g_grads)), tf.float32),
-                   "stop": tf.identity(stop_flag)}
+        control = {
+            "finite_grads": tf.cast(tf.logical_and(_all_finite(d_grads), _all_finite(g_grads)), tf.float32),
+            "stop": tf.identity(stop_flag),
+        }
         return shares, identical, control
 
     if config.xla:
@@ -156,19 +171,23 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
             real, labels = next(iterator)
             if rollback:
                 rollback.save()
-            shares, identical, flags = strategy.run(replica_step, args=(real, labels, state.step.read_value(),
-                                                                        stop_flag))
+            shares, identical, flags = strategy.run(
+                replica_step, args=(real, labels, state.step.read_value(), stop_flag)
+            )
             metrics = {**reduce(SUM, shares), **reduce(MEAN, identical)}
-            control = {"finite_grads": strategy.reduce(MEAN, flags["finite_grads"], axis=None),
-                       "stop": strategy.reduce(SUM, flags["stop"], axis=None)}
+            control = {
+                "finite_grads": strategy.reduce(MEAN, flags["finite_grads"], axis=None),
+                "stop": strategy.reduce(SUM, flags["stop"], axis=None),
+            }
             applied = control["finite_grads"] > 0.5
             if rollback:
                 tf.cond(applied, lambda: None, rollback.restore)
             tf.cond(applied, ema_update, lambda: None)
             if plan.adaptive_diffaugment:
                 # ADA-style: p rises while D is too sure of the reals, falls otherwise (cross-replica, identical).
-                adjust = (tf.sign(metrics["diffaugment/rt"] - config.ada_target) * global_batch
-                          / (config.ada_kimg * 1000.0))
+                adjust = (
+                    tf.sign(metrics["diffaugment/rt"] - config.ada_target) * global_batch / (config.ada_kimg * 1000.0)
+                )
                 state.diffaugment_p.assign(tf.clip_by_value(state.diffaugment_p + adjust, 0.0, 1.0))
             control["skipped_steps"] = 1.0 - tf.cast(applied, tf.float32)
             state.step.assign_add(1)

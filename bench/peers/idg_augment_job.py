@@ -33,8 +33,9 @@ def main(output: str, num_images: int, per_shard: int = 4096) -> None:
     small = (digits.images / 16.0).astype(np.float32)[..., None]
     x = np.clip(np.round(tf.image.resize(small, [32, 32]).numpy() * 255.0), 0, 255)
     y = digits.target
-    flow = ImageDataGenerator(rotation_range=15, width_shift_range=0.1, height_shift_range=0.1, zoom_range=0.1,
-                              fill_mode="nearest").flow(x, y, batch_size=256, seed=0)
+    flow = ImageDataGenerator(
+        rotation_range=15, width_shift_range=0.1, height_shift_range=0.1, zoom_range=0.1, fill_mode="nearest"
+    ).flow(x, y, batch_size=256, seed=0)
     os.makedirs(output, exist_ok=True)
     num_shards = -(-num_images // per_shard)
     written = 0
@@ -45,11 +46,17 @@ def main(output: str, num_images: int, per_shard: int = 4096) -> None:
             done = 0
             while done < count:
                 images, labels = next(flow)
-                for image, label in zip(images[:count - done], labels[:count - done]):
+                for image, label in zip(images[: count - done], labels[: count - done]):
                     png = tf.io.encode_png(np.clip(np.round(image), 0, 255).astype(np.uint8)).numpy()
-                    example = tf.train.Example(features=tf.train.Features(feature={
-                        "image/encoded": feature(png), "image/format": feature(b"png"),
-                        "image/class/label": feature(int(label))}))
+                    example = tf.train.Example(
+                        features=tf.train.Features(
+                            feature={
+                                "image/encoded": feature(png),
+                                "image/format": feature(b"png"),
+                                "image/class/label": feature(int(label)),
+                            }
+                        )
+                    )
                     writer.write(example.SerializeToString())
                     done += 1
         written += count

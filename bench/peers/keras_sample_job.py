@@ -47,9 +47,15 @@ def main(job_dir: str, output: str, num_images: int, batch: int = 256, per_shard
                 images = generator.predict_on_batch([z, labels] if classes else z)
                 pixels = np.clip(np.round((np.asarray(images, np.float32) + 1.0) * 127.5), 0, 255).astype(np.uint8)
                 for image, label in zip(pixels, labels):
-                    example = tf.train.Example(features=tf.train.Features(feature={
-                        "image/encoded": feature(tf.io.encode_png(image).numpy()), "image/format": feature(b"png"),
-                        "image/class/label": feature(int(label))}))
+                    example = tf.train.Example(
+                        features=tf.train.Features(
+                            feature={
+                                "image/encoded": feature(tf.io.encode_png(image).numpy()),
+                                "image/format": feature(b"png"),
+                                "image/class/label": feature(int(label)),
+                            }
+                        )
+                    )
                     writer.write(example.SerializeToString())
         written += count
     print(f"wrote {written} images in {num_shards} shards to {output}")

@@ -53,8 +53,11 @@ class Discriminator(nn.Module):
         n = int(math.log2(resolution)) - 2
         blocks = [nn.Conv2d(channels, filters(width, 0), 4, 2, 1), nn.LeakyReLU(0.2, True)]
         for level in range(1, n):
-            blocks += [nn.Conv2d(filters(width, level - 1), filters(width, level), 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(filters(width, level)), nn.LeakyReLU(0.2, True)]
+            blocks += [
+                nn.Conv2d(filters(width, level - 1), filters(width, level), 4, 2, 1, bias=False),
+                nn.BatchNorm2d(filters(width, level)),
+                nn.LeakyReLU(0.2, True),
+            ]
         self.body = nn.Sequential(*blocks, nn.Flatten())
         self.logit = nn.Linear(4 * 4 * filters(width, n - 1), 1)
 
@@ -72,8 +75,16 @@ def init_weights(module):
         nn.init.zeros_(module.bias)
 
 
-def make_step(resolution: int, channels: int, batch: int, width: float = 1.0, latent_dim: int = 100,
-              precision: str = "float32", device: str = "cpu", seed: int = 0):
+def make_step(
+    resolution: int,
+    channels: int,
+    batch: int,
+    width: float = 1.0,
+    latent_dim: int = 100,
+    precision: str = "float32",
+    device: str = "cpu",
+    seed: int = 0,
+):
     """A callable `step(real)` running one training step on a real batch [batch, C, H, W] in [-1, 1];
     returns the G loss tensor. precision: float32, or bfloat16/float16 under torch.autocast."""
     torch.manual_seed(seed)
@@ -132,8 +143,9 @@ def main(argv=None) -> None:
     small = torch.from_numpy((load_digits().images / 16.0).astype(np.float32))[:, None]
     images = torch.nn.functional.interpolate(small, size=(args.resolution,) * 2, mode="bilinear", antialias=True)
     images = (images.clamp(0, 1) * 2 - 1).repeat(1, args.channels, 1, 1)
-    train_step = make_step(args.resolution, args.channels, args.batch,
-                           precision="bfloat16" if args.bfloat16 else "float32")
+    train_step = make_step(
+        args.resolution, args.channels, args.batch, precision="bfloat16" if args.bfloat16 else "float32"
+    )
     rates, started = [], time.perf_counter()
     for step in range(1, args.steps + 1):
         g_loss = train_step(images[torch.randint(len(images), (args.batch,))])
@@ -142,8 +154,10 @@ def main(argv=None) -> None:
             now = time.perf_counter()
             rates.append(args.log_every * args.batch / (now - started))
             started = now
-    print(f"done: step {args.steps}, {statistics.median(rates[1:] or rates):.1f} img/s (median), "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"done: step {args.steps}, {statistics.median(rates[1:] or rates):.1f} img/s (median), "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
 
 
 if __name__ == "__main__":
