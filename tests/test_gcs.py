@@ -29,9 +29,8 @@ def start_emulator():
     so after a few thousand requests the server blocks on a full pipe and stops answering."""
     server = fake_gcs.FakeGCSServer()
     server.start()
-    threading.Thread(
-        target=lambda: [None for _ in iter(lambda: server._process.stderr.read(65536), b"")], daemon=True
-    ).start()
+    stderr = server._process.stderr  # held here: stop() sets _process to None while this thread may still read
+    threading.Thread(target=lambda: [None for _ in iter(lambda: stderr.read(65536), b"")], daemon=True).start()
     return server
 
 
@@ -532,9 +531,10 @@ def test_sampler_writes_to_a_bucket_split_killed_resumed_and_verified(emulator, 
     assert all(p.returncode == 0 for p in procs), outs
     assert not glob.glob(str(tmp_path / "vm0" / "staging" / "*" / ".tmp" / "*"))  # killed run's temp file removed
     names = sorted(b.name for b in client.list_blobs("synth-bucket", prefix="synth/"))
-    assert names == ["synth/dataset_info.json", "synth/features.json", "synth/manifest.json", "synth/plan.json"] + [
-        f"synth/synthetic-train.tfrecord-{i:05d}-of-00012" for i in range(12)
-    ]
+    assert names == ["synth/dataset_info.json", "synth/features.json", "synth/image.class.label.labels.txt"] + [
+        "synth/manifest.json",
+        "synth/plan.json",
+    ] + [f"synth/synthetic-train.tfrecord-{i:05d}-of-00012" for i in range(12)]
     manifest = json.loads(bucket.blob("synth/manifest.json").download_as_bytes())
     assert [s["num_images"] for s in manifest["shards"]] == [50] * 12
     # 3. The same plan written locally gives the same bytes (sha256 per shard in the manifest).

@@ -36,9 +36,9 @@ def test_write_then_read_with_plain_tensorflow(smoke_job, tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["num_images"] == 45 and manifest["num_shards"] == 3
     names = sorted(os.listdir(out))
-    assert names == ["dataset_info.json", "features.json", "manifest.json", "plan.json"] + [
-        f"synthetic-train.tfrecord-{i:05d}-of-00003" for i in range(3)
-    ]
+    assert names == ["dataset_info.json", "features.json", "image.class.label.labels.txt", "manifest.json"] + [
+        "plan.json"
+    ] + [f"synthetic-train.tfrecord-{i:05d}-of-00003" for i in range(3)]
     feature = {
         "image/encoded": tf.io.FixedLenFeature([], tf.string),
         "image/class/label": tf.io.FixedLenFeature([], tf.int64),
@@ -136,6 +136,7 @@ def test_kill_9_mid_shard_then_rerun_leaves_exactly_the_planned_shards(smoke_job
     assert sorted(p for p in os.listdir(out)) == [
         "dataset_info.json",
         "features.json",
+        "image.class.label.labels.txt",
         "manifest.json",
         "plan.json",
     ] + [f"synthetic-train.tfrecord-{i:05d}-of-00030" for i in range(30)]  # no temp leftovers
