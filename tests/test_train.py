@@ -202,7 +202,7 @@ def test_keras_still_calls_the_overridden_gradient_sum():
     summed twice across replicas (or never), so this fails loudly on a Keras upgrade."""
     import keras
 
-    from trainer.train import AllReducedAdam
+    from trainer.train_state import AllReducedAdam
 
     calls = []
 

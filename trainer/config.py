@@ -398,9 +398,8 @@ class AugmentConfig(ShardJobConfig):
 
     AUTO_BATCH = True
 
-    dataset: str = (
-        "digits:train"  # the real images: 'digits:train', a folder, a .npz file or shards (':SPLIT' picks a part)
-    )
+    # The real images: 'digits:train', a folder, a .npz file or shards (':SPLIT' picks a part).
+    dataset: str = "digits:train"
     resolution: int = 32  # image side in pixels of the written images
     channels: int = 0  # 0: the dataset's own; 1 or 3 converts
     folder_labels: str = "inferred"  # 'inferred' from class sub-folders, or 'none'
@@ -439,9 +438,8 @@ class EvaluateConfig(_Printable):
     downstream_steps: int = 1000  # training steps of each downstream classifier
     seeds: int = 3  # downstream classifiers per variant (mean and std reported)
     kid_subsets: int = 100  # subsets KID is averaged over
-    memorization_quantile: float = (
-        0.01  # a sample closer to a training image than this quantile of real-to-real distances counts as memorized
-    )
+    # A sample closer to a training image than this quantile of real-to-real distances counts as memorized.
+    memorization_quantile: float = 0.01
     seed: int = 0  # seeds sampling and the classifiers
     # --real sharing images with the generator's training images is refused; true reports
     # anyway, with every affected number marked.

@@ -28,6 +28,8 @@ or a photo far larger than any training resolution needs) counts as
 unreadable: it is refused from its header, before any decoding. File names
 need not be UTF-8.
 
+Most of this module's length is each source checking its own hostile input, in one place.
+
     python -c "from trainer import data; s = data.load_source('digits', 32, 0); print(s.describe())"
 """
 

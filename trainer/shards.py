@@ -21,6 +21,10 @@ with FEATURES), or with `load()`:
     import trainer.shards
     ds = trainer.shards.load("out/synth")        # (uint8 image, int64 label), shuffled across shards
     ds = trainer.shards.load("gs://bucket/synth")  # streamed: a few shards at a time (trainer/shard_stream.py)
+
+The format both ways lives here: a hand-written record encoder (tested
+byte-identical to protobuf's), TFRecord framing, TFDS metadata, and the readers
+(`load`, `mix`); together a little over 400 lines.
 """
 
 from __future__ import annotations

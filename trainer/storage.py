@@ -20,6 +20,10 @@ Local writes are atomic (temp file + rename). GCS uploads carry a crc32c
 checksum; a 412 on a create-if-absent is compared with what we meant to
 write, so a retried request that already succeeded is not an error.
 
+This module is the store interface with its local implementation, the caches
+(staging, datasets, single files) and the tree mirror for logs; the bucket
+implementation is trainer/gcs_store.py.
+
     python -c "from trainer import storage; s = storage.open_store('/tmp/x'); s.put('a', b'hi'); print(s.get('a'))"
 """
 

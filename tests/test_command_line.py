@@ -1,0 +1,96 @@
+"""The command line: precedence (default < preset < --config file < flag), coercion of flag text,
+unknown flags, --help text for every flag, saved configs as --config (hostile ones refused in one line)."""
+
+import dataclasses
+import re
+
+import pytest
+
+from trainer import command_line
+from trainer import config as config_lib
+from trainer.errors import UserError
+
+
+def resolve(**flags):
+    return command_line.resolve("train", {"job_dir": "/tmp/x", **flags})
+
+
+def test_preset_then_flags_precedence():
+    smoke = resolve(preset="smoke")
+    assert smoke.steps == config_lib.TRAIN_PRESETS["smoke"]["steps"]
+    assert resolve(preset="smoke", steps=3).steps == 3
+    assert resolve().steps == config_lib.TrainConfig.steps
+
+
+def test_values_are_coerced_from_cli_text():
+    c = resolve(steps="12", g_lr="1e-3", xla="true", conditional="false", width=1)
+    assert (c.steps, c.g_lr, c.xla, c.conditional, c.width) == (12, 1e-3, True, False, 1.0)
+    assert resolve(conditional="auto").conditional is None
+
+
+def test_unknown_flag_and_missing_job_dir():
+    with pytest.raises(UserError, match="unknown flag.*--stepz"):
+        resolve(stepz=3)
+    with pytest.raises(UserError, match="--job_dir is required"):
+        command_line.resolve("train", {})
+
+
+def test_every_flag_of_every_command_has_help_text():
+    import dataclasses
+
+    from conftest import run_cli
+
+    for job, cls in command_line.CONFIG_CLASSES.items():
+        helps = command_line.field_help(cls)
+        missing = [f.name for f in dataclasses.fields(cls) if len(helps.get(f.name, "")) < 8]
+        assert not missing, (job, missing)
+    shown = run_cli("sample", "--help").stdout
+    assert "--image_format" in shown and "png (lossless), jpeg (lossy, smaller) or raw uint8 (fastest)" in shown
+    assert "fraction of the height" in shown  # inherited from the shared shard-job fields
+
+
+def test_a_saved_config_json_reruns_that_job_and_explicit_flags_win(tmp_path):
+    original = command_line.resolve(
+        "train",
+        {
+            "preset": "smoke",
+            "job_dir": str(tmp_path / "job"),
+            "steps": 30,
+            "dataset": "digits:train[:50%]",
+            "d_lr": 0.001,
+            "overwrite": True,
+        },
+    )
+    path = tmp_path / "config.json"
+    path.write_text(original.to_json())
+    again = command_line.resolve("train", {"config": str(path)})
+    assert again == dataclasses.replace(original, overwrite=False)  # a one-off action is not replayed
+    changed = command_line.resolve("train", {"config": str(path), "steps": 40, "job_dir": str(tmp_path / "other")})
+    assert (changed.steps, changed.job_dir, changed.d_lr, changed.batch_size) == (
+        40,
+        str(tmp_path / "other"),
+        0.001,
+        original.batch_size,
+    )
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (None, "no such file"),
+        ("{not json", "not a readable JSON config"),
+        ("[1, 2]", "expected a JSON object of flags, got list"),
+        ('{"steps": 5, "num_images": 3}', "fields that `dcgan train` does not have: num_images"),
+        ('{"batch_size": "many"}', "--batch_size='many' must be an integer"),
+        ('{"resolution": 31}', "--resolution=31 is not supported"),
+        (b"\xff\xfe{}", "not a readable JSON config"),
+    ],
+)
+def test_a_hostile_saved_config_is_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "config.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(UserError, match=re.escape(message)):
+        command_line.resolve("train", {"config": str(path)})

@@ -1,0 +1,27 @@
+"""The loop's periodic actions: when each is due, and the divergence guard."""
+
+import math
+
+import pytest
+
+from trainer import train_actions
+
+
+def test_an_action_is_due_every_n_steps_and_at_the_last():
+    action = train_actions.PeriodicAction(every=4, last=10)
+    assert [s for s in range(1, 11) if action.due(s)] == [4, 8, 10]
+    assert [action.next_step(s) for s in (0, 3, 4, 9)] == [4, 4, 8, 10]
+    never = train_actions.PeriodicAction(every=0, last=10)
+    assert not any(never.due(s) for s in range(1, 11)) and never.next_step(3) == 10
+
+
+def test_the_guard_names_the_step_and_the_last_checkpoint():
+    good = {"loss/d": 1.0, "loss/g": 2.0, "grad_norm/d": 3.0, "grad_norm/g": 4.0}
+    assert train_actions.check_finite(good, 5, 4, "off") == good
+    with pytest.raises(
+        train_actions.TrainingDiverged, match=r"at step 7: non-finite loss/g .*last checkpoint is step 4"
+    ):
+        train_actions.check_finite({**good, "loss/g": math.nan}, 7, 4, "off")
+    # float16 undoes steps whose gradients overflowed: an infinite gradient norm is not divergence there.
+    assert train_actions.check_finite({**good, "grad_norm/d": math.inf}, 7, 4, "float16")["grad_norm/d"] == math.inf
+    assert train_actions.TrainingDiverged.exit_code == 3

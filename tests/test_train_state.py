@@ -1,0 +1,46 @@
+"""TrainState: the checkpoint and the variable list are derived from one list of fields."""
+
+import dataclasses
+
+import numpy as np
+import tensorflow as tf
+
+from trainer import command_line
+from trainer.train_state import TrainState
+
+
+def smoke_config(**flags):
+    return command_line.resolve("train", {"preset": "smoke", "job_dir": "/tmp/unused", **flags})
+
+
+def test_the_checkpoint_holds_every_field_and_older_checkpoints_key_names(tmp_path):
+    state = TrainState.build(smoke_config(), 1, 10)
+    state.step.assign(7)
+    state.diffaugment_p.assign(0.25)
+    state.best_kid.assign(0.5)
+    path = state.checkpoint().write(str(tmp_path / "ckpt"))
+    keys = {name.split("/")[0] for name, _ in tf.train.list_variables(path)} - {"_CHECKPOINTABLE_OBJECT_GRAPH"}
+    assert keys == {f.name for f in dataclasses.fields(TrainState)} - {"diffaugment_p"} | {"augment_p"}
+    other = TrainState.build(smoke_config(), 1, 10)
+    other.checkpoint().read(path).assert_existing_objects_matched()
+    assert (int(other.step.numpy()), float(other.diffaugment_p.numpy()), float(other.best_kid.numpy())) == (
+        7,
+        0.25,
+        0.5,
+    )
+    for a, b in zip(state.variables(), other.variables()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_identically_built_states_list_the_same_variables_in_the_same_order():
+    a, b = TrainState.build(smoke_config(), 1, 10), TrainState.build(smoke_config(), 1, 10)
+    assert [(v.shape, v.dtype) for v in a.variables()] == [(v.shape, v.dtype) for v in b.variables()]
+    assert a.variables()[-3:] == [a.step, a.diffaugment_p, a.best_kid]
+    assert (
+        len(a.variables())
+        == sum(
+            len(getattr(a, name).variables)
+            for name in ("generator", "discriminator", "generator_ema", "g_optimizer", "d_optimizer")
+        )
+        + 3
+    )
