@@ -25,3 +25,27 @@ def test_the_guard_names_the_step_and_the_last_checkpoint():
     # float16 undoes steps whose gradients overflowed: an infinite gradient norm is not divergence there.
     assert train_actions.check_finite({**good, "grad_norm/d": math.inf}, 7, 4, "float16")["grad_norm/d"] == math.inf
     assert train_actions.TrainingDiverged.exit_code == 3
+
+
+def test_every_worker_ends_its_compiled_calls_at_the_same_steps():
+    """Workers run the same sequence of compiled calls (their collectives must match), so a call of
+    several steps ends where any action could act on any worker: KID and profiling run on the chief
+    only, yet bound every worker's calls."""
+    from trainer import command_line, summaries, train
+
+    config = command_line.resolve(
+        "train",
+        {
+            "job_dir": "/tmp/unused",
+            "steps": 1000,
+            "log_every": 100,
+            "sample_every": 500,
+            "checkpoint_every": 500,
+            "kid_every": 255,
+            "profile_steps": "612,617",
+            "steps_per_call": 10,
+        },
+    )
+    for is_chief in (True, False):
+        profiler = summaries.Profiler(config.profile_range(), "/tmp/unused", enabled=is_chief)
+        assert [train.next_boundary(s, config, profiler) for s in (0, 250, 600, 612, 990)] == [100, 255, 612, 617, 1000]

@@ -90,9 +90,9 @@ class Profiler:
         self.logdir, self.enabled, self.running = logdir, enabled and self.last > 0, False
 
     def next_boundary(self, step: int) -> int:
-        """The next step where profiling starts or stops (so that a call of several steps stops there)."""
-        later = [b for b in (self.first, self.last) if b > step] if self.enabled else []
-        return min(later, default=2**62)
+        """The next step where profiling starts or stops (so that a call of several steps stops there).
+        The same on every worker, profiling or not: all must run the same compiled calls."""
+        return min((b for b in (self.first, self.last) if b > step and self.last > 0), default=2**62)
 
     def before(self, step: int) -> None:
         if self.enabled and not self.running and self.first <= step < self.last:

@@ -220,6 +220,15 @@ def export_final(plan: TrainPlan, state: TrainState, store: storage.Store, step:
             model_store.put(key.split("/")[-1], store.get(key))
 
 
+def next_boundary(step: int, config, profiler: summaries.Profiler) -> int:
+    """The first step after `step` at which any periodic action or the profiler may act. A compiled call
+    of several steps ends there; every worker computes the same value from the config (the chief's own
+    actions, KID and profiling, included), since all workers must run the same sequence of calls."""
+    cadences = (config.log_every, config.sample_every, config.kid_every, config.checkpoint_every)
+    steps = [train_actions.PeriodicAction(every, config.steps).next_step(step) for every in cadences]
+    return min(profiler.next_boundary(step), *steps)
+
+
 def train(
     plan: TrainPlan,
     strategy,
@@ -262,9 +271,7 @@ def train(
                 if role.num_workers == 1:
                     break
                 stop_flag.assign(1.0)
-            n = min(
-                config.steps_per_call, min(profiler.next_boundary(step), *(a.next_step(step) for a in actions)) - step
-            )
+            n = min(config.steps_per_call, next_boundary(step, config, profiler) - step)
             profiler.before(step)
             metrics, control = steps_fn(iterator, n, stop_flag)
             step += n
