@@ -20,6 +20,8 @@ Flags that are not launch flags are the job's own; they are validated as the
 job would validate them, before anything is submitted, and passed through.
 Everything rendered is written to --spec_dir (default .dcgan-launch/NAME/) and
 printed; without --dry_run the standard tool (gcloud, kubectl) is then called.
+The three targets share the job's arguments and resources, so they are rendered
+side by side in one module (about 430 lines).
 """
 
 from __future__ import annotations

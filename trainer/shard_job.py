@@ -19,6 +19,9 @@ Protocol:
    own stale temp files.
 3. The task that finds all N shards present writes manifest.json (counts,
    sizes, sha256 per shard) if absent: the commit marker readers check.
+
+The protocol is one piece (plan, task split, shard writing, publish, manifest,
+verify, preview), kept in one module of about 450 lines.
 """
 
 from __future__ import annotations
