@@ -77,29 +77,30 @@ class ShardStream:
         store = storage.GcsStore(self.url, staging=scratch)
         pending: dict[int, concurrent.futures.Future] = {}
         submitted = 0
+        pool = concurrent.futures.ThreadPoolExecutor(self.threads)
         try:
-            with concurrent.futures.ThreadPoolExecutor(self.threads) as pool:
-                for position, index in enumerate(order):
-                    # Download ahead while the buffer has room (the shard read next is always allowed).
-                    while submitted < len(order) and len(pending) < self.threads * 2:
-                        size = int(self.entries[order[submitted]].get("bytes") or 0)
-                        with self._lock:
-                            if pending and self._buffered + size > self.buffer_bytes:
-                                break
-                            self._buffered += size
-                            self.peak_buffered = max(self.peak_buffered, self._buffered)
-                        pending[submitted] = pool.submit(self._download, store, order[submitted])
-                        submitted += 1
-                    path = pending.pop(position).result()
-                    try:
-                        records = self._records(store, index, path)
-                    finally:
-                        with self._lock:
-                            self._buffered -= int(self.entries[index].get("bytes") or 0)
-                    yield records
+            for position, index in enumerate(order):
+                # Download ahead while the buffer has room (the shard read next is always allowed).
+                while submitted < len(order) and len(pending) < self.threads * 2:
+                    size = int(self.entries[order[submitted]].get("bytes") or 0)
+                    with self._lock:
+                        if pending and self._buffered + size > self.buffer_bytes:
+                            break
+                        self._buffered += size
+                        self.peak_buffered = max(self.peak_buffered, self._buffered)
+                    pending[submitted] = pool.submit(self._download, store, order[submitted])
+                    submitted += 1
+                path = pending.pop(position).result()
+                try:
+                    records = self._records(store, index, path)
+                finally:
+                    with self._lock:
+                        self._buffered -= int(self.entries[index].get("bytes") or 0)
+                yield records
         finally:
-            for future in pending.values():
-                future.cancel()
+            # A reader that stops early (an error, `.take(n)`): queued downloads are dropped, running ones
+            # finish, and only then is the buffer folder removed.
+            pool.shutdown(wait=True, cancel_futures=True)
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _download(self, store: storage.GcsStore, index: int) -> str:
