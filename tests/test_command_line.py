@@ -28,6 +28,23 @@ def test_values_are_coerced_from_cli_text():
     assert resolve(conditional="auto").conditional is None
 
 
+@pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("steps", "inf"),
+        ("steps", "nan"),
+        ("steps", "1e400"),
+        ("r1_gamma", "nan"),
+        ("g_lr", "inf"),
+        ("g_lr", float("nan")),
+    ],
+)
+def test_non_finite_numbers_are_refused(flag, value):
+    # inf/nan used to pass every "> 0" check (r1_gamma=nan, g_lr=inf) or crash int() with a traceback.
+    with pytest.raises(UserError, match=f"--{flag}=.*must be an? (integer|finite number)"):
+        resolve(**{flag: value})
+
+
 def test_unknown_flag_and_missing_job_dir():
     with pytest.raises(UserError, match="unknown flag.*--stepz"):
         resolve(stepz=3)

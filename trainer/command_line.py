@@ -14,6 +14,7 @@ import dataclasses
 import inspect
 import io
 import json
+import math
 import os
 import re
 import tokenize
@@ -71,16 +72,19 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
             as_float = float(str(value).replace("_", ""))
         except ValueError:
             raise UserError(f"--{name}={value!r} must be an integer") from None
-        if as_float != int(as_float):
+        if not math.isfinite(as_float) or as_float != int(as_float):
             raise UserError(f"--{name}={value!r} must be an integer")
         return int(as_float)
     if annotation is float:
         if isinstance(value, bool):
             raise UserError(f"--{name} needs a number, e.g. --{name}=0.5")
         try:
-            return float(value)
+            number = float(value)
         except (TypeError, ValueError):
             raise UserError(f"--{name}={value!r} must be a number") from None
+        if not math.isfinite(number):
+            raise UserError(f"--{name}={value!r} must be a finite number")
+        return number
     if annotation is str:
         if isinstance(value, bool):
             raise UserError(f"--{name} needs a value, e.g. --{name}=...")
