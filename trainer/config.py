@@ -97,6 +97,9 @@ class TrainConfig(_Printable):
     # in every block). D's conv kernels spectrally normalised (and no BatchNorm in D), as in SNGAN.
     g_conditioning: str = "concat"
     d_spectral_norm: bool = False  # spectral normalisation in D (and no BatchNorm there)
+    # AC-GAN-style class loss (conditional runs): D also classifies real images, and G is rewarded when
+    # D's classifier recognises its samples' conditioning labels; the weight of both terms, 0 = off.
+    class_loss_weight: float = 0.0
     # Data-efficient training: DiffAugment before D ('auto': all three below DIFFAUGMENT_AUTO_BELOW images).
     diffaugment: str = "auto"  # 'auto', 'none', or a subset of 'color,translation,cutout'
     ada_target: float = 0.0  # > 0: adapt the augmentation probability p so E[sign D(real)] ~ target (ADA: 0.6)
@@ -205,6 +208,8 @@ class TrainConfig(_Printable):
             errors.append(f"--g_conditioning={self.g_conditioning!r} must be 'concat' or 'cbn'")
         if self.r1_gamma < 0:
             errors.append(f"--r1_gamma={self.r1_gamma} must be >= 0")
+        if self.class_loss_weight < 0:
+            errors.append(f"--class_loss_weight={self.class_loss_weight} must be >= 0 (0 = off)")
         if self.diffaugment.strip().lower() not in ("auto", "none", "off", ""):
             unknown = [p for p in self.diffaugment.split(",") if p.strip().lower() not in DIFFAUGMENT_POLICIES]
             if unknown:

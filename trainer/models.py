@@ -202,6 +202,14 @@ def model_inputs(x, labels, conditional):
     return [x, labels] if conditional else x
 
 
+def discriminate(D: keras.Model, images, labels, conditional: bool, training: bool = True):
+    """(logits [B], class logits [B, classes] or None): D's outputs, whether or not it has a class head."""
+    out = D(model_inputs(images, labels, conditional), training=training)
+    if isinstance(out, (list, tuple)):
+        return out[0], out[1]
+    return out, None
+
+
 @keras.saving.register_keras_serializable(package="dcgan")
 class ProjectionLogit(layers.Layer):
     """logit = w.h + b [+ <embed(y), h>]: the projection discriminator's head, in float32."""
@@ -245,11 +253,14 @@ def build_discriminator(
     sync_batchnorm: bool = False,
     name: str = "discriminator",
     spectral_norm: bool = False,
+    class_head: bool = False,
 ) -> keras.Model:
     """D(x) or D([x, label]) -> float32 logits, shape [B].
 
     spectral_norm: every conv kernel is spectrally normalised (SpectralConv2D)
-    and D has no BatchNorm, as in SNGAN."""
+    and D has no BatchNorm, as in SNGAN.
+    class_head (conditional only): D returns [logits [B], class logits [B, classes]], an AC-GAN
+    classifier on the same features (see `discriminate`)."""
     n = _levels(resolution)
     conv = SpectralConv2D if spectral_norm else layers.Conv2D
     images = keras.Input((resolution, resolution, channels), name="images")
@@ -281,5 +292,8 @@ def build_discriminator(
     if num_classes:
         label = keras.Input((), dtype="int32", name="label")
         logits = ProjectionLogit(num_classes, name="logit")([features, label])
+        if class_head:
+            classes = layers.Dense(num_classes, kernel_initializer=weight_init(), dtype="float32", name="class_logits")
+            return keras.Model([images, label], [logits, classes(features)], name=name)
         return keras.Model([images, label], logits, name=name)
     return keras.Model(images, ProjectionLogit(0, name="logit")(features), name=name)

@@ -99,6 +99,8 @@ def resolve(config: TrainConfig, source, replicas: int, workers: int) -> TrainPl
     if conditional and source.num_classes < 1:
         raise UserError(f"--conditional=true needs labels, but {config.dataset} has none")
     num_classes = source.num_classes if conditional else 0
+    if config.class_loss_weight > 0 and not num_classes:
+        raise UserError(f"--class_loss_weight={config.class_loss_weight} needs a conditional run (a labelled dataset)")
     names = tuple(source.class_names) if len(source.class_names) == num_classes else ()
     return TrainPlan(
         config=config,

@@ -75,7 +75,13 @@ class TrainState:
         keras.utils.set_random_seed(config.seed)
         g_args = (config.resolution, channels, config.latent_dim, config.width, num_classes)
         d_args = (config.resolution, channels, config.width, num_classes)
-        g_kwargs, d_kwargs = {"conditioning": config.g_conditioning}, {"spectral_norm": config.d_spectral_norm}
+        g_kwargs, d_kwargs = (
+            {"conditioning": config.g_conditioning},
+            {
+                "spectral_norm": config.d_spectral_norm,
+                "class_head": config.class_loss_weight > 0,
+            },
+        )
         initial_g = models.build_generator(*g_args, **g_kwargs).get_weights()
         initial_d = models.build_discriminator(*d_args, **d_kwargs).get_weights()
         with strategy.scope() if strategy else contextlib.nullcontext():

@@ -42,6 +42,15 @@ def _all_finite(tensors) -> tf.Tensor:
     return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
 
 
+def _class_loss(labels, class_logits):
+    """Per-example cross-entropy of D's class head (float32)."""
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=tf.cast(class_logits, tf.float32))
+
+
+def _hits(labels, class_logits):
+    return tf.cast(tf.equal(tf.argmax(class_logits, axis=-1, output_type=labels.dtype), labels), tf.float32)
+
+
 def _inner(optimizer):
     """The optimizer doing the update (inside a LossScaleOptimizer, if any)."""
     return getattr(optimizer, "inner_optimizer", optimizer)
@@ -77,6 +86,7 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
         plan.diffaugment,
         plan.num_classes > 0,
     )
+    class_weight = config.class_loss_weight if conditional else 0.0
 
     def replica_step(real, real_labels, step, stop_flag):
         ctx = tf.distribute.get_replica_context()
@@ -100,15 +110,15 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
             with g_tape.stop_recording():
                 # -- Discriminator update: (augmented) real vs (augmented, detached) fake.
                 with tf.GradientTape() as d_tape:
-                    real_logits = D(models.model_inputs(real, real_labels, conditional), training=True)
+                    real_logits, real_classes = models.discriminate(D, real, real_labels, conditional)
                     fake_seen = diffaugment.augment(tf.stop_gradient(fake), policy, fake_draws, p)
-                    fake_logits = D(models.model_inputs(fake_seen, fake_labels, conditional), training=True)
+                    fake_logits, _ = models.discriminate(D, fake_seen, fake_labels, conditional)
                     d_per_example = gan_loss.d(real_logits, fake_logits)
+                    if class_weight > 0:  # AC-GAN: D learns the classes of real images only
+                        d_per_example += class_weight * _class_loss(real_labels, real_classes)
                     r1 = tf.zeros_like(d_per_example)
                     if config.r1_gamma > 0:
-                        r1 = losses.r1_penalty(
-                            lambda x: D(models.model_inputs(x, real_labels, conditional), training=True), real
-                        )
+                        r1 = losses.r1_penalty(lambda x: models.discriminate(D, x, real_labels, conditional)[0], real)
                         d_per_example += 0.5 * config.r1_gamma * r1
                     d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=global_batch)
                     d_scaled = d_opt.scale_loss(d_loss)
@@ -116,8 +126,11 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
                 d_opt.apply(d_grads, D.trainable_variables)
             # -- Generator update against the updated discriminator (same augmentation; gradients flow through it).
             fake_seen = diffaugment.augment(fake, policy, fake_draws, p)
-            g_logits = D(models.model_inputs(fake_seen, fake_labels, conditional), training=True)
-            g_loss = tf.nn.compute_average_loss(gan_loss.g(g_logits), global_batch_size=global_batch)
+            g_logits, g_classes = models.discriminate(D, fake_seen, fake_labels, conditional)
+            g_per_example = gan_loss.g(g_logits)
+            if class_weight > 0:  # ... and G is rewarded when D's classifier recognises the conditioning label
+                g_per_example += class_weight * _class_loss(fake_labels, g_classes)
+            g_loss = tf.nn.compute_average_loss(g_per_example, global_batch_size=global_batch)
             g_scaled = g_opt.scale_loss(g_loss)
         g_grads = ctx.all_reduce(SUM, g_tape.gradient(g_scaled, G.trainable_variables))
         g_opt.apply(g_grads, G.trainable_variables)
@@ -132,6 +145,9 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
             "r1": share(r1),
             "diffaugment/rt": share(tf.sign(tf.cast(real_logits, tf.float32))),  # ADA's signal E[sign D(real)]
         }
+        if class_weight > 0:  # how well D's classifier knows the reals, and how often it recognises G's samples
+            shares["class/real_accuracy"] = share(_hits(real_labels, real_classes))
+            shares["class/fake_accuracy"] = share(_hits(fake_labels, g_classes))
         identical = {
             "diffaugment/p": p,
             "grad_norm/d": tf.linalg.global_norm(d_grads) / d_scale,
