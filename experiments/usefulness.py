@@ -3,6 +3,8 @@
     python -m pip install -e '.[experiments]'
     python -m experiments.usefulness --work=runs/usefulness                       # everything (hours on a CPU)
     python -m experiments.usefulness --work=runs/usefulness --fractions=10 --datasets=digits
+    python -m experiments.usefulness --work=runs/usefulness --fractions=10 --variant=ac1 \
+        --gan_flags='--class_loss_weight=1'
 
 For each dataset (the bundled `digits`, and `shapes`, an RGB dataset made from a
 seed by experiments/shapes.py) and each fraction of its training split:
@@ -47,6 +49,7 @@ import numpy as np  # noqa: E402
 VALIDATION = "train[80%:]"
 TUNE_FRACTION = 10
 RECIPES = ("real", "idg", "modern", "synthetic_hard", "synthetic_distilled", "augmented_distilled")
+BASELINES = ("real", "idg", "modern")
 
 
 def log(message: str) -> None:
@@ -89,11 +92,19 @@ class Experiment:
         return source.images, source.labels, source.num_classes
 
     # -- generator
+    @property
+    def variant(self) -> str:
+        """'' for `dcgan train`'s defaults, else the name given to --gan_flags (job dirs and result keys carry it)."""
+        return self.args.variant
+
+    def key(self, dataset: str, fraction: int) -> str:
+        return f"{dataset} {fraction}%" + (f" {self.variant}" if self.variant else "")
+
     def generator(self, dataset: str, fraction: int) -> str:
-        job = os.path.join(self.work, f"{dataset}-{fraction}")
+        job = os.path.join(self.work, f"{dataset}-{fraction}" + (f"-{self.variant}" if self.variant else ""))
         if not os.path.isfile(os.path.join(job, "export", "generator.keras")):
             spec = f"{self.base(dataset)}:train[:{fraction}%]"
-            log(f"training a generator on {spec} ({self.args.gan_steps} steps)")
+            log(f"training a generator on {spec} ({self.args.gan_steps} steps) {self.args.gan_flags}")
             started = time.time()
             subprocess.run(
                 [
@@ -105,11 +116,12 @@ class Experiment:
                     f"--dataset={spec}",
                     f"--steps={self.args.gan_steps}",
                     "--progress=false",
+                    *self.args.gan_flags.split(),
                 ],
                 check=True,
                 stdout=subprocess.DEVNULL,
             )
-            self.results.setdefault("wall_s", {})[f"gan {dataset} {fraction}%"] = round(time.time() - started)
+            self.results.setdefault("wall_s", {})[f"gan {self.key(dataset, fraction)}"] = round(time.time() - started)
             self.save()
         return job
 
@@ -163,11 +175,18 @@ class Experiment:
         return runs
 
     def tune(self, dataset: str) -> dict:
-        """Best baseline policies and synthetic share at 10%, on the validation split only."""
+        """Best baseline policies and synthetic share at 10%, on the validation split only.
+
+        A generator variant shares the baselines' tuning and tunes its own synthetic share."""
         key = f"tuning {dataset}"
+        if self.variant and key in self.results:
+            key = f"tuning {dataset} {self.variant}"
+            if key not in self.results:
+                self.results[key] = self.tune_share(dataset, self.results[f"tuning {dataset}"])
+                self.save()
+            return {**self.results[f"tuning {dataset}"], **self.results[key]}
         if key in self.results:
             return self.results[key]
-        from trainer import downstream
 
         base = self.base(dataset)
         x, y, c = self.load(f"{base}:train[:{TUNE_FRACTION}%]")
@@ -179,8 +198,20 @@ class Experiment:
         idg = max((n for n in scores if n.startswith("idg")), key=scores.get)
         modern = max((n for n in scores if not n.startswith("idg")), key=scores.get)
         best = max((idg, modern), key=scores.get)
+        self.results[key] = {"validation": scores, "idg": idg, "modern": modern, "baseline": best}
+        self.results[key].update(self.tune_share(dataset, self.results[key]))
+        self.save()
+        return self.results[key]
+
+    def tune_share(self, dataset: str, tuned: dict) -> dict:
+        """The share of synthetic images per batch (distilled recipe), on the validation split at 10%."""
+        from trainer import downstream
+
+        base = self.base(dataset)
+        x, y, c = self.load(f"{base}:train[:{TUNE_FRACTION}%]")
+        val = self.load(f"{base}:{VALIDATION}")[:2]
         job = self.generator(dataset, TUNE_FRACTION)
-        policy = self.policies(dataset)[best]
+        policy = self.policies(dataset)[tuned["baseline"]]
         teacher = downstream.train_teacher(x, y, c, policy=policy, steps=self.args.steps)
         sx, _ = self.synthetic(job, self.args.num_synthetic)
         soft = teacher.probabilities(sx)
@@ -193,25 +224,22 @@ class Experiment:
                     )
                 )
             )
-            log(f"tune {dataset}: distilled share {share} validation {shares[share]:.4f}")
-        self.results[key] = {
-            "validation": scores,
-            "idg": idg,
-            "modern": modern,
-            "baseline": best,
+            log(f"tune {dataset} {self.variant}: distilled share {share} validation {shares[share]:.4f}")
+        return {
             "synthetic_share": max(shares, key=shares.get),
             "synthetic_share_validation": {str(k): v for k, v in shares.items()},
         }
-        self.save()
-        return self.results[key]
 
     def measure(self, dataset: str, fraction: int) -> None:
         from trainer import downstream
 
-        key = f"{dataset} {fraction}%"
+        key = self.key(dataset, fraction)
         done = self.results.setdefault("runs", {}).setdefault(key, {})
         if all(r in done for r in RECIPES):
             return
+        if self.variant:  # the baselines do not depend on the generator: the same runs as the defaults' row
+            defaults = self.results["runs"].get(f"{dataset} {fraction}%", {})
+            done.update({r: defaults[r] for r in BASELINES if r in defaults})
         tuned = self.tune(dataset)
         policies = self.policies(dataset)
         policy = policies[tuned["baseline"]]
@@ -245,6 +273,8 @@ class Experiment:
         done["teacher_ensemble_test"] = float((teacher.probabilities(test[0]).argmax(1) == test[1]).mean())
         done["synthetic_teacher_agreement"] = float((teacher.probabilities(sx).argmax(1) == sy).mean())
         for name, recipe in recipes.items():
+            if name in done:
+                continue
             runs = self.accuracy((x, y), test, c, seeds, **recipe)
             done[name] = {"mean": float(np.mean(runs)), "std": float(np.std(runs)), "runs": runs}
             log(f"{key}: {name} {np.mean(runs):.4f} +- {np.std(runs):.4f}")
@@ -254,7 +284,7 @@ class Experiment:
 
     def quality(self, dataset: str, fraction: int) -> None:
         """Memorization and GAN-test of a generator, by `dcgan evaluate`."""
-        key = f"{dataset} {fraction}%"
+        key = self.key(dataset, fraction)
         if key in self.results.get("quality", {}):
             return
         base, job = self.base(dataset), self.generator(dataset, fraction)
@@ -323,6 +353,37 @@ def tables(results: dict) -> str:
     return "\n".join(lines)
 
 
+def variants_table(results: dict) -> str:
+    """One row per generator (defaults and each --variant) at each size where a variant ran."""
+    runs, quality = results.get("runs", {}), results.get("quality", {})
+    sizes = sorted({" ".join(k.split()[:2]) for k in runs if len(k.split()) == 3})
+    lines = []
+    for size in sizes:
+        lines += [
+            f"### generator variants, {size}",
+            "",
+            "| generator | GAN-test | memorization | FID | synthetic_hard | synthetic_distilled "
+            "| best vs strongest (pts) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for key in sorted(k for k in runs if " ".join(k.split()[:2]) == size):
+            r, q = runs[key], quality.get(key, {})
+            if not all(x in r for x in RECIPES):
+                continue
+            strongest = max(r["idg"]["mean"], r["modern"]["mean"])
+            best = max(r["synthetic_hard"]["mean"], r["synthetic_distilled"]["mean"])
+            name = key.split()[2] if len(key.split()) == 3 else "defaults"
+            cells = [f"{q[m]:.1%}" if m in q else "" for m in ("gan_test", "memorization")]
+            cells.append(f"{q['fid']:.2f}" if "fid" in q else "")
+            hard, distilled = r["synthetic_hard"], r["synthetic_distilled"]
+            lines.append(
+                f"| {name} | {' | '.join(cells)} | {hard['mean']:.4f} +- {hard['std']:.4f}"
+                f" | {distilled['mean']:.4f} +- {distilled['std']:.4f} | {100 * (best - strongest):+.1f} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
 def curve(results: dict, path: str) -> None:
     import matplotlib
 
@@ -335,7 +396,7 @@ def curve(results: dict, path: str) -> None:
         points = sorted(
             (v["train_images"], v)
             for k, v in results["runs"].items()
-            if k.split()[0] == dataset and all(r in v for r in RECIPES)
+            if k.split()[0] == dataset and len(k.split()) == 2 and all(r in v for r in RECIPES)  # defaults only
         )
         for recipe in RECIPES:
             n = [p[0] for p in points]
@@ -361,6 +422,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000, help="classifier training steps (every recipe)")
     parser.add_argument("--gan_steps", type=int, default=3000, help="generator training steps")
     parser.add_argument("--num_synthetic", type=int, default=5000, help="synthetic images per generator")
+    parser.add_argument(
+        "--gan_flags", default="", help="extra `dcgan train` flags for the generators, e.g. '--class_loss_weight=1'"
+    )
+    parser.add_argument("--variant", default="", help="a name for --gan_flags (job dirs and result rows carry it)")
     parser.add_argument("--skip_quality", action="store_true", help="no `dcgan evaluate` of the generators")
     args = parser.parse_args()
     experiment = Experiment(args)
@@ -373,7 +438,7 @@ def main() -> None:
     experiment.results.setdefault("wall_s", {})["this invocation"] = round(time.time() - started)
     experiment.save()
     with open(os.path.join(experiment.work, "usefulness.md"), "w") as f:
-        f.write(tables(experiment.results))
+        f.write(tables(experiment.results) + "\n" + variants_table(experiment.results))
     curve(experiment.results, os.path.join(experiment.work, "usefulness-curve.png"))
     print(tables(experiment.results))
 
