@@ -52,6 +52,14 @@ RECIPES = ("real", "idg", "modern", "synthetic_hard", "synthetic_distilled", "au
 BASELINES = ("real", "idg", "modern")
 
 
+def merge(old: dict, new: dict) -> dict:
+    """`new` over `old`, dictionaries merged key by key (so runs side by side keep each other's entries)."""
+    out = dict(old)
+    for key, value in new.items():
+        out[key] = merge(old[key], value) if isinstance(value, dict) and isinstance(old.get(key), dict) else value
+    return out
+
+
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -68,9 +76,19 @@ class Experiment:
                 self.results = json.load(f)
 
     def save(self) -> None:
-        with open(self.results_path + ".tmp", "w") as f:
-            json.dump(self.results, f, indent=1)
-        os.replace(self.results_path + ".tmp", self.results_path)
+        """Merges this run's results into WORK/results.json (under a lock: variants may run side by side)."""
+        import fcntl
+
+        with open(self.results_path + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            on_disk = {}
+            if os.path.isfile(self.results_path):
+                with open(self.results_path) as f:
+                    on_disk = json.load(f)
+            self.results = merge(on_disk, self.results)
+            with open(self.results_path + ".tmp", "w") as f:
+                json.dump(self.results, f, indent=1)
+            os.replace(self.results_path + ".tmp", self.results_path)
 
     # -- data
     def base(self, dataset: str) -> str:
