@@ -53,7 +53,7 @@ BASELINES = ("real", "idg", "modern")
 
 
 def merge(old: dict, new: dict) -> dict:
-    """`new` over `old`, dictionaries merged key by key (so runs side by side keep each other's entries)."""
+    """`new` over `old`, dictionaries merged key by key (runs side by side keep each other's entries)."""
     out = dict(old)
     for key, value in new.items():
         out[key] = merge(old[key], value) if isinstance(value, dict) and isinstance(old.get(key), dict) else value
@@ -85,7 +85,7 @@ class Experiment:
             if os.path.isfile(self.results_path):
                 with open(self.results_path) as f:
                     on_disk = json.load(f)
-            self.results = merge(on_disk, self.results)
+            self.results = merge(self.results, on_disk)  # entries are written once: what is on disk stays
             with open(self.results_path + ".tmp", "w") as f:
                 json.dump(self.results, f, indent=1)
             os.replace(self.results_path + ".tmp", self.results_path)
@@ -453,7 +453,9 @@ def main() -> None:
             experiment.measure(dataset, fraction)
             if not args.skip_quality:
                 experiment.quality(dataset, fraction)
-    experiment.results.setdefault("wall_s", {})["this invocation"] = round(time.time() - started)
+    experiment.results.setdefault("wall_s", {})[f"invocation {time.strftime('%Y-%m-%d %H:%M')}"] = round(
+        time.time() - started
+    )
     experiment.save()
     with open(os.path.join(experiment.work, "usefulness.md"), "w") as f:
         f.write(tables(experiment.results) + "\n" + variants_table(experiment.results))
