@@ -102,3 +102,15 @@ def test_spectral_norm_discriminator_has_unit_spectral_norm_kernels_and_no_batch
         assert 0.9 < sigma < 1.1, sigma  # a few stateless power iterations: close to 1, never far above
     logits = d([np.zeros((2, 32, 32, 3), np.float32), np.array([1, 2], np.int32)], training=True)
     assert logits.shape == (2,)
+
+
+def test_class_head_discriminator_returns_logits_and_class_logits():
+    d = models.build_discriminator(32, 1, 0.25, 10, class_head=True)
+    images, labels = np.zeros((3, 32, 32, 1), np.float32), np.array([0, 4, 9], np.int32)
+    logits, classes = models.discriminate(d, images, labels, conditional=True)
+    assert logits.shape == (3,) and classes.shape == (3, 10) and classes.dtype == "float32"
+    plain = models.build_discriminator(32, 1, 0.25, 10)
+    logits, classes = models.discriminate(plain, images, labels, conditional=True)
+    assert logits.shape == (3,) and classes is None
+    assert "class_logits" in [layer.name for layer in d.layers]
+    assert "class_logits" not in [layer.name for layer in plain.layers]

@@ -241,6 +241,33 @@ def test_the_sngan_style_design_trains_exports_and_samples(tmp_path):
     )
 
 
+def test_class_loss_trains_logs_the_class_head_resumes_and_exports(tmp_path):
+    """--class_loss_weight: D's class head is trained, logged, checkpointed with the rest (a resume continues
+    it), and G exports and samples as usual; a negative weight is one line."""
+    job = tmp_path / "job"
+    args = ["train", "--preset=smoke", f"--job_dir={job}", "--class_loss_weight=1", "--progress=false"]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stderr[-3000:]
+    resumed = run_cli(*args, "--steps=12")
+    assert resumed.returncode == 0 and "resuming from the checkpoint at step 8" in resumed.stdout, resumed.stderr[
+        -3000:
+    ]
+    for tag in ("class/real_accuracy", "class/fake_accuracy"):
+        values = read_scalars(job / "tensorboard", tag)
+        assert len(values) == 6 and all(0.0 <= v <= 1.0 for v in values), (tag, values)  # every 2 steps to 12
+    config = smoke(job, class_loss_weight=1.0)
+    state = TrainState.build(config, 1, 10)
+    pointer = json.load(open(job / "checkpoints" / "latest.json"))
+    state.checkpoint().read(str(job / "checkpoints" / pointer["prefix"])).assert_existing_objects_matched()
+    assert pointer["step"] == 12 and state.discriminator.get_layer("class_logits") is not None
+    sample = run_cli("sample", f"--generator={job}", f"--output={tmp_path}/out", "--preset=smoke", "--progress=false")
+    assert sample.returncode == 0, sample.stderr[-3000:]
+    assert_one_line_error(
+        run_cli("train", f"--job_dir={tmp_path}/x", "--class_loss_weight=-1"),
+        "--class_loss_weight=-1.0 must be >= 0 (0 = off)",
+    )
+
+
 def test_class_names_travel_from_the_folders_to_the_grids_export_shards_and_tfds(tmp_path):
     """Folder names -> generator.json -> labelled sample grids (PNG in the job dir, TensorBoard caption)
     -> `dcgan sample --labels=NAME:W` -> plan, manifest, TFDS ClassLabel names and --preview rows."""

@@ -35,6 +35,10 @@ def test_conditioning_names_and_refusals():
     assert train_plan.resolve(config(), unlabelled, 1, 1).num_classes == 0
     with pytest.raises(UserError, match="--conditional=true needs labels"):
         train_plan.resolve(config(conditional=True), unlabelled, 1, 1)
+    with pytest.raises(UserError, match="--class_loss_weight=1.0 needs a conditional run"):
+        train_plan.resolve(config(class_loss_weight=1), unlabelled, 1, 1)
+    with pytest.raises(UserError, match="--class_loss_weight=0.5 needs a conditional run"):
+        train_plan.resolve(config(class_loss_weight=0.5, conditional=False), source, 1, 1)
     with pytest.raises(UserError, match="--batch_size=64 must be divisible by the 3 replicas"):
         train_plan.resolve(config(), source, 3, 1)
     big = dataclasses.replace(source, num_examples=50_000)
