@@ -246,6 +246,7 @@ def test_class_loss_trains_logs_the_class_head_resumes_and_exports(tmp_path):
     it), and G exports and samples as usual; a negative weight is one line."""
     job = tmp_path / "job"
     args = ["train", "--preset=smoke", f"--job_dir={job}", "--class_loss_weight=1", "--progress=false"]
+    args.append("--mode_seeking_weight=1")  # the other G-side term, in the same run
     result = run_cli(*args)
     assert result.returncode == 0, result.stderr[-3000:]
     resumed = run_cli(*args, "--steps=12")
@@ -255,7 +256,7 @@ def test_class_loss_trains_logs_the_class_head_resumes_and_exports(tmp_path):
     for tag in ("class/real_accuracy", "class/fake_accuracy"):
         values = read_scalars(job / "tensorboard", tag)
         assert len(values) == 6 and all(0.0 <= v <= 1.0 for v in values), (tag, values)  # every 2 steps to 12
-    config = smoke(job, class_loss_weight=1.0)
+    config = smoke(job, class_loss_weight=1.0, mode_seeking_weight=1.0)
     state = TrainState.build(config, 1, 10)
     pointer = json.load(open(job / "checkpoints" / "latest.json"))
     state.checkpoint().read(str(job / "checkpoints" / pointer["prefix"])).assert_existing_objects_matched()

@@ -39,6 +39,9 @@ def test_conditioning_names_and_refusals():
         train_plan.resolve(config(class_loss_weight=1), unlabelled, 1, 1)
     with pytest.raises(UserError, match="--class_loss_weight=0.5 needs a conditional run"):
         train_plan.resolve(config(class_loss_weight=0.5, conditional=False), source, 1, 1)
+    with pytest.raises(UserError, match="--mode_seeking_weight pairs samples: --batch_size=66 must give each of the 2"):
+        train_plan.resolve(config(mode_seeking_weight=1, batch_size=66), source, 2, 1)
+    assert train_plan.resolve(config(mode_seeking_weight=1, batch_size=68), source, 2, 1).per_replica_batch == 34
     with pytest.raises(UserError, match="--batch_size=64 must be divisible by the 3 replicas"):
         train_plan.resolve(config(), source, 3, 1)
     big = dataclasses.replace(source, num_examples=50_000)

@@ -100,6 +100,9 @@ class TrainConfig(_Printable):
     # AC-GAN-style class loss (conditional runs): D also classifies real images, and G is rewarded when
     # D's classifier recognises its samples' conditioning labels; the weight of both terms, 0 = off.
     class_loss_weight: float = 0.0
+    # Mode seeking (MSGAN): G is penalised when two samples of one class with different z look alike;
+    # the weight, 0 = off (needs an even batch per replica).
+    mode_seeking_weight: float = 0.0
     # Data-efficient training: DiffAugment before D ('auto': all three below DIFFAUGMENT_AUTO_BELOW images).
     diffaugment: str = "auto"  # 'auto', 'none', or a subset of 'color,translation,cutout'
     ada_target: float = 0.0  # > 0: adapt the augmentation probability p so E[sign D(real)] ~ target (ADA: 0.6)
@@ -208,6 +211,8 @@ class TrainConfig(_Printable):
             errors.append(f"--g_conditioning={self.g_conditioning!r} must be 'concat' or 'cbn'")
         if self.r1_gamma < 0:
             errors.append(f"--r1_gamma={self.r1_gamma} must be >= 0")
+        if self.mode_seeking_weight < 0:
+            errors.append(f"--mode_seeking_weight={self.mode_seeking_weight} must be >= 0 (0 = off)")
         if self.class_loss_weight < 0:
             errors.append(f"--class_loss_weight={self.class_loss_weight} must be >= 0 (0 = off)")
         if self.diffaugment.strip().lower() not in ("auto", "none", "off", ""):

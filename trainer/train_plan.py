@@ -95,6 +95,11 @@ def resolve(config: TrainConfig, source, replicas: int, workers: int) -> TrainPl
     """The plan for `config` on `source` (a data.TrainingData) with this many replicas and workers."""
     if config.batch_size % replicas:
         raise UserError(f"--batch_size={config.batch_size} must be divisible by the {replicas} replicas")
+    if config.mode_seeking_weight > 0 and (config.batch_size // replicas) % 2:
+        raise UserError(
+            f"--mode_seeking_weight pairs samples: --batch_size={config.batch_size} must give each of the "
+            f"{replicas} replicas an even number of images"
+        )
     conditional = source.num_classes >= 2 if config.conditional is None else config.conditional
     if conditional and source.num_classes < 1:
         raise UserError(f"--conditional=true needs labels, but {config.dataset} has none")

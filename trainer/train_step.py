@@ -47,6 +47,16 @@ def _class_loss(labels, class_logits):
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=tf.cast(class_logits, tf.float32))
 
 
+def _mode_seeking_loss(z, images):
+    """MSGAN (Mao et al. 2019), per example: samples 2k and 2k+1 (same label, different z) should differ
+    in proportion to their z: 1 / (mean |x_2k - x_2k+1| / mean |z_2k - z_2k+1|), shared by the pair."""
+    images = tf.cast(images, tf.float32)
+    image_gap = tf.reduce_mean(tf.abs(images[0::2] - images[1::2]), axis=[1, 2, 3])
+    z_gap = tf.reduce_mean(tf.abs(z[0::2] - z[1::2]), axis=1)
+    per_pair = 1.0 / (image_gap / z_gap + 1e-5)
+    return tf.repeat(per_pair, 2)
+
+
 def _hits(labels, class_logits):
     return tf.cast(tf.equal(tf.argmax(class_logits, axis=-1, output_type=labels.dtype), labels), tf.float32)
 
@@ -87,6 +97,8 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
         plan.num_classes > 0,
     )
     class_weight = config.class_loss_weight if conditional else 0.0
+    mode_seeking = config.mode_seeking_weight
+    label_repeat = 2 if mode_seeking > 0 else 1
 
     def replica_step(real, real_labels, step, stop_flag):
         ctx = tf.distribute.get_replica_context()
@@ -95,12 +107,13 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
         seed = tf.stack([tf.constant(config.seed, tf.int64), step])
         z = tf.random.stateless_normal([global_batch, config.latent_dim], seed=seed + [0, NOISE_STREAM])[mine]
         fake_labels = tf.random.stateless_uniform(
-            [global_batch],
+            [global_batch // label_repeat],
             seed=seed + [0, FAKE_LABEL_STREAM],
             minval=0,
             maxval=max(plan.num_classes, 1),
             dtype=tf.int32,
-        )[mine]
+        )
+        fake_labels = tf.repeat(fake_labels, label_repeat)[mine]  # mode seeking: samples 2k, 2k+1 share a label
         p = state.diffaugment_p.read_value()
         real_draws = diffaugment.sample_parameters(global_batch, seed + [0, REAL_DIFFAUGMENT_STREAM])[mine]
         fake_draws = diffaugment.sample_parameters(global_batch, seed + [0, FAKE_DIFFAUGMENT_STREAM])[mine]
@@ -130,6 +143,8 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
             g_per_example = gan_loss.g(g_logits)
             if class_weight > 0:  # ... and G is rewarded when D's classifier recognises the conditioning label
                 g_per_example += class_weight * _class_loss(fake_labels, g_classes)
+            if mode_seeking > 0:
+                g_per_example += mode_seeking * _mode_seeking_loss(z, fake)
             g_loss = tf.nn.compute_average_loss(g_per_example, global_batch_size=global_batch)
             g_scaled = g_opt.scale_loss(g_loss)
         g_grads = ctx.all_reduce(SUM, g_tape.gradient(g_scaled, G.trainable_variables))
