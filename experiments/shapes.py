@@ -8,7 +8,7 @@ geometry only: colour, size, position, rotation, the two-colour gradient
 background, low-frequency blotches and thin distractor lines are random, so a
 generator must get corners and straight edges right for its samples to carry
 their label. Shapes are drawn at 4x and box-filtered down (anti-aliased).
-The .npz holds x (uint8 [N, R, R, 3]), y (int32 [N]) and names; the same seed
+The .npz holds x (uint8 [N, R, R, 3]), y (int32 [N]) and class_names; the same seed
 always gives the same bytes. `dcgan` reads it like any .npz, with splits
 (`shapes.npz:train`, `shapes.npz:test[:50%]`).
 """
@@ -97,7 +97,7 @@ def make(per_class: int = 400, seed: int = 0, resolution: int = 32) -> tuple[np.
 
 def write(path: str, per_class: int = 400, seed: int = 0, resolution: int = 32) -> str:
     x, y = make(per_class, seed, resolution)
-    np.savez_compressed(path, x=x, y=y, names=np.array(NAMES))
+    np.savez_compressed(path, x=x, y=y, class_names=np.array(NAMES))
     return path
 
 

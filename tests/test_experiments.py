@@ -15,6 +15,7 @@ def test_shapes_are_a_pure_function_of_the_seed_and_load_with_splits(tmp_path):
     path = shapes.write(str(tmp_path / "shapes.npz"), per_class=10, seed=0)
     train, test = data.load_source(f"{path}:train", 32), data.load_source(f"{path}:test", 32)
     assert (len(train.images), len(test.images), train.num_classes) == (42, 18, 6)
+    assert train.class_names == shapes.NAMES  # the names travel to plans, grids and shards
 
 
 def test_tables_compare_each_recipe_with_the_strongest_baseline():
