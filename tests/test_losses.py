@@ -1,4 +1,4 @@
-"""GAN losses and the R1 penalty on known values"""
+"""GAN losses, the R1 penalty and the optional terms (class cross-entropy, mode seeking) on known values"""
 
 import numpy as np
 import tensorflow as tf
@@ -23,3 +23,25 @@ def test_r1_penalty_is_squared_input_gradient():
     x = tf.random.normal([3, 4, 4, 1])
     penalty = losses.r1_penalty(lambda im: tf.reduce_sum(2.0 * im, axis=[1, 2, 3]), x)
     np.testing.assert_allclose(penalty.numpy(), [4.0 * 16] * 3, rtol=1e-6)
+
+
+def test_mode_seeking_penalises_pairs_that_look_alike_and_is_shared_by_the_pair():
+    rng = np.random.default_rng(0)
+    z = tf.constant(rng.normal(size=(4, 8)), tf.float32)
+    same = tf.constant(np.repeat(rng.uniform(-1, 1, size=(2, 4, 4, 1)), 2, axis=0), tf.float32)  # pairs identical
+    distinct = tf.constant(rng.uniform(-1, 1, size=(4, 4, 4, 1)), tf.float32)
+    alike, apart = losses.mode_seeking(z, same).numpy(), losses.mode_seeking(z, distinct).numpy()
+    assert alike.shape == apart.shape == (4,)
+    assert alike[0] == alike[1] and apart[2] == apart[3]  # one value per pair, on both of its samples
+    assert np.all(alike > 1000 * apart)  # collapsed pairs cost far more
+    # The term is a ratio: scaling the image gap by 2 halves it.
+    wider = losses.mode_seeking(z, 2.0 * distinct).numpy()
+    np.testing.assert_allclose(wider, apart / 2, rtol=1e-3)
+
+
+def test_class_cross_entropy_is_per_example_and_float32():
+    logits = tf.constant([[2.0, 0.0, 0.0], [0.0, 0.0, 5.0]], tf.bfloat16)
+    ce = losses.class_cross_entropy(tf.constant([0, 1]), logits).numpy()
+    expected = [-np.log(np.exp(2) / (np.exp(2) + 2)), -np.log(1 / (2 + np.exp(5)))]
+    assert ce.dtype == np.float32
+    np.testing.assert_allclose(ce, expected, rtol=1e-2)

@@ -4,6 +4,8 @@ Each loss is a pair of functions on float32 logits:
   d(real_logits, fake_logits) -> [B]   discriminator loss per example
   g(fake_logits)              -> [B]   generator loss per example
 The trainer takes a `GanLoss` as an argument, so a new loss is one entry here.
+The optional terms added to them per example live here too: R1 (D), the
+AC-GAN class cross-entropy (D and G) and mode seeking (G).
 
     python -c "import tensorflow as tf; from trainer.losses import get; print(get('hinge').d(tf.ones(2), tf.ones(2)))"
 """
@@ -65,3 +67,18 @@ def r1_penalty(real_logits_fn: Callable[[tf.Tensor], tf.Tensor], real_images: tf
         total = tf.reduce_sum(tf.cast(real_logits_fn(real_images), tf.float32))
     grads = tf.cast(tape.gradient(total, real_images), tf.float32)
     return tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
+
+
+def class_cross_entropy(labels: tf.Tensor, class_logits: tf.Tensor) -> tf.Tensor:
+    """Per-example cross-entropy of D's class head (AC-GAN; --class_loss_weight), float32; [B]."""
+    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=tf.cast(class_logits, tf.float32))
+
+
+def mode_seeking(z: tf.Tensor, images: tf.Tensor) -> tf.Tensor:
+    """MSGAN (Mao et al. 2019), per example: samples 2k and 2k+1 (same label, different z) should differ
+    in proportion to their z: 1 / (mean |x_2k - x_2k+1| / mean |z_2k - z_2k+1|), shared by the pair."""
+    images = tf.cast(images, tf.float32)
+    image_gap = tf.reduce_mean(tf.abs(images[0::2] - images[1::2]), axis=[1, 2, 3])
+    z_gap = tf.reduce_mean(tf.abs(z[0::2] - z[1::2]), axis=1)
+    per_pair = 1.0 / (image_gap / z_gap + 1e-5)
+    return tf.repeat(per_pair, 2)

@@ -42,21 +42,6 @@ def _all_finite(tensors) -> tf.Tensor:
     return tf.reduce_all([tf.reduce_all(tf.math.is_finite(t)) for t in tensors])
 
 
-def _class_loss(labels, class_logits):
-    """Per-example cross-entropy of D's class head (float32)."""
-    return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=tf.cast(class_logits, tf.float32))
-
-
-def _mode_seeking_loss(z, images):
-    """MSGAN (Mao et al. 2019), per example: samples 2k and 2k+1 (same label, different z) should differ
-    in proportion to their z: 1 / (mean |x_2k - x_2k+1| / mean |z_2k - z_2k+1|), shared by the pair."""
-    images = tf.cast(images, tf.float32)
-    image_gap = tf.reduce_mean(tf.abs(images[0::2] - images[1::2]), axis=[1, 2, 3])
-    z_gap = tf.reduce_mean(tf.abs(z[0::2] - z[1::2]), axis=1)
-    per_pair = 1.0 / (image_gap / z_gap + 1e-5)
-    return tf.repeat(per_pair, 2)
-
-
 def _hits(labels, class_logits):
     return tf.cast(tf.equal(tf.argmax(class_logits, axis=-1, output_type=labels.dtype), labels), tf.float32)
 
@@ -128,7 +113,7 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
                     fake_logits, _ = models.discriminate(D, fake_seen, fake_labels, conditional)
                     d_per_example = gan_loss.d(real_logits, fake_logits)
                     if class_weight > 0:  # AC-GAN: D learns the classes of real images only
-                        d_per_example += class_weight * _class_loss(real_labels, real_classes)
+                        d_per_example += class_weight * losses.class_cross_entropy(real_labels, real_classes)
                     r1 = tf.zeros_like(d_per_example)
                     if config.r1_gamma > 0:
                         r1 = losses.r1_penalty(lambda x: models.discriminate(D, x, real_labels, conditional)[0], real)
@@ -142,9 +127,9 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
             g_logits, g_classes = models.discriminate(D, fake_seen, fake_labels, conditional)
             g_per_example = gan_loss.g(g_logits)
             if class_weight > 0:  # ... and G is rewarded when D's classifier recognises the conditioning label
-                g_per_example += class_weight * _class_loss(fake_labels, g_classes)
+                g_per_example += class_weight * losses.class_cross_entropy(fake_labels, g_classes)
             if mode_seeking > 0:
-                g_per_example += mode_seeking * _mode_seeking_loss(z, fake)
+                g_per_example += mode_seeking * losses.mode_seeking(z, fake)
             g_loss = tf.nn.compute_average_loss(g_per_example, global_batch_size=global_batch)
             g_scaled = g_opt.scale_loss(g_loss)
         g_grads = ctx.all_reduce(SUM, g_tape.gradient(g_scaled, G.trainable_variables))
