@@ -170,6 +170,20 @@ class Experiment:
         return np.clip(np.round(x.numpy()), 0, 255).astype(np.uint8)
 
     # -- recipes
+    def teacher(self, dataset: str, fraction: int, policy_name: str, x: np.ndarray, y: np.ndarray, num_classes: int):
+        """The teacher ensemble of (dataset, fraction, policy): trained once, then loaded (variants share it)."""
+        from trainer import downstream
+
+        slug = "".join(ch if ch.isalnum() else "_" for ch in policy_name)
+        folder = os.path.join(self.work, "teachers", f"{dataset}-{fraction}-{slug}-{self.args.steps}")
+        paths = [os.path.join(folder, f"member-{k}.keras") for k in range(5)]
+        if all(os.path.isfile(p) for p in paths):
+            return downstream.Teacher.load(paths)
+        policy = self.policies(dataset)[policy_name]
+        teacher = downstream.train_teacher(x, y, num_classes, members=5, policy=policy, steps=self.args.steps)
+        teacher.save(folder)
+        return teacher
+
     def policies(self, dataset: str) -> dict:
         from trainer import downstream
 
@@ -223,14 +237,13 @@ class Experiment:
 
     def tune_share(self, dataset: str, tuned: dict) -> dict:
         """The share of synthetic images per batch (distilled recipe), on the validation split at 10%."""
-        from trainer import downstream
 
         base = self.base(dataset)
         x, y, c = self.load(f"{base}:train[:{TUNE_FRACTION}%]")
         val = self.load(f"{base}:{VALIDATION}")[:2]
         job = self.generator(dataset, TUNE_FRACTION)
         policy = self.policies(dataset)[tuned["baseline"]]
-        teacher = downstream.train_teacher(x, y, c, policy=policy, steps=self.args.steps)
+        teacher = self.teacher(dataset, TUNE_FRACTION, tuned["baseline"], x, y, c)
         sx, _ = self.synthetic(job, self.args.num_synthetic)
         soft = teacher.probabilities(sx)
         shares = {}
@@ -267,7 +280,7 @@ class Experiment:
         seeds = range(self.args.seeds)
         job = self.generator(dataset, fraction)
         started = time.time()
-        teacher = downstream.train_teacher(x, y, c, policy=policy, steps=self.args.steps)
+        teacher = self.teacher(dataset, fraction, tuned["baseline"], x, y, c)
         sx, sy = self.synthetic(job, self.args.num_synthetic)
         ax = self.augmented_copies(x, self.args.num_synthetic, downstream.classic_policy(2.0))
         share = tuned["synthetic_share"]
