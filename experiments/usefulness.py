@@ -50,14 +50,18 @@ VALIDATION = "train[80%:]"
 TUNE_FRACTION = 10
 RECIPES = ("real", "idg", "modern", "synthetic_hard", "synthetic_distilled", "augmented_distilled")
 BASELINES = ("real", "idg", "modern")
+# A generator variant's row: the ablation (augmented_distilled) does not depend on the generator.
+VARIANT_RECIPES = ("real", "idg", "modern", "synthetic_hard", "synthetic_distilled")
 
 
-def merge(old: dict, new: dict) -> dict:
-    """`new` over `old`, dictionaries merged key by key (runs side by side keep each other's entries)."""
-    out = dict(old)
-    for key, value in new.items():
-        out[key] = merge(old[key], value) if isinstance(value, dict) and isinstance(old.get(key), dict) else value
-    return out
+def merge_into(mine: dict, on_disk: dict) -> None:
+    """Adds `on_disk`'s entries to `mine` in place (on_disk wins where both hold a value), keeping the
+    identity of `mine`'s nested dicts: code holding one of them keeps writing into the results."""
+    for key, value in on_disk.items():
+        if isinstance(value, dict) and isinstance(mine.get(key), dict):
+            merge_into(mine[key], value)
+        else:
+            mine[key] = value
 
 
 def log(message: str) -> None:
@@ -85,7 +89,7 @@ class Experiment:
             if os.path.isfile(self.results_path):
                 with open(self.results_path) as f:
                     on_disk = json.load(f)
-            self.results = merge(self.results, on_disk)  # entries are written once: what is on disk stays
+            merge_into(self.results, on_disk)  # entries are written once: what is on disk stays
             with open(self.results_path + ".tmp", "w") as f:
                 json.dump(self.results, f, indent=1)
             os.replace(self.results_path + ".tmp", self.results_path)
@@ -266,7 +270,8 @@ class Experiment:
 
         key = self.key(dataset, fraction)
         done = self.results.setdefault("runs", {}).setdefault(key, {})
-        if all(r in done for r in RECIPES):
+        wanted = VARIANT_RECIPES if self.variant else RECIPES
+        if all(r in done for r in wanted):
             return
         if self.variant:  # the baselines do not depend on the generator: the same runs as the defaults' row
             defaults = self.results["runs"].get(f"{dataset} {fraction}%", {})
@@ -304,7 +309,7 @@ class Experiment:
         done["teacher_ensemble_test"] = float((teacher.probabilities(test[0]).argmax(1) == test[1]).mean())
         done["synthetic_teacher_agreement"] = float((teacher.probabilities(sx).argmax(1) == sy).mean())
         for name, recipe in recipes.items():
-            if name in done:
+            if name in done or name not in wanted:
                 continue
             runs = self.accuracy((x, y), test, c, seeds, **recipe)
             done[name] = {"mean": float(np.mean(runs)), "std": float(np.std(runs)), "runs": runs}
@@ -399,7 +404,7 @@ def variants_table(results: dict) -> str:
         ]
         for key in sorted(k for k in runs if " ".join(k.split()[:2]) == size):
             r, q = runs[key], quality.get(key, {})
-            if not all(x in r for x in RECIPES):
+            if not all(x in r for x in VARIANT_RECIPES):
                 continue
             strongest = max(r["idg"]["mean"], r["modern"]["mean"])
             best = max(r["synthetic_hard"]["mean"], r["synthetic_distilled"]["mean"])

@@ -35,3 +35,12 @@ def test_tables_compare_each_recipe_with_the_strongest_baseline():
     text = usefulness.tables(results)
     assert "168 real training images" in text and "randaugment 2/0.3" in text
     assert "0.5300 +- 0.0100 (+3.0 pts vs strongest baseline)" in text
+
+
+def test_results_merge_in_place_keeps_what_other_runs_wrote_and_what_this_run_holds():
+    mine = {"runs": {"shapes 10% a": {"real": 1}}, "wall_s": {"x": 1}}
+    done = mine["runs"]["shapes 10% a"]  # measure() keeps writing into this dict after each save
+    usefulness.merge_into(mine, {"runs": {"shapes 10% b": {"real": 2}}, "wall_s": {"x": 9, "y": 2}})
+    done["synthetic_hard"] = 3
+    assert mine["runs"] == {"shapes 10% a": {"real": 1, "synthetic_hard": 3}, "shapes 10% b": {"real": 2}}
+    assert mine["wall_s"] == {"x": 9, "y": 2}  # entries are written once: the one on disk stays
