@@ -390,7 +390,10 @@ def tables(results: dict) -> str:
 
 
 def variants_table(results: dict) -> str:
-    """One row per generator (defaults and each --variant) at each size where a variant ran."""
+    """One row per generator (defaults and each --variant) at each size where a variant ran.
+
+    Choose between them by the validation column (the distilled recipe at its tuned share, on
+    NAME:train[80%:]); the test columns are reported for every row, chosen or not."""
     runs, quality = results.get("runs", {}), results.get("quality", {})
     sizes = sorted({" ".join(k.split()[:2]) for k in runs if len(k.split()) == 3})
     lines = []
@@ -398,9 +401,9 @@ def variants_table(results: dict) -> str:
         lines += [
             f"### generator variants, {size}",
             "",
-            "| generator | GAN-test | memorization | FID | synthetic_hard | synthetic_distilled "
-            "| best vs strongest (pts) |",
-            "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+            "| generator | validation (share) | GAN-test | memorization | FID | teacher agrees | synthetic_hard "
+            "| synthetic_distilled | best vs strongest (pts) |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         ]
         for key in sorted(k for k in runs if " ".join(k.split()[:2]) == size):
             r, q = runs[key], quality.get(key, {})
@@ -409,8 +412,13 @@ def variants_table(results: dict) -> str:
             strongest = max(r["idg"]["mean"], r["modern"]["mean"])
             best = max(r["synthetic_hard"]["mean"], r["synthetic_distilled"]["mean"])
             name = key.split()[2] if len(key.split()) == 3 else "defaults"
-            cells = [f"{q[m]:.1%}" if m in q else "" for m in ("gan_test", "memorization")]
+            tuned = results.get(f"tuning {key.split()[0]}" + (f" {name}" if name != "defaults" else ""), {})
+            share = tuned.get("synthetic_share")
+            validation = tuned.get("synthetic_share_validation", {}).get(str(share))
+            cells = [f"{validation:.4f} ({share})" if validation is not None else ""]
+            cells += [f"{q[m]:.1%}" if m in q else "" for m in ("gan_test", "memorization")]
             cells.append(f"{q['fid']:.2f}" if "fid" in q else "")
+            cells.append(f"{r['synthetic_teacher_agreement']:.1%}" if "synthetic_teacher_agreement" in r else "")
             hard, distilled = r["synthetic_hard"], r["synthetic_distilled"]
             lines.append(
                 f"| {name} | {' | '.join(cells)} | {hard['mean']:.4f} +- {hard['std']:.4f}"

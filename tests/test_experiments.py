@@ -44,3 +44,20 @@ def test_results_merge_in_place_keeps_what_other_runs_wrote_and_what_this_run_ho
     done["synthetic_hard"] = 3
     assert mine["runs"] == {"shapes 10% a": {"real": 1, "synthetic_hard": 3}, "shapes 10% b": {"real": 2}}
     assert mine["wall_s"] == {"x": 9, "y": 2}  # entries are written once: the one on disk stays
+
+
+def test_variants_table_puts_each_generator_beside_the_defaults_with_its_validation_score():
+    run = {"mean": 0.3, "std": 0.01, "runs": [0.3]}
+    row = {r: dict(run) for r in usefulness.RECIPES} | {"synthetic_teacher_agreement": 0.5}
+    variant = {r: dict(run) for r in usefulness.VARIANT_RECIPES} | {"synthetic_teacher_agreement": 0.7}
+    variant["synthetic_hard"] = {"mean": 0.33, "std": 0.02, "runs": [0.33]}
+    results = {
+        "runs": {"shapes 10%": row, "shapes 10% ac1": variant},
+        "tuning shapes": {"synthetic_share": 0.25, "synthetic_share_validation": {"0.25": 0.36}},
+        "tuning shapes ac1": {"synthetic_share": 0.5, "synthetic_share_validation": {"0.5": 0.34}},
+        "quality": {"shapes 10% ac1": {"gan_test": 0.445, "memorization": 0.123, "fid": 7.6}},
+    }
+    lines = usefulness.variants_table(results).splitlines()
+    assert "| defaults | 0.3600 (0.25) |" in lines[4] and "| 50.0% |" in lines[4] and lines[4].endswith("| +0.0 |")
+    assert lines[5].startswith("| ac1 | 0.3400 (0.5) | 44.5% | 12.3% | 7.60 | 70.0% | 0.3300 +- 0.0200 |")
+    assert lines[5].endswith("| +3.0 |")
