@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -138,7 +139,7 @@ class Experiment:
                     f"--dataset={spec}",
                     f"--steps={self.args.gan_steps}",
                     "--progress=false",
-                    *self.args.gan_flags.split(),
+                    *shlex.split(self.args.gan_flags),
                 ],
                 check=True,
                 stdout=subprocess.DEVNULL,
@@ -213,31 +214,26 @@ class Experiment:
     def tune(self, dataset: str) -> dict:
         """Best baseline policies and synthetic share at 10%, on the validation split only.
 
-        A generator variant shares the baselines' tuning and tunes its own synthetic share."""
+        The baselines are tuned once per dataset; the share per generator (the defaults, each variant)."""
         key = f"tuning {dataset}"
-        if self.variant and key in self.results:
-            key = f"tuning {dataset} {self.variant}"
-            if key not in self.results:
-                self.results[key] = self.tune_share(dataset, self.results[f"tuning {dataset}"])
-                self.save()
-            return {**self.results[f"tuning {dataset}"], **self.results[key]}
-        if key in self.results:
-            return self.results[key]
-
-        base = self.base(dataset)
-        x, y, c = self.load(f"{base}:train[:{TUNE_FRACTION}%]")
-        val = self.load(f"{base}:{VALIDATION}")[:2]
-        scores = {}
-        for name, policy in self.policies(dataset).items():
-            scores[name] = float(np.mean(self.accuracy((x, y), val, c, range(2), policy=policy)))
-            log(f"tune {dataset}: {name} validation {scores[name]:.4f}")
-        idg = max((n for n in scores if n.startswith("idg")), key=scores.get)
-        modern = max((n for n in scores if not n.startswith("idg")), key=scores.get)
-        best = max((idg, modern), key=scores.get)
-        self.results[key] = {"validation": scores, "idg": idg, "modern": modern, "baseline": best}
-        self.results[key].update(self.tune_share(dataset, self.results[key]))
-        self.save()
-        return self.results[key]
+        if key not in self.results:
+            base = self.base(dataset)
+            x, y, c = self.load(f"{base}:train[:{TUNE_FRACTION}%]")
+            val = self.load(f"{base}:{VALIDATION}")[:2]
+            scores = {}
+            for name, policy in self.policies(dataset).items():
+                scores[name] = float(np.mean(self.accuracy((x, y), val, c, range(2), policy=policy)))
+                log(f"tune {dataset}: {name} validation {scores[name]:.4f}")
+            idg = max((n for n in scores if n.startswith("idg")), key=scores.get)
+            modern = max((n for n in scores if not n.startswith("idg")), key=scores.get)
+            best = max((idg, modern), key=scores.get)
+            self.results[key] = {"validation": scores, "idg": idg, "modern": modern, "baseline": best}
+            self.save()
+        share_key = f"{key} {self.variant}" if self.variant else key
+        if "synthetic_share" not in self.results.get(share_key, {}):
+            self.results.setdefault(share_key, {}).update(self.tune_share(dataset, self.results[key]))
+            self.save()
+        return {**self.results[key], **self.results[share_key]}
 
     def tune_share(self, dataset: str, tuned: dict) -> dict:
         """The share of synthetic images per batch (distilled recipe), on the validation split at 10%."""
