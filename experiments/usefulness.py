@@ -36,6 +36,7 @@ and WORK/usefulness-curve.png (accuracy vs number of real images).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shlex
@@ -180,7 +181,8 @@ class Experiment:
         from trainer import downstream
 
         slug = "".join(ch if ch.isalnum() else "_" for ch in policy_name)
-        folder = os.path.join(self.work, "teachers", f"{dataset}-{fraction}-{slug}-{self.args.steps}")
+        digest = hashlib.sha256(x.tobytes() + y.astype(np.int64).tobytes()).hexdigest()[:12]  # the data, not its name
+        folder = os.path.join(self.work, "teachers", f"{dataset}-{fraction}-{slug}-{self.args.steps}-{digest}")
         paths = [os.path.join(folder, f"member-{k}.keras") for k in range(5)]
         if all(os.path.isfile(p) for p in paths):
             return downstream.Teacher.load(paths)
@@ -283,27 +285,25 @@ class Experiment:
         started = time.time()
         teacher = self.teacher(dataset, fraction, tuned["baseline"], x, y, c)
         sx, sy = self.synthetic(job, self.args.num_synthetic)
-        ax = self.augmented_copies(x, self.args.num_synthetic, downstream.classic_policy(2.0))
+        soft = teacher.probabilities(sx)
         share = tuned["synthetic_share"]
         recipes = {
             "real": {},
             "idg": {"policy": policies[tuned["idg"]]},
             "modern": {"policy": policies[tuned["modern"]]},
             "synthetic_hard": {"policy": policy, "synthetic": (sx, sy), "synthetic_fraction": share},
-            "synthetic_distilled": {
-                "policy": policy,
-                "synthetic": (sx, teacher.probabilities(sx)),
-                "synthetic_fraction": share,
-            },
-            "augmented_distilled": {
+            "synthetic_distilled": {"policy": policy, "synthetic": (sx, soft), "synthetic_fraction": share},
+        }
+        if "augmented_distilled" in wanted and "augmented_distilled" not in done:
+            ax = self.augmented_copies(x, self.args.num_synthetic, downstream.classic_policy(2.0))
+            recipes["augmented_distilled"] = {
                 "policy": policy,
                 "synthetic": (ax, teacher.probabilities(ax)),
                 "synthetic_fraction": share,
-            },
-        }
+            }
         done["train_images"] = int(len(x))
         done["teacher_ensemble_test"] = float((teacher.probabilities(test[0]).argmax(1) == test[1]).mean())
-        done["synthetic_teacher_agreement"] = float((teacher.probabilities(sx).argmax(1) == sy).mean())
+        done["synthetic_teacher_agreement"] = float((soft.argmax(1) == sy).mean())
         for name, recipe in recipes.items():
             if name in done or name not in wanted:
                 continue

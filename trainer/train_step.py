@@ -81,7 +81,7 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
         plan.diffaugment,
         plan.num_classes > 0,
     )
-    class_weight = config.class_loss_weight if conditional else 0.0
+    class_weight = config.class_loss_weight  # the plan refuses it without classes
     mode_seeking = config.mode_seeking_weight
     label_repeat = 2 if mode_seeking > 0 else 1
 
