@@ -5,6 +5,7 @@
     python -m experiments.usefulness --work=runs/usefulness --fractions=10 --datasets=digits
     python -m experiments.usefulness --work=runs/usefulness --fractions=10 --variant=ac1 \
         --gan_flags='--class_loss_weight=1'
+    python -m experiments.usefulness --work=runs/usefulness --levers    # recipe levers, validation only
 
 For each dataset (the bundled `digits`, and `shapes`, an RGB dataset made from a
 seed by experiments/shapes.py) and each fraction of its training split:
@@ -29,6 +30,10 @@ seed by experiments/shapes.py) and each fraction of its training split:
                           augmented copies of the real images instead of synthetic images
 4. `dcgan evaluate` measures memorization and GAN-test of each generator.
 
+--levers compares ways of using the same generator's images (LEVERS: label
+kind, share, a stronger teacher, synthetic-first schedules) at 10% on the
+validation split only, 3 seeds each: a lever that wins there earns a test run.
+
 Writes WORK/results.json (every run's accuracy), WORK/usefulness.md (the tables)
 and WORK/usefulness-curve.png (accuracy vs number of real images).
 """
@@ -52,6 +57,27 @@ VALIDATION = "train[80%:]"
 TUNE_FRACTION = 10
 RECIPES = ("real", "idg", "modern", "synthetic_hard", "synthetic_distilled", "augmented_distilled")
 BASELINES = ("real", "idg", "modern")
+# Ways of using one generator's images, compared on the validation split (--levers). Keys of each:
+# labels (none: the baseline alone; "hard"; "teacher": soft labels), share (synthetic per batch; default:
+# the tuned share), teacher_steps (x --steps), synthetic_first (train_recipe's schedule).
+LEVERS = {
+    "baseline (tuned policy alone)": {},
+    "hard labels": {"labels": "hard"},
+    "hard labels, share 0.1": {"labels": "hard", "share": 0.1},
+    "hard labels, synthetic first 30%": {"labels": "hard", "synthetic_first": 0.3},
+    "soft labels": {"labels": "teacher"},
+    "soft labels, synthetic first 30%": {"labels": "teacher", "synthetic_first": 0.3},
+    "soft labels, teacher trained 3x longer": {"labels": "teacher", "teacher_steps": 3},
+    "soft labels, teacher 3x, share 0.1": {"labels": "teacher", "teacher_steps": 3, "share": 0.1},
+    "soft labels, teacher 3x, synthetic first 30%": {"labels": "teacher", "teacher_steps": 3, "synthetic_first": 0.3},
+    "soft labels, teacher 3x, synthetic first 30% then real only": {
+        "labels": "teacher",
+        "teacher_steps": 3,
+        "synthetic_first": 0.3,
+        "share": 0.0,
+    },
+}
+LEVER_SEEDS = 3
 # A generator variant's row: the ablation (augmented_distilled) does not depend on the generator.
 VARIANT_RECIPES = ("real", "idg", "modern", "synthetic_hard", "synthetic_distilled")
 
@@ -176,18 +202,21 @@ class Experiment:
         return np.clip(np.round(x.numpy()), 0, 255).astype(np.uint8)
 
     # -- recipes
-    def teacher(self, dataset: str, fraction: int, policy_name: str, x: np.ndarray, y: np.ndarray, num_classes: int):
-        """The teacher ensemble of (dataset, fraction, policy): trained once, then loaded (variants share it)."""
+    def teacher(
+        self, dataset: str, fraction: int, policy_name: str, x: np.ndarray, y: np.ndarray, num_classes: int, steps=None
+    ):
+        """The teacher ensemble of (dataset, fraction, policy, steps): trained once, then loaded (variants share it)."""
         from trainer import downstream
 
+        steps = steps or self.args.steps
         slug = "".join(ch if ch.isalnum() else "_" for ch in policy_name)
         digest = hashlib.sha256(x.tobytes() + y.astype(np.int64).tobytes()).hexdigest()[:12]  # the data, not its name
-        folder = os.path.join(self.work, "teachers", f"{dataset}-{fraction}-{slug}-{self.args.steps}-{digest}")
+        folder = os.path.join(self.work, "teachers", f"{dataset}-{fraction}-{slug}-{steps}-{digest}")
         paths = [os.path.join(folder, f"member-{k}.keras") for k in range(5)]
         if all(os.path.isfile(p) for p in paths):
             return downstream.Teacher.load(paths)
         policy = self.policies(dataset)[policy_name]
-        teacher = downstream.train_teacher(x, y, num_classes, members=5, policy=policy, steps=self.args.steps)
+        teacher = downstream.train_teacher(x, y, num_classes, members=5, policy=policy, steps=steps)
         teacher.save(folder)
         return teacher
 
@@ -314,6 +343,37 @@ class Experiment:
         self.results.setdefault("wall_s", {})[f"recipes {key}"] = round(time.time() - started)
         self.save()
 
+    def levers(self, dataset: str) -> None:
+        """Each of LEVERS with the defaults' generator at 10%, on the validation split (LEVER_SEEDS seeds)."""
+        tuned = self.tune(dataset)
+        done = self.results.setdefault(f"levers {self.key(dataset, TUNE_FRACTION)}", {})
+        base = self.base(dataset)
+        x, y, c = self.load(f"{base}:train[:{TUNE_FRACTION}%]")
+        val = self.load(f"{base}:{VALIDATION}")[:2]
+        policy = self.policies(dataset)[tuned["baseline"]]
+        sx, sy = self.synthetic(self.generator(dataset, TUNE_FRACTION), self.args.num_synthetic)
+        soft = {}
+        for name, lever in LEVERS.items():
+            if name in done:
+                continue
+            recipe = {"policy": policy}
+            if lever.get("labels") == "hard":
+                recipe["synthetic"] = (sx, sy)
+            elif lever.get("labels") == "teacher":
+                steps = self.args.steps * lever.get("teacher_steps", 1)
+                if steps not in soft:
+                    teacher = self.teacher(dataset, TUNE_FRACTION, tuned["baseline"], x, y, c, steps=steps)
+                    soft[steps] = teacher.probabilities(sx)
+                    done[f"teacher {steps} steps"] = float((teacher.probabilities(val[0]).argmax(1) == val[1]).mean())
+                recipe["synthetic"] = (sx, soft[steps])
+            if "synthetic" in recipe:
+                recipe["synthetic_fraction"] = lever.get("share", tuned["synthetic_share"])
+                recipe["synthetic_first"] = lever.get("synthetic_first", 0.0)
+            runs = self.accuracy((x, y), val, c, range(LEVER_SEEDS), **recipe)
+            done[name] = {"mean": float(np.mean(runs)), "std": float(np.std(runs)), "runs": runs}
+            log(f"levers {dataset}: {name} validation {np.mean(runs):.4f} +- {np.std(runs):.4f}")
+            self.save()
+
     def quality(self, dataset: str, fraction: int) -> None:
         """Memorization and GAN-test of a generator, by `dcgan evaluate`."""
         key = self.key(dataset, fraction)
@@ -424,6 +484,34 @@ def variants_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def levers_table(results: dict) -> str:
+    """LEVERS side by side per dataset: validation accuracy and the difference to the baseline alone."""
+    datasets = [k.removeprefix("levers ") for k in results if k.startswith("levers ")]
+    if not datasets:
+        return ""
+    lines = [f"### ways of using the synthetic images (validation split, {LEVER_SEEDS} seeds)", ""]
+    lines.append("| lever | " + " | ".join(datasets) + " |")
+    lines.append("| --- |" + " ---: |" * len(datasets))
+    for name in LEVERS:
+        cells = []
+        for dataset in datasets:
+            measured = results[f"levers {dataset}"]
+            r, base = measured.get(name), measured.get(next(iter(LEVERS)))
+            if r is None:
+                cells.append("")
+                continue
+            delta = f" ({100 * (r['mean'] - base['mean']):+.1f})" if base and r is not base else ""
+            cells.append(f"{r['mean']:.4f} +- {r['std']:.4f}{delta}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    teachers = [
+        f"{dataset}: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in results[f"levers {dataset}"].items() if k.startswith("teacher"))
+        for dataset in datasets
+    ]
+    lines += ["", "teacher ensembles on validation: " + "; ".join(teachers), ""]
+    return "\n".join(lines)
+
+
 def curve(results: dict, path: str) -> None:
     import matplotlib
 
@@ -467,10 +555,16 @@ def main() -> None:
     )
     parser.add_argument("--variant", default="", help="a name for --gan_flags (job dirs and result rows carry it)")
     parser.add_argument("--skip_quality", action="store_true", help="no `dcgan evaluate` of the generators")
+    parser.add_argument(
+        "--levers", action="store_true", help="only the recipe levers (LEVERS), at 10%%, on the validation split"
+    )
     args = parser.parse_args()
     experiment = Experiment(args)
     started = time.time()
     for dataset in args.datasets.split(","):
+        if args.levers:
+            experiment.levers(dataset)
+            continue
         for fraction in [int(f) for f in args.fractions.split(",")]:
             experiment.measure(dataset, fraction)
             if not args.skip_quality:
@@ -480,7 +574,11 @@ def main() -> None:
     )
     experiment.save()
     with open(os.path.join(experiment.work, "usefulness.md"), "w") as f:
-        f.write(tables(experiment.results) + "\n" + variants_table(experiment.results))
+        f.write(
+            "\n".join(
+                [tables(experiment.results), variants_table(experiment.results), levers_table(experiment.results)]
+            )
+        )
     curve(experiment.results, os.path.join(experiment.work, "usefulness-curve.png"))
     print(tables(experiment.results))
 

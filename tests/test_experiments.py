@@ -61,3 +61,38 @@ def test_variants_table_puts_each_generator_beside_the_defaults_with_its_validat
     assert "| defaults | 0.3600 (0.25) |" in lines[4] and "| 50.0% |" in lines[4] and lines[4].endswith("| +0.0 |")
     assert lines[5].startswith("| ac1 | 0.3400 (0.5) | 44.5% | 12.3% | 7.60 | 70.0% | 0.3300 +- 0.0200 |")
     assert lines[5].endswith("| +3.0 |")
+
+
+def test_levers_run_each_way_of_using_the_images_on_the_validation_split(smoke_job, tmp_path, monkeypatch):
+    import json
+    import os
+    import types
+
+    work = tmp_path / "work"
+    work.mkdir()
+    os.symlink(smoke_job, work / "digits-10")  # the generator at 10%: any finished job dir
+    tuned = {"idg": "idg x0.5", "modern": "crop/flip/colour", "baseline": "idg x0.5", "synthetic_share": 0.25}
+    (work / "results.json").write_text(json.dumps({"tuning digits": tuned}))  # tuning is not under test here
+    levers = {
+        "baseline (tuned policy alone)": {},
+        "hard labels": {"labels": "hard"},
+        "soft labels, teacher 3x, synthetic first 30% then real only": {
+            "labels": "teacher",
+            "teacher_steps": 3,
+            "synthetic_first": 0.3,
+            "share": 0.0,
+        },
+    }
+    monkeypatch.setattr(usefulness, "LEVERS", levers)
+    args = types.SimpleNamespace(work=str(work), variant="", gan_flags="", gan_steps=1, steps=20, num_synthetic=64)
+    usefulness.Experiment(args).levers("digits")
+    written = json.loads((work / "results.json").read_text())["levers digits 10%"]
+    assert set(levers) | {"teacher 60 steps"} == set(written)
+    assert all(len(written[name]["runs"]) == usefulness.LEVER_SEEDS for name in levers)
+    assert [p.startswith("digits-10-idg_x0_5-60-") for p in os.listdir(work / "teachers")] == [True]
+    lines = usefulness.levers_table(json.loads((work / "results.json").read_text())).splitlines()
+    assert lines[2] == "| lever | digits 10% |"
+    assert lines[4].startswith("| baseline (tuned policy alone) | 0.") and "(+" not in lines[4] and "(-" not in lines[4]
+    assert lines[6].startswith("| soft labels, teacher 3x, synthetic first 30% then real only | 0.")
+    assert lines[6].endswith(") |")  # its difference to the baseline, in points
+    assert lines[-1].startswith("teacher ensembles on validation: digits 10%: teacher 60 steps 0.")

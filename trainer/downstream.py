@@ -188,9 +188,11 @@ def train_recipe(
     synthetic: Optional[tuple[np.ndarray, np.ndarray]] = None,
     synthetic_fraction: float = 0.5,
     augment_synthetic: bool = False,
+    synthetic_first: float = 0.0,
 ) -> keras.Model:
     """One downstream classifier: real images (hard labels, `policy`) plus optional synthetic images whose
-    targets are labels [N] or a teacher's probabilities [N, C], filling `synthetic_fraction` of each batch."""
+    targets are labels [N] or a teacher's probabilities [N, C], filling `synthetic_fraction` of each batch
+    (after the first `synthetic_first` share of the steps, which draw synthetic images only)."""
     return metrics.train_classifier(
         real[0],
         real[1],
@@ -201,4 +203,5 @@ def train_recipe(
         synthetic=synthetic,
         synthetic_fraction=synthetic_fraction,
         augment_synthetic=augment_synthetic,
+        synthetic_first=synthetic_first,
     )

@@ -176,6 +176,7 @@ def train_classifier(
     synthetic: Optional[tuple[np.ndarray, np.ndarray]] = None,
     synthetic_fraction: float = 0.5,
     augment_synthetic: bool = False,
+    synthetic_first: float = 0.0,
 ) -> keras.Model:
     """Trains `build_classifier` for a fixed number of steps (the same budget for every recipe).
 
@@ -185,7 +186,9 @@ def train_classifier(
     `synthetic_fraction` of each batch; targets are class indices [N] or class
     probabilities [N, C] (a teacher's soft labels: the loss is then the
     cross-entropy to them, i.e. knowledge distillation on the synthetic images);
-    `augment_synthetic` augments them too. Deterministic for a seed.
+    `augment_synthetic` augments them too. `synthetic_first` (0..1) is a schedule: that share of the
+    steps comes first and draws whole batches of synthetic images (pre-training on them); the steps after
+    it mix as above (`synthetic_fraction=0`: real images only, i.e. fine-tuning on real). Deterministic for a seed.
     """
     model = build_classifier(images.shape[1], images.shape[3], num_classes, seed)
     optimizer = keras.optimizers.Adam(1e-3)
@@ -198,10 +201,13 @@ def train_classifier(
             tf.constant(targets, tf.float32) if targets.ndim == 2 else tf.one_hot(targets.astype(np.int32), num_classes)
         )
     real_per_batch = batch_size if synthetic is None else batch_size - int(round(batch_size * synthetic_fraction))
-    augment_mask = tf.constant([True] * real_per_batch + [augment_synthetic] * (batch_size - real_per_batch))
+    first_steps = int(round(steps * synthetic_first)) if synthetic is not None else 0
+
+    # which rows of a batch get `augmentation`: the real ones, the synthetic ones if asked; per real count
+    masks = {n: tf.constant([True] * n + [augment_synthetic] * (batch_size - n)) for n in (0, real_per_batch)}
 
     @tf.function(reduce_retracing=True)
-    def step(real_index, synth_index, first):
+    def step(real_index, synth_index, first, augment_mask):
         x, y = tf.gather(real_x, real_index), tf.gather(real_y, real_index)
         if synthetic is not None:
             x = tf.concat([x, tf.gather(synth_x, synth_index)], 0)
@@ -222,9 +228,10 @@ def train_classifier(
 
     num_synthetic = len(synthetic[0]) if synthetic is not None else 1
     for i in range(steps):
-        real_index = rng.integers(0, len(images), real_per_batch)
-        synth_index = rng.integers(0, num_synthetic, batch_size - real_per_batch)
-        step(tf.constant(real_index), tf.constant(synth_index), tf.constant(i * batch_size, tf.int64))
+        real = 0 if i < first_steps else real_per_batch
+        real_index = rng.integers(0, len(images), real)
+        synth_index = rng.integers(0, num_synthetic, batch_size - real)
+        step(tf.constant(real_index), tf.constant(synth_index), tf.constant(i * batch_size, tf.int64), masks[real])
     return model
 
 
