@@ -48,12 +48,23 @@ def classic_policy(strength: float = 1.0) -> AugmentParams:
 
 
 def randaugment_policy(num_ops: int = 2, factor: float = 0.5, seed: int = 0) -> Callable:
-    """Keras 3's RandAugment on 0..255 images (`num_ops` operations of magnitude `factor` per image)."""
-    layer = keras.layers.RandAugment(value_range=(0, 255), num_ops=num_ops, factor=factor, seed=seed)
+    """Keras 3's RandAugment on 0..255 images (`num_ops` operations of magnitude `factor` per batch).
+
+    The layer draws from its own seed state, not from the per-image seeds; `apply.reset(run_seed)`
+    restarts that state, so a classifier's run depends on its own seed only, not on what ran before
+    it in the process (`metrics.train_classifier` calls it)."""
+    current = {}
+
+    def reset(run_seed: int = 0) -> None:
+        current["layer"] = keras.layers.RandAugment(
+            value_range=(0, 255), num_ops=num_ops, factor=factor, seed=seed * 1_000_003 + run_seed
+        )
 
     def apply(images, seeds):
-        return layer(images, training=True)
+        return current["layer"](images, training=True)
 
+    reset()
+    apply.reset = reset
     apply.description = f"RandAugment(num_ops={num_ops}, factor={factor})"
     return apply
 

@@ -192,6 +192,8 @@ def train_classifier(
     """
     model = build_classifier(images.shape[1], images.shape[3], num_classes, seed)
     optimizer = keras.optimizers.Adam(1e-3)
+    if hasattr(augmentation, "reset"):  # a policy with its own random state (RandAugment): restart it per run
+        augmentation.reset(seed)
     rng = np.random.default_rng(seed)
     real_x, real_y = tf.constant(images), tf.one_hot(labels.astype(np.int32), num_classes)
     if synthetic is not None:
