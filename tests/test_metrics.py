@@ -77,6 +77,8 @@ def test_synthetic_first_pretrains_on_synthetic_then_trains_on_real():
     assert real_labels > 0.3 and synthetic_labels < 0.15  # the last 70% of the steps saw real images only
     real_labels, synthetic_labels = agreement(synthetic_fraction=0.5)
     assert 0.1 < real_labels < 0.4 and 0.1 < synthetic_labels < 0.4  # no schedule: both in every batch
+    with pytest.raises(ValueError, match="each in"):
+        agreement(synthetic_fraction=0.0, synthetic_first=1.5)
 
 
 def test_a_randaugment_run_depends_on_its_seed_not_on_what_ran_before_it():

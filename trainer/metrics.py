@@ -190,6 +190,10 @@ def train_classifier(
     steps comes first and draws whole batches of synthetic images (pre-training on them); the steps after
     it mix as above (`synthetic_fraction=0`: real images only, i.e. fine-tuning on real). Deterministic for a seed.
     """
+    if not (0.0 <= synthetic_fraction <= 1.0 and 0.0 <= synthetic_first <= 1.0):
+        raise ValueError(
+            f"synthetic_fraction={synthetic_fraction} and synthetic_first={synthetic_first}: each in [0, 1]"
+        )
     model = build_classifier(images.shape[1], images.shape[3], num_classes, seed)
     optimizer = keras.optimizers.Adam(1e-3)
     if hasattr(augmentation, "reset"):  # a policy with its own random state (RandAugment): restart it per run
