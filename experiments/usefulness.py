@@ -485,17 +485,18 @@ def variants_table(results: dict) -> str:
 
 
 def levers_table(results: dict) -> str:
-    """LEVERS side by side per dataset: validation accuracy and the difference to the baseline alone."""
-    datasets = [k.removeprefix("levers ") for k in results if k.startswith("levers ")]
-    if not datasets:
+    """LEVERS side by side, a column per levers run ("NAME 10%", plus the variant if any): validation
+    accuracy and the difference to the baseline alone."""
+    columns = [k.removeprefix("levers ") for k in results if k.startswith("levers ")]
+    if not columns:
         return ""
     lines = [f"### ways of using the synthetic images (validation split, {LEVER_SEEDS} seeds)", ""]
-    lines.append("| lever | " + " | ".join(datasets) + " |")
-    lines.append("| --- |" + " ---: |" * len(datasets))
+    lines.append("| lever | " + " | ".join(columns) + " |")
+    lines.append("| --- |" + " ---: |" * len(columns))
     for name in LEVERS:
         cells = []
-        for dataset in datasets:
-            measured = results[f"levers {dataset}"]
+        for column in columns:
+            measured = results[f"levers {column}"]
             r, base = measured.get(name), measured.get(next(iter(LEVERS)))
             if r is None:
                 cells.append("")
@@ -504,9 +505,9 @@ def levers_table(results: dict) -> str:
             cells.append(f"{r['mean']:.4f} +- {r['std']:.4f}{delta}")
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     teachers = [
-        f"{dataset}: "
-        + ", ".join(f"{k} {v:.4f}" for k, v in results[f"levers {dataset}"].items() if k.startswith("teacher"))
-        for dataset in datasets
+        f"{column}: "
+        + ", ".join(f"{k} {v:.4f}" for k, v in results[f"levers {column}"].items() if k.startswith("teacher"))
+        for column in columns
     ]
     lines += ["", "teacher ensembles on validation: " + "; ".join(teachers), ""]
     return "\n".join(lines)
