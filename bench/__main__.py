@@ -9,7 +9,7 @@
     python -m bench checkpoint            # step time with checkpoints (local, emulated GCS) vs none
     python -m bench input                 # input pipeline images/s vs what the training step consumes
     python -m bench all                   # all of the above (~45 min on 2 cores), then `report`
-    python -m bench report [--check]      # README.md's performance table from bench/results/*.json
+    python -m bench report [--check]      # docs/performance.md's and bench/README.md's tables from bench/results/*.json
 
 Each benchmark prints a table and writes bench/results/NAME.json. Every number
 is a median over repeats after warm-up, variants measured round-robin so ratios

@@ -1,10 +1,10 @@
 """The performance tables, rendered from bench/results/*.json.
 
-    python -m bench report            # rewrite the tables between the markers of README.md and bench/README.md
+    python -m bench report            # rewrite the tables between the markers of docs/performance.md, bench/README.md
     python -m bench report --check    # exit 1 if either differs from the results (CI runs this as a test)
 
-README.md gets a short summary of what users can expect (no targets); bench/README.md
-every row, with the targets they are held to.
+docs/performance.md (linked from README.md) gets a short summary of what users can expect
+(no targets); bench/README.md every row, with the targets they are held to.
 
 `python -m bench all` runs every benchmark, then this.
 """
@@ -18,7 +18,8 @@ import sys
 
 from bench import common
 
-README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+README = os.path.join(ROOT, "docs", "performance.md")  # the users' summary (README.md links to it)
 BENCH_README = os.path.join(os.path.dirname(os.path.abspath(__file__)), "README.md")
 BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
@@ -217,7 +218,7 @@ def machine_line() -> str:
 
 
 def in_summary(row) -> bool:
-    """The rows README.md shows: training vs PyTorch, whole shard jobs vs plain scripts, checkpoint cost
+    """The rows docs/performance.md shows: training vs PyTorch, whole shard jobs vs plain scripts, checkpoint cost
     at a realistic interval. bench/README.md shows every row."""
     name, configuration = row[0], row[1]
     return (
@@ -237,7 +238,7 @@ def render(with_targets: bool) -> str:
             "| --- | --- | --- | --- | --- |",
         ]
         lines += [f"| {' | '.join(r)} |" for r in rows()]
-    else:  # the README's short summary: what users run, start to end
+    else:  # docs/performance.md's short summary: what users run, start to end
         lines = [BEGIN, machine_line(), "", "| benchmark | configuration | result |", "| --- | --- | --- |"]
         lines += [f"| {' | '.join(r[:3])} |" for r in rows() if in_summary(r)]
     lines.append(END)
@@ -260,7 +261,7 @@ def main(argv):
         new = updated(text, with_targets)
         if new == text:
             continue
-        stale.append(os.path.relpath(path, os.path.dirname(README)))
+        stale.append(os.path.relpath(path, ROOT))
         if "--check" not in argv:
             with open(path, "w") as f:
                 f.write(new)
@@ -271,7 +272,7 @@ def main(argv):
                 "run python -m bench report"
             )
             return 1
-        print("README.md and bench/README.md match bench/results")
+        print("docs/performance.md and bench/README.md match bench/results")
         return 0
     print(f"updated {', '.join(stale) or 'nothing (already current)'}")
     return 0
