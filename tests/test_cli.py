@@ -155,3 +155,26 @@ def test_version_and_package_metadata():
     requires = " ".join(meta.get_all("Requires-Dist"))
     for module in ("google-crc32c", "pillow", "tensorflow", "google-cloud-storage"):  # imported at run time
         assert module in requires, module
+
+
+def test_the_version_is_written_once_in_pyproject(monkeypatch):
+    """pyproject.toml holds the version; trainer.__version__ reads it from the installed metadata, or from
+    pyproject.toml in a source checkout that was never installed; the CHANGELOG names it."""
+    import re
+    from importlib import metadata
+
+    import trainer
+
+    with open(os.path.join(REPO, "pyproject.toml"), encoding="utf-8") as f:
+        written = re.search(r'^version = "([^"]+)"', f.read(), flags=re.M).group(1)
+    assert trainer.__version__ == written
+    with open(os.path.join(REPO, "trainer", "__init__.py"), encoding="utf-8") as f:
+        assert written not in f.read()  # no second copy to forget
+
+    def not_installed(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", not_installed)
+    assert trainer._version() == written
+    with open(os.path.join(REPO, "CHANGELOG.md"), encoding="utf-8") as f:
+        assert f"## {written}" in f.read()

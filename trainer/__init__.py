@@ -15,4 +15,25 @@ train on shard outputs, `trainer.data.load_source(...)` for the datasets
 `--dataset` accepts.
 """
 
-__version__ = "0.2.0"
+
+def _version() -> str:
+    """The package version, written once in pyproject.toml: from the installed distribution's metadata,
+    or, in a source checkout that was never installed, from pyproject.toml itself."""
+    import os
+    import re
+    from importlib import metadata
+
+    pyproject = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyproject.toml")
+    try:
+        return metadata.version("dcgan-factory")
+    except metadata.PackageNotFoundError:
+        pass
+    try:
+        with open(pyproject, encoding="utf-8") as f:
+            match = re.search(r'^version\s*=\s*"([^"]+)"', f.read(), flags=re.M)
+        return match.group(1) if match else "0+unknown"
+    except OSError:
+        return "0+unknown"
+
+
+__version__ = _version()
