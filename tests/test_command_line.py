@@ -111,3 +111,35 @@ def test_a_hostile_saved_config_is_one_clear_error(tmp_path, content, message):
         path.write_text(content)
     with pytest.raises(UserError, match=re.escape(message)):
         command_line.resolve("train", {"config": str(path)})
+
+
+@pytest.mark.parametrize(
+    "typed", ["1e5", "True", "none", "1,2", "010", "-3", "[1]", "{a}", "x'y\"z", "a b", "\\n", "é"]
+)
+@pytest.mark.parametrize("spelling", ["--job_dir=VALUE", "--job_dir VALUE"])
+def test_text_flags_get_the_token_as_typed(typed, spelling, capsys):
+    """fire reads values as Python literals (1e5 -> 100000.0, True -> a bool); a text flag is what was typed."""
+    from trainer import cli
+
+    tokens = [t.replace("VALUE", typed) for t in spelling.split(" ")]
+    assert cli.main(["train", *tokens, "--preset=smoke", "--steps=1e1", "--dry_run"]) == 0
+    shown = capsys.readouterr().out
+    assert f"job_dir            {typed!r}\n" in shown
+    assert "steps              10\n" in shown  # typed flags keep their coercion
+
+
+def test_text_flags_of_every_command_and_of_launched_jobs():
+    assert {"job_dir", "dataset", "diffaugment", "folder_labels", "config"} <= command_line.text_flags("train")
+    assert "labels" in command_line.text_flags("sample") and "steps" not in command_line.text_flags("train")
+    tokens = ["--target=vm", "--job=sample", "--output=1e5", "--gpus=2", "--labels", "1,2", "--spec_dir=True"]
+    assert command_line.as_typed("launch", tokens) == [
+        "--target='vm'",
+        "--job='sample'",
+        "--output='1e5'",
+        "--gpus=2",
+        "--labels",
+        "'1,2'",
+        "--spec_dir='True'",
+    ]
+    # A flag given without a value is not followed by its value: the next flag is left alone.
+    assert command_line.as_typed("train", ["--job_dir", "--steps=3"]) == ["--job_dir", "--steps=3"]

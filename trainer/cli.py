@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         environment.check()
         import fire
 
-        fire.Fire(commands, command=[command, *tokens], name="dcgan")
+        fire.Fire(commands, command=[command, *command_line.as_typed(command, tokens)], name="dcgan")
         return commands.exit_code
     except JobError as err:
         print(f"dcgan: error: {err}", file=sys.stderr)

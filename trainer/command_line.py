@@ -94,6 +94,48 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
     raise TypeError(f"unsupported annotation {annotation!r} for {name}")
 
 
+def _is_text(annotation: Any) -> bool:
+    """str, or Optional[str]."""
+    if typing.get_origin(annotation) is typing.Union:
+        return set(typing.get_args(annotation)) == {str, type(None)}
+    return annotation is str
+
+
+def text_flags(job: str, launched_job: str = "") -> set[str]:
+    """The flags of `job` whose value is text (a path, a name, a list spelled as text): their value is
+    the token as typed. `launch` passes the launched job's own flags through, so it has theirs too."""
+    classes = [CONFIG_CLASSES[job]]
+    if job == "launch" and launched_job in ("train", "sample"):
+        classes.append(CONFIG_CLASSES[launched_job])
+    names = {"config", "spec_dir"} if job == "launch" else {"config"}
+    for cls in classes:
+        names |= {name for name, hint in typing.get_type_hints(cls).items() if _is_text(hint)}
+    return names
+
+
+def as_typed(job: str, tokens: list[str]) -> list[str]:
+    """Command-line tokens for fire, with every text flag's value handed over as a Python string literal.
+
+    fire reads each value as a Python literal, so `--job_dir=1e5` would arrive as the float 100000.0,
+    `--job_dir=True` as a bool and `--labels=1,2` as a tuple; a text flag must get what was typed.
+    Other flags keep fire's parsing (their values are coerced to the field's type in `resolve`)."""
+    launched = next((t.partition("=")[2] for t in tokens if t.startswith("--job=")), "")
+    text = text_flags(job, launched)
+    out, pending = [], False
+    for token in tokens:
+        if token.startswith("--") and len(token) > 2:
+            name, eq, value = token[2:].partition("=")
+            is_text = name.replace("-", "_") in text
+            pending = is_text and not eq  # `--flag value`: the value is the next token
+            out.append(f"--{name}={value!r}" if is_text and eq else token)
+        elif pending:
+            out.append(repr(token))
+            pending = False
+        else:
+            out.append(token)
+    return out
+
+
 def resolve(job: str, flags: Mapping[str, Any]):
     """Builds and validates the config of `job` from CLI flags.
 
