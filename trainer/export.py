@@ -1,9 +1,12 @@
 """The exported generator: JOB_DIR/export/generator.keras + generator.json (names: trainer/jobdir.py).
 
 The .keras file is G_ema in float32, a plain Keras functional model made of
-built-in layers: `keras.models.load_model(path)` loads it with nothing but
-Keras installed. Call it as `g(z)` or, when conditional, `g([z, labels])`;
-it returns float32 images in [-1, 1].
+built-in layers only, for every generator option: `keras.models.load_model(path)`
+loads it with nothing but Keras installed, in a process that never imported
+this package (`builtin_layers_only` rewrites the one custom layer a generator can
+have, ConditionalBatchNorm, into BatchNormalization, two Embeddings, Multiply and
+Add; tests/test_export.py loads every option's export that way). Call it as
+`g(z)` or, when conditional, `g([z, labels])`; it returns float32 images in [-1, 1].
 
     python -c "from trainer import export; g, meta = export.load('runs/digits'); print(meta)"
 """
@@ -47,6 +50,7 @@ def save(
     finally:
         keras.mixed_precision.set_global_policy(policy)
     plain.set_weights([w.numpy() if hasattr(w, "numpy") else w for w in generator_ema.get_weights()])
+    plain = builtin_layers_only(plain)
     with tempfile.TemporaryDirectory() as scratch:
         local = os.path.join(scratch, jobdir.MODEL_FILE)
         plain.save(local)
@@ -68,6 +72,44 @@ def save(
         **(extra or {}),
     }
     store.put(f"{folder}/{jobdir.META_FILE}", (json.dumps(meta, indent=2) + "\n").encode())
+
+
+def builtin_layers_only(model: keras.Model) -> keras.Model:
+    """The same float32 generator with every ConditionalBatchNorm replaced by built-in layers, same weights.
+
+    BN(h) * gamma[y] + beta[y] becomes BatchNormalization(center=False, scale=False) on h, and two
+    Embedding(classes, channels) lookups of y reshaped to [B, 1, 1, C], joined by Multiply and Add:
+    the computation and the weights are the same, and loading needs no custom class."""
+    if not any(isinstance(layer, models.ConditionalBatchNorm) for layer in model.layers):
+        return model
+
+    def call(clone, *args, **kwargs):
+        if not isinstance(clone, models.ConditionalBatchNorm):
+            return clone(*args, **kwargs)
+        layer = model.get_layer(clone.name)  # the trained original (a clone starts unbuilt)
+        (h, label), channels = args[0], layer.gamma.shape[-1]
+        norm = keras.layers.BatchNormalization(
+            momentum=layer.momentum, epsilon=layer.epsilon, center=False, scale=False, name=f"{layer.name}_norm"
+        )
+        gamma, beta = (
+            keras.layers.Embedding(layer.num_classes, channels, name=f"{layer.name}_{part}")
+            for part in ("gamma", "beta")
+        )
+        normed = norm(h)
+        norm.set_weights(layer.norm.get_weights())
+        per_class = []
+        for table, source in ((gamma, layer.gamma), (beta, layer.beta)):
+            looked_up = keras.layers.Reshape((1, 1, channels), name=f"{table.name}_4d")(table(label))
+            table.set_weights([keras.ops.convert_to_numpy(source)])
+            per_class.append(looked_up)
+        scaled = keras.layers.Multiply(name=f"{layer.name}_scale")([normed, per_class[0]])
+        return keras.layers.Add(name=layer.name)([scaled, per_class[1]])
+
+    plain = keras.models.clone_model(model, call_function=call)
+    for layer in model.layers:  # clones start from fresh weights
+        if not isinstance(layer, models.ConditionalBatchNorm) and layer.weights:
+            plain.get_layer(layer.name).set_weights(layer.get_weights())
+    return plain
 
 
 def resolve_path(path: str) -> str:
