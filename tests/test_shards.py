@@ -54,3 +54,24 @@ def test_framed_records_read_back_with_tensorflow_and_the_checker(tmp_path):
         raise AssertionError("a corrupted record was counted")
     except shards.DamagedShard:
         pass
+
+
+def test_mix_takes_a_policy_function_as_augmentation(tmp_path):
+    """downstream's policies are plain functions (images, seeds) -> images with a .description; mix applies
+    them (and any such function) to the real images, and refuses what is not a policy in one line."""
+    import pytest
+    import tensorflow as tf
+    from test_hostile_shards import good_records, write_output
+
+    from trainer import downstream
+    from trainer.errors import UserError
+
+    out = tmp_path / "out"
+    write_output(out, [good_records(16)])
+    real = (np.full([8, 32, 32, 1], 100, np.uint8), np.arange(8) % 10)
+    for policy in (downstream.classic_policy(0.5), lambda images, seeds: tf.cast(images, tf.uint8) * 0 + 7):
+        x, y = next(iter(shards.mix(real, str(out), num_classes=10, synthetic_fraction=0.0, augmentation=policy)))
+        assert x.dtype == tf.float32 and x.shape == (64, 32, 32, 1) and y.shape == (64, 10)
+    assert float(tf.reduce_max(x)) == 7.0  # the last policy ran on every real image
+    with pytest.raises(UserError, match="must be a policy"):
+        shards.mix(real, str(out), num_classes=10, augmentation="classic")

@@ -28,6 +28,17 @@ or a photo far larger than any training resolution needs) counts as
 unreadable: it is refused from its header, before any decoding. File names
 need not be UTF-8.
 
+Shards (local, staged from gs:// or streamed) are input from outside too, and
+are read by Python before TensorFlow sees a byte (shards.LocalShards,
+shard_stream.ShardStream). A shard that is missing, not the size or sha256 its
+manifest entry records, or whose framing is broken (a record declaring more
+bytes than the file holds) always stops the job with one line naming it
+(exit 2): the output is not what was written. A record that cannot be read
+(not an Example, an image header over MAX_IMAGE_PIXELS, raw bytes not of the
+manifest's shape, a label outside its classes) follows `--on_corrupt`: skipped,
+counted and reported, or the job stops naming its shard and index. A pass
+over the shards that yields no readable record stops the job.
+
 Most of this module's length is each source checking its own hostile input, in one place.
 
     python -c "from trainer import data; s = data.load_source('digits', 32, 0); print(s.describe())"
@@ -37,6 +48,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import io
 import os
 import sys
 from typing import Optional
@@ -60,30 +72,39 @@ def declared_size(path: str) -> Optional[tuple[int, int]]:
     """(width, height) from a PNG, GIF, BMP or JPEG header, without decoding; None if not recognised."""
     try:
         with open(path, "rb") as f:
-            head = f.read(32)
-            if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
-                return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-            if head[:6] in (b"GIF87a", b"GIF89a"):
-                return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
-            if head[:2] == b"BM" and len(head) >= 26:
-                return abs(int.from_bytes(head[18:22], "little", signed=True)), abs(
-                    int.from_bytes(head[22:26], "little", signed=True)
-                )
-            if head[:2] == b"\xff\xd8":  # JPEG: walk the segments to the first start-of-frame
-                f.seek(2)
-                for _ in range(1000):
-                    marker = f.read(2)
-                    if len(marker) < 2 or marker[0] != 0xFF:
-                        return None
-                    if 0xC0 <= marker[1] <= 0xCF and marker[1] not in (0xC4, 0xC8, 0xCC):
-                        frame = f.read(7)
-                        return int.from_bytes(frame[5:7], "big"), int.from_bytes(frame[3:5], "big")
-                    length = int.from_bytes(f.read(2), "big")
-                    if length < 2:
-                        return None
-                    f.seek(length - 2, os.SEEK_CUR)
+            return _declared_size(f)
     except OSError:
         return None
+
+
+def declared_size_of(encoded: bytes) -> Optional[tuple[int, int]]:
+    """declared_size of encoded image bytes (a shard record's image/encoded)."""
+    return _declared_size(io.BytesIO(encoded))
+
+
+def _declared_size(f) -> Optional[tuple[int, int]]:
+    head = f.read(32)
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    if head[:2] == b"BM" and len(head) >= 26:
+        return abs(int.from_bytes(head[18:22], "little", signed=True)), abs(
+            int.from_bytes(head[22:26], "little", signed=True)
+        )
+    if head[:2] == b"\xff\xd8":  # JPEG: walk the segments to the first start-of-frame
+        f.seek(2)
+        for _ in range(1000):
+            marker = f.read(2)
+            if len(marker) < 2 or marker[0] != 0xFF:
+                return None
+            if 0xC0 <= marker[1] <= 0xCF and marker[1] not in (0xC4, 0xC8, 0xCC):
+                frame = f.read(7)
+                return int.from_bytes(frame[5:7], "big"), int.from_bytes(frame[3:5], "big")
+            length = int.from_bytes(f.read(2), "big")
+            if length < 2:
+                return None
+            f.seek(length - 2, os.SEEK_CUR)
     return None
 
 
@@ -101,7 +122,7 @@ class TrainingData:
     num_examples: Optional[int] = None
     skipped: tuple[str, ...] = ()  # unreadable files that were left out
     class_names: tuple[str, ...] = ()  # one per class when the dataset names them, else ()
-    stream: Optional[object] = None  # a shard_stream.ShardStream when gs:// shards are streamed
+    stream: Optional[object] = None  # shards' reader: a shards.LocalShards, or a shard_stream.ShardStream (gs://)
 
     @property
     def in_memory(self) -> bool:
@@ -259,10 +280,11 @@ def load_source(
 
         stream = shard_stream.open_output(dataset, stream_buffer_bytes)
         if stream is not None:
+            stream.check.on_corrupt = on_corrupt
             return _streamed_shards(stream, dataset, resolution, channels)
     local = storage.stage_dataset(dataset)
     if _looks_like_shards(local):
-        return _shards(local, dataset, resolution, channels)
+        return _shards(local, dataset, resolution, channels, on_corrupt)
     if os.path.isdir(local):
         return _folder(local, dataset, resolution, channels or 3, folder_labels, on_corrupt)
     if local.endswith(".npz"):
@@ -499,13 +521,13 @@ def _looks_like_shards(path: str) -> bool:
     return ".tfrecord" in os.path.basename(path) or any(c in path for c in "*?[")
 
 
-def _shards(local: str, name: str, resolution: int, channels: int) -> TrainingData:
+def _shards(local: str, name: str, resolution: int, channels: int, on_corrupt: str) -> TrainingData:
     from trainer import shards
 
-    files, manifest = shards.find_shard_files(local, require_manifest=False)
+    files, manifest, entries = shards.shard_entries(local, require_manifest=False)
     if not files:
         raise DataError(f"--dataset={name}: no TFRecord shards found")
-    stored_channels = shards.peek_channels(files[0])
+    stored_channels = shards.peek_channels(files[0])  # read by Python: its length checked against the file
     count = manifest["num_images"] if manifest else None
     if manifest and manifest.get("num_classes") is not None:
         num_classes = int(manifest["num_classes"])
@@ -524,6 +546,7 @@ def _shards(local: str, name: str, resolution: int, channels: int) -> TrainingDa
         shard_files=tuple(files),
         num_examples=count,
         class_names=class_names,
+        stream=shards.LocalShards(files, entries, manifest, shards.RecordCheck(manifest, on_corrupt)),
     )
 
 

@@ -79,22 +79,15 @@ def make_dataset(
 def _stream_shards(
     source: TrainingData, per_replica: int, seed: int, start_step: int, pipeline: int, pipelines: int
 ) -> tf.data.Dataset:
-    from trainer import shards
+    from trainer import shard_stream, shards
 
     by_file = len(source.shard_files) >= pipelines
-    if source.stream is not None:
-        from trainer import shard_stream
-
-        mine = list(range(len(source.shard_files)))[pipeline::pipelines] if by_file else None
-        records = shard_stream.records(source.stream, shuffle=True, seed=seed + start_step, shard_indices=mine).repeat()
-    else:
-        files = tf.data.Dataset.from_tensor_slices(list(source.shard_files))
-        if by_file:
-            files = files.shard(pipelines, pipeline)
-        files = files.shuffle(len(source.shard_files), seed=seed + start_step, reshuffle_each_iteration=True).repeat()
-        records = files.interleave(
-            tf.data.TFRecordDataset, cycle_length=4, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
+    # Local and streamed shards alike are read by Python (shards.LocalShards, shard_stream.ShardStream), every
+    # shard checked against the manifest and every record checked before TensorFlow parses it: a damaged one
+    # surfaces as an error naming it, never as records silently dropped (no ignore_errors: repeated over
+    # unreadable input, it spun forever).
+    mine = list(range(len(source.shard_files)))[pipeline::pipelines] if by_file else None
+    records = shard_stream.records(source.stream, shuffle=True, seed=seed + start_step, shard_indices=mine).repeat()
     if not by_file:
         records = records.shard(pipelines, pipeline)
 
@@ -104,6 +97,6 @@ def _stream_shards(
         image = tf.ensure_shape(image * 2.0 - 1.0, [source.resolution, source.resolution, source.channels])
         return image, tf.maximum(label, 0)
 
-    ds = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE).ignore_errors()
+    ds = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.shuffle(10_000, seed=seed + start_step).batch(per_replica, drop_remainder=True)
     return ds.prefetch(tf.data.AUTOTUNE)

@@ -337,7 +337,11 @@ def verify(output: str, progress: bool = True, every_secs: float = 5.0) -> dict:
     store = storage.open_store(output)
     if not store.exists(shards.MANIFEST):
         raise UserError(f"--output={output}: no {shards.MANIFEST}; the output is not complete")
-    manifest = json.loads(store.get_text(shards.MANIFEST))
+    manifest = shards.parse_manifest(store.get_text(shards.MANIFEST), f"{store.url}/{shards.MANIFEST}")
+    for entry in manifest["shards"]:
+        missing = [key for key in ("bytes", "sha256", "num_images") if key not in entry]
+        if missing:
+            raise UserError(f"{store.url}/{shards.MANIFEST}: shard {entry['name']!r} records no {', '.join(missing)}")
     published = store.stat_all()
     counter = Progress(
         f"verify {store.url}", len(manifest["shards"]), "shards", enabled=progress, every_secs=every_secs

@@ -24,8 +24,8 @@ from __future__ import annotations
 import concurrent.futures
 import hashlib
 import itertools
-import json
 import os
+import queue
 import shutil
 import struct
 import tempfile
@@ -40,6 +40,11 @@ from trainer.errors import JobError, UserError
 
 DEFAULT_BUFFER_BYTES = 512 << 20
 _failures: list[JobError] = []  # raised inside tf.data, which re-raises them as op errors
+STOP = threading.Event()  # set on a stop request (train.StopRequest, even while the main thread waits in TF)
+
+
+class InputStopped(JobError):
+    """The reader ended because a stop was requested (SIGTERM) while the trainer waited for input."""
 
 
 class ShardStream:
@@ -59,6 +64,9 @@ class ShardStream:
         self.buffer_bytes = max(1, int(buffer_bytes))
         self.threads = threads
         self.peak_buffered = 0  # the most bytes of downloaded, unread shards on disk at once
+        from trainer.shards import RecordCheck
+
+        self.check = RecordCheck(self.manifest)  # every record, before TensorFlow parses it
         self._lock = threading.Lock()
         self._buffered = 0
 
@@ -77,7 +85,7 @@ class ShardStream:
         store = storage.GcsStore(self.url, staging=scratch)
         pending: dict[int, concurrent.futures.Future] = {}
         submitted = 0
-        pool = concurrent.futures.ThreadPoolExecutor(self.threads)
+        pool = _DaemonPool(self.threads)
         try:
             for position, index in enumerate(order):
                 # Download ahead while the buffer has room (the shard read next is always allowed).
@@ -90,7 +98,7 @@ class ShardStream:
                         self.peak_buffered = max(self.peak_buffered, self._buffered)
                     pending[submitted] = pool.submit(self._download, store, order[submitted])
                     submitted += 1
-                path = pending.pop(position).result()
+                path = _wait(pending.pop(position))
                 try:
                     records = self._records(store, index, path)
                 finally:
@@ -100,7 +108,7 @@ class ShardStream:
         finally:
             # A reader that stops early (an error, `.take(n)`): queued downloads are dropped, running ones
             # finish, and only then is the buffer folder removed.
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown(wait=not STOP.is_set(), cancel_futures=True)  # a stop does not wait on the network
             shutil.rmtree(scratch, ignore_errors=True)
 
     def _download(self, store: storage.GcsStore, index: int) -> str:
@@ -122,9 +130,60 @@ class ShardStream:
                 "replaced after it was written); rerun `dcgan sample --verify` on the output"
             )
         try:
-            return split_records(blob)
+            records = split_records(blob)
         except ValueError as err:
             raise UserError(f"{self.url}/{entry['name']}: {err}") from None
+        return self.check.filter(records, f"{self.url}/{entry['name']}")
+
+
+class _DaemonPool:
+    """A download pool whose threads never hold the process open: ThreadPoolExecutor's threads are joined
+    at exit, so a download stuck on a stalled network (up to DCGAN_GCS_RETRY_DEADLINE) kept a stopped
+    trainer alive after its checkpoint was committed. ThreadPoolExecutor's submit and shutdown."""
+
+    def __init__(self, threads: int):
+        self._threads = max(1, threads)
+        self._jobs: queue.Queue = queue.Queue()
+        self._futures: list[concurrent.futures.Future] = []
+        for _ in range(self._threads):
+            threading.Thread(target=self._work, name="shard-download", daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            future, fn, args = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as err:  # noqa: BLE001 - handed to whoever waits on the future
+                    future.set_exception(err)
+
+    def submit(self, fn, *args) -> concurrent.futures.Future:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self._futures.append(future)
+        self._jobs.put((future, fn, args))
+        return future
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        if cancel_futures:
+            for future in self._futures:
+                future.cancel()  # those not started; running ones finish
+        for _ in range(self._threads):
+            self._jobs.put(None)
+        if wait:
+            concurrent.futures.wait(self._futures)
+
+
+def _wait(future: concurrent.futures.Future):
+    """A download's result, waited for in short slices so that a stop request ends the wait within a second."""
+    while True:
+        try:
+            return future.result(timeout=0.5)
+        except concurrent.futures.TimeoutError:
+            if STOP.is_set():
+                raise InputStopped("stopped while waiting for a shard download") from None
 
 
 def split_records(blob: bytes) -> list[bytes]:
@@ -163,17 +222,11 @@ def open_output(url: str, buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> Optional[
     store = storage.GcsStore(url)
     if not store.exists(shards.MANIFEST):
         return None
-    try:
-        manifest = json.loads(store.get_text(shards.MANIFEST))
-        entries = [
-            {"name": str(s["name"]), "bytes": int(s.get("bytes") or 0), "sha256": s.get("sha256")}
-            for s in manifest["shards"]
-        ]
-    except (ValueError, KeyError, TypeError) as err:
-        raise UserError(f"{url}/{shards.MANIFEST}: unreadable ({err})") from None
-    for entry in entries:
-        if "/" in entry["name"] or entry["name"] in ("", ".", ".."):
-            raise UserError(f"{url}/{shards.MANIFEST}: shard name {entry['name']!r} is not a file in the folder")
+    where = f"{url}/{shards.MANIFEST}"
+    manifest = shards.parse_manifest(store.get_text(shards.MANIFEST), where)  # names: files in the folder
+    entries = [
+        {"name": s["name"], "bytes": int(s.get("bytes") or 0), "sha256": s.get("sha256")} for s in manifest["shards"]
+    ]
     return ShardStream(url, entries, buffer_bytes, manifest=manifest)
 
 
@@ -189,9 +242,17 @@ def records(
     def generate():
         epoch = next(passes)
         order = np.random.default_rng([seed or 0, epoch]).permutation(indices).tolist() if shuffle else indices
+        kept = 0
         try:
-            for shard_records in stream.read(order):
-                yield np.array(shard_records, dtype=object)
+            for shard_records in interruptible(stream.read(order)):
+                kept += len(shard_records)
+                if shard_records:
+                    yield np.array(shard_records, dtype=object)
+            if not kept:  # a repeated pass that yields nothing would spin forever
+                skipped = stream.check.report().replace("warning: ", "")
+                raise UserError(
+                    f"{stream.url}: no readable record in its {len(order)} shards" + (skipped and f"; {skipped}")
+                )
         except JobError as err:  # tf.data re-raises it as an op error carrying its text; see failure_behind
             _failures.append(err)
             raise
@@ -199,7 +260,58 @@ def records(
     return tf.data.Dataset.from_generator(generate, output_signature=tf.TensorSpec([None], tf.string)).unbatch()
 
 
+def interruptible(items: Iterator) -> Iterator:
+    """The items of `items`, produced on a thread of their own and waited for in short slices: a reader stuck
+    in a read or a download cannot keep a stop request (STOP) waiting; InputStopped ends the wait instead."""
+    handoff: queue.Queue = queue.Queue(maxsize=2)
+    cancelled = threading.Event()
+    end = object()
+
+    def put(item) -> bool:
+        while not cancelled.is_set():
+            try:
+                handoff.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if not put((item, None)):
+                    break
+            else:
+                put((end, None))
+        except BaseException as err:  # noqa: BLE001 - handed to the consumer, which raises it
+            put((end, err))
+        finally:
+            if cancelled.is_set() and hasattr(items, "close"):
+                items.close()  # the reader's own clean-up (its download pool, its scratch folder)
+
+    threading.Thread(target=produce, name="shard-reader", daemon=True).start()
+    try:
+        while True:
+            try:
+                item, err = handoff.get(timeout=0.5)
+            except queue.Empty:
+                if STOP.is_set():
+                    raise InputStopped("stopped while waiting for input") from None
+                continue
+            if item is end:
+                if err is not None:
+                    raise err
+                return
+            yield item
+    finally:
+        cancelled.set()
+
+
 def failure_behind(error: BaseException) -> Optional[JobError]:
-    """The stream's own error (a damaged shard, storage down) behind an error tf.data raised after it:
-    the op error carrying it, or an end of input where a pipeline skips unreadable records."""
-    return _failures[-1] if _failures and isinstance(error, tf.errors.OpError) else None
+    """The reader's own error (a damaged shard or record, storage down, a stop request) behind the op error
+    tf.data raised for it: the last one recorded whose text the op error carries."""
+    if not isinstance(error, tf.errors.OpError):
+        return None
+    if not _failures:
+        return None
+    return next((f for f in reversed(_failures) if str(f) in str(error)), _failures[-1])

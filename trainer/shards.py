@@ -33,8 +33,12 @@ import glob
 import hashlib
 import json
 import os
+import re
+import stat
 import struct
-from typing import Optional
+import sys
+import threading
+from typing import Iterator, Optional
 
 import google_crc32c
 import tensorflow as tf
@@ -335,25 +339,41 @@ def count_records(path: str) -> int:
 
     Reads the framing directly (8-byte length, masked crc32c of it, data,
     masked crc32c of the data): ~50x faster than iterating a TFRecordDataset
-    from Python. Raises DamagedShard on a truncated or corrupted file.
+    from Python. Raises DamagedShard on a truncated or corrupted file, or a
+    record whose declared length runs past the end of the file (checked before
+    anything of that size is read).
     """
-    count = 0
     with open(path, "rb") as f:
-        while True:
-            header = f.read(12)
-            if not header:
-                return count
-            if len(header) < 12:
-                raise DamagedShard(f"{path}: truncated record header")
-            length, length_crc = struct.unpack("<QI", header)
-            if _masked_crc(header[:8]) != length_crc:
-                raise DamagedShard(f"{path}: bad length checksum at record {count}")
-            body = f.read(length + 4)
-            if len(body) < length + 4:
-                raise DamagedShard(f"{path}: truncated record {count}")
-            if _masked_crc(body[:length]) != struct.unpack("<I", body[length:])[0]:
-                raise DamagedShard(f"{path}: bad data checksum at record {count}")
-            count += 1
+        return sum(1 for _ in framed_records(f, path))
+
+
+def framed_records(f, where: str) -> Iterator[bytes]:
+    """The records of an open TFRecord file, each length checked against the file's size before its data is
+    read (a 16-byte file may declare a 1 TiB record) and every CRC checked; DamagedShard if any is wrong."""
+    size = os.fstat(f.fileno()).st_size
+    offset = count = 0
+    while True:
+        header = f.read(12)
+        if not header:
+            return
+        if len(header) < 12:
+            raise DamagedShard(f"{where}: truncated record header at record {count}")
+        length, length_crc = struct.unpack("<QI", header)
+        if _masked_crc(header[:8]) != length_crc:
+            raise DamagedShard(f"{where}: bad length checksum at record {count}")
+        if length > size - offset - 16:
+            raise DamagedShard(
+                f"{where}: record {count} declares {length} bytes, past the end of the file ({size} bytes): "
+                "cut short, or not a TFRecord file"
+            )
+        body = f.read(length + 4)
+        if len(body) < length + 4:
+            raise DamagedShard(f"{where}: truncated record {count}")
+        if _masked_crc(body[:length]) != struct.unpack("<I", body[length:])[0]:
+            raise DamagedShard(f"{where}: bad data checksum at record {count}")
+        yield body[:length]
+        offset += length + 16
+        count += 1
 
 
 def file_sha256(path: str) -> str:
@@ -364,32 +384,305 @@ def file_sha256(path: str) -> str:
     return digest.hexdigest()
 
 
+MAX_MANIFEST_BYTES = 64 << 20  # far above any real manifest (about 200 bytes a shard)
+
+
+def check_shard_name(name, where: str) -> str:
+    """A manifest's shard name, refused unless it is a plain file name in the output folder (the streaming
+    path's rule, applied on every path: no '/', '\\', NUL, '', '.' or '..')."""
+    if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in "/\\\0"):
+        raise UserError(f"{where}: shard name {str(name)[:200]!r} is not a file in the folder")
+    return name
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def parse_manifest(blob, where: str) -> dict:
+    """manifest.json's text (or bytes) -> its dict, every field a reader relies on checked (UserError if not):
+    a "shards" list of entries with a safe name, whole-number bytes and num_images, a 64-hex-digit sha256;
+    channels 1 or 3; whole-number num_images, num_classes and resolution."""
+    try:
+        manifest = json.loads(blob)
+    except (ValueError, UnicodeDecodeError, RecursionError) as err:
+        raise UserError(f"{where}: not JSON ({str(err)[:200]})") from None
+    if not isinstance(manifest, dict):
+        raise UserError(f"{where}: not a JSON object")
+    entries = manifest.get("shards")
+    if not isinstance(entries, list):
+        raise UserError(f'{where}: no "shards" list, so it is not a dcgan-factory shard manifest')
+    names = set()
+    for entry in entries:
+        if not isinstance(entry, dict) or "name" not in entry:
+            raise UserError(f"{where}: a shard entry without a name: {str(entry)[:100]!r}")
+        name = check_shard_name(entry["name"], where)
+        if name in names:
+            raise UserError(f"{where}: shard {name!r} is listed twice")
+        names.add(name)
+        for key in ("bytes", "num_images"):
+            if key in entry and not _is_count(entry[key]):
+                raise UserError(f"{where}: shard {name!r}: {key}={json.dumps(entry[key])[:40]} is not a whole number")
+        sha = entry.get("sha256")
+        if sha is not None and not (isinstance(sha, str) and re.fullmatch("[0-9a-f]{64}", sha)):
+            raise UserError(f"{where}: shard {name!r}: sha256={str(sha)[:80]!r} is not 64 hex digits")
+    if "channels" in manifest and manifest["channels"] not in (1, 3):
+        raise UserError(f"{where}: channels={json.dumps(manifest['channels'])[:40]} must be 1 or 3")
+    for key in ("num_images", "num_classes", "resolution"):
+        if key in manifest and manifest[key] is not None and not _is_count(manifest[key]):
+            raise UserError(f"{where}: {key}={json.dumps(manifest[key])[:40]} is not a whole number")
+    return manifest
+
+
 def read_manifest(folder: str) -> Optional[dict]:
+    """A local output's manifest.json, checked (parse_manifest); None if there is none."""
     path = os.path.join(folder, MANIFEST)
-    if not os.path.isfile(path):
+    if not os.path.lexists(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        if not os.path.isfile(path):
+            raise UserError(f"{path}: not a regular file")
+        with open(path, "rb") as f:
+            blob = f.read(MAX_MANIFEST_BYTES + 1)
+    except OSError as err:
+        raise UserError(f"{path}: unreadable ({err.strerror or err})") from None
+    if len(blob) > MAX_MANIFEST_BYTES:
+        raise UserError(f"{path}: over {MAX_MANIFEST_BYTES >> 20} MiB, not a shard manifest")
+    return parse_manifest(blob, path)
+
+
+def check_shard_file(path: str, entry: Optional[dict] = None) -> int:
+    """A shard file's size, after the checks that need no reading: it exists, is a regular file, and has the
+    size manifest.json records (`entry`); UserError naming it if not."""
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        missing = isinstance(err, FileNotFoundError) and entry is not None
+        raise UserError(
+            f"{path}: " + ("missing (listed in manifest.json)" if missing else f"unreadable ({err.strerror})")
+        ) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise UserError(f"{path}: not a regular file")
+    if entry is not None and "bytes" in entry and info.st_size != entry["bytes"]:
+        raise UserError(
+            f"{path}: {info.st_size} bytes, manifest.json says {entry['bytes']} (cut short or replaced after it "
+            "was written); rerun `dcgan sample --verify` on the output"
+        )
+    return info.st_size
 
 
 def find_shard_files(path: str, require_manifest: bool = True) -> tuple[list[str], Optional[dict]]:
-    """Shard paths of an output folder (from its manifest) or a glob; a gs:// folder is staged locally first."""
+    """Shard paths of an output folder (from its manifest) or a glob; a gs:// folder is staged locally first.
+
+    A shard folder is input from outside, whoever wrote it: the manifest is checked (parse_manifest: names
+    must be files in the folder), and every listed shard must exist with the size the manifest records."""
+    files, manifest, _ = shard_entries(path, require_manifest)
+    return files, manifest
+
+
+def shard_entries(path: str, require_manifest: bool = True) -> tuple[list[str], Optional[dict], list]:
+    """find_shard_files, plus each file's manifest entry (None without a manifest)."""
     if storage.is_remote(path):
         path = storage.stage_dataset(path)
     if os.path.isdir(path):
         manifest = read_manifest(path)
         if manifest is not None:
-            return [os.path.join(path, s["name"]) for s in manifest["shards"]], manifest
+            entries = manifest["shards"]
+            files = [os.path.join(path, e["name"]) for e in entries]
+            for file, entry in zip(files, entries):
+                check_shard_file(file, entry)
+            return files, manifest, list(entries)
         if require_manifest:
             raise UserError(
                 f"{path}: no {MANIFEST}, so the output is not complete (a sampler still running or "
                 "stopped); finish it by rerunning the same command, or read it with allow_uncommitted=True"
             )
-        return sorted(glob.glob(os.path.join(path, "*.tfrecord-*"))), None
-    files = sorted(glob.glob(path))
+        files = sorted(glob.glob(os.path.join(path, "*.tfrecord-*")))
+    else:
+        files = sorted(glob.glob(path))
+        if not files:
+            raise UserError(f"{path}: no such shard folder or files")
+    for file in files:
+        check_shard_file(file)
+    return files, None, [None] * len(files)
+
+
+_RECORD_FIELDS = [
+    (key, "bytes_list" if spec.dtype == tf.string else "int64_list", spec.default_value is None)
+    for key, spec in FEATURES.items()
+]
+
+
+class RecordCheck:
+    """What every record must satisfy before TensorFlow parses and decodes it (a shard is input from outside):
+    a tf.train.Example whose fields parse_example reads are there with one value each; a PNG/JPEG (or GIF/BMP)
+    header declaring at most data.MAX_IMAGE_PIXELS pixels (the image folders' limit against decompression
+    bombs), or raw bytes of exactly height x width x channels, of the manifest's shape when it has one; a
+    label among the manifest's classes.
+
+    A record that fails stops the read naming its shard and index (`on_corrupt="fail"`), or is left out,
+    counted and reported (`"skip"`: a warning line per shard, `report()` at the end). Thread-safe."""
+
+    def __init__(self, manifest: Optional[dict] = None, on_corrupt: str = "fail", probs: int = 0):
+        from trainer.data import MAX_IMAGE_PIXELS
+
+        manifest = manifest or {}
+        self.on_corrupt, self.max_pixels, self.probs = on_corrupt, MAX_IMAGE_PIXELS, probs
+        res, channels = manifest.get("resolution"), manifest.get("channels")
+        self.shape = (res, res, channels) if res and channels else None
+        self.num_classes = int(manifest.get("num_classes") or 0)
+        self.skipped: dict[str, set] = {}  # shard -> indices of the records left out
+        self._lock = threading.Lock()
+
+    def problem(self, record: bytes) -> Optional[str]:
+        """Why this record cannot be read, or None."""
+        from trainer.data import declared_size_of
+
+        try:
+            feature = tf.train.Example.FromString(record).features.feature
+        except Exception:  # noqa: BLE001 - protobuf's DecodeError, or anything a hostile blob provokes
+            return "not a tf.train.Example"
+        for key, kind, required in _RECORD_FIELDS:
+            if key not in feature:
+                if required:
+                    return f"no {key}"
+                continue
+            if feature[key].WhichOneof("kind") != kind or len(getattr(feature[key], kind).value) != 1:
+                return f"{key} is not one {kind[:-5]} value"
+        if self.probs:
+            probs = feature["image/class/probs"].float_list.value if "image/class/probs" in feature else ()
+            if len(probs) != self.probs:
+                return f"{len(probs)} class probabilities, not {self.probs}"
+        encoded = feature["image/encoded"].bytes_list.value[0]
+        image_format = feature["image/format"].bytes_list.value[0]
+        h, w, c = (feature[f"image/{k}"].int64_list.value[0] for k in ("height", "width", "channels"))
+        label = feature["image/class/label"].int64_list.value[0] if "image/class/label" in feature else NO_LABEL
+        if self.num_classes and not 0 <= label < self.num_classes:
+            return f"label {label} outside the manifest's {self.num_classes} classes"
+        if image_format == b"raw":
+            if h <= 0 or w <= 0 or c not in (1, 3, 4) or h * w > self.max_pixels:
+                return f"raw image {h}x{w}x{c} is not an image shape"
+            if self.shape and (h, w, c) != self.shape:
+                return f"raw image {h}x{w}x{c}, the manifest says {'x'.join(map(str, self.shape))}"
+            if len(encoded) != h * w * c:
+                return f"raw image of {len(encoded)} bytes, {h}x{w}x{c} needs {h * w * c}"
+            return None
+        if image_format not in (b"png", b"jpeg"):
+            return f"unknown image/format {image_format[:20]!r}"
+        size = declared_size_of(encoded)
+        if size is None:
+            return f"image/format {image_format.decode()} but no PNG, JPEG, GIF or BMP header"
+        if size[0] * size[1] > self.max_pixels or not size[0] or not size[1]:
+            return f"declares {size[0]}x{size[1]} pixels, not in 1..{self.max_pixels:,} (a decompression bomb?)"
+        return None
+
+    def filter(self, records: list[bytes], where: str, first: int = 0) -> list[bytes]:
+        """The records that pass; raises UserError at the first that does not, unless skipping."""
+        kept, bad, why = [], [], ""
+        for index, record in enumerate(records, first):
+            problem = self.problem(record)
+            if problem is None:
+                kept.append(record)
+                continue
+            if self.on_corrupt != "skip":
+                raise UserError(
+                    f"{where}: record {index}: {problem} (pass --on_corrupt=skip to leave such records out)"
+                )
+            bad.append(index)
+            why = why or problem
+        if bad:
+            with self._lock:
+                new = where not in self.skipped
+                self.skipped.setdefault(where, set()).update(bad)
+            if new:
+                print(f"warning: {where}: skipping unreadable records (--on_corrupt=skip), e.g. {why}", file=sys.stderr)
+        return kept
+
+    def report(self) -> str:
+        """One line: how many records were left out, where; '' if none."""
+        with self._lock:
+            skipped = {where: len(indices) for where, indices in self.skipped.items()}
+        if not skipped:
+            return ""
+        shown = ", ".join(f"{os.path.basename(w)} ({n})" for w, n in list(skipped.items())[:5])
+        return (
+            f"warning: skipped {sum(skipped.values())} unreadable records in {len(skipped)} shards "
+            f"(--on_corrupt=skip): {shown}" + (" ..." if len(skipped) > 5 else "")
+        )
+
+
+class LocalShards:
+    """The shard files of a local (or copy-staged) output, checked by Python before TensorFlow sees a byte:
+    each file's size and sha256 against its manifest entry (the sha256 once per file while it is unchanged),
+    its framing (record lengths against the file size, every CRC), its record count, then every record
+    (RecordCheck). Read as a dataset through `shard_stream.records(...)`, like a streamed output."""
+
+    def __init__(self, files: list[str], entries: list, manifest: Optional[dict], check: RecordCheck, chunk=1024):
+        self.files, self.entries, self.manifest, self.check, self.chunk = list(files), entries, manifest, check, chunk
+        self.url = os.path.dirname(self.files[0]) if self.files else ""
+        self._verified: set = set()
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    @property
+    def urls(self) -> list[str]:
+        return self.files
+
+    def read(self, order) -> Iterator[list[bytes]]:
+        """The checked records of each shard in `order`, in lists of up to `chunk`."""
+        for index in order:
+            yield from self._read(index)
+
+    def _read(self, index: int) -> Iterator[list[bytes]]:
+        path, entry = self.files[index], self.entries[index]
+        size = check_shard_file(path, entry)
+        count = 0
+        try:
+            key = (index, size, os.stat(path).st_mtime_ns)
+            if entry and entry.get("sha256") and key not in self._verified:
+                if file_sha256(path) != entry["sha256"]:
+                    raise UserError(
+                        f"{path}: its sha256 differs from manifest.json (damaged or replaced after it was "
+                        "written); rerun `dcgan sample --verify` on the output"
+                    )
+                self._verified.add(key)
+            with open(path, "rb") as f:
+                chunk = []
+                for record in framed_records(f, path):
+                    chunk.append(record)
+                    if len(chunk) == self.chunk:
+                        yield self.check.filter(chunk, path, count)
+                        count, chunk = count + len(chunk), []
+                if chunk:
+                    yield self.check.filter(chunk, path, count)
+                    count += len(chunk)
+        except DamagedShard as err:
+            raise UserError(f"{err}; rerun `dcgan sample --verify` on the output") from None
+        except OSError as err:
+            raise UserError(f"{path}: unreadable ({err.strerror or err})") from None
+        if entry and "num_images" in entry and count != entry["num_images"]:
+            raise UserError(f"{path}: {count} records, manifest.json says {entry['num_images']}")
+
+
+def local_shards(path: str, on_corrupt: str = "fail", require_manifest: bool = True, probs: int = 0) -> LocalShards:
+    """A LocalShards over a local output folder, glob or copy-staged gs:// output (UserError if unusable)."""
+    files, manifest, entries = shard_entries(path, require_manifest)
     if not files:
-        raise UserError(f"{path}: no such shard folder or files")
-    return files, None
+        raise UserError(f"{path}: no shards")
+    return LocalShards(files, entries, manifest, RecordCheck(manifest, on_corrupt, probs))
+
+
+def _first_record(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            for record in framed_records(f, path):
+                return record
+    except DamagedShard as err:
+        raise UserError(str(err)) from None
+    except OSError as err:
+        raise UserError(f"{path}: unreadable ({err.strerror or err})") from None
+    raise UserError(f"{path}: empty shard")
 
 
 def read_any_manifest(path: str, staging: str = "stream") -> dict:
@@ -398,35 +691,33 @@ def read_any_manifest(path: str, staging: str = "stream") -> dict:
         storage.check_url(path)
         store = storage.GcsStore(path)
         if store.exists(MANIFEST):
-            try:
-                return json.loads(store.get_text(MANIFEST))
-            except ValueError as err:
-                raise UserError(f"{path}/{MANIFEST}: unreadable ({err})") from None
+            return parse_manifest(store.get_text(MANIFEST), f"{path}/{MANIFEST}")
     return find_shard_files(path)[1]
 
 
 def peek_channels(path: str) -> int:
-    """The channels of a shard's images, from its first record."""
-    for record in tf.data.TFRecordDataset(path).take(1):
-        return int(tf.io.parse_single_example(record, FEATURES)["image/channels"])
-    raise UserError(f"{path}: empty shard")
+    """The channels of a shard's images, from its first record (read by Python, its length checked first)."""
+    record = _first_record(path)
+    try:
+        channels = tf.train.Example.FromString(record).features.feature["image/channels"].int64_list.value
+    except Exception:  # noqa: BLE001 - protobuf's DecodeError, or anything a hostile blob provokes
+        channels = ()
+    if len(channels) != 1 or channels[0] not in (1, 3, 4):
+        raise UserError(f"{path}: record 0 is not an image record of this format (no image/channels 1, 3 or 4)")
+    return min(int(channels[0]), 3)
 
 
 def scan_labels(files: list[str]) -> tuple[int, int]:
     """(records, number of classes) from every record's label: 0 classes when unlabelled."""
-    labels = tf.data.TFRecordDataset(files, num_parallel_reads=tf.data.AUTOTUNE).map(
-        lambda r: tf.io.parse_single_example(r, {"image/class/label": FEATURES["image/class/label"]})[
-            "image/class/label"
-        ],
-        num_parallel_calls=tf.data.AUTOTUNE,
-    )
     count, top, unlabelled = 0, -1, 0
-    for batch in labels.batch(4096):
-        values = batch.numpy()
-        count += len(values)
-        unlabelled += int((values == NO_LABEL).sum())
-        labelled = values[values != NO_LABEL]
-        top = max(top, int(labelled.max())) if len(labelled) else top
+    reader = LocalShards(files, [None] * len(files), None, RecordCheck())
+    for records in reader.read(range(len(files))):
+        for record in records:
+            feature = tf.train.Example.FromString(record).features.feature
+            label = feature["image/class/label"].int64_list.value[0] if "image/class/label" in feature else NO_LABEL
+            count += 1
+            unlabelled += label == NO_LABEL
+            top = max(top, label)
     if unlabelled and unlabelled < count:
         raise UserError(
             f"{os.path.dirname(files[0])}: {unlabelled} of {count} records have no label; "
@@ -445,6 +736,7 @@ def load(
     targets: str = "label",
     staging: str = "stream",
     buffer_bytes: int = 512 << 20,
+    on_corrupt: str = "fail",
 ) -> tf.data.Dataset:
     """A tf.data.Dataset of (uint8 image [H, W, C], target) from a shard output.
 
@@ -457,20 +749,23 @@ def load(
     A gs:// output with a manifest is streamed (`staging="stream"`, see
     trainer/shard_stream.py): at most `buffer_bytes` of shards are on local
     disk at once. `staging="copy"` mirrors it into the local cache first.
+
+    Every shard is checked against the manifest (size, sha256, record count) and every record before
+    TensorFlow reads it (LocalShards, RecordCheck): a damaged shard or record is a UserError naming it
+    (`on_corrupt="skip"` leaves unreadable records out and counts them instead).
     """
     if targets not in ("label", "probs"):
         raise UserError(f"targets={targets!r} must be 'label' or 'probs'")
     if staging not in ("stream", "copy"):
         raise UserError(f"staging={staging!r} must be 'stream' or 'copy'")
+    from trainer import shard_stream
+
     stream = None
     if storage.is_remote(path) and staging == "stream":
-        from trainer import shard_stream
-
         stream = shard_stream.open_output(path, buffer_bytes)
-    if stream is not None:
-        files, manifest = stream.urls, stream.manifest
-    else:
-        files, manifest = find_shard_files(path, require_manifest=not allow_uncommitted or targets == "probs")
+    if stream is None:
+        stream = local_shards(path, on_corrupt, require_manifest=not allow_uncommitted or targets == "probs")
+    files, manifest = stream.urls, stream.manifest or {}
     if not files:
         raise UserError(f"{path}: no shards")
     if targets == "probs" and not manifest.get("soft_labels"):
@@ -478,20 +773,14 @@ def load(
             f"{path}: these shards hold no teacher probabilities; write them with "
             "`dcgan sample --teacher=auto`, or read labels (targets='label')"
         )
+    stream.check.on_corrupt = on_corrupt
+    if targets == "probs":
+        stream.check.probs = int(manifest.get("num_classes") or 0)
     if not channels:
-        channels = int(manifest["channels"]) if manifest else peek_channels(files[0])
-    if stream is not None:
-        ds = shard_stream.records(stream, shuffle=shuffle, seed=seed)
-    else:
-        ds = tf.data.Dataset.from_tensor_slices(files)
-        if shuffle:
-            ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-        ds = ds.interleave(
-            tf.data.TFRecordDataset,
-            cycle_length=min(16, len(files)),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=not shuffle,
-        )
+        if not manifest.get("channels") and storage.is_remote(files[0]):
+            raise UserError(f"{path}/{MANIFEST}: no channels")
+        channels = int(manifest["channels"]) if manifest.get("channels") else peek_channels(files[0])
+    ds = shard_stream.records(stream, shuffle=shuffle, seed=seed)
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
     if targets == "probs":
@@ -531,15 +820,22 @@ def mix(
     [B, num_classes]): one-hot for real images; for synthetic ones the teacher's
     probabilities if the shards hold them and `soft_labels` (knowledge
     distillation), else one-hot of their label. Each element is synthetic with
-    probability `synthetic_fraction`; `augmentation` (classic `AugmentParams`,
-    or a function (images 0..255 [B,H,W,C], seeds [B,2]) -> images) is applied
-    to the real images on the fly. The stream repeats forever.
+    probability `synthetic_fraction`; `augmentation` (a policy: a function
+    (float32 images 0..255 [B,H,W,C], int64 seeds [B,2]) -> images, as
+    trainer/downstream.py's `classic_policy(...)` and the others return; or a
+    classic `AugmentParams`) is applied to the real images on the fly. The
+    stream repeats forever.
     """
     from trainer import classic_augment
     from trainer.augment_params import AugmentParams
 
     if not 0 <= synthetic_fraction <= 1:
         raise UserError(f"synthetic_fraction={synthetic_fraction} must be in [0, 1]")
+    if augmentation is not None and not (isinstance(augmentation, AugmentParams) or callable(augmentation)):
+        raise UserError(
+            f"augmentation={str(augmentation)[:80]!r} must be a policy (images, seeds) -> images, such as "
+            "downstream.classic_policy(0.5), or AugmentParams"
+        )
     real_ds = real if isinstance(real, tf.data.Dataset) else tf.data.Dataset.from_tensor_slices(real)
     real_ds = real_ds.repeat().shuffle(10_000, seed=seed).enumerate()
 
@@ -551,7 +847,7 @@ def mix(
             if isinstance(augmentation, AugmentParams):
                 image = classic_augment.apply(image[None], augmentation, seeds)[0]
             else:
-                image = augmentation(image[None], seeds)[0]
+                image = tf.cast(augmentation(image[None], seeds)[0], tf.float32)
             image = tf.clip_by_value(tf.round(image), 0.0, 255.0)
         return image, tf.one_hot(tf.cast(label, tf.int32), num_classes)
 
