@@ -17,8 +17,10 @@ process may end: the last checkpoint, the logs, the export and its model card.
 from __future__ import annotations
 
 import gc
+import os
 import signal
 import sys
+import threading
 from typing import Optional
 
 import keras
@@ -34,6 +36,7 @@ from trainer import (
     jobdir,
     losses,
     model_card,
+    shard_stream,
     storage,
     summaries,
     train_actions,
@@ -52,19 +55,66 @@ class StopRequest:
     Held from the first step until the final checkpoint is committed and the
     export written: a platform that repeats SIGTERM during its grace period
     does not cut the final upload short (only a second Ctrl-C stops at once).
-    Re-entrant: an inner `with` on the same object leaves the handlers alone."""
+    Re-entrant: an inner `with` on the same object leaves the handlers alone.
+
+    Python runs a signal handler only when the main thread is back in Python,
+    never while it waits inside TensorFlow for the next batch. So the signal is
+    also watched from a thread (signal.set_wakeup_fd), which sets
+    shard_stream.STOP at once: the shard readers then end the input with
+    InputStopped, the wait returns, and `train` commits the checkpoint within
+    about a second even while the input stalls."""
 
     def __init__(self):
         self.signal: Optional[int] = None
         self._previous = {}
         self._depth = 0
+        self._watcher = None
 
     def __enter__(self):
         if self._depth == 0:
+            from trainer import shard_stream
+
+            shard_stream.STOP.clear()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._previous[sig] = signal.signal(sig, self._handle)
+            self._watch(shard_stream.STOP)
         self._depth += 1
         return self
+
+    def _watch(self, stop_event) -> None:
+        read_fd, write_fd = os.pipe()
+        os.set_blocking(write_fd, False)
+        try:
+            previous = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
+        except ValueError:  # not the main thread: no signals to watch
+            os.close(read_fd)
+            os.close(write_fd)
+            return
+        closing = threading.Event()
+
+        def watch():
+            while not closing.is_set():
+                received = os.read(read_fd, 64)
+                if not received:
+                    return
+                if any(b in (signal.SIGTERM, signal.SIGINT) for b in received) and not closing.is_set():
+                    stop_event.set()
+
+        thread = threading.Thread(target=watch, name="stop-request", daemon=True)
+        thread.start()
+        self._watcher = (thread, closing, read_fd, write_fd, previous)
+
+    def _unwatch(self) -> None:
+        if self._watcher is None:
+            return
+        thread, closing, read_fd, write_fd, previous = self._watcher
+        signal.set_wakeup_fd(previous)
+        closing.set()
+        os.write(write_fd, b"\0")
+        thread.join(timeout=5)
+        os.close(write_fd)
+        os.close(read_fd)
+        self._watcher = None
 
     def _handle(self, signum, frame):
         if self.signal == signal.SIGINT and signum == signal.SIGINT:
@@ -78,6 +128,7 @@ class StopRequest:
     def __exit__(self, *exc):
         self._depth -= 1
         if self._depth == 0:
+            self._unwatch()
             for sig, handler in self._previous.items():
                 signal.signal(sig, handler)
 
@@ -184,8 +235,10 @@ def train_and_commit(
     live = None
     if role.is_chief and config.tensorboard_upload_secs > 0:
         live = summaries.LiveLogs(writer, uploads, config.tensorboard_upload_secs)
+    trained = False
     try:
         result = train(plan, strategy, source, state, manager, writer, start, role=role, store=store, stop=stop)
+        trained = True
     finally:
         # Flush everything to the job dir before the process ends (normal end, signal or error).
         if live is not None:
@@ -196,16 +249,31 @@ def train_and_commit(
             timings = manager.describe_timings()
             if timings:
                 print(timings)
-            for upload in uploads:
-                upload()
+            if not trained:
+                upload_logs(uploads)
     if result["stopped_by"]:
         print(
             f"stopped by {result['stopped_by']} at step {result['step']}; checkpoint committed. "
             "Run the same command to resume."
         )
     if result["step"] >= config.steps and role.is_chief:
-        export_final(plan, state, store, result["step"])
+        export_final(plan, state, store, result["step"])  # before the log uploads: they cannot cost the export
+    upload_logs(uploads)
     return result
+
+
+def upload_logs(uploads: list) -> None:
+    """The final log uploads: one that fails is a warning, as during training (the checkpoint and the
+    export are already durable; logs never fail a run)."""
+    for upload in uploads:
+        try:
+            upload()
+        except Exception as err:  # noqa: BLE001 - a network or permission error must not fail a finished run
+            print(
+                f"warning: final TensorBoard log upload failed ({type(err).__name__}: {str(err)[:200]}); "
+                "the logs stay in the job dir's tensorboard/",
+                file=sys.stderr,
+            )
 
 
 def export_final(plan: TrainPlan, state: TrainState, store: storage.Store, step: int) -> None:
@@ -273,7 +341,17 @@ def train(
                 stop_flag.assign(1.0)
             n = min(config.steps_per_call, next_boundary(step, config, profiler) - step)
             profiler.before(step)
-            metrics, control = steps_fn(iterator, n, stop_flag)
+            try:
+                metrics, control = steps_fn(iterator, n, stop_flag)
+            except tf.errors.OpError as err:
+                failure = shard_stream.failure_behind(err)
+                if isinstance(failure, shard_stream.InputStopped) and role.num_workers == 1:
+                    step = int(state.step.numpy())  # the steps of this call done before the input ended
+                    stop.signal = stop.signal or signal.SIGTERM
+                    break
+                if failure is not None:
+                    raise failure from None
+                raise
             step += n
             profiler.after(step)
             values = train_actions.check_finite(metrics, step, checkpoint.saved_step, config.mixed_precision)
@@ -295,6 +373,9 @@ def train(
     gc.collect()
     del iterator, dataset
     gc.collect()
+    skipped = source.stream.check.report() if source.stream is not None else ""
+    if skipped:
+        print(skipped, file=sys.stderr)
     print(f"fingerprint generator={fingerprint(state.generator)} discriminator={fingerprint(state.discriminator)}")
     return {
         "step": step,
