@@ -32,3 +32,16 @@ def test_pipelines_split_each_global_batch_exactly():
     for step in range(2):
         got = np.concatenate([parts[k][2 * step + r][1] for k in range(2) for r in range(2)])
         np.testing.assert_array_equal(got, whole[step][1])
+
+
+def test_a_small_shard_output_is_read_a_pass_or_two_per_buffer_not_hundreds_of_times(tmp_path):
+    """The shuffle buffer is sized to the data: filling 10,000 records from an 80-record output read it 125
+    times over before the first batch (a streamed smoke output was downloaded 766 times in one run)."""
+    from test_hostile_shards import RES, good_records, write_output
+
+    out = tmp_path / "out"
+    write_output(out, [good_records(40, seed=s) for s in range(2)])
+    source = data.load_source(str(out), RES, 0)
+    batches = list(input_pipeline.make_dataset(source, 8, seed=0).take(3))
+    assert len(batches) == 3 and batches[0][0].shape == (8, RES, RES, 1)
+    assert source.stream.shards_read <= 8, source.stream.shards_read

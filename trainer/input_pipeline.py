@@ -98,5 +98,18 @@ def _stream_shards(
         return image, tf.maximum(label, 0)
 
     ds = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
-    ds = ds.shuffle(10_000, seed=seed + start_step).batch(per_replica, drop_remainder=True)
+    ds = ds.shuffle(shuffle_buffer(source, pipelines, per_replica), seed=seed + start_step)
+    ds = ds.batch(per_replica, drop_remainder=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+SHUFFLE_BUFFER = 10_000  # records; at most
+
+
+def shuffle_buffer(source: TrainingData, pipelines: int, per_replica: int) -> int:
+    """The records shuffled together: SHUFFLE_BUFFER, or one pass over this pipeline's share of a smaller
+    output (filling 10,000 from a 3-shard output repeated the stream, downloading each shard hundreds of
+    times before the first step)."""
+    if not source.num_examples:
+        return SHUFFLE_BUFFER
+    return max(per_replica, min(SHUFFLE_BUFFER, -(-int(source.num_examples) // max(1, pipelines))))

@@ -64,6 +64,7 @@ class ShardStream:
         self.buffer_bytes = max(1, int(buffer_bytes))
         self.threads = threads
         self.peak_buffered = 0  # the most bytes of downloaded, unread shards on disk at once
+        self.shards_read = 0  # shard downloads read so far (all passes)
         from trainer.shards import RecordCheck
 
         self.check = RecordCheck(self.manifest)  # every record, before TensorFlow parses it
@@ -99,6 +100,7 @@ class ShardStream:
                     pending[submitted] = pool.submit(self._download, store, order[submitted])
                     submitted += 1
                 path = _wait(pending.pop(position))
+                self.shards_read += 1
                 try:
                     records = self._records(store, index, path)
                 finally:

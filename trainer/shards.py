@@ -621,6 +621,7 @@ class LocalShards:
         self.files, self.entries, self.manifest, self.check, self.chunk = list(files), entries, manifest, check, chunk
         self.url = os.path.dirname(self.files[0]) if self.files else ""
         self._verified: set = set()
+        self.shards_read = 0  # shard files read so far (all passes)
 
     def __len__(self) -> int:
         return len(self.files)
@@ -636,6 +637,7 @@ class LocalShards:
 
     def _read(self, index: int) -> Iterator[list[bytes]]:
         path, entry = self.files[index], self.entries[index]
+        self.shards_read += 1
         size = check_shard_file(path, entry)
         count = 0
         try:
