@@ -116,3 +116,21 @@ def test_two_chiefs_on_one_job_dir_one_stops_with_one_line(tmp_path):
     assert pointer["step"] == step
     assert all((job / "checkpoints" / f).exists() for f in pointer["files"])
     assert all((job / "checkpoints" / f).is_dir() for f in pointer["committed"])
+
+
+def test_a_hand_edited_pointer_is_refused_naming_what_is_wrong():
+    from trainer.checkpoints import pointer_problem
+
+    good = {"step": 8, "prefix": "ckpt-00000008/ckpt", "files": ["ckpt-00000008/ckpt.index"]}
+    assert pointer_problem(good) == ""
+    for change, problem in [
+        ({"step": "eight"}, 'step "eight" is not a whole number'),
+        ({"step": True}, "step true is not a whole number"),
+        ({"step": -1}, "step -1 is not a whole number"),
+        ({"prefix": "../../elsewhere/ckpt"}, "is not in a checkpoint folder"),
+        ({"prefix": "/etc/ckpt"}, "is not in a checkpoint folder"),
+        ({"files": ["ckpt-00000008/../../x"]}, "files must be a list of names in checkpoint folders"),
+        ({"files": "ckpt-00000008/ckpt.index"}, "files must be a list"),
+    ]:
+        assert problem in pointer_problem({**good, **change}), change
+    assert pointer_problem([1]) == "no step, prefix and files"

@@ -80,6 +80,30 @@ def committed_folders(pointer: Optional[dict]) -> list[str]:
     return listed if own in listed else listed + [own]
 
 
+def pointer_problem(pointer) -> str:
+    """Why a parsed latest.json cannot be trusted ('' if it can): a whole-number step, a prefix and files
+    inside one checkpoint folder of this job dir (a pointer edited by hand must not name files elsewhere)."""
+    if not isinstance(pointer, dict) or not {"step", "prefix", "files"} <= set(pointer):
+        return "no step, prefix and files"
+    step, prefix, files = pointer["step"], pointer["prefix"], pointer["files"]
+    if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+        return f"step {json.dumps(step)[:40]} is not a whole number"
+
+    def inside(name) -> bool:
+        parts = name.split("/") if isinstance(name, str) else []
+        return (
+            len(parts) >= 2
+            and step_of(parts[0]) is not None
+            and all(p not in ("", ".", "..") and "\\" not in p and "\0" not in p for p in parts)
+        )
+
+    if not inside(prefix):
+        return f"prefix {str(prefix)[:80]!r} is not in a checkpoint folder"
+    if not isinstance(files, list) or not files or not all(inside(f) for f in files):
+        return "files must be a list of names in checkpoint folders"
+    return ""
+
+
 def step_of(folder: str) -> Optional[int]:
     match = _CKPT_DIR.match(folder)
     return int(match.group(1)) if match else None
@@ -136,9 +160,11 @@ class CheckpointManager:
                 f"{self.store.url}/{POINTER} is unreadable ({type(err).__name__}); "
                 "the job dir was modified by hand: use a new --job_dir or --overwrite"
             ) from None
-        if not isinstance(pointer, dict) or not {"step", "prefix", "files"} <= set(pointer):
+        problem = pointer_problem(pointer)
+        if problem:
             raise JobDirConflict(
-                f"{self.store.url}/{POINTER} is not a checkpoint pointer; use a new --job_dir or --overwrite"
+                f"{self.store.url}/{POINTER} is not a checkpoint pointer ({problem}); "
+                "use a new --job_dir or --overwrite"
             )
         self._pointer, self._pointer_version = pointer, version
         return pointer
