@@ -127,6 +127,13 @@ def test_cluster_spec_and_tf_config_parsing():
         distribute.read_cluster(
             {"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 5}})}
         )
+    # Hostile values are one line too, never a TypeError or ValueError traceback (issue #27).
+    with pytest.raises(UserError, match='cluster\\["worker"\\] must be a list of "host:port" strings'):
+        distribute.read_cluster({"TF_CONFIG": json.dumps({"cluster": {"worker": 2}, "task": {"type": "worker"}})})
+    with pytest.raises(UserError, match="is not one of the cluster"):
+        distribute.read_cluster(
+            {"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": "²"}})}
+        )
 
 
 @pytest.mark.parametrize("precision", ["float16", "bfloat16"])
@@ -187,7 +194,7 @@ def test_two_worker_processes_train_together(tmp_path, style):
 def test_sigterm_on_one_worker_stops_both_at_one_step_then_resumes(tmp_path):
     job = tmp_path / "job"
     procs = start_workers(job, ["--steps=100000", "--checkpoint_every=100000", "--log_every=1", "--progress=true"])
-    for line in procs[0].stdout:
+    for line in procs[0].stderr:  # progress goes to stderr
         if "step 4/" in line:
             break
     procs[1].send_signal(signal.SIGTERM)  # the non-chief worker is preempted

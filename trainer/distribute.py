@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from typing import Optional
 
 from trainer.errors import UserError
@@ -108,10 +109,10 @@ def read_cluster(environ=os.environ) -> tuple[ClusterRole, Optional[dict]]:
             '"task": {"type": "worker", "index": 0}}'
         )
     cluster, task = tf_config["cluster"], tf_config.get("task") or {}
-    workers = [(kind, i) for kind in ("chief", "worker") for i, _ in enumerate(cluster.get(kind, []))]
     for kind, hosts in cluster.items():
         if not isinstance(hosts, list) or not all(isinstance(h, str) and ":" in h for h in hosts):
-            raise UserError(f'TF_CONFIG cluster["{kind}"] must be a list of "host:port" strings')
+            raise UserError(f'TF_CONFIG cluster["{str(kind)[:40]}"] must be a list of "host:port" strings')
+    workers = [(kind, i) for kind in ("chief", "worker") for i, _ in enumerate(cluster.get(kind, []))]
     if not isinstance(task, dict):
         raise UserError(f'TF_CONFIG "task" must be an object like {{"type": "worker", "index": 0}}, got {task!r}')
     if len(workers) <= 1 and not task:
@@ -120,7 +121,7 @@ def read_cluster(environ=os.environ) -> tuple[ClusterRole, Optional[dict]]:
     if (
         isinstance(task_index, bool)
         or not isinstance(task_index, (int, str))
-        or not str(task_index).isdigit()
+        or not re.fullmatch("[0-9]{1,6}", str(task_index))  # not isdigit(): it accepts "²", which int() refuses
         or (task_type, int(task_index)) not in workers
     ):
         names = ", ".join(f"{kind}:{i}" for kind, i in workers) or "none"
