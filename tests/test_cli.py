@@ -9,6 +9,8 @@ import time
 
 import pytest
 
+from trainer import native_stderr
+
 from conftest import REPO, assert_one_line_error, run_cli
 
 
@@ -69,6 +71,33 @@ def test_wrong_dataset_paths_and_empty_or_corrupt_folders(tmp_path):
     assert not os.path.exists(job)  # a bad dataset never touches the job dir
 
 
+def test_bad_paths_fail_in_one_line_before_tensorflow_is_imported(tmp_path):
+    """A missing generator, an output with nothing to verify, a bucket without credentials: one line, and
+    TensorFlow is never imported (a tripwire package named tensorflow fails any import of it)."""
+    tripwire = tmp_path / "tripwire" / "tensorflow"
+    tripwire.mkdir(parents=True)
+    (tripwire / "__init__.py").write_text("raise ImportError('TensorFlow was imported')\n")
+    (tmp_path / "half").mkdir()
+    env = {
+        "PYTHONPATH": f"{tripwire.parent}{os.pathsep}{REPO}",
+        "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "no-credentials.json"),
+        "STORAGE_EMULATOR_HOST": "",
+    }
+    cases = [
+        (["sample", "--generator=MISSING", f"--output={tmp_path}/out"], ["--generator=MISSING: no such file"]),
+        (["sample", f"--generator={tmp_path}/half", f"--output={tmp_path}/out"], ["no exported generator there"]),
+        (["sample", "--verify", f"--output={tmp_path}/nothing"], ["no such folder; nothing to verify"]),
+        (["sample", "--verify", f"--output={tmp_path}/half"], ["no manifest.json"]),
+        (["train", "--job_dir=gs://no-such-bucket/run"], ["gs://no-such-bucket/run", "credentials"]),
+        (["evaluate", "--real=digits:test", f"--synthetic={tmp_path}/none"], ["--synthetic=", "no such file"]),
+    ]
+    for args, fragments in cases:
+        result = run_cli(*args, env=env)
+        assert_one_line_error(result, *fragments)
+        assert result.stdout == "" and result.stderr.count("\n") == 1, (args, result.stderr)
+    assert not (tmp_path / "out").exists()
+
+
 def test_unwritable_job_dir(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("I am a file")
@@ -87,11 +116,17 @@ def test_second_invocation_resumes_and_python_m_is_the_same(tmp_path):
     job = str(tmp_path / "job")
     first = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=4", "--progress=false")
     assert first.returncode == 0, first.stderr[-2000:]
+    # A quiet start: the flags that differ from their defaults on one line, no TensorFlow C++ lines.
+    summary = f"dcgan train --job_dir={job} --preset=smoke --steps=4 --progress=False (full config: {job}/config.json)"
+    assert " ".join(first.stdout.split()).startswith(summary), first.stdout  # wrapped in at most two lines:
+    assert "(full config" in "".join(first.stdout.splitlines(keepends=True)[:2]), first.stdout
+    chatter = [line for line in first.stderr.splitlines() if native_stderr.dropped(line.encode(), "0")]
+    assert not chatter and not native_stderr.ABSL_LINE.search(first.stderr.encode()), first.stderr
     second = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=6", "--progress=false")
     assert second.returncode == 0, second.stderr[-2000:]
     assert "resuming from the checkpoint at step 4" in second.stdout
     assert json.load(open(os.path.join(job, "checkpoints", "latest.json")))["step"] == 6
-    third = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=6", "--progress=false")
+    third = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=6", "--progress=false", "--verbose")
     assert third.returncode == 0 and "nothing to train" in third.stdout
 
 
@@ -112,7 +147,7 @@ def test_signal_checkpoints_at_a_step_boundary_then_resumes(tmp_path, sig, code)
     ]
     env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)
-    for line in proc.stdout:  # wait until training is under way
+    for line in proc.stderr:  # wait until training is under way (progress goes to stderr, as --help says)
         if "step 3/" in line:
             break
     proc.send_signal(sig)

@@ -143,3 +143,22 @@ def test_text_flags_of_every_command_and_of_launched_jobs():
     ]
     # A flag given without a value is not followed by its value: the next flag is left alone.
     assert command_line.as_typed("train", ["--job_dir", "--steps=3"]) == ["--job_dir", "--steps=3"]
+
+
+def test_verbose_and_print_config_are_flags_of_every_command(capsys):
+    from trainer import cli
+
+    options, rest = cli._global_flags(["--verbose", "--print_config=false", "--steps=3", "--job_dir=x"])
+    assert options == {"verbose": True, "print_config": False} and rest == ["--steps=3", "--job_dir=x"]
+    with pytest.raises(UserError, match="--verbose='maybe' must be true or false"):
+        cli._global_flags(["--verbose=maybe"])
+    config = command_line.resolve("evaluate", {"real": "digits:test", "synthetic": ".", "seeds": 5})
+    commands = cli.Commands()
+    commands._announce(config)  # the short summary: only what differs from the defaults
+    assert capsys.readouterr().out == (
+        'dcgan evaluate --real=digits:test --synthetic=. --seeds=5 (full config: report.json, under "config")\n'
+    )
+    commands.print_config = True
+    commands._announce(config)
+    listing = capsys.readouterr().out
+    assert listing.startswith("EvaluateConfig:\n") and "  downstream_steps   1000\n" in listing

@@ -9,6 +9,7 @@ import re
 import shlex
 
 from trainer import command_line
+from trainer.cli import GLOBAL_FLAGS
 
 from conftest import REPO
 
@@ -96,7 +97,7 @@ def shell_commands(text: str) -> list[str]:
 
 
 def job_fields(job: str) -> set[str]:
-    return {f.name for f in dataclasses.fields(command_line.CONFIG_CLASSES[job])} | {"config", "help"}
+    return {f.name for f in dataclasses.fields(command_line.CONFIG_CLASSES[job])} | {"config", "help", *GLOBAL_FLAGS}
 
 
 def flags_of(rest: str) -> list[str]:

@@ -7,17 +7,22 @@
 Flags are the config dataclass's field names. Bad input ends with one line,
 `dcgan: error: ...`, on stderr and a non-zero exit status (2 for usage and
 data errors, 3 when training diverges, 75 when storage stayed unreachable
-through every retry: see trainer/errors.py); never a traceback. Validation
-runs before TensorFlow is imported.
+through every retry: see trainer/errors.py); never a traceback. Validation,
+the files the flags name and the buckets they name are checked before
+TensorFlow is imported. A start prints one or two lines (the flags that differ
+from their defaults, and where the full config is kept); TensorFlow's C++
+start-up lines are kept off the terminal (trainer/native_stderr.py) unless
+--verbose.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
 
-from trainer import command_line, environment
+from trainer import command_line, environment, native_stderr
 from trainer.errors import JobError, UserError
 
 USAGE = """usage: dcgan COMMAND [--flag=value ...]
@@ -29,7 +34,12 @@ commands:
   evaluate  FID, KID, precision/recall, memorization and downstream usefulness of synthetic images
   launch    run train/sample on a GPU VM, Vertex AI or Kubernetes: dcgan launch vm|vertex|k8s --job=train ...
 
-`dcgan COMMAND --help` lists a command's flags; `dcgan --version` prints the version."""
+every command also takes:
+  --verbose       TensorFlow's own start-up and C++ log lines too (kept off the terminal by default)
+  --print_config  the whole config first (by default one or two lines: the flags that differ from their defaults)
+
+`dcgan COMMAND --help` lists a command's flags; `dcgan --version` prints the version.
+Results go to stdout, progress and errors to stderr; an error is one line, `dcgan: error: ...`, the last."""
 
 
 class Commands:
@@ -37,14 +47,27 @@ class Commands:
 
     def __init__(self):
         self.exit_code = 0
+        self.print_config = False  # --print_config: the full listing first
+
+    def _announce(self, config) -> None:
+        errors = config.path_errors()  # files the flags name, then buckets: before TensorFlow starts
+        if errors:
+            raise UserError("; ".join(errors))
+        _check_buckets(config)
+        """The whole config with --print_config; the short summary is printed by the job (train) or here."""
+        if self.print_config:
+            print(config.listing())
+        elif config.COMMAND != "train":
+            print(config.describe())
 
     def train(self, **flags):
         if "job_dir" not in flags and environment.vertex_job_dir():
             flags["job_dir"] = environment.vertex_job_dir()  # Vertex AI: baseOutputDirectory
         config = command_line.resolve("train", flags)
         if config.dry_run:
-            print(config.describe())
+            print(config.listing())
             return None
+        self._announce(config)
         from trainer import train as train_lib  # TensorFlow is imported only now
 
         result = train_lib.run(config)
@@ -61,7 +84,7 @@ class Commands:
 
     def evaluate(self, **flags):
         config = command_line.resolve("evaluate", flags)
-        print(config.describe())
+        self._announce(config)
         from trainer import evaluate as evaluate_lib  # TensorFlow is imported only now
 
         evaluate_lib.run(config)
@@ -73,10 +96,29 @@ class Commands:
 
     def _shard_job(self, job, flags):
         config = command_line.resolve(job, flags)
-        print(config.describe())
+        self._announce(config)
         from trainer import shard_job  # TensorFlow is imported only now
 
         shard_job.run(config, job)
+
+
+def _check_buckets(config) -> None:
+    """Every gs:// bucket the config names answers, before TensorFlow starts: missing credentials or a
+    missing bucket is one line in a second or two, not a failure after the start-up."""
+    from trainer import storage  # the storage client is imported only when a gs:// path is given
+
+    checked = set()
+    for value in dataclasses.asdict(config).values():
+        if not (isinstance(value, str) and "://" in value):
+            continue
+        storage.check_url(value)
+        bucket = value[len("gs://") :].split("/", 1)[0]
+        if bucket in checked:
+            continue
+        checked.add(bucket)
+        store = storage.GcsStore(value)  # its errors name the flag's URL
+        if not store._bucket_exists():  # noqa: SLF001 (raises the one-line credential/permission errors too)
+            raise UserError(f"{value}: bucket gs://{bucket} does not exist")
 
 
 def _check_tokens(command: str, tokens: list[str]) -> None:
@@ -91,9 +133,26 @@ def _check_tokens(command: str, tokens: list[str]) -> None:
             raise UserError(f"unexpected argument {token!r} for `dcgan {command}`; flags look like --name=value")
 
 
+GLOBAL_FLAGS = ("verbose", "print_config")  # flags of every command, not fields of its config
+
+
+def _global_flags(tokens: list[str]) -> tuple[dict[str, bool], list[str]]:
+    """(--verbose and --print_config as booleans, the other tokens)."""
+    values, rest = dict.fromkeys(GLOBAL_FLAGS, False), []
+    for token in tokens:
+        name, eq, value = token[2:].partition("=") if token.startswith("--") else ("", "", "")
+        if name.replace("-", "_") in GLOBAL_FLAGS:
+            text = value.strip().lower() if eq else "true"
+            if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                raise UserError(f"--{name}={value!r} must be true or false")
+            values[name.replace("-", "_")] = text in ("1", "true", "yes", "on")
+        else:
+            rest.append(token)
+    return values, rest
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if argv and argv[0] in ("--version", "-V", "version"):
         from trainer import __version__
 
@@ -110,6 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         if any(t in ("-h", "--help") for t in tokens):
             print(command_line.help_text(command))
             return 0
+        options, tokens = _global_flags(tokens)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if options["verbose"] else "2")
+        commands.print_config = options["print_config"]
         if command == "launch":  # `dcgan launch TARGET --flags`
             target = tokens[0] if tokens and not tokens[0].startswith("-") else ""
             tokens = [f"--target={target}", *tokens[1:]] if target else tokens
@@ -117,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         environment.check()
         import fire
 
-        fire.Fire(commands, command=[command, *command_line.as_typed(command, tokens)], name="dcgan")
+        with native_stderr.filtered(enabled=not options["verbose"]):
+            fire.Fire(commands, command=[command, *command_line.as_typed(command, tokens)], name="dcgan")
         return commands.exit_code
     except JobError as err:
         print(f"dcgan: error: {err}", file=sys.stderr)

@@ -18,6 +18,8 @@ import json
 import math
 import os
 import re
+import shlex
+import textwrap
 from typing import Any, Optional
 
 from trainer.augment_params import AugmentParams
@@ -44,6 +46,40 @@ def missing_dataset(flag: str, value: str) -> Optional[str]:
     return None
 
 
+def missing_file(flag: str, value: str, what: str) -> Optional[str]:
+    """One line if a local file flag names nothing (gs:// and '' are not checked here)."""
+    if not value or "://" in value or os.path.isfile(value):
+        return None
+    return f"--{flag}={value}: no such file ({what})"
+
+
+def missing_generator(flag: str, value: str) -> Optional[str]:
+    """One line if a local --generator holds no exported generator, checked before TensorFlow starts.
+
+    The places trainer/export.py's resolve_path looks: the .keras file, DIR/generator.keras, JOB_DIR/export/..."""
+    from trainer import jobdir  # imports this module: only once both are loaded
+
+    if not value or "://" in value:
+        return None
+    candidates = (value, os.path.join(value, jobdir.MODEL_FILE), os.path.join(value, *jobdir.EXPORT_MODEL.split("/")))
+    if any(c.endswith(".keras") and os.path.isfile(c) for c in candidates):
+        return None
+    reason = "no such file or folder" if not os.path.exists(value) else "no exported generator there"
+    return f"--{flag}={value}: {reason} (expected JOB_DIR/{jobdir.EXPORT_MODEL}; did the training job finish?)"
+
+
+SHARD_MANIFEST = "manifest.json"  # trainer/shards.py's MANIFEST (that module imports TensorFlow)
+
+
+def unfinished_output(value: str) -> Optional[str]:
+    """One line if a local shard output has no manifest (`--verify` has nothing to check)."""
+    if not value or "://" in value or os.path.isfile(os.path.join(value, SHARD_MANIFEST)):
+        return None
+    if not os.path.exists(value):
+        return f"--output={value}: no such folder; nothing to verify"
+    return f"--output={value}: no {SHARD_MANIFEST}; the output is not complete"
+
+
 LOSSES = ("nonsaturating", "hinge", "lsgan")
 PRECISIONS = ("off", "float16", "bfloat16")
 IMAGE_FORMATS = ("png", "jpeg", "raw")  # how shard records hold images (trainer/image_codec.py)
@@ -52,19 +88,61 @@ DIFFAUGMENT_AUTO_BELOW = 20_000  # images: `--diffaugment=auto` turns it on for 
 
 
 class _Printable:
-    """JSON and a readable listing for any config dataclass."""
+    """JSON, a full listing and a short summary for any config dataclass."""
+
+    COMMAND = ""  # the `dcgan` command the config belongs to
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
 
-    def describe(self) -> str:
+    def listing(self) -> str:
+        """Every field and its value, a line each (`--dry_run`, `--print_config`)."""
         rows = [f"  {k:<18} {v!r}" for k, v in dataclasses.asdict(self).items()]
         return "\n".join([f"{type(self).__name__}:"] + rows)
+
+    def changed(self) -> dict[str, Any]:
+        """The fields whose value differs from the default (after the preset, which is listed if not 'default')."""
+        presets = {"train": TRAIN_PRESETS, "sample": SHARD_PRESETS, "augment": SHARD_PRESETS}.get(self.COMMAND, {})
+        baseline = {f.name: f.default for f in dataclasses.fields(self)}
+        baseline.update(presets.get(getattr(self, "preset", ""), {}))
+        return {k: v for k, v in dataclasses.asdict(self).items() if v != baseline.get(k)}
+
+    def full_config_at(self) -> str:
+        """Where the whole config is kept ('' when only `--print_config` shows it)."""
+        return ""
+
+    def path_errors(self) -> list[str]:
+        """One message per local file or folder that a flag names and that is not there (or not usable).
+
+        The CLI checks these before TensorFlow starts; `validate` does not, so that a config can be built
+        for files that appear later (a job dir still training, a test's placeholder)."""
+        return []
+
+    def describe(self) -> str:
+        """One or two lines: the flags that differ from their defaults, and where the full config is.
+
+        e.g. `dcgan train --job_dir=runs/a --preset=smoke (full config: runs/a/config.json)`"""
+        shown = " ".join(f"--{k}={shlex.quote(str(v))}" for k, v in self.changed().items())
+        where = self.full_config_at()
+        tail = f"(full config: {where})" if where else "(every other flag at its default; --print_config lists all)"
+        return "\n  ".join(
+            textwrap.wrap(
+                f"dcgan {self.COMMAND} {shown} {tail}", width=160, break_on_hyphens=False, break_long_words=False
+            )
+        )
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(_Printable):
     """Every knob of `dcgan train`. Field names are the CLI flag names."""
+
+    COMMAND = "train"
+
+    def full_config_at(self) -> str:
+        return f"{self.job_dir.rstrip('/')}/config.json"
+
+    def path_errors(self) -> list[str]:
+        return list(filter(None, [missing_file("feature_model", self.feature_model, "a Keras model file")]))
 
     # Where everything goes (config.json, checkpoints/, tensorboard/, export/).
     job_dir: str = ""
@@ -132,7 +210,7 @@ class TrainConfig(_Printable):
     # Behaviour.
     overwrite: bool = False  # a job dir holding a different job: discard its checkpoints, logs, samples and export
     dry_run: bool = False  # resolve and print the config, check the job dir, train nothing
-    progress: bool = True  # a progress bar on stderr (off in logs that are not a terminal)
+    progress: bool = True  # progress on stderr: a bar on a terminal, a line per --log_every steps in a log
     deterministic: bool = False  # bit-reproducible kernels (tf.config.experimental.enable_op_determinism); slower
 
     # Fields that may change between a run and its resumption; every other
@@ -282,7 +360,7 @@ class ShardJobConfig(_Printable):
     task_index: int = -1  # -1: from JOB_COMPLETION_INDEX, CLUSTER_SPEC or TF_CONFIG, else 0
     num_tasks: int = 0  # 0: from the environment (DCGAN_NUM_TASKS, CLUSTER_SPEC, TF_CONFIG), else 1
     verify: bool = False  # re-check a finished output and exit
-    progress: bool = True  # a progress bar on stderr
+    progress: bool = True  # progress on stderr: a bar on a terminal, a line per --progress_secs in a log
     progress_secs: float = 5.0  # off a terminal (a log file): the least seconds between progress lines
     # Augmentation: Keras ImageDataGenerator's arguments, same names and units.
     rotation_range: float = 0.0  # degrees, as ImageDataGenerator's rotation_range
@@ -347,6 +425,16 @@ class ShardJobConfig(_Printable):
 class SampleConfig(ShardJobConfig):
     """`dcgan sample`: synthetic images from a trained generator."""
 
+    COMMAND = "sample"
+
+    def path_errors(self) -> list[str]:
+        if self.verify:
+            return list(filter(None, [unfinished_output(self.output)]))
+        errors = [missing_generator("generator", self.generator), missing_dataset("train_data", self.train_data)]
+        if self.teacher.endswith(".keras"):
+            errors.append(missing_file("teacher", self.teacher, "a Keras classifier"))
+        return list(filter(None, errors))
+
     generator: str = ""  # a job dir, its export/ folder, or the generator.keras file
     # Which classes to draw: 'balanced' (equal counts), 'uniform' (random), class weights 'w0,w1,...',
     # or weights by class name or index, e.g. 'cat:2,dog:1' (classes not listed are not drawn).
@@ -406,6 +494,8 @@ class SampleConfig(ShardJobConfig):
 class AugmentConfig(ShardJobConfig):
     """`dcgan augment`: classic augmentation of the real data, same shard format."""
 
+    COMMAND = "augment"
+
     AUTO_BATCH = True
 
     # The real images: 'digits:train', a folder, a .npz file or shards (':SPLIT' picks a part).
@@ -434,6 +524,24 @@ class AugmentConfig(ShardJobConfig):
 @dataclasses.dataclass(frozen=True)
 class EvaluateConfig(_Printable):
     """`dcgan evaluate`: how good and how useful are the synthetic images?"""
+
+    COMMAND = "evaluate"
+
+    def full_config_at(self) -> str:
+        return f'{self.report}, under "config"'
+
+    def path_errors(self) -> list[str]:
+        errors = []
+        errors += filter(None, [missing_file("feature_model", self.feature_model, "a Keras model file")])
+        synthetic = self.synthetic
+        if (
+            synthetic
+            and "://" not in synthetic
+            and not any(c in synthetic for c in "*?[")
+            and not os.path.exists(synthetic)
+        ):
+            errors.append(f"--synthetic={self.synthetic}: no such file or folder (shards, or a job dir to sample from)")
+        return errors
 
     real: str = ""  # held-out real images: reference for FID/KID/precision/recall, test set for downstream
     synthetic: str = ""  # shards (a folder or gs://), or a job dir / export to sample --num_samples from
@@ -490,6 +598,8 @@ class LaunchConfig(_Printable):
     Flags that are not fields here are the job's own flags (validated as
     `dcgan train`/`dcgan sample` would) and are passed through to it.
     """
+
+    COMMAND = "launch"
 
     target: str = ""  # vm, vertex or k8s (the word after `dcgan launch`)
     job: str = "train"  # train or sample

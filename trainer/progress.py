@@ -1,8 +1,10 @@
 """Progress lines: a bar for training and sampling (step, losses, images/s, ETA), and a counter for
 the other long steps (staging a gs:// dataset, `dcgan sample --verify`, `dcgan evaluate`).
 
-On a terminal both redraw in place; in a log file (not a TTY) they print a line at
-most every `every_secs` seconds (and the last one), so that logs stay readable.
+Both write to stderr (stdout keeps the results: what was written, where, the
+final numbers). On a terminal they redraw in place; in a log file (not a TTY)
+they print a line at most every `every_secs` seconds (and the last one), so that
+logs stay readable; `--progress=false` turns them off.
 
     python -c "from trainer.progress import Progress; p = Progress('demo', 3, 'files'); p.advance(3); p.close()"
 """
@@ -25,7 +27,7 @@ class ProgressBar:
         self, total: int, start: int = 0, enabled: bool = True, stream=None, width: int = 24, every_secs: float = 0.0
     ):
         self.total, self.start, self.enabled = total, start, enabled
-        self.stream = stream or sys.stdout
+        self.stream = stream or sys.stderr  # where `--help` says progress goes
         self.width = width
         self.tty = self.stream.isatty()
         self.began = time.monotonic()
