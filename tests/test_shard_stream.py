@@ -17,3 +17,22 @@ def test_framed_records_split_back_and_damage_is_caught():
     ):
         with pytest.raises(ValueError, match=message):
             shard_stream.split_records(damaged)
+
+
+def test_buffer_folders_of_dead_readers_are_removed_at_start(tmp_path):
+    """A reader killed with kill -9 leaves its buffer folder behind; the next one removes it (its owner is
+    gone), never a live process's."""
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead.kill()
+    dead.wait()
+    stale = tmp_path / (shard_stream._scratch_prefix(dead.pid) + "x1")
+    live = tmp_path / (shard_stream._scratch_prefix() + "x2")
+    other = tmp_path / "stream-otherhost-1-x3"  # another machine's (a shared cache): not ours to judge
+    for folder in (stale, live, other):
+        folder.mkdir()
+        (folder / "shard").write_bytes(b"x" * 100)
+    assert shard_stream.remove_stale_scratch(str(tmp_path)) == [stale.name]
+    assert not stale.exists() and live.exists() and other.exists()

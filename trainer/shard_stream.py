@@ -27,6 +27,7 @@ import itertools
 import os
 import queue
 import shutil
+import socket
 import struct
 import tempfile
 import threading
@@ -82,7 +83,9 @@ class ShardStream:
         """The records of each shard in `order`, one list per shard, downloaded ahead within the budget."""
         order = list(order)
         self._buffered = 0
-        scratch = tempfile.mkdtemp(prefix="stream-", dir=_buffer_root())
+        root = _buffer_root()
+        remove_stale_scratch(root)
+        scratch = tempfile.mkdtemp(prefix=_scratch_prefix(), dir=root)
         store = storage.GcsStore(self.url, staging=scratch)
         pending: dict[int, concurrent.futures.Future] = {}
         submitted = 0
@@ -208,6 +211,42 @@ def split_records(blob: bytes) -> list[bytes]:
         records.append(data)
         offset = end + 4
     return records
+
+
+def _scratch_prefix(pid: Optional[int] = None) -> str:
+    """A buffer folder's name starts with its owner: host and process id (a hostname without '-')."""
+    host = socket.gethostname().replace("-", "_")[:64] or "host"
+    return f"stream-{host}-{pid or os.getpid()}-"
+
+
+def remove_stale_scratch(root: str) -> list[str]:
+    """Removes the buffer folders of this host's processes that are gone (a reader killed with kill -9 never
+    ran its clean-up, and each left up to a buffer's worth of shards on disk); returns their names."""
+    host = _scratch_prefix(1).split("-")[1]
+    removed = []
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return removed
+    for name in names:
+        parts = name.split("-")
+        if len(parts) < 4 or parts[0] != "stream" or parts[1] != host or not parts[2].isascii():
+            continue
+        if not parts[2].isdigit() or _alive(int(parts[2])):
+            continue
+        shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+        removed.append(name)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's, or not a pid we can judge: left alone
+    return True
 
 
 def _buffer_root() -> str:
