@@ -61,7 +61,7 @@ def test_every_flag_of_every_command_has_help_text():
         helps = command_line.field_help(cls)
         missing = [f.name for f in dataclasses.fields(cls) if len(helps.get(f.name, "")) < 8]
         assert not missing, (job, missing)
-    shown = run_cli("sample", "--help").stdout
+    shown = " ".join(run_cli("sample", "--help").stdout.split())  # the text is wrapped
     assert "--image_format" in shown and "png (lossless), jpeg (lossy, smaller) or raw uint8 (fastest)" in shown
     assert "fraction of the height" in shown  # inherited from the shared shard-job fields
 
@@ -162,3 +162,29 @@ def test_verbose_and_print_config_are_flags_of_every_command(capsys):
     commands._announce(config)
     listing = capsys.readouterr().out
     assert listing.startswith("EvaluateConfig:\n") and "  downstream_steps   1000\n" in listing
+
+
+def test_help_groups_every_flag_wraps_its_text_and_shows_two_examples_that_use_real_flags():
+    from trainer.cli import GLOBAL_FLAGS
+
+    for job, cls in command_line.CONFIG_CLASSES.items():
+        grouped = [name for _, names in command_line.HELP_GROUPS[job] for name in names]
+        fields = [f.name for f in dataclasses.fields(cls)]
+        assert sorted(grouped) == sorted(fields), job  # each flag in exactly one group
+        text = command_line.help_text(job)
+        assert "\nother:" not in text and max(len(line) for line in text.splitlines()) <= 120, job
+        examples = command_line.EXAMPLES[job]
+        assert len(examples) == 2 and all(f"dcgan {job} " in e for e in examples), job
+        known = set(fields) | set(GLOBAL_FLAGS)
+        if job == "launch":
+            known |= {f.name for f in dataclasses.fields(command_line.CONFIG_CLASSES["train"])}
+            known |= {f.name for f in dataclasses.fields(command_line.CONFIG_CLASSES["sample"])}
+        for example in examples:
+            for name in re.findall(r"--(\w+)", example.split("#")[0]):
+                assert name in known, f"{job} example: --{name}"
+    launch = command_line.help_text("launch")
+    assert "--spec_dir" in launch and "--config" not in launch and "presets" not in launch
+    train = command_line.help_text("train")
+    g_conditioning = train.split("--g_conditioning=")[1].split("\n  --")[0]
+    assert "cbn" in g_conditioning and "D's" not in g_conditioning  # D's options are --d_spectral_norm's text
+    assert "smoke: --resolution=32" in train  # presets shown as flags

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import textwrap
 import tokenize
 import typing
 from typing import Any, Mapping
@@ -28,6 +29,7 @@ from trainer.config import (
     EvaluateConfig,
     LaunchConfig,
     SampleConfig,
+    ShardJobConfig,
     TrainConfig,
 )
 from trainer.errors import UserError
@@ -240,26 +242,145 @@ def field_help(cls) -> dict[str, str]:
     return helps
 
 
+_SHARD_OUTPUT = [
+    "output", "preset", "num_images", "images_per_shard", "seed", "batch_size", "image_format", "png_compression",
+    "jpeg_quality", "verify", "progress", "progress_secs",
+]  # fmt: skip
+_SHARD_AUGMENTATION = list(ShardJobConfig.AUGMENTATION)
+# --help shows each command's flags in these groups, in this order (a test checks every flag is in one).
+HELP_GROUPS: dict[str, list[tuple[str, list[str]]]] = {
+    "train": [
+        ("output", ["job_dir", "preset", "overwrite", "dry_run", "progress"]),
+        ("data", ["dataset", "resolution", "channels", "conditional", "folder_labels", "on_corrupt",
+                  "dataset_staging", "stream_buffer_mb"]),
+        ("model", ["latent_dim", "width", "g_conditioning", "d_spectral_norm"]),
+        ("optimisation", ["batch_size", "steps", "g_lr", "d_lr", "beta1", "beta2", "loss", "r1_gamma",
+                          "class_loss_weight", "mode_seeking_weight", "ema_decay", "seed"]),
+        ("augmentation (DiffAugment, ADA)", ["diffaugment", "ada_target", "ada_kimg"]),
+        ("schedule and quality tracking", ["log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
+                                           "tensorboard_upload_secs", "profile_steps", "kid_every", "kid_samples",
+                                           "feature_model"]),
+        ("distribution and hardware", ["mixed_precision", "devices", "xla", "sync_batchnorm", "steps_per_call",
+                                       "deterministic"]),
+    ],
+    "sample": [
+        ("generator", ["generator", "labels", "truncation", "copies_per_sample", "mixed_precision", "preview"]),
+        ("filters and teacher", ["max_memorization", "train_data", "teacher", "teacher_members", "teacher_steps",
+                                 "min_confidence"]),
+        ("output", _SHARD_OUTPUT),
+        ("augmentation (Keras ImageDataGenerator's arguments)", _SHARD_AUGMENTATION),
+        ("distribution", ["task_index", "num_tasks"]),
+    ],
+    "augment": [
+        ("data", ["dataset", "resolution", "channels", "folder_labels", "on_corrupt"]),
+        ("output", _SHARD_OUTPUT),
+        ("augmentation (Keras ImageDataGenerator's arguments)", _SHARD_AUGMENTATION),
+        ("distribution", ["task_index", "num_tasks"]),
+    ],
+    "evaluate": [
+        ("data", ["real", "synthetic", "train_data", "num_samples", "resolution", "allow_overlap"]),
+        ("fidelity and memorization", ["feature_model", "feature_data", "feature_steps", "kid_subsets",
+                                       "memorization_quantile"]),
+        ("downstream", ["downstream", "downstream_steps", "seeds", "seed"]),
+        ("output", ["report"]),
+    ],
+    "launch": [
+        ("what and where", ["target", "job", "image", "name", "dry_run"]),
+        ("machines", ["gpus", "accelerator", "machine_type", "workers", "tasks", "parallelism", "spot",
+                      "max_restarts"]),
+        ("Google Cloud", ["project", "region", "zone", "existing_vm", "vm_image_family", "service_account",
+                          "vertex_tensorboard"]),
+        ("Kubernetes", ["namespace"]),
+    ],
+}  # fmt: skip
+# Two examples per command (a test checks that their flags exist).
+EXAMPLES: dict[str, list[str]] = {
+    "train": [
+        "dcgan train --job_dir=runs/digits                       # the bundled digits, 32 px, 3000 steps",
+        "dcgan train --job_dir=runs/photos --dataset=photos/ --resolution=64 --steps=20000",
+    ],
+    "sample": [
+        "dcgan sample --generator=runs/digits --output=out/synth --num_images=100000",
+        "dcgan sample --generator=runs/digits --output=grid.png --preview=100    # one picture, a row per class",
+    ],
+    "augment": [
+        "dcgan augment --dataset=digits:train --output=out/aug --num_images=100000",
+        "dcgan augment --dataset=photos/ --resolution=64 --output=out/aug --horizontal_flip=true",
+    ],
+    "evaluate": [
+        "dcgan evaluate --real=digits:test --synthetic=runs/digits --train_data=digits:train",
+        "dcgan evaluate --real=digits:test --synthetic=out/synth --downstream=false --report=eval/report.json",
+    ],
+    "launch": [
+        "dcgan launch vertex --job=train --image=IMAGE --job_dir=gs://BUCKET/runs/digits --dry_run",
+        "dcgan launch k8s --job=sample --image=IMAGE --tasks=16 --generator=gs://B/runs/digits --output=gs://B/synth",
+    ],
+}
+HELP_WIDTH = 100
+
+
+def _flag_rows(rows: list[tuple[str, str]], column: int) -> list[str]:
+    """'  --name=DEFAULT   text', the text wrapped under itself."""
+    out = []
+    for left, text in rows:
+        lines = textwrap.wrap(text, HELP_WIDTH - column) or [""]
+        if len(left) + 2 > column:  # a long default: the text starts on the next line
+            out.append(left)
+            lines_out = lines
+        else:
+            out.append(f"{left:<{column}}{lines[0]}".rstrip())
+            lines_out = lines[1:]
+        out += [" " * column + line for line in lines_out]
+    return out
+
+
 def help_text(job: str) -> str:
+    """`dcgan JOB --help`: usage, the flags in groups with their defaults, presets, examples."""
     cls = CONFIG_CLASSES[job]
     helps = field_help(cls)
-    lines = [
-        f"usage: dcgan {job} [--config=JOB_DIR/config.json] [--flag=value ...]",
-        "",
-        "--config reruns a saved job's config.json (explicit flags win).",
-        "",
-        "flags (defaults before any preset):",
-    ]
-    for f in dataclasses.fields(cls):
-        lines.append(f"  --{f.name:<24} {f.default!r:<12} {helps.get(f.name, '')}".rstrip())
-    lines.append("")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     if job == "launch":
-        lines[0] = "usage: dcgan launch vm|vertex|k8s --job=train|sample --image=IMAGE [--flag=value ...] [JOB FLAGS]"
-        lines.append("")
-        lines.append(
-            "other flags are the job's own (see `dcgan train --help`, `dcgan sample --help`) and pass through;"
-        )
-        lines.append("--gpus_per_worker is the same as --gpus; --spec_dir picks where rendered files go.")
-        return "\n".join(lines)
-    lines.append("presets: " + ", ".join(f"{k} {v}" for k, v in PRESETS[job].items()))
+        lines = [
+            "usage: dcgan launch vm|vertex|k8s --job=train|sample --image=IMAGE [--flag=value ...] [JOB FLAGS]",
+            "",
+            "Renders what runs the job (a VM command, a Vertex AI CustomJobSpec, a Kubernetes Indexed Job) into",
+            "--spec_dir and submits it. Flags that are not launch flags are the job's own (see `dcgan train",
+            "--help`, `dcgan sample --help`): they are checked here and passed through.",
+        ]
+    else:
+        lines = [
+            f"usage: dcgan {job} [--flag=value ...] [--config=SAVED/config.json]",
+            "",
+            "--config reruns a saved job's config.json (explicit flags win); precedence: default < --preset",
+            "< --config < flag.",
+        ]
+    groups = HELP_GROUPS.get(job, []) + [("other", [n for n in fields if n not in _grouped(job)])]
+    rows = {n: (f"  --{n}={fields[n].default!r}", helps.get(n, "")) for n in fields}
+    column = min(32, max(len(left) for left, _ in rows.values()) + 2)
+    for title, names in groups:
+        names = [n for n in names if n in fields]
+        if names:
+            lines += ["", f"{title}:"] + _flag_rows([rows[n] for n in names], column)
+    extra = [
+        ("  --verbose", "TensorFlow's own start-up and C++ log lines too"),
+        ("  --print_config", "the whole config first (else the flags that differ from their defaults)"),
+    ]
+    if job == "launch":
+        extra = [
+            ("  --spec_dir=''", "where rendered files go ('' = .dcgan-launch/NAME/)"),
+            ("  --gpus_per_worker", "the same as --gpus"),
+        ] + extra
+    lines += ["", "every command:" if job != "launch" else "also:"] + _flag_rows(extra, column)
+    if job != "launch":
+        lines += ["", "presets (--preset=NAME, applied before your flags):"]
+        for name, values in PRESETS[job].items():
+            shown = " ".join(f"--{k}={v}" for k, v in values.items()) or "the defaults above"
+            lines += textwrap.wrap(
+                f"{name}: {shown}", HELP_WIDTH, initial_indent="  ", subsequent_indent="      ", break_on_hyphens=False
+            )
+    lines += ["", "examples:"] + [f"  {example}" for example in EXAMPLES[job]]
     return "\n".join(lines)
+
+
+def _grouped(job: str) -> set[str]:
+    return {name for _, names in HELP_GROUPS.get(job, []) for name in names}

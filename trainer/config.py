@@ -172,9 +172,9 @@ class TrainConfig(_Printable):
     loss: str = "nonsaturating"  # 'nonsaturating' (BCE), 'hinge' or 'lsgan' (least squares)
     r1_gamma: float = 0.0  # R1 penalty weight on real images, 0 = off
     # How G uses the class: 'concat' (label embedding beside z) or 'cbn' (also class-conditional BatchNorm
-    # in every block). D's conv kernels spectrally normalised (and no BatchNorm in D), as in SNGAN.
+    # in every block; the export is still plain Keras layers).
     g_conditioning: str = "concat"
-    d_spectral_norm: bool = False  # spectral normalisation in D (and no BatchNorm there)
+    d_spectral_norm: bool = False  # D's conv kernels spectrally normalised (and no BatchNorm in D), as in SNGAN
     # AC-GAN-style class loss (conditional runs): D also classifies real images, and G is rewarded when
     # D's classifier recognises its samples' conditioning labels; the weight of both terms, 0 = off.
     class_loss_weight: float = 0.0
