@@ -103,7 +103,8 @@ def filtered(enabled: bool = True):
     if pid == 0:  # the filter: no Python cleanup, no flushing of the parent's buffers
         code = 0
         try:
-            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C stops the job; the filter drains it
+            for number in (signal.SIGINT, signal.SIGTERM):  # a signal to the group stops the job, and the
+                signal.signal(number, signal.SIG_IGN)  # filter drains what the job says while it stops
             os.close(write_fd)
             _pump(read_fd, real, min_log_level)
         except BaseException:
@@ -111,12 +112,17 @@ def filtered(enabled: bool = True):
         os._exit(code)
     os.close(read_fd)
     python_stderr = sys.stderr
-    sys.stderr = io.TextIOWrapper(
-        os.fdopen(os.dup(real), "wb", buffering=0),
-        encoding=python_stderr.encoding,
-        errors="backslashreplace",
-        line_buffering=True,
-    )
+    try:
+        direct = python_stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):  # captured (pytest's capsys) or redirected in Python
+        direct = False
+    if direct:  # Python's lines go straight to the real stderr (a terminal stays a terminal to them)
+        sys.stderr = io.TextIOWrapper(
+            os.fdopen(os.dup(real), "wb", buffering=0),
+            encoding=python_stderr.encoding,
+            errors="backslashreplace",
+            line_buffering=True,
+        )
     os.dup2(write_fd, 2)
     os.close(write_fd)
     try:
@@ -125,8 +131,9 @@ def filtered(enabled: bool = True):
         sys.stderr.flush()
         os.dup2(real, 2)  # the pipe's last writer here is gone; the filter sees EOF once children let go
         os.close(real)
-        sys.stderr.close()
-        sys.stderr = python_stderr
+        if sys.stderr is not python_stderr:
+            sys.stderr.close()
+            sys.stderr = python_stderr
         _wait(pid, seconds=5.0)
 
 
