@@ -21,7 +21,8 @@ tracebacks of child processes, anything that is not in absl's format. The
 filter is a separate process, so a C++ abort's last words still arrive (it reads
 until the last writer is gone). Python's own sys.stderr (our messages, progress
 bars, warnings) keeps writing to the real stderr directly, so a terminal is
-still a terminal to it.
+still a terminal to it. DCGAN_NATIVE_STDERR=raw turns the filter off for a whole
+environment (as `--verbose` does for one command, which also lowers TF_CPP_MIN_LOG_LEVEL to 0).
 
     python -c "from trainer import native_stderr as n; print(n.dropped(b'I0000 00:00:1.2 7 x.cc:3] hi\\n', '2'))"
 """
