@@ -90,7 +90,7 @@ def two_writers(job, env=None):
     ]
     full_env = {**os.environ, "PYTHONPATH": REPO, "PYTHONUNBUFFERED": "1", **(env or {})}
     first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=REPO)
-    for line in first.stdout:
+    for line in first.stderr:  # progress goes to stderr
         if "step 3/" in line:
             break
     second = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=full_env, cwd=REPO)
