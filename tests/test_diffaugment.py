@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import diffaugment, metrics
+from trainer import classifier, diffaugment
 from trainer.errors import UserError
 
 from conftest import run_cli
@@ -48,7 +48,7 @@ def test_diffaugment_policy_parsing():
 
 
 def tiny_feature_model(path):
-    metrics.build_classifier(32, 1, 10, seed=3).save(path)
+    classifier.build(32, 1, 10, seed=3).save(path)
     return str(path)
 
 

@@ -11,6 +11,8 @@ from PIL import Image
 from conftest import assert_one_line_error, run_cli
 
 SMALL = ["--num_samples=100", "--feature_steps=30", "--downstream_steps=20", "--seeds=1", "--kid_subsets=3"]
+SMALL += ["--policies=none", "--mixes=", "--shares=0.5"]  # tuning: one candidate each (6 classifiers in all)
+NO_DOWNSTREAM = [*SMALL, "--downstream=false"]
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def test_test_images_that_are_training_images_are_refused_then_marked(whole_digi
 def test_disjoint_splits_report_what_each_number_used(smoke_job, tmp_path):
     """The README's path: train on the default digits:train, evaluate on digits:test: no overlap, no warning."""
     report = tmp_path / "eval" / "report.json"
-    result = run_cli("evaluate", "--real=digits:test", f"--synthetic={smoke_job}", f"--report={report}", *SMALL)
+    result = run_cli("evaluate", "--real=digits:test", f"--synthetic={smoke_job}", f"--report={report}", *NO_DOWNSTREAM)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "(!)" not in result.stdout and "OVERLAPPING" not in result.stdout
     assert "digits:test vs digits:train: disjoint" in result.stdout
@@ -78,7 +80,9 @@ def test_disjoint_splits_report_what_each_number_used(smoke_job, tmp_path):
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (.ci/run installs it)")
 def test_the_html_report_renders_in_a_real_browser(smoke_job, tmp_path):
     report = tmp_path / "report.json"
-    result = run_cli("evaluate", "--real=digits:test", f"--synthetic={smoke_job}", f"--report={report}", *SMALL)
+    result = run_cli(
+        "evaluate", "--real=digits:test", f"--synthetic={smoke_job}", f"--report={report}", *SMALL, "--seeds=2"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     page = tmp_path / "report.html"
     written = json.loads(report.read_text())
@@ -106,6 +110,10 @@ def test_the_html_report_renders_in_a_real_browser(smoke_job, tmp_path):
     ).stdout
     assert f"{written['fidelity']['fid']:.4g}" in dom and "digits:test" in dom and "1258 images" in dom
     assert dom.count("<img") == 3 and "data:image/png;base64," in dom  # self-contained
+    verdict = written["downstream"]["verdict"]
+    assert verdict.startswith("synthetic images: ") and "points" in verdict
+    assert dom.index('id="verdict"') < dom.index("Which images each number used")  # the page leads with it
+    assert dom.count("<rect") == 4 and "synthetic images only (CAS)" in dom  # the chart: one bar per recipe
 
 
 def test_the_readme_quick_start_trains_and_evaluates_honestly(tmp_path):
@@ -125,7 +133,7 @@ def test_the_readme_quick_start_trains_and_evaluates_honestly(tmp_path):
     assert "| training data | `digits:train`, 1258 images |" in card and "| training steps | 8 |" in card
     assert "`0`, `1`" in card and "![samples from this generator](samples.png)" in card
     assert Image.open(export / "samples.png").size[0] >= 8 * 96 and "Not evaluated yet" in card
-    result = run_cli(*evaluate.split()[1:], *SMALL, cwd=str(tmp_path))
+    result = run_cli(*evaluate.split()[1:], *NO_DOWNSTREAM, cwd=str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     assert "digits:test vs digits:train: disjoint" in result.stdout and "(!)" not in result.stdout
     assert (tmp_path / "runs" / "digits" / "eval" / "report.html").is_file()
@@ -149,6 +157,9 @@ def test_evaluate_end_to_end_on_a_smoke_job(smoke_job, tmp_path):
         "--feature_steps=50",
         "--downstream_steps=30",
         "--seeds=2",
+        "--policies=none,crop_flip",
+        "--mixes=",
+        "--shares=0.5",
         "--kid_subsets=5",
         timeout=600,
     )
@@ -160,18 +171,13 @@ def test_evaluate_end_to_end_on_a_smoke_job(smoke_job, tmp_path):
     assert set(report["memorization"]) == {"pixels", "features", "rate_either"}
     assert 0 <= report["gan_test"]["accuracy"] <= 1
     downstream = report["downstream"]
-    assert {
-        "a_real",
-        "b_real_augmented",
-        "c_synthetic",
-        "d_real_synthetic",
-        "e_real_synthetic_augmented",
-        "f_real_synthetic_distilled",
-    } <= set(downstream)
-    assert len(downstream["a_real"]["runs"]) == 2 and downstream["train_images"] == 126
+    assert list(downstream["recipes"]) == ["real", "augmented", "synthetic_only", "with_synthetic"]
+    assert all(len(r["runs"]) == 2 for r in downstream["recipes"].values()) and downstream["train_images"] == 126
+    assert downstream["tuned"]["validation_images"] == 26 and downstream["tuned"]["policy"] in ("none", "crop_flip")
+    assert downstream["gain_over_augmentation"]["n"] == 2 and 0 <= downstream["cas_ratio"] <= 2
     for suffix in ("samples", "closest-pixels", "closest-features"):
         assert (tmp_path / "eval" / f"report-{suffix}.png").stat().st_size > 100
-    assert "FID" in result.stdout and "downstream accuracy" in result.stdout
+    assert "FID" in result.stdout and "downstream verdict: synthetic images" in result.stdout
 
 
 def test_evaluate_bad_input_is_one_line(smoke_job, tmp_path):

@@ -18,81 +18,48 @@ def test_shapes_are_a_pure_function_of_the_seed_and_load_with_splits(tmp_path):
     assert train.class_names == shapes.NAMES  # the names travel to plans, grids and shards
 
 
-def test_tables_compare_each_recipe_with_the_strongest_baseline():
-    run = {"mean": 0.5, "std": 0.01, "runs": [0.5]}
-    results = {
-        "runs": {
-            "shapes 10%": {
-                "train_images": 168,
-                "teacher_ensemble_test": 0.4,
-                "synthetic_teacher_agreement": 0.3,
-                **{r: dict(run) for r in usefulness.RECIPES},
-            }
-        },
-        "tuning shapes": {"idg": "idg x0.5", "modern": "randaugment 2/0.3"},
-    }
-    results["runs"]["shapes 10%"]["synthetic_distilled"] = {"mean": 0.53, "std": 0.01, "runs": [0.53]}
-    text = usefulness.tables(results)
-    assert "168 real training images" in text and "randaugment 2/0.3" in text
-    assert "0.5300 +- 0.0100 (+3.0 pts vs strongest baseline)" in text
+def test_minority_subset_keeps_a_fifth_of_the_lower_half_of_the_classes():
+    labels = np.repeat(np.arange(4), 20)
+    kept = labels[usefulness.minority_subset(labels, 4, ratio=5)]
+    assert np.bincount(kept).tolist() == [4, 4, 20, 20]
 
 
-def test_results_merge_in_place_keeps_what_other_runs_wrote_and_what_this_run_holds():
-    mine = {"runs": {"shapes 10% a": {"real": 1}}, "wall_s": {"x": 1}}
-    done = mine["runs"]["shapes 10% a"]  # measure() keeps writing into this dict after each save
-    usefulness.merge_into(mine, {"runs": {"shapes 10% b": {"real": 2}}, "wall_s": {"x": 9, "y": 2}})
-    done["synthetic_hard"] = 3
-    assert mine["runs"] == {"shapes 10% a": {"real": 1, "synthetic_hard": 3}, "shapes 10% b": {"real": 2}}
-    assert mine["wall_s"] == {"x": 9, "y": 2}  # entries are written once: the one on disk stays
+def _run(augmented, with_synthetic):
+    recipes = {r: {"description": r, "runs": list(augmented)} for r in usefulness.RECIPES}
+    recipes["with_synthetic"]["runs"] = list(with_synthetic)
+    tuned = {"augmentation": "crop + flip", "synthetic_share": 0.25}
+    return {"recipes": recipes, "tuned": tuned, "train_images": 168, "test_images": 600, "seeds": 3,
+            "metric": "accuracy", "cas_ratio": 0.5}  # fmt: skip
 
 
-def test_variants_table_puts_each_generator_beside_the_defaults_with_its_validation_score():
-    run = {"mean": 0.3, "std": 0.01, "runs": [0.3]}
-    row = {r: dict(run) for r in usefulness.RECIPES} | {"synthetic_teacher_agreement": 0.5}
-    variant = {r: dict(run) for r in usefulness.VARIANT_RECIPES} | {"synthetic_teacher_agreement": 0.7}
-    variant["synthetic_hard"] = {"mean": 0.33, "std": 0.02, "runs": [0.33]}
-    results = {
-        "runs": {"shapes 10%": row, "shapes 10% ac1": variant},
-        "tuning shapes": {"synthetic_share": 0.25, "synthetic_share_validation": {"0.25": 0.36}},
-        "tuning shapes ac1": {"synthetic_share": 0.5, "synthetic_share_validation": {"0.5": 0.34}},
-        "quality": {"shapes 10% ac1": {"gan_test": 0.445, "memorization": 0.123, "fid": 7.6}},
-    }
-    lines = usefulness.variants_table(results).splitlines()
-    assert "| defaults | 0.3600 (0.25) |" in lines[4] and "| 50.0% |" in lines[4] and lines[4].endswith("| +0.0 |")
-    assert lines[5].startswith("| ac1 | 0.3400 (0.5) | 44.5% | 12.3% | 7.60 | 70.0% | 0.3300 +- 0.0200 |")
-    assert lines[5].endswith("| +3.0 |")
+def test_tables_pool_the_paired_differences_of_every_generator():
+    runs = {"g0": _run([0.50, 0.60, 0.55], [0.53, 0.62, 0.58]), "g1": _run([0.52, 0.58, 0.57], [0.54, 0.61, 0.59])}
+    text = usefulness.tables({"runs": {"shapes 10% balanced": runs}})
+    assert "168 real training images, 2 generators x 3 seeds, accuracy on 600 test images" in text
+    diff = usefulness.pooled(runs, "with_synthetic")
+    assert diff.n == 6 and abs(diff.mean - 0.025) < 1e-9 and diff.low > 0
+    assert f"| with_synthetic | 0.5783 | +2.5 [{100 * diff.low:+.1f}, {100 * diff.high:+.1f}] |" in text
+    assert "Verdict: synthetic images: helps (+2.5 points" in text
 
 
-def test_levers_run_each_way_of_using_the_images_on_the_validation_split(smoke_job, tmp_path, monkeypatch):
+def test_a_training_set_runs_every_recipe_per_generator_and_tunes_once(smoke_job, tmp_path):
     import json
     import os
     import types
 
     work = tmp_path / "work"
     work.mkdir()
-    os.symlink(smoke_job, work / "digits-10")  # the generator at 10%: any finished job dir
-    tuned = {"idg": "idg x0.5", "modern": "crop/flip/colour", "baseline": "idg x0.5", "synthetic_share": 0.25}
-    (work / "results.json").write_text(json.dumps({"tuning digits": tuned}))  # tuning is not under test here
-    levers = {
-        "baseline (tuned policy alone)": {},
-        "hard labels": {"labels": "hard"},
-        "soft labels, teacher 3x, synthetic first 30% then real only": {
-            "labels": "teacher",
-            "teacher_steps": 3,
-            "synthetic_first": 0.3,
-            "share": 0.0,
-        },
-    }
-    monkeypatch.setattr(usefulness, "LEVERS", levers)
-    args = types.SimpleNamespace(work=str(work), variant="", gan_flags="", gan_steps=1, steps=20, num_synthetic=64)
-    usefulness.Experiment(args).levers("digits")
-    written = json.loads((work / "results.json").read_text())["levers digits 10%"]
-    assert set(levers) | {"teacher 60 steps"} == set(written)
-    assert all(len(written[name]["runs"]) == usefulness.LEVER_SEEDS for name in levers)
-    assert [p.startswith("digits-10-idg_x0_5-60-") for p in os.listdir(work / "teachers")] == [True]
-    lines = usefulness.levers_table(json.loads((work / "results.json").read_text())).splitlines()
-    assert lines[2] == "| lever | digits 10% |"
-    assert lines[4].startswith("| baseline (tuned policy alone) | 0.") and "(+" not in lines[4] and "(-" not in lines[4]
-    assert lines[6].startswith("| soft labels, teacher 3x, synthetic first 30% then real only | 0.")
-    assert lines[6].endswith(") |")  # its difference to the baseline, in points
-    assert lines[-1].startswith("teacher ensembles on validation: digits 10%: teacher 60 steps 0.")
+    os.symlink(smoke_job, work / "digits-5-balanced-g0")  # the generator: any finished job dir
+    tuned = {"policy": "crop_flip", "mix": "none", "scores": {}}
+    (work / "results.json").write_text(json.dumps({"tuning": {"digits 5% balanced": tuned}}))
+    args = types.SimpleNamespace(work=str(work), variant="", gan_flags="", gan_steps=1, steps=10, seeds=1,
+                                 tune_seeds=1, generators=1, num_synthetic=64, minority_ratio=5)  # fmt: skip
+    experiment = usefulness.Experiment(args)
+    training = experiment.training_set("digits", 5, "balanced")
+    assert training.key == "digits 5% balanced" and len(training.labels) == len(training.images) > 0
+    experiment.measure(training)
+    written = json.loads((work / "results.json").read_text())
+    run = written["runs"]["digits 5% balanced"]["g0"]
+    assert run["tuned"]["policy"] == "crop_flip" and run["synthetic_images"] == 64
+    assert all(len(run["recipes"][r]["runs"]) == 1 for r in usefulness.RECIPES)
+    assert "Verdict: synthetic images" in usefulness.tables(written)

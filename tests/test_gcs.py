@@ -445,13 +445,13 @@ def test_kill_9_at_any_point_resumes_from_a_complete_checkpoint(emulator, tmp_pa
                 "--log_every=1",
                 "--progress=true",
             ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
             text=True,
             env=env,
             cwd=REPO,
         )
-        for line in proc.stdout:
+        for line in proc.stderr:  # progress goes to stderr
             if "step " in line and "/1000" in line:
                 break
         time.sleep(rng.uniform(0.0, 1.5))  # somewhere in training, checkpoint writes or uploads
@@ -594,11 +594,11 @@ def test_a_feature_model_file_in_a_bucket_is_fetched(emulator, tmp_path, monkeyp
     server, client = emulator
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
     monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / "cache"))
-    from trainer import data, metrics
+    from trainer import classifier, data, metrics
     from trainer.errors import UserError
 
     bucket = new_bucket(client, "model-bucket")
-    metrics.build_classifier(32, 1, 10, seed=3).save(tmp_path / "f.keras")
+    classifier.build(32, 1, 10, seed=3).save(tmp_path / "f.keras")
     bucket.blob("models/f.keras").upload_from_filename(str(tmp_path / "f.keras"))
     digits = data.load_source("digits:test[:20]", 32)
     space = metrics.feature_space(digits.images, digits.labels, 10, "digits", "gs://model-bucket/models/f.keras")
@@ -658,7 +658,7 @@ def test_sigterm_commits_the_checkpoint_even_when_repeated_during_the_upload(emu
         cwd=REPO,
     )
     try:
-        for line in proc.stdout:
+        for line in proc.stderr:  # progress goes to stderr
             if "step 3/" in line:
                 break
         proc.send_signal(signal.SIGTERM)

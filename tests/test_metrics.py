@@ -58,39 +58,3 @@ def test_bad_quality_flags_are_one_line(tmp_path):
         "--max_memorization=2.0 must be in [0, 1)",
     )
     assert not (tmp_path / "j").exists()
-
-
-def test_synthetic_first_pretrains_on_synthetic_then_trains_on_real():
-    """A schedule: the first share of the steps sees only synthetic images, the rest only real ones."""
-    real = data.load_source("digits:train[:20%]", 32)
-    x, y = real.images, real.labels
-    shifted = (y + 1) % 10  # "synthetic" images whose labels disagree with the real ones, to see who taught what
-
-    def agreement(**schedule):
-        model = metrics.train_classifier(x, y, 10, steps=150, seed=0, synthetic=(x, shifted), **schedule)
-        predicted = metrics.predict(model, x).argmax(1)
-        return (predicted == y).mean(), (predicted == shifted).mean()
-
-    real_labels, synthetic_labels = agreement(synthetic_fraction=0.0, synthetic_first=1.0)
-    assert synthetic_labels > 0.4 and real_labels < 0.1  # every step drew synthetic images only
-    real_labels, synthetic_labels = agreement(synthetic_fraction=0.0, synthetic_first=0.3)
-    assert real_labels > 0.3 and synthetic_labels < 0.15  # the last 70% of the steps saw real images only
-    real_labels, synthetic_labels = agreement(synthetic_fraction=0.5)
-    assert 0.1 < real_labels < 0.4 and 0.1 < synthetic_labels < 0.4  # no schedule: both in every batch
-    with pytest.raises(ValueError, match="each in"):
-        agreement(synthetic_fraction=0.0, synthetic_first=1.5)
-
-
-def test_a_randaugment_run_depends_on_its_seed_not_on_what_ran_before_it():
-    from trainer import downstream
-
-    real = data.load_source("digits:train[:10%]", 32)
-    policy = downstream.randaugment_policy(2, 0.5)
-
-    def predictions(seed):
-        model = metrics.train_classifier(real.images, real.labels, 10, steps=30, seed=seed, augmentation=policy)
-        return metrics.predict(model, real.images[:64])
-
-    first = predictions(0)
-    predictions(1)  # advances the layer's random state, as another recipe in the same process would
-    np.testing.assert_allclose(predictions(0), first, atol=1e-4)

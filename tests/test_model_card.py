@@ -32,8 +32,12 @@ def test_a_card_before_and_after_evaluation(tmp_path):
         "features": {"kind": "classifier"},
         "fidelity": {"fid": 12.345, "kid": 0.0042, "precision": 0.7, "recall": 0.6},
         "memorization": {"rate_either": 0.031},
-        "gan_test": {"accuracy": 0.88},
-        "downstream": {"a_real": {"mean": 0.8, "std": 0.01, "runs": [0.8]}},
+        "gan_test": {"accuracy": 0.88, "normalised": 0.9},
+        "downstream": {
+            "verdict": "synthetic images: helps (+1.0 points [+0.2, +1.8] over the tuned augmentation)",
+            "recipes": {"real": {"description": "real images only", "mean": 0.8, "runs": [0.8, 0.8]}},
+            "cas_ratio": 0.5,
+        },
     }
     where = model_card.record_evaluation(str(tmp_path / "job"), report, "eval/report.json", real_images=50)
     assert where.endswith("export/README.md")
@@ -43,7 +47,11 @@ def test_a_card_before_and_after_evaluation(tmp_path):
         and "12.35 / 0.0042" in card
         and "| memorization (pixels or features) | 3.1% |" in card
     )
-    assert "against `photos/:test` (50 images)" in card and "| downstream a_real | 80.0% +- 1.0% |" in card
+    assert "against `photos/:test` (50 images)" in card and "| downstream: real images only | 80.0% |" in card
+    assert (
+        "| GAN-test, normalised by real images | 0.90 |" in card
+        and "Downstream verdict: synthetic images: helps" in card
+    )
     assert json.loads((tmp_path / "job" / "export" / "evaluation.json").read_text())["gan_test"]["accuracy"] == 0.88
 
 

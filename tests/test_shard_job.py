@@ -301,7 +301,7 @@ def test_a_teacher_labels_every_record_and_filters_by_confidence(smoke_job, tmp_
 def test_mix_feeds_keras_fit_with_real_and_synthetic_batches(smoke_job, tmp_path):
     import keras
 
-    from trainer import data, downstream, metrics
+    from trainer import classifier, data, downstream
 
     out = tmp_path / "taught"
     result = run_cli(
@@ -332,7 +332,7 @@ def test_mix_feeds_keras_fit_with_real_and_synthetic_batches(smoke_job, tmp_path
     assert images.shape == (32, 32, 32, 1) and images.dtype == tf.float32 and targets.shape == (32, 10)
     hard = np.isclose(targets.numpy().max(1), 1.0)
     assert 0 < hard.sum() < 32  # one-hot real and soft synthetic targets in the same batch
-    model = metrics.build_classifier(32, 1, 10)
+    model = classifier.build(32, 1, 10)
     model.compile(optimizer="adam", loss=keras.losses.CategoricalCrossentropy(from_logits=True))
     history = model.fit(ds, steps_per_epoch=2, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])

@@ -521,6 +521,40 @@ class AugmentConfig(ShardJobConfig):
         return errors
 
 
+# dcgan evaluate's baseline candidates (trainer/downstream.py POLICIES has one policy per name) and mixes.
+DOWNSTREAM_POLICIES = (
+    "none",
+    "classic",
+    "classic_full",
+    "crop_flip",
+    "trivial_augment",
+    "rand_augment",
+    "dihedral_trivial",
+)
+DOWNSTREAM_MIXES = ("mixup", "cutmix")
+
+
+def downstream_errors(config) -> list[str]:
+    """--policies, --mixes, --shares and --validation_fraction of `dcgan evaluate`, checked by name."""
+    errors = []
+    unknown = [p for p in config.policies.split(",") if p not in DOWNSTREAM_POLICIES]
+    if unknown:
+        choices = ", ".join(DOWNSTREAM_POLICIES)
+        errors.append(f"--policies: unknown {', '.join(map(repr, unknown))}; choose from {choices}")
+    unknown = [m for m in config.mixes.split(",") if m and m not in DOWNSTREAM_MIXES]
+    if unknown:
+        errors.append(f"--mixes: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(DOWNSTREAM_MIXES)}")
+    try:
+        shares = [float(s) for s in str(config.shares).split(",")]
+        if not all(0 < s <= 1 for s in shares):
+            raise ValueError
+    except ValueError:
+        errors.append(f"--shares={config.shares}: comma-separated numbers in (0, 1]")
+    if not 0 < config.validation_fraction < 1:
+        errors.append(f"--validation_fraction={config.validation_fraction} must be in (0, 1)")
+    return errors
+
+
 @dataclasses.dataclass(frozen=True)
 class EvaluateConfig(_Printable):
     """`dcgan evaluate`: how good and how useful are the synthetic images?"""
@@ -553,8 +587,14 @@ class EvaluateConfig(_Printable):
     feature_steps: int = 1500  # training steps of the default feature classifier
     resolution: int = 0  # 0 = the synthetic images'; otherwise it must match them
     downstream: str = "auto"  # auto (when labels allow), true, false
-    downstream_steps: int = 1000  # training steps of each downstream classifier
-    seeds: int = 3  # downstream classifiers per variant (mean and std reported)
+    downstream_steps: int = 1000  # training steps of each downstream classifier (the judge)
+    seeds: int = 5  # paired seeds per downstream recipe on --real (mean, 95% interval of differences)
+    tune_seeds: int = 1  # seeds per candidate when tuning the baseline and the share on validation
+    validation_fraction: float = 0.2  # of each class of --train_data, held out for tuning
+    # Baseline augmentation candidates, tuned on validation (names: trainer/downstream.py POLICIES).
+    policies: str = "none,classic,classic_full,crop_flip,trivial_augment,rand_augment,dihedral_trivial"
+    mixes: str = "mixup,cutmix"  # tried on top of the best policy ('' = none)
+    shares: str = "0.25,0.5"  # synthetic share of each batch: candidates tuned on validation
     kid_subsets: int = 100  # subsets KID is averaged over
     # A sample closer to a training image than this quantile of real-to-real distances counts as memorized.
     memorization_quantile: float = 0.01
@@ -578,7 +618,8 @@ class EvaluateConfig(_Printable):
             errors.append(f"--num_samples={self.num_samples} must be >= 10")
         if self.downstream not in ("auto", "true", "false"):
             errors.append(f"--downstream={self.downstream!r} must be auto, true or false")
-        for name in ("feature_steps", "downstream_steps", "seeds", "kid_subsets"):
+        errors += downstream_errors(self)
+        for name in ("feature_steps", "downstream_steps", "seeds", "tune_seeds", "kid_subsets"):
             if getattr(self, name) < 1:
                 errors.append(f"--{name}={getattr(self, name)} must be >= 1")
         if not 0 < self.memorization_quantile < 1:

@@ -1,20 +1,21 @@
-"""Training a downstream classifier on real + synthetic images: the recipes and the classic baselines.
+"""Classic augmentation policies (what synthetic data has to beat) and the teacher ensemble.
 
-Augmentation policies (what synthetic data has to beat):
-  classic_policy(strength)        ImageDataGenerator-style rotation/shift/zoom (`dcgan augment`'s
-                                  defaults times `strength`), one fused warp on the fly
-  randaugment_policy(ops, factor) Keras 3's RandAugment layer (Cubuk et al. 2020)
-  crop_flip_policy(flip, pad)     pad-and-crop translation, optional horizontal flip, and
-                                  brightness/contrast jitter: the usual tuned CIFAR-style policy
+Every policy augments each image on its own, from the image's own seed (a
+function (float images 0..255 [B, H, W, C], seeds [B, 2]) -> images, with a
+`description`), so two images of one batch never share their transform:
+  classic_policy(strength, rotation, flips)  ImageDataGenerator-style rotation/shift/zoom (`dcgan augment`'s
+                                             defaults times `strength`), optionally full rotation and flips
+  dihedral_policy()                          the 8 rotations by 90 degrees and flips (for classes that keep
+                                             their identity under them, such as shapes or textures)
+  rand_augment_policy(num_ops, magnitude)    RandAugment (Cubuk et al. 2020), drawn per image
+  trivial_augment_policy()                   TrivialAugment (Mueller & Hutter 2021): one operation of random
+                                             magnitude per image
+  crop_flip_policy(flip, pad)                pad-and-crop translation, optional flip, brightness/contrast jitter
+  then(a, b)                                 a, then b
+POLICIES names the candidates a comparison tunes on validation (trainer/usefulness.py).
+Mixup and CutMix act on labels too: they are `classifier.Recipe(mix=...)`.
 
-Recipes (each one classifier, the same steps and batch size):
-  real + policy                                       the baselines
-  real + policy + synthetic (hard labels)             synthetic images labelled by their conditioning label
-  real + policy + synthetic (teacher's soft labels)   knowledge distillation on generated images: a
-                                                      teacher ensemble trained on real + policy labels
-                                                      each synthetic image with class probabilities
-
-    python -c "from trainer import downstream; print(downstream.classic_policy(1.0).describe())"
+    python -c "from trainer import downstream; print(downstream.trivial_augment_policy().description)"
 """
 
 from __future__ import annotations
@@ -28,67 +29,188 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainer import metrics
+from trainer import classic_augment, classifier
 from trainer.augment_params import AugmentParams
-from trainer.config import AugmentConfig
 
-Policy = object  # AugmentParams, or a function (images 0..255 [B,H,W,C], seeds [B,2]) -> images
+Policy = Callable  # (images 0..255 [B,H,W,C] float32, seeds [B,2] int64) -> images, with .description
+
+# dcgan augment's ImageDataGenerator-style defaults (AugmentConfig's), the unit of classic_policy's strength.
+CLASSIC_ROTATION, CLASSIC_SHIFT, CLASSIC_ZOOM = 15.0, 0.1, 0.1
 
 
-def classic_policy(strength: float = 1.0) -> AugmentParams:
-    """`dcgan augment`'s ImageDataGenerator-style defaults, scaled by `strength` (0 = none)."""
-    base = AugmentConfig(output="-")
-    zoom = float(base.zoom_range) * strength
-    return AugmentParams.create(
-        rotation_range=base.rotation_range * strength,
-        width_shift_range=base.width_shift_range * strength,
-        height_shift_range=base.height_shift_range * strength,
+def _policy(function: Callable, description: str) -> Policy:
+    function.description = description
+    return function
+
+
+def classic_policy(strength: float = 1.0, rotation: Optional[float] = None, flips: bool = False) -> Policy:
+    """ImageDataGenerator-style rotation, shift and zoom (`dcgan augment`'s defaults times `strength`);
+    `rotation` (degrees) overrides the scaled rotation (180: any angle); `flips`: horizontal and vertical."""
+    zoom = CLASSIC_ZOOM * strength
+    params = AugmentParams.create(
+        rotation_range=CLASSIC_ROTATION * strength if rotation is None else rotation,
+        width_shift_range=CLASSIC_SHIFT * strength,
+        height_shift_range=CLASSIC_SHIFT * strength,
         zoom_range=(1.0 - zoom, 1.0 + zoom),
+        horizontal_flip=flips,
+        vertical_flip=flips,
+        fill_mode="reflect" if rotation else "nearest",
+    )
+    if params.is_identity:
+        return _policy(lambda images, seeds: images, "none")
+    return _policy(lambda images, seeds: classic_augment.apply(images, params, seeds), f"classic({params.describe()})")
+
+
+def dihedral_policy() -> Policy:
+    """A random one of the 8 symmetries of the square (rotations by 90 degrees, then a flip), per image."""
+
+    def apply(images, seeds):
+        u = classic_augment.uniforms(seeds, 2)
+        quarter = tf.cast(tf.floor(u[:, 0] * 4), tf.int32)
+        out = images
+        for k in (1, 2, 3):
+            out = tf.where((quarter == k)[:, None, None, None], tf.image.rot90(images, k), out)
+        return tf.where((u[:, 1] < 0.5)[:, None, None, None], tf.reverse(out, [2]), out)
+
+    return _policy(apply, "dihedral (rotations by 90 degrees and flips)")
+
+
+def then(first: Policy, second: Policy) -> Policy:
+    """`first`, then `second` (each from its own part of the image's seed)."""
+    return _policy(
+        lambda images, seeds: second(first(images, seeds), seeds + tf.constant([[0, 7_777_777]], tf.int64)),
+        f"{first.description} + {second.description}",
     )
 
 
-def randaugment_policy(num_ops: int = 2, factor: float = 0.5, seed: int = 0) -> Callable:
-    """Keras 3's RandAugment on 0..255 images (`num_ops` operations of magnitude `factor` per batch).
-
-    The layer draws from its own seed state, not from the per-image seeds; `apply.reset(run_seed)`
-    restarts that state, so a classifier's run depends on its own seed only, not on what ran before
-    it in the process (`metrics.train_classifier` calls it)."""
-    current = {}
-
-    def reset(run_seed: int = 0) -> None:
-        current["layer"] = keras.layers.RandAugment(
-            value_range=(0, 255), num_ops=num_ops, factor=factor, seed=seed * 1_000_003 + run_seed
-        )
-
-    def apply(images, seeds):
-        return current["layer"](images, training=True)
-
-    reset()
-    apply.reset = reset
-    apply.description = f"RandAugment(num_ops={num_ops}, factor={factor})"
-    return apply
+# RandAugment / TrivialAugment operations on float 0..255 images, magnitude m in [0, 1] per image.
+OPERATIONS = (
+    "identity",
+    "autocontrast",
+    "brightness",
+    "contrast",
+    "color",
+    "solarize",
+    "posterize",
+    "rotate",
+    "shear_x",
+    "shear_y",
+    "translate_x",
+    "translate_y",
+)
 
 
-def crop_flip_policy(flip: bool = True, pad: int = 4, jitter: float = 0.2) -> Callable:
+def _blend(images, other, factor):
+    return other + (images - other) * factor[:, None, None, None]
+
+
+def _operation(name: str, x: tf.Tensor, m: tf.Tensor, sign: tf.Tensor) -> tf.Tensor:
+    """One operation at per-image magnitudes m [B] in [0, 1] and signs [B] (+-1)."""
+    h, w = x.shape[1], x.shape[2]
+    if name == "identity":
+        return x
+    if name == "autocontrast":
+        lo = tf.reduce_min(x, axis=[1, 2], keepdims=True)
+        hi = tf.reduce_max(x, axis=[1, 2], keepdims=True)
+        return tf.where(hi > lo, (x - lo) * 255.0 / tf.maximum(hi - lo, 1e-3), x)
+    factor = 1.0 + 0.9 * m * sign
+    if name == "brightness":
+        return _blend(x, tf.zeros_like(x), factor)
+    if name == "contrast":
+        gray = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+        return _blend(x, tf.broadcast_to(gray, tf.shape(x)), factor)
+    if name == "color":
+        if x.shape[-1] != 3:
+            return x
+        gray = tf.image.rgb_to_grayscale(x)
+        return _blend(x, tf.broadcast_to(gray, tf.shape(x)), factor)
+    if name == "solarize":
+        threshold = 256.0 - 256.0 * m[:, None, None, None]
+        return tf.where(x >= threshold, 255.0 - x, x)
+    if name == "posterize":
+        step = 2.0 ** tf.round(4.0 * m)[:, None, None, None]
+        return tf.floor(x / step) * step
+    zeros, ones = tf.zeros_like(m), tf.ones_like(m)
+    p = {"theta": zeros, "tx": zeros, "ty": zeros, "shear": zeros, "zx": ones, "zy": ones}
+    p |= {"flip_horizontal": tf.zeros_like(m, tf.bool), "flip_vertical": tf.zeros_like(m, tf.bool)}
+    if name == "rotate":
+        p["theta"] = 30.0 * m * sign
+    elif name in ("shear_x", "shear_y"):
+        p["shear"] = 17.0 * m * sign  # about 0.3 in PIL's shear units
+        if name == "shear_y":
+            return tf.transpose(
+                classic_augment.warp(
+                    tf.transpose(x, [0, 2, 1, 3]), classic_augment.projective_transforms(p, w, h), "reflect", 0.0
+                ),
+                [0, 2, 1, 3],
+            )
+    elif name == "translate_x":
+        p["ty"] = 0.3 * w * m * sign
+    elif name == "translate_y":
+        p["tx"] = 0.3 * h * m * sign
+    return classic_augment.warp(x, classic_augment.projective_transforms(p, h, w), "reflect", 0.0)
+
+
+def _random_operations(x: tf.Tensor, seeds: tf.Tensor, rounds: int, magnitude: Optional[float]) -> tf.Tensor:
+    """`rounds` times: every image takes one operation, chosen uniformly, of magnitude `magnitude`
+    (None: uniform in [0, 1] per image, as TrivialAugment), with a random sign."""
+    u = classic_augment.uniforms(seeds, 3 * rounds)
+    for r in range(rounds):
+        choice = tf.cast(tf.floor(u[:, 3 * r] * len(OPERATIONS)), tf.int32)
+        m = u[:, 3 * r + 1] if magnitude is None else tf.fill(tf.shape(choice), float(magnitude))
+        sign = tf.where(u[:, 3 * r + 2] < 0.5, -1.0, 1.0)
+        out = x
+        for k, name in enumerate(OPERATIONS):
+            if name != "identity":
+                out = tf.where((choice == k)[:, None, None, None], _operation(name, x, m, sign), out)
+        x = tf.clip_by_value(out, 0.0, 255.0)
+    return x
+
+
+def rand_augment_policy(num_ops: int = 2, magnitude: float = 0.5) -> Policy:
+    """RandAugment drawn per image: `num_ops` uniformly chosen operations of one `magnitude` (0..1)."""
+    return _policy(
+        lambda images, seeds: _random_operations(images, seeds, num_ops, magnitude),
+        f"RandAugment(num_ops={num_ops}, magnitude={magnitude}, per image)",
+    )
+
+
+def trivial_augment_policy() -> Policy:
+    """TrivialAugment: one uniformly chosen operation of uniformly random magnitude per image."""
+    return _policy(lambda images, seeds: _random_operations(images, seeds, 1, None), "TrivialAugment (per image)")
+
+
+def crop_flip_policy(flip: bool = True, pad: int = 4, jitter: float = 0.2) -> Policy:
     """Random translation by up to `pad` pixels (reflect padding, then crop), optional horizontal
-    flip, and brightness/contrast jitter of +-`jitter`; stateless, one draw per image seed."""
-
-    def one(image, seed):
-        size = tf.shape(image)[0]
-        padded = tf.pad(image, [[pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
-        image = tf.image.stateless_random_crop(padded, tf.shape(image), seed=seed)
-        if flip:
-            image = tf.image.stateless_random_flip_left_right(image, seed=seed + 1)
-        if jitter:
-            image = tf.image.stateless_random_brightness(image, 255.0 * jitter, seed=seed + 2)
-            image = tf.image.stateless_random_contrast(image, 1 - jitter, 1 + jitter, seed=seed + 3)
-        return tf.reshape(image, [size, size, image.shape[-1]])
+    flip, and brightness/contrast jitter of +-`jitter`; one draw per image seed."""
 
     def apply(images, seeds):
-        return tf.map_fn(lambda args: one(*args), (images, seeds), fn_output_signature=images.dtype)
+        h, w = images.shape[1], images.shape[2]
+        u = classic_augment.uniforms(seeds, 5)
+        zeros, ones = tf.zeros_like(u[:, 0]), tf.ones_like(u[:, 0])
+        p = {"theta": zeros, "shear": zeros, "zx": ones, "zy": ones, "flip_vertical": tf.zeros_like(zeros, tf.bool)}
+        p |= {"tx": tf.round((2 * u[:, 0] - 1) * pad), "ty": tf.round((2 * u[:, 1] - 1) * pad)}
+        p["flip_horizontal"] = (u[:, 2] < 0.5) if flip else tf.zeros_like(zeros, tf.bool)
+        out = classic_augment.warp(images, classic_augment.projective_transforms(p, h, w), "reflect", 0.0)
+        if jitter:
+            out = out + (255.0 * jitter * (2 * u[:, 3] - 1))[:, None, None, None]
+            mean = tf.reduce_mean(out, axis=[1, 2, 3], keepdims=True)
+            out = _blend(out, tf.broadcast_to(mean, tf.shape(out)), 1 + jitter * (2 * u[:, 4] - 1))
+        return out
 
-    apply.description = f"crop(pad={pad}){' + flip' if flip else ''} + brightness/contrast({jitter})"
-    return apply
+    return _policy(apply, f"crop(pad={pad}){' + flip' if flip else ''} + brightness/contrast({jitter})")
+
+
+# The baseline candidates `dcgan evaluate` and the experiments tune on validation: name -> a fresh policy.
+POLICIES = {
+    "none": lambda: classic_policy(0.0),
+    "classic": lambda: classic_policy(1.0),
+    "classic_full": lambda: classic_policy(1.0, rotation=180.0, flips=True),
+    "crop_flip": crop_flip_policy,
+    "trivial_augment": trivial_augment_policy,
+    "rand_augment": lambda: rand_augment_policy(2, 0.5),
+    "dihedral_trivial": lambda: then(dihedral_policy(), trivial_augment_policy()),
+}
 
 
 def describe(policy) -> str:
@@ -109,7 +231,7 @@ class Teacher:
         return int(self.models[0].output_shape[-1])
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
-        return metrics.ensemble_probabilities(self.models, images)
+        return np.mean([tf.nn.softmax(classifier.predict(m, images)).numpy() for m in self.models], axis=0)
 
     def probabilities_tensor(self, pixels: tf.Tensor) -> tf.Tensor:
         """The same, as a graph function of float pixels 0..255 [B, H, W, C] (for the sampler's producer)."""
@@ -149,12 +271,11 @@ def train_teacher(
     policy: Optional[Policy] = None,
     seed: int = 0,
 ) -> Teacher:
-    """`members` classifiers on the real images with `policy`, each from its own seed."""
+    """`members` judges (`classifier.train`, `steps` each) on the real images with `policy`, each from its own seed."""
+    spec = classifier.ClassifierSpec(steps=steps)
     return Teacher(
         [
-            metrics.train_classifier(
-                images, labels, num_classes, steps=steps, augmentation=policy, seed=seed * 1000 + 500 + k
-            )
+            classifier.train(images, labels, num_classes, spec, seed * 1000 + 500 + k, classifier.Recipe(policy))
             for k in range(members)
         ]
     )
@@ -172,7 +293,7 @@ def cached_teacher(
     digest = hashlib.sha256(
         images.tobytes()
         + labels.astype(np.int64).tobytes()
-        + f"{num_classes}/{members}/{steps}/{TEACHER_POLICY_STRENGTH}".encode()
+        + f"{num_classes}/{members}/{steps}/{TEACHER_POLICY_STRENGTH}/{classifier.VERSION}".encode()
     ).hexdigest()[:16]
     safe = "".join(c if c.isalnum() else "_" for c in name)[-40:]
     folder = os.path.join(storage.cache_dir("teachers"), f"{safe}-{digest}")
@@ -187,32 +308,3 @@ def cached_teacher(
     teacher.digest = digest
     teacher.save(folder)
     return teacher
-
-
-def train_recipe(
-    real: tuple[np.ndarray, np.ndarray],
-    num_classes: int,
-    *,
-    steps: int,
-    seed: int,
-    policy: Optional[Policy] = None,
-    synthetic: Optional[tuple[np.ndarray, np.ndarray]] = None,
-    synthetic_fraction: float = 0.5,
-    augment_synthetic: bool = False,
-    synthetic_first: float = 0.0,
-) -> keras.Model:
-    """One downstream classifier: real images (hard labels, `policy`) plus optional synthetic images whose
-    targets are labels [N] or a teacher's probabilities [N, C], filling `synthetic_fraction` of each batch
-    (after the first `synthetic_first` share of the steps, which draw synthetic images only)."""
-    return metrics.train_classifier(
-        real[0],
-        real[1],
-        num_classes,
-        steps=steps,
-        seed=seed,
-        augmentation=policy,
-        synthetic=synthetic,
-        synthetic_fraction=synthetic_fraction,
-        augment_synthetic=augment_synthetic,
-        synthetic_first=synthetic_first,
-    )

@@ -9,11 +9,11 @@ Reports (JSON, plus PNGs beside it):
   fidelity       FID, KID (mean, std over subsets), precision and recall: synthetic vs --real
   memorization   share of samples closer to a training image than held-out real images
                  typically are (pixel and feature space), and the closest pairs as a picture
-  gan_test       a classifier trained on real data labels the conditional samples: accuracy
-  downstream     the same small classifier trained on (a) the real training images,
-                 (b) + classic augmentation, (c) synthetic only, (d) real + synthetic,
-                 (e) real + synthetic + augmentation, (f) real + augmentation + synthetic images
-                 with a teacher ensemble's soft labels; tested on --real; mean and std over --seeds
+  gan_test       a classifier trained on real data labels the conditional samples: accuracy, and
+                 normalised (that accuracy / the same classifier's accuracy on held-out real images)
+  downstream     trainer/usefulness.py: the judge (trainer/classifier.py) trained on real images, real +
+                 augmentation tuned on a validation split, synthetic only (CAS) and real + synthetic, with
+                 --seeds paired seeds, tested on --real; the verdict line says whether synthetic helps
 
 One command, one module: the data checks (which sets overlap), the four report
 sections and the report files are read top to bottom here (about 490 lines).
@@ -29,10 +29,20 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from trainer import command_line, data, export, jobdir, metrics, model_card, overlap, report_page, shards, sources
-from trainer import downstream as downstream_lib
-from trainer.augment_params import AugmentParams
-from trainer.config import AugmentConfig
+from trainer import (
+    classifier,
+    command_line,
+    data,
+    export,
+    jobdir,
+    metrics,
+    model_card,
+    overlap,
+    report_page,
+    shards,
+    sources,
+    usefulness,
+)
 from trainer.errors import UserError
 from trainer.progress import Progress
 
@@ -198,9 +208,9 @@ def run(config) -> dict:
         report["memorization"] = {"skipped": "no training set: pass --train_data"}
 
     # -- GAN-test: a real-data classifier labels conditional samples.
-    classifier = space.classifier
-    if classifier is None and synth_labels is not None and feature_source.labels is not None:
-        classifier = metrics.feature_space(
+    oracle = space.classifier
+    if oracle is None and synth_labels is not None and feature_source.labels is not None:
+        oracle = metrics.feature_space(
             feature_source.images,
             feature_source.labels,
             feature_source.num_classes,
@@ -208,12 +218,15 @@ def run(config) -> dict:
             "",
             steps=config.feature_steps,
         ).classifier
-    if synth_labels is not None and classifier is not None:
+    if synth_labels is not None and oracle is not None:
         print("evaluate: GAN-test ...", flush=True)
         report["gan_test"] = {
-            "accuracy": metrics.accuracy(classifier, synth, synth_labels),
-            **classifier_check(report["data"], classifier, real, train, config),
+            "accuracy": classifier.accuracy(oracle, synth, synth_labels),
+            **classifier_check(report["data"], oracle, real, train, config),
         }
+        held_out = report["gan_test"].get("classifier_accuracy_held_out")
+        if held_out:  # the samples' score as a share of what the same classifier scores on real images
+            report["gan_test"]["normalised"] = report["gan_test"]["accuracy"] / held_out
     else:
         report["gan_test"] = {"skipped": "needs a conditional generator and labelled real data"}
 
@@ -337,7 +350,7 @@ def check_data(
     }, caveats
 
 
-def classifier_check(data_report: dict, classifier, real: data.TrainingData, train, config) -> dict:
+def classifier_check(data_report: dict, oracle, real: data.TrainingData, train, config) -> dict:
     """The GAN-test classifier's own accuracy on real images it did not learn from.
 
     It learns from --feature_data (default --real); then the generator's training
@@ -345,7 +358,7 @@ def classifier_check(data_report: dict, classifier, real: data.TrainingData, tra
     accuracy on its own training images is reported, marked as such."""
     if not data_report["features_saw_reference"]:
         return {
-            "classifier_accuracy_held_out": metrics.accuracy(classifier, real.images, real.labels),
+            "classifier_accuracy_held_out": classifier.accuracy(oracle, real.images, real.labels),
             "held_out_set": config.real,
         }
     train_disjoint = any(
@@ -359,11 +372,11 @@ def classifier_check(data_report: dict, classifier, real: data.TrainingData, tra
         and (config.feature_data or config.real) == config.real
     ):
         return {
-            "classifier_accuracy_held_out": metrics.accuracy(classifier, train.images, train.labels),
+            "classifier_accuracy_held_out": classifier.accuracy(oracle, train.images, train.labels),
             "held_out_set": config.train_data or data_report.get("training_name", "training images"),
         }
     return {
-        "classifier_accuracy_on_its_training_images": metrics.accuracy(classifier, real.images, real.labels),
+        "classifier_accuracy_on_its_training_images": classifier.accuracy(oracle, real.images, real.labels),
         "held_out_set": "none: no real images the classifier did not learn from",
     }
 
@@ -386,56 +399,35 @@ def write(path: str, report: dict, pictures: dict[str, bytes]) -> None:
 def downstream(
     config, train: data.TrainingData, real: data.TrainingData, synth: np.ndarray, synth_labels: np.ndarray
 ) -> dict:
-    classic = AugmentParams.create(**AugmentConfig(output="-").augmentation())  # `dcgan augment`'s defaults
+    """trainer/usefulness.py's comparison: baseline and share tuned on validation, paired seeds on --real."""
     num_classes = max(train.num_classes, int(synth_labels.max()) + 1)
-    variants = {
-        "a_real": dict(images=train.images, labels=train.labels),
-        "b_real_augmented": dict(images=train.images, labels=train.labels, augmentation=classic),
-        "c_synthetic": dict(images=synth, labels=synth_labels),
-        "d_real_synthetic": dict(images=train.images, labels=train.labels, synthetic=(synth, synth_labels)),
-        "e_real_synthetic_augmented": dict(
-            images=train.images,
-            labels=train.labels,
-            synthetic=(synth, synth_labels),
-            augmentation=classic,
-            augment_synthetic=True,
-        ),
-    }
-    # (f) knowledge distillation on the synthetic images: a teacher ensemble trained on the real images with
-    # classic augmentation gives each synthetic image class probabilities (what `dcgan sample --teacher` stores).
-    teacher = downstream_lib.train_teacher(
-        train.images,
-        train.labels,
-        num_classes,
-        members=3,
-        steps=config.downstream_steps,
-        policy=classic,
+    spec = usefulness.UsefulnessSpec(
+        classifier.ClassifierSpec(steps=config.downstream_steps),
+        seeds=config.seeds,
+        tune_seeds=config.tune_seeds,
+        validation_fraction=config.validation_fraction,
+        policies=tuple(config.policies.split(",")),
+        mixes=tuple(m for m in config.mixes.split(",") if m),
+        shares=tuple(float(s) for s in config.shares.split(",")),
         seed=config.seed,
     )
-    variants["f_real_synthetic_distilled"] = dict(
-        images=train.images, labels=train.labels, augmentation=classic, synthetic=(synth, teacher.probabilities(synth))
-    )
-    results = {}
     counter = Progress(
         "evaluate: downstream classifiers",
-        len(variants) * config.seeds,
+        spec.trainings(),
         f"trained ({config.downstream_steps} steps each)",
-        stream=sys.stdout,
+        stream=sys.stderr,
     )
-    for name, kwargs in variants.items():
-        accuracies = []
-        for seed in range(config.seeds):
-            model = metrics.train_classifier(
-                num_classes=num_classes, steps=config.downstream_steps, seed=config.seed + seed, **kwargs
-            )
-            accuracies.append(metrics.accuracy(model, real.images, real.labels))
-            counter.advance()
-        results[name] = {"mean": float(np.mean(accuracies)), "std": float(np.std(accuracies)), "runs": accuracies}
-        print(f"downstream {name}: {np.mean(accuracies):.4f} +- {np.std(accuracies):.4f}")
+    result = usefulness.compare(
+        (train.images, train.labels),
+        (real.images, real.labels),
+        (synth, synth_labels),
+        num_classes,
+        spec,
+        on_trained=counter.advance,
+        log=lambda line: print(f"evaluate: {line}", flush=True),
+    )
     counter.close()
-    results["train_images"], results["test_images"] = len(train.images), len(real.images)
-    results["augmentation"] = classic.describe()
-    return results
+    return result
 
 
 def summary(report: dict) -> str:
@@ -474,18 +466,24 @@ def summary(report: dict) -> str:
         lines.append(
             f"GAN-test accuracy: {g['accuracy']:.2%}"
             + (
-                f" (its classifier: {held_out:.2%} on held-out {g['held_out_set']})"
+                f" (its classifier: {held_out:.2%} on held-out {g['held_out_set']}; "
+                f"normalised {g.get('normalised', float('nan')):.2f})"
                 if held_out is not None
                 else " (its classifier could not be checked on held-out real images)"
             )
             + mark.get("gan_test", "")
         )
     d = report["downstream"]
-    if "a_real" in d:
+    if "recipes" in d:
         lines.append(
-            "downstream accuracy: "
-            + ", ".join(f"{k}={v['mean']:.4f}" for k, v in d.items() if isinstance(v, dict))
+            f"downstream {d['metric']} over {d['seeds']} paired seeds: "
+            + ", ".join(f"{v['description']} {v['mean']:.4f}" for v in d["recipes"].values())
+            + f"; CAS ratio {d['cas_ratio']:.2f}"
             + mark.get("downstream", "")
+        )
+        lines.append(
+            f"downstream verdict: {d['verdict']} (augmentation tuned on validation: {d['tuned']['augmentation']}"
+            + f"; synthetic share {d['tuned']['synthetic_share']})"
         )
     lines += [f"(!) {k}: {report[k]['caveat']}" for k in mark]
     return "\n".join(lines)

@@ -8,7 +8,7 @@ filter.
 Feature space: a user-supplied Keras model file (`--feature_model`, e.g. an
 InceptionV3 with locally held weights gives the standard FID; it receives
 float32 images in [-1, 1] resized to its input size, grayscale repeated to RGB
-when it wants 3 channels), or by default a small CNN classifier trained on
+when it wants 3 channels), or by default the judge classifier (trainer/classifier.py) trained on
 labelled real images (its 128-d penultimate layer), saved and reused. For
 unlabelled data without a feature model, a fixed random-weight CNN is used
 (random features still rank generators, but are not comparable to FID papers).
@@ -27,10 +27,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainer import classic_augment, data, models, storage
+from trainer import classifier as judge
+from trainer import data, models, storage
 from trainer.errors import UserError
 
-FEATURES_LAYER = "features"
+FEATURES_LAYER = judge.FEATURES_LAYER
 
 
 # ----------------------------------------------------------------------------
@@ -149,116 +150,6 @@ def leave_one_out_threshold(train_pixels: np.ndarray, quantile: float, max_queri
 # Feature space
 
 
-def build_classifier(resolution: int, channels: int, num_classes: int, seed: int = 0) -> keras.Model:
-    """A small CNN: uint8-range input -> logits; its `features` layer (128-d) is the feature space."""
-    keras.utils.set_random_seed(seed)
-    x = inputs = keras.Input((resolution, resolution, channels))
-    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0)(x)
-    while x.shape[1] > 32:  # larger images: stride down cheaply first
-        x = keras.layers.Conv2D(32, 3, strides=2, padding="same", activation="relu")(x)
-    for filters in (16, 32, 64):
-        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu")(x)
-        x = keras.layers.MaxPooling2D()(x) if filters < 64 else keras.layers.GlobalAveragePooling2D()(x)
-    features = keras.layers.Dense(128, activation="relu", name=FEATURES_LAYER)(x)
-    x = keras.layers.Dropout(0.3)(features)
-    logits = keras.layers.Dense(max(num_classes, 1), name="logits")(x)
-    return keras.Model(inputs, logits, name="classifier")
-
-
-def train_classifier(
-    images: np.ndarray,
-    labels: np.ndarray,
-    num_classes: int,
-    steps: int = 1000,
-    batch_size: int = 64,
-    seed: int = 0,
-    augmentation=None,
-    synthetic: Optional[tuple[np.ndarray, np.ndarray]] = None,
-    synthetic_fraction: float = 0.5,
-    augment_synthetic: bool = False,
-    synthetic_first: float = 0.0,
-) -> keras.Model:
-    """Trains `build_classifier` for a fixed number of steps (the same budget for every recipe).
-
-    `augmentation` augments every real training image each time it is drawn:
-    classic `AugmentParams` (like ImageDataGenerator), or any function
-    (float images [B, H, W, C] in 0..255, per-image seeds [B, 2]) -> images. `synthetic` (images, targets) fills
-    `synthetic_fraction` of each batch; targets are class indices [N] or class
-    probabilities [N, C] (a teacher's soft labels: the loss is then the
-    cross-entropy to them, i.e. knowledge distillation on the synthetic images);
-    `augment_synthetic` augments them too. `synthetic_first` (0..1) is a schedule: that share of the
-    steps comes first and draws whole batches of synthetic images (pre-training on them); the steps after
-    it mix as above (`synthetic_fraction=0`: real images only, i.e. fine-tuning on real). Deterministic for a seed.
-    """
-    if not (0.0 <= synthetic_fraction <= 1.0 and 0.0 <= synthetic_first <= 1.0):
-        raise ValueError(
-            f"synthetic_fraction={synthetic_fraction} and synthetic_first={synthetic_first}: each in [0, 1]"
-        )
-    model = build_classifier(images.shape[1], images.shape[3], num_classes, seed)
-    optimizer = keras.optimizers.Adam(1e-3)
-    if hasattr(augmentation, "reset"):  # a policy with its own random state (RandAugment): restart it per run
-        augmentation.reset(seed)
-    rng = np.random.default_rng(seed)
-    real_x, real_y = tf.constant(images), tf.one_hot(labels.astype(np.int32), num_classes)
-    if synthetic is not None:
-        targets = np.asarray(synthetic[1])
-        synth_x = tf.constant(synthetic[0])
-        synth_y = (
-            tf.constant(targets, tf.float32) if targets.ndim == 2 else tf.one_hot(targets.astype(np.int32), num_classes)
-        )
-    real_per_batch = batch_size if synthetic is None else batch_size - int(round(batch_size * synthetic_fraction))
-    first_steps = int(round(steps * synthetic_first)) if synthetic is not None else 0
-
-    # which rows of a batch get `augmentation`: the real ones, the synthetic ones if asked; per real count
-    masks = {n: tf.constant([True] * n + [augment_synthetic] * (batch_size - n)) for n in (0, real_per_batch)}
-
-    @tf.function(reduce_retracing=True)
-    def step(real_index, synth_index, first, augment_mask):
-        x, y = tf.gather(real_x, real_index), tf.gather(real_y, real_index)
-        if synthetic is not None:
-            x = tf.concat([x, tf.gather(synth_x, synth_index)], 0)
-            y = tf.concat([y, tf.gather(synth_y, synth_index)], 0)
-        seeds = classic_augment.image_seeds(seed * 1_000_003 + 17, first + tf.range(batch_size, dtype=tf.int64))
-        x = tf.cast(x, tf.float32)
-        if callable(augmentation):
-            augmented = tf.clip_by_value(tf.round(augmentation(x, seeds)), 0.0, 255.0)
-            x = tf.where(augment_mask[:, None, None, None], augmented, x)
-        elif augmentation is not None and not augmentation.is_identity:
-            augmented = tf.clip_by_value(tf.round(classic_augment.apply(x, augmentation, seeds)), 0.0, 255.0)
-            x = tf.where(augment_mask[:, None, None, None], augmented, x)
-        with tf.GradientTape() as tape:
-            logits = model(x, training=True)
-            loss = tf.reduce_mean(keras.losses.categorical_crossentropy(y, logits, from_logits=True))
-        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
-        return loss
-
-    num_synthetic = len(synthetic[0]) if synthetic is not None else 1
-    for i in range(steps):
-        real = 0 if i < first_steps else real_per_batch
-        real_index = rng.integers(0, len(images), real)
-        synth_index = rng.integers(0, num_synthetic, batch_size - real)
-        step(tf.constant(real_index), tf.constant(synth_index), tf.constant(i * batch_size, tf.int64), masks[real])
-    return model
-
-
-def ensemble_probabilities(models: list, images: np.ndarray) -> np.ndarray:
-    """The mean softmax of several classifiers: a teacher's soft labels [N, C]."""
-    return np.mean([tf.nn.softmax(predict(model, images)).numpy() for model in models], axis=0)
-
-
-def predict(model: keras.Model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-    return np.concatenate(
-        [
-            model(tf.cast(images[i : i + batch_size], tf.float32), training=False).numpy()
-            for i in range(0, len(images), batch_size)
-        ]
-    )
-
-
-def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
-    return float((predict(model, images).argmax(1) == labels).mean())
-
-
 class FeatureSpace:
     """images (uint8 [N, H, W, C]) -> features [N, D], from a classifier or a user's model."""
 
@@ -287,7 +178,8 @@ class FeatureSpace:
 
 
 def classifier_cache_path(name: str, images: np.ndarray, labels: np.ndarray, steps: int) -> str:
-    digest = hashlib.sha256(images.tobytes() + labels.astype(np.int64).tobytes() + str(steps).encode()).hexdigest()[:16]
+    key = f"{steps}/judge-v{judge.VERSION}".encode()
+    digest = hashlib.sha256(images.tobytes() + labels.astype(np.int64).tobytes() + key).hexdigest()[:16]
     safe = "".join(c if c.isalnum() else "_" for c in name)[-40:]
     return os.path.join(storage.cache_dir("feature_models"), f"{safe}-{images.shape[1]}px-{digest}.keras")
 
@@ -318,13 +210,13 @@ def feature_space(
         return FeatureSpace(model, "user")
     if labels is None or num_classes < 2:
         log("features: random-weight CNN (the data has no labels and no --feature_model was given)")
-        return FeatureSpace(build_classifier(images.shape[1], images.shape[3], 1, seed=1234), "random")
+        return FeatureSpace(judge.build(images.shape[1], images.shape[3], 1, seed=1234), "random")
     path = save_to or classifier_cache_path(name, images, labels, steps)
     if os.path.isfile(path):
         model = keras.models.load_model(path, compile=False)
         log(f"features: classifier loaded from {path}")
     else:
-        model = train_classifier(images, labels, num_classes, steps=steps, seed=0)
+        model = judge.train(images, labels, num_classes, judge.ClassifierSpec(steps=steps), seed=0)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         temp = f"{path}.tmp-{os.getpid()}.keras"
         model.save(temp)

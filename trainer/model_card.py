@@ -107,9 +107,15 @@ def render(
             f"| memorization (pixels or features) | {_percent(memorization.get('rate_either'))} |",
             f"| GAN-test accuracy | {_percent(gan_test.get('accuracy'))} |",
         ]
-        for name, result in sorted((evaluation.get("downstream") or {}).items()):
-            if isinstance(result, dict) and "mean" in result:
-                lines.append(f"| downstream {name} | {_percent(result['mean'])} +- {_percent(result['std'])} |")
+        if gan_test.get("normalised") is not None:
+            lines.append(f"| GAN-test, normalised by real images | {_number(gan_test['normalised'], 2)} |")
+        downstream = evaluation.get("downstream") or {}
+        for result in (downstream.get("recipes") or {}).values():
+            lines.append(f"| downstream: {result['description']} | {_percent(result['mean'])} |")
+        if downstream.get("cas_ratio") is not None:
+            lines.append(f"| CAS ratio (synthetic only / tuned augmentation) | {_number(downstream['cas_ratio'], 2)} |")
+        if downstream.get("verdict"):
+            lines += ["", f"Downstream verdict: {downstream['verdict']}."]
         if evaluation.get("caveats"):
             lines += ["", "Caveat: " + "; ".join(evaluation["caveats"])]
     return "\n".join(lines) + "\n"
@@ -145,11 +151,9 @@ def record_evaluation(generator: str, report: dict, report_path: str, real_image
         "feature_space": report.get("features", {}).get("kind", ""),
         "fidelity": report.get("fidelity", {}),
         "memorization": {"rate_either": report.get("memorization", {}).get("rate_either")},
-        "gan_test": {"accuracy": report.get("gan_test", {}).get("accuracy")},
+        "gan_test": {k: report.get("gan_test", {}).get(k) for k in ("accuracy", "normalised")},
         "downstream": {
-            k: {"mean": v["mean"], "std": v["std"]}
-            for k, v in (report.get("downstream") or {}).items()
-            if isinstance(v, dict) and "mean" in v
+            k: v for k, v in (report.get("downstream") or {}).items() if k in ("verdict", "recipes", "cas_ratio")
         },
         "caveats": sorted({v["caveat"] for v in report.values() if isinstance(v, dict) and v.get("caveat")}),
     }

@@ -154,6 +154,76 @@ def _caveat(section: dict) -> str:
     return f'<p class="caveat">&#9888; {html.escape(text)}</p>' if text else ""
 
 
+def _bars(rows: list[tuple[str, float, float, float]]) -> str:
+    """An inline SVG bar chart: (label, mean, low, high) per row, scores 0..1, whiskers for the spread."""
+    width, bar_h, label_w = 640, 26, 300
+    scale = (width - label_w - 60) / max(1e-9, max(r[3] for r in rows))
+    out = [f"<svg width='{width}' height='{bar_h * len(rows) + 8}' role='img'>"]
+    for i, (label, mean, low, high) in enumerate(rows):
+        y = 4 + i * bar_h
+        out.append(f"<text x='0' y='{y + 17}' font-size='13'>{html.escape(label)}</text>")
+        out.append(f"<rect x='{label_w}' y='{y + 4}' width='{mean * scale:.1f}' height='{bar_h - 10}' fill='#69c'/>")
+        out.append(
+            f"<line x1='{label_w + low * scale:.1f}' x2='{label_w + high * scale:.1f}' y1='{y + bar_h / 2}' "
+            f"y2='{y + bar_h / 2}' stroke='#222'/>"
+        )
+        out.append(f"<text x='{label_w + high * scale + 6:.1f}' y='{y + 17}' font-size='12'>{mean:.3f}</text>")
+    out.append("</svg>")
+    return "".join(out)
+
+
+def downstream_section(d: dict) -> str:
+    """The recipes' scores (a chart and a table), the paired differences, and what was tuned on validation."""
+    recipes = d["recipes"]
+    rows = [(v["description"], v["mean"], min(v["runs"]), max(v["runs"])) for v in recipes.values()]
+    parts = [
+        f"<p>{html.escape(d['metric'])} on {d['test_images']} held-out images, {d['seeds']} paired seeds per recipe "
+        f"(bars: mean; whiskers: lowest and highest seed). Trained on {d['train_images']} real and "
+        f"{d['synthetic_images']} synthetic images.</p>",
+        _bars(rows),
+        _table(
+            [
+                (desc, f"{mean:.4f}", f"seeds: {', '.join(f'{r:.3f}' for r in v['runs'])}")
+                for (desc, mean, _, _), v in zip(rows, recipes.values())
+            ]
+        ),  # fmt: skip
+    ]
+    gain, over = d["gain_over_augmentation"], d["augmentation_over_real"]
+    differences = [
+        ("real + synthetic vs the tuned augmentation", gain),
+        ("tuned augmentation vs real images only", over),
+    ]
+    parts.append(
+        _table(
+            [
+                (
+                    name,
+                    f"{100 * i['mean']:+.1f} points",
+                    f"95% interval [{100 * i['low']:+.1f}, {100 * i['high']:+.1f}]",
+                )
+                for name, i in differences
+            ]
+        )
+    )
+    tuned = d["tuned"]
+    parts.append(
+        f"<p>CAS ratio (synthetic only / tuned augmentation): {d['cas_ratio']:.2f}. Chosen on a validation split of "
+        f"{tuned['validation_images']} training images, never on the test images: augmentation "
+        f"<b>{html.escape(tuned['augmentation'])}</b>, synthetic share {tuned['synthetic_share']}.</p>"
+    )
+    scores = tuned["validation_scores"]
+    parts.append(
+        _table(
+            [
+                (f"validation: {kind} {name}", f"{value:.4f}", "")
+                for kind in ("policies", "mixes", "shares")
+                for name, value in scores.get(kind, {}).items()
+            ]
+        )  # fmt: skip
+    )
+    return "\n".join(parts)
+
+
 def page(report: dict, pictures: dict[str, bytes]) -> str:
     """One self-contained HTML page: numbers, the images each number used, and the pictures embedded."""
     parts = [
@@ -162,8 +232,12 @@ def page(report: dict, pictures: dict[str, bytes]) -> str:
         "table{border-collapse:collapse;margin:.5em 0}th,td{border:1px solid #ccc;padding:4px 8px;"
         "text-align:left}th{background:#f4f4f4}.caveat{color:#a00;font-weight:bold}"
         "img{max-width:100%;image-rendering:pixelated;border:1px solid #ddd}",
+        ".verdict{font-size:1.2em;padding:.5em;background:#f4f8ff;border-left:4px solid #36c}",
         "</style></head><body><h1>dcgan evaluate report</h1>",
     ]
+    verdict = report.get("downstream", {}).get("verdict")
+    if verdict:
+        parts.append(f'<p class="verdict" id="verdict">{html.escape(verdict)}</p>')
     data = report.get("data", {})
     parts.append("<h2>Which images each number used</h2>")
     parts.append(
@@ -215,23 +289,11 @@ def page(report: dict, pictures: dict[str, bytes]) -> str:
     parts.append("<h2>GAN-test</h2>" + _caveat(gan_test))
     parts.append(_table([(k, v, "") for k, v in gan_test.items() if k != "caveat"]))
     downstream = report.get("downstream", {})
-    parts.append("<h2>Downstream accuracy</h2>" + _caveat(downstream))
+    parts.append("<h2>Downstream: does a classifier gain from the synthetic images?</h2>" + _caveat(downstream))
     if "skipped" in downstream:
         parts.append(f"<p>{html.escape(downstream['skipped'])}</p>")
-    else:
-        parts.append(
-            _table(
-                [
-                    (
-                        k,
-                        f"{v['mean']:.4f} &plusmn; {v['std']:.4f}".replace("&plusmn;", "\u00b1"),
-                        f"{len(v['runs'])} seeds",
-                    )
-                    for k, v in downstream.items()
-                    if isinstance(v, dict) and "mean" in v
-                ]
-            )
-        )
+    elif "recipes" in downstream:
+        parts.append(downstream_section(downstream))
     for name, png in pictures.items():
         encoded = base64.b64encode(png).decode()
         parts.append(

@@ -1,0 +1,67 @@
+"""trainer/classifier.py: the judge is deterministic per seed, learns, obeys its recipe, and splits by class."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from trainer import classifier, data
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return data.load_source("digits:train[:20%]", 32)
+
+
+def test_a_run_is_a_function_of_its_seed(digits):
+    x, y = digits.images[:128], digits.labels[:128]
+    spec = classifier.ClassifierSpec(steps=8, batch_size=16)
+
+    def run(seed):
+        return classifier.predict(classifier.train(x, y, 10, spec, seed), x[:32])
+
+    first = run(0)
+    np.testing.assert_allclose(run(0), first, atol=1e-5)
+    assert np.abs(run(1) - first).max() > 1e-3
+
+
+def test_it_learns_and_follows_the_synthetic_labels_it_is_given(digits):
+    """Real digits, then the same images relabelled (y + 1) as 'synthetic', all of each batch: the judge
+    learns whichever labels its batches carry, and reaches far above chance in 150 steps."""
+    x, y = digits.images, digits.labels
+    test = data.load_source("digits:test", 32)
+    spec = classifier.ClassifierSpec(steps=150)
+    model = classifier.train(x, y, 10, spec, 0)
+    assert classifier.accuracy(model, test.images, test.labels) > 0.6
+    shifted = (y + 1) % 10
+    model = classifier.train(x, y, 10, spec, 0, classifier.Recipe(synthetic=(x, shifted), synthetic_fraction=1.0))
+    predicted = classifier.predict(model, x).argmax(1)
+    assert (predicted == shifted).mean() > 0.5 and (predicted == y).mean() < 0.1
+
+
+def test_recipes_and_specs_refuse_nonsense():
+    with pytest.raises(ValueError, match="synthetic_fraction"):
+        classifier.Recipe(synthetic_fraction=1.5)
+    with pytest.raises(ValueError, match="mix="):
+        classifier.Recipe(mix="blend")
+    with pytest.raises(ValueError, match="steps >= 1"):
+        classifier.ClassifierSpec(steps=0)
+
+
+def test_cutmix_and_mixup_mix_labels_by_the_pixels_they_mix():
+    x = tf.concat([tf.zeros([8, 16, 16, 1]), tf.fill([8, 16, 16, 1], 255.0)], 0)
+    y = tf.one_hot([0] * 8 + [1] * 8, 2)
+    w = tf.ones([16])
+    for kind in ("cutmix", "mixup"):
+        mixed, targets, _ = classifier._mix(kind, x, y, w, tf.constant([3, 4], tf.int64))
+        share_of_white = tf.reduce_mean(mixed, axis=[1, 2, 3]) / 255.0
+        np.testing.assert_allclose(targets[:, 1], share_of_white, atol=1e-5)
+        np.testing.assert_allclose(tf.reduce_sum(targets, 1), 1.0, atol=1e-6)
+
+
+def test_stratified_split_holds_out_each_class_and_balanced_accuracy_weights_classes_equally():
+    labels = np.array([0] * 50 + [1] * 10 + [2] * 2 + [3])
+    keep, held = classifier.stratified_split(labels, 0.2, seed=0)
+    assert not set(keep) & set(held) and len(keep) + len(held) == len(labels)
+    assert [int((labels[held] == c).sum()) for c in range(4)] == [10, 2, 1, 0]  # a single image stays in training
+    recall = classifier.per_class_recall(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 3)
+    np.testing.assert_allclose(recall[:2], [1.0, 2 / 3]) and np.isnan(recall[2])

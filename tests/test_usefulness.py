@@ -1,0 +1,49 @@
+"""trainer/usefulness.py: choices on validation only, paired seeds, and a verdict that follows the data."""
+
+import numpy as np
+import pytest
+
+from trainer import classifier, data, usefulness
+
+
+def test_the_comparison_tunes_on_validation_and_pairs_its_seeds():
+    train = data.load_source("digits:train[:10%]", 32)
+    test = data.load_source("digits:test", 32)
+    spec = usefulness.UsefulnessSpec(
+        classifier.ClassifierSpec(steps=25, batch_size=32),
+        seeds=2,
+        tune_seeds=1,
+        policies=("none", "crop_flip"),
+        mixes=(),
+        shares=(0.5,),
+    )
+    # "Synthetic" images whose labels are wrong: the verdict must not call them helpful.
+    wrong = (train.images, (train.labels + 1) % 10)
+    trained = []
+    report = usefulness.compare(
+        (train.images, train.labels), (test.images, test.labels), wrong, 10, spec, on_trained=lambda: trained.append(1)
+    )
+    assert len(trained) == spec.trainings() == 2 + 1 + 4 * 2
+    tuned = report["tuned"]
+    scores = tuned["validation_scores"]["policies"]
+    assert tuned["policy"] == max(scores, key=scores.get) and tuned["validation_images"] == 26
+    assert report["metric"] == "accuracy" and report["train_images"] == 126 and report["test_images"] == 539
+    recipes = report["recipes"]
+    assert list(recipes) == list(usefulness.RECIPES) and all(len(r["runs"]) == 2 for r in recipes.values())
+    assert recipes["synthetic_only"]["mean"] < 0.2  # learned the wrong labels
+    gain = report["gain_over_augmentation"]
+    np.testing.assert_allclose(
+        gain["mean"], np.mean(np.subtract(recipes["with_synthetic"]["runs"], recipes["augmented"]["runs"]))
+    )
+    assert report["verdict"].startswith("synthetic images: ") and not report["verdict"].startswith(
+        "synthetic images: helps"
+    )
+
+
+def test_imbalanced_training_sets_are_scored_by_balanced_accuracy_and_specs_are_checked():
+    assert usefulness.is_imbalanced(np.array([0] * 20 + [1] * 5), 2)
+    assert not usefulness.is_imbalanced(np.array([0] * 10 + [1] * 9), 2)
+    with pytest.raises(ValueError, match="policies"):
+        usefulness.UsefulnessSpec(policies=("sharpen",))
+    with pytest.raises(ValueError, match="shares"):
+        usefulness.UsefulnessSpec(shares=(0.0,))

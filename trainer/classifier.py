@@ -1,0 +1,287 @@
+"""The judge: a small modern CNN classifier and the one training rule every downstream recipe uses.
+
+`dcgan evaluate` (feature space, GAN-test, CAS, downstream recipes) and the
+usefulness experiment train every classifier here, so a recipe differs from
+another only in its data (`Recipe`), never in the model or its budget.
+
+Model (`build`): a ResNet-style CNN with BatchNorm: a 3x3 stem, then four
+stages of one residual block each (widths w, 2w, 4w, 8w; the last three halve
+the resolution), so the receptive field (49 pixels) covers a 32-pixel image
+(larger images are first strided down), global average pooling, a 128-d
+`features` layer, dropout and the logits. About 0.3M parameters and 16M
+multiply-adds per 32x32 image at w=16: sized for CPUs, where every recipe of
+every seed trains one.
+
+Training (`train`): AdamW with decoupled weight decay, a linear warm-up then a
+cosine decay to zero over `ClassifierSpec.steps`, label smoothing, batches drawn
+with replacement. The budget is a step count chosen where validation accuracy
+plateaus (`experiments` and `dcgan evaluate --tune` choose it on a validation
+split carved from the training images) and then the same for every recipe.
+
+`Recipe` says what a batch holds: real images (uniformly or class-balanced
+drawn, optionally loss-reweighted by class), an augmentation policy applied per
+image, an optional share of synthetic images (hard labels or a teacher's class
+probabilities, augmented with the same policy unless told otherwise), and
+optional mixup or CutMix over the whole batch.
+
+    python - <<'PY'
+    import numpy as np
+    from trainer import classifier
+    x = np.random.randint(0, 255, (64, 32, 32, 3), np.uint8); y = np.arange(64) % 4
+    model = classifier.train(x, y, 4, classifier.ClassifierSpec(steps=20), seed=0)
+    print(classifier.accuracy(model, x, y))
+    PY
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Optional
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from trainer import classic_augment
+
+FEATURES_LAYER = "features"
+VERSION = 2  # of the model and its training rule: part of every cache key of a trained judge
+MIXES = ("none", "mixup", "cutmix")
+BALANCES = ("none", "resample", "reweight")
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassifierSpec:
+    """The judge's size and training budget (the same for every recipe it compares)."""
+
+    steps: int = 1500  # optimiser steps (batches), warm-up and cosine decay included
+    batch_size: int = 64
+    learning_rate: float = 2e-3  # AdamW peak learning rate
+    weight_decay: float = 5e-4  # AdamW decoupled weight decay
+    warmup: float = 0.05  # share of the steps spent warming the learning rate up linearly
+    label_smoothing: float = 0.1
+    width: int = 16  # filters of the first stage (then 2x, 4x, 8x)
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 2 or self.width < 1:
+            raise ValueError(f"{self}: steps >= 1, batch_size >= 2 and width >= 1 required")
+        if not (0 <= self.warmup < 1 and 0 <= self.label_smoothing < 1 and self.learning_rate > 0):
+            raise ValueError(f"{self}: warmup and label_smoothing in [0, 1), learning_rate > 0 required")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """What the classifier's batches hold (see the module docstring)."""
+
+    policy: Optional[Callable] = None  # (float images 0..255 [B,H,W,C], seeds [B,2]) -> images, or AugmentParams
+    synthetic: Optional[tuple] = None  # (uint8 images [N,H,W,C], labels [N] or probabilities [N,C])
+    synthetic_fraction: float = 0.5  # share of each batch drawn from `synthetic`
+    augment_synthetic: bool = True  # apply `policy` to the synthetic images too
+    mix: str = "none"  # 'mixup' or 'cutmix' over the whole batch (alpha 1), or 'none'
+    balance: str = "none"  # real images: 'resample' (classes drawn equally), 'reweight' (loss by 1/count)
+
+    def __post_init__(self):
+        if not 0.0 <= self.synthetic_fraction <= 1.0:
+            raise ValueError(f"synthetic_fraction={self.synthetic_fraction}: must be in [0, 1]")
+        if self.mix not in MIXES or self.balance not in BALANCES:
+            raise ValueError(f"mix={self.mix!r} must be one of {MIXES}, balance={self.balance!r} one of {BALANCES}")
+
+
+def build(resolution: int, channels: int, num_classes: int, width: int = 16, seed: int = 0) -> keras.Model:
+    """uint8-range images [B, R, R, C] -> logits [B, classes]; `features` (128-d) is the feature layer."""
+    keras.utils.set_random_seed(seed)
+
+    def conv(h, filters, stride=1, kernel=3, name=None):
+        return keras.layers.Conv2D(
+            filters, kernel, strides=stride, padding="same", use_bias=False, kernel_initializer="he_normal", name=name
+        )(h)
+
+    def bn(h, zero=False):
+        return keras.layers.BatchNormalization(momentum=0.9, gamma_initializer="zeros" if zero else "ones")(h)
+
+    def block(h, filters, stride):
+        shortcut = h
+        if stride != 1 or h.shape[-1] != filters:
+            shortcut = bn(conv(h, filters, stride, kernel=1))
+        h = keras.layers.ReLU()(bn(conv(h, filters, stride)))
+        h = bn(conv(h, filters), zero=True)  # zero-initialised last gain: each block starts as the identity
+        return keras.layers.ReLU()(keras.layers.Add()([h, shortcut]))
+
+    x = inputs = keras.Input((resolution, resolution, channels))
+    x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0)(x)
+    while x.shape[1] > 32:  # larger images: stride down cheaply first
+        x = keras.layers.ReLU()(bn(conv(x, width, stride=2)))
+    x = keras.layers.ReLU()(bn(conv(x, width)))
+    for stage, filters in enumerate((width, 2 * width, 4 * width, 8 * width)):
+        x = block(x, filters, 1 if stage == 0 else 2)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    features = keras.layers.Dense(128, activation="relu", name=FEATURES_LAYER)(x)
+    x = keras.layers.Dropout(0.2)(features)
+    logits = keras.layers.Dense(max(num_classes, 1), name="logits", dtype="float32")(x)
+    return keras.Model(inputs, logits, name="classifier")
+
+
+class _WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    def __init__(self, peak: float, steps: int, warmup: float):
+        self.peak, self.steps, self.warmup_steps = peak, steps, max(1, int(round(steps * warmup)))
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warm = self.peak * (step + 1.0) / self.warmup_steps
+        progress = tf.clip_by_value((step - self.warmup_steps) / max(1, self.steps - self.warmup_steps), 0.0, 1.0)
+        cosine = 0.5 * self.peak * (1.0 + tf.cos(math.pi * progress))
+        return tf.where(step < self.warmup_steps, warm, cosine)
+
+    def get_config(self):
+        return {"peak": self.peak, "steps": self.steps, "warmup": self.warmup_steps / self.steps}
+
+
+def _augment(policy, x: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
+    if policy is None:
+        return x
+    if callable(policy):
+        out = policy(x, seeds)
+    elif policy.is_identity:
+        return x
+    else:
+        out = classic_augment.apply(x, policy, seeds)
+    return tf.clip_by_value(tf.round(out), 0.0, 255.0)
+
+
+def _mix(kind: str, x: tf.Tensor, y: tf.Tensor, weights: tf.Tensor, seed: tf.Tensor):
+    """mixup (per-image Beta(1,1) weights) or CutMix (one box per image) with a shuffled copy of the batch."""
+    n = tf.shape(x)[0]
+    u = tf.random.stateless_uniform([n, 4], seed=seed)
+    order = tf.argsort(tf.random.stateless_uniform([n], seed=seed + 1))
+    x2, y2, w2 = tf.gather(x, order), tf.gather(y, order), tf.gather(weights, order)
+    if kind == "mixup":
+        lam = u[:, 0]
+        x = lam[:, None, None, None] * x + (1 - lam[:, None, None, None]) * x2
+    else:
+        h, w = x.shape[1], x.shape[2]
+        cut = tf.sqrt(1.0 - u[:, 0])  # box side ratio, so the box covers 1 - lam of the image on average
+        ch, cw = cut * h, cut * w
+        cy, cx = u[:, 1] * h, u[:, 2] * w
+        rows = tf.range(h, dtype=tf.float32)[None, :, None]
+        cols = tf.range(w, dtype=tf.float32)[None, None, :]
+        box = (
+            (tf.abs(rows + 0.5 - cy[:, None, None]) < ch[:, None, None] / 2)
+            & (tf.abs(cols + 0.5 - cx[:, None, None]) < cw[:, None, None] / 2)
+        )[..., None]
+        x = tf.where(box, x2, x)
+        lam = 1.0 - tf.reduce_mean(tf.cast(box, tf.float32), axis=[1, 2, 3])
+    y = lam[:, None] * y + (1 - lam[:, None]) * y2
+    weights = lam * weights + (1 - lam) * w2
+    return x, y, weights
+
+
+def train(
+    images: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    spec: ClassifierSpec = ClassifierSpec(),
+    seed: int = 0,
+    recipe: Recipe = Recipe(),
+) -> keras.Model:
+    """Trains `build` on `images` (uint8 [N,H,W,C]) and `labels` [N] by `recipe`; deterministic for a seed."""
+    model = build(images.shape[1], images.shape[3], num_classes, spec.width, seed)
+    optimizer = keras.optimizers.AdamW(
+        _WarmupCosine(spec.learning_rate, spec.steps, spec.warmup), weight_decay=spec.weight_decay
+    )
+    policy = recipe.policy
+    if hasattr(policy, "reset"):  # a policy with its own random state: restart it per run
+        policy.reset(seed)
+    labels = np.asarray(labels).astype(np.int64)
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    class_weight = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 0.0)
+    if recipe.balance != "reweight":
+        class_weight = np.ones(num_classes)
+    real_x, real_y = tf.constant(images), tf.one_hot(labels.astype(np.int32), num_classes)
+    real_w = tf.constant(class_weight[labels], tf.float32)
+    synthetic = recipe.synthetic
+    n_synth = 0 if synthetic is None else int(round(spec.batch_size * recipe.synthetic_fraction))
+    n_real = spec.batch_size - n_synth
+    if synthetic is not None:
+        synth_x = tf.constant(synthetic[0])
+        targets = np.asarray(synthetic[1])
+        synth_y = (
+            tf.constant(targets, tf.float32) if targets.ndim == 2 else tf.one_hot(targets.astype(np.int32), num_classes)
+        )
+    else:
+        synth_x, synth_y = tf.zeros([1, *images.shape[1:]], images.dtype), tf.zeros([1, num_classes])
+    augment_mask = tf.constant([True] * n_real + [recipe.augment_synthetic] * n_synth)
+    smoothing = spec.label_smoothing
+
+    @tf.function(reduce_retracing=True)
+    def step(real_index, synth_index, first):
+        x = tf.concat([tf.gather(real_x, real_index), tf.gather(synth_x, synth_index)], 0)
+        y = tf.concat([tf.gather(real_y, real_index), tf.gather(synth_y, synth_index)], 0)
+        w = tf.concat([tf.gather(real_w, real_index), tf.ones([tf.shape(synth_index)[0]])], 0)
+        seeds = classic_augment.image_seeds(seed * 1_000_003 + 17, first + tf.range(spec.batch_size, dtype=tf.int64))
+        x = tf.cast(x, tf.float32)
+        x = tf.where(augment_mask[:, None, None, None], _augment(policy, x, seeds), x)
+        if recipe.mix != "none":
+            x, y, w = _mix(recipe.mix, x, y, w, tf.stack([tf.constant(seed, tf.int64), first]))
+        y = y * (1.0 - smoothing) + smoothing / num_classes
+        with tf.GradientTape() as tape:
+            logits = model(x, training=True)
+            per_image = keras.losses.categorical_crossentropy(y, logits, from_logits=True)
+            loss = tf.reduce_sum(per_image * w) / tf.reduce_sum(w)
+        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+        return loss
+
+    by_class = [np.flatnonzero(labels == c) for c in range(num_classes)]
+    present = [c for c in range(num_classes) if len(by_class[c])]
+    for i in range(spec.steps):
+        if recipe.balance == "resample":
+            classes = rng.choice(present, n_real)
+            real_index = np.array([by_class[c][rng.integers(len(by_class[c]))] for c in classes], np.int64)
+        else:
+            real_index = rng.integers(0, len(images), n_real)
+        synth_index = rng.integers(0, len(synth_x), n_synth)
+        loss = step(tf.constant(real_index), tf.constant(synth_index), tf.constant(i * spec.batch_size, tf.int64))
+        if i % 100 == 99 and not np.isfinite(float(loss)):
+            raise FloatingPointError(f"classifier training diverged at step {i + 1} (loss {float(loss)})")
+    return model
+
+
+def predict(model: keras.Model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """Logits [N, classes] (float32)."""
+    return np.concatenate(
+        [
+            np.asarray(model(tf.cast(images[i : i + batch_size], tf.float32), training=False), np.float32)
+            for i in range(0, len(images), batch_size)
+        ]
+    )
+
+
+def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
+    return float((predict(model, images).argmax(1) == np.asarray(labels)).mean())
+
+
+def per_class_recall(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Recall of each class [classes] (NaN for a class absent from `labels`)."""
+    labels = np.asarray(labels)
+    return np.array(
+        [(predicted[labels == c] == c).mean() if (labels == c).any() else np.nan for c in range(num_classes)]
+    )
+
+
+def balanced_accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
+    """Mean per-class recall over the classes present in `labels`."""
+    return float(np.nanmean(per_class_recall(predict(model, images).argmax(1), labels, num_classes)))
+
+
+def stratified_split(labels: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(keep, held) index arrays: `fraction` of each class (at least one where a class has two or more) held."""
+    rng = np.random.default_rng(seed)
+    keep, held = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n = int(round(len(idx) * fraction)) if len(idx) > 1 else 0
+        n = min(max(n, 1 if len(idx) > 1 else 0), len(idx) - 1)
+        held.extend(idx[:n])
+        keep.extend(idx[n:])
+    return np.sort(np.array(keep, np.int64)), np.sort(np.array(held, np.int64))

@@ -1,0 +1,241 @@
+"""Will the synthetic images help a classifier? The comparison `dcgan evaluate` reports and the experiments run.
+
+Every choice is made on a validation split carved from the training images
+(stratified, `UsefulnessSpec.validation_fraction`), never on the test set:
+  1. the augmentation baseline: the best of `spec.policies` (downstream.POLICIES),
+     then the same with mixup or CutMix if that scores higher;
+  2. the share of synthetic images per batch (`spec.shares`), with the baseline's
+     augmentation applied to the synthetic images too.
+Then each recipe trains the judge (trainer/classifier.py) on all the training
+images with the same seeds (seed k of one recipe shares initial weights and
+batch order with seed k of another) and is tested once on the test set:
+
+  real             real images, no augmentation
+  augmented        real images + the tuned augmentation: the baseline synthetic images have to beat
+  synthetic_only   synthetic images only, the same augmentation (Classification Accuracy Score, CAS)
+  with_synthetic   real + synthetic images at the tuned share, the same augmentation on both
+
+The verdict compares with_synthetic with augmented seed by seed (trainer/stats.py):
+"helps" only when the 95% interval of the paired difference lies above zero.
+On imbalanced training data (largest class over 1.5x the smallest) every score
+is balanced accuracy (the mean of per-class recalls), otherwise accuracy.
+
+    python - <<'PY'
+    import numpy as np
+    from trainer import classifier, data, usefulness
+    d = data.load_source("digits:train[:10%]", 0, 0); t = data.load_source("digits:test", 0, 0)
+    spec = usefulness.UsefulnessSpec(classifier.ClassifierSpec(steps=100), seeds=2, tune_seeds=1,
+                                     policies=("none", "crop_flip"), mixes=(), shares=(0.5,))
+    print(usefulness.compare((d.images, d.labels), (t.images, t.labels), (d.images, d.labels), 10, spec)["verdict"])
+    PY
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Callable, Optional
+
+import numpy as np
+
+from trainer import classifier, downstream, stats
+
+RECIPES = {
+    "real": "real images only",
+    "augmented": "real images + tuned augmentation",
+    "synthetic_only": "synthetic images only (CAS)",
+    "with_synthetic": "real + synthetic images, tuned augmentation on both",
+}
+IMBALANCE = 1.5  # largest / smallest class count above which scores are balanced accuracies
+
+
+@dataclasses.dataclass(frozen=True)
+class UsefulnessSpec:
+    """How hard the comparison looks: the judge's budget, seeds, and what is tuned on validation."""
+
+    classifier: classifier.ClassifierSpec = classifier.ClassifierSpec()
+    seeds: int = 5  # paired seeds per recipe on the test set
+    tune_seeds: int = 2  # seeds per candidate on the validation split
+    validation_fraction: float = 0.2  # of each class of the training images, for tuning
+    policies: tuple = tuple(downstream.POLICIES)  # baseline candidates (names in downstream.POLICIES)
+    mixes: tuple = ("mixup", "cutmix")  # tried on top of the best policy
+    shares: tuple = (0.25, 0.5)  # synthetic share per batch candidates
+    seed: int = 0
+    minimum: float = 0.0  # a gain must exceed this (accuracy units) to be called "helps"
+
+    def __post_init__(self):
+        if self.seeds < 1 or self.tune_seeds < 1:
+            raise ValueError(f"seeds={self.seeds}, tune_seeds={self.tune_seeds}: both must be >= 1")
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(f"validation_fraction={self.validation_fraction} must be in (0, 1)")
+        unknown = [p for p in self.policies if p not in downstream.POLICIES]
+        if unknown or not self.policies:
+            raise ValueError(f"policies {unknown or '()'}: choose from {', '.join(downstream.POLICIES)}")
+        if any(m not in classifier.MIXES for m in self.mixes):
+            raise ValueError(f"mixes={self.mixes}: choose from {classifier.MIXES}")
+        if not self.shares or any(not 0 < s <= 1 for s in self.shares):
+            raise ValueError(f"shares={self.shares}: each in (0, 1]")
+
+    def trainings(self) -> int:
+        """Classifiers `compare` trains (for a progress counter)."""
+        return (len(self.policies) + len(self.mixes) + len(self.shares)) * self.tune_seeds + len(RECIPES) * self.seeds
+
+
+def is_imbalanced(labels: np.ndarray, num_classes: int) -> bool:
+    counts = np.bincount(np.asarray(labels), minlength=num_classes)
+    counts = counts[counts > 0]
+    return bool(len(counts) and counts.max() > IMBALANCE * counts.min())
+
+
+def score_fn(imbalanced: bool) -> Callable:
+    if imbalanced:
+        return lambda model, x, y, k: classifier.balanced_accuracy(model, x, y, k)
+    return lambda model, x, y, k: classifier.accuracy(model, x, y)
+
+
+def runs(
+    recipe: classifier.Recipe,
+    train: tuple,
+    test: tuple,
+    num_classes: int,
+    spec: classifier.ClassifierSpec,
+    seeds: list[int],
+    score: Callable,
+    on_trained: Optional[Callable] = None,
+) -> list[float]:
+    """One score per seed: the judge trained on `train` by `recipe`, scored on `test`."""
+    out = []
+    for seed in seeds:
+        model = classifier.train(train[0], train[1], num_classes, spec, seed, recipe)
+        out.append(score(model, test[0], test[1], num_classes))
+        if on_trained:
+            on_trained()
+    return out
+
+
+def _best(candidates: dict) -> str:
+    """The candidate with the highest mean validation score (the first listed wins ties)."""
+    return max(candidates, key=lambda name: (np.mean(candidates[name]), -list(candidates).index(name)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Baseline:
+    """The augmentation chosen on validation: a POLICIES name, a mix, and the validation scores behind them."""
+
+    policy: str
+    mix: str = "none"
+    scores: dict = dataclasses.field(default_factory=dict)
+
+    def recipe(self, **kwargs) -> classifier.Recipe:
+        return classifier.Recipe(downstream.POLICIES[self.policy](), mix=self.mix, **kwargs)
+
+    @property
+    def description(self) -> str:
+        text = downstream.POLICIES[self.policy]().description
+        return text + (f" + {self.mix}" if self.mix != "none" else "")
+
+
+class _Split:
+    """The training images split into fit and validation, the score, and the tuning seeds."""
+
+    def __init__(self, train: tuple, num_classes: int, spec: UsefulnessSpec, on_trained: Optional[Callable]):
+        labels = np.asarray(train[1])
+        self.imbalanced = is_imbalanced(labels, num_classes)
+        self.score = score_fn(self.imbalanced)
+        fit_index, val_index = classifier.stratified_split(labels, spec.validation_fraction, spec.seed)
+        self.fit = (train[0][fit_index], labels[fit_index])
+        self.val = (train[0][val_index], labels[val_index])
+        self.num_classes, self.spec, self.on_trained = num_classes, spec, on_trained
+
+    def tune(self, recipe: classifier.Recipe) -> list[float]:
+        seeds = [self.spec.seed + 1000 + k for k in range(self.spec.tune_seeds)]
+        return runs(
+            recipe, self.fit, self.val, self.num_classes, self.spec.classifier, seeds, self.score, self.on_trained
+        )
+
+
+def tune_baseline(
+    train: tuple,
+    num_classes: int,
+    spec: UsefulnessSpec = UsefulnessSpec(),
+    on_trained: Optional[Callable] = None,
+    log: Callable = lambda line: None,
+) -> Baseline:
+    """The best of spec.policies on the validation split, then with each of spec.mixes if that is better."""
+    split = _Split(train, num_classes, spec, on_trained)
+    policies = {name: split.tune(classifier.Recipe(downstream.POLICIES[name]())) for name in spec.policies}
+    best = _best(policies)
+    mixes = {"none": policies[best]}
+    for mix in spec.mixes:
+        mixes[mix] = split.tune(Baseline(best, mix).recipe())
+    baseline = Baseline(
+        best,
+        _best(mixes),
+        {
+            "policies": {k: float(np.mean(v)) for k, v in policies.items()},
+            "mixes": {k: float(np.mean(v)) for k, v in mixes.items()},
+        },
+    )
+    log(f"validation: augmentation baseline {baseline.description} ({max(map(np.mean, mixes.values())):.4f})")
+    return baseline
+
+
+def compare(
+    train: tuple,
+    test: tuple,
+    synthetic: tuple,
+    num_classes: int,
+    spec: UsefulnessSpec = UsefulnessSpec(),
+    baseline: Optional[Baseline] = None,
+    on_trained: Optional[Callable] = None,
+    log: Callable = lambda line: None,
+) -> dict:
+    """The report section: tuned choices with their validation scores, each recipe's test scores, verdicts.
+
+    train, test: (uint8 images [N,H,W,C], labels [N]); synthetic: (images, labels [N] or probabilities [N,C]).
+    `baseline`: an augmentation already tuned on these training images (`tune_baseline`), else tuned here."""
+    if baseline is None:
+        baseline = tune_baseline(train, num_classes, spec, on_trained, log)
+    split = _Split(train, num_classes, spec, on_trained)
+    shares = {
+        share: split.tune(baseline.recipe(synthetic=synthetic, synthetic_fraction=share)) for share in spec.shares
+    }
+    best_share = _best(shares)
+    log(f"validation: synthetic share {best_share}")
+
+    seeds = [spec.seed + k for k in range(spec.seeds)]
+    recipes = {
+        "real": classifier.Recipe(),
+        "augmented": baseline.recipe(),
+        "synthetic_only": baseline.recipe(synthetic=synthetic, synthetic_fraction=1.0),
+        "with_synthetic": baseline.recipe(synthetic=synthetic, synthetic_fraction=best_share),
+    }
+    results = {}
+    for name, recipe in recipes.items():
+        scores = runs(recipe, train, test, num_classes, spec.classifier, seeds, split.score, on_trained)
+        results[name] = {"description": RECIPES[name], "mean": float(np.mean(scores)), "runs": scores}
+        log(f"test: {RECIPES[name]}: {np.mean(scores):.4f}")
+    gain = stats.paired(results["augmented"]["runs"], results["with_synthetic"]["runs"])
+    over_plain = stats.paired(results["real"]["runs"], results["augmented"]["runs"])
+    cas = results["synthetic_only"]["mean"] / results["augmented"]["mean"] if results["augmented"]["mean"] else math.nan
+    return {
+        "verdict": "synthetic images: " + stats.verdict(gain, "the tuned augmentation", spec.minimum),
+        "metric": "balanced accuracy" if split.imbalanced else "accuracy",
+        "recipes": results,
+        "gain_over_augmentation": gain.as_dict(),
+        "augmentation_over_real": over_plain.as_dict(),
+        "cas_ratio": float(cas),
+        "tuned": {
+            "policy": baseline.policy,
+            "mix": baseline.mix,
+            "augmentation": baseline.description,
+            "synthetic_share": best_share,
+            "validation_images": int(len(split.val[1])),
+            "validation_scores": {**baseline.scores, "shares": {str(k): float(np.mean(v)) for k, v in shares.items()}},
+        },
+        "classifier": dataclasses.asdict(spec.classifier) | {"version": classifier.VERSION},
+        "seeds": spec.seeds,
+        "train_images": int(len(train[1])),
+        "test_images": int(len(test[1])),
+        "synthetic_images": int(len(synthetic[0])),
+    }
