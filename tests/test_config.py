@@ -58,3 +58,13 @@ def test_json_round_trip_and_identity():
     # Resumable fields do not change the job's identity; architecture does.
     assert resolve(preset="smoke", steps=99).identity_hash() == c.identity_hash()
     assert resolve(preset="smoke", resolution=64).identity_hash() != c.identity_hash()
+
+
+def test_label_weights_are_relative_and_hostile_numbers_are_one_line():
+    assert config_lib.label_weights("1e308,1e308,0") == [(None, 1.0), (None, 1.0), (None, 0.0)]  # no inf sum
+    assert config_lib.label_weights("cat:2,dog:1") == [("cat", 1.0), ("dog", 0.5)]
+    from trainer.sources import class_weights
+
+    assert class_weights("1:3,0:1", 2, ()) == [1 / 3, 1.0]
+    with pytest.raises(UserError, match="no class '²'"):
+        class_weights("²:1", 3, ())  # a superscript is a digit to str.isdigit, not to int()

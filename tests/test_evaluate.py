@@ -34,6 +34,13 @@ def test_test_images_that_are_training_images_are_refused_then_marked(whole_digi
         "--allow_overlap=true",
     )
     assert not report.exists()
+    # The same generator's sample output: its plan records the training data, so the check still runs.
+    shards = tmp_path / "shards"
+    sampled = run_cli("sample", f"--generator={whole_digits_job}", f"--output={shards}", "--num_images=64",
+                      "--preset=smoke", "--progress=false")  # fmt: skip
+    assert sampled.returncode == 0, sampled.stderr[-2000:]
+    result = run_cli("evaluate", "--real=digits:test", f"--synthetic={shards}", f"--report={report}", *SMALL)
+    assert_one_line_error(result, "shares 539 of its 539 images with the generator's training images (digits)")
     result = run_cli(
         "evaluate",
         "--real=digits:test",

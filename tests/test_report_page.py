@@ -36,7 +36,11 @@ def test_closest_pairs_are_upscaled_captioned_and_show_the_copy_beside_its_origi
 
 def test_the_page_is_self_contained_and_escapes_names():
     report = {
-        "data": {"sets": {"reference": {"name": "<script>x</script>", "images": 3}}, "overlaps": []},
+        "data": {
+            "sets": {"reference": {"name": "<script>x</script>", "images": 3}},
+            "overlaps": [],
+            "warnings": ["overlap NOT checked <b>"],
+        },
         "fidelity": {"fid": 1.5, "caveat": "shared images"},
         "memorization": {"skipped": "no training set"},
         "gan_test": {},
@@ -47,3 +51,4 @@ def test_the_page_is_self_contained_and_escapes_names():
     )
     assert "<script>x</script>" not in page and "&lt;script&gt;" in page
     assert "shared images" in page and "data:image/png;base64," in page and "http" not in page
+    assert "overlap NOT checked &lt;b&gt;" in page  # data warnings are shown (they were read from a key never set)

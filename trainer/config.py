@@ -747,9 +747,10 @@ def label_weights(text: str) -> list[tuple[Optional[str], float]]:
     keys = [k for k, _ in parsed if k is not None]
     if len(set(keys)) != len(keys):
         raise UserError(f"--labels={text!r} names a class twice")
-    if sum(w for _, w in parsed) <= 0:
+    largest = max(w for _, w in parsed)
+    if largest <= 0:
         raise UserError(usage)
-    return parsed
+    return [(k, w / largest) for k, w in parsed]  # relative weights; 1e308s no longer overflow their sum
 
 
 def _floats(text: str, name: str) -> list[float]:

@@ -84,13 +84,18 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
         raise UserError(f"--synthetic={config.synthetic}: no images in the shards")
     labels = np.array(labels)
     conditional = bool((labels >= 0).all())
+    try:
+        plan = (shards.read_any_manifest(config.synthetic) or {}).get("plan", {})
+    except Exception:  # noqa: BLE001 - the shards were read above; a missing plan only loses the record
+        plan = {}
+    recorded = plan.get("generator_train_data", "") if isinstance(plan, dict) else ""
     return (
         np.stack(images),
         (labels if conditional else None),
         {
             "kind": "shards",
             "path": config.synthetic,
-            "train_data": "",
+            "train_data": recorded if isinstance(recorded, str) else "",  # the generator's, from the plan
             "num_classes": int(labels.max()) + 1 if conditional else 0,
         },
     )
@@ -140,8 +145,12 @@ def run(config) -> dict:
     report["data"], caveats = check_data(config, synth, real, generator_data, feature_name, feature_source)
     print(
         f"evaluate: {len(synth)} synthetic images ({synth_info['kind']}), {len(real.images)} real ({config.real})"
-        + (f", {len(train.images)} training images ({train_name})" if train else ", no training set")
-        + (", disjoint" if not caveats else f", OVERLAPPING ({len(caveats)} affected sections)"),
+        + (
+            f", {len(train.images)} training images ({train_name})"
+            + (", disjoint" if not caveats else f", OVERLAPPING ({len(caveats)} affected sections)")
+            if train
+            else ": overlap with the generator's training images NOT checked (none known: pass --train_data)"
+        ),
         flush=True,
     )
 
@@ -322,6 +331,11 @@ def check_data(
         if found.shared:
             for section, text in AFFECTED_BY_REFERENCE_OVERLAP.items():
                 caveats[section] = text.format(shared=found.shared, train=name)
+    if not generator_data:
+        warnings.append(
+            "overlap of --real with the generator's training images was NOT checked: no training set is known "
+            "(pass --train_data, or evaluate the generator's job dir, whose export records it)"
+        )
     features_saw_reference = feature_name == config.real
     if not features_saw_reference:
         found = overlap.pair(feature_name, feature_source.images, config.real, real.images)

@@ -262,7 +262,7 @@ def page(report: dict, pictures: dict[str, bytes]) -> str:
                 ]
             )
         )
-    for text in report.get("integrity", {}).get("warnings", []):
+    for text in report.get("data", {}).get("warnings", []):
         parts.append(f'<p class="caveat">&#9888; {html.escape(text)}</p>')
 
     fidelity = report.get("fidelity", {})

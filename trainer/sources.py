@@ -98,6 +98,7 @@ def generator_source(config) -> ImageSource:
     identity = {
         "generator_sha256": shards.file_sha256(model_path),
         "generator_step": int(meta["step"]),
+        "generator_train_data": str(meta.get("dataset", "")),  # dcgan evaluate checks overlap with it
         "labels": config.labels,
         "truncation": psi,
         "copies_per_sample": copies,
@@ -137,7 +138,7 @@ def class_weights(text: str, num_classes: int, class_names: tuple[str, ...]) -> 
     for key, weight in parsed:
         if key in class_names:
             index = class_names.index(key)
-        elif key.isdigit() and int(key) < num_classes:
+        elif key.isascii() and key.isdigit() and int(key) < num_classes:
             index = int(key)
         else:
             known = ", ".join(class_names[:20]) + (", ..." if len(class_names) > 20 else "")
