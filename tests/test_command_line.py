@@ -113,6 +113,16 @@ def test_a_hostile_saved_config_is_one_clear_error(tmp_path, content, message):
         command_line.resolve("train", {"config": str(path)})
 
 
+def test_special_files_as_config_are_one_line_not_a_hang_or_memory_error(tmp_path):
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it would block until a writer comes
+    for path in ("/dev/zero", str(fifo), str(tmp_path)):
+        with pytest.raises(UserError, match="not a regular file"):
+            command_line.resolve("train", {"config": path})
+
+
 @pytest.mark.parametrize(
     "typed", ["1e5", "True", "none", "1,2", "010", "-3", "[1]", "{a}", "x'y\"z", "a b", "\\n", "é"]
 )
@@ -152,11 +162,11 @@ def test_verbose_and_print_config_are_flags_of_every_command(capsys):
     assert options == {"verbose": True, "print_config": False} and rest == ["--steps=3", "--job_dir=x"]
     with pytest.raises(UserError, match="--verbose='maybe' must be true or false"):
         cli._global_flags(["--verbose=maybe"])
-    config = command_line.resolve("evaluate", {"real": "digits:test", "synthetic": ".", "seeds": 5})
+    config = command_line.resolve("evaluate", {"real": "digits:test", "synthetic": ".", "seeds": 8})
     commands = cli.Commands()
     commands._announce(config)  # the short summary: only what differs from the defaults
     assert capsys.readouterr().out == (
-        'dcgan evaluate --real=digits:test --synthetic=. --seeds=5 (full config: report.json, under "config")\n'
+        'dcgan evaluate --real=digits:test --synthetic=. --seeds=8 (full config: report.json, under "config")\n'
     )
     commands.print_config = True
     commands._announce(config)

@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import stat
 import textwrap
 import tokenize
 import typing
@@ -187,10 +188,13 @@ def read_saved_config(job: str, cls, path: Any) -> dict[str, Any]:
             parent, _, name = path.rstrip("/").rpartition("/")
             text = storage.open_store(parent).get_text(name)
         else:
-            if os.path.getsize(path) > MAX_CONFIG_BYTES:
+            if not stat.S_ISREG(os.stat(path).st_mode):  # /dev/zero never ends, a FIFO blocks the open
+                raise UserError(f"--config={path}: not a regular file; pass a saved config.json")
+            with open(path, "rb") as f:
+                blob = f.read(MAX_CONFIG_BYTES + 1)  # bounded, whatever the file claims to be
+            if len(blob) > MAX_CONFIG_BYTES:
                 raise UserError(f"--config={path}: over {MAX_CONFIG_BYTES >> 20} MiB; not a saved config.json")
-            with open(path, encoding="utf-8") as f:
-                text = f.read()
+            text = blob.decode("utf-8")
         data = json.loads(text)
     except FileNotFoundError:
         raise UserError(f"--config={path}: no such file") from None
