@@ -190,9 +190,12 @@ def test_hostile_object_names_and_folder_markers_are_skipped_when_staging(emulat
     upload_class_folders(bucket, tmp_path)
     bucket.blob("imgs/zz-evil").upload_from_string(b"owned")
     bucket.blob("imgs/zz-marker").upload_from_string(b"")
+    bucket.blob("imgs/zz-shadow").upload_from_string(b"a file named like a folder")
     cache = tmp_path / "cache"  # staging lands in cache/datasets/BUCKET-HASH/: three levels up is tmp_path
     proxy = start_proxy(
-        server.url, faults=False, aliases={"imgs/zz-evil": "imgs/../../../escaped.txt", "imgs/zz-marker": "imgs/a/"}
+        server.url,
+        faults=False,
+        aliases={"imgs/zz-evil": "imgs/../../../escaped.txt", "imgs/zz-marker": "imgs/a/", "imgs/zz-shadow": "imgs/a"},
     )
     try:
         args = [
@@ -211,7 +214,8 @@ def test_hostile_object_names_and_folder_markers_are_skipped_when_staging(emulat
         assert result.returncode == 0, result.stderr[-3000:]
         assert "Traceback" not in result.stderr
         warnings = [line for line in result.stderr.splitlines() if "cannot be local files" in line]
-        assert len(warnings) == 1 and "'../../../escaped.txt'" in warnings[0], result.stderr
+        assert len(warnings) == 2 and "'../../../escaped.txt'" in warnings[0], result.stderr
+        assert "(other objects are inside them): 'a'" in warnings[1], result.stderr  # not NotADirectoryError
     assert "6 images 32x32x3, 2 classes" in first.stdout
     assert not any(p.name == "escaped.txt" for p in tmp_path.rglob("*"))
     assert not list(tmp_path.parent.glob("escaped.txt"))
@@ -759,8 +763,17 @@ def test_a_shard_output_in_a_bucket_is_streamed_within_a_bounded_buffer(emulator
         "--progress=false",
         env=env_for(server.url, tmp_path / "vm2"),
     )
-    assert_one_line_error(damaged, f"{url}/{name}: its sha256 differs from manifest.json")
+    assert_one_line_error(damaged, f"{url}/{name}: ", "damaged or replaced after it was written")  # size or sha256
     assert damaged.returncode == 2
+    # The buffer budget counts the bucket's sizes: a manifest claiming 0 bytes per shard is refused, not trusted.
+    from trainer.errors import UserError
+
+    manifest = json.loads((local / "manifest.json").read_text())
+    for shard in manifest["shards"]:
+        shard["bytes"] = 0
+    bucket.blob("aug/manifest.json").upload_from_string(json.dumps(manifest))
+    with pytest.raises(UserError, match="bytes in the bucket, manifest.json says 0"):
+        shard_stream.open_output(url, buffer_bytes=budget)
 
 
 @pytest.mark.slow

@@ -1,22 +1,29 @@
-"""The stream's record splitter (the emulator tests in test_gcs.py stream a real bucket)."""
+"""The stream's pieces (the emulator tests in test_gcs.py stream a real bucket)."""
 
 import pytest
 
 from trainer import shard_stream, shards
 
 
-def test_framed_records_split_back_and_damage_is_caught():
+def test_framed_records_split_back_and_damage_is_caught(tmp_path):
     records = [b"a", b"", b"x" * 1000]
     framed = shards.frame_records(records)
-    assert shard_stream.split_records(framed) == records
+    path = tmp_path / "shard"
+
+    def split(blob):
+        path.write_bytes(blob)
+        with open(path, "rb") as f:
+            return list(shards.framed_records(f, "shard"))
+
+    assert split(framed) == records
     for damaged, message in (
-        (framed[:-1], "truncated record 2"),
+        (framed[:-1], "record 2 declares 1000 bytes, past the end of the file"),
         (framed[:5], "truncated record header"),
         (framed[:12] + b"b" + framed[13:], "bad data checksum at record 0"),
         (b"\x09" + framed[1:], "bad length checksum at record 0"),
     ):
-        with pytest.raises(ValueError, match=message):
-            shard_stream.split_records(damaged)
+        with pytest.raises(shards.DamagedShard, match=message):
+            split(damaged)
 
 
 def test_buffer_folders_of_dead_readers_are_removed_at_start(tmp_path):

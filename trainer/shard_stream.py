@@ -22,13 +22,11 @@ output into the local cache first instead, as every other gs:// dataset is.
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import itertools
 import os
 import queue
 import shutil
 import socket
-import struct
 import tempfile
 import threading
 from typing import Iterable, Iterator, Optional
@@ -121,24 +119,29 @@ class ShardStream:
 
     def _records(self, store: storage.GcsStore, index: int, path: str) -> list[bytes]:
         entry = self.entries[index]
-        for attempt in range(2):
-            with open(path, "rb") as f:
-                blob = f.read()
-            os.unlink(path)
-            if not entry.get("sha256") or hashlib.sha256(blob).hexdigest() == entry["sha256"]:
-                break
-            if attempt == 0:  # damaged on the way: one new download
-                path = store.fetch(entry["name"])
-        else:
-            raise UserError(
-                f"{self.url}/{entry['name']}: its sha256 differs from manifest.json (damaged or "
-                "replaced after it was written); rerun `dcgan sample --verify` on the output"
-            )
+        from trainer import shards
+
+        where = f"{self.url}/{entry['name']}"
         try:
-            records = split_records(blob)
-        except ValueError as err:
-            raise UserError(f"{self.url}/{entry['name']}: {err}") from None
-        return self.check.filter(records, f"{self.url}/{entry['name']}")
+            for attempt in range(2):  # hashed in chunks, then read record by record: one shard's records in memory
+                if not entry.get("sha256") or shards.file_sha256(path) == entry["sha256"]:
+                    break
+                if attempt == 0:  # damaged on the way: one new download
+                    os.unlink(path)
+                    path = store.fetch(entry["name"])
+            else:
+                raise UserError(
+                    f"{where}: its sha256 differs from manifest.json (damaged or "
+                    "replaced after it was written); rerun `dcgan sample --verify` on the output"
+                )
+            with open(path, "rb") as f:
+                records = list(shards.framed_records(f, where))
+        except shards.DamagedShard as err:
+            raise UserError(str(err)) from None
+        finally:
+            if os.path.exists(path):
+                os.unlink(path)
+        return self.check.filter(records, where)
 
 
 class _DaemonPool:
@@ -189,28 +192,6 @@ def _wait(future: concurrent.futures.Future):
         except concurrent.futures.TimeoutError:
             if STOP.is_set():
                 raise InputStopped("stopped while waiting for a shard download") from None
-
-
-def split_records(blob: bytes) -> list[bytes]:
-    """The records of TFRecord-framed bytes, every length and data CRC checked (ValueError if not)."""
-    from trainer.shards import _masked_crc
-
-    records, offset = [], 0
-    while offset < len(blob):
-        if offset + 12 > len(blob):
-            raise ValueError(f"truncated record header at record {len(records)}")
-        length, length_crc = struct.unpack_from("<QI", blob, offset)
-        if _masked_crc(blob[offset : offset + 8]) != length_crc:
-            raise ValueError(f"bad length checksum at record {len(records)}")
-        start, end = offset + 12, offset + 12 + length
-        if end + 4 > len(blob):
-            raise ValueError(f"truncated record {len(records)}")
-        data = blob[start:end]
-        if _masked_crc(data) != struct.unpack_from("<I", blob, end)[0]:
-            raise ValueError(f"bad data checksum at record {len(records)}")
-        records.append(data)
-        offset = end + 4
-    return records
 
 
 def _scratch_prefix(pid: Optional[int] = None) -> str:
@@ -265,9 +246,20 @@ def open_output(url: str, buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> Optional[
         return None
     where = f"{url}/{shards.MANIFEST}"
     manifest = shards.parse_manifest(store.get_text(shards.MANIFEST), where)  # names: files in the folder
-    entries = [
-        {"name": s["name"], "bytes": int(s.get("bytes") or 0), "sha256": s.get("sha256")} for s in manifest["shards"]
-    ]
+    # The budget counts the bucket's sizes, not the manifest's claims (all-zero `bytes` was 4x the budget on disk).
+    listed = {key: int(blob.size or 0) for key, blob in store.blobs("").items()}
+    entries = []
+    for shard in manifest["shards"]:
+        name = shard["name"]
+        if name not in listed:
+            raise UserError(f"{url}/{name}: listed in manifest.json but not in the bucket (deleted or never written)")
+        claimed = shard.get("bytes")
+        if claimed is not None and int(claimed) != listed[name]:
+            raise UserError(
+                f"{url}/{name}: {listed[name]} bytes in the bucket, manifest.json says {claimed} "
+                "(damaged or replaced after it was written); rerun `dcgan sample --verify` on the output"
+            )
+        entries.append({"name": name, "bytes": listed[name], "sha256": shard.get("sha256")})
     return ShardStream(url, entries, buffer_bytes, manifest=manifest)
 
 

@@ -413,13 +413,17 @@ def stage_dataset(url: str) -> str:
             blobs[store.local(key)] = (key, blob)
         except UnsafeObjectName:
             unsafe.append(key)
-    if unsafe:
-        shown = ", ".join(repr(k) for k in unsafe[:3]) + (f" and {len(unsafe) - 3} more" if len(unsafe) > 3 else "")
-        print(
-            f"warning: skipped {len(unsafe)} object(s) of {url} whose names cannot be local files "
-            f"(empty, '.' or '..' segments): {shown}",
-            file=sys.stderr,
-        )
+    # An object `a` beside `a/x.png`: a local path cannot be a file and a folder; the folder's files win.
+    folders = {key.rsplit("/", n)[0] for key, _ in blobs.values() for n in range(1, key.count("/") + 1)}
+    shadowed = sorted(key for key, _ in blobs.values() if key in folders)
+    blobs = {local: item for local, item in blobs.items() if item[0] not in folders}
+    for names, why in ((unsafe, "(empty, '.' or '..' segments)"), (shadowed, "(other objects are inside them)")):
+        if names:
+            shown = ", ".join(repr(k) for k in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            print(
+                f"warning: skipped {len(names)} object(s) of {url} whose names cannot be local files {why}: {shown}",
+                file=sys.stderr,
+            )
     if not blobs:
         raise UserError(f"--dataset={url}: no objects there")
     _remove_unlisted(store.root, set(blobs))
