@@ -3,6 +3,8 @@
 import json
 import shutil
 
+import pytest
+
 from conftest import assert_one_line_error, run_cli
 
 
@@ -20,6 +22,7 @@ def train(job, *extra):
     return result
 
 
+@pytest.mark.slow
 def test_an_orphan_never_pushes_out_the_last_committed_checkpoint(tmp_path):
     """A folder published but never named by a pointer (a crash between upload and pointer) is pruned
     first; the committed previous checkpoint survives a resume."""

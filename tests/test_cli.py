@@ -112,6 +112,7 @@ def test_job_dir_of_another_job(smoke_job):
     assert open(os.path.join(smoke_job, "config.json")).read() == before
 
 
+@pytest.mark.slow
 def test_second_invocation_resumes_and_python_m_is_the_same(tmp_path):
     job = str(tmp_path / "job")
     first = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=4", "--progress=false")
@@ -130,7 +131,7 @@ def test_second_invocation_resumes_and_python_m_is_the_same(tmp_path):
     assert third.returncode == 0 and "nothing to train" in third.stdout
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("sig, code", [(signal.SIGTERM, 0), pytest.param(signal.SIGINT, 130, marks=pytest.mark.slow)])
 def test_signal_checkpoints_at_a_step_boundary_then_resumes(tmp_path, sig, code):
     job = str(tmp_path / "job")
     args = [

@@ -29,7 +29,9 @@ def fingerprints(stdout):
 
 
 @pytest.mark.parametrize(
-    "design", [[], ["--g_conditioning=cbn", "--d_spectral_norm", "--loss=hinge"]], ids=["dcgan", "cbn-sn-hinge"]
+    "design",
+    [[], pytest.param(["--g_conditioning=cbn", "--d_spectral_norm", "--loss=hinge"], marks=pytest.mark.slow)],
+    ids=["dcgan", "cbn-sn-hinge"],
 )
 def test_one_replica_2b_equals_two_replicas_b_with_sync_batchnorm(tmp_path, design):
     """Same seed and data: 1 x 16 and 2 logical CPUs x 8 give the same weights."""
@@ -172,7 +174,9 @@ def dataclass_replace(config, **changes):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("style", ["tf_config", "indexed_job"])  # indexed_job: TF_CONFIG derived as in a k8s pod
+@pytest.mark.parametrize(
+    "style", ["tf_config", pytest.param("indexed_job", marks=pytest.mark.slow)]
+)  # indexed_job: TF_CONFIG derived as in a k8s pod
 def test_two_worker_processes_train_together(tmp_path, style):
     job = tmp_path / "job"
     procs = start_workers(job, ["--steps=6", "--progress=false"], style=style)

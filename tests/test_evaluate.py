@@ -84,45 +84,6 @@ def test_disjoint_splits_report_what_each_number_used(smoke_job, tmp_path):
     assert Image.open(report.parent / "report-samples.png").size[0] >= 8 * 96
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (.ci/run installs it)")
-def test_the_html_report_renders_in_a_real_browser(smoke_job, tmp_path):
-    report = tmp_path / "report.json"
-    result = run_cli(
-        "evaluate", "--real=digits:test", f"--synthetic={smoke_job}", f"--report={report}", *SMALL, "--seeds=2"
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    page = tmp_path / "report.html"
-    written = json.loads(report.read_text())
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={tmp_path / 'profile'}",
-    ]
-    shot = tmp_path / "shot.png"
-    subprocess.run(
-        ["chromium", *flags, f"--screenshot={shot}", "--window-size=1000,3000", page.as_uri()],
-        capture_output=True,
-        timeout=120,
-        check=True,
-    )
-    assert Image.open(shot).size == (1000, 3000)
-    dom = subprocess.run(
-        ["chromium", *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=True
-    ).stdout
-    assert f"{written['fidelity']['fid']:.4g}" in dom and "digits:test" in dom and "1258 images" in dom
-    assert dom.count("<img") == 3 and "data:image/png;base64," in dom  # self-contained
-    verdict = written["downstream"]["verdict"]
-    assert verdict.startswith("synthetic images: ") and "points" in verdict
-    assert dom.index('id="verdict"') < dom.index("Which images each number used")  # the page leads with it
-    assert dom.count("<rect") == 4 and "synthetic images only (CAS)" in dom  # the chart: one bar per recipe
-
-
 def test_the_readme_quick_start_trains_and_evaluates_honestly(tmp_path):
     """The README's train and evaluate commands, in order, as written (plus flags that make them small)."""
     from conftest import REPO
@@ -152,8 +113,10 @@ def test_the_readme_quick_start_trains_and_evaluates_honestly(tmp_path):
     assert "against `digits:test` (539 images)" in card
 
 
-def test_evaluate_end_to_end_on_a_smoke_job(smoke_job, tmp_path):
-    report_path = tmp_path / "eval" / "report.json"
+@pytest.fixture(scope="module")
+def full_report(smoke_job, tmp_path_factory):
+    """One evaluate run with every section, shared by the end-to-end and the browser test."""
+    report_path = tmp_path_factory.mktemp("full") / "eval" / "report.json"
     result = run_cli(
         "evaluate",
         "--real=digits:test",
@@ -171,6 +134,12 @@ def test_evaluate_end_to_end_on_a_smoke_job(smoke_job, tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return report_path, result
+
+
+def test_evaluate_end_to_end_on_a_smoke_job(full_report):
+    report_path, result = full_report
+    tmp_path = report_path.parent.parent
     report = json.loads(report_path.read_text())
     fidelity = report["fidelity"]
     assert fidelity["fid"] > 0 and fidelity["kid"] > 0 and 0 <= fidelity["precision"] <= 1
@@ -185,6 +154,41 @@ def test_evaluate_end_to_end_on_a_smoke_job(smoke_job, tmp_path):
     for suffix in ("samples", "closest-pixels", "closest-features"):
         assert (tmp_path / "eval" / f"report-{suffix}.png").stat().st_size > 100
     assert "FID" in result.stdout and "downstream verdict: synthetic images" in result.stdout
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_the_html_report_renders_in_a_real_browser(full_report, tmp_path):
+    report, _ = full_report
+    page = report.parent / "report.html"
+    written = json.loads(report.read_text())
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'profile'}",
+    ]
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        ["chromium", *flags, f"--screenshot={shot}", "--window-size=1000,3000", page.as_uri()],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
+    assert Image.open(shot).size == (1000, 3000)
+    dom = subprocess.run(
+        ["chromium", *flags, "--dump-dom", page.as_uri()], capture_output=True, text=True, timeout=120, check=True
+    ).stdout
+    assert f"{written['fidelity']['fid']:.4g}" in dom and "digits:test" in dom and "126 images" in dom
+    assert dom.count("<img") == 3 and "data:image/png;base64," in dom  # self-contained
+    verdict = written["downstream"]["verdict"]
+    assert verdict.startswith("synthetic images: ") and "points" in verdict
+    assert dom.index('id="verdict"') < dom.index("Which images each number used")  # the page leads with it
+    assert dom.count("<rect") == 4 and "synthetic images only (CAS)" in dom  # the chart: one bar per recipe
 
 
 def test_evaluate_bad_input_is_one_line(smoke_job, tmp_path):

@@ -124,6 +124,7 @@ def test_missing_bucket_and_unreachable_storage(emulator, tmp_path):
     assert result.returncode == 75  # transient: launchers retry it; 2 is kept for input the user must fix
 
 
+@pytest.mark.slow
 def test_an_object_admin_account_trains_resumes_and_samples_in_a_fresh_job_dir(emulator, tmp_path):
     """Real GCS answers 403 to bucket metadata for roles/storage.objectAdmin; a new job must not need it."""
     server, client = emulator
@@ -611,6 +612,7 @@ def test_a_feature_model_file_in_a_bucket_is_fetched(emulator, tmp_path, monkeyp
         metrics.feature_space(digits.images, digits.labels, 10, "digits", "gs://model-bucket/models/none.keras")
 
 
+@pytest.mark.slow
 def test_overwrite_leaves_nothing_of_the_old_run_to_upload(emulator, tmp_path):
     """--overwrite on a gs:// job dir also clears the local staging of the old run's logs."""
     server, client = emulator
