@@ -52,6 +52,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--policies", default="none,dihedral_trivial", help="names in trainer.downstream.POLICIES")
     parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--weight_decay", type=float, default=None, help="AdamW's (default: ClassifierSpec's)")
+    parser.add_argument("--width", type=int, default=None, help="first-stage filters (default: ClassifierSpec's)")
     args = parser.parse_args()
 
     from experiments.usefulness import Experiment
@@ -69,7 +71,9 @@ def main() -> None:
         "HOG + logistic regression": hog_reference((x, y), evaluate, dihedral=False),
         "HOG + logistic regression, 8 dihedral copies": hog_reference((x, y), evaluate, dihedral=True),
     }
-    spec = classifier.ClassifierSpec(steps=args.steps)
+    changes = {k: v for k, v in (("weight_decay", args.weight_decay), ("width", args.width)) if v is not None}
+    spec = classifier.ClassifierSpec(steps=args.steps, **changes)
+    label = ", ".join([f"{args.steps} steps", *(f"{k} {v}" for k, v in changes.items())])
     for policy in args.policies.split(","):
         scores = {name: [] for name in evaluate}
         started = time.time()
@@ -79,12 +83,12 @@ def main() -> None:
             )
             for name, (images, labels) in evaluate.items():
                 scores[name].append(classifier.accuracy(model, images, labels))
-        rows[f"judge, {policy}, {args.steps} steps"] = {
+        rows[f"judge, {policy}, {label}"] = {
             **{name: float(np.mean(v)) for name, v in scores.items()},
             "runs": scores,
             "seconds_per_training": round((time.time() - started) / args.seeds),
         }
-        print(policy, rows[f"judge, {policy}, {args.steps} steps"], flush=True)
+        print(policy, label, rows[f"judge, {policy}, {label}"], flush=True)
     key = f"{args.dataset} {args.fraction}% ({len(y)} training images)"
     path = os.path.join(args.work, "judge.json")
     results = json.load(open(path)) if os.path.isfile(path) else {}

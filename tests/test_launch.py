@@ -288,10 +288,10 @@ def test_submitting_calls_the_tool_or_says_it_is_missing(tmp_path):
 @pytest.mark.parametrize(
     "extra,message",
     [
-        (["--gpus=0"], "--gpus=0 with --accelerator=NVIDIA_H100_80GB"),
+        (["--gpus=0"], "--gpus=0 with --accelerator=NVIDIA_L4"),
         (["--job=sample", "--tasks=0", "--generator=gs://b/r", "--output=gs://b/o"], "--tasks=0 must be >= 1"),
         (["--image="], "--image is required"),
-        (["--gpus=3"], "--gpus=3: NVIDIA_H100_80GB machines come with [1, 2, 4, 8] GPUs"),
+        (["--gpus=3"], "--gpus=3: NVIDIA_L4 machines come with [1, 2, 4, 8] GPUs"),
         (["--accelerator=NVIDIA_K9000"], "--accelerator='NVIDIA_K9000' is unknown"),
         (["--job_dir=runs/local"], "--job_dir=runs/local must be a gs:// path"),
         (["--stepz=5"], "unknown flag for `dcgan train`: --stepz"),

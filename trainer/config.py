@@ -647,7 +647,7 @@ class LaunchConfig(_Printable):
     image: str = ""  # the container image (built from this repo's Dockerfile)
     name: str = ""  # job / VM name; '' derives dcgan-JOB-<hash of the job flags>
     gpus: int = 1  # GPUs per machine (per worker); 0 = CPU only
-    accelerator: str = "NVIDIA_H100_80GB"  # Vertex AI accelerator type (GKE/GCE names are derived)
+    accelerator: str = "NVIDIA_L4"  # Vertex AI accelerator type (GKE/GCE names derived); an L4 fits a 32-px DCGAN
     machine_type: str = ""  # '' picks the machine that carries `gpus` accelerators
     workers: int = 1  # training machines (MultiWorkerMirroredStrategy when > 1)
     tasks: int = 1  # sampler tasks (each writes strided shards)
