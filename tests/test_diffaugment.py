@@ -52,6 +52,7 @@ def tiny_feature_model(path):
     return str(path)
 
 
+@pytest.mark.slow
 def test_ada_p_adapts_is_checkpointed_and_kid_picks_the_best_export(tmp_path):
     job = tmp_path / "job"
     model = tiny_feature_model(tmp_path / "features.keras")

@@ -123,9 +123,9 @@ def full_report(smoke_job, tmp_path_factory):
         f"--synthetic={smoke_job}",
         "--train_data=digits:train[:10%]",
         f"--report={report_path}",
-        "--num_samples=200",
-        "--feature_steps=50",
-        "--downstream_steps=30",
+        "--num_samples=100",
+        "--feature_steps=30",
+        "--downstream_steps=15",
         "--seeds=2",
         "--policies=none,crop_flip",
         "--mixes=",
@@ -143,7 +143,7 @@ def test_evaluate_end_to_end_on_a_smoke_job(full_report):
     report = json.loads(report_path.read_text())
     fidelity = report["fidelity"]
     assert fidelity["fid"] > 0 and fidelity["kid"] > 0 and 0 <= fidelity["precision"] <= 1
-    assert report["synthetic"]["kind"] == "generator" and report["synthetic"]["num_images"] == 200
+    assert report["synthetic"]["kind"] == "generator" and report["synthetic"]["num_images"] == 100
     assert set(report["memorization"]) == {"pixels", "features", "rate_either"}
     assert 0 <= report["gan_test"]["accuracy"] <= 1
     downstream = report["downstream"]
@@ -204,6 +204,6 @@ def test_evaluate_bad_input_is_one_line(smoke_job, tmp_path):
     assert_one_line_error(run_cli("evaluate", "--real=nowhere/", *base), "--real=nowhere/: no such file or folder")
     assert_one_line_error(
         run_cli("evaluate", "--real=digits", f"--synthetic={tmp_path}/none", f"--report={tmp_path}/r.json"),
-        "no such shard folder",
+        "none: no such file or folder (shards, or a job dir to sample from)",
     )
     assert not (tmp_path / "r.json").exists()

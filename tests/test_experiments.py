@@ -1,6 +1,7 @@
 """The experiment's own pieces: the procedural shapes dataset and the result tables."""
 
 import numpy as np
+import pytest
 
 from experiments import shapes, usefulness
 from trainer import data
@@ -42,6 +43,7 @@ def test_tables_pool_the_paired_differences_of_every_generator():
     assert "Verdict: synthetic images: helps (+2.5 points" in text
 
 
+@pytest.mark.slow
 def test_a_training_set_runs_every_recipe_per_generator_and_tunes_once(smoke_job, tmp_path):
     import json
     import os

@@ -204,7 +204,9 @@ def test_augment_job_writes_real_images_with_their_labels(tmp_path):
 
 def test_bad_input_one_line_and_nothing_overwritten(smoke_job, tmp_path):
     out = tmp_path / "out"
-    assert_one_line_error(run_cli(*sample_args(tmp_path / "nojob", out)), "no exported generator")
+    assert_one_line_error(
+        run_cli(*sample_args(tmp_path / "nojob", out)), "nojob: no such file or folder", "did the training job finish?"
+    )
     assert_one_line_error(run_cli(*sample_args(smoke_job, out, "--num_images=0")), "--num_images=0 must be >= 1")
     assert_one_line_error(run_cli(*sample_args(smoke_job, out, "--rotation=5")), "unknown flag", "--rotation")
     assert_one_line_error(run_cli(*sample_args(smoke_job, out, "--copies_per_sample=3")), "needs augmentation flags")
@@ -219,7 +221,9 @@ def test_bad_input_one_line_and_nothing_overwritten(smoke_job, tmp_path):
         run_cli(*sample_args(smoke_job, out, "--num_images=30")), "planned differently", "num_images 20 -> 30"
     )
     assert (digests(out), (out / "plan.json").read_text()) == before
-    assert_one_line_error(run_cli("sample", f"--output={tmp_path}/empty", "--verify"), "no manifest.json")
+    assert_one_line_error(
+        run_cli("sample", f"--output={tmp_path}/empty", "--verify"), "empty: no such folder; nothing to verify"
+    )
     with pytest.raises(UserError, match="not complete"):
         shards.load(str(tmp_path))
 

@@ -6,11 +6,12 @@ import pytest
 from trainer import classifier, data, usefulness
 
 
+@pytest.mark.slow  # `dcgan evaluate`'s end-to-end test runs the same comparison through the CLI
 def test_the_comparison_tunes_on_validation_and_pairs_its_seeds():
     train = data.load_source("digits:train[:10%]", 32)
     test = data.load_source("digits:test", 32)
     spec = usefulness.UsefulnessSpec(
-        classifier.ClassifierSpec(steps=25, batch_size=32),
+        classifier.ClassifierSpec(steps=15, batch_size=16, width=8),
         seeds=2,
         tune_seeds=1,
         policies=("none", "crop_flip"),
