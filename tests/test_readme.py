@@ -126,11 +126,13 @@ def test_every_flag_in_the_commands_exists():
 
 
 def test_every_flag_mentioned_anywhere_exists():
-    """A `--name` in prose or code is a flag of some dcgan command, of the usefulness experiment, or of
+    """A `--name` in prose or code is a flag of some dcgan command, of an experiment, or of
     a program the pages name (tensorboard, gcloud, ruff): a renamed flag cannot linger in the docs."""
     fields = set().union(*(job_fields(job) for job in command_line.CONFIG_CLASSES)) | {"spec_dir", "gpus_per_worker"}
-    with open(os.path.join(REPO, "experiments", "usefulness.py"), encoding="utf-8") as f:
-        experiment = set(re.findall(r"\"--(\w+)\"", f.read()))
+    experiment = set()
+    for name in ("usefulness.py", "judge.py"):
+        with open(os.path.join(REPO, "experiments", name), encoding="utf-8") as f:
+            experiment |= set(re.findall(r"\"--(\w+)\"", f.read()))
     for page in DOCS:
         for name in re.findall(r"(?<![\w-])--([a-z][a-z0-9_]*)\b(?!-)", read(page)):
             assert name in fields | experiment | OTHER_FLAGS, f"{page}: --{name} is not a flag of anything"
