@@ -43,7 +43,7 @@ from trainer import (
     sources,
     usefulness,
 )
-from trainer.errors import UserError
+from trainer.errors import JobError, UserError
 from trainer.progress import Progress
 
 
@@ -86,7 +86,7 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
     conditional = bool((labels >= 0).all())
     try:
         plan = (shards.read_any_manifest(config.synthetic) or {}).get("plan", {})
-    except Exception:  # noqa: BLE001 - the shards were read above; a missing plan only loses the record
+    except (JobError, OSError, ValueError):  # the shards were read above; an unreadable plan loses only the record
         plan = {}
     recorded = plan.get("generator_train_data", "") if isinstance(plan, dict) else ""
     return (

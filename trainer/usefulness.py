@@ -162,7 +162,10 @@ def tune_baseline(
     log: Callable = lambda line: None,
 ) -> Baseline:
     """The best of spec.policies on the validation split, then with each of spec.mixes if that is better."""
-    split = _Split(train, num_classes, spec, on_trained)
+    return _tune_baseline(_Split(train, num_classes, spec, on_trained), spec, log)
+
+
+def _tune_baseline(split: _Split, spec: UsefulnessSpec, log: Callable) -> Baseline:
     policies = {name: split.tune(classifier.Recipe(downstream.POLICIES[name]())) for name in spec.policies}
     best = _best(policies)
     mixes = {"none": policies[best]}
@@ -194,9 +197,9 @@ def compare(
 
     train, test: (uint8 images [N,H,W,C], labels [N]); synthetic: (images, labels [N] or probabilities [N,C]).
     `baseline`: an augmentation already tuned on these training images (`tune_baseline`), else tuned here."""
-    if baseline is None:
-        baseline = tune_baseline(train, num_classes, spec, on_trained, log)
     split = _Split(train, num_classes, spec, on_trained)
+    if baseline is None:
+        baseline = _tune_baseline(split, spec, log)
     shares = {
         share: split.tune(baseline.recipe(synthetic=synthetic, synthetic_fraction=share)) for share in spec.shares
     }
