@@ -20,6 +20,10 @@ compare like with like on a noisy machine. Where two programs are compared
 import importlib
 import sys
 
+from trainer import allocator
+
+allocator.tune()  # the product's allocator settings, as `dcgan` applies them (DCGAN_MALLOC=default: glibc's)
+
 BENCHMARKS = {
     "train": "bench.train_speed",
     "peer": "bench.peer_speed",

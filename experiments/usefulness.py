@@ -41,6 +41,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from trainer import allocator  # noqa: E402
+
+allocator.tune()  # as `dcgan` does, before TensorFlow allocates
+
 import numpy as np  # noqa: E402
 
 from trainer import stats  # noqa: E402

@@ -17,6 +17,7 @@ from conftest import assert_one_line_error, run_cli
         ("DCGAN_GCS_TIMEOUT", "nan", "DCGAN_GCS_TIMEOUT='nan' must be"),
         ("JOB_COMPLETION_INDEX", "-1", "JOB_COMPLETION_INDEX='-1' must be a non-negative integer"),
         ("DCGAN_NUM_TASKS", "2x", "DCGAN_NUM_TASKS='2x' must be a non-negative integer"),
+        ("DCGAN_MALLOC", "fast", "DCGAN_MALLOC='fast' must be one of tuned, default"),
     ],
 )
 def test_a_bad_variable_stops_the_cli_before_any_work(tmp_path, name, value, message):

@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 
-from trainer import command_line, environment, native_stderr
+from trainer import allocator, command_line, environment, native_stderr
 from trainer.errors import JobError, UserError
 
 USAGE = """usage: dcgan COMMAND [--flag=value ...]
@@ -177,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
             tokens = [f"--target={target}", *tokens[1:]] if target else tokens
         _check_tokens(command, tokens)
         environment.check()
+        allocator.tune()  # before TensorFlow allocates anything
         import fire
 
         with native_stderr.filtered(enabled=not options["verbose"]):

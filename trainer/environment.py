@@ -5,6 +5,8 @@
     DCGAN_NUM_TASKS       sample/augment task count beside JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs)
     DCGAN_NUM_WORKERS     training workers beside JOB_COMPLETION_INDEX
     JOB_COMPLETION_INDEX  this pod's index in a Kubernetes Indexed Job
+    DCGAN_MALLOC          'tuned' (default: glibc's allocator keeps freed buffers, trainer/allocator.py)
+                          or 'default' (glibc's own settings)
 
 and Vertex AI's output locations (`vertex_*` below): AIP_MODEL_DIR, AIP_TENSORBOARD_LOG_DIR.
 
@@ -63,8 +65,20 @@ def gcs_retry_deadline(environ: Mapping[str, str] = os.environ) -> float:
     return seconds("DCGAN_GCS_RETRY_DEADLINE", 300.0, 86400, environ)
 
 
+MALLOC_CHOICES = ("tuned", "default")
+
+
+def malloc(environ: Mapping[str, str] = os.environ) -> str:
+    """DCGAN_MALLOC: 'tuned' (when unset) or 'default'."""
+    text = environ.get("DCGAN_MALLOC", "tuned")
+    if text.strip().lower() not in MALLOC_CHOICES:
+        raise UserError(f"DCGAN_MALLOC={text[:40]!r} must be one of {', '.join(MALLOC_CHOICES)}")
+    return text.strip().lower()
+
+
 def check(environ: Mapping[str, str] = os.environ) -> None:
     """Validates every variable above that is set."""
+    malloc(environ)
     gcs_timeout(environ)
     gcs_retry_deadline(environ)
     for name in INTEGERS:

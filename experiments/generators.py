@@ -1,0 +1,307 @@
+"""Which generator design draws its classes? Designs compared on class fidelity, CAS and memorization.
+
+    python -m pip install -e '.[experiments]'
+    python -m experiments.generators --work=runs/generators                       # shapes 10%, 2 designs
+    python -m experiments.generators --work=runs/generators --designs=default,no_cutout,sngan \
+        --seeds=0,1,2 --stages=1000,2000,3000
+    python -m experiments.generators --work=runs/generators --dataset=digits --designs=default,sngan
+
+For each design (a set of `dcgan train` flags, DESIGNS below) and GAN seed it
+trains a generator on NAME:train[:F%] in stages (the job resumes from stage to
+stage, so one run gives the metric-vs-steps curve), and after every stage
+measures the exported generator (G_ema) with judges that never saw the test split:
+
+  oracle        the judge (trainer/classifier.py, dihedral + TrivialAugment for shapes) trained
+                on NAME:train[F%:80%], real images the generator never saw; its accuracy on the
+                validation split NAME:train[80%:] is the real-image reference
+  class fidelity  the oracle's accuracy on --per_class samples of every class, per class, and
+                normalised by the oracle's accuracy on real validation images (normalised GAN-test)
+  D's view      the discriminator is not exported; D's per-class behaviour is read from the
+                training logs (real/fake scores) in TensorBoard, not here
+  CAS           (last stage) a judge trained on synthetic images only, tested on the validation
+                split, divided by the same judge trained on the F% real images
+  memorization  share of samples closer (pixels, and the oracle's features) to a training image
+                than 1% of validation images are (metrics.memorization)
+
+Everything is chosen on validation; the test split is not read. Writes
+WORK/generators.json (every measurement, resumable) and WORK/generators.md (the
+table: design x stage x metric, mean over GAN seeds, wall time per training).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from trainer import allocator  # noqa: E402
+
+allocator.tune()  # as `dcgan` does, before TensorFlow allocates
+
+import numpy as np  # noqa: E402
+
+# Each design with its own usual settings (the flags change only what the design needs).
+DESIGNS = {
+    # today's default: concat conditioning, BatchNorm D with a projection head, non-saturating loss,
+    # Adam(2e-4, 0.5), DiffAugment color,translation,cutout (auto below 20k images)
+    "default": "",
+    # the same without cutout, which can erase the outline that is a shape's class
+    "no_cutout": "--diffaugment=color,translation",
+    # SNGAN + projection D (Miyato & Koyama 2018): spectral norm, no BatchNorm in D, hinge loss,
+    # Adam(0, 0.9), TTUR (D 4e-4, G 1e-4), class-conditional BatchNorm in G
+    "sngan": "--d_spectral_norm --loss=hinge --beta1=0 --beta2=0.9 --g_lr=1e-4 --d_lr=4e-4 --g_conditioning=cbn "
+    "--diffaugment=color,translation",
+    # the same plus an AC-GAN class loss on top of the projection
+    "sngan_ac": "--d_spectral_norm --loss=hinge --beta1=0 --beta2=0.9 --g_lr=1e-4 --d_lr=4e-4 --g_conditioning=cbn "
+    "--diffaugment=color,translation --class_loss_weight=0.5",
+    # cBN in G with today's BatchNorm D and optimiser
+    "cbn": "--g_conditioning=cbn --diffaugment=color,translation",
+}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+class Study:
+    def __init__(self, args):
+        self.args = args
+        self.work = os.path.abspath(args.work)
+        os.makedirs(self.work, exist_ok=True)
+        self.path = os.path.join(self.work, "generators.json")
+        self.results = json.load(open(self.path)) if os.path.isfile(self.path) else {}
+        self._oracle = None
+
+    def save(self) -> None:
+        with open(self.path + ".tmp", "w") as f:
+            json.dump(self.results, f, indent=1)
+        os.replace(self.path + ".tmp", self.path)
+
+    # -- data
+    def base(self) -> str:
+        if self.args.dataset == "digits":
+            return "digits"
+        from experiments import shapes
+
+        name = f"shapes-s{self.args.shapes_seed}-r{self.args.resolution}.npz"
+        path = os.path.join(self.work, name)
+        if not os.path.isfile(path):
+            shapes.write(path, per_class=400, seed=self.args.shapes_seed, resolution=self.args.resolution)
+        return path
+
+    def split(self, spec: str):
+        from trainer import data
+
+        loaded = data.load_source(f"{self.base()}:{spec}", self.args.resolution)
+        return loaded.images, np.asarray(loaded.labels), loaded.num_classes
+
+    @property
+    def key(self) -> str:
+        if self.args.dataset == "digits":
+            return f"digits {self.args.fraction}%"
+        return f"shapes seed {self.args.shapes_seed} {self.args.resolution}px {self.args.fraction}%"
+
+    def policy(self):
+        from trainer import downstream
+
+        return downstream.POLICIES["dihedral_trivial" if self.args.dataset == "shapes" else "none"]()
+
+    def judge_spec(self):
+        from trainer import classifier
+
+        return classifier.ClassifierSpec(steps=self.args.judge_steps)
+
+    # -- the oracle (trained once per dataset on real images the generators never see)
+    def oracle(self):
+        if self._oracle is not None:
+            return self._oracle
+        import keras
+
+        from trainer import classifier
+
+        path = os.path.join(self.work, self.key.replace(" ", "-").replace("%", "") + "-oracle.keras")
+        x, y, k = self.split(f"train[{self.args.fraction}%:80%]")
+        vx, vy, _ = self.split("train[80%:]")
+        if os.path.isfile(path):
+            model = keras.models.load_model(path, compile=False)
+        else:
+            log(f"training the oracle on {len(y)} real images")
+            model = classifier.train(x, y, k, self.judge_spec(), 0, classifier.Recipe(self.policy()))
+            model.save(path)
+        store = self.results.setdefault(self.key, {})
+        store["oracle_validation_accuracy"] = classifier.accuracy(model, vx, vy)
+        self.save()
+        self._oracle = model
+        return model
+
+    # -- generators
+    def job(self, design: str, seed: int) -> str:
+        return os.path.join(self.work, self.key.replace(" ", "-").replace("%", "") + f"-{design}-g{seed}")
+
+    def train(self, design: str, seed: int, steps: int) -> float:
+        job = self.job(design, seed)
+        started = time.time()
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "trainer",
+                "train",
+                f"--job_dir={job}",
+                f"--dataset={self.base()}:train[:{self.args.fraction}%]",
+                f"--resolution={self.args.resolution}",
+                f"--steps={steps}",
+                f"--seed={seed}",
+                f"--kid_every={steps}",
+                f"--checkpoint_every={self.args.stages[0]}",
+                "--progress=false",
+                *shlex.split(DESIGNS[design]),
+                *shlex.split(self.args.gan_flags),
+            ],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        return time.time() - started
+
+    def samples(self, design: str, seed: int) -> tuple:
+        import tensorflow as tf
+
+        from trainer import data, export, models
+
+        model, meta = export.load(os.path.join(self.job(design, seed), "export", "generator.keras"))
+        k, latent = int(meta["num_classes"]), int(meta["latent_dim"])
+        labels = np.repeat(np.arange(k), self.args.per_class).astype(np.int32)
+        z = tf.random.stateless_normal([len(labels), latent], seed=[seed, 7])
+        images = np.concatenate(
+            [
+                data.to_uint8(model(models.model_inputs(z[i : i + 500], labels[i : i + 500], k), training=False))
+                for i in range(0, len(labels), 500)
+            ]
+        )
+        return images, labels
+
+    def measure(self, design: str, seed: int, stage: int, last: bool) -> dict:
+        from trainer import classifier, metrics
+
+        oracle = self.oracle()
+        store = self.results[self.key]
+        images, labels = self.samples(design, seed)
+        k = int(labels.max()) + 1
+        predicted = classifier.predict(oracle, images).argmax(1)
+        per_class = classifier.per_class_recall(predicted, labels, k)
+        tx, ty, _ = self.split(f"train[:{self.args.fraction}%]")
+        vx, vy, _ = self.split("train[80%:]")
+        features = _features(oracle)
+        row = {
+            "oracle_on_samples": float((predicted == labels).mean()),
+            "normalised_gan_test": float((predicted == labels).mean() / store["oracle_validation_accuracy"]),
+            "per_class": [round(float(v), 4) for v in per_class],
+            "confusion": np.bincount(labels * k + predicted, minlength=k * k).reshape(k, k).tolist(),
+            "memorization_pixels": metrics.memorization(tx, vx, images)["rate"],
+            "memorization_features": metrics.memorization(features(tx), features(vx), features(images))["rate"],
+        }
+        if last:
+            cas_key = f"real-only judge on {len(ty)} images"
+            if cas_key not in store:
+                model = classifier.train(tx, ty, k, self.judge_spec(), 0, classifier.Recipe(self.policy()))
+                store[cas_key] = classifier.accuracy(model, vx, vy)
+            model = classifier.train(images, labels, k, self.judge_spec(), 0, classifier.Recipe(self.policy()))
+            row["synthetic_only_accuracy"] = classifier.accuracy(model, vx, vy)
+            row["cas_ratio"] = row["synthetic_only_accuracy"] / store[cas_key]
+        return row
+
+    def run(self) -> None:
+        self.oracle()
+        for seed in self.args.seeds:
+            for design in self.args.designs:
+                name = f"{design} g{seed}"
+                entry = self.results[self.key].setdefault("runs", {}).setdefault(name, {"wall_s": 0.0})
+                for stage in self.args.stages:
+                    if str(stage) in entry:
+                        continue
+                    log(f"{self.key}: {name} to step {stage}")
+                    entry["wall_s"] += self.train(design, seed, stage)
+                    entry[str(stage)] = self.measure(design, seed, stage, last=stage == self.args.stages[-1])
+                    log(
+                        f"{name} @ {stage}: "
+                        + json.dumps({k: v for k, v in entry[str(stage)].items() if k != "confusion"})
+                    )
+                    self.save()
+        self.report()
+
+    def report(self) -> None:
+        store = self.results[self.key]
+        lines = [
+            f"## {self.key}",
+            "",
+            f"Oracle (trained on train[{self.args.fraction}%:80%]) on real validation images: "
+            f"{store['oracle_validation_accuracy']:.4f}",
+            "",
+            "| design | GAN seeds | step | normalised GAN-test | worst class | CAS ratio | memorization px / feat "
+            "| wall s |",
+            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        ]
+        for design in DESIGNS:
+            runs = [v for n, v in store.get("runs", {}).items() if n.split(" g")[0] == design]
+            for stage in self.args.stages:
+                rows = [r[str(stage)] for r in runs if str(stage) in r]
+                if not rows:
+                    continue
+                mean = lambda key: np.mean([r[key] for r in rows if key in r]) if any(key in r for r in rows) else None  # noqa: E731
+                cas = mean("cas_ratio")
+                lines.append(
+                    f"| {design} | {len(rows)} | {stage} | {mean('normalised_gan_test'):.3f} "
+                    f"| {np.mean([min(r['per_class']) for r in rows]):.3f} | {'' if cas is None else f'{cas:.3f}'} "
+                    f"| {mean('memorization_pixels'):.3f} / {mean('memorization_features'):.3f} "
+                    f"| {np.mean([r['wall_s'] for r in runs]):.0f} |"
+                )
+        with open(os.path.join(self.work, "generators.md"), "w") as f:
+            f.write("\n".join(lines) + "\n")
+        print("\n".join(lines))
+
+
+def _features(model):
+    import keras
+
+    from trainer import classifier
+
+    extractor = keras.Model(model.input, model.get_layer(classifier.FEATURES_LAYER).output)
+    return lambda images: np.concatenate(
+        [
+            np.asarray(extractor(images[i : i + 512].astype(np.float32), training=False))
+            for i in range(0, len(images), 512)
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", default="runs/generators")
+    parser.add_argument("--dataset", default="shapes", help="shapes or digits")
+    parser.add_argument("--shapes_seed", type=int, default=0)
+    parser.add_argument("--resolution", type=int, default=32)
+    parser.add_argument("--fraction", type=int, default=10, help="percent of the training split the GAN sees")
+    parser.add_argument("--designs", default="default,sngan", help=f"names from {', '.join(DESIGNS)}")
+    parser.add_argument("--seeds", default="0", help="GAN seeds, comma-separated")
+    parser.add_argument("--stages", default="1000,2000,3000", help="steps at which to measure")
+    parser.add_argument("--per_class", type=int, default=200, help="samples per class measured")
+    parser.add_argument("--judge_steps", type=int, default=1500)
+    parser.add_argument("--gan_flags", default="", help="flags added to every design's `dcgan train`")
+    args = parser.parse_args()
+    args.designs = args.designs.split(",")
+    unknown = [d for d in args.designs if d not in DESIGNS]
+    if unknown:
+        parser.error(f"unknown designs {unknown}; choose from {list(DESIGNS)}")
+    args.seeds = [int(s) for s in args.seeds.split(",")]
+    args.stages = sorted(int(s) for s in args.stages.split(","))
+    Study(args).run()
+
+
+if __name__ == "__main__":
+    main()
