@@ -159,13 +159,13 @@ class Experiment:
             self.save()
         return job
 
-    def synthetic(self, job: str, count: int, seed: int = 7) -> tuple:
+    def synthetic(self, job: str, count: int, seed: int = 7, labels: str = "balanced") -> tuple:
         import tensorflow as tf
 
         from trainer import command_line, sources
 
         source = sources.generator_source(
-            command_line.resolve("sample", {"generator": job, "output": "-", "seed": seed})
+            command_line.resolve("sample", {"generator": job, "output": "-", "seed": seed, "labels": labels})
         )
         images, labels = [], []
         for start in range(0, count, 500):
@@ -197,7 +197,9 @@ class Experiment:
         for g in range(self.args.generators):
             if f"g{g}" in done:
                 continue
-            synthetic = self.synthetic(self.generator(training, g), self.args.num_synthetic)
+            # minority regime: the pool tops the small classes up (`dcgan sample --labels=fill`)
+            labels = "fill" if self.args.regime == "minority" else "balanced"
+            synthetic = self.synthetic(self.generator(training, g), self.args.num_synthetic, labels=labels)
             log(f"{training.key}, generator {g}: {len(training.labels)} real images")
             done[f"g{g}"] = usefulness.compare(
                 (training.images, training.labels),

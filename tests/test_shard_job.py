@@ -264,6 +264,30 @@ def test_truncation_and_label_policies(smoke_job, tmp_path):
         sources.generator_source(command_line.resolve("sample", {**base, "labels": "1,2,3"}))
 
 
+def test_labels_fill_tops_every_class_up_to_the_largest_exactly(smoke_job, tmp_path):
+    with open(os.path.join(smoke_job, "export", "generator.json")) as f:
+        meta = json.load(f)
+    counts = meta["class_counts"]  # digits:train, as the training run counted it
+    assert sum(counts) == meta["num_train_images"] and len(set(counts)) > 1
+    shortfall = [max(counts) - n for n in counts]
+    base = dict(generator=smoke_job, output=str(tmp_path / "x"), num_images=200, batch_size=50, labels="fill")
+    source = sources.generator_source(command_line.resolve("sample", base))
+    _, labels, _ = source.make_batch(tf.range(sum(shortfall), dtype=tf.int64))
+    assert np.bincount(labels.numpy(), minlength=10).tolist() == shortfall  # real + synthetic: even classes
+    export = tmp_path / "export"
+    for name, changed, message in (
+        ("older", {k: v for k, v in meta.items() if k != "class_counts"}, "does not record"),
+        ("hostile", {**meta, "class_counts": [1e300] * 10}, "does not record"),
+        ("even", {**meta, "class_counts": [7] * 10}, "already even \\(7 images each\\)"),
+    ):
+        folder = export / name
+        folder.mkdir(parents=True)
+        os.link(os.path.join(smoke_job, "export", "generator.keras"), folder / "generator.keras")
+        (folder / "generator.json").write_text(json.dumps(changed))
+        with pytest.raises(UserError, match=f"--labels=fill.*{message}"):
+            sources.generator_source(command_line.resolve("sample", {**base, "generator": str(folder)}))
+
+
 def test_a_teacher_labels_every_record_and_filters_by_confidence(smoke_job, tmp_path):
     out = tmp_path / "taught"
     teacher = ["--teacher=auto", "--teacher_members=2", "--teacher_steps=30", "--train_data=digits:train[:10%]"]

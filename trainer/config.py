@@ -436,8 +436,10 @@ class SampleConfig(ShardJobConfig):
         return list(filter(None, errors))
 
     generator: str = ""  # a job dir, its export/ folder, or the generator.keras file
-    # Which classes to draw: 'balanced' (equal counts), 'uniform' (random), class weights 'w0,w1,...',
-    # or weights by class name or index, e.g. 'cat:2,dog:1' (classes not listed are not drawn).
+    # Which classes to draw: 'balanced' (equal counts), 'uniform' (random), 'fill' (each class's shortfall
+    # from the generator's largest training class, in proportion: --images=the total shortfall evens the
+    # training set out exactly), class weights 'w0,w1,...', or weights by class name or index,
+    # e.g. 'cat:2,dog:1' (classes not listed are not drawn).
     labels: str = "balanced"
     truncation: float = 0.0  # psi > 0: resample latent components with |z| > psi
     copies_per_sample: int = 1  # augmented variants of each generated image
@@ -482,7 +484,7 @@ class SampleConfig(ShardJobConfig):
             errors.append(f"--truncation={self.truncation} must be >= 0 (0 = off)")
         if self.copies_per_sample < 1:
             errors.append(f"--copies_per_sample={self.copies_per_sample} must be >= 1")
-        if self.labels not in ("balanced", "uniform"):
+        if self.labels not in ("balanced", "uniform", "fill"):
             try:
                 label_weights(self.labels)
             except UserError as err:

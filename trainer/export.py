@@ -63,6 +63,7 @@ def save(
         "num_classes": plan.num_classes,
         "conditional": bool(plan.num_classes),
         "class_names": list(plan.class_names),
+        "class_counts": list(plan.class_counts),
         "step": step,
         "version": __version__,
         "config_hash": config.identity_hash(),

@@ -71,8 +71,10 @@ def generator_source(config) -> ImageSource:
     )
     if not num_classes and config.labels != "balanced":
         raise UserError("--labels applies to a conditional generator; this one has no classes")
-    weights = None
-    if config.labels not in ("balanced", "uniform"):
+    weights = shortfall = None
+    if config.labels == "fill":
+        shortfall = fill_counts(meta, num_classes)
+    elif config.labels not in ("balanced", "uniform"):
         weights = class_weights(config.labels, num_classes, class_names)
 
     def labels_of(sample: tf.Tensor) -> tf.Tensor:
@@ -80,6 +82,9 @@ def generator_source(config) -> ImageSource:
             return tf.fill(tf.shape(sample), tf.constant(shards.NO_LABEL, tf.int64))
         if config.labels == "balanced":
             return sample % num_classes
+        if shortfall is not None:  # sample i of every sum(shortfall) takes the class its position falls in
+            edges = tf.constant(np.cumsum(shortfall), tf.int64)
+            return tf.searchsorted(edges, sample % sum(shortfall), side="right")
         u = classic_augment.uniforms(
             tf.stack([tf.fill(tf.shape(sample), tf.constant(seed + 1, tf.int64)), sample], -1), 1
         )[:, 0]
@@ -103,6 +108,8 @@ def generator_source(config) -> ImageSource:
         "truncation": psi,
         "copies_per_sample": copies,
     }
+    if shortfall is not None:
+        identity["fill_counts"] = shortfall  # --images=sum(fill_counts) evens the training set out
     if config.mixed_precision != "off":
         identity["mixed_precision"] = config.mixed_precision
     keep = None
@@ -123,6 +130,24 @@ def generator_source(config) -> ImageSource:
         scores=scores,
         class_names=class_names,
     )
+
+
+def fill_counts(meta: dict, num_classes: int) -> list[int]:
+    """--labels=fill: how many images each class lacks to match the largest class the generator trained on."""
+    counts = meta.get("class_counts")
+    if (
+        not isinstance(counts, list)
+        or len(counts) != num_classes
+        or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**53 for n in counts)
+    ):
+        raise UserError(
+            "--labels=fill needs the class counts of the generator's training images, which its export does not "
+            "record (trained from streamed shards or by an older version); give class weights instead"
+        )
+    shortfall = [max(counts) - n for n in counts]
+    if not sum(shortfall):
+        raise UserError(f"--labels=fill: the generator's training classes are already even ({counts[0]} images each)")
+    return shortfall
 
 
 def class_weights(text: str, num_classes: int, class_names: tuple[str, ...]) -> list[float]:

@@ -21,6 +21,8 @@ import dataclasses
 import json
 from typing import Optional
 
+import numpy as np
+
 from trainer import diffaugment
 from trainer.config import DIFFAUGMENT_AUTO_BELOW, TrainConfig
 from trainer.errors import UserError
@@ -39,6 +41,9 @@ class TrainPlan:
     replicas: int  # in sync, over every worker
     workers: int
     precision: str  # the Keras dtype policy
+    # Training images per class (in-memory labelled data; () where unknown, e.g. streamed shards):
+    # recorded in the export so that `dcgan sample --labels=fill` can top the small classes up.
+    class_counts: tuple[int, ...] = ()
 
     @classmethod
     def of(cls, config: TrainConfig, channels: int, num_classes: int) -> "TrainPlan":
@@ -71,6 +76,7 @@ class TrainPlan:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "config"}
         values.update(
             class_names=list(self.class_names),
+            class_counts=list(self.class_counts),
             diffaugment=list(self.diffaugment),
             per_replica_batch=self.per_replica_batch,
             config_hash=self.config.identity_hash(),
@@ -117,7 +123,16 @@ def resolve(config: TrainConfig, source, replicas: int, workers: int) -> TrainPl
         replicas=replicas,
         workers=workers,
         precision=PRECISION_POLICIES[config.mixed_precision],
+        class_counts=class_counts(source, num_classes),
     )
+
+
+def class_counts(source, num_classes: int) -> tuple[int, ...]:
+    """Images per class of an in-memory labelled source; () for streamed or unlabelled data."""
+    if not num_classes or getattr(source, "labels", None) is None:
+        return ()
+    labels = np.asarray(source.labels).astype(np.int64)
+    return tuple(int(n) for n in np.bincount(labels[(labels >= 0) & (labels < num_classes)], minlength=num_classes))
 
 
 def diffaugment_policy(flag: str, num_images: Optional[int]) -> tuple[str, ...]:
