@@ -325,3 +325,26 @@ def test_the_wheel_ships_the_vm_script(tmp_path):
     )
     names = zipfile.ZipFile(glob.glob(str(tmp_path / "*.whl"))[0]).namelist()
     assert "trainer/vm/dcgan-vm.sh" in names and any(n.endswith("licenses/LICENSE") for n in names)
+
+
+def test_k8s_pods_get_the_cpu_memory_and_cache_volume_asked_for():
+    flags = dict(job="train", image=IMAGE, gpus=1, job_dir="gs://b/r", name="res")
+    planned = launch.plan("k8s", {**flags, "cpu": "3500m", "memory": "24Gi", "cache_size": "200Gi"})
+    job = list(yaml.safe_load_all(planned.files["manifests.yaml"]))[-1]
+    validate_k8s(job)
+    pod = job["spec"]["template"]["spec"]
+    resources = pod["containers"][0]["resources"]
+    assert resources == {
+        "requests": {"cpu": "3500m", "memory": "24Gi"},
+        "limits": {"memory": "24Gi", "nvidia.com/gpu": 1},
+    }
+    assert pod["volumes"] == [{"name": "cache", "emptyDir": {"sizeLimit": "200Gi"}}]
+    assert pod["containers"][0]["volumeMounts"] == [{"name": "cache", "mountPath": "/cache"}]
+    assert env_of(planned.files["manifests.yaml"])["DCGAN_CACHE"] == "/cache"
+    unlimited = launch.plan("k8s", {**flags, "cache_size": ""})
+    assert list(yaml.safe_load_all(unlimited.files["manifests.yaml"]))[-1]["spec"]["template"]["spec"]["volumes"] == [
+        {"name": "cache", "emptyDir": {}}
+    ]
+    for flag, value in (("cpu", "four"), ("cpu", "0"), ("memory", "16 GB"), ("memory", "1e9x"), ("cache_size", "-1Gi")):
+        with pytest.raises(UserError, match=f"--{flag}=.* must be a Kubernetes quantity above 0"):
+            launch.plan("k8s", {**flags, flag: value})

@@ -662,6 +662,11 @@ class LaunchConfig(_Printable):
     existing_vm: str = ""  # vm: run on this existing VM (gcloud compute ssh) instead of creating one
     vm_image_family: str = "common-cu128-ubuntu-2204-nvidia-570"  # Deep Learning VM image with Docker + NVIDIA driver
     namespace: str = "default"  # k8s: the namespace the Job and its ServiceAccount live in
+    cpu: str = "4"  # k8s: CPU request per pod, a Kubernetes quantity ('4', '3500m')
+    memory: str = "16Gi"  # k8s: memory request and limit per pod ('16Gi', '64G')
+    # k8s: size limit of the pod's scratch volume (an emptyDir at /cache, DCGAN_CACHE) for staged datasets,
+    # streamed shards, teachers and feature models; '' = no limit.
+    cache_size: str = "50Gi"
     service_account: str = ""  # k8s: a Kubernetes SA bound to a GCS-capable Google SA; vertex/vm: a Google SA email
     vertex_tensorboard: str = ""  # vertex: projects/P/locations/L/tensorboards/ID (needs --service_account)
     dry_run: bool = False  # print what would be submitted, submit nothing
@@ -702,12 +707,23 @@ class LaunchConfig(_Printable):
             errors.append("--tasks applies to --job=sample; training is spread with --workers and --gpus")
         if self.target == "vm" and (self.workers != 1 or self.tasks != 1):
             errors.append("a vm launch is one machine: use vertex or k8s for --workers/--tasks > 1")
+        for flag, value, pattern in (
+            ("cpu", self.cpu, r"\d+(\.\d+)?m?"),
+            ("memory", self.memory, _BYTES),
+            ("cache_size", self.cache_size or "1", _BYTES),
+        ):
+            if not re.fullmatch(pattern, value) or float(re.match(r"[\d.]+", value)[0]) == 0:
+                errors.append(f"--{flag}={value[:40]!r} must be a Kubernetes quantity above 0, e.g. {_EXAMPLES[flag]}")
         if self.name and not _dns_label(self.name):
             errors.append(
                 f"--name={self.name!r} must be lowercase letters, digits and '-', start with a letter, "
                 "at most 40 characters"
             )
         return errors
+
+
+_BYTES = r"\d+(\.\d+)?([KMGTPE]i?)?"  # a Kubernetes byte quantity: 16Gi, 64G, 500Mi
+_EXAMPLES = {"cpu": "'4' or '3500m'", "memory": "'16Gi'", "cache_size": "'50Gi' ('' = no limit)"}
 
 
 def precision_errors(mixed_precision: str) -> list[str]:

@@ -223,6 +223,9 @@ def render_vertex(config, args, name) -> tuple[dict[str, str], list[list[str]]]:
     return {"custom_job_spec.json": json.dumps(spec, indent=2) + "\n"}, [command]
 
 
+CACHE_MOUNT = "/cache"  # k8s: the emptyDir that DCGAN_CACHE points to
+
+
 # ----------------------------------------------------------------------------
 # Kubernetes
 
@@ -236,7 +239,7 @@ def k8s_manifests(config: config_lib.LaunchConfig, args: list[str], name: str) -
     }
     count = config.workers if config.job == "train" else config.tasks
     multi_worker = config.job == "train" and count > 1
-    env = [{"name": "PYTHONUNBUFFERED", "value": "1"}]
+    env = [{"name": "PYTHONUNBUFFERED", "value": "1"}, {"name": "DCGAN_CACHE", "value": CACHE_MOUNT}]
     if multi_worker:
         # distribute.py turns these + JOB_COMPLETION_INDEX into TF_CONFIG.
         env += [
@@ -250,16 +253,19 @@ def k8s_manifests(config: config_lib.LaunchConfig, args: list[str], name: str) -
         "image": config.image,
         "args": args,
         "env": env,
-        "resources": {"requests": {"cpu": "4", "memory": "16Gi"}},
+        "resources": {"requests": {"cpu": config.cpu, "memory": config.memory}, "limits": {"memory": config.memory}},
+        "volumeMounts": [{"name": "cache", "mountPath": CACHE_MOUNT}],
     }
     if config.gpus:
-        container["resources"]["limits"] = {"nvidia.com/gpu": config.gpus}
+        container["resources"]["limits"]["nvidia.com/gpu"] = config.gpus
     if multi_worker:
         container["ports"] = [{"name": "grpc", "containerPort": GRPC_PORT}]
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": GRACE_PERIOD_S,
         "containers": [container],
+        # Scratch for staged datasets, streamed shards and cached teachers: node-local disk, gone with the pod.
+        "volumes": [{"name": "cache", "emptyDir": {"sizeLimit": config.cache_size} if config.cache_size else {}}],
     }
     node_selector, tolerations = {}, []
     if config.gpus:
