@@ -180,7 +180,9 @@ class Study:
         z = tf.random.stateless_normal([len(labels), latent], seed=[seed, 7])
         images = np.concatenate(
             [
-                data.to_uint8(model(models.model_inputs(z[i : i + 500], labels[i : i + 500], k), training=False))
+                data.to_uint8(
+                    model(models.model_inputs(z[i : i + 500], tf.constant(labels[i : i + 500]), k), training=False)
+                )
                 for i in range(0, len(labels), 500)
             ]
         )

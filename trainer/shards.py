@@ -114,8 +114,8 @@ def _bytes_entry_prefix(key: str, size: int) -> bytes:
 class ExampleEncoder:
     """Serializes this format's tf.train.Example records directly.
 
-    Byte-identical to `make_example_proto` (protobuf's deterministic
-    serialization, feature map sorted by key; tested), and several times faster:
+    Byte-identical to protobuf's deterministic serialization of the same
+    tf.train.Example (feature map sorted by key; tests/test_shards.py holds that reference), and several times faster:
     the entries that are the same for a whole shard are encoded once, and a
     record is joined from its parts in one copy."""
 
@@ -189,45 +189,6 @@ def make_example(
 ) -> bytes:
     """One serialized record (see ExampleEncoder, which a shard writer reuses)."""
     return ExampleEncoder(height, width, channels, source, generator_step, image_format).encode(png, label, seed, probs)
-
-
-def make_example_proto(
-    png: bytes,
-    height: int,
-    width: int,
-    channels: int,
-    label: int,
-    source: str,
-    seed: int,
-    generator_step: int,
-    probs=None,
-    image_format: str = "png",
-) -> bytes:
-    """The same record built as a protobuf message: the reference `make_example` is tested against."""
-
-    def ints(v):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=[v]))
-
-    def raw(v):
-        return tf.train.Feature(bytes_list=tf.train.BytesList(value=[v]))
-
-    features = {
-        "image/encoded": raw(png),
-        "image/format": raw(image_format.encode()),
-        "image/height": ints(height),
-        "image/width": ints(width),
-        "image/channels": ints(channels),
-        "image/class/label": ints(label),
-        "image/source": raw(source.encode()),
-        "image/key/sha256": raw(hashlib.sha256(png).hexdigest().encode()),
-        "synthetic/seed": ints(seed),
-        "synthetic/generator_step": ints(generator_step),
-    }
-    if probs is not None:
-        features["image/class/probs"] = tf.train.Feature(float_list=tf.train.FloatList(value=list(probs)))
-        features["image/teacher/confidence"] = tf.train.Feature(float_list=tf.train.FloatList(value=[probs[label]]))
-    # deterministic=True: protobuf map order otherwise varies between processes.
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
 
 def parse_example(record: tf.Tensor, channels: int) -> tuple[tf.Tensor, tf.Tensor]:
