@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 from trainer.augment_params import AugmentParams
 from trainer.errors import UserError
+from trainer.image_codec import FORMATS as IMAGE_FORMATS  # how shard records hold images
 
 RESOLUTIONS = (32, 64, 128, 256)
 # A split of an in-memory dataset: NAME:train, NAME:test, optionally sliced (NAME:train[:10%]).
@@ -82,7 +83,6 @@ def unfinished_output(value: str) -> Optional[str]:
 
 LOSSES = ("nonsaturating", "hinge", "lsgan")
 PRECISIONS = ("off", "float16", "bfloat16")
-IMAGE_FORMATS = ("png", "jpeg", "raw")  # how shard records hold images (trainer/image_codec.py)
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
 DIFFAUGMENT_AUTO_BELOW = 20_000  # images: `--diffaugment=auto` turns it on for smaller datasets
 

@@ -24,7 +24,7 @@ import zlib
 
 import numpy as np
 
-from trainer.config import IMAGE_FORMATS as FORMATS
+FORMATS = ("png", "jpeg", "raw")  # --image_format of `dcgan sample` and `dcgan augment`
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> grey, grey+alpha, RGB, RGBA
