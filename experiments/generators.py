@@ -218,8 +218,35 @@ class Study:
             row["cas_ratio"] = row["synthetic_only_accuracy"] / store[cas_key]
         return row
 
+    def diffaugment_probe(self) -> None:
+        """What D is shown as 'real': the oracle's accuracy on validation images after each DiffAugment
+        policy (8 draws per image). A policy that erases the class teaches D that the class need not show."""
+        store = self.results[self.key]
+        if "diffaugment_probe" in store:
+            return
+        import tensorflow as tf
+
+        from trainer import classifier, diffaugment
+
+        oracle = self.oracle()
+        vx, vy, _ = self.split("train[80%:]")
+        x = tf.constant(np.repeat(vx, 8, axis=0), tf.float32) / 127.5 - 1.0
+        y = np.repeat(vy, 8)
+        probe = {}
+        for policy in ("none", "color", "translation", "cutout", "color,translation", "color,translation,cutout"):
+            seen = x
+            if policy != "none":
+                draws = diffaugment.sample_parameters(len(y), tf.constant([3, 4], tf.int64))
+                seen = diffaugment.augment(x, diffaugment.parse(policy), draws, 1.0)
+            pixels = np.clip(np.round((seen.numpy() + 1.0) * 127.5), 0, 255).astype(np.uint8)
+            probe[policy] = float((classifier.predict(oracle, pixels).argmax(1) == y).mean())
+        store["diffaugment_probe"] = probe
+        self.save()
+        log(f"oracle on DiffAugmented real validation images: {probe}")
+
     def run(self) -> None:
         self.oracle()
+        self.diffaugment_probe()
         for seed in self.args.seeds:
             for design in self.args.designs:
                 name = f"{design} g{seed}"
@@ -229,7 +256,8 @@ class Study:
                         continue
                     log(f"{self.key}: {name} to step {stage}")
                     entry["wall_s"] += self.train(design, seed, stage)
-                    entry[str(stage)] = self.measure(design, seed, stage, last=stage == self.args.stages[-1])
+                    last = stage == self.args.stages[-1] and self.args.cas
+                    entry[str(stage)] = self.measure(design, seed, stage, last=last)
                     log(
                         f"{name} @ {stage}: "
                         + json.dumps({k: v for k, v in entry[str(stage)].items() if k != "confusion"})
@@ -263,6 +291,10 @@ class Study:
                     f"| {mean('memorization_pixels'):.3f} / {mean('memorization_features'):.3f} "
                     f"| {np.mean([r['wall_s'] for r in runs]):.0f} |"
                 )
+        if "diffaugment_probe" in store:
+            lines += ["", "Oracle accuracy on real validation images as D sees them after DiffAugment:", ""]
+            lines += ["| policy | oracle accuracy |", "| --- | ---: |"]
+            lines += [f"| {p} | {a:.3f} |" for p, a in store["diffaugment_probe"].items()]
         with open(os.path.join(self.work, "generators.md"), "w") as f:
             f.write("\n".join(lines) + "\n")
         print("\n".join(lines))
@@ -294,6 +326,7 @@ def main() -> None:
     parser.add_argument("--stages", default="1000,2000,3000", help="steps at which to measure")
     parser.add_argument("--per_class", type=int, default=200, help="samples per class measured")
     parser.add_argument("--judge_steps", type=int, default=1500)
+    parser.add_argument("--cas", type=int, default=1, help="1: train a judge on samples at the last stage (CAS)")
     parser.add_argument("--gan_flags", default="", help="flags added to every design's `dcgan train`")
     args = parser.parse_args()
     args.designs = args.designs.split(",")
