@@ -2,7 +2,7 @@
 
     python3 -m pip install -e .
     python3 examples/end_to_end.py --work=runs/example            # ~40 min on a 2-core CPU (3000 steps)
-    python3 examples/end_to_end.py --work=runs/example --quick    # ~2 min: tiny budgets, to see it run
+    python3 examples/end_to_end.py --work=runs/example --quick    # ~3 min: tiny budgets, to see it run
 
 Every step is what a user types or writes; the commands are printed before
 they run. tests/test_examples.py runs `--quick` in CI so this file cannot rot.

@@ -130,7 +130,7 @@ def test_every_flag_mentioned_anywhere_exists():
     a program the pages name (tensorboard, gcloud, ruff): a renamed flag cannot linger in the docs."""
     fields = set().union(*(job_fields(job) for job in command_line.CONFIG_CLASSES)) | {"spec_dir", "gpus_per_worker"}
     experiment = set()
-    for name in ("usefulness.py", "judge.py"):
+    for name in ("usefulness.py", "judge.py", "generators.py"):
         with open(os.path.join(REPO, "experiments", name), encoding="utf-8") as f:
             experiment |= set(re.findall(r"\"--(\w+)\"", f.read()))
     for page in DOCS:
