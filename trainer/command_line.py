@@ -295,7 +295,7 @@ HELP_GROUPS: dict[str, list[tuple[str, list[str]]]] = {
                       "max_restarts"]),
         ("Google Cloud", ["project", "region", "zone", "existing_vm", "vm_image_family", "service_account",
                           "vertex_tensorboard"]),
-        ("Kubernetes", ["namespace"]),
+        ("Kubernetes", ["namespace", "cpu", "memory", "cache_size"]),
     ],
 }  # fmt: skip
 # Two examples per command (a test checks that their flags exist).
