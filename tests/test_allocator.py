@@ -45,7 +45,7 @@ def test_tuned_malloc_reuses_freed_buffers_where_the_default_faults_them_back_in
     applied, tuned = churn("tuned")
     none, default = churn("default")
     assert applied == len(allocator.SETTINGS) and none == 0
-    assert default > 50_000  # ~4 GiB written in 4 KiB pages, most of them fresh
+    assert default > 1_000  # ~2.4 GiB written per run: fresh pages (4 KiB, or 2 MiB with THP) every round
     assert tuned < default / 20, (tuned, default)
 
 
