@@ -53,6 +53,8 @@ DESIGNS = {
     "default": "",
     # the same without cutout, which can erase the outline that is a shape's class
     "no_cutout": "--diffaugment=color,translation",
+    # no DiffAugment at all: does D separate shapes from blobs when it sees the images as they are?
+    "no_diffaugment": "--diffaugment=none",
     # SNGAN + projection D (Miyato & Koyama 2018): spectral norm, no BatchNorm in D, hinge loss,
     # Adam(0, 0.9), TTUR (D 4e-4, G 1e-4), class-conditional BatchNorm in G
     "sngan": "--d_spectral_norm --loss=hinge --beta1=0 --beta2=0.9 --g_lr=1e-4 --d_lr=4e-4 --g_conditioning=cbn "
