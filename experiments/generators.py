@@ -34,8 +34,6 @@ import argparse
 import json
 import os
 import shlex
-import subprocess
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -79,6 +77,7 @@ class Study:
         self.path = os.path.join(self.work, "generators.json")
         self.results = json.load(open(self.path)) if os.path.isfile(self.path) else {}
         self._oracle = None
+        self._splits = {}
 
     def save(self) -> None:
         with open(self.path + ".tmp", "w") as f:
@@ -98,10 +97,13 @@ class Study:
         return path
 
     def split(self, spec: str):
-        from trainer import data
+        """(images, labels, classes) of NAME:spec, loaded once per run."""
+        if spec not in self._splits:
+            from trainer import data
 
-        loaded = data.load_source(f"{self.base()}:{spec}", self.args.resolution)
-        return loaded.images, np.asarray(loaded.labels), loaded.num_classes
+            loaded = data.load_source(f"{self.base()}:{spec}", self.args.resolution)
+            self._splits[spec] = loaded.images, np.asarray(loaded.labels), loaded.num_classes
+        return self._splits[spec]
 
     @property
     def key(self) -> str:
@@ -147,29 +149,19 @@ class Study:
         return os.path.join(self.work, self.key.replace(" ", "-").replace("%", "") + f"-{design}-g{seed}")
 
     def train(self, design: str, seed: int, steps: int) -> float:
-        job = self.job(design, seed)
-        started = time.time()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "trainer",
-                "train",
-                f"--job_dir={job}",
-                f"--dataset={self.base()}:train[:{self.args.fraction}%]",
-                f"--resolution={self.args.resolution}",
-                f"--steps={steps}",
-                f"--seed={seed}",
-                f"--kid_every={steps}",
-                f"--checkpoint_every={self.args.stages[0]}",
-                "--progress=false",
-                *shlex.split(DESIGNS[design]),
-                *shlex.split(self.args.gan_flags),
-            ],
-            check=True,
-            stdout=subprocess.DEVNULL,
+        from experiments.usefulness import dcgan_train
+
+        return dcgan_train(
+            self.job(design, seed),
+            f"{self.base()}:train[:{self.args.fraction}%]",
+            steps,
+            seed,
+            f"--resolution={self.args.resolution}",
+            f"--kid_every={steps}",
+            f"--checkpoint_every={self.args.stages[0]}",
+            *shlex.split(DESIGNS[design]),
+            *shlex.split(self.args.gan_flags),
         )
-        return time.time() - started
 
     def samples(self, design: str, seed: int) -> tuple:
         import tensorflow as tf

@@ -56,6 +56,15 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+def dcgan_train(job: str, dataset: str, steps: int, seed: int, *flags: str) -> float:
+    """Runs (or resumes) one `dcgan train` job as a user would, quietly; returns its wall seconds."""
+    started = time.time()
+    command = [sys.executable, "-m", "trainer", "train", f"--job_dir={job}", f"--dataset={dataset}"]
+    command += [f"--steps={steps}", f"--seed={seed}", "--progress=false", *flags]
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return time.time() - started
+
+
 def minority_subset(labels: np.ndarray, num_classes: int, ratio: int, seed: int = 0) -> np.ndarray:
     """Indices keeping every image of the upper half of the classes and 1/ratio of the lower half's."""
     rng = np.random.default_rng(seed)
@@ -75,6 +84,7 @@ class TrainingSet:
     labels: np.ndarray
     test: tuple
     num_classes: int
+    regime: str = "balanced"  # 'minority': the synthetic pool tops the small classes up
 
 
 class Experiment:
@@ -127,7 +137,7 @@ class Experiment:
             keep = minority_subset(labels, train.num_classes, self.args.minority_ratio)
             images, labels = images[keep], labels[keep]
         key = f"{dataset} {fraction}% {regime}" + (f" {self.args.variant}" if self.args.variant else "")
-        return TrainingSet(key, images, labels, (test.images, np.asarray(test.labels)), train.num_classes)
+        return TrainingSet(key, images, labels, (test.images, np.asarray(test.labels)), train.num_classes, regime)
 
     # -- generators
     def generator(self, training: TrainingSet, g: int) -> str:
@@ -138,24 +148,8 @@ class Experiment:
             npz = job + ".npz"
             np.savez_compressed(npz, x=training.images, y=training.labels)
             log(f"training generator {g} on {training.key} ({self.args.gan_steps} steps) {self.args.gan_flags}")
-            started = time.time()
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "trainer",
-                    "train",
-                    f"--job_dir={job}",
-                    f"--dataset={npz}",
-                    f"--steps={self.args.gan_steps}",
-                    f"--seed={g}",
-                    "--progress=false",
-                    *shlex.split(self.args.gan_flags),
-                ],
-                check=True,
-                stdout=subprocess.DEVNULL,
-            )
-            self.results.setdefault("wall_s", {})[f"gan {training.key} g{g}"] = round(time.time() - started)
+            wall = dcgan_train(job, npz, self.args.gan_steps, g, *shlex.split(self.args.gan_flags))
+            self.results.setdefault("wall_s", {})[f"gan {training.key} g{g}"] = round(wall)
             self.save()
         return job
 
@@ -198,7 +192,7 @@ class Experiment:
             if f"g{g}" in done:
                 continue
             # minority regime: the pool tops the small classes up (`dcgan sample --labels=fill`)
-            labels = "fill" if self.args.regime == "minority" else "balanced"
+            labels = "fill" if training.regime == "minority" else "balanced"
             synthetic = self.synthetic(self.generator(training, g), self.args.num_synthetic, labels=labels)
             log(f"{training.key}, generator {g}: {len(training.labels)} real images")
             done[f"g{g}"] = usefulness.compare(

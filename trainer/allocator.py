@@ -24,7 +24,6 @@ Other C libraries (musl, macOS) are left alone.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 from typing import Mapping
 
@@ -36,15 +35,9 @@ _CODES = {"M_MMAP_THRESHOLD": M_MMAP_THRESHOLD, "M_TRIM_THRESHOLD": M_TRIM_THRES
 
 
 def _glibc():
-    """The process's glibc, or None under another C library."""
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name or "libc.so.6")
-        libc.gnu_get_libc_version.restype = ctypes.c_char_p
-        libc.gnu_get_libc_version()
-    except (OSError, AttributeError):
-        return None
-    return libc
+    """The C library this process runs on when it is glibc (it has gnu_get_libc_version), else None."""
+    libc = ctypes.CDLL(None)  # the process's own symbols, its C library's among them
+    return libc if hasattr(libc, "gnu_get_libc_version") and hasattr(libc, "mallopt") else None
 
 
 def tune(environ: Mapping[str, str] = os.environ) -> dict[str, int]:

@@ -437,7 +437,7 @@ class SampleConfig(ShardJobConfig):
 
     generator: str = ""  # a job dir, its export/ folder, or the generator.keras file
     # Which classes to draw: 'balanced' (equal counts), 'uniform' (random), 'fill' (each class's shortfall
-    # from the generator's largest training class, in proportion: --images=the total shortfall evens the
+    # from the generator's largest training class, in proportion: --num_images=the total shortfall evens the
     # training set out exactly), class weights 'w0,w1,...', or weights by class name or index,
     # e.g. 'cat:2,dog:1' (classes not listed are not drawn).
     labels: str = "balanced"

@@ -109,7 +109,7 @@ def generator_source(config) -> ImageSource:
         "copies_per_sample": copies,
     }
     if shortfall is not None:
-        identity["fill_counts"] = shortfall  # --images=sum(fill_counts) evens the training set out
+        identity["fill_counts"] = shortfall  # --num_images=sum(fill_counts) evens the training set out
     if config.mixed_precision != "off":
         identity["mixed_precision"] = config.mixed_precision
     keep = None
