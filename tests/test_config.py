@@ -58,6 +58,12 @@ def test_json_round_trip_and_identity():
     # Resumable fields do not change the job's identity; architecture does.
     assert resolve(preset="smoke", steps=99).identity_hash() == c.identity_hash()
     assert resolve(preset="smoke", resolution=64).identity_hash() != c.identity_hash()
+    # A field added later is no part of the identity at its default (older job dirs still resume) ...
+    assert "lecam_weight" not in c.identity() and resolve(preset="smoke").identity_hash() == c.identity_hash()
+    # ... and is part of it otherwise.
+    assert resolve(preset="smoke", lecam_weight=0.3).identity_hash() != c.identity_hash()
+    for name, default in config_lib.TrainConfig.ADDED_LATER.items():
+        assert getattr(config_lib.TrainConfig(), name) == default
 
 
 def test_label_weights_are_relative_and_hostile_numbers_are_one_line():

@@ -14,7 +14,7 @@ from tests_helpers import read_scalars
 
 
 def test_diffaugment_is_differentiable_and_keeps_shape_and_dtype():
-    policy = diffaugment.parse("color,translation,cutout")
+    policy = diffaugment.parse("color,translation,cutout,dihedral")
     u = diffaugment.sample_parameters(4, tf.constant([1, 2], tf.int64))
     for dtype in (tf.float32, tf.float16):
         x = tf.Variable(tf.random.uniform([4, 16, 16, 3], -1, 1, dtype=tf.float32))
@@ -39,6 +39,34 @@ def test_translation_and_cutout_on_known_images():
     np.testing.assert_array_equal(shifted[1:, 1:], image[0, :7, :7, 0].numpy())
     holed = diffaugment.cutout(image, tf.constant([0.5]), tf.constant([0.5]))[0, ..., 0].numpy()
     assert (holed == 0).sum() == 16 and (holed[2:6, 2:6] == 0).all()  # a centred 4x4 hole
+
+
+def test_dihedral_gives_each_of_the_eight_symmetries_of_the_square():
+    image = tf.reshape(tf.range(16, dtype=tf.float32), [1, 4, 4, 1])
+    x = tf.repeat(image, 8, axis=0)
+    u = (tf.range(8, dtype=tf.float32) + 0.5) / 8  # one draw in each eighth
+    out = diffaugment.dihedral(x, u).numpy()[..., 0]
+    plain = image[0, ..., 0].numpy()
+    expected = [np.rot90(plain, k) for k in range(4)] + [np.rot90(plain[:, ::-1], k) for k in range(4)]
+    for got, want in zip(out, expected):
+        np.testing.assert_array_equal(got, want)
+    assert len({o.tobytes() for o in out}) == 8
+
+
+def test_new_policies_leave_the_draws_of_earlier_runs_unchanged():
+    seed = tf.constant([3, 5], tf.int64)
+    draws = diffaugment.sample_parameters(6, seed).numpy()
+    earlier = tf.random.stateless_uniform([6, 8], seed=seed, dtype=tf.float32).numpy()  # what 2026-11 drew
+    np.testing.assert_array_equal(draws[:, :8], earlier)
+    assert draws.shape == (6, 9) and not np.isin(draws[:, 8], earlier).any()
+
+
+def test_auto_is_the_papers_three_and_never_dihedral():
+    from trainer.train_plan import diffaugment_policy
+
+    assert diffaugment_policy("auto", 1000) == ("color", "translation", "cutout")
+    assert diffaugment_policy("auto", 10**6) == ()
+    assert diffaugment_policy("color,dihedral", 10**6) == ("color", "dihedral")
 
 
 def test_diffaugment_policy_parsing():

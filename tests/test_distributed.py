@@ -30,8 +30,12 @@ def fingerprints(stdout):
 
 @pytest.mark.parametrize(
     "design",
-    [[], pytest.param(["--g_conditioning=cbn", "--d_spectral_norm", "--loss=hinge"], marks=pytest.mark.slow)],
-    ids=["dcgan", "cbn-sn-hinge"],
+    [
+        [],
+        pytest.param(["--g_conditioning=cbn", "--d_spectral_norm", "--loss=hinge"], marks=pytest.mark.slow),
+        ["--lecam_weight=0.3", "--diffaugment=color,translation,dihedral"],
+    ],
+    ids=["dcgan", "cbn-sn-hinge", "lecam-dihedral"],
 )
 def test_one_replica_2b_equals_two_replicas_b_with_sync_batchnorm(tmp_path, design):
     """Same seed and data: 1 x 16 and 2 logical CPUs x 8 give the same weights."""

@@ -1,4 +1,4 @@
-"""The experiment's own pieces: the procedural shapes dataset and the result tables."""
+"""The experiment's own pieces: the procedural shapes dataset, the result tables, the checkpoint probe."""
 
 import numpy as np
 import pytest
@@ -65,3 +65,21 @@ def test_a_training_set_runs_every_recipe_per_generator_and_tunes_once(smoke_job
     assert run["tuned"]["policy"] == "crop_flip" and run["synthetic_images"] == 64
     assert all(len(run["recipes"][r]["runs"]) == 1 for r in usefulness.RECIPES)
     assert "Verdict: synthetic images" in usefulness.tables(written)
+
+
+def test_probe_reads_g_d_and_g_ema_from_a_checkpoint(smoke_job, tmp_path):
+    """experiments/probe.py: raw G and G_ema judged by an oracle, D's per-class view, the picture."""
+    from experiments import probe
+    from trainer import classifier, data
+
+    real = data.load_source("digits:test", 32)
+    oracle = tmp_path / "oracle.keras"
+    classifier.build(32, 1, 10, seed=0).save(oracle)  # untrained: the numbers are shares, not quality
+    out = tmp_path / "probe.png"
+    result = probe.probe(smoke_job, "digits:test", str(oracle), per_class=4, out=str(out))
+    assert result["step"] > 0 and out.stat().st_size > 0
+    for key in ("oracle_g", "oracle_g_ema"):
+        assert 0.0 <= result[key] <= 1.0 and len(result[f"{key}_per_class"]) == 10
+    for key in ("d_real", "d_fake"):
+        assert len(result[key]) == 10 and all(0.0 <= v <= 1.0 for v in result[key])
+    assert len(result["d_label_margin"]) == 10 and real.num_classes == 10

@@ -1,4 +1,4 @@
-"""GAN losses, the R1 penalty and the optional terms (class cross-entropy, mode seeking) on known values"""
+"""GAN losses, the R1 penalty and the optional terms (class cross-entropy, mode seeking, LeCam) on known values"""
 
 import numpy as np
 import tensorflow as tf
@@ -45,3 +45,12 @@ def test_class_cross_entropy_is_per_example_and_float32():
     expected = [-np.log(np.exp(2) / (np.exp(2) + 2)), -np.log(1 / (2 + np.exp(5)))]
     assert ce.dtype == np.float32
     np.testing.assert_allclose(ce, expected, rtol=1e-2)
+
+
+def test_lecam_penalises_only_logits_beyond_the_other_kinds_average():
+    averages = tf.constant([1.0, -1.0])  # [avg D(real), avg D(fake)]
+    real = tf.constant([0.5, -2.0, 3.0], tf.bfloat16)  # above avg D(fake) = -1 by 1.5, (below: 0), 4
+    fake = tf.constant([2.0, 0.0, -1.0], tf.bfloat16)  # below avg D(real) = 1 by (none), 1, 2
+    reg = losses.lecam(real, fake, averages)
+    assert reg.dtype == tf.float32
+    np.testing.assert_allclose(reg.numpy(), [1.5**2 + 0, 0 + 1.0, 4.0**2 + 2.0**2])

@@ -241,6 +241,36 @@ def test_the_sngan_style_design_trains_exports_and_samples(tmp_path):
     )
 
 
+def test_lecam_with_dihedral_diffaugment_resumes_bit_identically_logs_exports_and_samples(tmp_path):
+    """--lecam_weight: its moving averages live in the checkpoint (stop at 3, resume to 6 equals 6 straight,
+    with --diffaugment's dihedral policy on too), D's logit means are logged, the export samples; a job
+    dir without LeCam checkpoints exactly what it did before (no lecam variable)."""
+    flags = dict(steps=6, checkpoint_every=3, lecam_weight=0.3, diffaugment="color,translation,dihedral")
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train.run(smoke(straight, **flags))
+    train.run(smoke(split, **{**flags, "steps": 3}))
+    train.run(smoke(split, **flags))
+    _, a = checkpoint_values(str(straight))
+    _, b = checkpoint_values(str(split))
+    assert a.keys() == b.keys() and any(name.startswith("lecam/") for name in a)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    averages = next(v for n, v in a.items() if n.startswith("lecam/"))
+    assert averages.shape == (2,) and np.isfinite(averages).all() and (averages != 0).all()
+    restored(str(straight), smoke(straight, **flags))
+    real = read_scalars(straight / "tensorboard", "lecam/real_logit")
+    assert real and all(np.isfinite(real))
+    out = tmp_path / "out"
+    sample = run_cli("sample", f"--generator={straight}", f"--output={out}", "--preset=smoke", "--progress=false")
+    assert sample.returncode == 0, sample.stderr[-3000:]
+    plain = tmp_path / "plain"
+    train.run(smoke(plain, steps=2, checkpoint_every=2))
+    assert not any(name.startswith("lecam/") for name in checkpoint_values(str(plain))[1])
+    assert_one_line_error(
+        run_cli("train", f"--job_dir={tmp_path}/x", "--lecam_weight=-1"), "--lecam_weight=-1.0 must be >= 0 (0 = off)"
+    )
+
+
 def test_class_loss_trains_logs_the_class_head_resumes_and_exports(tmp_path):
     """--class_loss_weight: D's class head is trained, logged, checkpointed with the rest (a resume continues
     it), and G exports and samples as usual; a negative weight is one line."""

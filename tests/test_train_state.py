@@ -13,15 +13,22 @@ def smoke_config(**flags):
     return command_line.resolve("train", {"preset": "smoke", "job_dir": "/tmp/unused", **flags})
 
 
+def checkpoint_keys(state, path):
+    path = state.checkpoint().write(str(path))
+    return path, {name.split("/")[0] for name, _ in tf.train.list_variables(path)} - {"_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
 def test_the_checkpoint_holds_every_field_and_older_checkpoints_key_names(tmp_path):
-    state = TrainState.build(smoke_config(), 1, 10)
+    state = TrainState.build(smoke_config(lecam_weight=0.3), 1, 10)
     state.step.assign(7)
     state.diffaugment_p.assign(0.25)
     state.best_kid.assign(0.5)
-    path = state.checkpoint().write(str(tmp_path / "ckpt"))
-    keys = {name.split("/")[0] for name, _ in tf.train.list_variables(path)} - {"_CHECKPOINTABLE_OBJECT_GRAPH"}
+    state.lecam.assign([1.5, -2.0])
+    path, keys = checkpoint_keys(state, tmp_path / "ckpt")
     assert keys == {f.name for f in dataclasses.fields(TrainState)} - {"diffaugment_p"} | {"augment_p"}
-    other = TrainState.build(smoke_config(), 1, 10)
+    # Without LeCam the checkpoint is what it was before LeCam existed.
+    assert checkpoint_keys(TrainState.build(smoke_config(), 1, 10), tmp_path / "plain")[1] == keys - {"lecam"}
+    other = TrainState.build(smoke_config(lecam_weight=0.3), 1, 10)
     other.checkpoint().read(path).assert_existing_objects_matched()
     assert (int(other.step.numpy()), float(other.diffaugment_p.numpy()), float(other.best_kid.numpy())) == (
         7,
@@ -30,6 +37,7 @@ def test_the_checkpoint_holds_every_field_and_older_checkpoints_key_names(tmp_pa
     )
     for a, b in zip(state.variables(), other.variables()):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert other.lecam.numpy().tolist() == [1.5, -2.0]
 
 
 def test_identically_built_states_list_the_same_variables_in_the_same_order():

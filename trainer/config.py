@@ -83,7 +83,8 @@ def unfinished_output(value: str) -> Optional[str]:
 
 LOSSES = ("nonsaturating", "hinge", "lsgan")
 PRECISIONS = ("off", "float16", "bfloat16")
-DIFFAUGMENT_POLICIES = ("color", "translation", "cutout")
+DIFFAUGMENT_POLICIES = ("color", "translation", "cutout", "dihedral")
+LECAM_DECAY = 0.99  # --lecam_weight: the decay of the moving averages of D's logits (the paper's)
 DIFFAUGMENT_AUTO_BELOW = 20_000  # images: `--diffaugment=auto` turns it on for smaller datasets
 
 
@@ -171,6 +172,9 @@ class TrainConfig(_Printable):
     beta2: float = 0.999  # Adam beta2 of both optimizers
     loss: str = "nonsaturating"  # 'nonsaturating' (BCE), 'hinge' or 'lsgan' (least squares)
     r1_gamma: float = 0.0  # R1 penalty weight on real images, 0 = off
+    # LeCam (Tseng et al. 2021, for limited data): D's logits are pulled towards moving averages of its
+    # logits on the other kind of image (decay LECAM_DECAY); the weight, 0 = off (the paper: 0.3).
+    lecam_weight: float = 0.0
     # How G uses the class: 'concat' (label embedding beside z) or 'cbn' (also class-conditional BatchNorm
     # in every block; the export is still plain Keras layers).
     g_conditioning: str = "concat"
@@ -182,7 +186,7 @@ class TrainConfig(_Printable):
     # the weight, 0 = off (needs an even batch per replica).
     mode_seeking_weight: float = 0.0
     # Data-efficient training: DiffAugment before D ('auto': all three below DIFFAUGMENT_AUTO_BELOW images).
-    diffaugment: str = "auto"  # 'auto', 'none', or a subset of 'color,translation,cutout'
+    diffaugment: str = "auto"  # 'auto', 'none', or a subset of 'color,translation,cutout,dihedral'
     ada_target: float = 0.0  # > 0: adapt the augmentation probability p so E[sign D(real)] ~ target (ADA: 0.6)
     ada_kimg: float = 100.0  # thousands of images for p to move from 0 to 1 at most
     ema_decay: float = 0.999  # G_ema; 0 = plain copy of G
@@ -289,6 +293,8 @@ class TrainConfig(_Printable):
             errors.append(f"--g_conditioning={self.g_conditioning!r} must be 'concat' or 'cbn'")
         if self.r1_gamma < 0:
             errors.append(f"--r1_gamma={self.r1_gamma} must be >= 0")
+        if self.lecam_weight < 0:
+            errors.append(f"--lecam_weight={self.lecam_weight} must be >= 0 (0 = off)")
         if self.mode_seeking_weight < 0:
             errors.append(f"--mode_seeking_weight={self.mode_seeking_weight} must be >= 0 (0 = off)")
         if self.class_loss_weight < 0:
@@ -335,9 +341,17 @@ class TrainConfig(_Printable):
             raise UserError(f"--profile_steps={self.profile_steps!r} must be 'A,B' with 0 <= A < B (steps to profile)")
         return first, last
 
+    # Fields added after jobs were already being written: left out of the identity while at their default,
+    # so a job dir written before they existed still resumes.
+    ADDED_LATER = {"lecam_weight": 0.0}
+
     def identity(self) -> dict[str, Any]:
-        """The fields that define the job (see RESUMABLE)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in self.RESUMABLE}
+        """The fields that define the job (see RESUMABLE and ADDED_LATER)."""
+        return {
+            k: v
+            for k, v in dataclasses.asdict(self).items()
+            if k not in self.RESUMABLE and not (k in self.ADDED_LATER and v == self.ADDED_LATER[k])
+        }
 
     def identity_hash(self) -> str:
         blob = json.dumps(self.identity(), sort_keys=True).encode()

@@ -10,6 +10,9 @@ Policies (`--diffaugment=color,translation,cutout`, the paper's choice):
   color        brightness +U(-0.5, 0.5), saturation x U(0, 2), contrast x U(0.5, 1.5)
   translation  integer shift by up to 1/8 of the image, zero padding
   cutout       one zeroed square of half the image side
+  dihedral     one of the 8 flips and quarter turns of a square image (not in the paper; only for
+               data whose classes do not change when turned or mirrored: shapes, aerial and
+               microscope images, textures; never digits or letters)
 
 Each image is augmented with probability p (1 for plain DiffAugment; adapted
 during training with `--ada_target`, in the style of ADA, Karras et al. 2020).
@@ -32,9 +35,13 @@ import tensorflow as tf
 from trainer.config import DIFFAUGMENT_POLICIES as POLICIES
 from trainer.errors import UserError
 
+AUTO = ("color", "translation", "cutout")  # --diffaugment=auto on small datasets
 TRANSLATION_RATIO = 0.125
 CUTOUT_RATIO = 0.5
 _COLUMNS = ("brightness", "saturation", "contrast", "shift_x", "shift_y", "cut_x", "cut_y", "apply")
+# Later policies' draws come from their own stream, so the draws above (and every earlier run) are unchanged.
+_EXTRA_COLUMNS = ("dihedral",)
+_EXTRA_STREAM = 2**39
 
 
 def parse(text: str) -> tuple[str, ...]:
@@ -53,18 +60,23 @@ def parse(text: str) -> tuple[str, ...]:
 
 
 def sample_parameters(batch: int, seed: tf.Tensor) -> tf.Tensor:
-    """Uniform [batch, 8] draws (one column per random choice) from a stateless seed."""
-    return tf.random.stateless_uniform([batch, len(_COLUMNS)], seed=seed, dtype=tf.float32)
+    """Uniform [batch, 9] draws (one column per random choice) from a stateless seed."""
+    first = tf.random.stateless_uniform([batch, len(_COLUMNS)], seed=seed, dtype=tf.float32)
+    extra_seed = seed + tf.constant([0, _EXTRA_STREAM], seed.dtype)
+    extra = tf.random.stateless_uniform([batch, len(_EXTRA_COLUMNS)], seed=extra_seed, dtype=tf.float32)
+    return tf.concat([first, extra], axis=1)
 
 
 def augment(images: tf.Tensor, policy: tuple[str, ...], u: tf.Tensor, p) -> tf.Tensor:
-    """Applies `policy` with the draws `u` ([B, 8]) to each image with probability p; keeps dtype."""
+    """Applies `policy` with the draws `u` ([B, 9]) to each image with probability p; keeps dtype."""
     if not policy:
         return images
     dtype = images.dtype
     x = tf.cast(images, tf.float32)
-    col = {name: u[:, i] for i, name in enumerate(_COLUMNS)}
+    col = {name: u[:, i] for i, name in enumerate(_COLUMNS + _EXTRA_COLUMNS)}
     out = x
+    if "dihedral" in policy:
+        out = dihedral(out, col["dihedral"])
     if "color" in policy:
         out = color(out, col["brightness"], col["saturation"], col["contrast"])
     if "translation" in policy:
@@ -97,6 +109,20 @@ def translation(x, u_x, u_y):
     cols = tf.range(width)[None, :] + sx - shift_x[:, None]
     out = tf.gather(padded, rows, axis=1, batch_dims=1)
     return tf.gather(out, cols, axis=2, batch_dims=1)
+
+
+def dihedral(x, u):
+    """Image i turned by floor(8 u_i) % 4 quarter turns, mirrored first when 8 u_i >= 4 (square images)."""
+    if x.shape[1] != x.shape[2]:
+        raise ValueError(f"dihedral needs square images, not {x.shape[1]}x{x.shape[2]}")
+    k = tf.minimum(tf.cast(tf.floor(u * 8), tf.int32), 7)
+    out = tf.where(_per_image(k >= 4), tf.reverse(x, axis=[2]), x)
+    turns = k % 4
+    turned = out
+    for quarter in range(1, 4):
+        out_k = tf.image.rot90(turned, quarter)
+        out = tf.where(_per_image(tf.equal(turns, quarter)), out_k, out)
+    return out
 
 
 def cutout(x, u_x, u_y):

@@ -45,6 +45,7 @@ from trainer import (
 )
 from trainer.errors import JobError, UserError
 from trainer.progress import Progress
+from trainer.shard_plan import ShardPlan
 
 
 def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
@@ -85,17 +86,17 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
     labels = np.array(labels)
     conditional = bool((labels >= 0).all())
     try:
-        plan = (shards.read_any_manifest(config.synthetic) or {}).get("plan", {})
-    except (JobError, OSError, ValueError):  # the shards were read above; an unreadable plan loses only the record
-        plan = {}
-    recorded = plan.get("generator_train_data", "") if isinstance(plan, dict) else ""
+        manifest = shards.read_any_manifest(config.synthetic) or {}
+        recorded = ShardPlan.from_dict(manifest.get("plan")).generator_train_data if manifest.get("plan") else ""
+    except (JobError, OSError, ValueError, AttributeError):  # the shards were read above: only the record is lost
+        recorded = ""
     return (
         np.stack(images),
         (labels if conditional else None),
         {
             "kind": "shards",
             "path": config.synthetic,
-            "train_data": recorded if isinstance(recorded, str) else "",  # the generator's, from the plan
+            "train_data": recorded,  # the generator's, from the plan
             "num_classes": int(labels.max()) + 1 if conditional else 0,
         },
     )

@@ -69,6 +69,16 @@ def r1_penalty(real_logits_fn: Callable[[tf.Tensor], tf.Tensor], real_images: tf
     return tf.reduce_sum(tf.square(grads), axis=[1, 2, 3])
 
 
+def lecam(real_logits: tf.Tensor, fake_logits: tf.Tensor, averages: tf.Tensor) -> tf.Tensor:
+    """Per-example LeCam regulariser (Tseng et al. 2021), float32; [B].
+
+    relu(D(x) - avg D(fake))^2 + relu(avg D(real) - D(G(z)))^2, with `averages` = [avg D(real), avg D(fake)]:
+    D's logits are kept from drifting further apart than its recent history, which on few images stops
+    D from memorising them (a bound on the LeCam divergence, a weighted divergence sturdier than JS)."""
+    real, fake = tf.cast(real_logits, tf.float32), tf.cast(fake_logits, tf.float32)
+    return tf.square(tf.nn.relu(real - averages[1])) + tf.square(tf.nn.relu(averages[0] - fake))
+
+
 def class_cross_entropy(labels: tf.Tensor, class_logits: tf.Tensor) -> tf.Tensor:
     """Per-example cross-entropy of D's class head (AC-GAN; --class_loss_weight), float32; [B]."""
     return tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=tf.cast(class_logits, tf.float32))

@@ -40,9 +40,9 @@ import tensorflow as tf
 
 from trainer import classic_augment, environment, image_codec, shards, storage
 from trainer.augment_params import AugmentParams
-from trainer.config import ShardJobConfig
 from trainer.errors import UserError
 from trainer.progress import ProgressBar
+from trainer.shard_plan import ShardPlan
 from trainer.sources import ImageSource, dataset_source, generator_source
 
 TEMP = ".tmp"
@@ -52,25 +52,24 @@ TEMP = ".tmp"
 # Plan, work split, shard writing
 
 
-def make_plan(config, source: ImageSource, params: AugmentParams) -> dict:
-    num_shards = math.ceil(config.num_images / config.images_per_shard)
-    return {
-        "format": "dcgan-factory shards",
-        "schema_version": shards.SCHEMA_VERSION,
-        "source": source.kind,
-        "num_images": config.num_images,
-        "num_shards": num_shards,
-        "images_per_shard": config.images_per_shard,
-        "seed": config.seed,
-        "batch_size": config.batch_size or auto_batch_size(source.resolution),
-        **encoding(config),
-        "resolution": source.resolution,
-        "channels": source.channels,
-        "num_classes": source.num_classes,
-        "augmentation": params.to_dict(),
-        **source.identity,
-        **({"class_names": list(source.class_names)} if source.class_names else {}),
-    }
+def make_plan(config, source: ImageSource, params: AugmentParams) -> ShardPlan:
+    return ShardPlan(
+        source=source.kind,
+        num_images=config.num_images,
+        num_shards=math.ceil(config.num_images / config.images_per_shard),
+        images_per_shard=config.images_per_shard,
+        seed=config.seed,
+        batch_size=config.batch_size or auto_batch_size(source.resolution),
+        resolution=source.resolution,
+        channels=source.channels,
+        num_classes=source.num_classes,
+        augmentation=params.to_dict(),
+        image_format=config.image_format,
+        png_compression=config.png_compression,
+        jpeg_quality=config.jpeg_quality,
+        class_names=tuple(source.class_names or ()),
+        identity=dict(source.identity),
+    )
 
 
 def auto_batch_size(resolution: int) -> int:
@@ -78,26 +77,9 @@ def auto_batch_size(resolution: int) -> int:
     return max(16, min(1024, 2**22 // (resolution * resolution)))
 
 
-def encoding(config) -> dict:
-    """The plan's image-encoding entries (a PNG plan keeps the keys it has always had)."""
-    if config.image_format == "png":
-        return {"png_compression": config.png_compression}
-    if config.image_format == "jpeg":
-        return {"image_format": "jpeg", "jpeg_quality": config.jpeg_quality}
-    return {"image_format": "raw"}
-
-
-def plan_encoding(plan: dict) -> tuple[str, dict]:
-    """(image format, encoder arguments) from a plan (see `encoding`); what a plan leaves out is the default."""
-    return plan.get("image_format", ShardJobConfig.image_format), {
-        "png_compression": plan.get("png_compression", ShardJobConfig.png_compression),
-        "jpeg_quality": plan.get("jpeg_quality", ShardJobConfig.jpeg_quality),
-    }
-
-
-def claim_plan(store: storage.Store, plan: dict) -> None:
+def claim_plan(store: storage.Store, plan: ShardPlan) -> None:
     """Creates plan.json, or checks the one there is ours."""
-    blob = (json.dumps(plan, indent=2, sort_keys=True) + "\n").encode()
+    blob = (json.dumps(plan.to_dict(), indent=2, sort_keys=True) + "\n").encode()
     if not store.exists(shards.PLAN):
         strays = [k for k in store.list() if ".tfrecord-" in k or k == shards.MANIFEST]
         if strays:
@@ -146,29 +128,6 @@ def resolve_task(config, environ=os.environ) -> tuple[int, int]:
     return index, count
 
 
-def shard_sizes(plan: dict) -> list[int]:
-    """Candidate images per shard (all of them are written unless the memorization filter drops some)."""
-    n, per = plan["num_images"], plan["images_per_shard"]
-    return [min(per, n - i * per) for i in range(plan["num_shards"])]
-
-
-def filters(plan: dict) -> list[str]:
-    """The filters that may drop candidates (so a shard may hold fewer records than planned)."""
-    return [
-        name
-        for name, on in (
-            ("memorization", "memorization" in plan),
-            ("teacher_confidence", plan.get("teacher", {}).get("min_confidence", 0) > 0),
-        )
-        if on
-    ]
-
-
-def is_whole(plan: dict, found: int, candidates: int) -> bool:
-    """A published shard's record count is right: exactly its candidates, or with a filter any whole shard."""
-    return found == candidates if not filters(plan) else 0 <= found <= candidates
-
-
 def make_producer(source: ImageSource, params: AugmentParams, seed: int, min_confidence: float = 0.0):
     """One compiled function: global indices -> (uint8 images, labels, seeds, keep, teacher probabilities).
 
@@ -202,16 +161,23 @@ def remove_stale_temp_files(folder: str, prefix: str) -> int:
 
 
 def write_shard(
-    store: storage.Store, plan: dict, source: ImageSource, produce, index: int, count: int, task: int, on_images=None
+    store: storage.Store,
+    plan: ShardPlan,
+    source: ImageSource,
+    produce,
+    index: int,
+    count: int,
+    task: int,
+    on_images=None,
 ) -> None:
     """Writes shard `index` to a local temp file, checks it, then publishes it in one step."""
-    name = shards.shard_name(source.kind, index, plan["num_shards"])
+    name = shards.shard_name(source.kind, index, plan.num_shards)
     temp = store.local(f"{TEMP}/task-{task:05d}-{uuid.uuid4().hex}.tfrecord")
     os.makedirs(os.path.dirname(temp), exist_ok=True)
     with storage.own(temp):  # held while writing: other processes' cleanups skip this file
-        first = index * plan["images_per_shard"]
-        res, channels, batch = source.resolution, source.channels, plan["batch_size"]
-        image_format, quality = plan_encoding(plan)
+        first = index * plan.images_per_shard
+        res, channels, batch = source.resolution, source.channels, plan.batch_size
+        image_format, quality = plan.image_format, plan.encoder_args()
 
         kept = 0
         encoder = shards.ExampleEncoder(res, res, channels, source.kind, source.generator_step, image_format)
@@ -280,12 +246,12 @@ def count_if_whole(store: storage.Store, name: str, info: Optional[storage.Objec
         return -1
 
 
-def write_manifest(store: storage.Store, plan: dict, kind: str) -> bool:
+def write_manifest(store: storage.Store, plan: ShardPlan, kind: str) -> bool:
     """Writes manifest.json when every shard is present; True if the output is committed."""
     if store.exists(shards.MANIFEST):
         return True
-    sizes = shard_sizes(plan)
-    names = [shards.shard_name(kind, i, plan["num_shards"]) for i in range(plan["num_shards"])]
+    sizes = plan.shard_sizes()
+    names = [shards.shard_name(kind, i, plan.num_shards) for i in range(plan.num_shards)]
     published = store.stat_all()
     if not all(n in published for n in names):
         return False
@@ -293,23 +259,23 @@ def write_manifest(store: storage.Store, plan: dict, kind: str) -> bool:
     for name, count in zip(names, sizes):
         info = published[name]
         sha = info.metadata.get("sha256") or shards.file_sha256(store.path(name))
-        found = count_if_whole(store, name, info) if filters(plan) else count
+        found = count_if_whole(store, name, info) if plan.filters() else count
         entries.append({"name": name, "num_images": found, "bytes": info.size, "sha256": sha})
     kept = sum(e["num_images"] for e in entries)
     manifest = {
         "num_images": kept,
-        "num_shards": plan["num_shards"],
-        "channels": plan["channels"],
-        "dropped": plan["num_images"] - kept,
-        "filters": filters(plan),
-        "soft_labels": "teacher" in plan,
-        "resolution": plan["resolution"],
-        "num_classes": plan["num_classes"],
-        "class_names": plan.get("class_names", []),
+        "num_shards": plan.num_shards,
+        "channels": plan.channels,
+        "dropped": plan.num_images - kept,
+        "filters": plan.filters(),
+        "soft_labels": plan.soft_labels,
+        "resolution": plan.resolution,
+        "num_classes": plan.num_classes,
+        "class_names": list(plan.class_names),
         "source": kind,
         "schema": {k: v.dtype.name for k, v in shards.FEATURES.items()},
         "shards": entries,
-        "plan": plan,
+        "plan": plan.to_dict(),
     }
     # TFDS metadata first (deterministic, so a racing task writes the same bytes), the manifest last.
     description = f"{kind} images written by dcgan-factory (`dcgan {'sample' if kind == 'synthetic' else 'augment'}`)"
@@ -426,15 +392,15 @@ def run(config, job: str) -> dict:
     plan = make_plan(config, source, params)
     claim_plan(store, plan)
     print(
-        f"{job}: {plan['num_images']} images in {plan['num_shards']} shards -> {store.root}; "
+        f"{job}: {plan.num_images} images in {plan.num_shards} shards -> {store.root}; "
         f"task {task} of {num_tasks}; augmentation: {params.describe()}"
     )
     remove_stale_temp_files(store.local(TEMP), f"task-{task:05d}-")  # from a killed run of this task
-    sizes = shard_sizes(plan)
-    mine = [i for i in range(task, plan["num_shards"], num_tasks)]
+    sizes = plan.shard_sizes()
+    mine = [i for i in range(task, plan.num_shards, num_tasks)]
     published = store.stat_all()
-    names = [shards.shard_name(source.kind, i, plan["num_shards"]) for i in range(plan["num_shards"])]
-    todo = [i for i in mine if not is_whole(plan, count_if_whole(store, names[i], published.get(names[i])), sizes[i])]
+    names = [shards.shard_name(source.kind, i, plan.num_shards) for i in range(plan.num_shards)]
+    todo = [i for i in mine if not plan.is_whole(count_if_whole(store, names[i], published.get(names[i])), sizes[i])]
     total = sum(sizes[i] for i in todo)
     bar = ProgressBar(total, 0, enabled=config.progress, stream=sys.stderr, every_secs=config.progress_secs)
     done, started = 0, time.perf_counter()
@@ -445,7 +411,7 @@ def run(config, job: str) -> dict:
         elapsed = time.perf_counter() - started
         bar.update(done, done / elapsed if elapsed else 0.0)
 
-    produce = make_producer(source, params, plan["seed"], plan.get("teacher", {}).get("min_confidence", 0.0))
+    produce = make_producer(source, params, plan.seed, plan.min_confidence)
     for index in todo:
         write_shard(store, plan, source, produce, index, sizes[index], task, on_images)
     bar.close()

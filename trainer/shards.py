@@ -45,6 +45,7 @@ import tensorflow as tf
 
 from trainer import image_codec, storage
 from trainer.errors import UserError
+from trainer.shard_plan import ShardPlan
 
 PLAN = "plan.json"
 MANIFEST = "manifest.json"
@@ -214,7 +215,7 @@ class DamagedShard(Exception):
 
 
 def tfds_metadata(
-    name: str, shard_lengths: list[int], num_bytes: int, description: str, plan: dict
+    name: str, shard_lengths: list[int], num_bytes: int, description: str, plan: ShardPlan
 ) -> dict[str, bytes]:
     """features.json, dataset_info.json and the class names, so that
     `tfds.builder_from_directory(OUTPUT).as_dataset(split="train", as_supervised=True)` yields
@@ -224,8 +225,7 @@ def tfds_metadata(
     records need no change: the image is a TFDS Image (PNG or JPEG shards) or a uint8 Tensor
     stored as bytes (raw shards), the label a ClassLabel when the images have classes. Written
     without importing tensorflow_datasets; tested against it."""
-    res, channels, num_classes = int(plan["resolution"]), int(plan["channels"]), int(plan["num_classes"])
-    image_format = plan.get("image_format", "png")
+    res, channels, num_classes, image_format = plan.resolution, plan.channels, plan.num_classes, plan.image_format
     shape = {"dimensions": [str(res), str(res), str(channels)]}
 
     def tensor(dtype, dims=()):
@@ -255,9 +255,9 @@ def tfds_metadata(
             "pythonClassName": "tensorflow_datasets.core.features.class_label_feature.ClassLabel",
             "classLabel": {"numClasses": str(num_classes)},
         }
-        names = list(plan.get("class_names") or []) or [str(c) for c in range(num_classes)]
+        names = list(plan.class_names) or [str(c) for c in range(num_classes)]
         files["image.class.label.labels.txt"] = ("\n".join(names) + "\n").encode()
-    if "teacher" in plan:
+    if plan.soft_labels:
         features["image/class/probs"] = tensor("float32", (num_classes,))
         features["image/teacher/confidence"] = tensor("float32")
     feature_json = {

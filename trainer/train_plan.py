@@ -136,8 +136,9 @@ def class_counts(source, num_classes: int) -> tuple[int, ...]:
 
 
 def diffaugment_policy(flag: str, num_images: Optional[int]) -> tuple[str, ...]:
-    """--diffaugment: `auto` is all three for datasets below DIFFAUGMENT_AUTO_BELOW images."""
+    """--diffaugment: `auto` is the paper's three (color, translation, cutout) for datasets below
+    DIFFAUGMENT_AUTO_BELOW images; dihedral is never automatic (it changes what a digit means)."""
     if flag.strip().lower() == "auto":
         small = num_images is not None and num_images < DIFFAUGMENT_AUTO_BELOW
-        return diffaugment.POLICIES if small else ()
+        return diffaugment.AUTO if small else ()
     return diffaugment.parse(flag)

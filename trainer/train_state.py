@@ -1,7 +1,8 @@
 """The training state: everything a checkpoint holds, listed once.
 
 `TrainState` is the generator, discriminator, G_ema, both optimizers, the global
-step, DiffAugment's probability and the best KID so far. The checkpoint
+step, DiffAugment's probability, the best KID so far and (with --lecam_weight)
+LeCam's moving averages. The checkpoint
 (`checkpoint()`) and the flat variable list (`variables()`) are derived from
 it, so nothing can be saved that is not restored, or the other way round.
 
@@ -47,13 +48,20 @@ class TrainState:
     step: tf.Variable  # the global step; a GAN has two optimizers, so neither's counter is it
     diffaugment_p: tf.Variable  # DiffAugment's per-image probability (adapted when --ada_target > 0)
     best_kid: tf.Variable  # the lowest KID so far (its G_ema is in export/best/)
+    # --lecam_weight > 0: moving averages of D's mean logit on real and on fake images; else None (and
+    # not in the checkpoint, so checkpoints of runs without LeCam are what they always were).
+    lecam: tf.Variable | None = None
 
     # Checkpoint keys: the field names, except DiffAugment's p, which checkpoints have always called augment_p.
     CHECKPOINT_KEYS = {"diffaugment_p": "augment_p"}
 
     def checkpoint(self) -> tf.train.Checkpoint:
         return tf.train.Checkpoint(
-            **{self.CHECKPOINT_KEYS.get(f.name, f.name): getattr(self, f.name) for f in dataclasses.fields(self)}
+            **{
+                self.CHECKPOINT_KEYS.get(f.name, f.name): getattr(self, f.name)
+                for f in dataclasses.fields(self)
+                if getattr(self, f.name) is not None
+            }
         )
 
     def variables(self) -> list:
@@ -61,6 +69,8 @@ class TrainState:
         out = []
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if value is None:
+                continue
             out += value.variables if hasattr(value, "variables") and not isinstance(value, tf.Variable) else [value]
         return out
 
@@ -101,7 +111,10 @@ class TrainState:
             step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
             diffaugment_p = tf.Variable(0.0 if config.ada_target > 0 else 1.0, trainable=False, name="diffaugment_p")
             best_kid = tf.Variable(float("inf"), trainable=False, name="best_kid")
-        return cls(generator, discriminator, generator_ema, g_optimizer, d_optimizer, step, diffaugment_p, best_kid)
+            lecam = tf.Variable(tf.zeros([2]), trainable=False, name="lecam") if config.lecam_weight > 0 else None
+        return cls(
+            generator, discriminator, generator_ema, g_optimizer, d_optimizer, step, diffaugment_p, best_kid, lecam
+        )
 
 
 def fingerprint(model: keras.Model) -> str:

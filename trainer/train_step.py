@@ -26,6 +26,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from trainer import diffaugment, losses, models
+from trainer.config import LECAM_DECAY
 from trainer.train_plan import TrainPlan
 from trainer.train_state import TrainState
 
@@ -114,6 +115,10 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
                     d_per_example = gan_loss.d(real_logits, fake_logits)
                     if class_weight > 0:  # AC-GAN: D learns the classes of real images only
                         d_per_example += class_weight * losses.class_cross_entropy(real_labels, real_classes)
+                    if state.lecam is not None:
+                        d_per_example += config.lecam_weight * losses.lecam(
+                            real_logits, fake_logits, state.lecam.read_value()
+                        )
                     r1 = tf.zeros_like(d_per_example)
                     if config.r1_gamma > 0:
                         r1 = losses.r1_penalty(lambda x: models.discriminate(D, x, real_labels, conditional)[0], real)
@@ -145,6 +150,9 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
             "r1": share(r1),
             "diffaugment/rt": share(tf.sign(tf.cast(real_logits, tf.float32))),  # ADA's signal E[sign D(real)]
         }
+        if state.lecam is not None:  # the global means LeCam's moving averages follow
+            shares["lecam/real_logit"] = share(real_logits)
+            shares["lecam/fake_logit"] = share(fake_logits)
         if class_weight > 0:  # how well D's classifier knows the reals, and how often it recognises G's samples
             shares["class/real_accuracy"] = share(_hits(real_labels, real_classes))
             shares["class/fake_accuracy"] = share(_hits(fake_labels, g_classes))
@@ -205,6 +213,9 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
                     tf.sign(metrics["diffaugment/rt"] - config.ada_target) * global_batch / (config.ada_kimg * 1000.0)
                 )
                 state.diffaugment_p.assign(tf.clip_by_value(state.diffaugment_p + adjust, 0.0, 1.0))
+            if state.lecam is not None:  # after the step, from the global means (identical on every replica)
+                now = tf.stack([metrics["lecam/real_logit"], metrics["lecam/fake_logit"]])
+                state.lecam.assign(LECAM_DECAY * state.lecam + (1.0 - LECAM_DECAY) * now)
             control["skipped_steps"] = 1.0 - tf.cast(applied, tf.float32)
             state.step.assign_add(1)
         return metrics, control

@@ -1,0 +1,108 @@
+"""Look inside a training job's checkpoint: raw G against G_ema, and D's class pathway.
+
+    python -m experiments.probe --job_dir=runs/generators/JOB --dataset='shapes.npz:train[80%:]' \
+        --oracle=runs/generators/ORACLE.keras [--out=probe.png]
+
+`dcgan train` exports only G_ema; the checkpoint also holds G and D. For the
+latest checkpoint of JOB_DIR this prints, as one JSON object:
+
+  oracle_g, oracle_g_ema  the oracle's accuracy on --per_class samples per class of G and of G_ema
+                          (same z and labels): is the EMA averaging away what G draws?
+  d_real, d_fake          per class, the share of real images (--dataset, images the job did not
+                          train on) and of G's samples that D calls real (logit > 0), as D sees
+                          them in training (training-mode BatchNorm, one batch of a kind at a time)
+  d_label_margin          per class, D's mean logit on real images with their own label minus with
+                          another class's label: near 0 when D's class pathway does not care
+--out writes a picture: rows of G's samples per class above rows of G_ema's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+from trainer import allocator
+
+allocator.tune()  # as `dcgan` does, before TensorFlow allocates
+
+import numpy as np  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--job_dir", required=True)
+    parser.add_argument("--dataset", required=True, help="real images the job did not train on, with labels")
+    parser.add_argument("--oracle", required=True, help="a Keras classifier of the same classes")
+    parser.add_argument("--per_class", type=int, default=200)
+    parser.add_argument("--out", default="")
+    args = parser.parse_args()
+    print(json.dumps(probe(args.job_dir, args.dataset, args.oracle, args.per_class, args.out)))
+
+
+def probe(job_dir: str, dataset: str, oracle_path: str, per_class: int, out: str = "") -> dict:
+    import keras
+    import tensorflow as tf
+
+    from trainer import classifier, config, data, models, summaries
+    from trainer.train_state import TrainState
+
+    cfg = config.load_json(config.TrainConfig, open(os.path.join(job_dir, "config.json")).read())
+    real = data.load_source(dataset, cfg.resolution, cfg.channels)
+    labels_real = np.asarray(real.labels)
+    k = real.num_classes
+    state = TrainState.build(cfg, real.images.shape[-1], k)
+    pointer = json.load(open(os.path.join(job_dir, "checkpoints", "latest.json")))
+    state.checkpoint().read(os.path.join(job_dir, "checkpoints", pointer["prefix"])).expect_partial()
+    oracle = keras.models.load_model(oracle_path, compile=False)
+
+    labels = np.repeat(np.arange(k), per_class).astype(np.int32)
+    z = tf.random.stateless_normal([len(labels), cfg.latent_dim], seed=[1, 7])
+    result = {"step": int(pointer["step"])}
+    grids = []
+    for name, g in (("g", state.generator), ("g_ema", state.generator_ema)):
+        fake = np.concatenate(
+            [
+                np.asarray(
+                    g(models.model_inputs(z[i : i + 256], tf.constant(labels[i : i + 256]), True), training=False)
+                )
+                for i in range(0, len(labels), 256)
+            ]
+        )
+        predicted = classifier.predict(oracle, data.to_uint8(fake)).argmax(1)
+        result[f"oracle_{name}"] = round(float((predicted == labels).mean()), 4)
+        result[f"oracle_{name}_per_class"] = [
+            round(float(v), 3) for v in classifier.per_class_recall(predicted, labels, k)
+        ]
+        grids.append(np.concatenate([fake[labels == c][:10] for c in range(k)]))
+        if name == "g":
+            g_fake = fake
+
+    def d_logits(images, y):
+        return np.concatenate(
+            [
+                np.asarray(
+                    models.discriminate(
+                        state.discriminator, tf.constant(images[i : i + 64]), tf.constant(y[i : i + 64]), True
+                    )[0]
+                )
+                for i in range(0, len(y), 64)
+            ]
+        )
+
+    x_real = np.asarray(data.to_model_range(real.images))
+    own = d_logits(x_real, labels_real.astype(np.int32))
+    other = d_logits(x_real, ((labels_real + 1 + labels_real % max(k - 1, 1)) % k).astype(np.int32))
+    fake_logits = d_logits(g_fake, labels)
+    result["d_real"] = [round(float((own[labels_real == c] > 0).mean()), 3) for c in range(k)]
+    result["d_fake"] = [round(float((fake_logits[labels == c] > 0).mean()), 3) for c in range(k)]
+    result["d_label_margin"] = [round(float((own - other)[labels_real == c].mean()), 3) for c in range(k)]
+    if out:
+        picture = summaries.image_grid(np.concatenate(grids), columns=10)
+        keras.utils.save_img(out, picture, scale=False)
+        result["picture"] = out
+    return result
+
+
+if __name__ == "__main__":
+    main()
