@@ -705,7 +705,8 @@ def test_a_shard_output_in_a_bucket_is_streamed_within_a_bounded_buffer(emulator
     than the buffer budget on local disk and never staging the output; a damaged shard is one clear line."""
     import tensorflow as tf
 
-    from trainer import shard_stream, shards
+    from trainer import shards
+    from trainer.shards import stream as shard_stream
 
     server, client = emulator
     local = tmp_path / "aug"

@@ -14,8 +14,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import data, image_codec, input_pipeline, shard_stream, shards
+from trainer import data, image_codec, input_pipeline, shards
 from trainer.errors import UserError
+from trainer.shards import stream as shard_stream
+from trainer.shards.records import _masked_crc
 
 from conftest import assert_one_line_error, run_cli
 
@@ -164,7 +166,7 @@ def test_a_shard_cut_short_or_replaced_is_refused_on_the_local_path(tmp_path):
 def test_a_record_declaring_a_terabyte_is_refused_before_any_read(tmp_path):
     length = struct.pack("<Q", 1 << 40)
     hostile = tmp_path / "x.tfrecord-00000-of-00001"
-    hostile.write_bytes(length + struct.pack("<I", shards._masked_crc(length)) + b"\0" * 4)  # 16 bytes
+    hostile.write_bytes(length + struct.pack("<I", _masked_crc(length)) + b"\0" * 4)  # 16 bytes
     with pytest.raises(shards.DamagedShard, match="declares 1099511627776 bytes, past the end of the file"):
         shards.count_records(str(hostile))
     result = train(hostile, tmp_path)

@@ -2,7 +2,8 @@
 
 import pytest
 
-from trainer import shard_stream, shards
+from trainer import shards
+from trainer.shards import stream as shard_stream
 
 
 def test_framed_records_split_back_and_damage_is_caught(tmp_path):

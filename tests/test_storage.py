@@ -1,4 +1,4 @@
-"""The store interface (trainer/storage.py) on local folders: keys, listings, hostile names."""
+"""The store interface (trainer/storage/) on local folders: keys, listings, hostile names."""
 
 import os
 

@@ -116,7 +116,7 @@ def _check_buckets(config) -> None:
         if bucket in checked:
             continue
         checked.add(bucket)
-        store = storage.GcsStore(value)  # its errors name the flag's URL
+        store = storage.open_store(value)  # its errors name the flag's URL
         if not store._bucket_exists():  # noqa: SLF001 (raises the one-line credential/permission errors too)
             raise UserError(f"{value}: bucket gs://{bucket} does not exist")
 
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         return err.exit_code
     except Exception as err:  # a streamed shard's error, re-raised by tf.data as an op error
         failure = (
-            sys.modules["trainer.shard_stream"].failure_behind(err) if "trainer.shard_stream" in sys.modules else None
+            sys.modules["trainer.shards.stream"].failure_behind(err) if "trainer.shards.stream" in sys.modules else None
         )
         if failure is None:
             raise

@@ -1,9 +1,9 @@
 """Job configuration: one frozen dataclass per command, its fields the command's flags, validated.
 
 Every flag of `dcgan train|sample|augment|evaluate|launch` is a field here, with
-its help text as the comment beside it (trainer/flags.py turns flag text into
-these objects and builds --help from the comments). The module is long because
-each flag is defined once, here, with its check; nothing here imports
+its help text as the comment beside it (trainer/command_line.py turns flag text into
+these objects and builds --help from the comments). About 830 lines: every flag
+of five commands is defined once, here, beside its check; nothing here imports
 TensorFlow, so validation runs in milliseconds.
 
     python -c "from trainer import config; print(config.TrainConfig(job_dir='x').describe())"
@@ -95,6 +95,13 @@ class _Printable:
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str):
+        """Reads a config saved by `to_json`, ignoring fields this version lacks."""
+        data = json.loads(text)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
 
     def listing(self) -> str:
         """Every field and its value, a line each (`--dry_run`, `--print_config`)."""
@@ -818,10 +825,8 @@ SHARD_PRESETS: dict[str, dict[str, Any]] = {
 
 
 def load_json(cls, text: str):
-    """Reads a config saved by `to_json`, ignoring fields this version lacks."""
-    data = json.loads(text)
-    names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in data.items() if k in names})
+    """Reads a config saved by `to_json`, ignoring fields this version lacks (`cls.from_json`)."""
+    return cls.from_json(text)
 
 
 _missing = [

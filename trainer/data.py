@@ -7,7 +7,7 @@ Sources (`--dataset=`):
   FILE.npz           arrays `x` (N,H,W[,C]; uint8 0..255 or float 0..1) and optional `y`.
   SHARDS             TFRecord shards written by `dcgan sample`/`dcgan augment` (a folder
                      with manifest.json, a folder of *.tfrecord-*, or a glob; a gs:// output
-                     with a manifest is streamed, trainer/shard_stream.py).
+                     with a manifest is streamed, trainer/shards/stream.py).
 
 Splits of an in-memory source, TFDS-style: `NAME:train` and `NAME:test` are a
 fixed, seeded, class-stratified 70/30 split; a slice takes a stratified part:
@@ -30,7 +30,7 @@ need not be UTF-8.
 
 Shards (local, staged from gs:// or streamed) are input from outside too, and
 are read by Python before TensorFlow sees a byte (shards.LocalShards,
-shard_stream.ShardStream). A shard that is missing, not the size or sha256 its
+shards.stream.ShardStream). A shard that is missing, not the size or sha256 its
 manifest entry records, or whose framing is broken (a record declaring more
 bytes than the file holds) always stops the job with one line naming it
 (exit 2): the output is not what was written. A record that cannot be read
@@ -39,7 +39,7 @@ manifest's shape, a label outside its classes) follows `--on_corrupt`: skipped,
 counted and reported, or the job stops naming its shard and index. A pass
 over the shards that yields no readable record stops the job.
 
-Most of this module's length is each source checking its own hostile input, in one place.
+About 540 lines, most of them each source checking its own hostile input, in one place.
 
     python -c "from trainer import data; s = data.load_source('digits', 32, 0); print(s.describe())"
 """
@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import io
 import os
 import sys
 from typing import Optional
@@ -58,54 +57,14 @@ import tensorflow as tf
 
 from trainer.config import SPLIT_PATTERN
 from trainer.errors import DataError
+from trainer.image_codec import MAX_IMAGE_PIXELS, declared_size
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-MAX_IMAGE_PIXELS = 50_000_000  # 50 megapixels (e.g. 8660 x 5773): larger headers are refused before decoding
 
 
 def shown(path: str) -> str:
     """A file name as printable text, whatever bytes it holds (non-UTF-8 names come back escaped)."""
     return os.fsencode(path).decode("utf-8", "backslashreplace")
-
-
-def declared_size(path: str) -> Optional[tuple[int, int]]:
-    """(width, height) from a PNG, GIF, BMP or JPEG header, without decoding; None if not recognised."""
-    try:
-        with open(path, "rb") as f:
-            return _declared_size(f)
-    except OSError:
-        return None
-
-
-def declared_size_of(encoded: bytes) -> Optional[tuple[int, int]]:
-    """declared_size of encoded image bytes (a shard record's image/encoded)."""
-    return _declared_size(io.BytesIO(encoded))
-
-
-def _declared_size(f) -> Optional[tuple[int, int]]:
-    head = f.read(32)
-    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
-        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
-    if head[:2] == b"BM" and len(head) >= 26:
-        return abs(int.from_bytes(head[18:22], "little", signed=True)), abs(
-            int.from_bytes(head[22:26], "little", signed=True)
-        )
-    if head[:2] == b"\xff\xd8":  # JPEG: walk the segments to the first start-of-frame
-        f.seek(2)
-        for _ in range(1000):
-            marker = f.read(2)
-            if len(marker) < 2 or marker[0] != 0xFF:
-                return None
-            if 0xC0 <= marker[1] <= 0xCF and marker[1] not in (0xC4, 0xC8, 0xCC):
-                frame = f.read(7)
-                return int.from_bytes(frame[5:7], "big"), int.from_bytes(frame[3:5], "big")
-            length = int.from_bytes(f.read(2), "big")
-            if length < 2:
-                return None
-            f.seek(length - 2, os.SEEK_CUR)
-    return None
 
 
 @dataclasses.dataclass
@@ -245,7 +204,7 @@ def load_source(
     """Resolves `--dataset` to a TrainingData, decoding in-memory sources now.
 
     A gs:// shard output with a manifest is streamed when `staging="stream"`
-    (see trainer/shard_stream.py); other gs:// datasets are mirrored into the local cache."""
+    (see trainer/shards/stream.py); other gs:// datasets are mirrored into the local cache."""
     match = SPLIT_PATTERN.match(dataset)
     if match:
         source = load_source(
@@ -276,7 +235,7 @@ def load_source(
     from trainer import storage  # gs:// datasets are staged to a local cache, or shard outputs streamed
 
     if storage.is_remote(dataset) and staging == "stream":
-        from trainer import shard_stream
+        from trainer.shards import stream as shard_stream
 
         stream = shard_stream.open_output(dataset, stream_buffer_bytes)
         if stream is not None:

@@ -16,7 +16,7 @@ Reports (JSON, plus PNGs beside it):
                  --seeds paired seeds, tested on --real; the verdict line says whether synthetic helps
 
 One command, one module: the data checks (which sets overlap), the four report
-sections and the report files are read top to bottom here (about 490 lines).
+sections and the report files are read top to bottom here (about 500 lines).
 """
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ def resolve_path(path: str) -> str:
 def _stage(url: str) -> str:
     """Downloads a bucket's exported generator (.keras + .json) and returns the local folder holding them."""
     url = url.removesuffix(f"/{jobdir.MODEL_FILE}")
-    store = storage.GcsStore(url, staging=storage.cache_for("generators", url))
+    store = storage.open_store(url, staging=storage.cache_for("generators", url))
     for folder in (f"{jobdir.EXPORT}/", ""):  # a job dir, or the export dir itself
         if store.exists(f"{folder}{jobdir.MODEL_FILE}"):
             for name in (jobdir.MODEL_FILE, jobdir.META_FILE):

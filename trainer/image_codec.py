@@ -21,9 +21,11 @@ import io
 import os
 import struct
 import zlib
+from typing import Optional
 
 import numpy as np
 
+MAX_IMAGE_PIXELS = 50_000_000  # 50 megapixels (e.g. 8660 x 5773): larger headers are refused before decoding
 FORMATS = ("png", "jpeg", "raw")  # --image_format of `dcgan sample` and `dcgan augment`
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -109,3 +111,46 @@ def decode(encoded, image_format, height, width, stored_channels, channels: int)
         lambda: tf.io.decode_image(encoded, channels=channels, expand_animations=False),
     )
     return tf.ensure_shape(image, [None, None, channels or None])
+
+
+# -- image headers: the declared size, read without decoding (against decompression bombs)
+
+
+def declared_size(path: str) -> Optional[tuple[int, int]]:
+    """(width, height) from a PNG, GIF, BMP or JPEG header, without decoding; None if not recognised."""
+    try:
+        with open(path, "rb") as f:
+            return _declared_size(f)
+    except OSError:
+        return None
+
+
+def declared_size_of(encoded: bytes) -> Optional[tuple[int, int]]:
+    """declared_size of encoded image bytes (a shard record's image/encoded)."""
+    return _declared_size(io.BytesIO(encoded))
+
+
+def _declared_size(f) -> Optional[tuple[int, int]]:
+    head = f.read(32)
+    if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return int.from_bytes(head[6:8], "little"), int.from_bytes(head[8:10], "little")
+    if head[:2] == b"BM" and len(head) >= 26:
+        return abs(int.from_bytes(head[18:22], "little", signed=True)), abs(
+            int.from_bytes(head[22:26], "little", signed=True)
+        )
+    if head[:2] == b"\xff\xd8":  # JPEG: walk the segments to the first start-of-frame
+        f.seek(2)
+        for _ in range(1000):
+            marker = f.read(2)
+            if len(marker) < 2 or marker[0] != 0xFF:
+                return None
+            if 0xC0 <= marker[1] <= 0xCF and marker[1] not in (0xC4, 0xC8, 0xCC):
+                frame = f.read(7)
+                return int.from_bytes(frame[5:7], "big"), int.from_bytes(frame[3:5], "big")
+            length = int.from_bytes(f.read(2), "big")
+            if length < 2:
+                return None
+            f.seek(length - 2, os.SEEK_CUR)
+    return None

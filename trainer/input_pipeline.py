@@ -4,7 +4,7 @@ Global batch g of a run holds examples [g*B, (g+1)*B) of an endless stream of
 seeded epoch permutations; pipeline k of P emits its local replicas' slices of
 it. So 1 replica x 2B and 2 replicas x B see the same data, and a resume at step
 s starts at exactly batch s. Shards (local, or gs:// streamed through
-trainer/shard_stream.py) are read in a seeded shard order through a shuffle buffer.
+trainer/shards/stream.py) are read in a seeded shard order through a shuffle buffer.
 
     python - <<'PY'
     from trainer import data, input_pipeline
@@ -79,7 +79,8 @@ def make_dataset(
 def _stream_shards(
     source: TrainingData, per_replica: int, seed: int, start_step: int, pipeline: int, pipelines: int
 ) -> tf.data.Dataset:
-    from trainer import shard_stream, shards
+    from trainer import shards
+    from trainer.shards import stream as shard_stream
 
     by_file = len(source.shard_files) >= pipelines
     # Local and streamed shards alike are read by Python (shards.LocalShards, shard_stream.ShardStream), every

@@ -22,7 +22,6 @@ contract paths above and nothing else.
 
 from __future__ import annotations
 
-from trainer import config as config_lib
 from trainer import storage
 from trainer.errors import JobDirConflict
 
@@ -64,7 +63,7 @@ def claim(config, is_chief: bool) -> storage.Store:
         store.check_writable()
     if store.exists(CONFIG):
         try:
-            saved = config_lib.load_json(type(config), store.get_text(CONFIG))
+            saved = type(config).from_json(store.get_text(CONFIG))
         except (ValueError, TypeError) as err:
             saved = None
             reason = f"its config.json is unreadable ({err})"
@@ -86,11 +85,3 @@ def claim(config, is_chief: bool) -> storage.Store:
     if is_chief:
         store.put(CONFIG, config.to_json().encode())
     return store
-
-
-def saved_config(job_dir: str):
-    """The TrainConfig recorded in a job dir."""
-    store = storage.open_store(job_dir)
-    if not store.exists(CONFIG):
-        raise JobDirConflict(f"{job_dir}: no {CONFIG} (not a dcgan job dir)")
-    return config_lib.load_json(config_lib.TrainConfig, store.get_text(CONFIG))

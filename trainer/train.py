@@ -36,7 +36,6 @@ from trainer import (
     jobdir,
     losses,
     model_card,
-    shard_stream,
     storage,
     summaries,
     train_actions,
@@ -44,6 +43,7 @@ from trainer import (
     train_step,
 )
 from trainer.errors import UserError
+from trainer.shards import stream as shard_stream
 from trainer.train_actions import TrainingDiverged  # noqa: F401  (the error a diverged run raises)
 from trainer.train_plan import TrainPlan
 from trainer.train_state import TrainState, fingerprint
@@ -72,8 +72,6 @@ class StopRequest:
 
     def __enter__(self):
         if self._depth == 0:
-            from trainer import shard_stream
-
             shard_stream.STOP.clear()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._previous[sig] = signal.signal(sig, self._handle)

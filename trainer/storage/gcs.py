@@ -1,4 +1,4 @@
-"""A gs://bucket/prefix `Store` (see trainer/storage.py), through the google-cloud-storage client.
+"""A gs://bucket/prefix `Store` (see trainer/storage/__init__.py), through the google-cloud-storage client.
 
 Every object goes through the client (which honours STORAGE_EMULATOR_HOST), with
 explicit timeouts and exponential-backoff retries (DCGAN_GCS_TIMEOUT,
@@ -22,7 +22,7 @@ from typing import Optional
 
 from trainer import environment
 from trainer.errors import StorageUnavailable, UserError
-from trainer.storage import AlreadyExists, Changed, ObjectInfo, Store, cache_for, changed_files, key_path
+from trainer.storage.local import AlreadyExists, Changed, ObjectInfo, Store, cache_for, changed_files, key_path
 
 
 class GcsStore(Store):
@@ -256,7 +256,7 @@ class GcsStore(Store):
             )
         except gexc.PreconditionFailed:
             existing = self._call(f"stat {key}", lambda: self.bucket.get_blob(self._name(key), timeout=self.TIMEOUT))
-            if existing is None or existing.crc32c != _file_crc32c(local_path):
+            if existing is None or existing.crc32c != file_crc32c(local_path):
                 raise AlreadyExists(key) from None
 
     def publish_file(self, local_path: str, key: str, metadata: Optional[dict] = None) -> None:
@@ -356,7 +356,7 @@ class GcsStore(Store):
         os.makedirs(self.root, exist_ok=True)
 
 
-def _file_crc32c(path: str) -> str:
+def file_crc32c(path: str) -> str:
     import google_crc32c
 
     checksum = google_crc32c.Checksum()

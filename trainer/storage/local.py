@@ -1,43 +1,21 @@
-"""Where job files live: one small interface for local folders and gs:// buckets.
+"""The store interface and its local-folder implementation, key rules, locks, caches and the tree mirror.
 
-`open_store(url)` returns a `Store` (a local folder) or a `GcsStore` (a bucket
-prefix, trainer/gcs_store.py, through the google-cloud-storage client, which honours
-STORAGE_EMULATOR_HOST; TensorFlow's own gs:// file system cannot reach an
-emulator and can publish partial objects). Both offer:
+`Store` is both the interface (see trainer/storage/__init__.py) and the local
+implementation: atomic writes (temp file + rename), create-if-absent and
+publishing by hard link (which fails when the target exists). `GcsStore`
+(trainer/storage/gcs.py) keeps its interface and replaces the I/O.
 
-  get/put/exists/list/delete         small objects (config, pointers, exports)
-  put_new                            create-if-absent (GCS: if_generation_match=0)
-  local(key)                         a local path to write to before publishing
-                                     (the folder itself, or a staging copy)
-  publish_folder(local_dir, key)     move a finished local folder into the store
-  publish_file(path, key, metadata)  move a finished local file in, never replacing
-                                     (GCS keeps `metadata` as custom object metadata)
-  stat_all(prefix)                   {key: ObjectInfo(size, metadata)} in one listing
-  fetch(key)                         a local, checksum-verified copy of an object
-  sync_up(key)                       upload what changed under local(key) (logs)
-
-Local writes are atomic (temp file + rename). GCS uploads carry a crc32c
-checksum; a 412 on a create-if-absent is compared with what we meant to
-write, so a retried request that already succeeded is not an error.
-
-This module is the store interface with its local implementation, the caches
-(staging, datasets, single files) and the tree mirror for logs; the bucket
-implementation is trainer/gcs_store.py.
-
-    python -c "from trainer import storage; s = storage.open_store('/tmp/x'); s.put('a', b'hi'); print(s.get('a'))"
+    python -c "from trainer.storage import local; s = local.Store('/tmp/x'); s.put('a', b'hi'); print(s.get('a'))"
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import dataclasses
 import fcntl
 import hashlib
 import os
 import shutil
-import sys
 import threading
-import time
 import uuid
 from typing import Optional
 
@@ -364,112 +342,3 @@ def _append_new_bytes(source: str, target: str) -> bool:
 def upload_tree(local_dir: str, target: Store) -> None:
     """Copies (replacing) every file under a local folder into a store, keys relative to the folder."""
     TreeMirror(local_dir, target)()
-
-
-def open_store(url: str) -> Store:
-    if is_remote(url):
-        check_url(url)
-        return GcsStore(url)
-    return Store(url)
-
-
-def fetch_file(url: str, kind: str = "files") -> str:
-    """A local, checksum-verified copy of one gs:// object (a model file, say); local paths pass through."""
-    if not is_remote(url):
-        return url
-    check_url(url)
-    folder, _, name = url.rstrip("/").rpartition("/")
-    if not name or folder in ("gs:", "gs:/"):
-        raise UserError(f"{url}: expected gs://bucket/path/to/file")
-    from google.api_core import exceptions as gexc
-
-    store = GcsStore(folder, staging=cache_for(kind, folder))
-    try:
-        return store.fetch(name)
-    except gexc.NotFound:
-        raise UserError(f"{url}: no such object") from None
-
-
-def stage_dataset(url: str) -> str:
-    """A local path for a dataset URL; a gs:// folder is mirrored into a local cache (parallel, checksummed).
-
-    The cache mirrors the bucket listing exactly: objects already cached with the
-    bucket's crc32c are not downloaded again, and cached files that are no longer
-    in the bucket are removed (a stale manifest.json must not make an unfinished
-    shard output look complete). Folder markers (`dir/`, zero bytes, made by the
-    Cloud Console or gcsfuse) are skipped; so are object names with '..' or empty
-    segments, with one warning line, since they cannot be local files under the cache.
-    """
-    if not is_remote(url):
-        return url
-    check_url(url)
-    store = GcsStore(url, staging=cache_for("datasets", url))
-    blobs = {}
-    unsafe = []
-    for key, blob in store.blobs("").items():  # one listing gives the keys and their checksums
-        if key.endswith("/") and not int(blob.size or 0):
-            continue  # a folder marker
-        try:
-            blobs[store.local(key)] = (key, blob)
-        except UnsafeObjectName:
-            unsafe.append(key)
-    # An object `a` beside `a/x.png`: a local path cannot be a file and a folder; the folder's files win.
-    folders = {key.rsplit("/", n)[0] for key, _ in blobs.values() for n in range(1, key.count("/") + 1)}
-    shadowed = sorted(key for key, _ in blobs.values() if key in folders)
-    blobs = {local: item for local, item in blobs.items() if item[0] not in folders}
-    for names, why in ((unsafe, "(empty, '.' or '..' segments)"), (shadowed, "(other objects are inside them)")):
-        if names:
-            shown = ", ".join(repr(k) for k in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-            print(
-                f"warning: skipped {len(names)} object(s) of {url} whose names cannot be local files {why}: {shown}",
-                file=sys.stderr,
-            )
-    if not blobs:
-        raise UserError(f"--dataset={url}: no objects there")
-    _remove_unlisted(store.root, set(blobs))
-
-    def fetch(item):
-        local, (key, blob) = item
-        if os.path.isfile(local) and _file_crc32c(local) == blob.crc32c:
-            return False
-        store.fetch(key)
-        return True
-
-    from trainer.progress import Progress
-
-    counter = Progress(f"staging {url}", len(blobs), "files")
-    fetched = 0
-    with concurrent.futures.ThreadPoolExecutor(16) as pool:
-        for downloaded in pool.map(fetch, sorted(blobs.items())):
-            fetched += downloaded
-            counter.advance()
-    counter.close()
-    print(f"staged {url}: {fetched} downloaded, {len(blobs) - fetched} already cached in {store.root}")
-    return store.root
-
-
-def _remove_unlisted(root: str, keep: set[str], partial_age_s: float = 3600.0) -> None:
-    """Deletes files under `root` that are not in `keep`, and folders left empty.
-
-    A download in progress (`*.part-*`, possibly another process staging the
-    same dataset) is left alone until it is `partial_age_s` old."""
-    now = time.time()
-    for folder, _, names in os.walk(root, topdown=False):
-        for name in names:
-            path = os.path.join(folder, name)
-            if path in keep:
-                continue
-            try:
-                if ".part-" not in name or now - os.stat(path).st_mtime > partial_age_s:
-                    os.unlink(path)
-            except FileNotFoundError:  # its owner renamed or removed it meanwhile
-                pass
-        if folder != root:
-            try:
-                os.rmdir(folder)  # only succeeds when empty
-            except OSError:
-                pass
-
-
-# The bucket store lives in its own module; it builds on the Store above, so it is imported last.
-from trainer.gcs_store import GcsStore, _file_crc32c  # noqa: E402,F401

@@ -10,7 +10,7 @@ into its TFRecord records (every length and data CRC checked) and deletes the
 file. `records()` wraps that as a tf.data.Dataset of serialized records; a
 repeated dataset visits the shards in a new seeded order each epoch.
 
-    from trainer import shard_stream
+    from trainer.shards import stream as shard_stream
     stream = shard_stream.open_output("gs://bucket/synth", buffer_bytes=256 << 20)
     ds = shard_stream.records(stream, shuffle=True, seed=0)      # serialized tf.train.Example records
 
@@ -36,6 +36,8 @@ import tensorflow as tf
 
 from trainer import storage
 from trainer.errors import JobError, UserError
+from trainer.shards.manifest import parse_manifest
+from trainer.shards.records import MANIFEST, DamagedShard, RecordCheck, file_sha256, framed_records
 
 DEFAULT_BUFFER_BYTES = 512 << 20
 _failures: list[JobError] = []  # raised inside tf.data, which re-raises them as op errors
@@ -64,8 +66,6 @@ class ShardStream:
         self.threads = threads
         self.peak_buffered = 0  # the most bytes of downloaded, unread shards on disk at once
         self.shards_read = 0  # shard downloads read so far (all passes)
-        from trainer.shards import RecordCheck
-
         self.check = RecordCheck(self.manifest)  # every record, before TensorFlow parses it
         self._lock = threading.Lock()
         self._buffered = 0
@@ -84,7 +84,7 @@ class ShardStream:
         root = _buffer_root()
         remove_stale_scratch(root)
         scratch = tempfile.mkdtemp(prefix=_scratch_prefix(), dir=root)
-        store = storage.GcsStore(self.url, staging=scratch)
+        store = storage.open_store(self.url, staging=scratch)
         pending: dict[int, concurrent.futures.Future] = {}
         submitted = 0
         pool = _DaemonPool(self.threads)
@@ -119,12 +119,10 @@ class ShardStream:
 
     def _records(self, store: storage.GcsStore, index: int, path: str) -> list[bytes]:
         entry = self.entries[index]
-        from trainer import shards
-
         where = f"{self.url}/{entry['name']}"
         try:
             for attempt in range(2):  # hashed in chunks, then read record by record: one shard's records in memory
-                if not entry.get("sha256") or shards.file_sha256(path) == entry["sha256"]:
+                if not entry.get("sha256") or file_sha256(path) == entry["sha256"]:
                     break
                 if attempt == 0:  # damaged on the way: one new download
                     os.unlink(path)
@@ -135,8 +133,8 @@ class ShardStream:
                     "replaced after it was written); rerun `dcgan sample --verify` on the output"
                 )
             with open(path, "rb") as f:
-                records = list(shards.framed_records(f, where))
-        except shards.DamagedShard as err:
+                records = list(framed_records(f, where))
+        except DamagedShard as err:
             raise UserError(str(err)) from None
         finally:
             if os.path.exists(path):
@@ -238,14 +236,12 @@ def _buffer_root() -> str:
 
 def open_output(url: str, buffer_bytes: int = DEFAULT_BUFFER_BYTES) -> Optional[ShardStream]:
     """A stream over the gs:// shard output at `url`, or None if there is no manifest.json there."""
-    from trainer import shards
-
     storage.check_url(url)
-    store = storage.GcsStore(url)
-    if not store.exists(shards.MANIFEST):
+    store = storage.open_store(url)
+    if not store.exists(MANIFEST):
         return None
-    where = f"{url}/{shards.MANIFEST}"
-    manifest = shards.parse_manifest(store.get_text(shards.MANIFEST), where)  # names: files in the folder
+    where = f"{url}/{MANIFEST}"
+    manifest = parse_manifest(store.get_text(MANIFEST), where)  # names: files in the folder
     # The budget counts the bucket's sizes, not the manifest's claims (all-zero `bytes` was 4x the budget on disk).
     listed = {key: int(blob.size or 0) for key, blob in store.blobs("").items()}
     entries = []
