@@ -262,7 +262,8 @@ def test_float16_overflow_skips_both_networks_together(tmp_path):
         plan = train.train_plan.resolve(config, source, 1, 1)
         manager = train.checkpoint_manager(plan, store, nets, is_chief=True)
         writer = train.summaries.Summaries(str(tmp_path / "tb"), enabled=False)
-        result = train.train(plan, tf.distribute.get_strategy(), source, nets, manager, writer, 0, gan_loss=overflowing)
+        job = train.TrainJob(plan, tf.distribute.get_strategy(), source, nets, manager, writer, 0)
+        result = job.train(gan_loss=overflowing)
     finally:
         keras.mixed_precision.set_global_policy("float32")
     assert result["skipped_steps"] == 3 and int(nets.step.numpy()) == 3

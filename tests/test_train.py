@@ -163,7 +163,7 @@ def test_non_finite_loss_stops_naming_the_step(tmp_path):
     manager = train.checkpoint_manager(plan, store, state, is_chief=True)
     writer = train.summaries.Summaries(str(tmp_path / "tb"), enabled=False)
     with pytest.raises(train.TrainingDiverged, match="diverged at step 1: non-finite loss/d"):
-        train.train(plan, tf.distribute.get_strategy(), source, state, manager, writer, 0, gan_loss=poisoned)
+        train.TrainJob(plan, tf.distribute.get_strategy(), source, state, manager, writer, 0).train(gan_loss=poisoned)
 
 
 def test_job_dir_of_another_job_is_refused_and_left_intact(tmp_path):

@@ -27,16 +27,20 @@ def test_the_guard_names_the_step_and_the_last_checkpoint():
     assert train_actions.TrainingDiverged.exit_code == 3
 
 
-def test_every_worker_ends_its_compiled_calls_at_the_same_steps():
+def test_every_worker_ends_its_compiled_calls_at_the_same_steps(tmp_path):
     """Workers run the same sequence of compiled calls (their collectives must match), so a call of
     several steps ends where any action could act on any worker: KID and profiling run on the chief
-    only, yet bound every worker's calls."""
-    from trainer import command_line, summaries, train
+    only, yet bound every worker's calls. The boundaries come from the job's own action list."""
+    import tensorflow as tf
+
+    from trainer import command_line, data, distribute, summaries, train, train_plan
+    from trainer.train_state import TrainState
 
     config = command_line.resolve(
         "train",
         {
-            "job_dir": "/tmp/unused",
+            "preset": "smoke",
+            "job_dir": str(tmp_path / "j"),
             "steps": 1000,
             "log_every": 100,
             "sample_every": 500,
@@ -46,6 +50,15 @@ def test_every_worker_ends_its_compiled_calls_at_the_same_steps():
             "steps_per_call": 10,
         },
     )
+    source = data.load_source("digits", 32, 1)
+    plan = train_plan.resolve(config, source, 1, 1)
+    state = TrainState.build(config, 1, 10)
+    worker = distribute.ClusterRole(num_workers=2, task_type="worker", task_index=0, position=1)
+    writer = summaries.Summaries(str(tmp_path / "tb"), enabled=False)
+    job = train.TrainJob(plan, tf.distribute.get_strategy(), source, state, None, writer, 0, role=worker)
+    actions = job.actions()
+    assert isinstance(actions[2], train_actions.ChiefOnly) and [a.every for a in actions] == [100, 500, 255, 500]
     for is_chief in (True, False):
         profiler = summaries.Profiler(config.profile_range(), "/tmp/unused", enabled=is_chief)
-        assert [train.next_boundary(s, config, profiler) for s in (0, 250, 600, 612, 990)] == [100, 255, 612, 617, 1000]
+        boundaries = [train_actions.boundary(s, actions, profiler) for s in (0, 250, 600, 612, 990)]
+        assert boundaries == [100, 255, 612, 617, 1000]

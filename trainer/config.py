@@ -88,6 +88,11 @@ LECAM_DECAY = 0.99  # --lecam_weight: the decay of the moving averages of D's lo
 DIFFAUGMENT_AUTO_BELOW = 20_000  # images: `--diffaugment=auto` turns it on for smaller datasets
 
 
+def failed(checks) -> list[str]:
+    """The messages of the (failed, message) pairs that failed."""
+    return [message for bad, message in checks if bad]
+
+
 class _Printable:
     """JSON, a full listing and a short summary for any config dataclass."""
 
@@ -252,88 +257,121 @@ class TrainConfig(_Printable):
     )
 
     def validate(self) -> list[str]:
-        """Returns one message per mistake (empty when the config is usable)."""
-        errors = []
-        if not self.job_dir:
-            errors.append("--job_dir is required (a local folder or gs://bucket/path)")
-        if self.preset not in TRAIN_PRESETS:
-            errors.append(f"--preset={self.preset!r} is unknown; choose one of {sorted(TRAIN_PRESETS)}")
-        if not self.dataset:
-            errors.append("--dataset must not be empty")
-        errors += filter(None, [missing_dataset("dataset", self.dataset)])
-        if self.resolution not in RESOLUTIONS:
-            errors.append(f"--resolution={self.resolution} is not supported; choose one of {list(RESOLUTIONS)}")
-        if self.channels not in (0, 1, 3):
-            errors.append(f"--channels={self.channels} must be 1 (grayscale), 3 (RGB) or 0 (the dataset's own)")
-        if self.folder_labels not in ("inferred", "none"):
-            errors.append(f"--folder_labels={self.folder_labels!r} must be 'inferred' or 'none'")
-        if self.on_corrupt not in ("skip", "fail"):
-            errors.append(f"--on_corrupt={self.on_corrupt!r} must be 'skip' or 'fail'")
-        if self.profile_steps:
-            try:
-                self.profile_range()
-            except UserError as err:
-                errors.append(str(err))
-        if self.dataset_staging not in ("stream", "copy"):
-            errors.append(f"--dataset_staging={self.dataset_staging!r} must be 'stream' or 'copy'")
-        if not 1 <= self.stream_buffer_mb <= 1 << 20:
-            errors.append(f"--stream_buffer_mb={self.stream_buffer_mb} must be in 1..1048576")
-        if self.latent_dim < 1:
-            errors.append(f"--latent_dim={self.latent_dim} must be >= 1")
-        if not 0 < self.width <= 16:
-            errors.append(f"--width={self.width} must be in (0, 16]")
-        elif round(64 * self.width) < 1:
-            errors.append(f"--width={self.width} leaves no filters (64 * width must be >= 1)")
-        if self.batch_size < 1:
-            errors.append(f"--batch_size={self.batch_size} must be >= 1")
-        if self.steps < 1:
-            errors.append(f"--steps={self.steps} must be >= 1")
-        for name in ("g_lr", "d_lr"):
-            if not getattr(self, name) > 0:
-                errors.append(f"--{name}={getattr(self, name)} must be > 0")
-        for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                errors.append(f"--{name}={getattr(self, name)} must be in [0, 1)")
-        if self.loss not in LOSSES:
-            errors.append(f"--loss={self.loss!r} is unknown; choose one of {list(LOSSES)}")
-        if self.g_conditioning not in ("concat", "cbn"):
-            errors.append(f"--g_conditioning={self.g_conditioning!r} must be 'concat' or 'cbn'")
-        if self.r1_gamma < 0:
-            errors.append(f"--r1_gamma={self.r1_gamma} must be >= 0")
-        if self.lecam_weight < 0:
-            errors.append(f"--lecam_weight={self.lecam_weight} must be >= 0 (0 = off)")
-        if self.mode_seeking_weight < 0:
-            errors.append(f"--mode_seeking_weight={self.mode_seeking_weight} must be >= 0 (0 = off)")
-        if self.class_loss_weight < 0:
-            errors.append(f"--class_loss_weight={self.class_loss_weight} must be >= 0 (0 = off)")
-        if self.diffaugment.strip().lower() not in ("auto", "none", "off", ""):
-            unknown = [p for p in self.diffaugment.split(",") if p.strip().lower() not in DIFFAUGMENT_POLICIES]
-            if unknown:
-                errors.append(
+        """Returns one message per mistake (empty when the config is usable), a group of flags at a time."""
+        groups = (self._data_errors, self._model_errors, self._optimisation_errors, self._augmentation_errors)
+        return [message for group in (*groups, self._schedule_errors, self._hardware_errors) for message in group()]
+
+    def _data_errors(self) -> list[str]:
+        checks = [
+            (not self.job_dir, "--job_dir is required (a local folder or gs://bucket/path)"),
+            (
+                self.preset not in TRAIN_PRESETS,
+                f"--preset={self.preset!r} is unknown; choose one of {sorted(TRAIN_PRESETS)}",
+            ),
+            (not self.dataset, "--dataset must not be empty"),
+            (
+                self.resolution not in RESOLUTIONS,
+                f"--resolution={self.resolution} is not supported; choose one of {list(RESOLUTIONS)}",
+            ),
+            (
+                self.channels not in (0, 1, 3),
+                f"--channels={self.channels} must be 1 (grayscale), 3 (RGB) or 0 (the dataset's own)",
+            ),
+            (
+                self.folder_labels not in ("inferred", "none"),
+                f"--folder_labels={self.folder_labels!r} must be 'inferred' or 'none'",
+            ),
+            (self.on_corrupt not in ("skip", "fail"), f"--on_corrupt={self.on_corrupt!r} must be 'skip' or 'fail'"),
+            (
+                self.dataset_staging not in ("stream", "copy"),
+                f"--dataset_staging={self.dataset_staging!r} must be 'stream' or 'copy'",
+            ),
+            (
+                not 1 <= self.stream_buffer_mb <= 1 << 20,
+                f"--stream_buffer_mb={self.stream_buffer_mb} must be in 1..1048576",
+            ),
+        ]
+        return failed(checks) + list(filter(None, [missing_dataset("dataset", self.dataset)]))
+
+    def _model_errors(self) -> list[str]:
+        return failed(
+            [
+                (self.latent_dim < 1, f"--latent_dim={self.latent_dim} must be >= 1"),
+                (not 0 < self.width <= 16, f"--width={self.width} must be in (0, 16]"),
+                (
+                    0 < self.width <= 16 and round(64 * self.width) < 1,
+                    f"--width={self.width} leaves no filters (64 * width must be >= 1)",
+                ),
+                (
+                    self.g_conditioning not in ("concat", "cbn"),
+                    f"--g_conditioning={self.g_conditioning!r} must be 'concat' or 'cbn'",
+                ),
+            ]
+        )
+
+    def _optimisation_errors(self) -> list[str]:
+        checks = [
+            (self.batch_size < 1, f"--batch_size={self.batch_size} must be >= 1"),
+            (self.steps < 1, f"--steps={self.steps} must be >= 1"),
+            *((not getattr(self, n) > 0, f"--{n}={getattr(self, n)} must be > 0") for n in ("g_lr", "d_lr")),
+            *(
+                (not 0 <= getattr(self, n) < 1, f"--{n}={getattr(self, n)} must be in [0, 1)")
+                for n in ("beta1", "beta2")
+            ),
+            (self.loss not in LOSSES, f"--loss={self.loss!r} is unknown; choose one of {list(LOSSES)}"),
+            (self.r1_gamma < 0, f"--r1_gamma={self.r1_gamma} must be >= 0"),
+            *(
+                (getattr(self, n) < 0, f"--{n}={getattr(self, n)} must be >= 0 (0 = off)")
+                for n in ("lecam_weight", "mode_seeking_weight", "class_loss_weight")
+            ),
+            (not 0 <= self.ema_decay < 1, f"--ema_decay={self.ema_decay} must be in [0, 1)"),
+            (self.seed < 0, f"--seed={self.seed} must be >= 0"),
+        ]
+        return failed(checks)
+
+    def _augmentation_errors(self) -> list[str]:
+        policies = (
+            [] if self.diffaugment.strip().lower() in ("auto", "none", "off", "") else self.diffaugment.split(",")
+        )
+        unknown = [p for p in policies if p.strip().lower() not in DIFFAUGMENT_POLICIES]
+        return failed(
+            [
+                (
+                    bool(unknown),
                     f"--diffaugment={self.diffaugment!r}: unknown {', '.join(unknown)}; use auto, none, "
-                    f"or a comma-separated subset of {', '.join(DIFFAUGMENT_POLICIES)}"
-                )
-        if not 0 <= self.ada_target < 1:
-            errors.append(f"--ada_target={self.ada_target} must be in [0, 1) (0 = off; ADA uses 0.6)")
-        if not self.ada_kimg > 0:
-            errors.append(f"--ada_kimg={self.ada_kimg} must be > 0")
-        if self.kid_every < 0:
-            errors.append(f"--kid_every={self.kid_every} must be >= 0 (0 = off)")
-        if self.kid_samples < 10:
-            errors.append(f"--kid_samples={self.kid_samples} must be >= 10")
-        if not 0 <= self.ema_decay < 1:
-            errors.append(f"--ema_decay={self.ema_decay} must be in [0, 1)")
-        if self.seed < 0:
-            errors.append(f"--seed={self.seed} must be >= 0")
-        for name in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "steps_per_call"):
-            if getattr(self, name) < 1:
-                errors.append(f"--{name}={getattr(self, name)} must be >= 1")
-        errors += precision_errors(self.mixed_precision)
-        if self.devices < 0:
-            errors.append(f"--devices={self.devices} must be >= 0")
-        if not 0 <= self.tensorboard_upload_secs < 86400:  # NaN fails too
-            errors.append(f"--tensorboard_upload_secs={self.tensorboard_upload_secs} must be in [0, 86400) (0 = off)")
-        return errors
+                    f"or a comma-separated subset of {', '.join(DIFFAUGMENT_POLICIES)}",
+                ),
+                (
+                    not 0 <= self.ada_target < 1,
+                    f"--ada_target={self.ada_target} must be in [0, 1) (0 = off; ADA uses 0.6)",
+                ),
+                (not self.ada_kimg > 0, f"--ada_kimg={self.ada_kimg} must be > 0"),
+            ]
+        )
+
+    def _schedule_errors(self) -> list[str]:
+        checks = [
+            (self.kid_every < 0, f"--kid_every={self.kid_every} must be >= 0 (0 = off)"),
+            (self.kid_samples < 10, f"--kid_samples={self.kid_samples} must be >= 10"),
+            *(
+                (getattr(self, n) < 1, f"--{n}={getattr(self, n)} must be >= 1")
+                for n in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "steps_per_call")
+            ),
+            (
+                not 0 <= self.tensorboard_upload_secs < 86400,  # NaN fails too
+                f"--tensorboard_upload_secs={self.tensorboard_upload_secs} must be in [0, 86400) (0 = off)",
+            ),
+        ]
+        try:
+            self.profile_range()
+        except UserError as err:
+            checks.append((True, str(err)))
+        return failed(checks)
+
+    def _hardware_errors(self) -> list[str]:
+        return precision_errors(self.mixed_precision) + failed(
+            [(self.devices < 0, f"--devices={self.devices} must be >= 0")]
+        )
 
     def profile_range(self) -> tuple[int, int]:
         """--profile_steps 'A,B' -> (A, B); (0, 0) when off."""

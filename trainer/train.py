@@ -7,21 +7,24 @@
 `run(config)` builds everything once: the strategy, the data, the resolved
 plan (trainer/train_plan.py, saved as JOB_DIR/plan.json), the training state
 (trainer/train_state.py) and its checkpoint manager, restored if a checkpoint
-exists. `train(...)` is the loop: a compiled call of one or more steps
-(trainer/train_step.py, where the distributed math lives), the divergence
-guard, then the periodic actions (trainer/train_actions.py: log, sample grids,
-KID, checkpoint). `train_and_commit` makes everything durable before the
-process may end: the last checkpoint, the logs, the export and its model card.
+exists, and hands them to a `TrainJob`, which owns them. `TrainJob.train` is
+the loop: a compiled call of one or more steps (trainer/train_step.py, where
+the distributed math lives), the divergence guard, then the periodic actions
+it lists (`TrainJob.actions`; trainer/train_actions.py: log, sample grids, KID,
+checkpoint), whose cadences also end the compiled calls. `train_and_commit`
+makes everything durable before the process may end: the last checkpoint, the
+logs, the export and its model card.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 import signal
 import sys
 import threading
-from typing import Optional
+from typing import Any, Optional
 
 import keras
 import tensorflow as tf
@@ -184,8 +187,9 @@ def run(config) -> dict:
     writer = summaries.Summaries(
         store.local(jobdir.TENSORBOARD), enabled=role.is_chief, flush_secs=config.tensorboard_upload_secs or 120.0
     )
+    job = TrainJob(plan, strategy, source, state, manager, writer, start, role, store)
     with StopRequest() as stop:  # held until the final checkpoint is committed and the export written
-        return train_and_commit(plan, strategy, source, state, manager, writer, start, role, store, stop)
+        return job.train_and_commit(stop)
 
 
 def checkpoint_manager(
@@ -215,49 +219,150 @@ def log_uploads(store: storage.Store) -> list:
     return uploads
 
 
-def train_and_commit(
-    plan: TrainPlan,
-    strategy,
-    source,
-    state: TrainState,
-    manager,
-    writer,
-    start: int,
-    role,
-    store: storage.Store,
-    stop: StopRequest,
-) -> dict:
-    """The loop, then everything that must be durable before the process may end."""
-    config = plan.config
-    uploads = log_uploads(store) if role.is_chief else []
-    live = None
-    if role.is_chief and config.tensorboard_upload_secs > 0:
-        live = summaries.LiveLogs(writer, uploads, config.tensorboard_upload_secs)
-    trained = False
-    try:
-        result = train(plan, strategy, source, state, manager, writer, start, role=role, store=store, stop=stop)
-        trained = True
-    finally:
-        # Flush everything to the job dir before the process ends (normal end, signal or error).
-        if live is not None:
-            live.close()
-        writer.close()
-        manager.close()
-        if role.is_chief:
-            timings = manager.describe_timings()
-            if timings:
-                print(timings)
-            if not trained:
-                upload_logs(uploads)
-    if result["stopped_by"]:
-        print(
-            f"stopped by {result['stopped_by']} at step {result['step']}; checkpoint committed. "
-            "Run the same command to resume."
+@dataclasses.dataclass
+class TrainJob:
+    """One training run's parts, built once by `run` and owned here (as Orbit's Controller owns its
+    trainer and periodic actions): `train` is the loop, `train_and_commit` the loop and everything that
+    must be durable before the process may end. Tests build one around a hand-made state or loss."""
+
+    plan: TrainPlan
+    strategy: Any
+    source: data.TrainingData
+    state: TrainState
+    manager: checkpoints.CheckpointManager
+    writer: summaries.Summaries
+    start: int  # the step restored from the checkpoint (0 for a new run)
+    role: distribute.ClusterRole = dataclasses.field(default_factory=distribute.ClusterRole)
+    store: Optional[storage.Store] = None
+
+    def actions(self) -> list[train_actions.PeriodicAction]:
+        """The periodic actions, in the order they run after a compiled call. Every worker lists the
+        same cadences (its calls' boundaries derive from them, and collectives must match): KID, which
+        only the chief measures, is a `ChiefOnly` placeholder of the same cadence on the others."""
+        plan, config, chief = self.plan, self.plan.config, self.role.is_chief
+        kid = (
+            train_actions.TrackKid(plan, self.state, self.writer, self.store, self.source)
+            if config.kid_every and chief
+            else train_actions.ChiefOnly(config.kid_every, config.steps)
         )
-    if result["step"] >= config.steps and role.is_chief:
-        export_final(plan, state, store, result["step"])  # before the log uploads: they cannot cost the export
-    upload_logs(uploads)
-    return result
+        return [
+            train_actions.LogMetrics(plan, self.writer, self.start, enabled_bar=config.progress and chief),
+            train_actions.SampleGrids(plan, self.state, self.writer, self.store, self.source, chief),
+            kid,
+            train_actions.SaveCheckpoint(plan, self.manager, self.writer, self.start),
+        ]
+
+    def train_and_commit(self, stop: StopRequest) -> dict:
+        """The loop, then everything that must be durable before the process may end."""
+        config, chief, store = self.plan.config, self.role.is_chief, self.store
+        uploads = log_uploads(store) if chief else []
+        live = None
+        if chief and config.tensorboard_upload_secs > 0:
+            live = summaries.LiveLogs(self.writer, uploads, config.tensorboard_upload_secs)
+        trained = False
+        try:
+            result = self.train(stop=stop)
+            trained = True
+        finally:
+            # Flush everything to the job dir before the process ends (normal end, signal or error).
+            if live is not None:
+                live.close()
+            self.writer.close()
+            self.manager.close()
+            if chief:
+                timings = self.manager.describe_timings()
+                if timings:
+                    print(timings)
+                if not trained:
+                    upload_logs(uploads)
+        if result["stopped_by"]:
+            print(
+                f"stopped by {result['stopped_by']} at step {result['step']}; checkpoint committed. "
+                "Run the same command to resume."
+            )
+        if result["step"] >= config.steps and chief:
+            export_final(self.plan, self.state, store, result["step"])  # before the log uploads: they cannot cost it
+        upload_logs(uploads)
+        return result
+
+    def train(self, stop: Optional[StopRequest] = None, gan_loss: Optional[losses.GanLoss] = None) -> dict:
+        """The loop: steps, the divergence guard, the periodic actions, stop on request."""
+        plan, strategy, source, state, role, start = (
+            self.plan,
+            self.strategy,
+            self.source,
+            self.state,
+            self.role,
+            self.start,
+        )
+        config = plan.config
+        if start >= config.steps:
+            print(f"already at step {start} (--steps={config.steps}): nothing to train")
+            return {"step": start, "images_per_sec": 0.0, "stopped_by": None, "skipped_steps": 0}
+        dataset = strategy.distribute_datasets_from_function(  # resumes at exactly batch `start`
+            lambda ctx: input_pipeline.make_dataset(source, plan.global_batch, config.seed, start, ctx)
+        )
+        iterator = iter(dataset)
+        steps_fn = train_step.make_step_fn(plan, strategy, state, gan_loss or losses.get(config.loss))
+        actions = self.actions()
+        log, checkpoint = actions[0], actions[-1]
+        profiler = summaries.Profiler(config.profile_range(), self.writer.logdir, enabled=role.is_chief)
+        self.writer.hparams(
+            {**config.identity(), **plan.to_dict(), "diffaugment_policy": ",".join(plan.diffaugment) or "off"},
+            trial_id=config.identity_hash(),
+        )
+        stop_flag = tf.Variable(0.0, trainable=False, name="stop_flag")  # this worker's, not mirrored
+        step = start
+        with stop or StopRequest() as stop:
+            while step < config.steps:
+                if stop.signal is not None:  # alone, stop now; in a cluster, tell every worker through the step
+                    if role.num_workers == 1:
+                        break
+                    stop_flag.assign(1.0)
+                n = min(config.steps_per_call, train_actions.boundary(step, actions, profiler) - step)
+                profiler.before(step)
+                try:
+                    metrics, control = steps_fn(iterator, n, stop_flag)
+                except tf.errors.OpError as err:
+                    failure = shard_stream.failure_behind(err)
+                    if isinstance(failure, shard_stream.InputStopped) and role.num_workers == 1:
+                        step = int(state.step.numpy())  # the steps of this call done before the input ended
+                        stop.signal = stop.signal or signal.SIGTERM
+                        break
+                    if failure is not None:
+                        raise failure from None
+                    raise
+                step += n
+                profiler.after(step)
+                values = train_actions.check_finite(metrics, step, checkpoint.saved_step, config.mixed_precision)
+                log.skipped_steps += int(control["skipped_steps"])
+                for action in actions:
+                    if action.due(step):
+                        action(step, values)
+                if float(control["stop"]) > 0:
+                    break
+            log.bar.close()
+            profiler.after(config.steps)
+            if step != checkpoint.saved_step:  # stopped by a signal between checkpoints
+                checkpoint(step, {})
+            stopped_by = signal.Signals(stop.signal).name if stop.signal else ("peer" if step < config.steps else None)
+        # Free the compiled step before the input iterator it captured. Left to this frame's teardown,
+        # which may free them the other way round, TensorFlow took 10-18 s to release them (2 CPU cores,
+        # 32x32 and 64x64 runs), stalling the end of every run; in this order each takes ~0.2 s.
+        del steps_fn
+        gc.collect()
+        del iterator, dataset
+        gc.collect()
+        skipped = source.stream.check.report() if source.stream is not None else ""
+        if skipped:
+            print(skipped, file=sys.stderr)
+        print(f"fingerprint generator={fingerprint(state.generator)} discriminator={fingerprint(state.discriminator)}")
+        return {
+            "step": step,
+            "images_per_sec": log.median_rate(),
+            "stopped_by": stopped_by,
+            "skipped_steps": log.skipped_steps,
+        }
 
 
 def upload_logs(uploads: list) -> None:
@@ -284,100 +389,3 @@ def export_final(plan: TrainPlan, state: TrainState, store: storage.Store, step:
         model_store = storage.open_store(environment.vertex_model_dir())
         for key in (jobdir.EXPORT_MODEL, jobdir.EXPORT_META):
             model_store.put(key.split("/")[-1], store.get(key))
-
-
-def next_boundary(step: int, config, profiler: summaries.Profiler) -> int:
-    """The first step after `step` at which any periodic action or the profiler may act. A compiled call
-    of several steps ends there; every worker computes the same value from the config (the chief's own
-    actions, KID and profiling, included), since all workers must run the same sequence of calls."""
-    cadences = (config.log_every, config.sample_every, config.kid_every, config.checkpoint_every)
-    steps = [train_actions.PeriodicAction(every, config.steps).next_step(step) for every in cadences]
-    return min(profiler.next_boundary(step), *steps)
-
-
-def train(
-    plan: TrainPlan,
-    strategy,
-    source: data.TrainingData,
-    state: TrainState,
-    manager,
-    writer,
-    start: int,
-    *,
-    gan_loss: Optional[losses.GanLoss] = None,
-    role: distribute.ClusterRole = distribute.ClusterRole(),
-    store: Optional[storage.Store] = None,
-    stop: Optional[StopRequest] = None,
-) -> dict:
-    """The loop: steps, the divergence guard, the periodic actions, stop on request."""
-    config = plan.config
-    if start >= config.steps:
-        print(f"already at step {start} (--steps={config.steps}): nothing to train")
-        return {"step": start, "images_per_sec": 0.0, "stopped_by": None, "skipped_steps": 0}
-    dataset = strategy.distribute_datasets_from_function(  # resumes at exactly batch `start`
-        lambda ctx: input_pipeline.make_dataset(source, plan.global_batch, config.seed, start, ctx)
-    )
-    iterator = iter(dataset)
-    steps_fn = train_step.make_step_fn(plan, strategy, state, gan_loss or losses.get(config.loss))
-    log = train_actions.LogMetrics(plan, writer, start, enabled_bar=config.progress and role.is_chief)
-    checkpoint = train_actions.SaveCheckpoint(plan, manager, writer, start)
-    actions = [log, train_actions.SampleGrids(plan, state, writer, store, source, role.is_chief), checkpoint]
-    if config.kid_every and role.is_chief:
-        actions.insert(2, train_actions.TrackKid(plan, state, writer, store, source))
-    profiler = summaries.Profiler(config.profile_range(), writer.logdir, enabled=role.is_chief)
-    writer.hparams(
-        {**config.identity(), **plan.to_dict(), "diffaugment_policy": ",".join(plan.diffaugment) or "off"},
-        trial_id=config.identity_hash(),
-    )
-    stop_flag = tf.Variable(0.0, trainable=False, name="stop_flag")  # this worker's, not mirrored
-    step = start
-    with stop or StopRequest() as stop:
-        while step < config.steps:
-            if stop.signal is not None:  # alone, stop now; in a cluster, tell every worker through the step
-                if role.num_workers == 1:
-                    break
-                stop_flag.assign(1.0)
-            n = min(config.steps_per_call, next_boundary(step, config, profiler) - step)
-            profiler.before(step)
-            try:
-                metrics, control = steps_fn(iterator, n, stop_flag)
-            except tf.errors.OpError as err:
-                failure = shard_stream.failure_behind(err)
-                if isinstance(failure, shard_stream.InputStopped) and role.num_workers == 1:
-                    step = int(state.step.numpy())  # the steps of this call done before the input ended
-                    stop.signal = stop.signal or signal.SIGTERM
-                    break
-                if failure is not None:
-                    raise failure from None
-                raise
-            step += n
-            profiler.after(step)
-            values = train_actions.check_finite(metrics, step, checkpoint.saved_step, config.mixed_precision)
-            log.skipped_steps += int(control["skipped_steps"])
-            for action in actions:
-                if action.due(step):
-                    action(step, values)
-            if float(control["stop"]) > 0:
-                break
-        log.bar.close()
-        profiler.after(config.steps)
-        if step != checkpoint.saved_step:  # stopped by a signal between checkpoints
-            checkpoint(step, {})
-        stopped_by = signal.Signals(stop.signal).name if stop.signal else ("peer" if step < config.steps else None)
-    # Free the compiled step before the input iterator it captured. Left to this frame's teardown,
-    # which may free them the other way round, TensorFlow took 10-18 s to release them (2 CPU cores,
-    # 32x32 and 64x64 runs), stalling the end of every run; in this order each takes ~0.2 s.
-    del steps_fn
-    gc.collect()
-    del iterator, dataset
-    gc.collect()
-    skipped = source.stream.check.report() if source.stream is not None else ""
-    if skipped:
-        print(skipped, file=sys.stderr)
-    print(f"fingerprint generator={fingerprint(state.generator)} discriminator={fingerprint(state.discriminator)}")
-    return {
-        "step": step,
-        "images_per_sec": log.median_rate(),
-        "stopped_by": stopped_by,
-        "skipped_steps": log.skipped_steps,
-    }

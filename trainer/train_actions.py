@@ -6,7 +6,9 @@ scalars, the progress bar, images/s), `SampleGrids` (G_ema on fixed noise, to
 TensorBoard and JOB_DIR/samples/*.png), `TrackKid` (KID against the training
 images; a new best G_ema is exported to export/best/), `SaveCheckpoint`.
 `check_finite` is the guard run after every call: it stops the run on the first
-non-finite loss, naming the step.
+non-finite loss, naming the step. `boundary` derives where a compiled call of
+several steps must end from the actions themselves (trainer/train.py's TrainJob
+lists them).
 
     python -c "from trainer import train_actions; help(train_actions.PeriodicAction)"
 """
@@ -61,6 +63,20 @@ class PeriodicAction:
 
     def __call__(self, step: int, values: dict) -> None:
         raise NotImplementedError
+
+
+class ChiefOnly(PeriodicAction):
+    """On a worker that is not the chief, the cadence of an action only the chief performs (KID): it
+    does nothing, yet bounds this worker's compiled calls where it bounds the chief's."""
+
+    def __call__(self, step: int, values: dict) -> None:
+        pass
+
+
+def boundary(step: int, actions: list[PeriodicAction], profiler) -> int:
+    """The first step after `step` at which any action or the profiler may act: a compiled call of
+    several steps ends there. The same on every worker, which lists the same cadences."""
+    return min(profiler.next_boundary(step), *(action.next_step(step) for action in actions))
 
 
 class LogMetrics(PeriodicAction):
