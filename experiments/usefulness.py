@@ -156,11 +156,10 @@ class Experiment:
     def synthetic(self, job: str, count: int, seed: int = 7, labels: str = "balanced") -> tuple:
         import tensorflow as tf
 
-        from trainer import command_line, sources
+        from trainer import sources
+        from trainer.specs import GeneratorSpec
 
-        source = sources.generator_source(
-            command_line.resolve("sample", {"generator": job, "output": "-", "seed": seed, "labels": labels})
-        )
+        source = sources.generator_source(GeneratorSpec(job, seed=seed, labels=labels))
         images, labels = [], []
         for start in range(0, count, 500):
             pixels, label, _ = source.make_batch(tf.range(start, min(start + 500, count), dtype=tf.int64))

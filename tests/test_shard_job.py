@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from trainer import command_line, data, input_pipeline, shard_job, shards, sources
 from trainer.errors import UserError
+from trainer.specs import GeneratorSpec
 
 from conftest import REPO, assert_one_line_error, run_cli
 
@@ -253,15 +254,17 @@ def test_truncation_and_label_policies(smoke_job, tmp_path):
     inside = np.abs(plain) <= 0.5
     np.testing.assert_array_equal(truncated[inside], plain[inside])  # only out-of-bound values are redrawn
     np.testing.assert_array_equal(sources.latents(4, tf.constant([7]), 16).numpy()[0], plain[7])
-    balanced = sources.generator_source(command_line.resolve("sample", base))
+    balanced = sources.generator_source(command_line.resolve("sample", base).generator_spec())
     _, labels, _ = balanced.make_batch(tf.range(200, dtype=tf.int64))
     assert np.bincount(labels.numpy()).tolist() == [20] * 10
-    weighted = sources.generator_source(command_line.resolve("sample", {**base, "labels": "1,0,0,0,0,0,0,0,0,3"}))
+    weighted = sources.generator_source(
+        command_line.resolve("sample", {**base, "labels": "1,0,0,0,0,0,0,0,0,3"}).generator_spec()
+    )
     _, wl, _ = weighted.make_batch(tf.range(400, dtype=tf.int64))
     counts = np.bincount(wl.numpy(), minlength=10)
     assert counts[1:9].sum() == 0 and 60 < counts[0] < 140 and counts[9] > 260
     with pytest.raises(UserError, match="3 class weights but the generator has 10"):
-        sources.generator_source(command_line.resolve("sample", {**base, "labels": "1,2,3"}))
+        sources.generator_source(command_line.resolve("sample", {**base, "labels": "1,2,3"}).generator_spec())
 
 
 def test_labels_fill_tops_every_class_up_to_the_largest_exactly(smoke_job, tmp_path):
@@ -271,7 +274,7 @@ def test_labels_fill_tops_every_class_up_to_the_largest_exactly(smoke_job, tmp_p
     assert sum(counts) == meta["num_train_images"] and len(set(counts)) > 1
     shortfall = [max(counts) - n for n in counts]
     base = dict(generator=smoke_job, output=str(tmp_path / "x"), num_images=200, batch_size=50, labels="fill")
-    source = sources.generator_source(command_line.resolve("sample", base))
+    source = sources.generator_source(command_line.resolve("sample", base).generator_spec())
     _, labels, _ = source.make_batch(tf.range(sum(shortfall), dtype=tf.int64))
     assert np.bincount(labels.numpy(), minlength=10).tolist() == shortfall  # real + synthetic: even classes
     export = tmp_path / "export"
@@ -285,7 +288,9 @@ def test_labels_fill_tops_every_class_up_to_the_largest_exactly(smoke_job, tmp_p
         os.link(os.path.join(smoke_job, "export", "generator.keras"), folder / "generator.keras")
         (folder / "generator.json").write_text(json.dumps(changed))
         with pytest.raises(UserError, match=f"--labels=fill.*{message}"):
-            sources.generator_source(command_line.resolve("sample", {**base, "generator": str(folder)}))
+            sources.generator_source(
+                command_line.resolve("sample", {**base, "generator": str(folder)}).generator_spec()
+            )
 
 
 def test_a_teacher_labels_every_record_and_filters_by_confidence(smoke_job, tmp_path):
@@ -464,8 +469,10 @@ def test_image_formats_read_back_as_the_same_images(tmp_path):
 
 def test_sampling_in_bfloat16_stays_within_a_grey_level_or_two(smoke_job, tmp_path):
     base = dict(generator=smoke_job, output=str(tmp_path / "x"), num_images=64, batch_size=32)
-    plain = sources.generator_source(command_line.resolve("sample", base))
-    fast = sources.generator_source(command_line.resolve("sample", {**base, "mixed_precision": "bfloat16"}))
+    plain = sources.generator_source(command_line.resolve("sample", base).generator_spec())
+    fast = sources.generator_source(
+        command_line.resolve("sample", {**base, "mixed_precision": "bfloat16"}).generator_spec()
+    )
     indices = tf.range(64, dtype=tf.int64)
     a, b = plain.make_batch(indices)[0].numpy(), fast.make_batch(indices)[0].numpy()
     assert a.dtype == b.dtype == np.float32
@@ -479,9 +486,7 @@ def test_sampling_in_bfloat16_stays_within_a_grey_level_or_two(smoke_job, tmp_pa
 
 
 def test_sampler_memorization_filter_drops_copies(smoke_job, tmp_path):
-    config = command_line.resolve(
-        "sample", {"generator": smoke_job, "output": "-", "max_memorization": 0.05, "train_data": "digits:train"}
-    )
+    config = GeneratorSpec(smoke_job, max_memorization=0.05, train_data="digits:train")
     meta = json.loads(open(os.path.join(smoke_job, "export", "generator.json")).read())
     keep, description = sources.memorization_filter(config, meta)
     train = data.load_source("digits:train[:10%]", 32).images.astype(np.float32)
@@ -506,12 +511,8 @@ def test_sampler_memorization_filter_drops_copies(smoke_job, tmp_path):
     assert manifest["num_images"] == sum(s["num_images"] for s in manifest["shards"])
     assert run_cli("sample", f"--output={out}", "--verify").returncode == 0
     # Reference images that miss some of the generator's training images would let copies of them through.
-    partial = command_line.resolve(
-        "sample", {"generator": smoke_job, "output": "-", "max_memorization": 0.05, "train_data": "digits:train[:10%]"}
-    )
+    partial = GeneratorSpec(smoke_job, max_memorization=0.05, train_data="digits:train[:10%]")
     with pytest.raises(UserError, match=r"holds 126 of the 1258 images the generator trained on \(digits:train\)"):
         sources.memorization_filter(partial, meta)
     with pytest.raises(UserError, match="pass --train_data"):
-        sources.memorization_filter(
-            command_line.resolve("sample", {"generator": "g", "output": "-", "max_memorization": 0.1}), {}
-        )
+        sources.memorization_filter(GeneratorSpec("g", max_memorization=0.1), {})

@@ -25,6 +25,7 @@ from typing import Any, Optional
 from trainer.augment_params import AugmentParams
 from trainer.errors import UserError
 from trainer.image_codec import FORMATS as IMAGE_FORMATS  # how shard records hold images
+from trainer.specs import DatasetSpec, GeneratorSpec, spec_of
 
 RESOLUTIONS = (32, 64, 128, 256)
 # A split of an in-memory dataset: NAME:train, NAME:test, optionally sliced (NAME:train[:10%]).
@@ -520,6 +521,10 @@ class SampleConfig(ShardJobConfig):
     # float16 (GPUs). Pixels may differ from float32 by about one grey level; recorded in the plan.
     mixed_precision: str = "off"
 
+    def generator_spec(self) -> GeneratorSpec:
+        """What the library's generator source needs (trainer/specs.py)."""
+        return spec_of(GeneratorSpec, self)
+
     def validate(self) -> list[str]:
         errors = super().validate()
         errors += precision_errors(self.mixed_precision)
@@ -571,6 +576,10 @@ class AugmentConfig(ShardJobConfig):
     width_shift_range: float = 0.1
     height_shift_range: float = 0.1
     zoom_range: str = "0.1"
+
+    def dataset_spec(self) -> DatasetSpec:
+        """What the library's dataset source needs (trainer/specs.py)."""
+        return spec_of(DatasetSpec, self)
 
     def validate(self) -> list[str]:
         errors = super().validate()

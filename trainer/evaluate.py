@@ -31,7 +31,6 @@ import tensorflow as tf
 
 from trainer import (
     classifier,
-    command_line,
     data,
     export,
     jobdir,
@@ -46,6 +45,7 @@ from trainer import (
 from trainer.errors import JobError, UserError
 from trainer.progress import Progress
 from trainer.shard_plan import ShardPlan
+from trainer.specs import GeneratorSpec
 
 
 def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
@@ -55,8 +55,7 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
     except UserError:
         model_path = None
     if model_path is not None:
-        sample_config = command_line.resolve("sample", {"generator": model_path, "output": "-", "seed": config.seed})
-        source = sources.generator_source(sample_config)
+        source = sources.generator_source(GeneratorSpec(model_path, seed=config.seed))
         batches = []
         for start in range(0, config.num_samples, 256):
             indices = tf.range(start, min(start + 256, config.num_samples), dtype=tf.int64)

@@ -346,7 +346,9 @@ def preview(config, params: AugmentParams) -> dict:
     from trainer import report_page
 
     source = generator_source(
-        dataclasses.replace(config, labels="balanced", max_memorization=0.0, teacher="", min_confidence=0.0)
+        dataclasses.replace(
+            config.generator_spec(), labels="balanced", max_memorization=0.0, teacher="", min_confidence=0.0
+        )
     )
     columns = max(1, -(-config.preview // source.num_classes)) if source.num_classes else 8
     count = columns * source.num_classes if source.num_classes else config.preview  # whole rows per class
@@ -387,8 +389,9 @@ def run(config, job: str) -> dict:
         raise UserError("--copies_per_sample > 1 needs augmentation flags (the copies would be identical)")
     task, num_tasks = resolve_task(config)
     store = storage.open_store(config.output)
-    source = generator_source(config) if job == "sample" else dataset_source(config)  # bad input fails here,
-    store.check_writable()  # before the output folder is created
+    # Bad input fails here, before the output folder is created:
+    source = generator_source(config.generator_spec()) if job == "sample" else dataset_source(config.dataset_spec())
+    store.check_writable()
     plan = make_plan(config, source, params)
     claim_plan(store, plan)
     print(

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from trainer import classic_augment, data, export, models, shards
 from trainer.errors import UserError
+from trainer.specs import DatasetSpec, GeneratorSpec
 
 
 @dataclasses.dataclass
@@ -58,29 +59,29 @@ def latents(seed: int, sample: tf.Tensor, latent_dim: int, psi: float = 0.0) -> 
     return tf.clip_by_value(chosen, -psi, psi)
 
 
-def generator_source(config) -> ImageSource:
-    model_path = export.resolve_path(config.generator)  # a gs:// generator is downloaded once, here
+def generator_source(spec: GeneratorSpec) -> ImageSource:
+    model_path = export.resolve_path(spec.generator)  # a gs:// generator is downloaded once, here
     model, meta = export.load(model_path)
-    model = export.with_precision(model, config.mixed_precision)
+    model = export.with_precision(model, spec.mixed_precision)
     num_classes = int(meta["num_classes"])
     latent = int(meta["latent_dim"])
-    copies, psi, seed = config.copies_per_sample, config.truncation, config.seed
+    copies, psi, seed = spec.copies_per_sample, spec.truncation, spec.seed
     names = meta.get("class_names")
     class_names = (
         tuple(data.class_name(str(n)) for n in names) if isinstance(names, list) and len(names) == num_classes else ()
     )
-    if not num_classes and config.labels != "balanced":
+    if not num_classes and spec.labels != "balanced":
         raise UserError("--labels applies to a conditional generator; this one has no classes")
     weights = shortfall = None
-    if config.labels == "fill":
+    if spec.labels == "fill":
         shortfall = fill_counts(meta, num_classes)
-    elif config.labels not in ("balanced", "uniform"):
-        weights = class_weights(config.labels, num_classes, class_names)
+    elif spec.labels not in ("balanced", "uniform"):
+        weights = class_weights(spec.labels, num_classes, class_names)
 
     def labels_of(sample: tf.Tensor) -> tf.Tensor:
         if not num_classes:
             return tf.fill(tf.shape(sample), tf.constant(shards.NO_LABEL, tf.int64))
-        if config.labels == "balanced":
+        if spec.labels == "balanced":
             return sample % num_classes
         if shortfall is not None:  # sample i of every sum(shortfall) takes the class its position falls in
             edges = tf.constant(np.cumsum(shortfall), tf.int64)
@@ -104,20 +105,20 @@ def generator_source(config) -> ImageSource:
         "generator_sha256": shards.file_sha256(model_path),
         "generator_step": int(meta["step"]),
         "generator_train_data": str(meta.get("dataset", "")),  # dcgan evaluate checks overlap with it
-        "labels": config.labels,
+        "labels": spec.labels,
         "truncation": psi,
         "copies_per_sample": copies,
     }
     if shortfall is not None:
         identity["fill_counts"] = shortfall  # --num_images=sum(fill_counts) evens the training set out
-    if config.mixed_precision != "off":
-        identity["mixed_precision"] = config.mixed_precision
+    if spec.mixed_precision != "off":
+        identity["mixed_precision"] = spec.mixed_precision
     keep = None
-    if config.max_memorization > 0:
-        keep, identity["memorization"] = memorization_filter(config, meta)
+    if spec.max_memorization > 0:
+        keep, identity["memorization"] = memorization_filter(spec, meta)
     scores = None
-    if config.teacher:
-        scores, identity["teacher"] = teacher_scores(config, meta)
+    if spec.teacher:
+        scores, identity["teacher"] = teacher_scores(spec, meta)
     return ImageSource(
         "synthetic",
         int(meta["resolution"]),
@@ -174,13 +175,13 @@ def class_weights(text: str, num_classes: int, class_names: tuple[str, ...]) -> 
     return weights
 
 
-def teacher_scores(config, meta: dict):
+def teacher_scores(spec: GeneratorSpec, meta: dict):
     """The teacher's probabilities as a function of float pixels (0..255), and its description for the plan."""
     from trainer import downstream, storage
 
     num_classes = int(meta["num_classes"])
-    if config.teacher == "auto":
-        train_data = config.train_data or meta.get("dataset", "")
+    if spec.teacher == "auto":
+        train_data = spec.train_data or meta.get("dataset", "")
         if not train_data:
             raise UserError("--teacher=auto needs the generator's training images: pass --train_data")
         train = data.load_source(train_data, int(meta["resolution"]), int(meta["channels"]))
@@ -191,41 +192,41 @@ def teacher_scores(config, meta: dict):
             train.labels,
             train.num_classes,
             train_data,
-            members=config.teacher_members,
-            steps=config.teacher_steps,
+            members=spec.teacher_members,
+            steps=spec.teacher_steps,
         )
         description = {
             "kind": "auto",
             "train_data": train_data,
-            "members": config.teacher_members,
-            "steps": config.teacher_steps,
+            "members": spec.teacher_members,
+            "steps": spec.teacher_steps,
             "sha256": teacher.digest,
         }
     else:
-        path = storage.fetch_file(config.teacher, "teachers")
+        path = storage.fetch_file(spec.teacher, "teachers")
         if not os.path.isfile(path):
-            raise UserError(f"--teacher={config.teacher}: no such file")
+            raise UserError(f"--teacher={spec.teacher}: no such file")
         teacher = downstream.Teacher.load([path])
-        description = {"kind": "file", "path": config.teacher, "sha256": shards.file_sha256(path)}
+        description = {"kind": "file", "path": spec.teacher, "sha256": shards.file_sha256(path)}
     classes = teacher.num_classes
     if num_classes and classes != num_classes:
         raise UserError(f"--teacher has {classes} classes but the generator {num_classes}")
     print(
         f"teacher: {description['kind']}, {len(teacher.models)} classifier(s), {classes} classes"
         + (
-            f"; dropping samples it gives under {config.min_confidence:.0%} for their own label"
-            if config.min_confidence
+            f"; dropping samples it gives under {spec.min_confidence:.0%} for their own label"
+            if spec.min_confidence
             else ""
         )
     )
-    return teacher.probabilities_tensor, {**description, "min_confidence": config.min_confidence}
+    return teacher.probabilities_tensor, {**description, "min_confidence": spec.min_confidence}
 
 
-def memorization_filter(config, meta: dict):
+def memorization_filter(spec: GeneratorSpec, meta: dict):
     """A keep-mask function dropping samples too close to a training image (pixel space), and its description."""
     from trainer import metrics
 
-    train_data = config.train_data or meta.get("dataset", "")
+    train_data = spec.train_data or meta.get("dataset", "")
     if not train_data:
         raise UserError("--max_memorization needs the generator's training images: pass --train_data")
     train = data.load_source(train_data, int(meta["resolution"]), int(meta["channels"]))
@@ -236,7 +237,7 @@ def memorization_filter(config, meta: dict):
     recorded = meta.get("dataset", "")
     if recorded and recorded != train_data:
         _check_covers_training(train_data, train.images, recorded, int(meta["resolution"]), int(meta["channels"]))
-    threshold = metrics.leave_one_out_threshold(train.images, config.max_memorization)
+    threshold = metrics.leave_one_out_threshold(train.images, spec.max_memorization)
     flat = tf.constant(train.images.reshape(len(train.images), -1), tf.float32)
     squared = tf.reduce_sum(flat * flat, axis=1)
 
@@ -247,9 +248,9 @@ def memorization_filter(config, meta: dict):
 
     print(
         f"memorization filter: dropping samples within {threshold:.1f} (pixel L2) of one of {len(train.images)} "
-        f"images of {train_data} ({config.max_memorization:.2%} quantile of real images' distances)"
+        f"images of {train_data} ({spec.max_memorization:.2%} quantile of real images' distances)"
     )
-    return keep, {"quantile": config.max_memorization, "train_data": train_data, "threshold": round(threshold, 4)}
+    return keep, {"quantile": spec.max_memorization, "train_data": train_data, "threshold": round(threshold, 4)}
 
 
 def _check_covers_training(
@@ -279,13 +280,13 @@ def _check_covers_training(
         )
 
 
-def dataset_source(config) -> ImageSource:
+def dataset_source(spec: DatasetSpec) -> ImageSource:
     source = data.load_source(
-        config.dataset,
-        config.resolution,
-        config.channels,
-        folder_labels=config.folder_labels,
-        on_corrupt=config.on_corrupt,
+        spec.dataset,
+        spec.resolution,
+        spec.channels,
+        folder_labels=spec.folder_labels,
+        on_corrupt=spec.on_corrupt,
     )
     images = tf.constant(source.images)
     labels = tf.constant(
@@ -301,13 +302,13 @@ def dataset_source(config) -> ImageSource:
         return tf.cast(tf.gather(images, real), tf.float32), tf.gather(labels, real), real
 
     identity = {
-        "dataset": config.dataset,
+        "dataset": spec.dataset,
         "dataset_sha256": hashlib.sha256(source.images.tobytes()).hexdigest(),
-        "folder_labels": config.folder_labels,
+        "folder_labels": spec.folder_labels,
     }
     return ImageSource(
         "augmented",
-        config.resolution,
+        spec.resolution,
         source.channels,
         source.num_classes,
         identity,
