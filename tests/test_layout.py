@@ -90,3 +90,21 @@ def test_long_modules_say_why():
         if source.count("\n") > LONG:
             doc = ast.get_docstring(ast.parse(source)) or ""
             assert re.search(r"\d+ lines", doc), f"{name} has over {LONG} lines and no reason in its docstring"
+
+
+def test_every_module_has_its_tests_or_says_where_they_are():
+    text = open(os.path.join(REPO, "CONTRIBUTING.md"), encoding="utf-8").read()
+    elsewhere = set()
+    for row in re.findall(r"^  \| (`trainer/[^|]+) \| `tests/", text, flags=re.M):
+        first = re.findall(r"`([^`]+)`", row)
+        folder = os.path.dirname(first[0])
+        elsewhere |= {first[0]} | {f"{folder}/{name}" for name in first[1:]}
+    for name, path in modules().items():
+        base = os.path.basename(path)
+        if base in ("__init__.py", "__main__.py"):
+            continue
+        relative = os.path.relpath(path, REPO)
+        mirrored = os.path.exists(os.path.join(REPO, "tests", f"test_{base}"))
+        assert mirrored or relative in elsewhere, f"{relative}: no tests/test_{base} and not listed in CONTRIBUTING"
+    for listed in elsewhere:
+        assert os.path.exists(os.path.join(REPO, listed)), f"CONTRIBUTING lists {listed}, which does not exist"
