@@ -62,3 +62,42 @@ def test_every_worker_ends_its_compiled_calls_at_the_same_steps(tmp_path):
         profiler = summaries.Profiler(config.profile_range(), "/tmp/unused", enabled=is_chief)
         boundaries = [train_actions.boundary(s, actions, profiler) for s in (0, 250, 600, 612, 990)]
         assert boundaries == [100, 255, 612, 617, 1000]
+
+
+def test_class_consistency_picks_the_best_export_and_is_checkpointed(tmp_path, monkeypatch):
+    """--select_by=class_consistency: the classifier trained on the data labels G_ema's samples every
+    --kid_every steps; the most consistent G_ema goes to export/best/ with both numbers and the criterion."""
+    import json
+    import os
+
+    import tensorflow as tf
+
+    from trainer import classifier, command_line, data, metrics, train
+
+    from conftest import assert_one_line_error, run_cli
+    from tests_helpers import read_scalars
+
+    monkeypatch.setenv("DCGAN_CACHE", str(tmp_path / "cache"))
+    job = tmp_path / "job"
+    flags = {"preset": "smoke", "job_dir": str(job), "progress": False, "kid_every": 4, "kid_samples": 64}
+    config = command_line.resolve("train", {**flags, "select_by": "class_consistency"})
+    # The feature classifier the run would train (1500 steps), put in its cache after 30 steps: same code path.
+    real = data.load_source(config.dataset, config.resolution, config.channels)
+    quick = classifier.train(real.images, real.labels, 10, classifier.ClassifierSpec(steps=30), seed=0)
+    path = metrics.classifier_cache_path(config.dataset, real.images, real.labels, 1500)
+    os.makedirs(os.path.dirname(path))
+    quick.save(path)
+    train.run(config)
+    consistency = read_scalars(job / "tensorboard", "quality/class_consistency")
+    best = read_scalars(job / "tensorboard", "quality/best_class_consistency")
+    assert len(consistency) == 2 and all(0.0 <= c <= 1.0 for c in consistency) and best[-1] == max(consistency)
+    meta = json.loads((job / "export" / "best" / "generator.json").read_text())
+    assert meta["selected_by"] == "class_consistency" and meta["class_consistency"] == max(consistency)
+    assert meta["step"] == 4 * (1 + consistency.index(max(consistency))) and "kid" in meta
+    pointer = json.loads((job / "checkpoints" / "latest.json").read_text())
+    names = [n for n, _ in tf.train.list_variables(str(job / "checkpoints" / pointer["prefix"]))]
+    assert any(n.startswith("best_consistency") for n in names)
+    assert_one_line_error(
+        run_cli("train", f"--job_dir={tmp_path}/x", "--select_by=class_consistency", "--kid_every=0"),
+        "--select_by=class_consistency is measured every --kid_every steps; --kid_every=0 turns it off",
+    )

@@ -19,16 +19,18 @@ def checkpoint_keys(state, path):
 
 
 def test_the_checkpoint_holds_every_field_and_older_checkpoints_key_names(tmp_path):
-    state = TrainState.build(smoke_config(lecam_weight=0.3), 1, 10)
+    every_option = dict(lecam_weight=0.3, select_by="class_consistency", kid_every=4)
+    state = TrainState.build(smoke_config(**every_option), 1, 10)
     state.step.assign(7)
     state.diffaugment_p.assign(0.25)
     state.best_kid.assign(0.5)
     state.lecam.assign([1.5, -2.0])
     path, keys = checkpoint_keys(state, tmp_path / "ckpt")
     assert keys == {f.name for f in dataclasses.fields(TrainState)} - {"diffaugment_p"} | {"augment_p"}
-    # Without LeCam the checkpoint is what it was before LeCam existed.
-    assert checkpoint_keys(TrainState.build(smoke_config(), 1, 10), tmp_path / "plain")[1] == keys - {"lecam"}
-    other = TrainState.build(smoke_config(lecam_weight=0.3), 1, 10)
+    # Without these options the checkpoint is what it was before they existed.
+    plain = checkpoint_keys(TrainState.build(smoke_config(), 1, 10), tmp_path / "plain")[1]
+    assert plain == keys - {"lecam", "best_consistency"}
+    other = TrainState.build(smoke_config(**every_option), 1, 10)
     other.checkpoint().read(path).assert_existing_objects_matched()
     assert (int(other.step.numpy()), float(other.diffaugment_p.numpy()), float(other.best_kid.numpy())) == (
         7,

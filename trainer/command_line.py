@@ -263,7 +263,7 @@ HELP_GROUPS: dict[str, list[tuple[str, list[str]]]] = {
         ("augmentation (DiffAugment, ADA)", ["diffaugment", "ada_target", "ada_kimg"]),
         ("schedule and quality tracking", ["log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
                                            "tensorboard_upload_secs", "profile_steps", "kid_every", "kid_samples",
-                                           "feature_model"]),
+                                           "feature_model", "select_by"]),
         ("distribution and hardware", ["mixed_precision", "devices", "xla", "sync_batchnorm", "steps_per_call",
                                        "deterministic"]),
     ],

@@ -218,6 +218,9 @@ class TrainConfig(_Printable):
     kid_every: int = 500  # steps between KID measurements (the best G_ema goes to export/best/); 0 = off
     kid_samples: int = 1000  # generated and real images per KID measurement
     feature_model: str = ""  # a Keras model file for features; '' = a small classifier trained on the data
+    # What picks export/best/: 'kid' (the lowest KID) or 'class_consistency' (conditional data: the highest
+    # share of G_ema's samples that the classifier trained on the real images gives their conditioning label).
+    select_by: str = "kid"
     # Hardware.
     mixed_precision: str = "off"  # off (float32), bfloat16 (CPUs with BF16, TPUs) or float16 (GPUs, loss-scaled)
     devices: int = 0  # 0: every visible GPU (or the CPU); N: split into N logical devices
@@ -354,6 +357,18 @@ class TrainConfig(_Printable):
         checks = [
             (self.kid_every < 0, f"--kid_every={self.kid_every} must be >= 0 (0 = off)"),
             (self.kid_samples < 10, f"--kid_samples={self.kid_samples} must be >= 10"),
+            (
+                self.select_by not in ("kid", "class_consistency"),
+                f"--select_by={self.select_by!r} must be 'kid' or 'class_consistency'",
+            ),
+            (
+                self.select_by == "class_consistency" and self.kid_every == 0,
+                "--select_by=class_consistency is measured every --kid_every steps; --kid_every=0 turns it off",
+            ),
+            (
+                self.select_by == "class_consistency" and self.feature_model != "",
+                "--select_by=class_consistency judges with the classifier trained on the data; drop --feature_model",
+            ),
             *(
                 (getattr(self, n) < 1, f"--{n}={getattr(self, n)} must be >= 1")
                 for n in ("log_every", "sample_every", "checkpoint_every", "keep_checkpoints", "steps_per_call")
@@ -389,7 +404,7 @@ class TrainConfig(_Printable):
 
     # Fields added after jobs were already being written: left out of the identity while at their default,
     # so a job dir written before they existed still resumes.
-    ADDED_LATER = {"lecam_weight": 0.0}
+    ADDED_LATER = {"lecam_weight": 0.0, "select_by": "kid"}
 
     def identity(self) -> dict[str, Any]:
         """The fields that define the job (see RESUMABLE and ADDED_LATER)."""

@@ -253,12 +253,22 @@ class KidTracker:
         self.conditional = num_classes > 0 if conditional is None else conditional  # the generator's, not the data's
 
     def __call__(self, generator: keras.Model) -> float:
+        return self.measure(generator)[0]
+
+    def measure(self, generator: keras.Model) -> tuple[float, Optional[float]]:
+        """(KID, class consistency): the consistency is the share of samples the real-data classifier gives
+        their conditioning label (None without one: unconditional, or a user's feature model)."""
         images = []
         for start in range(0, len(self.z), 250):
             z, y = self.z[start : start + 250], self.labels[start : start + 250]
             out = generator(models.model_inputs(z, y, self.conditional), training=False)
             pixels = tf.cast(out, tf.float32).numpy()
             images.append(data.to_uint8(pixels))
-        fake = self.space(np.concatenate(images))
+        images = np.concatenate(images)
+        fake = self.space(images)
         n = min(len(self.real), len(fake))
-        return kid(self.real, fake, subsets=50, subset_size=max(n // 2, 2))[0]
+        consistency = None
+        if self.conditional and self.space.classifier is not None:
+            predicted = judge.predict(self.space.classifier, images).argmax(1)
+            consistency = float((predicted == self.labels.numpy()).mean())
+        return kid(self.real, fake, subsets=50, subset_size=max(n // 2, 2))[0], consistency

@@ -156,8 +156,9 @@ class SampleGrids(PeriodicAction):
 
 
 class TrackKid(PeriodicAction):
-    """KID of G_ema against the training images (chief only); a new best G_ema is exported to export/best/
-    and its KID kept in the state (so it is checkpointed with the step)."""
+    """KID of G_ema against the training images, and for conditional data its class consistency (chief
+    only); a new best G_ema by --select_by is exported to export/best/ (its generator.json records both
+    numbers and the criterion), and the best value kept in the state (checkpointed with the step)."""
 
     def __init__(self, plan: TrainPlan, state, writer: summaries.Summaries, store, source):
         from trainer import metrics
@@ -183,18 +184,28 @@ class TrackKid(PeriodicAction):
         )
 
     def __call__(self, step: int, values: dict) -> None:
-        kid_value = self.tracker(self.state.generator_ema)
-        if kid_value < float(self.state.best_kid.numpy()):
+        kid_value, consistency = self.tracker.measure(self.state.generator_ema)
+        by_consistency = self.plan.config.select_by == "class_consistency"
+        better_kid = kid_value < float(self.state.best_kid.numpy())
+        if better_kid:
             self.state.best_kid.assign(kid_value)
-            export.save(
-                self.store,
-                self.state.generator_ema,
-                self.plan,
-                step,
-                folder=jobdir.EXPORT_BEST,
-                extra={"kid": kid_value},
-            )
-        self.writer.scalars(step, {"quality/kid": kid_value, "quality/best_kid": float(self.state.best_kid.numpy())})
+        best = self.state.best_consistency
+        better = better_kid
+        if by_consistency:
+            better = consistency is not None and consistency > float(best.numpy())
+            if better:
+                best.assign(consistency)
+        if better:
+            extra = {"kid": kid_value, "selected_by": self.plan.config.select_by}
+            if consistency is not None:
+                extra["class_consistency"] = consistency
+            export.save(self.store, self.state.generator_ema, self.plan, step, folder=jobdir.EXPORT_BEST, extra=extra)
+        scalars = {"quality/kid": kid_value, "quality/best_kid": float(self.state.best_kid.numpy())}
+        if consistency is not None:
+            scalars["quality/class_consistency"] = consistency
+        if best is not None:
+            scalars["quality/best_class_consistency"] = float(best.numpy())
+        self.writer.scalars(step, scalars)
 
 
 class SaveCheckpoint(PeriodicAction):

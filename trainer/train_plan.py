@@ -112,6 +112,8 @@ def resolve(config: TrainConfig, source, replicas: int, workers: int) -> TrainPl
     num_classes = source.num_classes if conditional else 0
     if config.class_loss_weight > 0 and not num_classes:
         raise UserError(f"--class_loss_weight={config.class_loss_weight} needs a conditional run (a labelled dataset)")
+    if config.select_by == "class_consistency" and not num_classes:
+        raise UserError("--select_by=class_consistency needs a conditional run (a labelled dataset); use kid")
     names = tuple(source.class_names) if len(source.class_names) == num_classes else ()
     return TrainPlan(
         config=config,

@@ -51,6 +51,8 @@ class TrainState:
     # --lecam_weight > 0: moving averages of D's mean logit on real and on fake images; else None (and
     # not in the checkpoint, so checkpoints of runs without LeCam are what they always were).
     lecam: tf.Variable | None = None
+    # --select_by=class_consistency: the highest class consistency so far (its G_ema is in export/best/); else None.
+    best_consistency: tf.Variable | None = None
 
     # Checkpoint keys: the field names, except DiffAugment's p, which checkpoints have always called augment_p.
     CHECKPOINT_KEYS = {"diffaugment_p": "augment_p"}
@@ -112,8 +114,22 @@ class TrainState:
             diffaugment_p = tf.Variable(0.0 if config.ada_target > 0 else 1.0, trainable=False, name="diffaugment_p")
             best_kid = tf.Variable(float("inf"), trainable=False, name="best_kid")
             lecam = tf.Variable(tf.zeros([2]), trainable=False, name="lecam") if config.lecam_weight > 0 else None
+            best_consistency = (
+                tf.Variable(-1.0, trainable=False, name="best_consistency")
+                if config.select_by == "class_consistency"
+                else None
+            )
         return cls(
-            generator, discriminator, generator_ema, g_optimizer, d_optimizer, step, diffaugment_p, best_kid, lecam
+            generator,
+            discriminator,
+            generator_ema,
+            g_optimizer,
+            d_optimizer,
+            step,
+            diffaugment_p,
+            best_kid,
+            lecam,
+            best_consistency,
         )
 
 
