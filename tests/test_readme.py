@@ -150,13 +150,3 @@ def test_examples_create_the_job_dirs_they_use():
                 if "$" in line:  # a loop over the job dirs created just above
                     continue
                 assert used in made, f"{page}: {used} is used before a command creates it: {line.strip()[:120]}"
-
-
-def test_the_code_layout_table_lists_every_module():
-    listed = set(re.findall(r"^\| `(trainer/\w+\.py)` \|", read("CONTRIBUTING.md"), flags=re.M))
-    present = {
-        f"trainer/{name}"
-        for name in os.listdir(os.path.join(REPO, "trainer"))
-        if name.endswith(".py") and name not in ("__init__.py", "__main__.py")
-    }
-    assert listed == present, (sorted(present - listed), sorted(listed - present))

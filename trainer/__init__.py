@@ -1,7 +1,7 @@
 """dcgan-factory: train a DCGAN on your images, then mass-produce synthetic training data from it.
 
 Commands (`dcgan COMMAND`, trainer/cli.py; flags parsed by trainer/command_line.py
-into the configs of trainer/config.py):
+into the configs of trainer/config/):
 
     train     trainer/train.py (the loop), train_plan.py, train_state.py, train_step.py, train_actions.py
     sample    trainer/shard_job.py with images from a generator (trainer/sources.py)

@@ -1,0 +1,115 @@
+"""`dcgan launch`'s flags (LaunchConfig): a VM, Vertex AI or Kubernetes, and their quantities.
+
+python -c "from trainer.config import LaunchConfig; print(LaunchConfig().listing())"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+
+from trainer.config.common import (
+    _Printable,
+)
+
+LAUNCH_TARGETS = ("vm", "vertex", "k8s")
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchConfig(_Printable):
+    """`dcgan launch TARGET`: where and how to run a `train` or `sample` job.
+
+    Flags that are not fields here are the job's own flags (validated as
+    `dcgan train`/`dcgan sample` would) and are passed through to it.
+    """
+
+    COMMAND = "launch"
+
+    target: str = ""  # vm, vertex or k8s (the word after `dcgan launch`)
+    job: str = "train"  # train or sample
+    image: str = ""  # the container image (built from this repo's Dockerfile)
+    name: str = ""  # job / VM name; '' derives dcgan-JOB-<hash of the job flags>
+    gpus: int = 1  # GPUs per machine (per worker); 0 = CPU only
+    accelerator: str = "NVIDIA_L4"  # Vertex AI accelerator type (GKE/GCE names derived); an L4 fits a 32-px DCGAN
+    machine_type: str = ""  # '' picks the machine that carries `gpus` accelerators
+    workers: int = 1  # training machines (MultiWorkerMirroredStrategy when > 1)
+    tasks: int = 1  # sampler tasks (each writes strided shards)
+    parallelism: int = 0  # k8s: sampler pods running at once; 0 = tasks
+    spot: bool = False  # spot / preemptible capacity; jobs resume by themselves
+    max_restarts: int = 6  # k8s: pod retries per index; vm: docker restarts
+    project: str = ""  # gcloud project ('' = gcloud's default)
+    region: str = "us-central1"  # Vertex AI
+    zone: str = "us-central1-a"  # Compute Engine VM
+    existing_vm: str = ""  # vm: run on this existing VM (gcloud compute ssh) instead of creating one
+    vm_image_family: str = "common-cu128-ubuntu-2204-nvidia-570"  # Deep Learning VM image with Docker + NVIDIA driver
+    namespace: str = "default"  # k8s: the namespace the Job and its ServiceAccount live in
+    cpu: str = "4"  # k8s: CPU request per pod, a Kubernetes quantity ('4', '3500m')
+    memory: str = "16Gi"  # k8s: memory request and limit per pod ('16Gi', '64G')
+    # k8s: size limit of the pod's scratch volume (an emptyDir at /cache, DCGAN_CACHE) for staged datasets,
+    # streamed shards, teachers and feature models; '' = no limit.
+    cache_size: str = "50Gi"
+    service_account: str = ""  # k8s: a Kubernetes SA bound to a GCS-capable Google SA; vertex/vm: a Google SA email
+    vertex_tensorboard: str = ""  # vertex: projects/P/locations/L/tensorboards/ID (needs --service_account)
+    dry_run: bool = False  # print what would be submitted, submit nothing
+
+    def validate(self) -> list[str]:
+        errors = []
+        if self.vertex_tensorboard and not self.service_account:
+            errors.append(
+                "--vertex_tensorboard needs --service_account (Vertex AI requires one to write to TensorBoard)"
+            )
+        if self.target not in LAUNCH_TARGETS:
+            errors.append(f"launch target {self.target!r} is unknown; use `dcgan launch {'|'.join(LAUNCH_TARGETS)}`")
+        if self.job not in ("train", "sample"):
+            errors.append(f"--job={self.job!r} must be 'train' or 'sample'")
+        if not self.image:
+            errors.append(
+                "--image is required (e.g. REGION-docker.pkg.dev/PROJECT/repo/dcgan:TAG, built from the Dockerfile)"
+            )
+        if self.gpus < 0:
+            errors.append(f"--gpus={self.gpus} must be >= 0")
+        if self.gpus == 0 and self.accelerator:
+            errors.append(
+                f"--gpus=0 with --accelerator={self.accelerator}: pass --accelerator='' for CPU machines, "
+                "or --gpus >= 1"
+            )
+        if self.gpus > 0 and not self.accelerator:
+            errors.append(f"--gpus={self.gpus} needs an --accelerator type")
+        for name in ("workers", "tasks"):
+            if getattr(self, name) < 1:
+                errors.append(f"--{name}={getattr(self, name)} must be >= 1")
+        if self.parallelism < 0:
+            errors.append(f"--parallelism={self.parallelism} must be >= 0")
+        if self.max_restarts < 0:
+            errors.append(f"--max_restarts={self.max_restarts} must be >= 0")
+        if self.job == "sample" and self.workers != 1:
+            errors.append("--workers applies to --job=train; a sampler is split with --tasks")
+        if self.job == "train" and self.tasks != 1:
+            errors.append("--tasks applies to --job=sample; training is spread with --workers and --gpus")
+        if self.target == "vm" and (self.workers != 1 or self.tasks != 1):
+            errors.append("a vm launch is one machine: use vertex or k8s for --workers/--tasks > 1")
+        for flag, value, pattern in (
+            ("cpu", self.cpu, r"\d+(\.\d+)?m?"),
+            ("memory", self.memory, _BYTES),
+            ("cache_size", self.cache_size or "1", _BYTES),
+        ):
+            if not re.fullmatch(pattern, value) or float(re.match(r"[\d.]+", value)[0]) == 0:
+                errors.append(f"--{flag}={value[:40]!r} must be a Kubernetes quantity above 0, e.g. {_EXAMPLES[flag]}")
+        if self.name and not _dns_label(self.name):
+            errors.append(
+                f"--name={self.name!r} must be lowercase letters, digits and '-', start with a letter, "
+                "at most 40 characters"
+            )
+        return errors
+
+
+_BYTES = r"\d+(\.\d+)?([KMGTPE]i?)?"  # a Kubernetes byte quantity: 16Gi, 64G, 500Mi
+
+
+_EXAMPLES = {"cpu": "'4' or '3500m'", "memory": "'16Gi'", "cache_size": "'50Gi' ('' = no limit)"}
+
+
+def _dns_label(name: str) -> bool:
+    import re
+
+    return bool(re.fullmatch(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", name))
