@@ -22,6 +22,15 @@ def test_preset_then_flags_precedence():
     assert resolve().steps == config_lib.TrainConfig.steps
 
 
+def test_symmetric_preset_is_the_measured_design_for_rotation_invariant_data():
+    # docs/generators.md: dihedral DiffAugment at half width is what made the shapes generator draw its classes
+    c = resolve(preset="symmetric", dataset="digits")
+    assert (c.diffaugment, c.width, c.steps) == ("color,translation,dihedral", 0.5, 8000)
+    c.validate()
+    assert resolve(preset="symmetric", width=1.0, diffaugment="color,dihedral").width == 1.0
+    assert config_lib.TrainConfig.diffaugment == "auto"  # the default never turns images
+
+
 def test_values_are_coerced_from_cli_text():
     c = resolve(steps="12", g_lr="1e-3", xla="true", conditional="false", width=1)
     assert (c.steps, c.g_lr, c.xla, c.conditional, c.width) == (12, 1e-3, True, False, 1.0)
