@@ -78,6 +78,9 @@ DESIGNS = {
     # ... plus LeCam (Tseng et al. 2021) at the paper's weight, against D memorising and G collapsing
     "dihedral_lecam": "--diffaugment=color,translation,dihedral --lecam_weight=0.3",
     "dihedral_lecam_narrow": "--diffaugment=color,translation,dihedral --lecam_weight=0.3 --width=0.5",
+    # dataset augmentation instead: D sees the reals in all 8 orientations but G's samples as drawn, so a G
+    # that draws every shape in one pose is caught (with dihedral DiffAugment it is not)
+    "real_dihedral_narrow": "--real_augment=dihedral --diffaugment=color,translation --width=0.5",
     # ... or mode seeking (MSGAN) alone: at step 4000 every sample of a class shares one pose
     "dihedral_ms_narrow": "--diffaugment=color,translation,dihedral --mode_seeking_weight=1 --width=0.5",
     # ... plus mode seeking (MSGAN), against one outline for every z and class

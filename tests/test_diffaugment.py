@@ -53,6 +53,22 @@ def test_dihedral_gives_each_of_the_eight_symmetries_of_the_square():
     assert len({o.tobytes() for o in out}) == 8
 
 
+def test_real_augment_mirrors_or_turns_each_image_by_its_draw():
+    image = tf.reshape(tf.range(16, dtype=tf.float32), [1, 4, 4, 1])
+    x = tf.repeat(image, 4, axis=0)
+    u = tf.constant([0.1, 0.6, 0.3, 0.9])
+    plain = image[0, ..., 0].numpy()
+    flipped = diffaugment.augment_reals(x, "flip", u).numpy()[..., 0]
+    for got, mirrored in zip(flipped, [True, False, True, False]):
+        np.testing.assert_array_equal(got, plain[:, ::-1] if mirrored else plain)
+    np.testing.assert_array_equal(
+        diffaugment.augment_reals(x, "dihedral", u).numpy(), diffaugment.dihedral(x, u).numpy()
+    )
+    assert diffaugment.augment_reals(x, "none", u) is x
+    with pytest.raises(ValueError, match="unknown real augmentation"):
+        diffaugment.augment_reals(x, "rot45", u)
+
+
 def test_new_policies_leave_the_draws_of_earlier_runs_unchanged():
     seed = tf.constant([3, 5], tf.int64)
     draws = diffaugment.sample_parameters(6, seed).numpy()

@@ -242,9 +242,11 @@ def test_the_sngan_style_design_trains_exports_and_samples(tmp_path):
 
 def test_lecam_with_dihedral_diffaugment_resumes_bit_identically_logs_exports_and_samples(tmp_path):
     """--lecam_weight: its moving averages live in the checkpoint (stop at 3, resume to 6 equals 6 straight,
-    with --diffaugment's dihedral policy on too), D's logit means are logged, the export samples; a job
-    dir without LeCam checkpoints exactly what it did before (no lecam variable)."""
-    flags = dict(steps=6, checkpoint_every=3, lecam_weight=0.3, diffaugment="color,translation,dihedral")
+    with --diffaugment's dihedral policy and --real_augment=dihedral on too), D's logit means are logged,
+    the export samples; a job dir without LeCam checkpoints exactly what it did before (no lecam variable)."""
+    flags = dict(
+        steps=6, checkpoint_every=3, lecam_weight=0.3, diffaugment="color,translation,dihedral", real_augment="dihedral"
+    )
     straight, split = tmp_path / "straight", tmp_path / "split"
     train.run(smoke(straight, **flags))
     train.run(smoke(split, **{**flags, "steps": 3}))

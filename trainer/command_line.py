@@ -260,7 +260,7 @@ HELP_GROUPS: dict[str, list[tuple[str, list[str]]]] = {
         ("model", ["latent_dim", "width", "g_conditioning", "d_spectral_norm"]),
         ("optimisation", ["batch_size", "steps", "g_lr", "d_lr", "beta1", "beta2", "loss", "r1_gamma",
                           "lecam_weight", "class_loss_weight", "mode_seeking_weight", "ema_decay", "seed"]),
-        ("augmentation (DiffAugment, ADA)", ["diffaugment", "ada_target", "ada_kimg"]),
+        ("augmentation (DiffAugment, ADA)", ["diffaugment", "real_augment", "ada_target", "ada_kimg"]),
         ("schedule and quality tracking", ["log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
                                            "tensorboard_upload_secs", "profile_steps", "kid_every", "kid_samples",
                                            "feature_model", "select_by"]),

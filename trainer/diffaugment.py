@@ -14,6 +14,10 @@ Policies (`--diffaugment=color,translation,cutout`, the paper's choice):
                data whose classes do not change when turned or mirrored: shapes, aerial and
                microscope images, textures; never digits or letters)
 
+`augment_reals` is plain dataset augmentation (`--real_augment`: a mirror, or the 8
+flips and quarter turns) of the real images alone: G learns those variants, which
+is what one wants when they are as plausible as the originals.
+
 Each image is augmented with probability p (1 for plain DiffAugment; adapted
 during training with `--ada_target`, in the style of ADA, Karras et al. 2020).
 Parameters are drawn for the global batch from a stateless seed and sliced
@@ -85,6 +89,19 @@ def augment(images: tf.Tensor, policy: tuple[str, ...], u: tf.Tensor, p) -> tf.T
         out = cutout(out, col["cut_x"], col["cut_y"])
     chosen = tf.reshape(col["apply"] < tf.cast(p, tf.float32), [-1, 1, 1, 1])
     return tf.cast(tf.where(chosen, out, x), dtype)
+
+
+def augment_reals(images: tf.Tensor, kind: str, u: tf.Tensor) -> tf.Tensor:
+    """`--real_augment`: the real images only, before DiffAugment, so G learns to draw these variants too.
+
+    'flip' mirrors image i when u_i < 0.5; 'dihedral' turns and mirrors it as `dihedral`; 'none' keeps it."""
+    if kind == "none":
+        return images
+    if kind == "flip":
+        return tf.where(_per_image(u < 0.5), tf.reverse(images, axis=[2]), images)
+    if kind == "dihedral":
+        return dihedral(images, u)
+    raise ValueError(f"unknown real augmentation {kind!r}")
 
 
 def _per_image(v: tf.Tensor) -> tf.Tensor:

@@ -35,6 +35,7 @@ NOISE_STREAM = 0
 FAKE_LABEL_STREAM = 2**40
 REAL_DIFFAUGMENT_STREAM = 3 * 2**40
 FAKE_DIFFAUGMENT_STREAM = 4 * 2**40
+REAL_AUGMENT_STREAM = 5 * 2**40
 
 SUM, MEAN = tf.distribute.ReduceOp.SUM, tf.distribute.ReduceOp.MEAN
 
@@ -103,6 +104,9 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
         p = state.diffaugment_p.read_value()
         real_draws = diffaugment.sample_parameters(global_batch, seed + [0, REAL_DIFFAUGMENT_STREAM])[mine]
         fake_draws = diffaugment.sample_parameters(global_batch, seed + [0, FAKE_DIFFAUGMENT_STREAM])[mine]
+        if config.real_augment != "none":  # dataset augmentation: G learns these variants (DiffAugment's it does not)
+            u = tf.random.stateless_uniform([global_batch], seed=seed + [0, REAL_AUGMENT_STREAM])[mine]
+            real = diffaugment.augment_reals(real, config.real_augment, u)
         real = diffaugment.augment(real, policy, real_draws, p)
         with tf.GradientTape() as g_tape:
             fake = G(models.model_inputs(z, fake_labels, conditional), training=True)

@@ -26,6 +26,7 @@ LOSSES = ("nonsaturating", "hinge", "lsgan")
 DIFFAUGMENT_POLICIES = ("color", "translation", "cutout", "dihedral")
 
 
+REAL_AUGMENTS = ("none", "flip", "dihedral")  # --real_augment
 LECAM_DECAY = 0.99  # --lecam_weight: the decay of the moving averages of D's logits (the paper's)
 
 
@@ -114,6 +115,10 @@ class TrainConfig(_Printable):
     mode_seeking_weight: float = 0.0
     # Data-efficient training: DiffAugment before D ('auto': all three below DIFFAUGMENT_AUTO_BELOW images).
     diffaugment: str = "auto"  # 'auto', 'none', or a subset of 'color,translation,cutout,dihedral'
+    # Dataset augmentation of the real images only (G learns it, unlike DiffAugment): 'none', 'flip' (a
+    # horizontal mirror for half of them, StyleGAN's --mirror) or 'dihedral' (one of the 8 flips and quarter
+    # turns each). Only for data whose images stay plausible images of their class when so transformed.
+    real_augment: str = "none"
     ada_target: float = 0.0  # > 0: adapt the augmentation probability p so E[sign D(real)] ~ target (ADA: 0.6)
     ada_kimg: float = 100.0  # thousands of images for p to move from 0 to 1 at most
     ema_decay: float = 0.999  # G_ema; 0 = plain copy of G
@@ -264,6 +269,10 @@ class TrainConfig(_Printable):
                     f"--ada_target={self.ada_target} must be in [0, 1) (0 = off; ADA uses 0.6)",
                 ),
                 (not self.ada_kimg > 0, f"--ada_kimg={self.ada_kimg} must be > 0"),
+                (
+                    self.real_augment not in REAL_AUGMENTS,
+                    f"--real_augment={self.real_augment!r} must be one of {', '.join(REAL_AUGMENTS)}",
+                ),
             ]
         )
 
@@ -318,7 +327,7 @@ class TrainConfig(_Printable):
 
     # Fields added after jobs were already being written: left out of the identity while at their default,
     # so a job dir written before they existed still resumes.
-    ADDED_LATER = {"lecam_weight": 0.0, "select_by": "kid"}
+    ADDED_LATER = {"lecam_weight": 0.0, "select_by": "kid", "real_augment": "none"}
 
     def identity(self) -> dict[str, Any]:
         """The fields that define the job (see RESUMABLE and ADDED_LATER)."""
