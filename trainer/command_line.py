@@ -11,15 +11,11 @@ TensorFlow is imported, so a typo fails in milliseconds:
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import io
 import json
 import math
 import os
-import re
 import stat
 import textwrap
-import tokenize
 import typing
 from typing import Any, Mapping
 
@@ -213,36 +209,14 @@ def read_saved_config(job: str, cls, path: Any) -> dict[str, Any]:
 
 
 def field_help(cls) -> dict[str, str]:
-    """Each field's help text, read from the class body (the one place it is written): the comment
-    on the field's line, else the comment lines just above it. A field a subclass redefines without
-    a comment keeps its base class's text."""
+    """Each field's help text, written beside it (`config.common.flag(default, help)`). A field a
+    subclass redefines without help keeps its base class's text."""
     helps: dict[str, str] = {}
     names = {f.name for f in dataclasses.fields(cls)}
     for klass in reversed(cls.__mro__):
-        if not dataclasses.is_dataclass(klass):
-            continue
-        try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):  # no source (a frozen app): flags simply show no help
-            continue
-        comments: dict[int, tuple[str, bool]] = {}  # line -> (text, alone on its line)
-        for token in tokenize.generate_tokens(io.StringIO(source).readline):
-            if token.type == tokenize.COMMENT:
-                comments[token.start[0]] = (token.string.lstrip("#").strip(), not token.line[: token.start[1]].strip())
-        lines = source.splitlines()
-        for number, line in enumerate(lines, start=1):
-            match = re.match(r"    ([a-z_][a-z0-9_]*)\s*:[^=]*=", line)
-            if not match or match.group(1) not in names:
-                continue
-            text, alone = comments.get(number, ("", True))
-            if not text or alone:
-                above, row = [], number - 1
-                while row in comments and comments[row][1]:
-                    above.insert(0, comments[row][0])
-                    row -= 1
-                text = " ".join(above)
-            if text:
-                helps[match.group(1)] = text
+        for field in getattr(klass, "__dataclass_fields__", {}).values():
+            if field.name in names and field.metadata.get("help"):
+                helps[field.name] = field.metadata["help"]
     return helps
 
 

@@ -1,8 +1,8 @@
 """Job configuration: one frozen dataclass per command, its fields the command's flags, validated.
 
 Every flag of `dcgan train|sample|augment|evaluate|launch` is a field of one of
-these classes, with its help text as the comment beside it (trainer/command_line.py
-turns flag text into these objects and builds --help from the comments), checked
+these classes, declared with its help text (`flag(default, help)`; trainer/command_line.py
+turns flag text into these objects and builds --help from those texts), checked
 in the class's `validate`, a group of flags at a time. One module per command
 (training, shard_jobs, evaluation, launching) over what they share (common);
 nothing here imports TensorFlow, so validation runs in milliseconds.

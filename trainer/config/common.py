@@ -20,6 +20,11 @@ from trainer.errors import UserError
 RESOLUTIONS = (32, 64, 128, 256)
 
 
+def flag(default: Any, help: str) -> Any:  # noqa: A002 - the word --help shows
+    """A config field and its `--help` text, kept together where no formatter can split them."""
+    return dataclasses.field(default=default, metadata={"help": help})
+
+
 # A split of an in-memory dataset: NAME:train, NAME:test, optionally sliced (NAME:train[:10%]).
 SPLIT_PATTERN = re.compile(r"^(?P<base>.+):(?P<split>train|test)(\[(?P<lo>[^:\]]*):(?P<hi>[^\]]*)\])?$")
 

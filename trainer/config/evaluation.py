@@ -11,6 +11,7 @@ import os
 from trainer.config.common import (
     RESOLUTIONS,
     _Printable,
+    flag,
     missing_dataset,
     missing_file,
 )
@@ -73,31 +74,37 @@ class EvaluateConfig(_Printable):
             errors.append(f"--synthetic={self.synthetic}: no such file or folder (shards, or a job dir to sample from)")
         return errors
 
-    real: str = ""  # held-out real images: reference for FID/KID/precision/recall, test set for downstream
-    synthetic: str = ""  # shards (a folder or gs://), or a job dir / export to sample --num_samples from
-    train_data: str = ""  # the generator's training images ('' = the dataset recorded in its export)
-    report: str = "report.json"  # also writes REPORT-closest-pixels.png, -closest-features.png, -samples.png
-    num_samples: int = 2000  # synthetic images measured (sampled from a job dir, or read from shards)
-    feature_model: str = ""  # a Keras model file whose output is the feature vector ('' = small classifier)
-    feature_data: str = ""  # images the default feature classifier learns from ('' = --real)
-    feature_steps: int = 1500  # training steps of the default feature classifier
-    resolution: int = 0  # 0 = the synthetic images'; otherwise it must match them
-    downstream: str = "auto"  # auto (when labels allow), true, false
-    downstream_steps: int = 1000  # training steps of each downstream classifier (the judge)
-    seeds: int = 5  # paired seeds per downstream recipe on --real (mean, 95% interval of differences)
-    tune_seeds: int = 1  # seeds per candidate when tuning the baseline and the share on validation
-    validation_fraction: float = 0.2  # of each class of --train_data, held out for tuning
-    # Baseline augmentation candidates, tuned on validation (names: trainer/downstream.py POLICIES).
-    policies: str = "none,classic,classic_full,crop_flip,trivial_augment,rand_augment,dihedral_trivial"
-    mixes: str = "mixup,cutmix"  # tried on top of the best policy ('' = none)
-    shares: str = "0.25,0.5"  # synthetic share of each batch: candidates tuned on validation
-    kid_subsets: int = 100  # subsets KID is averaged over
-    # A sample closer to a training image than this quantile of real-to-real distances counts as memorized.
-    memorization_quantile: float = 0.01
-    seed: int = 0  # seeds sampling and the classifiers
-    # --real sharing images with the generator's training images is refused; true reports
-    # anyway, with every affected number marked.
-    allow_overlap: bool = False
+    real: str = flag("", "held-out real images: reference for FID/KID/precision/recall, test set for downstream")
+    synthetic: str = flag("", "shards (a folder or gs://), or a job dir / export to sample --num_samples from")
+    train_data: str = flag("", "the generator's training images ('' = the dataset recorded in its export)")
+    report: str = flag("report.json", "also writes REPORT-closest-pixels.png, -closest-features.png, -samples.png")
+    num_samples: int = flag(2000, "synthetic images measured (sampled from a job dir, or read from shards)")
+    feature_model: str = flag("", "a Keras model file whose output is the feature vector ('' = small classifier)")
+    feature_data: str = flag("", "images the default feature classifier learns from ('' = --real)")
+    feature_steps: int = flag(1500, "training steps of the default feature classifier")
+    resolution: int = flag(0, "0 = the synthetic images'; otherwise it must match them")
+    downstream: str = flag("auto", "auto (when labels allow), true, false")
+    downstream_steps: int = flag(1000, "training steps of each downstream classifier (the judge)")
+    seeds: int = flag(5, "paired seeds per downstream recipe on --real (mean, 95% interval of differences)")
+    tune_seeds: int = flag(1, "seeds per candidate when tuning the baseline and the share on validation")
+    validation_fraction: float = flag(0.2, "of each class of --train_data, held out for tuning")
+    policies: str = flag(
+        "none,classic,classic_full,crop_flip,trivial_augment,rand_augment,dihedral_trivial",
+        "Baseline augmentation candidates, tuned on validation (names: trainer/downstream.py POLICIES).",
+    )
+    mixes: str = flag("mixup,cutmix", "tried on top of the best policy ('' = none)")
+    shares: str = flag("0.25,0.5", "synthetic share of each batch: candidates tuned on validation")
+    kid_subsets: int = flag(100, "subsets KID is averaged over")
+    memorization_quantile: float = flag(
+        0.01,
+        "A sample closer to a training image than this quantile of real-to-real distances counts as memorized.",
+    )
+    seed: int = flag(0, "seeds sampling and the classifiers")
+    allow_overlap: bool = flag(
+        False,
+        "--real sharing images with the generator's training images is refused; true reports anyway, with "
+        "every affected number marked.",
+    )
 
     def validate(self) -> list[str]:
         errors = []

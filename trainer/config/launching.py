@@ -10,6 +10,7 @@ import re
 
 from trainer.config.common import (
     _Printable,
+    flag,
 )
 
 LAUNCH_TARGETS = ("vm", "vertex", "k8s")
@@ -25,32 +26,40 @@ class LaunchConfig(_Printable):
 
     COMMAND = "launch"
 
-    target: str = ""  # vm, vertex or k8s (the word after `dcgan launch`)
-    job: str = "train"  # train or sample
-    image: str = ""  # the container image (built from this repo's Dockerfile)
-    name: str = ""  # job / VM name; '' derives dcgan-JOB-<hash of the job flags>
-    gpus: int = 1  # GPUs per machine (per worker); 0 = CPU only
-    accelerator: str = "NVIDIA_L4"  # Vertex AI accelerator type (GKE/GCE names derived); an L4 fits a 32-px DCGAN
-    machine_type: str = ""  # '' picks the machine that carries `gpus` accelerators
-    workers: int = 1  # training machines (MultiWorkerMirroredStrategy when > 1)
-    tasks: int = 1  # sampler tasks (each writes strided shards)
-    parallelism: int = 0  # k8s: sampler pods running at once; 0 = tasks
-    spot: bool = False  # spot / preemptible capacity; jobs resume by themselves
-    max_restarts: int = 6  # k8s: pod retries per index; vm: docker restarts
-    project: str = ""  # gcloud project ('' = gcloud's default)
-    region: str = "us-central1"  # Vertex AI
-    zone: str = "us-central1-a"  # Compute Engine VM
-    existing_vm: str = ""  # vm: run on this existing VM (gcloud compute ssh) instead of creating one
-    vm_image_family: str = "common-cu128-ubuntu-2204-nvidia-570"  # Deep Learning VM image with Docker + NVIDIA driver
-    namespace: str = "default"  # k8s: the namespace the Job and its ServiceAccount live in
-    cpu: str = "4"  # k8s: CPU request per pod, a Kubernetes quantity ('4', '3500m')
-    memory: str = "16Gi"  # k8s: memory request and limit per pod ('16Gi', '64G')
-    # k8s: size limit of the pod's scratch volume (an emptyDir at /cache, DCGAN_CACHE) for staged datasets,
-    # streamed shards, teachers and feature models; '' = no limit.
-    cache_size: str = "50Gi"
-    service_account: str = ""  # k8s: a Kubernetes SA bound to a GCS-capable Google SA; vertex/vm: a Google SA email
-    vertex_tensorboard: str = ""  # vertex: projects/P/locations/L/tensorboards/ID (needs --service_account)
-    dry_run: bool = False  # print what would be submitted, submit nothing
+    target: str = flag("", "vm, vertex or k8s (the word after `dcgan launch`)")
+    job: str = flag("train", "train or sample")
+    image: str = flag("", "the container image (built from this repo's Dockerfile)")
+    name: str = flag("", "job / VM name; '' derives dcgan-JOB-<hash of the job flags>")
+    gpus: int = flag(1, "GPUs per machine (per worker); 0 = CPU only")
+    accelerator: str = flag("NVIDIA_L4", "Vertex AI accelerator type (GKE/GCE names derived); an L4 fits a 32-px DCGAN")
+    machine_type: str = flag("", "'' picks the machine that carries `gpus` accelerators")
+    workers: int = flag(1, "training machines (MultiWorkerMirroredStrategy when > 1)")
+    tasks: int = flag(1, "sampler tasks (each writes strided shards)")
+    parallelism: int = flag(0, "k8s: sampler pods running at once; 0 = tasks")
+    spot: bool = flag(False, "spot / preemptible capacity; jobs resume by themselves")
+    max_restarts: int = flag(6, "k8s: pod retries per index; vm: docker restarts")
+    project: str = flag("", "gcloud project ('' = gcloud's default)")
+    region: str = flag("us-central1", "Vertex AI")
+    zone: str = flag("us-central1-a", "Compute Engine VM")
+    existing_vm: str = flag("", "vm: run on this existing VM (gcloud compute ssh) instead of creating one")
+    vm_image_family: str = flag(
+        "common-cu128-ubuntu-2204-nvidia-570",
+        "Deep Learning VM image with Docker + NVIDIA driver",
+    )
+    namespace: str = flag("default", "k8s: the namespace the Job and its ServiceAccount live in")
+    cpu: str = flag("4", "k8s: CPU request per pod, a Kubernetes quantity ('4', '3500m')")
+    memory: str = flag("16Gi", "k8s: memory request and limit per pod ('16Gi', '64G')")
+    cache_size: str = flag(
+        "50Gi",
+        "k8s: size limit of the pod's scratch volume (an emptyDir at /cache, DCGAN_CACHE) for staged "
+        "datasets, streamed shards, teachers and feature models; '' = no limit.",
+    )
+    service_account: str = flag(
+        "",
+        "k8s: a Kubernetes SA bound to a GCS-capable Google SA; vertex/vm: a Google SA email",
+    )
+    vertex_tensorboard: str = flag("", "vertex: projects/P/locations/L/tensorboards/ID (needs --service_account)")
+    dry_run: bool = flag(False, "print what would be submitted, submit nothing")
 
     def validate(self) -> list[str]:
         errors = []
@@ -88,13 +97,15 @@ class LaunchConfig(_Printable):
             errors.append("--tasks applies to --job=sample; training is spread with --workers and --gpus")
         if self.target == "vm" and (self.workers != 1 or self.tasks != 1):
             errors.append("a vm launch is one machine: use vertex or k8s for --workers/--tasks > 1")
-        for flag, value, pattern in (
+        for option, value, pattern in (
             ("cpu", self.cpu, r"\d+(\.\d+)?m?"),
             ("memory", self.memory, _BYTES),
             ("cache_size", self.cache_size or "1", _BYTES),
         ):
             if not re.fullmatch(pattern, value) or float(re.match(r"[\d.]+", value)[0]) == 0:
-                errors.append(f"--{flag}={value[:40]!r} must be a Kubernetes quantity above 0, e.g. {_EXAMPLES[flag]}")
+                errors.append(
+                    f"--{option}={value[:40]!r} must be a Kubernetes quantity above 0, e.g. {_EXAMPLES[option]}"
+                )
         if self.name and not _dns_label(self.name):
             errors.append(
                 f"--name={self.name!r} must be lowercase letters, digits and '-', start with a letter, "

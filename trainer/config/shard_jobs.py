@@ -15,6 +15,7 @@ from trainer.config.common import (
     RESOLUTIONS,
     _floats,
     _Printable,
+    flag,
     missing_dataset,
     missing_file,
     missing_generator,
@@ -37,32 +38,35 @@ class ShardJobConfig(_Printable):
 
     PRESETS = SHARD_PRESETS
 
-    output: str = ""  # where the shards go: a folder or gs://bucket/path
-    preset: str = "default"  # named flag set applied first: 'default' or 'smoke'
-    num_images: int = 10_000  # images in the whole output (over all tasks)
-    images_per_shard: int = 4096  # records per TFRecord shard
-    seed: int = 0  # seeds every image's noise and augmentation: same plan, same bytes
-    batch_size: int = 256  # images generated (or augmented) per batch
-    image_format: str = "png"  # how records hold images: png (lossless), jpeg (lossy, smaller) or raw uint8 (fastest)
-    png_compression: int = 1  # 0..9: 1 is fast; 9 is smallest
-    jpeg_quality: int = 95  # 1..100, for --image_format=jpeg
-    task_index: int = -1  # -1: from JOB_COMPLETION_INDEX, CLUSTER_SPEC or TF_CONFIG, else 0
-    num_tasks: int = 0  # 0: from the environment (DCGAN_NUM_TASKS, CLUSTER_SPEC, TF_CONFIG), else 1
-    verify: bool = False  # re-check a finished output and exit
-    progress: bool = True  # progress on stderr: a bar on a terminal, a line per --progress_secs in a log
-    progress_secs: float = 5.0  # off a terminal (a log file): the least seconds between progress lines
+    output: str = flag("", "where the shards go: a folder or gs://bucket/path")
+    preset: str = flag("default", "named flag set applied first: 'default' or 'smoke'")
+    num_images: int = flag(10_000, "images in the whole output (over all tasks)")
+    images_per_shard: int = flag(4096, "records per TFRecord shard")
+    seed: int = flag(0, "seeds every image's noise and augmentation: same plan, same bytes")
+    batch_size: int = flag(256, "images generated (or augmented) per batch")
+    image_format: str = flag(
+        "png",
+        "how records hold images: png (lossless), jpeg (lossy, smaller) or raw uint8 (fastest)",
+    )
+    png_compression: int = flag(1, "0..9: 1 is fast; 9 is smallest")
+    jpeg_quality: int = flag(95, "1..100, for --image_format=jpeg")
+    task_index: int = flag(-1, "-1: from JOB_COMPLETION_INDEX, CLUSTER_SPEC or TF_CONFIG, else 0")
+    num_tasks: int = flag(0, "0: from the environment (DCGAN_NUM_TASKS, CLUSTER_SPEC, TF_CONFIG), else 1")
+    verify: bool = flag(False, "re-check a finished output and exit")
+    progress: bool = flag(True, "progress on stderr: a bar on a terminal, a line per --progress_secs in a log")
+    progress_secs: float = flag(5.0, "off a terminal (a log file): the least seconds between progress lines")
     # Augmentation: Keras ImageDataGenerator's arguments, same names and units.
-    rotation_range: float = 0.0  # degrees, as ImageDataGenerator's rotation_range
-    width_shift_range: float = 0.0  # fraction of the width (ImageDataGenerator's width_shift_range)
-    height_shift_range: float = 0.0  # fraction of the height
-    shear_range: float = 0.0  # shear angle in degrees
-    zoom_range: str = "0"  # 'z' -> [1-z, 1+z], or 'lo,hi'
-    horizontal_flip: bool = False  # flip left-right at random
-    vertical_flip: bool = False  # flip upside down at random
-    fill_mode: str = "nearest"  # outside the image: 'nearest', 'constant', 'reflect' or 'wrap'
-    cval: float = 0.0  # the fill value for fill_mode='constant' (0-255)
-    brightness_range: str = ""  # '' (off) or 'lo,hi'
-    channel_shift_range: float = 0.0  # random shift added to each channel (0-255 scale)
+    rotation_range: float = flag(0.0, "degrees, as ImageDataGenerator's rotation_range")
+    width_shift_range: float = flag(0.0, "fraction of the width (ImageDataGenerator's width_shift_range)")
+    height_shift_range: float = flag(0.0, "fraction of the height")
+    shear_range: float = flag(0.0, "shear angle in degrees")
+    zoom_range: str = flag("0", "'z' -> [1-z, 1+z], or 'lo,hi'")
+    horizontal_flip: bool = flag(False, "flip left-right at random")
+    vertical_flip: bool = flag(False, "flip upside down at random")
+    fill_mode: str = flag("nearest", "outside the image: 'nearest', 'constant', 'reflect' or 'wrap'")
+    cval: float = flag(0.0, "the fill value for fill_mode='constant' (0-255)")
+    brightness_range: str = flag("", "'' (off) or 'lo,hi'")
+    channel_shift_range: float = flag(0.0, "random shift added to each channel (0-255 scale)")
     AUTO_BATCH = False  # whether --batch_size=0 (sized from the image size) is allowed
 
     AUGMENTATION = tuple(f.name for f in dataclasses.fields(AugmentParams))  # the flags above, one definition
@@ -124,31 +128,43 @@ class SampleConfig(ShardJobConfig):
             errors.append(missing_file("teacher", self.teacher, "a Keras classifier"))
         return list(filter(None, errors))
 
-    generator: str = ""  # a job dir, its export/ folder, or the generator.keras file
-    # Which classes to draw: 'balanced' (equal counts), 'uniform' (random), 'fill' (each class's shortfall
-    # from the generator's largest training class, in proportion: --num_images=the total shortfall evens the
-    # training set out exactly), class weights 'w0,w1,...', or weights by class name or index,
-    # e.g. 'cat:2,dog:1' (classes not listed are not drawn).
-    labels: str = "balanced"
-    truncation: float = 0.0  # psi > 0: resample latent components with |z| > psi
-    copies_per_sample: int = 1  # augmented variants of each generated image
-    # Drop samples closer (in pixels) to a training image than this quantile of real images'
-    # distances to their nearest other training image; 0 = off. 0.01: real images would lose 1%.
-    max_memorization: float = 0.0
-    train_data: str = ""  # the generator's training images ('' = the dataset recorded in its export)
-    # A teacher labels every sample with class probabilities (stored per record as image/class/probs
-    # and image/teacher/confidence): '' none, 'auto' = an ensemble of small classifiers trained on
-    # the generator's training images with classic augmentation (cached), or a Keras classifier file.
-    teacher: str = ""
-    teacher_members: int = 5  # classifiers in the 'auto' ensemble
-    teacher_steps: int = 1000  # training steps of each
-    # Drop samples whose teacher probability for their own conditioning label is below this (0 = keep all).
-    min_confidence: float = 0.0
-    # > 0: write one labelled grid of this many samples to --output (a .png file) and nothing else.
-    preview: int = 0
-    # The generator's compute precision: off (float32), bfloat16 (fast on CPUs with BF16, TPUs) or
-    # float16 (GPUs). Pixels may differ from float32 by about one grey level; recorded in the plan.
-    mixed_precision: str = "off"
+    generator: str = flag("", "a job dir, its export/ folder, or the generator.keras file")
+    labels: str = flag(
+        "balanced",
+        "Which classes to draw: 'balanced' (equal counts), 'uniform' (random), 'fill' (each class's "
+        "shortfall from the generator's largest training class, in proportion: --num_images=the total "
+        "shortfall evens the training set out exactly), class weights 'w0,w1,...', or weights by class "
+        "name or index, e.g. 'cat:2,dog:1' (classes not listed are not drawn).",
+    )
+    truncation: float = flag(0.0, "psi > 0: resample latent components with |z| > psi")
+    copies_per_sample: int = flag(1, "augmented variants of each generated image")
+    max_memorization: float = flag(
+        0.0,
+        "Drop samples closer (in pixels) to a training image than this quantile of real images' distances "
+        "to their nearest other training image; 0 = off. 0.01: real images would lose 1%.",
+    )
+    train_data: str = flag("", "the generator's training images ('' = the dataset recorded in its export)")
+    teacher: str = flag(
+        "",
+        "A teacher labels every sample with class probabilities (stored per record as image/class/probs "
+        "and image/teacher/confidence): '' none, 'auto' = an ensemble of small classifiers trained on the "
+        "generator's training images with classic augmentation (cached), or a Keras classifier file.",
+    )
+    teacher_members: int = flag(5, "classifiers in the 'auto' ensemble")
+    teacher_steps: int = flag(1000, "training steps of each")
+    min_confidence: float = flag(
+        0.0,
+        "Drop samples whose teacher probability for their own conditioning label is below this (0 = keep all).",
+    )
+    preview: int = flag(
+        0,
+        "> 0: write one labelled grid of this many samples to --output (a .png file) and nothing else.",
+    )
+    mixed_precision: str = flag(
+        "off",
+        "The generator's compute precision: off (float32), bfloat16 (fast on CPUs with BF16, TPUs) or "
+        "float16 (GPUs). Pixels may differ from float32 by about one grey level; recorded in the plan.",
+    )
 
     def generator_spec(self) -> GeneratorSpec:
         """What the library's generator source needs (trainer/specs.py)."""
@@ -193,15 +209,20 @@ class AugmentConfig(ShardJobConfig):
 
     AUTO_BATCH = True
 
-    # The real images: 'digits:train', a folder, a .npz file or shards (':SPLIT' picks a part).
-    dataset: str = "digits:train"
-    resolution: int = 32  # image side in pixels of the written images
-    channels: int = 0  # 0: the dataset's own; 1 or 3 converts
-    folder_labels: str = "inferred"  # 'inferred' from class sub-folders, or 'none'
-    on_corrupt: str = "skip"  # unreadable image files: 'skip' (counted) or 'fail'
-    batch_size: int = 0  # images per batch; 0 = about 4M pixels a batch (1024 at 32-64 px, 256 at 128 px, 64 at 256 px)
+    dataset: str = flag(
+        "digits:train",
+        "The real images: 'digits:train', a folder, a .npz file or shards (':SPLIT' picks a part).",
+    )
+    resolution: int = flag(32, "image side in pixels of the written images")
+    channels: int = flag(0, "0: the dataset's own; 1 or 3 converts")
+    folder_labels: str = flag("inferred", "'inferred' from class sub-folders, or 'none'")
+    on_corrupt: str = flag("skip", "unreadable image files: 'skip' (counted) or 'fail'")
+    batch_size: int = flag(
+        0,
+        "images per batch; 0 = about 4M pixels a batch (1024 at 32-64 px, 256 at 128 px, 64 at 256 px)",
+    )
     # ImageDataGenerator-style defaults that suit most photos and digits.
-    rotation_range: float = 15.0  # degrees, as ImageDataGenerator's rotation_range
+    rotation_range: float = flag(15.0, "degrees, as ImageDataGenerator's rotation_range")
     width_shift_range: float = 0.1
     height_shift_range: float = 0.1
     zoom_range: str = "0.1"

@@ -14,6 +14,7 @@ from trainer.config.common import (
     RESOLUTIONS,
     _Printable,
     failed,
+    flag,
     missing_dataset,
     missing_file,
     precision_errors,
@@ -71,86 +72,110 @@ class TrainConfig(_Printable):
     def path_errors(self) -> list[str]:
         return list(filter(None, [missing_file("feature_model", self.feature_model, "a Keras model file")]))
 
-    # Where everything goes (config.json, checkpoints/, tensorboard/, export/).
-    job_dir: str = ""
-    # Named flag set applied first: 'default'; 'symmetric' (few images whose classes survive flips and
-    # quarter turns: dihedral DiffAugment, half width, 8000 steps); 'smoke' (seconds, for tests).
-    preset: str = "default"
-    # Data: 'digits:train' (bundled digits, leaving digits:test out for evaluation), a folder of images,
-    # a .npz file, or TFRecord shards.
-    dataset: str = "digits:train"
-    resolution: int = 32  # image side in pixels (images are resized and centre-cropped)
-    channels: int = 0  # 0: the dataset's own (digits 1, folders 3, npz/shards as stored)
-    folder_labels: str = "inferred"  # 'inferred' from class sub-folders, or 'none'
-    on_corrupt: str = "skip"  # unreadable image files: 'skip' (counted, listed) or 'fail'
-    # A gs:// shard output (with manifest.json): 'stream' reads it a few shards at a time, or 'copy'
-    # mirrors it into the local cache first (as every other gs:// dataset is).
-    dataset_staging: str = "stream"
-    stream_buffer_mb: int = 512  # when streaming: the most MiB of downloaded shards on local disk at once
-    conditional: Optional[bool] = None  # None: on when the dataset has labels
+    job_dir: str = flag("", "Where everything goes (config.json, checkpoints/, tensorboard/, export/).")
+    preset: str = flag(
+        "default",
+        "Named flag set applied first: 'default'; 'symmetric' (few images whose classes survive flips and "
+        "quarter turns: dihedral DiffAugment, half width, 8000 steps); 'smoke' (seconds, for tests).",
+    )
+    dataset: str = flag(
+        "digits:train",
+        "Data: 'digits:train' (bundled digits, leaving digits:test out for evaluation), a folder of "
+        "images, a .npz file, or TFRecord shards.",
+    )
+    resolution: int = flag(32, "image side in pixels (images are resized and centre-cropped)")
+    channels: int = flag(0, "0: the dataset's own (digits 1, folders 3, npz/shards as stored)")
+    folder_labels: str = flag("inferred", "'inferred' from class sub-folders, or 'none'")
+    on_corrupt: str = flag("skip", "unreadable image files: 'skip' (counted, listed) or 'fail'")
+    dataset_staging: str = flag(
+        "stream",
+        "A gs:// shard output (with manifest.json): 'stream' reads it a few shards at a time, or 'copy' "
+        "mirrors it into the local cache first (as every other gs:// dataset is).",
+    )
+    stream_buffer_mb: int = flag(512, "when streaming: the most MiB of downloaded shards on local disk at once")
+    conditional: Optional[bool] = flag(None, "None: on when the dataset has labels")
     # Model.
-    latent_dim: int = 100  # size of the noise vector z
-    width: float = 1.0  # multiplies the 64 base filters of G and D
+    latent_dim: int = flag(100, "size of the noise vector z")
+    width: float = flag(1.0, "multiplies the 64 base filters of G and D")
     # Optimisation.
-    batch_size: int = 64  # global, over all replicas and workers
-    steps: int = 3000  # training steps in all (a resumed run continues to this step)
-    g_lr: float = 2e-4  # generator learning rate (Adam)
-    d_lr: float = 2e-4  # discriminator learning rate (Adam)
-    beta1: float = 0.5  # Adam beta1 of both optimizers
-    beta2: float = 0.999  # Adam beta2 of both optimizers
-    loss: str = "nonsaturating"  # 'nonsaturating' (BCE), 'hinge' or 'lsgan' (least squares)
-    r1_gamma: float = 0.0  # R1 penalty weight on real images, 0 = off
-    # LeCam (Tseng et al. 2021, for limited data): D's logits are pulled towards moving averages of its
-    # logits on the other kind of image (decay LECAM_DECAY); the weight, 0 = off (the paper: 0.3).
-    lecam_weight: float = 0.0
-    # How G uses the class: 'concat' (label embedding beside z) or 'cbn' (also class-conditional BatchNorm
-    # in every block; the export is still plain Keras layers).
-    g_conditioning: str = "concat"
-    d_spectral_norm: bool = False  # D's conv kernels spectrally normalised (and no BatchNorm in D), as in SNGAN
-    # AC-GAN-style class loss (conditional runs): D also classifies real images, and G is rewarded when
-    # D's classifier recognises its samples' conditioning labels; the weight of both terms, 0 = off.
-    class_loss_weight: float = 0.0
-    # Mode seeking (MSGAN): G is penalised when two samples of one class with different z look alike;
-    # the weight, 0 = off (needs an even batch per replica).
-    mode_seeking_weight: float = 0.0
+    batch_size: int = flag(64, "global, over all replicas and workers")
+    steps: int = flag(3000, "training steps in all (a resumed run continues to this step)")
+    g_lr: float = flag(2e-4, "generator learning rate (Adam)")
+    d_lr: float = flag(2e-4, "discriminator learning rate (Adam)")
+    beta1: float = flag(0.5, "Adam beta1 of both optimizers")
+    beta2: float = flag(0.999, "Adam beta2 of both optimizers")
+    loss: str = flag("nonsaturating", "'nonsaturating' (BCE), 'hinge' or 'lsgan' (least squares)")
+    r1_gamma: float = flag(0.0, "R1 penalty weight on real images, 0 = off")
+    lecam_weight: float = flag(
+        0.0,
+        "LeCam (Tseng et al. 2021, for limited data): D's logits are pulled towards moving averages of "
+        "its logits on the other kind of image (decay LECAM_DECAY); the weight, 0 = off (the paper: 0.3).",
+    )
+    g_conditioning: str = flag(
+        "concat",
+        "How G uses the class: 'concat' (label embedding beside z) or 'cbn' (also class-conditional "
+        "BatchNorm in every block; the export is still plain Keras layers).",
+    )
+    d_spectral_norm: bool = flag(False, "D's conv kernels spectrally normalised (and no BatchNorm in D), as in SNGAN")
+    class_loss_weight: float = flag(
+        0.0,
+        "AC-GAN-style class loss (conditional runs): D also classifies real images, and G is rewarded "
+        "when D's classifier recognises its samples' conditioning labels; the weight of both terms, 0 = "
+        "off.",
+    )
+    mode_seeking_weight: float = flag(
+        0.0,
+        "Mode seeking (MSGAN): G is penalised when two samples of one class with different z look alike; "
+        "the weight, 0 = off (needs an even batch per replica).",
+    )
     # Data-efficient training: DiffAugment before D ('auto': all three below DIFFAUGMENT_AUTO_BELOW images).
-    diffaugment: str = "auto"  # 'auto', 'none', or a subset of 'color,translation,cutout,dihedral'
-    # Dataset augmentation of the real images only (G learns it, unlike DiffAugment): 'none', 'flip' (a
-    # horizontal mirror for half of them, StyleGAN's --mirror) or 'dihedral' (one of the 8 flips and quarter
-    # turns each). Only for data whose images stay plausible images of their class when so transformed.
-    real_augment: str = "none"
-    ada_target: float = 0.0  # > 0: adapt the augmentation probability p so E[sign D(real)] ~ target (ADA: 0.6)
-    ada_kimg: float = 100.0  # thousands of images for p to move from 0 to 1 at most
-    ema_decay: float = 0.999  # G_ema; 0 = plain copy of G
-    seed: int = 0  # seeds noise, data order and initial weights: same seed, same run
+    diffaugment: str = flag("auto", "'auto', 'none', or a subset of 'color,translation,cutout,dihedral'")
+    real_augment: str = flag(
+        "none",
+        "Dataset augmentation of the real images only (G learns it, unlike DiffAugment): 'none', 'flip' "
+        "(a horizontal mirror for half of them, StyleGAN's x-flips) or 'dihedral' (one of the 8 flips "
+        "and quarter turns each). Only for data whose images stay plausible images of their class when so "
+        "transformed.",
+    )
+    ada_target: float = flag(0.0, "> 0: adapt the augmentation probability p so E[sign D(real)] ~ target (ADA: 0.6)")
+    ada_kimg: float = flag(100.0, "thousands of images for p to move from 0 to 1 at most")
+    ema_decay: float = flag(0.999, "G_ema; 0 = plain copy of G")
+    seed: int = flag(0, "seeds noise, data order and initial weights: same seed, same run")
     # Cadence (steps).
-    log_every: int = 50  # steps between log lines and TensorBoard scalars
-    sample_every: int = 500  # steps between sample grids (TensorBoard and JOB_DIR/samples/)
-    checkpoint_every: int = 500  # steps between checkpoints
-    keep_checkpoints: int = 3  # committed checkpoints kept; older ones are deleted
-    # Seconds between TensorBoard log flushes and uploads (to a gs:// job dir and Vertex AI's
-    # AIP_TENSORBOARD_LOG_DIR) while training runs; 0 = only at checkpoints and at the end.
-    tensorboard_upload_secs: float = 60.0
-    # 'A,B': write a TensorBoard profile (Profile tab) of steps A to B; '' = off.
-    profile_steps: str = ""
+    log_every: int = flag(50, "steps between log lines and TensorBoard scalars")
+    sample_every: int = flag(500, "steps between sample grids (TensorBoard and JOB_DIR/samples/)")
+    checkpoint_every: int = flag(500, "steps between checkpoints")
+    keep_checkpoints: int = flag(3, "committed checkpoints kept; older ones are deleted")
+    tensorboard_upload_secs: float = flag(
+        60.0,
+        "Seconds between TensorBoard log flushes and uploads (to a gs:// job dir and Vertex AI's "
+        "AIP_TENSORBOARD_LOG_DIR) while training runs; 0 = only at checkpoints and at the end.",
+    )
+    profile_steps: str = flag("", "'A,B': write a TensorBoard profile (Profile tab) of steps A to B; '' = off.")
     # Quality tracking: KID of G_ema vs the training images; the best step is exported to export/best/.
-    kid_every: int = 500  # steps between KID measurements (the best G_ema goes to export/best/); 0 = off
-    kid_samples: int = 1000  # generated and real images per KID measurement
-    feature_model: str = ""  # a Keras model file for features; '' = a small classifier trained on the data
-    # What picks export/best/: 'kid' (the lowest KID) or 'class_consistency' (conditional data: the highest
-    # share of G_ema's samples that the classifier trained on the real images gives their conditioning label).
-    select_by: str = "kid"
+    kid_every: int = flag(500, "steps between KID measurements (the best G_ema goes to export/best/); 0 = off")
+    kid_samples: int = flag(1000, "generated and real images per KID measurement")
+    feature_model: str = flag("", "a Keras model file for features; '' = a small classifier trained on the data")
+    select_by: str = flag(
+        "kid",
+        "What picks export/best/: 'kid' (the lowest KID) or 'class_consistency' (conditional data: the "
+        "highest share of G_ema's samples that the classifier trained on the real images gives their "
+        "conditioning label).",
+    )
     # Hardware.
-    mixed_precision: str = "off"  # off (float32), bfloat16 (CPUs with BF16, TPUs) or float16 (GPUs, loss-scaled)
-    devices: int = 0  # 0: every visible GPU (or the CPU); N: split into N logical devices
-    xla: bool = False  # compile the training step with XLA (jit_compile)
-    sync_batchnorm: bool = False  # BatchNorm statistics over all replicas instead of each replica's own
-    steps_per_call: int = 1  # training steps per tf.function call (fewer host round trips)
+    mixed_precision: str = flag("off", "off (float32), bfloat16 (CPUs with BF16, TPUs) or float16 (GPUs, loss-scaled)")
+    devices: int = flag(0, "0: every visible GPU (or the CPU); N: split into N logical devices")
+    xla: bool = flag(False, "compile the training step with XLA (jit_compile)")
+    sync_batchnorm: bool = flag(False, "BatchNorm statistics over all replicas instead of each replica's own")
+    steps_per_call: int = flag(1, "training steps per tf.function call (fewer host round trips)")
     # Behaviour.
-    overwrite: bool = False  # a job dir holding a different job: discard its checkpoints, logs, samples and export
-    dry_run: bool = False  # resolve and print the config, check the job dir, train nothing
-    progress: bool = True  # progress on stderr: a bar on a terminal, a line per --log_every steps in a log
-    deterministic: bool = False  # bit-reproducible kernels (tf.config.experimental.enable_op_determinism); slower
+    overwrite: bool = flag(
+        False,
+        "a job dir holding a different job: discard its checkpoints, logs, samples and export",
+    )
+    dry_run: bool = flag(False, "resolve and print the config, check the job dir, train nothing")
+    progress: bool = flag(True, "progress on stderr: a bar on a terminal, a line per --log_every steps in a log")
+    deterministic: bool = flag(False, "bit-reproducible kernels (tf.config.experimental.enable_op_determinism); slower")
 
     # Fields that may change between a run and its resumption; every other
     # field defines the job, and a job dir refuses a job that differs in them.
