@@ -55,7 +55,7 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
     # cannot memorise a small set, and a half-width G and D buy ~2.6x the steps per hour. Measured
     # on 168 RGB shapes (docs/generators.md): the default draws blobs of the wrong class, this
     # draws solid shapes of the conditioning class, still improving at the end of its steps.
-    "symmetric": dict(diffaugment="color,translation,dihedral", width=0.5, steps=8000),
+    "symmetric": dict(diffaugment="color,translation,dihedral", width=0.5, steps=16000),
 }
 
 
@@ -76,7 +76,7 @@ class TrainConfig(_Printable):
     preset: str = flag(
         "default",
         "Named flag set applied first: 'default'; 'symmetric' (few images whose classes survive flips and "
-        "quarter turns: dihedral DiffAugment, half width, 8000 steps); 'smoke' (seconds, for tests).",
+        "quarter turns: dihedral DiffAugment, half width, 16000 steps); 'smoke' (seconds, for tests).",
     )
     dataset: str = flag(
         "digits:train",
