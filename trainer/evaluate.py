@@ -85,8 +85,7 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
     labels = np.array(labels)
     conditional = bool((labels >= 0).all())
     try:
-        manifest = shards.read_any_manifest(config.synthetic)
-        plan = manifest.get("plan") if isinstance(manifest, dict) else None
+        plan = (shards.read_any_manifest(config.synthetic) or {}).get("plan")
         recorded = ShardPlan.from_dict(plan).generator_train_data if plan else ""
     except (JobError, OSError, ValueError):  # the shards were read above: only the record is lost
         recorded = ""

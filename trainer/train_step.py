@@ -104,7 +104,7 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
         p = state.diffaugment_p.read_value()
         real_draws = diffaugment.sample_parameters(global_batch, seed + [0, REAL_DIFFAUGMENT_STREAM])[mine]
         fake_draws = diffaugment.sample_parameters(global_batch, seed + [0, FAKE_DIFFAUGMENT_STREAM])[mine]
-        if config.real_augment != "none":  # dataset augmentation: G learns these variants (DiffAugment's it does not)
+        if config.real_augment != "none":  # dataset augmentation: unlike DiffAugment's, G learns these variants
             u = tf.random.stateless_uniform([global_batch], seed=seed + [0, REAL_AUGMENT_STREAM])[mine]
             real = diffaugment.augment_reals(real, config.real_augment, u)
         real = diffaugment.augment(real, policy, real_draws, p)
