@@ -75,6 +75,8 @@ def test_disjoint_splits_report_what_each_number_used(smoke_job, tmp_path):
     assert sets["synthetic"]["images"] == 100
     assert all(o["disjoint"] for o in written["data"]["overlaps"])
     assert not any("caveat" in v for v in written.values() if isinstance(v, dict))
+    # Switched off, the downstream section says so rather than asking for data the user gave.
+    assert written["downstream"] == {"skipped": "not run (--downstream=false)"}
     # The feature classifier learned from --real, so GAN-test checks it on the (disjoint) training images.
     assert written["gan_test"]["held_out_set"] == "digits:train"
     assert 0 < written["gan_test"]["classifier_accuracy_held_out"] <= 1

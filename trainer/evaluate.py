@@ -252,7 +252,9 @@ def run(config) -> dict:
             if not ok
         ]
         raise UserError(f"--downstream=true needs labels, and {', '.join(missing)} has none (or is missing)")
-    if config.downstream != "false" and labelled:
+    if config.downstream == "false":
+        report["downstream"] = {"skipped": "not run (--downstream=false)"}
+    elif labelled:
         report["downstream"] = downstream(config, train, real, synth, synth_labels)
     else:
         report["downstream"] = {"skipped": "needs labelled --train_data, --real and conditional --synthetic"}

@@ -285,38 +285,35 @@ class TrainJob:
         upload_logs(uploads)
         return result
 
-    def train(self, stop: Optional[StopRequest] = None, gan_loss: Optional[losses.GanLoss] = None) -> dict:
-        """The loop: steps, the divergence guard, the periodic actions, stop on request."""
-        plan, strategy, source, state, role, start = (
-            self.plan,
-            self.strategy,
-            self.source,
-            self.state,
-            self.role,
-            self.start,
-        )
-        config = plan.config
-        if start >= config.steps:
-            print(f"already at step {start} (--steps={config.steps}): nothing to train")
-            return {"step": start, "images_per_sec": 0.0, "stopped_by": None, "skipped_steps": 0}
-        dataset = strategy.distribute_datasets_from_function(  # resumes at exactly batch `start`
-            lambda ctx: input_pipeline.make_dataset(source, plan.global_batch, config.seed, start, ctx)
-        )
-        iterator = iter(dataset)
-        steps_fn = train_step.make_step_fn(plan, strategy, state, gan_loss or losses.get(config.loss))
-        actions = self.actions()
-        log, checkpoint = actions[0], actions[-1]
-        profiler = summaries.Profiler(config.profile_range(), self.writer.logdir, enabled=role.is_chief)
+    def record_hparams(self) -> None:
+        """The run's identity and resolved plan on TensorBoard's HParams page."""
+        config, plan = self.plan.config, self.plan
         self.writer.hparams(
             {**config.identity(), **plan.to_dict(), "diffaugment_policy": ",".join(plan.diffaugment) or "off"},
             trial_id=config.identity_hash(),
         )
+
+    def train(self, stop: Optional[StopRequest] = None, gan_loss: Optional[losses.GanLoss] = None) -> dict:
+        """The loop: steps, the divergence guard, the periodic actions, stop on request."""
+        config, alone = self.plan.config, self.role.num_workers == 1
+        if self.start >= config.steps:
+            print(f"already at step {self.start} (--steps={config.steps}): nothing to train")
+            return {"step": self.start, "images_per_sec": 0.0, "stopped_by": None, "skipped_steps": 0}
+        dataset = self.strategy.distribute_datasets_from_function(  # resumes at exactly batch `start`
+            lambda ctx: input_pipeline.make_dataset(self.source, self.plan.global_batch, config.seed, self.start, ctx)
+        )
+        iterator = iter(dataset)
+        steps_fn = train_step.make_step_fn(self.plan, self.strategy, self.state, gan_loss or losses.get(config.loss))
+        actions = self.actions()
+        log, checkpoint = actions[0], actions[-1]
+        profiler = summaries.Profiler(config.profile_range(), self.writer.logdir, enabled=self.role.is_chief)
+        self.record_hparams()
         stop_flag = tf.Variable(0.0, trainable=False, name="stop_flag")  # this worker's, not mirrored
-        step = start
+        step = self.start
         with stop or StopRequest() as stop:
             while step < config.steps:
                 if stop.signal is not None:  # alone, stop now; in a cluster, tell every worker through the step
-                    if role.num_workers == 1:
+                    if alone:
                         break
                     stop_flag.assign(1.0)
                 n = min(config.steps_per_call, train_actions.boundary(step, actions, profiler) - step)
@@ -324,14 +321,14 @@ class TrainJob:
                 try:
                     metrics, control = steps_fn(iterator, n, stop_flag)
                 except tf.errors.OpError as err:
-                    failure = shard_stream.failure_behind(err)
-                    if isinstance(failure, shard_stream.InputStopped) and role.num_workers == 1:
-                        step = int(state.step.numpy())  # the steps of this call done before the input ended
-                        stop.signal = stop.signal or signal.SIGTERM
-                        break
-                    if failure is not None:
+                    failure = shard_stream.failure_behind(err)  # an input error the user should see as itself
+                    if failure is None:
+                        raise
+                    if not (alone and isinstance(failure, shard_stream.InputStopped)):
                         raise failure from None
-                    raise
+                    step = int(self.state.step.numpy())  # the steps of this call done before the input ended
+                    stop.signal = stop.signal or signal.SIGTERM
+                    break
                 step += n
                 profiler.after(step)
                 values = train_actions.check_finite(metrics, step, checkpoint.saved_step, config.mixed_precision)
@@ -353,9 +350,10 @@ class TrainJob:
         gc.collect()
         del iterator, dataset
         gc.collect()
-        skipped = source.stream.check.report() if source.stream is not None else ""
+        skipped = self.source.stream.check.report() if self.source.stream is not None else ""
         if skipped:
             print(skipped, file=sys.stderr)
+        state = self.state
         print(f"fingerprint generator={fingerprint(state.generator)} discriminator={fingerprint(state.discriminator)}")
         return {
             "step": step,

@@ -185,17 +185,7 @@ class TrackKid(PeriodicAction):
 
     def __call__(self, step: int, values: dict) -> None:
         kid_value, consistency = self.tracker.measure(self.state.generator_ema)
-        by_consistency = self.plan.config.select_by == "class_consistency"
-        better_kid = kid_value < float(self.state.best_kid.numpy())
-        if better_kid:
-            self.state.best_kid.assign(kid_value)
-        best = self.state.best_consistency
-        better = better_kid
-        if by_consistency:
-            better = consistency is not None and consistency > float(best.numpy())
-            if better:
-                best.assign(consistency)
-        if better:
+        if self.keep_best(kid_value, consistency):
             extra = {"kid": kid_value, "selected_by": self.plan.config.select_by}
             if consistency is not None:
                 extra["class_consistency"] = consistency
@@ -203,9 +193,23 @@ class TrackKid(PeriodicAction):
         scalars = {"quality/kid": kid_value, "quality/best_kid": float(self.state.best_kid.numpy())}
         if consistency is not None:
             scalars["quality/class_consistency"] = consistency
-        if best is not None:
-            scalars["quality/best_class_consistency"] = float(best.numpy())
+        if self.state.best_consistency is not None:
+            scalars["quality/best_class_consistency"] = float(self.state.best_consistency.numpy())
         self.writer.scalars(step, scalars)
+
+    def keep_best(self, kid_value: float, consistency: float | None) -> bool:
+        """Updates the best KID (always: it is logged) and, under --select_by=class_consistency, the best
+        class consistency; says whether this G_ema is the new best by the --select_by criterion."""
+        state = self.state
+        better_kid = kid_value < float(state.best_kid.numpy())
+        if better_kid:
+            state.best_kid.assign(kid_value)
+        if self.plan.config.select_by != "class_consistency":
+            return better_kid
+        better = consistency is not None and consistency > float(state.best_consistency.numpy())
+        if better:
+            state.best_consistency.assign(consistency)
+        return better
 
 
 class SaveCheckpoint(PeriodicAction):
