@@ -8,6 +8,7 @@
     python -m bench jobs                  # whole `dcgan augment` / `dcgan sample` vs the plain scripts they replace
     python -m bench checkpoint            # step time with checkpoints (local, emulated GCS) vs none
     python -m bench input                 # input pipeline images/s vs what the training step consumes
+    python -m bench scale                 # requests and time per task as a sharded job grows to 1000 tasks
     python -m bench all                   # all of the above (~45 min on 2 cores), then `report`
     python -m bench report [--check]      # docs/performance.md's and bench/README.md's tables from bench/results/*.json
 
@@ -32,6 +33,7 @@ BENCHMARKS = {
     "jobs": "bench.job_speed",
     "checkpoint": "bench.checkpoint_speed",
     "input": "bench.input_speed",
+    "scale": "bench.scale_speed",
     "all": "bench.run_all",
     "report": "bench.report",
 }

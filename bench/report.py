@@ -202,6 +202,22 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                     "`python -m bench input`",
                 )
             )
+    scale = _load("scale")
+    if scale:
+        for res in scale["results"].values():
+            per_task = res["requests_per_task"]
+            requests = ", ".join(f"{k} {v:.2f}" for k, v in sorted(per_task.items())) if per_task else "none (local)"
+            out.append(
+                (
+                    "sharded job, one task's protocol cost",
+                    f"{res['store']}, {res['tasks']} tasks, {res['shards']} shards",
+                    f"**{res['task_seconds_median'] * 1000:.0f} ms** a task (listing "
+                    f"{res['listing_seconds_median'] * 1000:.0f} ms), last task's manifest "
+                    f"{res['manifest_seconds_last'] * 1000:.0f} ms; requests a task: {requests}",
+                    "",
+                    f"`python -m bench scale` ({scale['flags']['images_per_shard']} images a shard)",
+                )
+            )
     return out
 
 

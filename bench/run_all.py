@@ -27,6 +27,7 @@ PLAN = [
     ["checkpoint", "--every=5", "--steps=60", "--repeats=2"],
     ["checkpoint", "--every=20", "--steps=120", "--repeats=2"],
     ["checkpoint", "--every=35", "--steps=105", "--repeats=2", "--resolution=64", "--channels=3"],
+    ["scale"],
 ]
 
 

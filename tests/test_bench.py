@@ -42,3 +42,20 @@ def test_readme_performance_table_matches_the_committed_results():
         "checkpoint overhead (step time)",
         "input pipeline vs consumption",
     } <= names
+
+
+@pytest.mark.parametrize(
+    "method,url,kind",
+    [
+        ("GET", "http://h/storage/v1/b/bench/o?prefix=out%2F&startOffset=x", "list"),
+        ("GET", "http://h/storage/v1/b/bench/o/out%2Fplan.json?alt=media", "download"),
+        ("GET", "http://h/download/storage/v1/b/bench/o/out%2Fplan.json?alt=media", "download"),
+        ("GET", "http://h/storage/v1/b/bench/o/out%2Fplan.json", "metadata"),
+        ("POST", "http://h/upload/storage/v1/b/bench/o?uploadType=multipart", "upload"),
+        ("DELETE", "http://h/storage/v1/b/bench/o/out%2F.write-probe", "delete"),
+    ],
+)
+def test_the_scale_benchmark_counts_each_kind_of_request(method, url, kind):
+    from bench import scale_speed
+
+    assert scale_speed.RequestCounter.kind(method, url, {}) == kind

@@ -500,6 +500,22 @@ def test_vertex_ai_output_variables_are_honoured(emulator, tmp_path):
     assert any(n.startswith("base/logs/events.out.tfevents") for n in names), names
 
 
+def test_a_range_listing_in_a_bucket_is_one_folder_from_a_key_on(emulator, tmp_path, monkeypatch):
+    server, client = emulator
+    bucket = new_bucket(client, "range-bucket")
+    for name in ["out/s-001", "out/s-002", "out/s-003", "out/s-005", "out/sub/s-004", "out/t-000", "other/s-002"]:
+        bucket.blob(name).upload_from_string(name.encode())
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", server.url)
+    from trainer import storage
+
+    store = storage.open_store("gs://range-bucket/out", staging=str(tmp_path / "staging"))
+    assert [k for k, _ in store.stat_range("s-002", "s-005")] == ["s-002", "s-003", "s-005"]
+    assert [(k, i.size) for k, i in store.stat_range("sub/s-000", "sub/s-009")] == [("sub/s-004", 13)]
+    assert list(store.stat_range("s-006", "s-009")) == []
+    root = storage.open_store("gs://range-bucket", staging=str(tmp_path / "staging-root"))
+    assert [k for k, _ in root.stat_range("out/s-003", "out/s-009")] == ["out/s-003", "out/s-005"]
+
+
 @pytest.mark.slow
 def test_sampler_writes_to_a_bucket_split_killed_resumed_and_verified(emulator, smoke_job, tmp_path, monkeypatch):
     server, client = emulator

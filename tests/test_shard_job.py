@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import command_line, data, input_pipeline, shard_job, shards, sources
+from trainer import command_line, data, input_pipeline, shard_job, shards, sources, storage
 from trainer.errors import UserError
 from trainer.specs import GeneratorSpec
 
@@ -227,6 +227,35 @@ def test_bad_input_one_line_and_nothing_overwritten(smoke_job, tmp_path):
     )
     with pytest.raises(UserError, match="not complete"):
         shards.load(str(tmp_path))
+
+
+def test_task_blocks_cover_every_shard_once_and_the_commit_check_stops_at_a_gap(tmp_path):
+    for num_shards in range(30):
+        for num_tasks in range(1, 9):
+            blocks = [shard_job.task_shards(t, num_tasks, num_shards) for t in range(num_tasks)]
+            assert sum(blocks, []) == list(range(num_shards))
+            assert max(map(len, blocks)) - min(map(len, blocks)) <= 1
+    store = storage.Store(str(tmp_path))
+    names = [shards.shard_name("synthetic", i, 6) for i in range(6)]
+    for name in names[:2] + names[3:] + ["plan.json"]:
+        store.put(name, b"r")
+    listed, stat_range = [], store.stat_range
+
+    def counted(first, last):
+        for key, info in stat_range(first, last):
+            listed.append(key)
+            yield key, info
+
+    store.stat_range = counted
+    assert shard_job.all_published(store, names) is None
+    assert listed == names[:2] + [names[3]]  # read up to the first key past the missing shard, no further
+    listed.clear()
+    assert shard_job.all_published(store, names, start=4) is None  # from shard 4 on, then round from 0
+    assert listed == names[4:] + names[:2] + [names[3]]
+    assert set(shard_job.stat_shards(store, [names[1], names[4]])) == {names[1], names[4]}
+    store.put(names[2], b"r")
+    assert list(shard_job.all_published(store, names)) == names
+    assert sorted(shard_job.all_published(store, names, start=3)) == names
 
 
 def test_task_from_the_environment():

@@ -51,3 +51,16 @@ def test_published_files_reach_the_disk_before_they_are_named(tmp_path, monkeypa
     synced.clear()
     store.publish_file(str(shard), "out/shard-0")
     assert str(shard) in synced and str(tmp_path / "job" / "out") in synced
+
+
+def test_a_range_listing_is_one_folder_in_key_order(tmp_path):
+    store = storage.Store(str(tmp_path))
+    for key in ["s-003", "s-001", "s-002", "s-005", "t-000", "plan.json", "sub/s-004"]:
+        store.put(key, b"x" * len(key))
+    (tmp_path / "s-004.tmp-9").write_bytes(b"partial")  # another process's temp file
+    assert [k for k, _ in store.stat_range("s-002", "s-005")] == ["s-002", "s-003", "s-005"]
+    assert dict(store.stat_range("sub/s-000", "sub/s-009"))["sub/s-004"].size == len("sub/s-004")
+    assert list(store.stat_range("s-006", "s-009")) == []
+    assert list(store.stat_range("none/a", "none/b")) == []
+    with pytest.raises(ValueError, match="one folder"):
+        list(store.stat_range("a/x", "b/x"))

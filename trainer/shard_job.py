@@ -10,15 +10,19 @@ Protocol:
    existing different plan is refused. Shard i's content is a pure function of
    (plan, i); image g (global index) has its own seeds, so the same plan gives
    byte-identical shards.
-2. Task t of T writes shards t, t+T, ... Each is written to a uuid-named local
-   temp file (OUTPUT/.tmp/, or the staging folder for gs://), checked, then
+2. Task t of T writes a contiguous block of shards (ceil(tN/T) up to ceil((t+1)N/T))
+   and lists only that key range to find those already done. Each is written
+   to a uuid-named local temp file (OUTPUT/.tmp/, or the staging folder for
+   gs://), checked, then
    published in one step that never replaces: a hard link locally; for gs:// a
    single crc32c-checked upload with if_generation_match=0 carrying the record
    count and sha256 as object metadata (a 412 for identical bytes is success).
    A task skips shards already published and whole, and on start removes its
    own stale temp files.
 3. The task that finds all N shards present writes manifest.json (counts,
-   sizes, sha256 per shard) if absent: the commit marker readers check.
+   sizes, sha256 per shard) if absent: the commit marker readers check. The
+   check lists from the end of the task's own block (wrapping round) and stops
+   at the first missing shard.
 
 The protocol is one piece (plan, task split, shard writing, publish, manifest,
 verify, preview), kept in one module of about 450 lines.
@@ -128,6 +132,46 @@ def resolve_task(config, environ=os.environ) -> tuple[int, int]:
     return index, count
 
 
+def task_shards(task: int, num_tasks: int, num_shards: int) -> list[int]:
+    """Task t's contiguous block of shard indices (the blocks of all tasks cover every shard once). A
+    block, not every T-th shard, so a task reads the state of its own shards in one short listing."""
+    return list(range(-(-task * num_shards // num_tasks), -(-(task + 1) * num_shards // num_tasks)))
+
+
+def stat_shards(store: storage.Store, names: list[str]) -> dict[str, storage.ObjectInfo]:
+    """{name: info} of the published shards among `names`, from a listing of their key range only."""
+    if not names:
+        return {}
+    wanted = set(names)
+    return {k: info for k, info in store.stat_range(min(names), max(names)) if k in wanted}
+
+
+def all_published(store: storage.Store, names: list[str], start: int = 0) -> Optional[dict[str, storage.ObjectInfo]]:
+    """{name: info} when every shard in `names` is published, else None. The listing begins at shard
+    `start` (a task passes the end of its own block: the next block is the likeliest to be unfinished),
+    wraps round, and stops at the first missing shard, so a task that finishes while others still
+    write reads a page, not the whole output."""
+    order = sorted(range(len(names)), key=lambda i: names[i])  # listing order (index order up to 99999 shards)
+    first = order.index(start) if 0 < start < len(names) else 0
+    found: dict[str, storage.ObjectInfo] = {}
+    for part in ([names[i] for i in order[first:]], [names[i] for i in order[:first]]):
+        if not part:
+            continue
+        listed = 0
+        for key, info in store.stat_range(part[0], part[-1]):
+            want = part[listed]
+            if key == want:
+                found[key] = info
+                listed += 1
+                if listed == len(part):
+                    break
+            elif key > want:  # `want` is missing
+                return None
+        if listed < len(part):
+            return None
+    return found
+
+
 def make_producer(source: ImageSource, params: AugmentParams, seed: int, min_confidence: float = 0.0):
     """One compiled function: global indices -> (uint8 images, labels, seeds, keep, teacher probabilities).
 
@@ -225,7 +269,7 @@ def write_shard(
         except storage.AlreadyExists:  # another task published different bytes meanwhile: keep theirs if whole
             if os.path.exists(temp):
                 os.unlink(temp)
-            if count_if_whole(store, name, store.stat_all().get(name)) != kept:
+            if count_if_whole(store, name, stat_shards(store, [name]).get(name)) != kept:
                 raise UserError(f"{store.url}/{name} exists but is damaged; delete it and rerun") from None
 
 
@@ -246,14 +290,15 @@ def count_if_whole(store: storage.Store, name: str, info: Optional[storage.Objec
         return -1
 
 
-def write_manifest(store: storage.Store, plan: ShardPlan, kind: str) -> bool:
-    """Writes manifest.json when every shard is present; True if the output is committed."""
+def write_manifest(store: storage.Store, plan: ShardPlan, kind: str, start: int = 0) -> bool:
+    """Writes manifest.json when every shard is present (checked from shard `start` on, see
+    `all_published`); True if the output is committed."""
     if store.exists(shards.MANIFEST):
         return True
     sizes = plan.shard_sizes()
     names = [shards.shard_name(kind, i, plan.num_shards) for i in range(plan.num_shards)]
-    published = store.stat_all()
-    if not all(n in published for n in names):
+    published = all_published(store, names, start)
+    if published is None:
         return False
     entries = []
     for name, count in zip(names, sizes):
@@ -400,9 +445,9 @@ def run(config, job: str) -> dict:
     )
     remove_stale_temp_files(store.local(TEMP), f"task-{task:05d}-")  # from a killed run of this task
     sizes = plan.shard_sizes()
-    mine = [i for i in range(task, plan.num_shards, num_tasks)]
-    published = store.stat_all()
+    mine = task_shards(task, num_tasks, plan.num_shards)
     names = [shards.shard_name(source.kind, i, plan.num_shards) for i in range(plan.num_shards)]
+    published = stat_shards(store, [names[i] for i in mine])
     todo = [i for i in mine if not plan.is_whole(count_if_whole(store, names[i], published.get(names[i])), sizes[i])]
     total = sum(sizes[i] for i in todo)
     bar = ProgressBar(total, 0, enabled=config.progress, stream=sys.stderr, every_secs=config.progress_secs)
@@ -419,7 +464,7 @@ def run(config, job: str) -> dict:
         write_shard(store, plan, source, produce, index, sizes[index], task, on_images)
     bar.close()
     elapsed = time.perf_counter() - started
-    committed = write_manifest(store, plan, source.kind)
+    committed = write_manifest(store, plan, source.kind, start=mine[-1] + 1 if mine else 0)
     rate = done / elapsed if elapsed > 0 else 0.0
     print(
         f"task {task}: wrote {len(todo)} shards ({done} images, {rate:.1f} img/s), "

@@ -13,6 +13,7 @@ emulator and can publish partial objects). Both offer:
   publish_file(path, key, metadata)  move a finished local file in, never replacing
                                      (GCS keeps `metadata` as custom object metadata)
   stat_all(prefix)                   {key: ObjectInfo(size, metadata)} in one listing
+  stat_range(first, last)            (key, ObjectInfo) from first to last, lazily, page by page
   fetch(key)                         a local, checksum-verified copy of an object
   sync_up(key)                       upload what changed under local(key) (logs)
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import os
+import posixpath
 import shutil
 import threading
 import uuid
-from typing import Optional
+from typing import Iterator, Optional
 
 from trainer import environment
 from trainer.errors import StorageUnavailable, UserError
@@ -321,6 +322,39 @@ class GcsStore(Store):
 
     def list(self, prefix: str = "") -> list[str]:
         return sorted(self.blobs(prefix))
+
+    def stat_range(self, first: str, last: str) -> Iterator[tuple[str, ObjectInfo]]:
+        """(key, info) of the objects with `first` <= key <= `last` (keys of one folder), in key order,
+        listed a page at a time from `first` on: a caller that stops early reads fewer pages."""
+        folder = posixpath.dirname(first)
+        if posixpath.dirname(last) != folder:
+            raise ValueError(f"stat_range: {first!r} and {last!r} are not in one folder")
+        prefix = self._name(folder) if folder else self.prefix
+        prefix = prefix + "/" if prefix else ""
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        listing = self._call(
+            f"list {first}..{last}",
+            lambda: self.bucket.client.list_blobs(
+                self.bucket_name,
+                prefix=prefix,
+                start_offset=self._name(first),
+                delimiter="/",  # this folder's objects only
+                timeout=self.TIMEOUT,
+                retry=self.retry(),
+            ),
+        )
+        pages = iter(listing.pages)
+        while True:
+            page = self._call(f"list {first}..{last}", lambda: next(pages, None))
+            if page is None:
+                return
+            for blob in page:
+                key = blob.name[strip:]
+                if key < first:  # a server that ignores start_offset still gives the right answer
+                    continue
+                if key > last:
+                    return
+                yield key, ObjectInfo(int(blob.size), dict(blob.metadata or {}))
 
     def stat_all(self, prefix: str = "") -> dict[str, ObjectInfo]:
         return {k: ObjectInfo(int(b.size), dict(b.metadata or {})) for k, b in self.blobs(prefix).items()}

@@ -10,14 +10,17 @@ publishing by hard link (which fails when the target exists). `GcsStore`
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import fcntl
 import hashlib
 import os
+import posixpath
 import shutil
+import stat
 import threading
 import uuid
-from typing import Optional
+from typing import Iterator, Optional
 
 from trainer.errors import UnsafeObjectName, UserError
 
@@ -268,6 +271,31 @@ class Store:
             except FileNotFoundError:  # deleted between the listing and now (another process's cleanup)
                 pass
         return found
+
+    def stat_range(self, first: str, last: str) -> Iterator[tuple[str, ObjectInfo]]:
+        """(key, info) of the objects with `first` <= key <= `last` (keys of one folder), in key order,
+        produced lazily: a caller that stops early costs less (a bucket lists page by page). A sharded job
+        reads its own block of shards, and the commit check stops at the first missing shard."""
+        folder, low = posixpath.split(first)
+        if posixpath.dirname(last) != folder:
+            raise ValueError(f"stat_range: {first!r} and {last!r} are not in one folder")
+        base = self.path(folder)
+        try:
+            names = sorted(os.listdir(base))
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        high = posixpath.basename(last)
+        for name in names[bisect.bisect_left(names, low) :]:
+            if name > high:
+                return
+            if _is_temp(name):
+                continue
+            try:
+                info = os.stat(os.path.join(base, name))
+            except FileNotFoundError:  # deleted between the listing and now (another process's cleanup)
+                continue
+            if stat.S_ISREG(info.st_mode):
+                yield (f"{folder}/{name}" if folder else name), ObjectInfo(info.st_size, {})
 
     def delete(self, key: str) -> None:
         target = self.path(key)
