@@ -258,6 +258,23 @@ def test_task_blocks_cover_every_shard_once_and_the_commit_check_stops_at_a_gap(
     assert sorted(shard_job.all_published(store, names, start=3)) == names
 
 
+def test_verify_splits_by_task_like_writing(tmp_path):
+    out = tmp_path / "aug"
+    made = run_cli("augment", "--dataset=digits", f"--output={out}", "--num_images=40", "--images_per_shard=10")
+    assert made.returncode == 0, made.stderr[-2000:]
+    first = sorted(glob.glob(str(out / "*.tfrecord-*")))[0]  # in task 0's block of 2 tasks
+    with open(first, "r+b") as f:
+        f.truncate(100)
+    task = ["--num_tasks=2", "--progress=false"]
+    ok = run_cli("augment", f"--output={out}", "--verify", "--task_index=1", *task)
+    assert ok.returncode == 0 and "ok: task 1 of 2: 2 of 4 shards, checksums match" in ok.stdout, ok.stderr[-2000:]
+    assert_one_line_error(
+        run_cli("augment", f"--output={out}", "--verify", "--task_index=0", *task),
+        os.path.basename(first),
+        "size differs",
+    )
+
+
 def test_task_from_the_environment():
     config = command_line.resolve("sample", {"output": "o", "generator": "g"})
     assert shard_job.resolve_task(config, {}) == (0, 1)

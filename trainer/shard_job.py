@@ -341,8 +341,9 @@ def write_manifest(store: storage.Store, plan: ShardPlan, kind: str, start: int 
     return True
 
 
-def verify(output: str, progress: bool = True, every_secs: float = 5.0) -> dict:
-    """Re-checks a committed output: every shard's size, sha256 and record count (downloading from a bucket)."""
+def verify(output: str, progress: bool = True, every_secs: float = 5.0, task: int = 0, num_tasks: int = 1) -> dict:
+    """Re-checks a committed output: every shard's size, sha256 and record count (downloading from a
+    bucket); with several tasks, task t checks its block of shards (the same blocks as writing)."""
     from trainer.progress import Progress
 
     store = storage.open_store(output)
@@ -353,11 +354,10 @@ def verify(output: str, progress: bool = True, every_secs: float = 5.0) -> dict:
         missing = [key for key in ("bytes", "sha256", "num_images") if key not in entry]
         if missing:
             raise UserError(f"{store.url}/{shards.MANIFEST}: shard {entry['name']!r} records no {', '.join(missing)}")
-    published = store.stat_all()
-    counter = Progress(
-        f"verify {store.url}", len(manifest["shards"]), "shards", enabled=progress, every_secs=every_secs
-    )
-    for entry in manifest["shards"]:
+    entries = [manifest["shards"][i] for i in task_shards(task, num_tasks, len(manifest["shards"]))]
+    published = stat_shards(store, [entry["name"] for entry in entries])
+    counter = Progress(f"verify {store.url}", len(entries), "shards", enabled=progress, every_secs=every_secs)
+    for entry in entries:
         where = f"{store.url}/{entry['name']}"
         if entry["name"] not in published:
             raise UserError(f"{where}: missing")
@@ -424,8 +424,14 @@ def preview(config, params: AugmentParams) -> dict:
 def run(config, job: str) -> dict:
     """Runs this task's share of a `sample` or `augment` job."""
     if config.verify:
-        manifest = verify(config.output, config.progress, config.progress_secs)
-        print(f"ok: {manifest['num_shards']} shards, {manifest['num_images']} images, checksums match")
+        task, num_tasks = resolve_task(config)
+        manifest = verify(config.output, config.progress, config.progress_secs, task, num_tasks)
+        if num_tasks == 1:
+            print(f"ok: {manifest['num_shards']} shards, {manifest['num_images']} images, checksums match")
+        else:
+            total = len(manifest["shards"])
+            mine = task_shards(task, num_tasks, total)
+            print(f"ok: task {task} of {num_tasks}: {len(mine)} of {total} shards, checksums match")
         return {"verified": True}
     params = AugmentParams.create(**config.augmentation())
     if job == "sample" and config.preview:

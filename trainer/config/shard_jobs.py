@@ -52,7 +52,7 @@ class ShardJobConfig(_Printable):
     jpeg_quality: int = flag(95, "1..100, for --image_format=jpeg")
     task_index: int = flag(-1, "-1: from JOB_COMPLETION_INDEX, CLUSTER_SPEC or TF_CONFIG, else 0")
     num_tasks: int = flag(0, "0: from the environment (DCGAN_NUM_TASKS, CLUSTER_SPEC, TF_CONFIG), else 1")
-    verify: bool = flag(False, "re-check a finished output and exit")
+    verify: bool = flag(False, "re-check a finished output and exit (with tasks: each checks its block of shards)")
     progress: bool = flag(True, "progress on stderr: a bar on a terminal, a line per --progress_secs in a log")
     progress_secs: float = flag(5.0, "off a terminal (a log file): the least seconds between progress lines")
     # Augmentation: Keras ImageDataGenerator's arguments, same names and units.
