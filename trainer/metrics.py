@@ -177,8 +177,14 @@ class FeatureSpace:
         return np.concatenate(out)
 
 
+# How the feature classifier is trained: TrivialAugment, drawn per image. Without augmentation, on shapes
+# 10% (168 RGB images) it scored 0.19 on validation (chance 0.17) and found the conditioning class in 29%
+# of a generator's samples where the oracle found 71%; with it, 0.83 and 72% (docs/generators.md).
+FEATURE_POLICY = "trivial_augment"
+
+
 def classifier_cache_path(name: str, images: np.ndarray, labels: np.ndarray, steps: int) -> str:
-    key = f"{steps}/judge-v{judge.VERSION}".encode()
+    key = f"{steps}/judge-v{judge.VERSION}/{FEATURE_POLICY}".encode()
     digest = hashlib.sha256(images.tobytes() + labels.astype(np.int64).tobytes() + key).hexdigest()[:16]
     safe = "".join(c if c.isalnum() else "_" for c in name)[-40:]
     return os.path.join(storage.cache_dir("feature_models"), f"{safe}-{images.shape[1]}px-{digest}.keras")
@@ -216,12 +222,18 @@ def feature_space(
         model = keras.models.load_model(path, compile=False)
         log(f"features: classifier loaded from {path}")
     else:
-        model = judge.train(images, labels, num_classes, judge.ClassifierSpec(steps=steps), seed=0)
+        from trainer import downstream
+
+        recipe = judge.Recipe(downstream.POLICIES[FEATURE_POLICY]())
+        model = judge.train(images, labels, num_classes, judge.ClassifierSpec(steps=steps), seed=0, recipe=recipe)
         os.makedirs(os.path.dirname(path), exist_ok=True)
         temp = f"{path}.tmp-{os.getpid()}.keras"
         model.save(temp)
         os.replace(temp, path)
-        log(f"features: classifier trained on {len(images)} images of {name} ({steps} steps), saved to {path}")
+        log(
+            f"features: classifier trained on {len(images)} images of {name} ({steps} steps, "
+            f"{FEATURE_POLICY}), saved to {path}"
+        )
     return FeatureSpace(model, "classifier", classifier=model)
 
 
