@@ -174,7 +174,7 @@ class Experiment:
 
         stored = self.results.setdefault("tuning", {}).get(training.key)
         if stored:
-            return usefulness.Baseline(stored["policy"], stored["mix"], stored["scores"])
+            return usefulness.Baseline(stored["policy"], stored["mix"], stored["scores"], stored.get("balance", "none"))
         baseline = usefulness.tune_baseline(
             (training.images, training.labels), training.num_classes, self.spec(), log=log
         )

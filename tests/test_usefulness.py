@@ -48,3 +48,36 @@ def test_imbalanced_training_sets_are_scored_by_balanced_accuracy_and_specs_are_
         usefulness.UsefulnessSpec(policies=("sharpen",))
     with pytest.raises(ValueError, match="shares"):
         usefulness.UsefulnessSpec(shares=(0.0,))
+
+
+def test_imbalanced_data_tunes_class_balancing_on_validation_and_counts_every_training():
+    train = data.load_source("digits:train[:10%]", 32)
+    labels = np.asarray(train.labels)
+    keep = np.concatenate([np.flatnonzero(labels == c)[: 3 if c < 5 else None] for c in range(10)])
+    images, labels = train.images[keep], labels[keep]
+    test = data.load_source("digits:test", 32)
+    spec = usefulness.UsefulnessSpec(
+        classifier.ClassifierSpec(steps=10, batch_size=16, width=8),
+        seeds=1,
+        tune_seeds=1,
+        policies=("none",),
+        mixes=(),
+        shares=(0.5,),
+        balances=("resample",),
+    )
+    trained = []
+    report = usefulness.compare(
+        (images, labels), (test.images[:100], test.labels[:100]), (images, labels), 10, spec,
+        on_trained=lambda: trained.append(1),
+    )  # fmt: skip
+    assert (
+        len(trained) == spec.trainings(imbalanced=True) == (1 + 1 + 2) + 4 and report["metric"] == "balanced accuracy"
+    )
+    tuned = report["tuned"]
+    assert set(tuned["validation_scores"]["balances"]) == {"none", "resample"}
+    assert set(tuned["validation_scores"]["shares"]) == {"0.5", "0.5 resample"}
+    assert tuned["synthetic_balance"] in ("none", "resample")
+    chosen = tuned["validation_scores"]["balances"]
+    assert tuned["augmentation"].endswith("class-balanced resampling") == (chosen["resample"] > chosen["none"])
+    with pytest.raises(ValueError, match="balances"):
+        usefulness.UsefulnessSpec(balances=("oversample",))

@@ -429,7 +429,7 @@ def downstream(
     )
     counter = Progress(
         "evaluate: downstream classifiers",
-        spec.trainings(),
+        spec.trainings(usefulness.is_imbalanced(np.asarray(train.labels), num_classes)),
         f"trained ({config.downstream_steps} steps each)",
         stream=sys.stderr,
     )
@@ -499,7 +499,13 @@ def summary(report: dict) -> str:
         )
         lines.append(
             f"downstream verdict: {d['verdict']} (augmentation tuned on validation: {d['tuned']['augmentation']}"
-            + f"; synthetic share {d['tuned']['synthetic_share']})"
+            + f"; synthetic share {d['tuned']['synthetic_share']}"
+            + (
+                f", real images {d['tuned']['synthetic_balance']}"
+                if d["tuned"].get("synthetic_balance", "none") != "none"
+                else ""
+            )
+            + ")"
         )
     lines += [f"(!) {k}: {report[k]['caveat']}" for k in mark]
     return "\n".join(lines)

@@ -209,14 +209,16 @@ def downstream_section(d: dict) -> str:
     parts.append(
         f"<p>CAS ratio (synthetic only / tuned augmentation): {d['cas_ratio']:.2f}. Chosen on a validation split of "
         f"{tuned['validation_images']} training images, never on the test images: augmentation "
-        f"<b>{html.escape(tuned['augmentation'])}</b>, synthetic share {tuned['synthetic_share']}.</p>"
+        f"<b>{html.escape(tuned['augmentation'])}</b>, synthetic share {tuned['synthetic_share']}"
+        + (f" (real images: {tuned['synthetic_balance']})" if tuned.get("synthetic_balance", "none") != "none" else "")
+        + ".</p>"
     )
     scores = tuned["validation_scores"]
     parts.append(
         _table(
             [
                 (f"validation: {kind} {name}", f"{value:.4f}", "")
-                for kind in ("policies", "mixes", "shares")
+                for kind in ("policies", "mixes", "balances", "shares")
                 for name, value in scores.get(kind, {}).items()
             ]
         )  # fmt: skip

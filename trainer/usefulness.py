@@ -3,9 +3,12 @@
 Every choice is made on a validation split carved from the training images
 (stratified, `UsefulnessSpec.validation_fraction`), never on the test set:
   1. the augmentation baseline: the best of `spec.policies` (downstream.POLICIES),
-     then the same with mixup or CutMix if that scores higher;
+     then the same with mixup or CutMix if that scores higher, and on imbalanced
+     data with class-balanced resampling or loss re-weighting (`spec.balances`)
+     if that scores higher;
   2. the share of synthetic images per batch (`spec.shares`), with the baseline's
-     augmentation applied to the synthetic images too.
+     augmentation applied to the synthetic images too (on imbalanced data also
+     whether the real images keep the baseline's balancing).
 Then each recipe trains the judge (trainer/classifier.py) on all the training
 images with the same seeds (seed k of one recipe shares initial weights and
 batch order with seed k of another) and is tested once on the test set:
@@ -60,6 +63,7 @@ class UsefulnessSpec:
     policies: tuple = tuple(downstream.POLICIES)  # baseline candidates (names in downstream.POLICIES)
     mixes: tuple = ("mixup", "cutmix")  # tried on top of the best policy
     shares: tuple = (0.25, 0.5)  # synthetic share per batch candidates
+    balances: tuple = ("resample", "reweight")  # tried on imbalanced data on top of the best policy and mix
     seed: int = 0
     minimum: float = 0.0  # a gain must exceed this (accuracy units) to be called "helps"
 
@@ -73,12 +77,16 @@ class UsefulnessSpec:
             raise ValueError(f"policies {unknown or '()'}: choose from {', '.join(downstream.POLICIES)}")
         if any(m not in classifier.MIXES for m in self.mixes):
             raise ValueError(f"mixes={self.mixes}: choose from {classifier.MIXES}")
+        if any(b not in classifier.BALANCES for b in self.balances):
+            raise ValueError(f"balances={self.balances}: choose from {classifier.BALANCES}")
         if not self.shares or any(not 0 < s <= 1 for s in self.shares):
             raise ValueError(f"shares={self.shares}: each in (0, 1]")
 
-    def trainings(self) -> int:
-        """Classifiers `compare` trains (for a progress counter)."""
-        return (len(self.policies) + len(self.mixes) + len(self.shares)) * self.tune_seeds + len(RECIPES) * self.seeds
+    def trainings(self, imbalanced: bool = False) -> int:
+        """Classifiers `compare` trains (for a progress counter); more on imbalanced training data."""
+        shares = len(self.shares) * (2 if imbalanced else 1)
+        tuned = len(self.policies) + len(self.mixes) + (len(self.balances) if imbalanced else 0) + shares
+        return tuned * self.tune_seeds + len(RECIPES) * self.seeds
 
 
 def is_imbalanced(labels: np.ndarray, num_classes: int) -> bool:
@@ -120,19 +128,25 @@ def _best(candidates: dict) -> str:
 
 @dataclasses.dataclass(frozen=True)
 class Baseline:
-    """The augmentation chosen on validation: a POLICIES name, a mix, and the validation scores behind them."""
+    """The augmentation chosen on validation: a POLICIES name, a mix, a class balancing, and the scores behind them."""
 
     policy: str
     mix: str = "none"
     scores: dict = dataclasses.field(default_factory=dict)
+    balance: str = "none"
 
     def recipe(self, **kwargs) -> classifier.Recipe:
+        kwargs.setdefault("balance", self.balance)
         return classifier.Recipe(downstream.POLICIES[self.policy](), mix=self.mix, **kwargs)
 
     @property
     def description(self) -> str:
         text = downstream.POLICIES[self.policy]().description
-        return text + (f" + {self.mix}" if self.mix != "none" else "")
+        text += f" + {self.mix}" if self.mix != "none" else ""
+        return (
+            text
+            + {"none": "", "resample": " + class-balanced resampling", "reweight": " + loss re-weighting"}[self.balance]
+        )
 
 
 class _Split:
@@ -171,16 +185,23 @@ def _tune_baseline(split: _Split, spec: UsefulnessSpec, log: Callable) -> Baseli
     mixes = {"none": policies[best]}
     for mix in spec.mixes:
         mixes[mix] = split.tune(Baseline(best, mix).recipe())
+    mix = _best(mixes)
+    balances = {"none": mixes[mix]}
+    for balance in spec.balances if split.imbalanced else ():
+        balances[balance] = split.tune(Baseline(best, mix, balance=balance).recipe())
+    scores = {"policies": policies, "mixes": mixes} | ({"balances": balances} if len(balances) > 1 else {})
     baseline = Baseline(
         best,
-        _best(mixes),
-        {
-            "policies": {k: float(np.mean(v)) for k, v in policies.items()},
-            "mixes": {k: float(np.mean(v)) for k, v in mixes.items()},
-        },
+        mix,
+        {group: {k: float(np.mean(v)) for k, v in runs.items()} for group, runs in scores.items()},
+        _best(balances),
     )
-    log(f"validation: augmentation baseline {baseline.description} ({max(map(np.mean, mixes.values())):.4f})")
+    log(f"validation: augmentation baseline {baseline.description} ({max(map(np.mean, balances.values())):.4f})")
     return baseline
+
+
+def _share_key(share: float, balance: str) -> str:
+    return str(share) if balance == "none" else f"{share} {balance}"
 
 
 def compare(
@@ -200,18 +221,24 @@ def compare(
     split = _Split(train, num_classes, spec, on_trained)
     if baseline is None:
         baseline = _tune_baseline(split, spec, log)
+    # on imbalanced data, with or without balancing the real images (the synthetic ones may already balance)
+    balances = (
+        ["none", baseline.balance if baseline.balance != "none" else "resample"] if split.imbalanced else ["none"]
+    )
     shares = {
-        share: split.tune(baseline.recipe(synthetic=synthetic, synthetic_fraction=share)) for share in spec.shares
+        (share, balance): split.tune(baseline.recipe(synthetic=synthetic, synthetic_fraction=share, balance=balance))
+        for balance in balances
+        for share in spec.shares
     }
-    best_share = _best(shares)
-    log(f"validation: synthetic share {best_share}")
+    best_share, best_balance = _best(shares)
+    log(f"validation: synthetic share {best_share}, real images balanced by {best_balance}")
 
     seeds = [spec.seed + k for k in range(spec.seeds)]
     recipes = {
         "real": classifier.Recipe(),
         "augmented": baseline.recipe(),
         "synthetic_only": baseline.recipe(synthetic=synthetic, synthetic_fraction=1.0),
-        "with_synthetic": baseline.recipe(synthetic=synthetic, synthetic_fraction=best_share),
+        "with_synthetic": baseline.recipe(synthetic=synthetic, synthetic_fraction=best_share, balance=best_balance),
     }
     results = {}
     for name, recipe in recipes.items():
@@ -233,8 +260,12 @@ def compare(
             "mix": baseline.mix,
             "augmentation": baseline.description,
             "synthetic_share": best_share,
+            "synthetic_balance": best_balance,
             "validation_images": int(len(split.val[1])),
-            "validation_scores": {**baseline.scores, "shares": {str(k): float(np.mean(v)) for k, v in shares.items()}},
+            "validation_scores": {
+                **baseline.scores,
+                "shares": {_share_key(*k): float(np.mean(v)) for k, v in shares.items()},
+            },
         },
         "classifier": dataclasses.asdict(spec.classifier) | {"version": classifier.VERSION},
         "seeds": spec.seeds,
