@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from experiments import shapes, usefulness
+from experiments import equivalence, shapes, usefulness
 from trainer import data
 
 
@@ -83,3 +83,18 @@ def test_probe_reads_g_d_and_g_ema_from_a_checkpoint(smoke_job, tmp_path):
     for key in ("d_real", "d_fake"):
         assert len(result[key]) == 10 and all(0.0 <= v <= 1.0 for v in result[key])
     assert len(result["d_label_margin"]) == 10 and real.num_classes == 10
+
+
+def test_data_equivalence_interpolates_the_real_only_curve_and_bootstraps_paired_seeds():
+    sizes = [2.0, 4.0, 12.0]
+    assert equivalence.crossing(sizes, [0.5, 0.7, 0.9], 0.6) == 3.0
+    assert equivalence.crossing(sizes, [0.5, 0.7, 0.9], 0.8) == pytest.approx(8.0)
+    assert equivalence.crossing(sizes, [0.5, 0.7, 0.9], 0.95) == float("inf")
+    assert equivalence.crossing(sizes, [0.5, 0.7, 0.9], 0.4) == 2.0
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 0.01, 12)  # shared by every recipe of a seed: pairing must cancel it
+    curve = np.array([0.5, 0.7, 0.9])[:, None] + noise[None, :]
+    low, high, never = equivalence.bootstrap(sizes, curve, 0.8 + noise, draws=500)
+    assert low == pytest.approx(8.0, abs=0.01) and high == pytest.approx(8.0, abs=0.01) and never == 0.0
+    low, high, _ = equivalence.bootstrap(sizes, curve, 0.8 + rng.normal(0, 0.03, 12), draws=500)
+    assert low < 8.0 < high
