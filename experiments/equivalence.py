@@ -1,7 +1,7 @@
 """How many real images are the synthetic ones worth? The minority regime's data-equivalence number.
 
     python -m experiments.usefulness --work=runs/useful --datasets=digits --regime=minority --generators=3 --seeds=4
-    python -m experiments.equivalence --work=runs/useful --dataset=digits --ratios=5,4,3,2,1
+    python -m experiments.equivalence --work=runs/useful --dataset=digits --ratios=3,2,1
 
 Reads the usefulness experiment's minority run in WORK/results.json (its tuned
 baseline and the `with_synthetic` scores: real images with the small classes cut
@@ -10,6 +10,8 @@ baseline (augmentation, mix and class balancing chosen on validation there) on
 real images only, with the small classes cut less (1/r for each r in --ratios;
 r=1 keeps all of them; the cuts are nested: a smaller cut adds images), with the
 same classifier seeds (100g + k), and scores balanced accuracy on the test split.
+At r = --minority_ratio the curve's point is the minority run's own `augmented`
+recipe (the same recipe, images and seeds; training is deterministic per seed).
 
 Reports, per r, the paired difference `with_synthetic - baseline(r)` with its
 95% interval, and the data-equivalence number: the real images per small class at
@@ -60,7 +62,7 @@ def main() -> None:
     parser.add_argument("--dataset", default="digits", help="digits or shapes")
     parser.add_argument("--fraction", type=int, default=10, help="percent of the training split, as there")
     parser.add_argument("--minority_ratio", type=int, default=5, help="the minority run's --minority_ratio")
-    parser.add_argument("--ratios", default="5,4,3,2,1", help="cuts of the small classes for the real-only curve")
+    parser.add_argument("--ratios", default="3,2,1", help="cuts of the small classes for the real-only curve")
     parser.add_argument("--steps", type=int, default=1500, help="judge training steps (as the minority run)")
     parser.add_argument("--generators", type=int, default=3, help="the minority run's --generators")
     parser.add_argument("--seeds", type=int, default=4, help="the minority run's --seeds (seed 100g + k)")
@@ -88,7 +90,7 @@ def main() -> None:
     spec = classifier.ClassifierSpec(steps=args.steps)
     score = usefulness.score_fn(True)
     ratios = sorted({int(r) for r in args.ratios.split(",")}, reverse=True)
-    for r in ratios:
+    for r in [r for r in ratios if r != args.minority_ratio]:
         point = done["curve"].setdefault(str(r), {"runs": []})
         keep = experiment.minority_subset(labels, train.num_classes, r)
         point["per_small_class"] = float(
@@ -114,6 +116,15 @@ def main() -> None:
         [x for g in range(args.generators) for x in runs[f"g{g}"]["recipes"]["with_synthetic"]["runs"]]
     )
     generators = list(runs)
+    keep = experiment.minority_subset(labels, train.num_classes, args.minority_ratio)
+    done["curve"][str(args.minority_ratio)] = {
+        "runs": [x for g in range(args.generators) for x in runs[f"g{g}"]["recipes"]["augmented"]["runs"]],
+        "per_small_class": float(
+            np.mean(np.bincount(labels[keep], minlength=train.num_classes)[: train.num_classes // 2])
+        ),
+        "train_images": int(len(keep)),
+        "from": "the minority run's augmented recipe",
+    }
     points = sorted(done["curve"].values(), key=lambda p: p["per_small_class"])
     sizes = [p["per_small_class"] for p in points]
     curve = np.array([p["runs"] for p in points])

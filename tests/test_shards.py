@@ -65,7 +65,9 @@ def test_hand_encoded_examples_are_byte_identical_to_protobuf():
             rng.choice([0, 2**40, 2**62, -1]),
             rng.choice([-1, 0, 3000]),
         )
-        assert shards.make_example(*args, probs=probs) == make_example_proto(*args, probs=probs)
+        png, height, width, channels, label, source, seed, step = args
+        encoder = shards.ExampleEncoder(height, width, channels, source, step)
+        assert encoder.encode(png, label, seed, probs) == make_example_proto(*args, probs=probs)
 
 
 def test_one_encoder_reused_across_records_and_formats_matches_protobuf():

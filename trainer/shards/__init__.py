@@ -59,7 +59,6 @@ from trainer.shards.records import (
     file_sha256,
     frame_records,
     framed_records,
-    make_example,
     parse_example,
     shard_name,
 )
@@ -85,7 +84,6 @@ __all__ = [
     "framed_records",
     "load",
     "local_shards",
-    "make_example",
     "mix",
     "parse_example",
     "parse_manifest",

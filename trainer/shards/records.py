@@ -156,22 +156,6 @@ def frame_records(records: list[bytes]) -> bytes:
     return b"".join(parts)
 
 
-def make_example(
-    png: bytes,
-    height: int,
-    width: int,
-    channels: int,
-    label: int,
-    source: str,
-    seed: int,
-    generator_step: int,
-    probs=None,
-    image_format: str = "png",
-) -> bytes:
-    """One serialized record (see ExampleEncoder, which a shard writer reuses)."""
-    return ExampleEncoder(height, width, channels, source, generator_step, image_format).encode(png, label, seed, probs)
-
-
 def parse_example(record: tf.Tensor, channels: int) -> tuple[tf.Tensor, tf.Tensor]:
     """Serialized Example -> (uint8 [H, W, channels], int64 label)."""
     parsed = tf.io.parse_single_example(record, FEATURES)

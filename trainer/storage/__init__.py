@@ -25,7 +25,7 @@ The package: local.py (the interface, the local folder, key rules, locks,
 caches, the tree mirror for logs), gcs.py (the bucket), staging.py (local
 copies of gs:// files and dataset folders), and here `open_store`, the one
 place that chooses between them. Nothing in it imports the rest of trainer/
-except errors and environment.
+except errors, environment and (for a staging progress bar) progress.
 
     python -c "from trainer import storage; s = storage.open_store('/tmp/x'); s.put('a', b'hi'); print(s.get('a'))"
 """
