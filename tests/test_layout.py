@@ -108,3 +108,16 @@ def test_every_module_has_its_tests_or_says_where_they_are():
         assert mirrored or relative in elsewhere, f"{relative}: no tests/test_{base} and not listed in CONTRIBUTING"
     for listed in elsewhere:
         assert os.path.exists(os.path.join(REPO, listed)), f"CONTRIBUTING lists {listed}, which does not exist"
+
+
+def test_the_library_api_the_package_docstring_declares_exists():
+    import importlib
+
+    import trainer
+
+    declared = re.findall(r"^\s+trainer\.(\w+)\.([\w /]+?)(?:\(|\s{2,})", trainer.__doc__, flags=re.M)
+    assert len(declared) >= 6
+    for module, names in declared:
+        loaded = importlib.import_module(f"trainer.{module}")
+        for name in (n.strip() for n in names.split("/")):
+            assert hasattr(loaded, name), f"trainer.{module}.{name} is declared in trainer/__init__.py but missing"

@@ -9,10 +9,16 @@ into the configs of trainer/config/):
     evaluate  trainer/evaluate.py (fidelity, memorization, GAN-test, downstream) and its report page
     launch    trainer/launch.py (a VM, Vertex AI, Kubernetes)
 
-For your own code: `keras.models.load_model("JOB_DIR/export/generator.keras")`
-(trainer/export.py), `trainer.shards.load(...)` and `trainer.shards.mix(...)` to
-train on shard outputs, `trainer.data.load_source(...)` for the datasets
-`--dataset` accepts.
+The library API (stable; everything else is internal):
+
+    keras.models.load_model("JOB_DIR/export/generator.keras")   an exported generator (trainer/export.py)
+    trainer.shards.load / mix / ExampleEncoder / parse_example   read and write shard outputs
+    trainer.data.load_source(spec, resolution)                   the datasets `--dataset` accepts
+    trainer.storage.open_store(url)                              a local folder or gs:// prefix
+    trainer.sources.generator_source(GeneratorSpec(...))         batches of samples (trainer/specs.py)
+    trainer.usefulness.compare / tune_baseline(UsefulnessSpec)   `dcgan evaluate`'s downstream comparison
+    trainer.classifier.train(images, labels, k, ClassifierSpec, seed, Recipe)   its judge
+    trainer.stats.paired / verdict                               paired intervals and the verdict line
 """
 
 
