@@ -348,3 +348,9 @@ def test_k8s_pods_get_the_cpu_memory_and_cache_volume_asked_for():
     for flag, value in (("cpu", "four"), ("cpu", "0"), ("memory", "16 GB"), ("memory", "1e9x"), ("cache_size", "-1Gi")):
         with pytest.raises(UserError, match=f"--{flag}=.* must be a Kubernetes quantity above 0"):
             launch.plan("k8s", {**flags, flag: value})
+
+
+def test_kubernetes_without_pyyaml_is_one_line_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "yaml", None)  # PyYAML lives in the `launch` extra
+    with pytest.raises(UserError, match=r"PyYAML: pip install 'dcgan-factory\[launch\]'"):
+        launch.render_k8s(None, None, "x")

@@ -130,8 +130,13 @@ def test_every_flag_mentioned_anywhere_exists():
     a program the pages name (tensorboard, gcloud, ruff): a renamed flag cannot linger in the docs."""
     fields = set().union(*(job_fields(job) for job in command_line.CONFIG_CLASSES)) | {"spec_dir", "gpus_per_worker"}
     experiment = set()
-    for name in ("usefulness.py", "judge.py", "generators.py"):
-        with open(os.path.join(REPO, "experiments", name), encoding="utf-8") as f:
+    scripts = [
+        os.path.join(folder, n)
+        for folder in ("experiments", "examples")
+        for n in os.listdir(os.path.join(REPO, folder))
+    ]
+    for name in (n for n in scripts if n.endswith(".py")):
+        with open(os.path.join(REPO, name), encoding="utf-8") as f:
             experiment |= set(re.findall(r"\"--(\w+)\"", f.read()))
     for page in DOCS:
         for name in re.findall(r"(?<![\w-])--([a-z][a-z0-9_]*)\b(?!-)", read(page)):

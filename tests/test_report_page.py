@@ -45,10 +45,12 @@ def test_the_page_is_self_contained_and_escapes_names():
         "memorization": {"skipped": "no training set"},
         "gan_test": {},
         "downstream": {"skipped": "no labels"},
+        "version": "9.8.7<",
     }
     page = report_page.page(
         report, {"Synthetic samples": report_page.samples_png(np.zeros((2, 8, 8, 1), np.uint8), "t")}
     )
     assert "<script>x</script>" not in page and "&lt;script&gt;" in page
     assert "shared images" in page and "data:image/png;base64," in page and "http" not in page
+    assert "dcgan-factory 9.8.7&lt;" in page  # which version wrote it
     assert "overlap NOT checked &lt;b&gt;" in page  # data warnings are shown (they were read from a key never set)

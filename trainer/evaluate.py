@@ -30,6 +30,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainer import (
+    __version__,
     classifier,
     data,
     export,
@@ -121,7 +122,7 @@ def load_real(dataset: str, flag: str, resolution: int, channels: int) -> data.T
 
 def run(config) -> dict:
     started = time.perf_counter()
-    report: dict = {"config": json.loads(config.to_json())}
+    report: dict = {"version": __version__, "config": json.loads(config.to_json())}
     # -- Synthetic images, and the real sets at their resolution.
     synth, synth_labels, synth_info = load_synthetic(config)
     resolution, channels = synth.shape[1], synth.shape[3]

@@ -333,7 +333,12 @@ def k8s_manifests(config: config_lib.LaunchConfig, args: list[str], name: str) -
 
 
 def render_k8s(config, args, name) -> tuple[dict[str, str], list[list[str]]]:
-    import yaml
+    try:
+        import yaml
+    except ImportError:
+        from trainer.errors import UserError
+
+        raise UserError("dcgan launch k8s writes YAML and needs PyYAML: pip install 'dcgan-factory[launch]'") from None
 
     text = yaml.safe_dump_all(k8s_manifests(config, args, name), sort_keys=False)
     return {"manifests.yaml": text}, [["kubectl", "apply", "-f", "manifests.yaml"]]

@@ -301,5 +301,7 @@ def page(report: dict, pictures: dict[str, bytes]) -> str:
         parts.append(
             f"<h2>{html.escape(name)}</h2><img alt='{html.escape(name)}' src='data:image/png;base64,{encoded}'>"
         )
+    version = report.get("version")
+    parts.append(f"<footer><p>dcgan-factory {html.escape(str(version))}</p></footer>" if version else "")
     parts.append("</body></html>")
     return "\n".join(parts)
