@@ -99,9 +99,22 @@ class Experiment:
                 self.results = json.load(f)
 
     def save(self) -> None:
-        with open(self.results_path + ".tmp", "w") as f:
-            json.dump(self.results, f, indent=1)
-        os.replace(self.results_path + ".tmp", self.results_path)
+        """Writes results.json, merged with what other processes (`--only`) wrote there meanwhile."""
+        import fcntl
+
+        with open(self.results_path + ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if os.path.isfile(self.results_path):
+                with open(self.results_path) as f:
+                    on_disk = json.load(f)
+                for key, runs in on_disk.get("runs", {}).items():
+                    mine = self.results.setdefault("runs", {}).setdefault(key, {})
+                    mine.update({g: run for g, run in runs.items() if g not in mine})
+                for group in ("tuning", "wall_s"):
+                    self.results[group] = on_disk.get(group, {}) | self.results.get(group, {})
+            with open(self.results_path + ".tmp", "w") as f:
+                json.dump(self.results, f, indent=1)
+            os.replace(self.results_path + ".tmp", self.results_path)
 
     def spec(self, seed: int = 0):
         from trainer import classifier, usefulness
@@ -173,10 +186,16 @@ class Experiment:
         from trainer import usefulness
 
         stored = self.results.setdefault("tuning", {}).get(training.key)
+        chosen = None
         if stored:
-            return usefulness.Baseline(stored["policy"], stored["mix"], stored["scores"], stored.get("balance", "none"))
+            chosen = usefulness.Baseline(
+                stored["policy"], stored["mix"], stored["scores"], stored.get("balance", "none")
+            )
+            if "balance" in stored or not usefulness.is_imbalanced(training.labels, training.num_classes):
+                return chosen
+            log(f"{training.key}: tuning the class balancing on top of the stored {chosen.description}")
         baseline = usefulness.tune_baseline(
-            (training.images, training.labels), training.num_classes, self.spec(), log=log
+            (training.images, training.labels), training.num_classes, self.spec(), log=log, chosen=chosen
         )
         self.results["tuning"][training.key] = dataclasses.asdict(baseline)
         self.save()
@@ -187,7 +206,8 @@ class Experiment:
 
         baseline = self.baseline(training)
         done = self.results.setdefault("runs", {}).setdefault(training.key, {})
-        for g in range(self.args.generators):
+        only = [int(g) for g in self.args.only.split(",")] if self.args.only else range(self.args.generators)
+        for g in only:
             if f"g{g}" in done:
                 continue
             # minority regime: the pool tops the small classes up (`dcgan sample --labels=fill`)
@@ -260,6 +280,7 @@ def main() -> None:
     parser.add_argument("--gan_steps", type=int, default=3000, help="generator training steps")
     parser.add_argument("--num_synthetic", type=int, default=5000, help="synthetic images per generator")
     parser.add_argument("--gan_flags", default="", help="extra `dcgan train` flags, e.g. '--class_loss_weight=1'")
+    parser.add_argument("--only", default="", help="generator indices to run here, e.g. '2' (several processes)")
     parser.add_argument("--variant", default="", help="a name for --gan_flags (job dirs and result keys carry it)")
     args = parser.parse_args()
     experiment = Experiment(args)

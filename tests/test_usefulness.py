@@ -79,5 +79,11 @@ def test_imbalanced_data_tunes_class_balancing_on_validation_and_counts_every_tr
     assert tuned["synthetic_balance"] in ("none", "resample")
     chosen = tuned["validation_scores"]["balances"]
     assert tuned["augmentation"].endswith("class-balanced resampling") == (chosen["resample"] > chosen["none"])
+    # a policy and mix tuned earlier on the same split: only the balancing is tuned on top
+    trained.clear()
+    chosen = usefulness.Baseline("none", "none", {"policies": {"none": 0.5}, "mixes": {"none": 0.5}})
+    again = usefulness.tune_baseline((images, labels), 10, spec, on_trained=lambda: trained.append(1), chosen=chosen)
+    assert len(trained) == 1 + len(spec.balances) and (again.policy, again.mix) == ("none", "none")
+    assert again.scores["policies"] == {"none": 0.5} and set(again.scores["balances"]) == {"none", "resample"}
     with pytest.raises(ValueError, match="balances"):
         usefulness.UsefulnessSpec(balances=("oversample",))

@@ -174,22 +174,31 @@ def tune_baseline(
     spec: UsefulnessSpec = UsefulnessSpec(),
     on_trained: Optional[Callable] = None,
     log: Callable = lambda line: None,
+    chosen: Optional[Baseline] = None,
 ) -> Baseline:
-    """The best of spec.policies on the validation split, then with each of spec.mixes if that is better."""
-    return _tune_baseline(_Split(train, num_classes, spec, on_trained), spec, log)
+    """The best of spec.policies on the validation split, then with each of spec.mixes if that is better, then
+    (imbalanced data) with each of spec.balances. `chosen`: a policy and mix already tuned (by an earlier run on
+    the same split): only the balancing is tuned on top."""
+    return _tune_baseline(_Split(train, num_classes, spec, on_trained), spec, log, chosen)
 
 
-def _tune_baseline(split: _Split, spec: UsefulnessSpec, log: Callable) -> Baseline:
-    policies = {name: split.tune(classifier.Recipe(downstream.POLICIES[name]())) for name in spec.policies}
-    best = _best(policies)
-    mixes = {"none": policies[best]}
-    for mix in spec.mixes:
-        mixes[mix] = split.tune(Baseline(best, mix).recipe())
-    mix = _best(mixes)
-    balances = {"none": mixes[mix]}
+def _tune_baseline(split: _Split, spec: UsefulnessSpec, log: Callable, chosen: Optional[Baseline] = None) -> Baseline:
+    if chosen is None:
+        policies = {name: split.tune(classifier.Recipe(downstream.POLICIES[name]())) for name in spec.policies}
+        best = _best(policies)
+        mixes = {"none": policies[best]}
+        for mix in spec.mixes:
+            mixes[mix] = split.tune(Baseline(best, mix).recipe())
+        mix = _best(mixes)
+        scores = {"policies": policies, "mixes": mixes}
+        balances = {"none": mixes[mix]}
+    else:
+        best, mix = chosen.policy, chosen.mix
+        scores = {k: v for k, v in chosen.scores.items() if k != "balances"}
+        balances = {"none": split.tune(Baseline(best, mix).recipe())}
     for balance in spec.balances if split.imbalanced else ():
         balances[balance] = split.tune(Baseline(best, mix, balance=balance).recipe())
-    scores = {"policies": policies, "mixes": mixes} | ({"balances": balances} if len(balances) > 1 else {})
+    scores = scores | ({"balances": balances} if len(balances) > 1 else {})
     baseline = Baseline(
         best,
         mix,
