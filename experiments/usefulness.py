@@ -5,6 +5,7 @@
     python -m experiments.usefulness --work=runs/usefulness --datasets=shapes --regime=minority \
         --generators=3 --seeds=5
     python -m experiments.usefulness --work=runs/usefulness --variant=ac1 --gan_flags='--class_loss_weight=1'
+    for g in 0 1 2; do python -m experiments.usefulness ... --generators=3 --only=$g & done   # one process each
 
 It runs `dcgan evaluate`'s comparison (trainer/usefulness.py) on training sets
 drawn from a dataset (the bundled `digits`; `shapes`, an RGB dataset made from
