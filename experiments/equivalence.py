@@ -11,7 +11,7 @@ real images only, with the small classes cut less (1/r for each r in --ratios;
 r=1 keeps all of them; the cuts are nested: a smaller cut adds images), with the
 same classifier seeds (100g + k), and scores balanced accuracy on the test split.
 At r = --minority_ratio the curve's point is the minority run's own `augmented`
-recipe (the same recipe, images and seeds; training is deterministic per seed).
+recipe (the same recipe, images and seeds; reruns on another day differed by ~0.2 points in the mean).
 
 Reports, per r, the paired difference `with_synthetic - baseline(r)` with its
 95% interval, and the data-equivalence number: the real images per small class at
