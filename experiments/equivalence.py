@@ -56,6 +56,17 @@ def bootstrap(sizes, curve: np.ndarray, synthetic: np.ndarray, draws: int = 1000
     return float(np.quantile(values, 0.025)), float(np.quantile(values, 0.975)), float(np.mean(np.isinf(values)))
 
 
+def small_class_size(labels: np.ndarray, keep: np.ndarray, num_classes: int) -> float:
+    """Mean images per small class (the lower half of the classes) in labels[keep]."""
+    return float(np.mean(np.bincount(labels[keep], minlength=num_classes)[: num_classes // 2]))
+
+
+def write_json(value, path: str) -> None:
+    with open(path + ".tmp", "w") as f:
+        json.dump(value, f, indent=1)
+    os.replace(path + ".tmp", path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="runs/useful", help="the usefulness experiment's --work")
@@ -77,7 +88,7 @@ def main() -> None:
     tuned = results.get("tuning", {}).get(key)
     if not tuned:
         raise SystemExit(f"no tuned baseline for {key!r} in {work}/results.json: run experiments.usefulness first")
-    baseline = usefulness.Baseline(tuned["policy"], tuned["mix"], tuned["scores"], tuned.get("balance", "none"))
+    baseline = usefulness.Baseline(**tuned)
     seeds = [100 * g + k for g in range(args.generators) for k in range(args.seeds)]
 
     base = experiment.Experiment(argparse.Namespace(work=work)).base(args.dataset)
@@ -93,17 +104,13 @@ def main() -> None:
     for r in [r for r in ratios if r != args.minority_ratio]:
         point = done["curve"].setdefault(str(r), {"runs": []})
         keep = experiment.minority_subset(labels, train.num_classes, r)
-        point["per_small_class"] = float(
-            np.mean(np.bincount(labels[keep], minlength=train.num_classes)[: train.num_classes // 2])
-        )
+        point["per_small_class"] = small_class_size(labels, keep, train.num_classes)
         point["train_images"] = int(len(keep))
         for seed in seeds[len(point["runs"]) :]:
             model = classifier.train(train.images[keep], labels[keep], train.num_classes, spec, seed, baseline.recipe())
             point["runs"].append(score(model, test.images, np.asarray(test.labels), train.num_classes))
             experiment.log(f"{key}: 1/{r} of the small classes, seed {seed}: {point['runs'][-1]:.4f}")
-            with open(out_path + ".tmp", "w") as f:
-                json.dump(out, f, indent=1)
-            os.replace(out_path + ".tmp", out_path)
+            write_json(out, out_path)
 
     runs = results.get("runs", {}).get(key, {})
     if sorted(runs) != [f"g{g}" for g in range(args.generators)] or any(
@@ -119,9 +126,7 @@ def main() -> None:
     keep = experiment.minority_subset(labels, train.num_classes, args.minority_ratio)
     done["curve"][str(args.minority_ratio)] = {
         "runs": [x for g in range(args.generators) for x in runs[f"g{g}"]["recipes"]["augmented"]["runs"]],
-        "per_small_class": float(
-            np.mean(np.bincount(labels[keep], minlength=train.num_classes)[: train.num_classes // 2])
-        ),
+        "per_small_class": small_class_size(labels, keep, train.num_classes),
         "train_images": int(len(keep)),
         "from": "the minority run's augmented recipe",
     }
@@ -156,8 +161,7 @@ def main() -> None:
         "",
     ]
     done["equivalence"] = {"per_small_class": equal, "low": low, "high": high, "never": never}
-    with open(out_path, "w") as f:
-        json.dump(out, f, indent=1)
+    write_json(out, out_path)
     with open(os.path.join(work, "equivalence.md"), "w") as f:
         f.write("\n".join(lines))
     print("\n".join(lines))

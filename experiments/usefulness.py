@@ -189,9 +189,7 @@ class Experiment:
         stored = self.results.setdefault("tuning", {}).get(training.key)
         chosen = None
         if stored:
-            chosen = usefulness.Baseline(
-                stored["policy"], stored["mix"], stored["scores"], stored.get("balance", "none")
-            )
+            chosen = usefulness.Baseline(**stored)  # a baseline stored before balancing existed: balance "none"
             if "balance" in stored or not usefulness.is_imbalanced(training.labels, training.num_classes):
                 return chosen
             log(f"{training.key}: tuning the class balancing on top of the stored {chosen.description}")
