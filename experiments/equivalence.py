@@ -62,9 +62,23 @@ def small_class_size(labels: np.ndarray, keep: np.ndarray, num_classes: int) -> 
 
 
 def write_json(value, path: str) -> None:
-    with open(path + ".tmp", "w") as f:
-        json.dump(value, f, indent=1)
-    os.replace(path + ".tmp", path)
+    """Writes value to path, keeping the longer run list of each curve point another process (split --ratios)
+    wrote there meanwhile."""
+    import fcntl
+
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.isfile(path):
+            with open(path) as f:
+                on_disk = json.load(f)
+            for key, theirs in on_disk.items():
+                mine = value.setdefault(key, theirs)
+                for r, point in theirs.get("curve", {}).items():
+                    if len(point.get("runs", [])) > len(mine["curve"].get(r, {}).get("runs", [])):
+                        mine["curve"][r] = point
+        with open(path + ".tmp", "w") as f:
+            json.dump(value, f, indent=1)
+        os.replace(path + ".tmp", path)
 
 
 def main() -> None:

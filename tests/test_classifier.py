@@ -24,6 +24,28 @@ def test_a_run_is_a_function_of_its_seed(digits):
     assert np.abs(run(1) - first).max() > 1e-3
 
 
+@pytest.mark.parametrize("recipe", ["plain", "everything"])
+def test_seeds_trained_together_are_the_models_trained_one_at_a_time(digits, recipe):
+    """train_many only shares the compiled step: each seed's draws, augmentation, mixing and updates are its own,
+    so its model equals the one `train` makes for that seed alone (resampling, synthetic share, mixup included)."""
+    from trainer import downstream
+
+    x, y = digits.images[:128], digits.labels[:128]
+    spec = classifier.ClassifierSpec(steps=6, batch_size=16, width=4)
+    if recipe == "plain":
+        recipe = classifier.Recipe()
+    else:
+        synthetic = (digits.images[128:192], (digits.labels[128:192] + 1) % 10)
+        recipe = classifier.Recipe(
+            downstream.POLICIES["trivial_augment"](), synthetic, 0.25, mix="mixup", balance="resample"
+        )
+    together = classifier.train_many(x, y, 10, spec, [3, 7], recipe)
+    for seed, model in zip([3, 7], together):
+        alone = classifier.train(x, y, 10, spec, seed, recipe)
+        np.testing.assert_allclose(classifier.predict(model, x[:32]), classifier.predict(alone, x[:32]), atol=1e-5)
+    assert np.abs(classifier.predict(together[0], x[:32]) - classifier.predict(together[1], x[:32])).max() > 1e-3
+
+
 def test_it_learns_and_follows_the_synthetic_labels_it_is_given(digits):
     """Real digits, then the same images relabelled (y + 1) as 'synthetic', all of each batch: the judge
     learns whichever labels its batches carry, and reaches far above chance in 100 steps of 32."""

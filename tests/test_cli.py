@@ -118,7 +118,9 @@ def test_second_invocation_resumes_and_python_m_is_the_same(tmp_path):
     first = run_cli("train", "--preset=smoke", f"--job_dir={job}", "--steps=4", "--progress=false")
     assert first.returncode == 0, first.stderr[-2000:]
     # A quiet start: the flags that differ from their defaults on one line, no TensorFlow C++ lines.
-    summary = f"dcgan train --job_dir={job} --preset=smoke --steps=4 --progress=False (full config: {job}/config.json)"
+    summary = (
+        f"dcgan train --job_dir={job} --preset=smoke --steps=4 --progress=False (full config goes to {job}/config.json)"
+    )
     assert " ".join(first.stdout.split()).startswith(summary), first.stdout  # wrapped in at most two lines:
     assert "(full config" in "".join(first.stdout.splitlines(keepends=True)[:2]), first.stdout
     chatter = [line for line in first.stderr.splitlines() if native_stderr.dropped(line.encode(), "0")]

@@ -175,7 +175,7 @@ def test_verbose_and_print_config_are_flags_of_every_command(capsys):
     commands = cli.Commands()
     commands._announce(config)  # the short summary: only what differs from the defaults
     assert capsys.readouterr().out == (
-        'dcgan evaluate --real=digits:test --synthetic=. --seeds=8 (full config: report.json, under "config")\n'
+        'dcgan evaluate --real=digits:test --synthetic=. --seeds=8 (full config goes to report.json, under "config")\n'
     )
     commands.print_config = True
     commands._announce(config)

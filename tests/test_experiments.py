@@ -1,5 +1,7 @@
 """The experiment's own pieces: the procedural shapes dataset, the result tables, the checkpoint probe."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -98,3 +100,15 @@ def test_data_equivalence_interpolates_the_real_only_curve_and_bootstraps_paired
     assert low == pytest.approx(8.0, abs=0.01) and high == pytest.approx(8.0, abs=0.01) and never == 0.0
     low, high, _ = equivalence.bootstrap(sizes, curve, 0.8 + rng.normal(0, 0.03, 12), draws=500)
     assert low < 8.0 < high
+
+
+def test_data_equivalence_processes_splitting_the_ratios_keep_each_others_points(tmp_path):
+    path = str(tmp_path / "equivalence.json")
+    key = "digits 10% minority"
+    equivalence.write_json({key: {"curve": {"3": {"runs": [0.8, 0.81]}, "1": {"runs": [0.9]}}}}, path)
+    mine = {key: {"curve": {"2": {"runs": [0.85]}, "1": {"runs": []}}}}
+    equivalence.write_json(mine, path)
+    with open(path) as f:
+        on_disk = json.load(f)
+    assert on_disk == mine
+    assert on_disk[key]["curve"] == {"3": {"runs": [0.8, 0.81]}, "2": {"runs": [0.85]}, "1": {"runs": [0.9]}}

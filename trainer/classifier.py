@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import keras
 import numpy as np
@@ -187,15 +187,34 @@ def train(
     recipe: Recipe = Recipe(),
 ) -> keras.Model:
     """Trains `build` on `images` (uint8 [N,H,W,C]) and `labels` [N] by `recipe`; deterministic for a seed."""
-    model = build(images.shape[1], images.shape[3], num_classes, spec.width, seed)
-    optimizer = keras.optimizers.AdamW(
-        _WarmupCosine(spec.learning_rate, spec.steps, spec.warmup), weight_decay=spec.weight_decay
-    )
+    return train_many(images, labels, num_classes, spec, [seed], recipe)[0]
+
+
+def train_many(
+    images: np.ndarray,
+    labels: np.ndarray,
+    num_classes: int,
+    spec: ClassifierSpec = ClassifierSpec(),
+    seeds: Sequence[int] = (0,),
+    recipe: Recipe = Recipe(),
+) -> list[keras.Model]:
+    """`train` for each of `seeds`, trained together: one compiled step advances every seed's model by that
+    seed's own batch (the same draws, augmentation and updates as `train` with the seed alone), so the
+    independent models fill the cores one small model leaves idle and share the per-step overhead."""
+    seeds = [int(s) for s in seeds]
     policy = recipe.policy
-    if hasattr(policy, "reset"):  # a policy with its own random state: restart it per run
-        policy.reset(seed)
+    if hasattr(policy, "reset") and len(seeds) > 1:  # a policy with its own random state: one seed at a time
+        return [model for s in seeds for model in train_many(images, labels, num_classes, spec, [s], recipe)]
+    models = [build(images.shape[1], images.shape[3], num_classes, spec.width, s) for s in seeds]
+    optimizers = [
+        keras.optimizers.AdamW(
+            _WarmupCosine(spec.learning_rate, spec.steps, spec.warmup), weight_decay=spec.weight_decay
+        )
+        for _ in seeds
+    ]
+    if hasattr(policy, "reset"):
+        policy.reset(seeds[0])
     labels = np.asarray(labels).astype(np.int64)
-    rng = np.random.default_rng(seed)
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     class_weight = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 0.0)
     if recipe.balance != "reweight":
@@ -216,14 +235,15 @@ def train(
     augment_mask = tf.constant([True] * n_real + [recipe.augment_synthetic] * n_synth)
     smoothing = spec.label_smoothing
 
-    @tf.function(reduce_retracing=True)
-    def step(real_index, synth_index, first):
+    def one_step(model, optimizer, seed, real_index, synth_index, first):
         x = tf.concat([tf.gather(real_x, real_index), tf.gather(synth_x, synth_index)], 0)
         y = tf.concat([tf.gather(real_y, real_index), tf.gather(synth_y, synth_index)], 0)
         w = tf.concat([tf.gather(real_w, real_index), tf.ones([tf.shape(synth_index)[0]])], 0)
-        seeds = classic_augment.image_seeds(seed * 1_000_003 + 17, first + tf.range(spec.batch_size, dtype=tf.int64))
+        image_seeds = classic_augment.image_seeds(
+            seed * 1_000_003 + 17, first + tf.range(spec.batch_size, dtype=tf.int64)
+        )
         x = tf.cast(x, tf.float32)
-        x = tf.where(augment_mask[:, None, None, None], _augment(policy, x, seeds), x)
+        x = tf.where(augment_mask[:, None, None, None], _augment(policy, x, image_seeds), x)
         if recipe.mix != "none":
             x, y, w = _mix(recipe.mix, x, y, w, tf.stack([tf.constant(seed, tf.int64), first]))
         y = y * (1.0 - smoothing) + smoothing / num_classes
@@ -234,19 +254,38 @@ def train(
         optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
         return loss
 
+    @tf.function(reduce_retracing=True)
+    def step(real_index, synth_index, first):  # indices [seeds, n]: independent subgraphs, one per seed
+        return tf.stack(
+            [
+                one_step(models[k], optimizers[k], seeds[k], real_index[k], synth_index[k], first)
+                for k in range(len(seeds))
+            ]
+        )
+
     by_class = [np.flatnonzero(labels == c) for c in range(num_classes)]
     present = [c for c in range(num_classes) if len(by_class[c])]
-    for i in range(spec.steps):
+    rngs = [np.random.default_rng(s) for s in seeds]
+
+    def draw(rng):
         if recipe.balance == "resample":
             classes = rng.choice(present, n_real)
-            real_index = np.array([by_class[c][rng.integers(len(by_class[c]))] for c in classes], np.int64)
+            real = np.array([by_class[c][rng.integers(len(by_class[c]))] for c in classes], np.int64)
         else:
-            real_index = rng.integers(0, len(images), n_real)
-        synth_index = rng.integers(0, len(synth_x), n_synth)
-        loss = step(tf.constant(real_index), tf.constant(synth_index), tf.constant(i * spec.batch_size, tf.int64))
-        if i % 100 == 99 and not np.isfinite(float(loss)):
-            raise FloatingPointError(f"classifier training diverged at step {i + 1} (loss {float(loss)})")
-    return model
+            real = rng.integers(0, len(images), n_real)
+        return real, rng.integers(0, len(synth_x), n_synth)
+
+    for i in range(spec.steps):
+        real_index, synth_index = zip(*(draw(rng) for rng in rngs))
+        loss = step(
+            tf.constant(np.stack(real_index)),
+            tf.constant(np.stack(synth_index).astype(np.int64).reshape(len(seeds), n_synth)),
+            tf.constant(i * spec.batch_size, tf.int64),
+        )
+        if i % 100 == 99 and not np.all(np.isfinite(loss.numpy())):
+            bad = [s for s, v in zip(seeds, loss.numpy()) if not np.isfinite(v)]
+            raise FloatingPointError(f"classifier training (seeds {bad}) diverged at step {i + 1} ({loss.numpy()})")
+    return models
 
 
 def predict(model: keras.Model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:

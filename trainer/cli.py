@@ -10,7 +10,7 @@ data errors, 3 when training diverges, 75 when storage stayed unreachable
 through every retry: see trainer/errors.py); never a traceback. Validation,
 the files the flags name and the buckets they name are checked before
 TensorFlow is imported. A start prints one or two lines (the flags that differ
-from their defaults, and where the full config is kept); TensorFlow's C++
+from their defaults, and where the full config goes); TensorFlow's C++
 start-up lines are kept off the terminal (trainer/native_stderr.py) unless
 --verbose.
 """

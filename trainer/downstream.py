@@ -271,14 +271,11 @@ def train_teacher(
     policy: Optional[Policy] = None,
     seed: int = 0,
 ) -> Teacher:
-    """`members` judges (`classifier.train`, `steps` each) on the real images with `policy`, each from its own seed."""
+    """`members` judges (`classifier.train_many`, `steps` each) on the real images with `policy`, each from its
+    own seed, trained together."""
     spec = classifier.ClassifierSpec(steps=steps)
-    return Teacher(
-        [
-            classifier.train(images, labels, num_classes, spec, seed * 1000 + 500 + k, classifier.Recipe(policy))
-            for k in range(members)
-        ]
-    )
+    seeds = [seed * 1000 + 500 + k for k in range(members)]
+    return Teacher(classifier.train_many(images, labels, num_classes, spec, seeds, classifier.Recipe(policy)))
 
 
 TEACHER_POLICY_STRENGTH = 0.5  # classic augmentation for the teacher: the strength the experiment found best

@@ -128,10 +128,12 @@ class _Printable:
     def describe(self) -> str:
         """One or two lines: the flags that differ from their defaults, and where the full config is.
 
-        e.g. `dcgan train --job_dir=runs/a --preset=smoke (full config: runs/a/config.json)`"""
+        e.g. `dcgan train --job_dir=runs/a --preset=smoke (full config goes to runs/a/config.json)`"""
         shown = " ".join(f"--{k}={shlex.quote(str(v))}" for k, v in self.changed().items())
         where = self.full_config_at()
-        tail = f"(full config: {where})" if where else "(every other flag at its default; --print_config lists all)"
+        tail = (
+            f"(full config goes to {where})" if where else "(every other flag at its default; --print_config lists all)"
+        )
         return "\n  ".join(
             textwrap.wrap(
                 f"dcgan {self.COMMAND} {shown} {tail}", width=160, break_on_hyphens=False, break_long_words=False
