@@ -27,6 +27,8 @@ import numpy as np
 
 MAX_IMAGE_PIXELS = 50_000_000  # 50 megapixels (e.g. 8660 x 5773): larger headers are refused before decoding
 FORMATS = ("png", "jpeg", "raw")  # --image_format of `dcgan sample` and `dcgan augment`
+PNG_COMPRESSION = 1  # zlib level 0..9 (the default: fast)
+JPEG_QUALITY = 95  # 1..100
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOR_TYPE = {1: 0, 2: 4, 3: 2, 4: 6}  # channels -> grey, grey+alpha, RGB, RGBA
@@ -64,7 +66,10 @@ def _jpeg(pixels: np.ndarray, quality: int) -> list[bytes]:
 
 
 def encode(
-    pixels: np.ndarray, image_format: str = "png", png_compression: int = 1, jpeg_quality: int = 95
+    pixels: np.ndarray,
+    image_format: str = "png",
+    png_compression: int = PNG_COMPRESSION,
+    jpeg_quality: int = JPEG_QUALITY,
 ) -> list[bytes]:
     """uint8 [B, H, W, C] -> B encoded images, split over the encoder threads."""
     pixels = np.ascontiguousarray(pixels, dtype=np.uint8)

@@ -10,7 +10,7 @@ names no `class_names`), and `ShardPlan.from_dict` is the one reader, for plans
 written by any version and for manifests from outside (a malformed one raises
 ValueError). The entries that only one kind of source has (the generator's
 sha256, the teacher, the memorization filter, ...) stay as the source wrote
-them, in `identity`. Pure Python: no TensorFlow.
+them, in `identity`. No TensorFlow (the format constants are image_codec's).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from trainer.image_codec import FORMATS, JPEG_QUALITY, PNG_COMPRESSION
+
 FORMAT = "dcgan-factory shards"
-DEFAULT_PNG_COMPRESSION = 1
-DEFAULT_JPEG_QUALITY = 95
 _INTS = ("num_images", "num_shards", "images_per_shard", "seed", "batch_size", "resolution", "channels", "num_classes")
 _KNOWN = {"format", "source", "augmentation", "image_format", "png_compression", "jpeg_quality", "class_names", *_INTS}
 
@@ -38,8 +38,8 @@ class ShardPlan:
     num_classes: int  # 0: no labels
     augmentation: dict  # AugmentParams.to_dict()
     image_format: str = "png"  # png, jpeg or raw (image_codec.FORMATS)
-    png_compression: int = DEFAULT_PNG_COMPRESSION
-    jpeg_quality: int = DEFAULT_JPEG_QUALITY
+    png_compression: int = PNG_COMPRESSION
+    jpeg_quality: int = JPEG_QUALITY
     class_names: tuple[str, ...] = ()
     identity: dict = dataclasses.field(default_factory=dict)  # the source's own entries (sources.ImageSource)
 
@@ -113,9 +113,9 @@ class ShardPlan:
         checks = {
             "source": isinstance(value.get("source"), str),
             "augmentation": isinstance(value.get("augmentation", {}), dict),
-            "image_format": image_format in ("png", "jpeg", "raw"),
-            "png_compression": value.get("png_compression", DEFAULT_PNG_COMPRESSION) in range(10),
-            "jpeg_quality": value.get("jpeg_quality", DEFAULT_JPEG_QUALITY) in range(1, 101),
+            "image_format": image_format in FORMATS,
+            "png_compression": value.get("png_compression", PNG_COMPRESSION) in range(10),
+            "jpeg_quality": value.get("jpeg_quality", JPEG_QUALITY) in range(1, 101),
             "class_names": isinstance(names, list) and all(isinstance(n, str) for n in names),
         }
         bad = [key for key, ok in checks.items() if not ok]
@@ -126,8 +126,8 @@ class ShardPlan:
             **{key: value[key] for key in _INTS},
             augmentation=dict(value.get("augmentation", {})),
             image_format=image_format,
-            png_compression=int(value.get("png_compression", DEFAULT_PNG_COMPRESSION)),
-            jpeg_quality=int(value.get("jpeg_quality", DEFAULT_JPEG_QUALITY)),
+            png_compression=int(value.get("png_compression", PNG_COMPRESSION)),
+            jpeg_quality=int(value.get("jpeg_quality", JPEG_QUALITY)),
             class_names=tuple(names),
             identity={k: v for k, v in value.items() if k not in _KNOWN},
         )

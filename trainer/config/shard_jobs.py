@@ -24,6 +24,7 @@ from trainer.config.common import (
 )
 from trainer.errors import UserError
 from trainer.image_codec import FORMATS as IMAGE_FORMATS  # how shard records hold images
+from trainer.image_codec import JPEG_QUALITY, PNG_COMPRESSION
 from trainer.specs import DatasetSpec, GeneratorSpec, spec_of
 
 SHARD_PRESETS: dict[str, dict[str, Any]] = {
@@ -48,8 +49,8 @@ class ShardJobConfig(_Printable):
         "png",
         "how records hold images: png (lossless), jpeg (lossy, smaller) or raw uint8 (fastest)",
     )
-    png_compression: int = flag(1, "0..9: 1 is fast; 9 is smallest")
-    jpeg_quality: int = flag(95, "1..100, for --image_format=jpeg")
+    png_compression: int = flag(PNG_COMPRESSION, "0..9: 1 is fast; 9 is smallest")
+    jpeg_quality: int = flag(JPEG_QUALITY, "1..100, for --image_format=jpeg")
     task_index: int = flag(-1, "-1: from JOB_COMPLETION_INDEX, CLUSTER_SPEC or TF_CONFIG, else 0")
     num_tasks: int = flag(0, "0: from the environment (DCGAN_NUM_TASKS, CLUSTER_SPEC, TF_CONFIG), else 1")
     verify: bool = flag(False, "re-check a finished output and exit (with tasks: each checks its block of shards)")
