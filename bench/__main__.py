@@ -9,6 +9,7 @@
     python -m bench checkpoint            # step time with checkpoints (local, emulated GCS) vs none
     python -m bench input                 # input pipeline images/s vs what the training step consumes
     python -m bench scale                 # requests and time per task as a sharded job grows to 1000 tasks
+    python -m bench judge                 # the judge's seeds one at a time vs trained together, own processes
     python -m bench all                   # all of the above (~45 min on 2 cores), then `report`
     python -m bench report [--check]      # docs/performance.md's and bench/README.md's tables from bench/results/*.json
 
@@ -34,6 +35,7 @@ BENCHMARKS = {
     "checkpoint": "bench.checkpoint_speed",
     "input": "bench.input_speed",
     "scale": "bench.scale_speed",
+    "judge": "bench.judge_speed",
     "all": "bench.run_all",
     "report": "bench.report",
 }

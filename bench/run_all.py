@@ -28,6 +28,7 @@ PLAN = [
     ["checkpoint", "--every=20", "--steps=120", "--repeats=2"],
     ["checkpoint", "--every=35", "--steps=105", "--repeats=2", "--resolution=64", "--channels=3"],
     ["scale"],
+    ["judge", "--steps=300", "--repeats=2"],
 ]
 
 

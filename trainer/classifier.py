@@ -212,6 +212,8 @@ def train_many(
         )
         for _ in seeds
     ]
+    for model, optimizer in zip(models, optimizers):  # its slots now: tracing the step once, not twice
+        optimizer.build(model.trainable_variables)
     if hasattr(policy, "reset"):
         policy.reset(seeds[0])
     labels = np.asarray(labels).astype(np.int64)
