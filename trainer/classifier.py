@@ -12,7 +12,8 @@ the resolution), so the receptive field (49 pixels) covers a 32-pixel image
 multiply-adds per 32x32 image at w=16: sized for CPUs, where every recipe of
 every seed trains one.
 
-Training (`train`): AdamW with decoupled weight decay, a linear warm-up then a
+Training (`train`; `train_many` trains several seeds in one compiled step, each model the same as trained
+alone): AdamW with decoupled weight decay, a linear warm-up then a
 cosine decay to zero over `ClassifierSpec.steps`, label smoothing, batches drawn
 with replacement. The budget is a step count chosen where validation accuracy
 plateaus (`experiments` and `dcgan evaluate --tune` choose it on a validation
@@ -203,8 +204,6 @@ def train_many(
     independent models fill the cores one small model leaves idle and share the per-step overhead."""
     seeds = [int(s) for s in seeds]
     policy = recipe.policy
-    if hasattr(policy, "reset") and len(seeds) > 1:  # a policy with its own random state: one seed at a time
-        return [model for s in seeds for model in train_many(images, labels, num_classes, spec, [s], recipe)]
     models = [build(images.shape[1], images.shape[3], num_classes, spec.width, s) for s in seeds]
     optimizers = [
         keras.optimizers.AdamW(
@@ -214,8 +213,6 @@ def train_many(
     ]
     for model, optimizer in zip(models, optimizers):  # its slots now: tracing the step once, not twice
         optimizer.build(model.trainable_variables)
-    if hasattr(policy, "reset"):
-        policy.reset(seeds[0])
     labels = np.asarray(labels).astype(np.int64)
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
     class_weight = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 0.0)
@@ -281,12 +278,13 @@ def train_many(
         real_index, synth_index = zip(*(draw(rng) for rng in rngs))
         loss = step(
             tf.constant(np.stack(real_index)),
-            tf.constant(np.stack(synth_index).astype(np.int64).reshape(len(seeds), n_synth)),
+            tf.constant(np.stack(synth_index)),
             tf.constant(i * spec.batch_size, tf.int64),
         )
-        if i % 100 == 99 and not np.all(np.isfinite(loss.numpy())):
-            bad = [s for s, v in zip(seeds, loss.numpy()) if not np.isfinite(v)]
-            raise FloatingPointError(f"classifier training (seeds {bad}) diverged at step {i + 1} ({loss.numpy()})")
+        losses = loss.numpy() if i % 100 == 99 else np.zeros(1)
+        if not np.all(np.isfinite(losses)):
+            bad = [s for s, v in zip(seeds, losses) if not np.isfinite(v)]
+            raise FloatingPointError(f"classifier training (seeds {bad}) diverged at step {i + 1} ({losses})")
     return models
 
 
