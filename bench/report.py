@@ -176,6 +176,19 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                     f"`python -m bench jobs --which={kind}`",
                 )
             )
+    judge = _load("judge")
+    if judge:
+        f, sec = judge["flags"], judge["seconds"]
+        out.append(
+            (
+                "`dcgan evaluate`'s judge: seeds trained together",
+                f"{f['dataset']}, {f['policy']}, {f['steps']} steps a seed",
+                f"**{judge['ratio_12_together_vs_3_alone']:.2f}x**: 12 together {sec['12 together']:.0f} s vs "
+                f"3 one at a time {sec['3 one at a time']:.0f} s (3 together {sec['3 together']:.0f} s)",
+                "<= 2x",
+                f"`python -m bench judge --steps={f['steps']} --repeats={f['repeats']}`",
+            )
+        )
     gpu = _load("gpu-peer")
     if gpu:
         for key, res in gpu["results"].items():

@@ -53,7 +53,7 @@ def test_every_generator_option_exports_built_in_layers_that_load_without_this_p
         )
         generator = models.build_generator(32, 3, 8, 0.125, classes, conditioning=conditioning)
         _trained_looking(generator, rng)
-        export.save(storage.Store(config.job_dir), generator, TrainPlan.of(config, 3, classes), step=7)
+        export.save(storage.LocalStore(config.job_dir), generator, TrainPlan.of(config, 3, classes), step=7)
 
         folder = os.path.join(config.job_dir, jobdir.EXPORT)
         saved = keras.models.load_model(os.path.join(folder, jobdir.MODEL_FILE), compile=False)

@@ -235,7 +235,7 @@ def test_task_blocks_cover_every_shard_once_and_the_commit_check_stops_at_a_gap(
             blocks = [shard_job.task_shards(t, num_tasks, num_shards) for t in range(num_tasks)]
             assert sum(blocks, []) == list(range(num_shards))
             assert max(map(len, blocks)) - min(map(len, blocks)) <= 1
-    store = storage.Store(str(tmp_path))
+    store = storage.LocalStore(str(tmp_path))
     names = [shards.shard_name("synthetic", i, 6) for i in range(6)]
     for name in names[:2] + names[3:] + ["plan.json"]:
         store.put(name, b"r")

@@ -1,6 +1,6 @@
 """Where job files live: one small interface for local folders and gs:// buckets.
 
-`open_store(url)` returns a `Store` (a local folder) or a `GcsStore` (a bucket
+`open_store(url)` returns a `Store` (base.py): a `LocalStore` (a local folder) or a `GcsStore` (a bucket
 prefix, trainer/storage/gcs.py, through the google-cloud-storage client, which honours
 STORAGE_EMULATOR_HOST; TensorFlow's own gs:// file system cannot reach an
 emulator and can publish partial objects). Both offer:
@@ -21,10 +21,10 @@ Local writes are atomic (temp file + rename). GCS uploads carry a crc32c
 checksum; a 412 on a create-if-absent is compared with what we meant to
 write, so a retried request that already succeeded is not an error.
 
-The package: local.py (the interface, the local folder, key rules, locks,
-caches, the tree mirror for logs), gcs.py (the bucket), staging.py (local
-copies of gs:// files and dataset folders), and here `open_store`, the one
-place that chooses between them. Nothing in it imports the rest of trainer/
+The package: base.py (the interface, its errors, key and URL rules), local.py
+(the local folder, locks, caches, the tree mirror for logs), gcs.py (the
+bucket), staging.py (local copies of gs:// files and dataset folders), and
+here `open_store`, the one place that chooses between them. Nothing in it imports the rest of trainer/
 except errors, environment and (for a staging progress bar) progress.
 
     python -c "from trainer import storage; s = storage.open_store('/tmp/x'); s.put('a', b'hi'); print(s.get('a'))"
@@ -32,22 +32,16 @@ except errors, environment and (for a staging progress bar) progress.
 
 from __future__ import annotations
 
+from trainer.storage.base import AlreadyExists, Changed, ObjectInfo, Store, check_url, is_local, is_remote, key_path
 from trainer.storage.gcs import GcsStore
 from trainer.storage.local import (
-    AlreadyExists,
-    Changed,
-    ObjectInfo,
-    Store,
+    LocalStore,
     TreeMirror,
     cache_dir,
     cache_for,
     changed_files,
-    check_url,
-    is_remote,
-    key_path,
     own,
     remove_if_unowned,
-    storage_is_local,
     sync_tree,
     upload_tree,
 )
@@ -57,6 +51,7 @@ __all__ = [
     "AlreadyExists",
     "Changed",
     "GcsStore",
+    "LocalStore",
     "ObjectInfo",
     "Store",
     "TreeMirror",
@@ -66,12 +61,12 @@ __all__ = [
     "check_url",
     "fetch_file",
     "is_remote",
+    "is_local",
     "key_path",
     "open_store",
     "own",
     "remove_if_unowned",
     "stage_dataset",
-    "storage_is_local",
     "sync_tree",
     "upload_tree",
 ]
@@ -82,4 +77,4 @@ def open_store(url: str, staging: str = "") -> Store:
     if is_remote(url):
         check_url(url)
         return GcsStore(url, staging=staging)
-    return Store(url)
+    return LocalStore(url)

@@ -23,7 +23,8 @@ from typing import Iterator, Optional
 
 from trainer import environment
 from trainer.errors import StorageUnavailable, UserError
-from trainer.storage.local import AlreadyExists, Changed, ObjectInfo, Store, cache_for, changed_files, key_path
+from trainer.storage.base import AlreadyExists, Changed, ObjectInfo, Store, key_path
+from trainer.storage.local import cache_for, changed_files
 
 
 class GcsStore(Store):

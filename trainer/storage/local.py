@@ -1,17 +1,15 @@
-"""The store interface and its local-folder implementation, key rules, locks, caches and the tree mirror.
+"""The local-folder store, and the local files every store uses: locks, caches, the tree mirror for logs.
 
-`Store` is both the interface (see trainer/storage/__init__.py) and the local
-implementation: atomic writes (temp file + rename), create-if-absent and
-publishing by hard link (which fails when the target exists). `GcsStore`
-(trainer/storage/gcs.py) keeps its interface and replaces the I/O.
+`LocalStore` implements the interface of base.py: atomic writes (temp file +
+rename), create-if-absent and publishing by hard link (which fails when the
+target exists).
 
-    python -c "from trainer.storage import local; s = local.Store('/tmp/x'); s.put('a', b'hi'); print(s.get('a'))"
+    python -c "from trainer.storage import local; s = local.LocalStore('/tmp/x'); s.put('a', b'hi'); print(s.get('a'))"
 """
 
 from __future__ import annotations
 
 import bisect
-import dataclasses
 import fcntl
 import hashlib
 import os
@@ -22,7 +20,8 @@ import threading
 import uuid
 from typing import Iterator, Optional
 
-from trainer.errors import UnsafeObjectName, UserError
+from trainer.errors import UserError
+from trainer.storage.base import AlreadyExists, Changed, ObjectInfo, Store, is_local, key_path
 
 
 def cache_dir(kind: str) -> str:
@@ -92,70 +91,24 @@ def cache_for(kind: str, url: str) -> str:
     return os.path.join(cache_dir(kind), f"{bucket}-{digest}")
 
 
-def key_path(root: str, key: str) -> str:
-    """The local path of store key `key` under `root`, refusing keys that could leave it.
+class LocalStore(Store):
+    """A local folder: atomic writes (temp file + rename), create-if-absent and publishing by hard link."""
 
-    Object names come from bucket listings, manifests and pointers, which anyone
-    with write access to the bucket controls: GCS accepts `a/../../x`. Empty,
-    '.' and '..' segments and NUL bytes are refused, and the resolved path must
-    lie under `root`."""
-    if not key:
-        return root
-    parts = key.split("/")
-    if any(part in ("", ".", "..") for part in parts) or "\x00" in key:
-        raise UnsafeObjectName(
-            f"object name {key!r} has an empty, '.' or '..' segment; refusing to map it to a local file"
-        )
-    path = os.path.join(root, *parts)
-    real_root = os.path.realpath(root)
-    if os.path.commonpath([os.path.realpath(path), real_root]) != real_root:
-        raise UnsafeObjectName(f"object name {key!r} resolves outside {root}; refusing to map it to a local file")
-    return path
-
-
-def is_remote(url: str) -> bool:
-    return "://" in url
-
-
-def check_url(url: str) -> None:
-    """Refuses a URL scheme other than gs://."""
-    scheme = url.split("://", 1)[0]
-    if scheme != "gs":
-        raise UserError(f"{url}: unsupported URL scheme {scheme}:// (use a local folder or gs://bucket/path)")
-
-
-class AlreadyExists(Exception):
-    """`put_new` found the object already there."""
-
-
-class Changed(Exception):
-    """`replace_if` found the object changed since the version it was given."""
-
-
-@dataclasses.dataclass(frozen=True)
-class ObjectInfo:
-    size: int
-    metadata: dict  # custom metadata (GCS); local files have none
-
-
-class Store:
-    """A folder of named objects ('a/b.json'); keys always use '/'."""
-
-    keeps_metadata = False  # publish_file's metadata is dropped; readers recompute it from the file
+    keeps_metadata = False  # a local file cannot carry metadata; readers recompute it from the file
 
     def __init__(self, root: str):
         self.root = os.path.abspath(root)
 
     def __repr__(self) -> str:
-        return f"Store({self.root})"
+        return f"LocalStore({self.root})"
 
     url = property(lambda self: self.root)
 
-    def path(self, key: str = "") -> str:
-        """The local path of `key` (the store is a plain folder); refuses keys that leave it."""
+    def local(self, key: str = "") -> str:
+        """The path of `key` (local folders are written in place); refuses keys that leave the folder."""
         return key_path(self.root, key)
 
-    local = path  # local folders are written in place
+    path = local
 
     def publish_folder(self, local_dir: str, key: str) -> None:
         """Moves a finished folder into place; its files reach the disk first (a pointer written
@@ -184,9 +137,6 @@ class Store:
     def get(self, key: str) -> bytes:
         with open(self.path(key), "rb") as f:
             return f.read()
-
-    def get_text(self, key: str) -> str:
-        return self.get(key).decode("utf-8")
 
     def _write_temp(self, key: str, data: bytes) -> tuple[str, str]:
         """Writes `data` durably beside `key`'s path; returns (temp, target)."""
@@ -344,16 +294,12 @@ class TreeMirror:
         with self._lock:
             for path, signature in changed_files(self.local_dir, self._copied):
                 key = os.path.relpath(path, self.local_dir).replace(os.sep, "/")
-                if not (storage_is_local(self.target) and _append_new_bytes(path, self.target.path(key))):
+                if not (is_local(self.target) and _append_new_bytes(path, self.target.path(key))):
                     with open(path, "rb") as f:
                         self.target.put(key, f.read())
                 self._copied[path] = signature
                 copied += 1
         return copied
-
-
-def storage_is_local(store: Store) -> bool:
-    return not is_remote(store.url)
 
 
 def _append_new_bytes(source: str, target: str) -> bool:

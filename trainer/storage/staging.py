@@ -11,8 +11,9 @@ import sys
 import time
 
 from trainer.errors import UnsafeObjectName, UserError
+from trainer.storage.base import check_url, is_remote
 from trainer.storage.gcs import GcsStore, file_crc32c
-from trainer.storage.local import cache_for, check_url, is_remote
+from trainer.storage.local import cache_for
 
 
 def fetch_file(url: str, kind: str = "files") -> str:
