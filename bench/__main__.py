@@ -2,7 +2,7 @@
 
     python -m bench train                 # images/s of the training step: precision x XLA
     python -m bench train --resolution=64 --channels=3 --repeats=5
-    python -m bench peer                  # `dcgan train` vs the same DCGAN in PyTorch, own processes (bench extra)
+    python -m bench peer                  # `dcgan train` vs the same DCGAN in PyTorch, own processes (--group bench)
     python -m bench augment               # trainer.classic_augment vs legacy ImageDataGenerator (the kernel)
     python -m bench sample                # sampler end to end vs generator forward; 1 vs 2 tasks
     python -m bench jobs                  # whole `dcgan augment` / `dcgan sample` vs the plain scripts they replace

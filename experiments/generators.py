@@ -1,6 +1,6 @@
 """Which generator design draws its classes? Designs compared on class fidelity, CAS and memorization.
 
-    python -m pip install -e '.[experiments]'
+    python -m pip install -e . --group experiments  # pip >= 25.1
     python -m experiments.generators --work=runs/generators                       # shapes 10%, 2 designs
     python -m experiments.generators --work=runs/generators --designs=default,no_cutout,sngan \
         --seeds=0,1,2 --stages=1000,2000,3000

@@ -1,6 +1,6 @@
 """Is the judge competent? Its accuracy beside a HOG + logistic-regression reference, on the same split.
 
-    python -m pip install -e '.[experiments]'
+    python -m pip install -e . --group experiments  # pip >= 25.1
     python -m experiments.judge --work=runs/judge --dataset=shapes --fraction=10 --seeds=2 \
         --policies=none,dihedral_trivial --steps=1500
 

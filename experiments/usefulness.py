@@ -1,6 +1,6 @@
 """Do a generator's images help a classifier more than tuned augmentation? The re-runnable experiment.
 
-    python -m pip install -e '.[experiments]'
+    python -m pip install -e . --group experiments  # pip >= 25.1
     python -m experiments.usefulness --work=runs/usefulness                      # digits and shapes, 10%
     python -m experiments.usefulness --work=runs/usefulness --datasets=shapes --regime=minority \
         --generators=3 --seeds=5

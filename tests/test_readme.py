@@ -15,7 +15,8 @@ from conftest import REPO
 
 DOCS = ["README.md", "CONTRIBUTING.md", *sorted(os.path.relpath(p, REPO) for p in glob.glob(f"{REPO}/docs/*.md"))]
 # Flags of other programs the pages show (tensorboard, gcloud, ruff) and of dcgan itself (not config fields).
-OTHER_FLAGS = {"logdir", "location", "member", "role", "fix", "project", "config", "help", "version"}
+# Flags of other programs: tensorboard, gcloud, ruff, pip (--group).
+OTHER_FLAGS = {"logdir", "location", "member", "role", "fix", "project", "config", "help", "version", "group"}
 
 
 def read(page: str) -> str:
@@ -87,7 +88,8 @@ def test_the_readme_is_a_readme():
         assert f"]({page}" in text, page
     # The set-up commands a fresh clone runs, exactly as CI and the quick start test use them.
     assert "python3 -m pip install -e . && dcgan train --job_dir=runs/digits\n" in text
-    assert "python3 -m pip install -e '.[test]' && python3 -m pytest -q\n" in text
+    test_command = "python3 -m pip install -U 'pip>=25.1' && python3 -m pip install -e . --group test"
+    assert test_command + " && python3 -m pytest -q\n" in text
 
 
 def shell_commands(text: str) -> list[str]:

@@ -7,7 +7,7 @@ and tanh; D mirrors it with Conv(4, stride 2, padding 1) + BatchNorm +
 LeakyReLU(0.2) and a Linear logit. One step = one D update (real vs detached
 fake, BCE with logits) then one G update (non-saturating) on the same fake
 batch, Adam(2e-4, 0.5, 0.999), as in the PyTorch DCGAN example. Needs the
-`bench` extra (torch 2.13.0, CPU build); nothing in `trainer/` imports it.
+`bench` dependency group (`pip install --group bench`: torch 2.13.0, CPU build); nothing in `trainer/` imports it.
 
 Run as a whole job (what `python -m bench peer` launches, one process per run),
 it trains on scikit-learn's digits resized like `dcgan train` does and prints
