@@ -45,9 +45,7 @@ def _size(f: dict) -> str:
     return f"{f['resolution']}x{f['resolution']}x{f['channels']}"
 
 
-def rows() -> list[tuple[str, str, str, str, str]]:
-    """(benchmark, configuration, result, target, command) rows from whatever results exist."""
-    out = []
+def _train_step_rows(out: list) -> None:
     for r, f, rates in _each("train-*.json", key=lambda p: int(os.path.basename(p)[6:].split("x")[0])):
         base = rates.get("float32")
         cells = ", ".join(
@@ -66,6 +64,9 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                 f"--steps={f['steps']} --repeats={f['repeats']}`",
             )
         )
+
+
+def _peer_rows(out: list) -> None:
     peer = _load("peer")
     if peer:
         peak = peer["matmul_peak_gflops"]
@@ -98,6 +99,9 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                         "(same run)",
                     )
                 )
+
+
+def _augment_rows(out: list) -> None:
     for r, f, rates in _each("augment-*.json"):
         out.append(
             (
@@ -109,6 +113,9 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                 f"`python -m bench augment --resolution={f['resolution']} --channels={f['channels']}`",
             )
         )
+
+
+def _sample_rows(out: list) -> None:
     for r, f, rates in _each("sample-*.json"):
         precision = {"off": "float32"}.get(f.get("precision", "off"), f.get("precision"))
         out.append(
@@ -133,6 +140,9 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                     "(same run)",
                 )
             )
+
+
+def _checkpoint_rows(out: list) -> None:
     for r, f, _ in _each(
         "checkpoint-every*.json",
         key=lambda p: (os.path.basename(p).count("x"), int(p.rsplit("every", 1)[1].split(".")[0].split("-")[0])),
@@ -157,6 +167,9 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                     + "`",
                 )
             )
+
+
+def _jobs_rows(out: list) -> None:
     jobs = _load("jobs")
     for kind, target in (("augment", 5.0), ("sample", 3.0)):
         r = (jobs or {}).get(kind)
@@ -176,6 +189,9 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                     f"`python -m bench jobs --which={kind}`",
                 )
             )
+
+
+def _judge_rows(out: list) -> None:
     judge = _load("judge")
     if judge:
         f, sec = judge["flags"], judge["seconds"]
@@ -189,6 +205,9 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                 f"`python -m bench judge --steps={f['steps']} --repeats={f['repeats']}`",
             )
         )
+
+
+def _gpu_peer_rows(out: list) -> None:
     gpu = _load("gpu-peer")
     if gpu:
         for key, res in gpu["results"].items():
@@ -203,6 +222,9 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                     f"`python -m bench.gpu_peer` (torch {gpu['torch']}, CUDA {gpu['cuda']})",
                 )
             )
+
+
+def _input_pipeline_rows(out: list) -> None:
     inp = _load("input")
     if inp:
         for name, ratio in inp["ratio"].items():
@@ -215,6 +237,9 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                     "`python -m bench input`",
                 )
             )
+
+
+def _scale_rows(out: list) -> None:
     scale = _load("scale")
     if scale:
         for res in scale["results"].values():
@@ -231,6 +256,27 @@ def rows() -> list[tuple[str, str, str, str, str]]:
                     f"`python -m bench scale` ({scale['flags']['images_per_shard']} images a shard)",
                 )
             )
+
+
+ROW_MAKERS = (
+    _train_step_rows,
+    _peer_rows,
+    _augment_rows,
+    _sample_rows,
+    _checkpoint_rows,
+    _jobs_rows,
+    _judge_rows,
+    _gpu_peer_rows,
+    _input_pipeline_rows,
+    _scale_rows,
+)
+
+
+def rows() -> list[tuple[str, str, str, str, str]]:
+    """(benchmark, configuration, result, target, command) rows from whatever results exist, in table order."""
+    out = []
+    for make in ROW_MAKERS:
+        make(out)
     return out
 
 

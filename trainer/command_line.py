@@ -49,48 +49,60 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 
 def _coerce(name: str, value: Any, annotation: Any) -> Any:
     """Turns a CLI value (fire already parsed literals) into the field's type."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Union:  # Optional[T]
+    if typing.get_origin(annotation) is typing.Union:  # Optional[T]
         inner = [a for a in typing.get_args(annotation) if a is not type(None)][0]
         if value is None or (isinstance(value, str) and value.lower() in ("none", "auto", "")):
             return None
         return _coerce(name, value, inner)
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off"):
-            return False
-        raise UserError(f"--{name}={value!r} must be true or false")
-    if annotation is int:
-        if isinstance(value, bool):
-            raise UserError(f"--{name} needs an integer value, e.g. --{name}=8")
-        try:
-            as_float = float(str(value).replace("_", ""))
-        except ValueError:
-            raise UserError(f"--{name}={value!r} must be an integer") from None
-        if not math.isfinite(as_float) or as_float != int(as_float):
-            raise UserError(f"--{name}={value!r} must be an integer")
-        return int(as_float)
-    if annotation is float:
-        if isinstance(value, bool):
-            raise UserError(f"--{name} needs a number, e.g. --{name}=0.5")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise UserError(f"--{name}={value!r} must be a number") from None
-        if not math.isfinite(number):
-            raise UserError(f"--{name}={value!r} must be a finite number")
-        return number
-    if annotation is str:
-        if isinstance(value, bool):
-            raise UserError(f"--{name} needs a value, e.g. --{name}=...")
-        if isinstance(value, (list, tuple)):
-            return ",".join(str(v) for v in value)
-        return str(value)
-    raise TypeError(f"unsupported annotation {annotation!r} for {name}")
+    if annotation not in _COERCE:
+        raise TypeError(f"unsupported annotation {annotation!r} for {name}")
+    return _COERCE[annotation](name, value)
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise UserError(f"--{name}={value!r} must be true or false")
+
+
+def _as_int(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise UserError(f"--{name} needs an integer value, e.g. --{name}=8")
+    try:
+        as_float = float(str(value).replace("_", ""))
+    except ValueError:
+        raise UserError(f"--{name}={value!r} must be an integer") from None
+    if not math.isfinite(as_float) or as_float != int(as_float):
+        raise UserError(f"--{name}={value!r} must be an integer")
+    return int(as_float)
+
+
+def _as_float(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise UserError(f"--{name} needs a number, e.g. --{name}=0.5")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"--{name}={value!r} must be a number") from None
+    if not math.isfinite(number):
+        raise UserError(f"--{name}={value!r} must be a finite number")
+    return number
+
+
+def _as_str(name: str, value: Any) -> str:
+    if isinstance(value, bool):
+        raise UserError(f"--{name} needs a value, e.g. --{name}=...")
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+_COERCE = {bool: _as_bool, int: _as_int, float: _as_float, str: _as_str}
 
 
 def _is_text(annotation: Any) -> bool:

@@ -62,6 +62,9 @@ class LaunchConfig(_Printable):
     dry_run: bool = flag(False, "print what would be submitted, submit nothing")
 
     def validate(self) -> list[str]:
+        return self._where_and_what() + self._machines() + self._shape_of_the_job() + self._quantities()
+
+    def _where_and_what(self) -> list[str]:
         errors = []
         if self.vertex_tensorboard and not self.service_account:
             errors.append(
@@ -75,43 +78,52 @@ class LaunchConfig(_Printable):
             errors.append(
                 "--image is required (e.g. REGION-docker.pkg.dev/PROJECT/repo/dcgan:TAG, built from the Dockerfile)"
             )
-        if self.gpus < 0:
-            errors.append(f"--gpus={self.gpus} must be >= 0")
-        if self.gpus == 0 and self.accelerator:
-            errors.append(
-                f"--gpus=0 with --accelerator={self.accelerator}: pass --accelerator='' for CPU machines, "
-                "or --gpus >= 1"
-            )
-        if self.gpus > 0 and not self.accelerator:
-            errors.append(f"--gpus={self.gpus} needs an --accelerator type")
-        for name in ("workers", "tasks"):
-            if getattr(self, name) < 1:
-                errors.append(f"--{name}={getattr(self, name)} must be >= 1")
-        if self.parallelism < 0:
-            errors.append(f"--parallelism={self.parallelism} must be >= 0")
-        if self.max_restarts < 0:
-            errors.append(f"--max_restarts={self.max_restarts} must be >= 0")
-        if self.job == "sample" and self.workers != 1:
-            errors.append("--workers applies to --job=train; a sampler is split with --tasks")
-        if self.job == "train" and self.tasks != 1:
-            errors.append("--tasks applies to --job=sample; training is spread with --workers and --gpus")
-        if self.target == "vm" and (self.workers != 1 or self.tasks != 1):
-            errors.append("a vm launch is one machine: use vertex or k8s for --workers/--tasks > 1")
-        for option, value, pattern in (
-            ("cpu", self.cpu, r"\d+(\.\d+)?m?"),
-            ("memory", self.memory, _BYTES),
-            ("cache_size", self.cache_size or "1", _BYTES),
-        ):
-            if not re.fullmatch(pattern, value) or float(re.match(r"[\d.]+", value)[0]) == 0:
-                errors.append(
-                    f"--{option}={value[:40]!r} must be a Kubernetes quantity above 0, e.g. {_EXAMPLES[option]}"
-                )
         if self.name and not _dns_label(self.name):
             errors.append(
                 f"--name={self.name!r} must be lowercase letters, digits and '-', start with a letter, "
                 "at most 40 characters"
             )
         return errors
+
+    def _machines(self) -> list[str]:
+        """--gpus and --accelerator agree."""
+        if self.gpus < 0:
+            return [f"--gpus={self.gpus} must be >= 0"]
+        if self.gpus == 0 and self.accelerator:
+            return [
+                f"--gpus=0 with --accelerator={self.accelerator}: pass --accelerator='' for CPU machines, "
+                "or --gpus >= 1"
+            ]
+        if self.gpus > 0 and not self.accelerator:
+            return [f"--gpus={self.gpus} needs an --accelerator type"]
+        return []
+
+    def _shape_of_the_job(self) -> list[str]:
+        """Counts are positive, and each applies to the job and target it means something for."""
+        errors = [
+            f"--{name}={getattr(self, name)} must be >= {low}"
+            for name, low in (("workers", 1), ("tasks", 1), ("parallelism", 0), ("max_restarts", 0))
+            if getattr(self, name) < low
+        ]
+        if self.job == "sample" and self.workers != 1:
+            errors.append("--workers applies to --job=train; a sampler is split with --tasks")
+        if self.job == "train" and self.tasks != 1:
+            errors.append("--tasks applies to --job=sample; training is spread with --workers and --gpus")
+        if self.target == "vm" and (self.workers != 1 or self.tasks != 1):
+            errors.append("a vm launch is one machine: use vertex or k8s for --workers/--tasks > 1")
+        return errors
+
+    def _quantities(self) -> list[str]:
+        """Kubernetes quantities above 0 (--cpu, --memory, --cache_size)."""
+        return [
+            f"--{option}={value[:40]!r} must be a Kubernetes quantity above 0, e.g. {_EXAMPLES[option]}"
+            for option, value, pattern in (
+                ("cpu", self.cpu, r"\d+(\.\d+)?m?"),
+                ("memory", self.memory, _BYTES),
+                ("cache_size", self.cache_size or "1", _BYTES),
+            )
+            if not re.fullmatch(pattern, value) or float(re.match(r"[\d.]+", value)[0]) == 0
+        ]
 
 
 _BYTES = r"\d+(\.\d+)?([KMGTPE]i?)?"  # a Kubernetes byte quantity: 16Gi, 64G, 500Mi
