@@ -69,6 +69,97 @@ class Rollback:
             var.assign(copy)
 
 
+class LossTerms:
+    """The loss terms the config turns on beyond the GAN loss, added in a fixed order, and the health
+    values each one logs: AC-GAN's class loss, LeCam, R1 (D) and mode seeking (G)."""
+
+    def __init__(self, config, state: TrainState, gan_loss: losses.GanLoss, conditional: bool):
+        self.gan_loss, self.lecam, self.conditional = gan_loss, state.lecam, conditional
+        self.class_weight = config.class_loss_weight  # the plan refuses it without classes
+        self.lecam_weight, self.r1_gamma, self.mode_seeking = (
+            config.lecam_weight,
+            config.r1_gamma,
+            config.mode_seeking_weight,
+        )
+
+    def d(self, D, real, real_labels, real_logits, real_classes, fake_logits):
+        """D's per-example loss and its R1 penalty (zeros when off)."""
+        per_example = self.gan_loss.d(real_logits, fake_logits)
+        if self.class_weight > 0:  # AC-GAN: D learns the classes of real images only
+            per_example += self.class_weight * losses.class_cross_entropy(real_labels, real_classes)
+        if self.lecam is not None:
+            per_example += self.lecam_weight * losses.lecam(real_logits, fake_logits, self.lecam.read_value())
+        r1 = tf.zeros_like(per_example)
+        if self.r1_gamma > 0:
+            r1 = losses.r1_penalty(lambda x: models.discriminate(D, x, real_labels, self.conditional)[0], real)
+            per_example += 0.5 * self.r1_gamma * r1
+        return per_example, r1
+
+    def g(self, z, fake, fake_labels, g_logits, g_classes):
+        """G's per-example loss."""
+        per_example = self.gan_loss.g(g_logits)
+        if self.class_weight > 0:  # ... and G is rewarded when D's classifier recognises the conditioning label
+            per_example += self.class_weight * losses.class_cross_entropy(fake_labels, g_classes)
+        if self.mode_seeking > 0:
+            per_example += self.mode_seeking * losses.mode_seeking(z, fake)
+        return per_example
+
+    def shares(self, global_batch, r1, real_logits, fake_logits, real_labels, real_classes, fake_labels, g_classes):
+        """Health values that are this replica's share of a global mean (summed over replicas)."""
+        share = lambda v: tf.reduce_sum(tf.cast(v, tf.float32)) / global_batch  # noqa: E731
+        shares = {
+            "d/real": share(tf.sigmoid(real_logits)),
+            "d/fake": share(tf.sigmoid(fake_logits)),
+            "r1": share(r1),
+            "diffaugment/rt": share(tf.sign(tf.cast(real_logits, tf.float32))),  # ADA's signal E[sign D(real)]
+        }
+        if self.lecam is not None:  # the global means LeCam's moving averages follow
+            shares["lecam/real_logit"] = share(real_logits)
+            shares["lecam/fake_logit"] = share(fake_logits)
+        if self.class_weight > 0:  # how well D's classifier knows the reals, and how often it recognises G's samples
+            shares["class/real_accuracy"] = share(_hits(real_labels, real_classes))
+            shares["class/fake_accuracy"] = share(_hits(fake_labels, g_classes))
+        return shares
+
+    def after_step(self, metrics) -> None:
+        """LeCam's moving averages follow the global means of D's logits (identical on every replica)."""
+        if self.lecam is not None:
+            now = tf.stack([metrics["lecam/real_logit"], metrics["lecam/fake_logit"]])
+            self.lecam.assign(LECAM_DECAY * self.lecam + (1.0 - LECAM_DECAY) * now)
+
+
+def adapt_diffaugment(plan: TrainPlan, state: TrainState, metrics) -> None:
+    """ADA-style (with --ada_target > 0): p rises while D is too sure of the reals, falls otherwise; from
+    cross-replica means, so identical on every replica."""
+    if plan.adaptive_diffaugment:
+        config = plan.config
+        adjust = tf.sign(metrics["diffaugment/rt"] - config.ada_target) * plan.global_batch / (config.ada_kimg * 1000.0)
+        state.diffaugment_p.assign(tf.clip_by_value(state.diffaugment_p + adjust, 0.0, 1.0))
+
+
+def draws(plan: TrainPlan, step, mine: slice):
+    """This replica's slice of a step's random draws, each a pure function of (seed, step) from its own stream:
+    (z, fake labels, DiffAugment's draws for reals and fakes, the real-augmentation draw or None)."""
+    config, global_batch = plan.config, plan.global_batch
+    label_repeat = 2 if config.mode_seeking_weight > 0 else 1  # mode seeking: samples 2k, 2k+1 share a label
+    seed = tf.stack([tf.constant(config.seed, tf.int64), step])
+    z = tf.random.stateless_normal([global_batch, config.latent_dim], seed=seed + [0, NOISE_STREAM])[mine]
+    fake_labels = tf.random.stateless_uniform(
+        [global_batch // label_repeat],
+        seed=seed + [0, FAKE_LABEL_STREAM],
+        minval=0,
+        maxval=max(plan.num_classes, 1),
+        dtype=tf.int32,
+    )
+    fake_labels = tf.repeat(fake_labels, label_repeat)[mine]
+    real_draws = diffaugment.sample_parameters(global_batch, seed + [0, REAL_DIFFAUGMENT_STREAM])[mine]
+    fake_draws = diffaugment.sample_parameters(global_batch, seed + [0, FAKE_DIFFAUGMENT_STREAM])[mine]
+    real_u = None
+    if config.real_augment != "none":
+        real_u = tf.random.stateless_uniform([global_batch], seed=seed + [0, REAL_AUGMENT_STREAM])[mine]
+    return z, fake_labels, real_draws, fake_draws, real_u
+
+
 def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.GanLoss):
     """The compiled multi-step function: `steps(iterator, n, stop_flag)` -> (metrics, control) of the last step.
 
@@ -83,30 +174,16 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
         plan.diffaugment,
         plan.num_classes > 0,
     )
-    class_weight = config.class_loss_weight  # the plan refuses it without classes
-    mode_seeking = config.mode_seeking_weight
-    label_repeat = 2 if mode_seeking > 0 else 1
+    terms = LossTerms(config, state, gan_loss, conditional)
 
     def replica_step(real, real_labels, step, stop_flag):
         ctx = tf.distribute.get_replica_context()
         first = ctx.replica_id_in_sync_group * per_replica
         mine = slice(first, first + per_replica)  # this replica's slice of each global draw
-        seed = tf.stack([tf.constant(config.seed, tf.int64), step])
-        z = tf.random.stateless_normal([global_batch, config.latent_dim], seed=seed + [0, NOISE_STREAM])[mine]
-        fake_labels = tf.random.stateless_uniform(
-            [global_batch // label_repeat],
-            seed=seed + [0, FAKE_LABEL_STREAM],
-            minval=0,
-            maxval=max(plan.num_classes, 1),
-            dtype=tf.int32,
-        )
-        fake_labels = tf.repeat(fake_labels, label_repeat)[mine]  # mode seeking: samples 2k, 2k+1 share a label
+        z, fake_labels, real_draws, fake_draws, real_u = draws(plan, step, mine)
         p = state.diffaugment_p.read_value()
-        real_draws = diffaugment.sample_parameters(global_batch, seed + [0, REAL_DIFFAUGMENT_STREAM])[mine]
-        fake_draws = diffaugment.sample_parameters(global_batch, seed + [0, FAKE_DIFFAUGMENT_STREAM])[mine]
-        if config.real_augment != "none":  # dataset augmentation: unlike DiffAugment's, G learns these variants
-            u = tf.random.stateless_uniform([global_batch], seed=seed + [0, REAL_AUGMENT_STREAM])[mine]
-            real = diffaugment.augment_reals(real, config.real_augment, u)
+        if real_u is not None:  # dataset augmentation: unlike DiffAugment's, G learns these variants
+            real = diffaugment.augment_reals(real, config.real_augment, real_u)
         real = diffaugment.augment(real, policy, real_draws, p)
         with tf.GradientTape() as g_tape:
             fake = G(models.model_inputs(z, fake_labels, conditional), training=True)
@@ -116,17 +193,7 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
                     real_logits, real_classes = models.discriminate(D, real, real_labels, conditional)
                     fake_seen = diffaugment.augment(tf.stop_gradient(fake), policy, fake_draws, p)
                     fake_logits, _ = models.discriminate(D, fake_seen, fake_labels, conditional)
-                    d_per_example = gan_loss.d(real_logits, fake_logits)
-                    if class_weight > 0:  # AC-GAN: D learns the classes of real images only
-                        d_per_example += class_weight * losses.class_cross_entropy(real_labels, real_classes)
-                    if state.lecam is not None:
-                        d_per_example += config.lecam_weight * losses.lecam(
-                            real_logits, fake_logits, state.lecam.read_value()
-                        )
-                    r1 = tf.zeros_like(d_per_example)
-                    if config.r1_gamma > 0:
-                        r1 = losses.r1_penalty(lambda x: models.discriminate(D, x, real_labels, conditional)[0], real)
-                        d_per_example += 0.5 * config.r1_gamma * r1
+                    d_per_example, r1 = terms.d(D, real, real_labels, real_logits, real_classes, fake_logits)
                     d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=global_batch)
                     d_scaled = d_opt.scale_loss(d_loss)
                 d_grads = ctx.all_reduce(SUM, d_tape.gradient(d_scaled, D.trainable_variables))
@@ -134,32 +201,17 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
             # -- Generator update against the updated discriminator (same augmentation; gradients flow through it).
             fake_seen = diffaugment.augment(fake, policy, fake_draws, p)
             g_logits, g_classes = models.discriminate(D, fake_seen, fake_labels, conditional)
-            g_per_example = gan_loss.g(g_logits)
-            if class_weight > 0:  # ... and G is rewarded when D's classifier recognises the conditioning label
-                g_per_example += class_weight * losses.class_cross_entropy(fake_labels, g_classes)
-            if mode_seeking > 0:
-                g_per_example += mode_seeking * losses.mode_seeking(z, fake)
+            g_per_example = terms.g(z, fake, fake_labels, g_logits, g_classes)
             g_loss = tf.nn.compute_average_loss(g_per_example, global_batch_size=global_batch)
             g_scaled = g_opt.scale_loss(g_loss)
         g_grads = ctx.all_reduce(SUM, g_tape.gradient(g_scaled, G.trainable_variables))
         g_opt.apply(g_grads, G.trainable_variables)
         # -- Health. Shares of a global mean (summed over replicas) and values identical on every replica.
         d_scale, g_scale = d_opt.scale_loss(tf.constant(1.0)), g_opt.scale_loss(tf.constant(1.0))
-        share = lambda v: tf.reduce_sum(tf.cast(v, tf.float32)) / global_batch  # noqa: E731
-        shares = {
-            "loss/d": d_loss,
-            "loss/g": g_loss,
-            "d/real": share(tf.sigmoid(real_logits)),
-            "d/fake": share(tf.sigmoid(fake_logits)),
-            "r1": share(r1),
-            "diffaugment/rt": share(tf.sign(tf.cast(real_logits, tf.float32))),  # ADA's signal E[sign D(real)]
-        }
-        if state.lecam is not None:  # the global means LeCam's moving averages follow
-            shares["lecam/real_logit"] = share(real_logits)
-            shares["lecam/fake_logit"] = share(fake_logits)
-        if class_weight > 0:  # how well D's classifier knows the reals, and how often it recognises G's samples
-            shares["class/real_accuracy"] = share(_hits(real_labels, real_classes))
-            shares["class/fake_accuracy"] = share(_hits(fake_labels, g_classes))
+        shares = {"loss/d": d_loss, "loss/g": g_loss}
+        shares |= terms.shares(
+            global_batch, r1, real_logits, fake_logits, real_labels, real_classes, fake_labels, g_classes
+        )
         identical = {
             "diffaugment/p": p,
             "grad_norm/d": tf.linalg.global_norm(d_grads) / d_scale,
@@ -211,15 +263,8 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
             if rollback:
                 tf.cond(applied, lambda: None, rollback.restore)
             tf.cond(applied, ema_update, lambda: None)
-            if plan.adaptive_diffaugment:
-                # ADA-style: p rises while D is too sure of the reals, falls otherwise (cross-replica, identical).
-                adjust = (
-                    tf.sign(metrics["diffaugment/rt"] - config.ada_target) * global_batch / (config.ada_kimg * 1000.0)
-                )
-                state.diffaugment_p.assign(tf.clip_by_value(state.diffaugment_p + adjust, 0.0, 1.0))
-            if state.lecam is not None:  # after the step, from the global means (identical on every replica)
-                now = tf.stack([metrics["lecam/real_logit"], metrics["lecam/fake_logit"]])
-                state.lecam.assign(LECAM_DECAY * state.lecam + (1.0 - LECAM_DECAY) * now)
+            adapt_diffaugment(plan, state, metrics)
+            terms.after_step(metrics)
             control["skipped_steps"] = 1.0 - tf.cast(applied, tf.float32)
             state.step.assign_add(1)
         return metrics, control

@@ -62,7 +62,7 @@ class LaunchConfig(_Printable):
     dry_run: bool = flag(False, "print what would be submitted, submit nothing")
 
     def validate(self) -> list[str]:
-        return self._where_and_what() + self._machines() + self._shape_of_the_job() + self._quantities()
+        return self._where_and_what() + self._machines() + self._shape_of_the_job() + self._quantities() + self._name()
 
     def _where_and_what(self) -> list[str]:
         errors = []
@@ -77,11 +77,6 @@ class LaunchConfig(_Printable):
         if not self.image:
             errors.append(
                 "--image is required (e.g. REGION-docker.pkg.dev/PROJECT/repo/dcgan:TAG, built from the Dockerfile)"
-            )
-        if self.name and not _dns_label(self.name):
-            errors.append(
-                f"--name={self.name!r} must be lowercase letters, digits and '-', start with a letter, "
-                "at most 40 characters"
             )
         return errors
 
@@ -99,7 +94,7 @@ class LaunchConfig(_Printable):
         return []
 
     def _shape_of_the_job(self) -> list[str]:
-        """Counts are positive, and each applies to the job and target it means something for."""
+        """Counts are in range, and each applies to the job and target it means something for."""
         errors = [
             f"--{name}={getattr(self, name)} must be >= {low}"
             for name, low in (("workers", 1), ("tasks", 1), ("parallelism", 0), ("max_restarts", 0))
@@ -124,6 +119,14 @@ class LaunchConfig(_Printable):
             )
             if not re.fullmatch(pattern, value) or float(re.match(r"[\d.]+", value)[0]) == 0
         ]
+
+    def _name(self) -> list[str]:
+        if self.name and not _dns_label(self.name):
+            return [
+                f"--name={self.name!r} must be lowercase letters, digits and '-', start with a letter, "
+                "at most 40 characters"
+            ]
+        return []
 
 
 _BYTES = r"\d+(\.\d+)?([KMGTPE]i?)?"  # a Kubernetes byte quantity: 16Gi, 64G, 500Mi
