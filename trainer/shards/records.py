@@ -266,6 +266,18 @@ class RecordCheck:
             feature = tf.train.Example.FromString(record).features.feature
         except Exception:  # noqa: BLE001 - protobuf's DecodeError, or anything a hostile blob provokes
             return "not a tf.train.Example"
+        why = self._fields_problem(feature)
+        if why:
+            return why
+        encoded = feature["image/encoded"].bytes_list.value[0]
+        image_format = feature["image/format"].bytes_list.value[0]
+        h, w, c = (feature[f"image/{k}"].int64_list.value[0] for k in ("height", "width", "channels"))
+        if image_format == b"raw":
+            return self._raw_problem(encoded, h, w, c)
+        return self._encoded_problem(encoded, image_format)
+
+    def _fields_problem(self, feature) -> Optional[str]:
+        """Missing or mis-typed fields, the teacher's probabilities, the label's range."""
         for key, kind, required in _RECORD_FIELDS:
             if key not in feature:
                 if required:
@@ -277,20 +289,22 @@ class RecordCheck:
             probs = feature["image/class/probs"].float_list.value if "image/class/probs" in feature else ()
             if len(probs) != self.probs:
                 return f"{len(probs)} class probabilities, not {self.probs}"
-        encoded = feature["image/encoded"].bytes_list.value[0]
-        image_format = feature["image/format"].bytes_list.value[0]
-        h, w, c = (feature[f"image/{k}"].int64_list.value[0] for k in ("height", "width", "channels"))
         label = feature["image/class/label"].int64_list.value[0] if "image/class/label" in feature else NO_LABEL
         if self.num_classes and not 0 <= label < self.num_classes:
             return f"label {label} outside the manifest's {self.num_classes} classes"
-        if image_format == b"raw":
-            if h <= 0 or w <= 0 or c not in (1, 3, 4) or h * w > self.max_pixels:
-                return f"raw image {h}x{w}x{c} is not an image shape"
-            if self.shape and (h, w, c) != self.shape:
-                return f"raw image {h}x{w}x{c}, the manifest says {'x'.join(map(str, self.shape))}"
-            if len(encoded) != h * w * c:
-                return f"raw image of {len(encoded)} bytes, {h}x{w}x{c} needs {h * w * c}"
-            return None
+        return None
+
+    def _raw_problem(self, encoded: bytes, h: int, w: int, c: int) -> Optional[str]:
+        if h <= 0 or w <= 0 or c not in (1, 3, 4) or h * w > self.max_pixels:
+            return f"raw image {h}x{w}x{c} is not an image shape"
+        if self.shape and (h, w, c) != self.shape:
+            return f"raw image {h}x{w}x{c}, the manifest says {'x'.join(map(str, self.shape))}"
+        if len(encoded) != h * w * c:
+            return f"raw image of {len(encoded)} bytes, {h}x{w}x{c} needs {h * w * c}"
+        return None
+
+    def _encoded_problem(self, encoded: bytes, image_format: bytes) -> Optional[str]:
+        """A PNG or JPEG whose header declares a size within bounds (decoding happens later)."""
         if image_format not in (b"png", b"jpeg"):
             return f"unknown image/format {image_format[:20]!r}"
         size = image_codec.declared_size_of(encoded)
