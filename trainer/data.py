@@ -290,6 +290,29 @@ def _npz(path: str, name: str, resolution: int, channels: int) -> TrainingData:
             names = archive["class_names"] if "class_names" in archive else None
     except (OSError, ValueError) as err:
         raise DataError(f"--dataset={name}: cannot read .npz ({err})") from None
+    x01 = _npz_pixels(x, name)
+    stored = x01.shape[-1]
+    channels = channels or stored
+    if channels == 1 and stored == 3:
+        x01 = tf.image.rgb_to_grayscale(x01).numpy()
+    elif channels == 3 and stored == 1:
+        x01 = np.repeat(x01, 3, axis=-1)
+    images = _batched_resize(x01, resolution)
+    labels, num_classes, class_names = _npz_labels(y, names, len(x01), name)
+    return TrainingData(
+        name,
+        channels,
+        resolution,
+        num_classes,
+        images=images,
+        labels=labels,
+        num_examples=len(images),
+        class_names=class_names,
+    )
+
+
+def _npz_pixels(x: np.ndarray, name: str) -> np.ndarray:
+    """'x' as float32 in [0, 1], N x H x W x 1|3 (alpha dropped), or one line saying what is wrong with it."""
     if x.ndim == 3:
         x = x[..., None]
     if x.ndim != 4 or x.shape[-1] not in (1, 3, 4) or len(x) == 0:
@@ -306,20 +329,16 @@ def _npz(path: str, name: str, resolution: int, channels: int) -> TrainingData:
         x01 = x.astype(np.float32)
     else:
         raise DataError(f"--dataset={name}: 'x' must be uint8 or float, got {x.dtype}")
-    if x01.shape[-1] == 4:
-        x01 = x01[..., :3]
-    stored = x01.shape[-1]
-    channels = channels or stored
-    if channels == 1 and stored == 3:
-        x01 = tf.image.rgb_to_grayscale(x01).numpy()
-    elif channels == 3 and stored == 1:
-        x01 = np.repeat(x01, 3, axis=-1)
-    images = _batched_resize(x01, resolution)
+    return x01[..., :3] if x01.shape[-1] == 4 else x01
+
+
+def _npz_labels(y, names, count: int, name: str) -> tuple[Optional[np.ndarray], int, tuple]:
+    """(labels, number of classes, class names) from the optional 'y' and 'class_names' arrays."""
     labels, num_classes = None, 0
     if y is not None:
         y = np.asarray(y).reshape(-1)
-        if len(y) != len(x) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-            raise DataError(f"--dataset={name}: 'y' must hold {len(x)} non-negative integer labels")
+        if len(y) != count or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
+            raise DataError(f"--dataset={name}: 'y' must hold {count} non-negative integer labels")
         labels, num_classes = y.astype(np.int32), int(y.max()) + 1
     class_names = ()
     if names is not None:
@@ -330,16 +349,7 @@ def _npz(path: str, name: str, resolution: int, channels: int) -> TrainingData:
             )
         class_names = tuple(class_name(str(n)) for n in names)
         num_classes = len(class_names)
-    return TrainingData(
-        name,
-        channels,
-        resolution,
-        num_classes,
-        images=images,
-        labels=labels,
-        num_examples=len(images),
-        class_names=class_names,
-    )
+    return labels, num_classes, class_names
 
 
 def _batched_resize(x01: np.ndarray, resolution: int) -> np.ndarray:
