@@ -70,29 +70,7 @@ def generator_source(spec: GeneratorSpec) -> ImageSource:
     class_names = (
         tuple(data.class_name(str(n)) for n in names) if isinstance(names, list) and len(names) == num_classes else ()
     )
-    if not num_classes and spec.labels != "balanced":
-        raise UserError("--labels applies to a conditional generator; this one has no classes")
-    weights = shortfall = None
-    if spec.labels == "fill":
-        shortfall = fill_counts(meta, num_classes)
-    elif spec.labels not in ("balanced", "uniform"):
-        weights = class_weights(spec.labels, num_classes, class_names)
-
-    def labels_of(sample: tf.Tensor) -> tf.Tensor:
-        if not num_classes:
-            return tf.fill(tf.shape(sample), tf.constant(shards.NO_LABEL, tf.int64))
-        if spec.labels == "balanced":
-            return sample % num_classes
-        if shortfall is not None:  # sample i of every sum(shortfall) takes the class its position falls in
-            edges = tf.constant(np.cumsum(shortfall), tf.int64)
-            return tf.searchsorted(edges, sample % sum(shortfall), side="right")
-        u = classic_augment.uniforms(
-            tf.stack([tf.fill(tf.shape(sample), tf.constant(seed + 1, tf.int64)), sample], -1), 1
-        )[:, 0]
-        if weights is None:
-            return tf.minimum(tf.cast(u * num_classes, tf.int64), num_classes - 1)
-        edges = tf.constant(np.cumsum(weights) / np.sum(weights), tf.float32)
-        return tf.minimum(tf.searchsorted(edges, u, side="right"), num_classes - 1)
+    labels_of, shortfall = label_sampler(spec, meta, num_classes, class_names)
 
     @tf.function(autograph=False)
     def make_batch(indices):
@@ -131,6 +109,36 @@ def generator_source(spec: GeneratorSpec) -> ImageSource:
         scores=scores,
         class_names=class_names,
     )
+
+
+def label_sampler(spec: GeneratorSpec, meta: dict, num_classes: int, class_names: tuple):
+    """(labels_of, fill counts or None): labels_of(sample index) -> the class it is drawn for, per --labels:
+    balanced (cycling), fill (the training set's shortfall per class), uniform or weighted (seeded draws)."""
+    if not num_classes and spec.labels != "balanced":
+        raise UserError("--labels applies to a conditional generator; this one has no classes")
+    weights = shortfall = None
+    if spec.labels == "fill":
+        shortfall = fill_counts(meta, num_classes)
+    elif spec.labels not in ("balanced", "uniform"):
+        weights = class_weights(spec.labels, num_classes, class_names)
+
+    def labels_of(sample: tf.Tensor) -> tf.Tensor:
+        if not num_classes:
+            return tf.fill(tf.shape(sample), tf.constant(shards.NO_LABEL, tf.int64))
+        if spec.labels == "balanced":
+            return sample % num_classes
+        if shortfall is not None:  # sample i of every sum(shortfall) takes the class its position falls in
+            edges = tf.constant(np.cumsum(shortfall), tf.int64)
+            return tf.searchsorted(edges, sample % sum(shortfall), side="right")
+        u = classic_augment.uniforms(
+            tf.stack([tf.fill(tf.shape(sample), tf.constant(spec.seed + 1, tf.int64)), sample], -1), 1
+        )[:, 0]
+        if weights is None:
+            return tf.minimum(tf.cast(u * num_classes, tf.int64), num_classes - 1)
+        edges = tf.constant(np.cumsum(weights) / np.sum(weights), tf.float32)
+        return tf.minimum(tf.searchsorted(edges, u, side="right"), num_classes - 1)
+
+    return labels_of, shortfall
 
 
 def fill_counts(meta: dict, num_classes: int) -> list[int]:
