@@ -16,8 +16,9 @@ Training (`train`; `train_many` trains several seeds in one compiled step, each 
 alone): AdamW with decoupled weight decay, a linear warm-up then a
 cosine decay to zero over `ClassifierSpec.steps`, label smoothing, batches drawn
 with replacement. The budget is a step count chosen where validation accuracy
-plateaus (`experiments` and `dcgan evaluate --tune` choose it on a validation
-split carved from the training images) and then the same for every recipe.
+plateaus (chosen once with `python -m experiments.judge` on validation splits
+carved from the training images; `dcgan evaluate --downstream_steps` sets it) and
+then the same for every recipe.
 
 `Recipe` says what a batch holds: real images (uniformly or class-balanced
 drawn, optionally loss-reweighted by class), an augmentation policy applied per

@@ -246,7 +246,7 @@ def label_weights(text: str) -> list[tuple[Optional[str], float]]:
     """--labels class weights: 'w0,w1,...' (one per class, in label order) -> [(None, w), ...], or
     'cat:2,dog:1' / '3:2,7:1' (a class name or index each; classes not listed get 0) -> [(key, w), ...]."""
     usage = (
-        f"--labels={text!r} must be 'balanced', 'uniform', class weights 'w0,w1,...' or "
+        f"--labels={text!r} must be 'balanced', 'uniform', 'fill', class weights 'w0,w1,...' or "
         "'NAME:WEIGHT,...' (a class name or index each), with finite non-negative weights, not all 0"
     )
     entries = [e.strip() for e in str(text).split(",")]
