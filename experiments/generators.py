@@ -86,6 +86,8 @@ DESIGNS = {
     # ... plus mode seeking (MSGAN), against one outline for every z and class
     "dihedral_lecam_ms_narrow": "--diffaugment=color,translation,dihedral --lecam_weight=0.3 --mode_seeking_weight=1 "
     "--width=0.5",
+    # ... plus an AC-GAN class term on top of the projection head (each seed loses a different class)
+    "dihedral_ac_narrow": "--diffaugment=color,translation,dihedral --class_loss_weight=1 --width=0.5",
 }
 
 

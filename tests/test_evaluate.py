@@ -197,11 +197,9 @@ def test_evaluate_bad_input_is_one_line(smoke_job, tmp_path):
     unlabelled = tmp_path / "nolabels.npz"
     np.savez(unlabelled, x=np.zeros((20, 32, 32), np.uint8))
     base = [f"--synthetic={smoke_job}", f"--report={tmp_path}/r.json", "--num_samples=20", "--feature_steps=5"]
-    assert_one_line_error(
-        run_cli("evaluate", f"--real={unlabelled}", "--downstream=true", *base),
-        "--downstream=true needs labels",
-        "--real",
-    )
+    result = run_cli("evaluate", f"--real={unlabelled}", "--downstream=true", *base)
+    assert_one_line_error(result, "--downstream=true needs labels", "--real")
+    assert "feature space" not in result.stdout  # found before any classifier trains
     assert_one_line_error(run_cli("evaluate", "--real=digits:test", "--resolution=64", *base), "mismatched resolution")
     assert_one_line_error(run_cli("evaluate", "--real=nowhere/", *base), "--real=nowhere/: no such file or folder")
     assert_one_line_error(

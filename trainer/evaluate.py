@@ -16,11 +16,12 @@ Reports (JSON, plus PNGs beside it):
                  --seeds paired seeds, tested on --real; the verdict line says whether synthetic helps
 
 One command, one module: the data checks (which sets overlap), the four report
-sections and the report files are read top to bottom here (about 500 lines).
+sections and the report files are read top to bottom here (about 550 lines).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -123,7 +124,80 @@ def load_real(dataset: str, flag: str, resolution: int, channels: int) -> data.T
 def run(config) -> dict:
     started = time.perf_counter()
     report: dict = {"version": __version__, "config": json.loads(config.to_json())}
-    # -- Synthetic images, and the real sets at their resolution.
+    sets = load_sets(config, report)
+    check_downstream_labels(config, sets)  # a missing label is an error before anything heavy runs
+
+    # -- Feature space.
+    print(f"evaluate: feature space from {sets.feature_name} ...", flush=True)
+    source = sets.feature_source
+    space = metrics.feature_space(
+        source.images,
+        source.labels,
+        source.num_classes,
+        sets.feature_name,
+        config.feature_model,
+        steps=config.feature_steps,
+    )
+    real_f, synth_f = space(sets.real.images), space(sets.synth)
+    report["features"] = {
+        "kind": space.kind,
+        "data": sets.feature_name if space.kind == "classifier" else "",
+        "model": config.feature_model,
+        "dim": int(real_f.shape[1]),
+    }
+
+    # -- Fidelity and diversity.
+    kid_mean, kid_std = metrics.kid(real_f, synth_f, subsets=config.kid_subsets, seed=config.seed)
+    precision, recall = metrics.precision_recall(real_f, synth_f)
+    report["fidelity"] = {
+        "fid": metrics.fid(real_f, synth_f),
+        "kid": kid_mean,
+        "kid_std": kid_std,
+        "precision": precision,
+        "recall": recall,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(config.report)), exist_ok=True)
+    pictures = {
+        "Synthetic samples": report_page.samples_png(
+            sets.synth[:64],
+            f"{min(64, len(sets.synth))} synthetic samples ({sets.synth_info['kind']}: {config.synthetic})",
+        )
+    }
+    report["memorization"] = memorization(config, sets, space, real_f, synth_f, pictures)
+    report["gan_test"] = gan_test(config, sets, space, report["data"])
+    report["downstream"] = downstream_section(config, sets)
+
+    for section, caveat in sets.caveats.items():
+        if isinstance(report.get(section), dict) and "skipped" not in report[section]:
+            report[section]["caveat"] = caveat
+    report["seconds"] = round(time.perf_counter() - started, 1)
+    write(config.report, report, pictures)
+    print(summary(report))
+    if sets.synth_info["kind"] == "generator":
+        card = model_card.record_evaluation(config.synthetic, report, config.report, len(sets.real.images))
+        if card:
+            print(f"model card updated: {card}")
+    print(f"report: {config.report} (and {os.path.splitext(config.report)[0]}.html)")
+    return report
+
+
+@dataclasses.dataclass
+class Sets:
+    """The images one evaluation reads, at the synthetic images' resolution, and how they overlap."""
+
+    synth: np.ndarray
+    synth_labels: np.ndarray | None
+    synth_info: dict
+    real: data.TrainingData
+    train: data.TrainingData | None  # the generator's training images, if known
+    train_name: str
+    feature_name: str
+    feature_source: data.TrainingData
+    caveats: dict  # report section -> what an overlap between the sets does to it
+
+
+def load_sets(config, report: dict) -> Sets:
+    """Load the synthetic images and every real set; record them and their overlaps in the report."""
     synth, synth_labels, synth_info = load_synthetic(config)
     resolution, channels = synth.shape[1], synth.shape[3]
     if config.resolution and config.resolution != resolution:
@@ -144,134 +218,101 @@ def run(config) -> dict:
         real if feature_name == config.real else load_real(feature_name, "feature_data", resolution, channels)
     )
     report["data"], caveats = check_data(config, synth, real, generator_data, feature_name, feature_source)
+    if train is None:
+        described = ": overlap with the generator's training images NOT checked (none known: pass --train_data)"
+    else:
+        overlap_note = ", disjoint" if not caveats else f", OVERLAPPING ({len(caveats)} affected sections)"
+        described = f", {len(train.images)} training images ({train_name})" + overlap_note
     print(
         f"evaluate: {len(synth)} synthetic images ({synth_info['kind']}), {len(real.images)} real ({config.real})"
-        + (
-            f", {len(train.images)} training images ({train_name})"
-            + (", disjoint" if not caveats else f", OVERLAPPING ({len(caveats)} affected sections)")
-            if train
-            else ": overlap with the generator's training images NOT checked (none known: pass --train_data)"
-        ),
+        + described,
         flush=True,
     )
+    return Sets(synth, synth_labels, synth_info, real, train, train_name, feature_name, feature_source, caveats)
 
-    # -- Feature space.
-    print(f"evaluate: feature space from {feature_name} ...", flush=True)
-    space = metrics.feature_space(
-        feature_source.images,
-        feature_source.labels,
-        feature_source.num_classes,
-        feature_name,
-        config.feature_model,
-        steps=config.feature_steps,
+
+def labelled(sets: Sets) -> bool:
+    """Whether the downstream test can run: labels on the training, reference and synthetic images."""
+    return (
+        sets.train is not None
+        and sets.train.labels is not None
+        and sets.real.labels is not None
+        and sets.synth_labels is not None
     )
-    real_f, synth_f = space(real.images), space(synth)
-    report["features"] = {
-        "kind": space.kind,
-        "data": feature_name if space.kind == "classifier" else "",
-        "model": config.feature_model,
-        "dim": int(real_f.shape[1]),
-    }
 
-    # -- Fidelity and diversity.
-    kid_mean, kid_std = metrics.kid(real_f, synth_f, subsets=config.kid_subsets, seed=config.seed)
-    precision, recall = metrics.precision_recall(real_f, synth_f)
-    report["fidelity"] = {
-        "fid": metrics.fid(real_f, synth_f),
-        "kid": kid_mean,
-        "kid_std": kid_std,
-        "precision": precision,
-        "recall": recall,
-    }
-    stem = os.path.splitext(config.report)[0]
-    os.makedirs(os.path.dirname(os.path.abspath(config.report)), exist_ok=True)
-    pictures = {
-        "Synthetic samples": report_page.samples_png(
-            synth[:64], f"{min(64, len(synth))} synthetic samples ({synth_info['kind']}: {config.synthetic})"
+
+def check_downstream_labels(config, sets: Sets) -> None:
+    if config.downstream != "true" or labelled(sets):
+        return
+    missing = [
+        name
+        for name, ok in (
+            ("--train_data", sets.train is not None and sets.train.labels is not None),
+            ("--real", sets.real.labels is not None),
+            ("--synthetic", sets.synth_labels is not None),
         )
-    }
+        if not ok
+    ]
+    raise UserError(f"--downstream=true needs labels, and {', '.join(missing)} has none (or is missing)")
 
-    # -- Memorization (needs the training images).
-    if train is not None:
-        print("evaluate: memorization ...", flush=True)
-        report["memorization"] = {}
-        flagged = np.zeros(len(synth), bool)
-        for space_name, train_x, holdout_x, synth_x in (
-            ("pixels", train.images, real.images, synth),
-            ("features", space(train.images), real_f, synth_f),
-        ):
-            result = metrics.memorization(train_x, holdout_x, synth_x, config.memorization_quantile)
-            distances, nearest_index = result.pop("distances"), result.pop("nearest_index")
-            flagged |= distances < result["threshold"]
-            pictures[f"Closest pairs ({space_name})"] = report_page.pairs_png(
-                synth,
-                train.images,
-                distances,
-                nearest_index,
-                result["threshold"],
-                f"Closest synthetic / training pairs in {space_name.rstrip('s')} space: {result['rate']:.1%} under "
-                "the threshold",
-            )
-            report["memorization"][space_name] = result
-        report["memorization"]["rate_either"] = float(flagged.mean())
-    else:
-        report["memorization"] = {"skipped": "no training set: pass --train_data"}
 
-    # -- GAN-test: a real-data classifier labels conditional samples.
+def memorization(config, sets: Sets, space, real_f, synth_f, pictures: dict) -> dict:
+    """Share of samples nearer a training image than held-out images are, in pixels and features."""
+    train = sets.train
+    if train is None:
+        return {"skipped": "no training set: pass --train_data"}
+    print("evaluate: memorization ...", flush=True)
+    section: dict = {}
+    flagged = np.zeros(len(sets.synth), bool)
+    for space_name, train_x, holdout_x, synth_x in (
+        ("pixels", train.images, sets.real.images, sets.synth),
+        ("features", space(train.images), real_f, synth_f),
+    ):
+        result = metrics.memorization(train_x, holdout_x, synth_x, config.memorization_quantile)
+        distances, nearest_index = result.pop("distances"), result.pop("nearest_index")
+        flagged |= distances < result["threshold"]
+        pictures[f"Closest pairs ({space_name})"] = report_page.pairs_png(
+            sets.synth,
+            train.images,
+            distances,
+            nearest_index,
+            result["threshold"],
+            f"Closest synthetic / training pairs in {space_name.rstrip('s')} space: {result['rate']:.1%} under "
+            "the threshold",
+        )
+        section[space_name] = result
+    section["rate_either"] = float(flagged.mean())
+    return section
+
+
+def gan_test(config, sets: Sets, space, data_report: dict) -> dict:
+    """A real-data classifier labels the conditional samples; normalised by its accuracy on held-out reals."""
+    source = sets.feature_source
     oracle = space.classifier
-    if oracle is None and synth_labels is not None and feature_source.labels is not None:
+    if oracle is None and sets.synth_labels is not None and source.labels is not None:
         oracle = metrics.feature_space(
-            feature_source.images,
-            feature_source.labels,
-            feature_source.num_classes,
-            feature_name,
-            "",
-            steps=config.feature_steps,
+            source.images, source.labels, source.num_classes, sets.feature_name, "", steps=config.feature_steps
         ).classifier
-    if synth_labels is not None and oracle is not None:
-        print("evaluate: GAN-test ...", flush=True)
-        report["gan_test"] = {
-            "accuracy": classifier.accuracy(oracle, synth, synth_labels),
-            **classifier_check(report["data"], oracle, real, train, config),
-        }
-        held_out = report["gan_test"].get("classifier_accuracy_held_out")
-        if held_out:  # the samples' score as a share of what the same classifier scores on real images
-            report["gan_test"]["normalised"] = report["gan_test"]["accuracy"] / held_out
-    else:
-        report["gan_test"] = {"skipped": "needs a conditional generator and labelled real data"}
+    if sets.synth_labels is None or oracle is None:
+        return {"skipped": "needs a conditional generator and labelled real data"}
+    print("evaluate: GAN-test ...", flush=True)
+    section = {
+        "accuracy": classifier.accuracy(oracle, sets.synth, sets.synth_labels),
+        **classifier_check(data_report, oracle, sets.real, sets.train, config),
+    }
+    held_out = section.get("classifier_accuracy_held_out")
+    if held_out:  # the samples' score as a share of what the same classifier scores on real images
+        section["normalised"] = section["accuracy"] / held_out
+    return section
 
-    # -- Downstream utility: does adding synthetic data help a classifier?
-    labelled = train is not None and train.labels is not None and real.labels is not None and synth_labels is not None
-    if config.downstream == "true" and not labelled:
-        missing = [
-            n
-            for n, ok in (
-                ("--train_data", train is not None and train.labels is not None),
-                ("--real", real.labels is not None),
-                ("--synthetic", synth_labels is not None),
-            )
-            if not ok
-        ]
-        raise UserError(f"--downstream=true needs labels, and {', '.join(missing)} has none (or is missing)")
+
+def downstream_section(config, sets: Sets) -> dict:
+    """Does adding synthetic data help a classifier? (run unless --downstream=false or labels are missing)"""
     if config.downstream == "false":
-        report["downstream"] = {"skipped": "not run (--downstream=false)"}
-    elif labelled:
-        report["downstream"] = downstream(config, train, real, synth, synth_labels)
-    else:
-        report["downstream"] = {"skipped": "needs labelled --train_data, --real and conditional --synthetic"}
-
-    for section, caveat in caveats.items():
-        if isinstance(report.get(section), dict) and "skipped" not in report[section]:
-            report[section]["caveat"] = caveat
-    report["seconds"] = round(time.perf_counter() - started, 1)
-    write(config.report, report, pictures)
-    print(summary(report))
-    if synth_info["kind"] == "generator":
-        card = model_card.record_evaluation(config.synthetic, report, config.report, len(real.images))
-        if card:
-            print(f"model card updated: {card}")
-    print(f"report: {config.report} (and {stem}.html)")
-    return report
+        return {"skipped": "not run (--downstream=false)"}
+    if not labelled(sets):
+        return {"skipped": "needs labelled --train_data, --real and conditional --synthetic"}
+    return downstream(config, sets.train, sets.real, sets.synth, sets.synth_labels)
 
 
 # What each number is measured on, and what it means when two of the sets share images.
