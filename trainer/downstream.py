@@ -104,32 +104,49 @@ def _blend(images, other, factor):
     return other + (images - other) * factor[:, None, None, None]
 
 
-def _operation(name: str, x: tf.Tensor, m: tf.Tensor, sign: tf.Tensor) -> tf.Tensor:
-    """One operation at per-image magnitudes m [B] in [0, 1] and signs [B] (+-1)."""
-    h, w = x.shape[1], x.shape[2]
-    if name == "identity":
+def _autocontrast(x, m, sign):
+    lo = tf.reduce_min(x, axis=[1, 2], keepdims=True)
+    hi = tf.reduce_max(x, axis=[1, 2], keepdims=True)
+    return tf.where(hi > lo, (x - lo) * 255.0 / tf.maximum(hi - lo, 1e-3), x)
+
+
+def _contrast(x, m, sign):
+    gray = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+    return _blend(x, tf.broadcast_to(gray, tf.shape(x)), 1.0 + 0.9 * m * sign)
+
+
+def _color(x, m, sign):
+    if x.shape[-1] != 3:
         return x
-    if name == "autocontrast":
-        lo = tf.reduce_min(x, axis=[1, 2], keepdims=True)
-        hi = tf.reduce_max(x, axis=[1, 2], keepdims=True)
-        return tf.where(hi > lo, (x - lo) * 255.0 / tf.maximum(hi - lo, 1e-3), x)
-    factor = 1.0 + 0.9 * m * sign
-    if name == "brightness":
-        return _blend(x, tf.zeros_like(x), factor)
-    if name == "contrast":
-        gray = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
-        return _blend(x, tf.broadcast_to(gray, tf.shape(x)), factor)
-    if name == "color":
-        if x.shape[-1] != 3:
-            return x
-        gray = tf.image.rgb_to_grayscale(x)
-        return _blend(x, tf.broadcast_to(gray, tf.shape(x)), factor)
-    if name == "solarize":
-        threshold = 256.0 - 256.0 * m[:, None, None, None]
-        return tf.where(x >= threshold, 255.0 - x, x)
-    if name == "posterize":
-        step = 2.0 ** tf.round(4.0 * m)[:, None, None, None]
-        return tf.floor(x / step) * step
+    gray = tf.image.rgb_to_grayscale(x)
+    return _blend(x, tf.broadcast_to(gray, tf.shape(x)), 1.0 + 0.9 * m * sign)
+
+
+def _solarize(x, m, sign):
+    threshold = 256.0 - 256.0 * m[:, None, None, None]
+    return tf.where(x >= threshold, 255.0 - x, x)
+
+
+def _posterize(x, m, sign):
+    step = 2.0 ** tf.round(4.0 * m)[:, None, None, None]
+    return tf.floor(x / step) * step
+
+
+# Operations on pixel values, each (images, magnitudes [B], signs [B]) -> images; a blend factor is 1 +- 0.9 m.
+_PIXEL_OPERATIONS = {
+    "identity": lambda x, m, sign: x,
+    "autocontrast": _autocontrast,
+    "brightness": lambda x, m, sign: _blend(x, tf.zeros_like(x), 1.0 + 0.9 * m * sign),
+    "contrast": _contrast,
+    "color": _color,
+    "solarize": _solarize,
+    "posterize": _posterize,
+}
+
+
+def _geometric(name: str, x: tf.Tensor, m: tf.Tensor, sign: tf.Tensor) -> tf.Tensor:
+    """rotate (up to 30 degrees), shear_x / shear_y (up to 17 degrees), translate_x / translate_y (0.3 of the side)."""
+    h, w = x.shape[1], x.shape[2]
     zeros, ones = tf.zeros_like(m), tf.ones_like(m)
     p = {"theta": zeros, "tx": zeros, "ty": zeros, "shear": zeros, "zx": ones, "zy": ones}
     p |= {"flip_horizontal": tf.zeros_like(m, tf.bool), "flip_vertical": tf.zeros_like(m, tf.bool)}
@@ -137,18 +154,23 @@ def _operation(name: str, x: tf.Tensor, m: tf.Tensor, sign: tf.Tensor) -> tf.Ten
         p["theta"] = 30.0 * m * sign
     elif name in ("shear_x", "shear_y"):
         p["shear"] = 17.0 * m * sign  # about 0.3 in PIL's shear units
-        if name == "shear_y":
-            return tf.transpose(
-                classic_augment.warp(
-                    tf.transpose(x, [0, 2, 1, 3]), classic_augment.projective_transforms(p, w, h), "reflect", 0.0
-                ),
-                [0, 2, 1, 3],
+        if name == "shear_y":  # shear_x of the transposed image
+            sheared = classic_augment.warp(
+                tf.transpose(x, [0, 2, 1, 3]), classic_augment.projective_transforms(p, w, h), "reflect", 0.0
             )
+            return tf.transpose(sheared, [0, 2, 1, 3])
     elif name == "translate_x":
         p["ty"] = 0.3 * w * m * sign
     elif name == "translate_y":
         p["tx"] = 0.3 * h * m * sign
     return classic_augment.warp(x, classic_augment.projective_transforms(p, h, w), "reflect", 0.0)
+
+
+def _operation(name: str, x: tf.Tensor, m: tf.Tensor, sign: tf.Tensor) -> tf.Tensor:
+    """One operation at per-image magnitudes m [B] in [0, 1] and signs [B] (+-1)."""
+    if name in _PIXEL_OPERATIONS:
+        return _PIXEL_OPERATIONS[name](x, m, sign)
+    return _geometric(name, x, m, sign)
 
 
 def _random_operations(x: tf.Tensor, seeds: tf.Tensor, rounds: int, magnitude: Optional[float]) -> tf.Tensor:
