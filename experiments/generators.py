@@ -88,6 +88,11 @@ DESIGNS = {
     "--width=0.5",
     # ... plus an AC-GAN class term on top of the projection head (each seed loses a different class)
     "dihedral_ac_narrow": "--diffaugment=color,translation,dihedral --class_loss_weight=1 --width=0.5",
+    # the AC term buys class fidelity and costs diversity (CAS): a weaker term, or the same term with
+    # mode seeking against one drawing per class
+    "dihedral_ac03_narrow": "--diffaugment=color,translation,dihedral --class_loss_weight=0.3 --width=0.5",
+    "dihedral_ac_ms_narrow": "--diffaugment=color,translation,dihedral --class_loss_weight=1 --mode_seeking_weight=1 "
+    "--width=0.5",
 }
 
 

@@ -32,6 +32,8 @@ def test_help_and_dry_run_print_the_config():
         (["train", "--preset=smoke"], ["--job_dir is required"]),
         (["trian", "--job_dir=J"], ["unknown command 'trian'"]),
         (["train", "--preset=smoke", "--job_dir=J", "--batch_size=abc"], ["--batch_size='abc' must be an integer"]),
+        (["sample", "--generator=G", "--output=J", "--copies_per_sample=3"], ["--copies_per_sample > 1 needs aug"]),
+        (["sample", "--generator=G", "--output=J", "--task_index=2"], ["--task_index=2 needs --num_tasks"]),
     ],
 )
 def test_invalid_flags_fail_fast_with_one_line(tmp_path, args, fragments):
@@ -78,6 +80,8 @@ def test_bad_paths_fail_in_one_line_before_tensorflow_is_imported(tmp_path):
     tripwire.mkdir(parents=True)
     (tripwire / "__init__.py").write_text("raise ImportError('TensorFlow was imported')\n")
     (tmp_path / "half").mkdir()
+    blocker = tmp_path / "file"
+    blocker.write_text("I am a file")
     env = {
         "PYTHONPATH": f"{tripwire.parent}{os.pathsep}{REPO}",
         "GOOGLE_APPLICATION_CREDENTIALS": str(tmp_path / "no-credentials.json"),
@@ -90,12 +94,23 @@ def test_bad_paths_fail_in_one_line_before_tensorflow_is_imported(tmp_path):
         (["sample", "--verify", f"--output={tmp_path}/half"], ["no manifest.json"]),
         (["train", "--job_dir=gs://no-such-bucket/run"], ["gs://no-such-bucket/run", "credentials"]),
         (["evaluate", "--real=digits:test", f"--synthetic={tmp_path}/none"], ["--synthetic=", "no such file"]),
+        # the report is written at the end of a long run: where it cannot go is known at the start
+        (["evaluate", "--real=digits:test", f"--synthetic={tmp_path}/half", f"--report={tmp_path}"], ["is a folder"]),
+        (
+            ["evaluate", "--real=digits:test", f"--synthetic={tmp_path}/half", f"--report={blocker}/r.json"],
+            ["is a file, not a folder"],
+        ),
+        (
+            ["evaluate", "--real=digits:test", f"--synthetic={tmp_path}/half", "--report=gs://bucket/r.json"],
+            ["a local path is needed"],
+        ),
     ]
     for args, fragments in cases:
         result = run_cli(*args, env=env)
         assert_one_line_error(result, *fragments)
         assert result.stdout == "" and result.stderr.count("\n") == 1, (args, result.stderr)
-    assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "out").exists() and blocker.read_text() == "I am a file"
+    assert not os.path.exists("gs:")  # a bucket URL was never taken for a local folder
 
 
 def test_unwritable_job_dir(tmp_path):
@@ -109,6 +124,11 @@ def test_job_dir_of_another_job(smoke_job):
     before = open(os.path.join(smoke_job, "config.json")).read()
     result = run_cli("train", "--preset=smoke", f"--job_dir={smoke_job}", "--resolution=64")
     assert_one_line_error(result, "holds a different job", "resolution 32 -> 64", "--overwrite")
+    assert result.stdout == "" and result.stderr.count("\n") == 1  # refused before TensorFlow or the data load
+    dry = run_cli("train", "--preset=smoke", f"--job_dir={smoke_job}", "--resolution=64", "--dry_run")
+    assert dry.returncode == 2 and "holds a different job" in dry.stderr.splitlines()[-1]
+    same = run_cli("train", "--preset=smoke", f"--job_dir={smoke_job}", "--dry_run")
+    assert same.returncode == 0 and f"--job_dir={smoke_job}: ok" in same.stdout, same.stderr[-2000:]
     assert open(os.path.join(smoke_job, "config.json")).read() == before
 
 

@@ -75,3 +75,12 @@ def test_label_weights_are_relative_and_hostile_numbers_are_one_line():
     assert class_weights("1:3,0:1", 2, ()) == [1 / 3, 1.0]
     with pytest.raises(UserError, match="no class '²'"):
         class_weights("²:1", 3, ())  # a superscript is a digit to str.isdigit, not to int()
+
+
+def test_a_saved_config_that_is_not_a_json_object_is_a_value_error():
+    """jobdir.claim turns ValueError into "its config.json is unreadable"; nothing else may escape."""
+    for text in ("[]", "1", '"x"', "null", "[" * 100_000, "{"):
+        with pytest.raises(ValueError):
+            config_lib.TrainConfig.from_json(text)
+    default = config_lib.TrainConfig()
+    assert config_lib.TrainConfig.from_json(default.to_json()) == default

@@ -127,8 +127,17 @@ def test_cluster_spec_and_tf_config_parsing():
     )
     assert role.is_chief and role.num_workers == 2
     assert distribute.read_cluster({})[0].is_chief
-    with pytest.raises(UserError, match="CLUSTER_SPEC is malformed"):
-        distribute.tf_config_from_cluster_spec('{"cluster": {}}')
+    for hostile in (
+        '{"cluster": {}}',
+        '{"cluster": ["workerpool0"]}',
+        "[]",
+        '{"task": 1, "cluster": {}}',
+        "[" * 100_000,
+    ):
+        with pytest.raises(UserError, match="CLUSTER_SPEC is malformed"):
+            distribute.tf_config_from_cluster_spec(hostile)
+    with pytest.raises(UserError, match="TF_CONFIG is not valid JSON"):
+        distribute.read_cluster({"TF_CONFIG": "[" * 100_000})
     with pytest.raises(UserError, match="is not one of the cluster"):
         distribute.read_cluster(
             {"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 5}})}

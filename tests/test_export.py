@@ -10,9 +10,11 @@ import textwrap
 
 import keras
 import numpy as np
+import pytest
 
 from trainer import export, jobdir, models, storage
 from trainer.config import TrainConfig
+from trainer.errors import UserError
 from trainer.train_plan import TrainPlan
 
 # (classes, --g_conditioning): unconditional, label embedding with z, class-conditional BatchNorm
@@ -84,3 +86,28 @@ def test_every_generator_option_exports_built_in_layers_that_load_without_this_p
         np.testing.assert_allclose(plain, expected[name], atol=1e-5, err_msg=name)
         if OPTIONS[name][0]:  # the label matters: same z, another class, other images
             assert np.abs(expected[name][0] - expected[name][1]).max() > 1e-3, name
+
+
+def test_a_hostile_generator_json_is_one_clear_error(tmp_path):
+    """generator.json comes from a bucket or a colleague: every shape of damage is a UserError naming it."""
+    good = {"latent_dim": 64, "resolution": 32, "channels": 3, "num_classes": 6, "step": 100, "dataset": "x"}
+    path = tmp_path / jobdir.META_FILE
+    path.write_text(json.dumps(good))
+    assert export.read_meta(str(path)) == good
+    hostile = [
+        b'{"latent_dim": 64, "resol',  # truncated upload
+        b"[]",
+        b"null",
+        b"[" * 100_000,  # deeper than the JSON parser recurses
+        b"\xff\xfe not text",
+        json.dumps({**good, "latent_dim": "64"}).encode(),
+        json.dumps({**good, "num_classes": -1}).encode(),
+        json.dumps({**good, "step": True}).encode(),
+        json.dumps({**good, "resolution": 1e9}).encode(),
+        json.dumps({k: v for k, v in good.items() if k != "channels"}).encode(),
+        json.dumps({**good, "dataset": ["a"]}).encode(),
+    ]
+    for blob in hostile:
+        path.write_bytes(blob)
+        with pytest.raises(UserError, match=jobdir.META_FILE):
+            export.read_meta(str(path))

@@ -306,6 +306,14 @@ def test_bad_launch_flags_fail_with_one_line(extra, message, tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+def test_a_spec_dir_that_is_a_file_is_one_line_and_the_file_is_kept(tmp_path):
+    blocker = tmp_path / "specs"
+    blocker.write_text("mine")
+    result = run_cli(*launch_args("vm", f"--spec_dir={blocker}", "--dry_run"))
+    assert_one_line_error(result, f"--spec_dir={blocker}: cannot write the rendered files there")
+    assert blocker.read_text() == "mine"
+
+
 def test_unknown_target_is_one_line():
     assert_one_line_error(run_cli("launch", "--image=x", "--job_dir=gs://b/r"), "launch target '' is unknown")
     assert_one_line_error(run_cli("launch", "slurm", "--image=x", "--job_dir=gs://b/r"), "launch target 'slurm'")

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -222,6 +223,9 @@ def test_bad_input_one_line_and_nothing_overwritten(smoke_job, tmp_path):
         run_cli(*sample_args(smoke_job, out, "--num_images=30")), "planned differently", "num_images 20 -> 30"
     )
     assert (digests(out), (out / "plan.json").read_text()) == before
+    (out / "plan.json").write_text("[" * 100_000)  # damaged by hand or by another tool
+    assert_one_line_error(run_cli(*sample_args(smoke_job, out, "--num_images=20")), "not a plan this tool wrote")
+    assert digests(out) == before[0]
     assert_one_line_error(
         run_cli("sample", f"--output={tmp_path}/empty", "--verify"), "empty: no such folder; nothing to verify"
     )
@@ -262,6 +266,10 @@ def test_verify_splits_by_task_like_writing(tmp_path):
     out = tmp_path / "aug"
     made = run_cli("augment", "--dataset=digits", f"--output={out}", "--num_images=40", "--images_per_shard=10")
     assert made.returncode == 0, made.stderr[-2000:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps({"shards": manifest["shards"]}))  # totals are optional
+    whole = run_cli("augment", f"--output={out}", "--verify", "--progress=false")
+    assert whole.returncode == 0 and "ok: 4 shards, ? images, checksums match" in whole.stdout, whole.stderr[-2000:]
     first = sorted(glob.glob(str(out / "*.tfrecord-*")))[0]  # in task 0's block of 2 tasks
     with open(first, "r+b") as f:
         f.truncate(100)
@@ -372,6 +380,21 @@ def test_a_teacher_labels_every_record_and_filters_by_confidence(smoke_job, tmp_
     assert_one_line_error(
         run_cli(*sample_args(smoke_job, tmp_path / "x", "--min_confidence=0.5")), "--min_confidence needs a --teacher"
     )
+    # a teacher for 2 classes cannot label a 10-class generator: said before it trains
+    two = tmp_path / "two-classes.npz"
+    np.savez(two, x=np.zeros((8, 32, 32), np.uint8), y=np.arange(8) % 2)
+    assert_one_line_error(
+        run_cli(*sample_args(smoke_job, tmp_path / "y", "--teacher=auto", f"--train_data={two}"), env=cache),
+        "has 2 classes but the generator 10",
+    )
+    wrong_size = tmp_path / "teacher-28px.keras"  # a classifier for other images: refused before any sampling
+    inputs = keras.Input((28, 28, 1))
+    keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs))).save(wrong_size)
+    assert_one_line_error(
+        run_cli(*sample_args(smoke_job, tmp_path / "z", f"--teacher={wrong_size}")),
+        "takes inputs of shape (None, 28, 28, 1); the generator draws (32, 32, 1)",
+    )
+    assert not (tmp_path / "z").exists()
     assert run_cli(*sample_args(smoke_job, tmp_path / "plain")).returncode == 0
     with pytest.raises(UserError, match="hold no teacher probabilities"):
         shards.load(str(tmp_path / "plain"), targets="probs")

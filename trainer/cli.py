@@ -50,11 +50,12 @@ class Commands:
         self.print_config = False  # --print_config: the full listing first
 
     def _announce(self, config) -> None:
+        """Checks the paths the flags name, then prints the whole config with --print_config (the short
+        summary is printed by the job for train, here for the others)."""
         errors = config.path_errors()  # files the flags name, then buckets: before TensorFlow starts
         if errors:
             raise UserError("; ".join(errors))
         _check_buckets(config)
-        """The whole config with --print_config; the short summary is printed by the job (train) or here."""
         if self.print_config:
             print(config.listing())
         elif config.COMMAND != "train":
@@ -66,8 +67,13 @@ class Commands:
         config = command_line.resolve("train", flags)
         if config.dry_run:
             print(config.listing())
-            return None
         self._announce(config)
+        from trainer import jobdir  # no TensorFlow: reads the job dir, writes nothing
+
+        jobdir.check(config)  # another job's dir is refused before any data is read
+        if config.dry_run:
+            print(f"--job_dir={config.job_dir}: ok (empty, or this job's to resume)")
+            return None
         from trainer import train as train_lib  # TensorFlow is imported only now
 
         result = train_lib.run(config)

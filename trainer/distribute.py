@@ -52,9 +52,9 @@ def tf_config_from_cluster_spec(cluster_spec: str) -> dict:
         spec = json.loads(cluster_spec)
         cluster = {VERTEX_POOLS[pool]: list(hosts) for pool, hosts in spec["cluster"].items()}
         task = {"type": VERTEX_POOLS[spec["task"]["type"]], "index": int(spec["task"]["index"])}
-    except (ValueError, KeyError, TypeError) as err:
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError) as err:  # any JSON at all
         raise UserError(
-            f"CLUSTER_SPEC is malformed ({type(err).__name__}: {err}); expected Vertex AI's "
+            f"CLUSTER_SPEC is malformed ({type(err).__name__}: {str(err)[:120]}); expected Vertex AI's "
             '{"cluster": {"workerpool0": [...], ...}, "task": {"type": "workerpool0", "index": 0}}'
         ) from None
     return {"cluster": cluster, "task": task}
@@ -99,8 +99,8 @@ def read_cluster(environ=os.environ) -> tuple[ClusterRole, Optional[dict]]:
     elif raw:
         try:
             tf_config = json.loads(raw)
-        except ValueError as err:
-            raise UserError(f"TF_CONFIG is not valid JSON ({err})") from None
+        except (ValueError, RecursionError) as err:
+            raise UserError(f"TF_CONFIG is not valid JSON ({type(err).__name__}: {str(err)[:120]})") from None
     else:
         return ClusterRole(), None
     if not isinstance(tf_config, dict) or not isinstance(tf_config.get("cluster"), dict):

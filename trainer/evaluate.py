@@ -65,8 +65,7 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
             batches.append((data.pixels_to_uint8(pixels.numpy()), labels.numpy()))
         images = np.concatenate([b[0] for b in batches])
         labels = np.concatenate([b[1] for b in batches]) if source.num_classes else None
-        with open(os.path.join(os.path.dirname(model_path), jobdir.META_FILE)) as f:
-            meta = json.load(f)
+        meta = export.read_meta(os.path.join(os.path.dirname(model_path), jobdir.META_FILE))
         return (
             images,
             labels,

@@ -144,13 +144,34 @@ def _stage(url: str) -> str:
     )
 
 
+# generator.json's fields that sampling reads, and the smallest value each may take
+_META_INTEGERS = {"latent_dim": 1, "resolution": 1, "channels": 1, "num_classes": 0, "step": 0}
+
+
+def read_meta(meta_path: str) -> dict:
+    """generator.json, checked: a JSON object whose sizes are non-negative integers (UserError otherwise)."""
+    try:
+        with open(meta_path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise UserError(f"{meta_path}: unreadable ({type(err).__name__}: {str(err)[:120]})") from None
+    if not isinstance(meta, dict):
+        raise UserError(f"{meta_path}: a JSON object was expected, not {type(meta).__name__}")
+    for key, least in _META_INTEGERS.items():
+        value = meta.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UserError(f"{meta_path}: {key!r} must be an integer >= {least}, not {str(value)[:40]!r}")
+    if not isinstance(meta.get("dataset", ""), str):
+        raise UserError(f"{meta_path}: 'dataset' must be a string")
+    return meta
+
+
 def load(path: str) -> tuple[keras.Model, dict]:
     model_path = resolve_path(path)  # stages a gs:// generator locally
     meta_path = os.path.join(os.path.dirname(model_path), jobdir.META_FILE)
     if not os.path.isfile(meta_path):
         raise UserError(f"{model_path}: {jobdir.META_FILE} is missing beside it")
-    with open(meta_path) as f:
-        meta = json.load(f)
+    meta = read_meta(meta_path)
     try:
         model = keras.models.load_model(model_path, compile=False)
     except Exception as err:  # keras raises many types for a damaged file

@@ -56,32 +56,40 @@ def differences(old, new) -> list[str]:
     return [f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
 
 
+def conflict(config, store: storage.Store) -> str:
+    """Why the job dir is not this job's ('' when it is, or is empty); reads only."""
+    if store.exists(CONFIG):
+        try:
+            saved = type(config).from_json(store.get_text(CONFIG))
+        except (ValueError, TypeError) as err:
+            return f"its config.json is unreadable ({str(err)[:160]})"
+        diff = differences(saved, config)
+        return "it holds a different job (" + "; ".join(diff) + ")" if diff else ""
+    if store.list(CHECKPOINTS) or store.list(EXPORT):
+        return "it holds checkpoints or an export but no config.json (another tool's job?)"
+    return ""
+
+
+def _refuse(config, reason: str) -> None:
+    if reason and not config.overwrite:
+        raise JobDirConflict(f"--job_dir={config.job_dir}: {reason}; use a new --job_dir, or --overwrite to discard it")
+
+
+def check(config) -> None:
+    """Refuses another job's dir before any data is read or anything written (`--dry_run` stops here)."""
+    _refuse(config, conflict(config, storage.open_store(config.job_dir)))
+
+
 def claim(config, is_chief: bool) -> storage.Store:
     """Checks the job dir is this job's (or empty), then records config.json."""
     store = storage.open_store(config.job_dir)
     if is_chief:
         store.check_writable()
-    if store.exists(CONFIG):
-        try:
-            saved = type(config).from_json(store.get_text(CONFIG))
-        except (ValueError, TypeError) as err:
-            saved = None
-            reason = f"its config.json is unreadable ({err})"
-        else:
-            diff = differences(saved, config)
-            reason = "it holds a different job (" + "; ".join(diff) + ")" if diff else ""
-    elif store.list(CHECKPOINTS) or store.list(EXPORT):
-        reason = "it holds checkpoints or an export but no config.json (another tool's job?)"
-    else:
-        reason = ""
-    if reason:
-        if not config.overwrite:
-            raise JobDirConflict(
-                f"--job_dir={config.job_dir}: {reason}; use a new --job_dir, or --overwrite to discard it"
-            )
-        if is_chief:
-            for key in CONTRACT:
-                store.delete(key)
+    reason = conflict(config, store)
+    _refuse(config, reason)
+    if reason and is_chief:
+        for key in CONTRACT:
+            store.delete(key)
     if is_chief:
         store.put(CONFIG, config.to_json().encode())
     return store

@@ -412,10 +412,13 @@ def run(target: str, flags: dict[str, Any]) -> Launch:
     spec_dir = flags.pop("spec_dir", "")
     launch = plan(target, flags)
     spec_dir = os.path.abspath(spec_dir or os.path.join(".dcgan-launch", launch.name))
-    os.makedirs(spec_dir, exist_ok=True)
-    for file_name, content in launch.files.items():
-        with open(os.path.join(spec_dir, file_name), "w") as f:
-            f.write(content)
+    try:
+        os.makedirs(spec_dir, exist_ok=True)
+        for file_name, content in launch.files.items():
+            with open(os.path.join(spec_dir, file_name), "w") as f:
+                f.write(content)
+    except OSError as err:  # a file in the way, no permission, a full disk: before anything is submitted
+        raise UserError(f"--spec_dir={spec_dir}: cannot write the rendered files there ({err.strerror})") from None
     for file_name, content in launch.files.items():
         if file_name != "dcgan-vm.sh":
             print(f"# {os.path.join(spec_dir, file_name)}\n{content.rstrip()}")

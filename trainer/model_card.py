@@ -160,7 +160,7 @@ def record_evaluation(generator: str, report: dict, report_path: str, real_image
     try:
         store.put(f"{prefix}{EVALUATION}", (json.dumps(summary, indent=2) + "\n").encode())
         write(store, prefix)
-    except (OSError, JobError) as err:
+    except (OSError, JobError, ValueError, TypeError, AttributeError, RecursionError) as err:  # hostile JSON there
         print(f"warning: could not update the model card in {folder_url}: {err}")
         return None
     return f"{store.url}/{prefix}{CARD}"

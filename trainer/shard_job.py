@@ -95,7 +95,13 @@ def claim_plan(store: storage.Store, plan: ShardPlan) -> None:
             return
         except storage.AlreadyExists:
             pass  # another task created it first: compare below
-    existing, wanted = json.loads(store.get_text(shards.PLAN)), json.loads(blob)
+    wanted = json.loads(blob)
+    try:
+        existing = json.loads(store.get_text(shards.PLAN))
+    except (ValueError, RecursionError):
+        existing = None
+    if not isinstance(existing, dict):
+        raise UserError(f"--output={store.root}: its {shards.PLAN} is not a plan this tool wrote; use another --output")
     if "class_names" not in existing:  # planned before class names were recorded: they change no pixel
         wanted.pop("class_names", None)
     if existing != wanted:
@@ -427,7 +433,8 @@ def run(config, job: str) -> dict:
         task, num_tasks = resolve_task(config)
         manifest = verify(config.output, config.progress, config.progress_secs, task, num_tasks)
         if num_tasks == 1:
-            print(f"ok: {manifest['num_shards']} shards, {manifest['num_images']} images, checksums match")
+            images = manifest.get("num_images", "?")  # the checked fields are the shards; totals may be absent
+            print(f"ok: {len(manifest['shards'])} shards, {images} images, checksums match")
         else:
             total = len(manifest["shards"])
             mine = task_shards(task, num_tasks, total)
@@ -436,8 +443,6 @@ def run(config, job: str) -> dict:
     params = AugmentParams.create(**config.augmentation())
     if job == "sample" and config.preview:
         return preview(config, params)
-    if job == "sample" and config.copies_per_sample > 1 and params.is_identity:
-        raise UserError("--copies_per_sample > 1 needs augmentation flags (the copies would be identical)")
     task, num_tasks = resolve_task(config)
     store = storage.open_store(config.output)
     # Bad input fails here, before the output folder is created:

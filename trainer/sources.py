@@ -195,6 +195,10 @@ def teacher_scores(spec: GeneratorSpec, meta: dict):
         train = data.load_source(train_data, int(meta["resolution"]), int(meta["channels"]))
         if train.labels is None or not train.in_memory:
             raise UserError(f"--teacher=auto needs labelled images to learn from; {train_data} has no labels")
+        if num_classes and train.num_classes != num_classes:  # known now, before the teacher trains
+            raise UserError(
+                f"--teacher=auto: {train_data} has {train.num_classes} classes but the generator {num_classes}"
+            )
         teacher = downstream.cached_teacher(
             train.images,
             train.labels,
@@ -215,6 +219,10 @@ def teacher_scores(spec: GeneratorSpec, meta: dict):
         if not os.path.isfile(path):
             raise UserError(f"--teacher={spec.teacher}: no such file")
         teacher = downstream.Teacher.load([path])
+        shape = getattr(teacher.models[0], "input_shape", None)
+        drawn = (int(meta["resolution"]), int(meta["resolution"]), int(meta["channels"]))
+        if not (isinstance(shape, tuple) and len(shape) == 4 and all(d in (None, w) for d, w in zip(shape[1:], drawn))):
+            raise UserError(f"--teacher={spec.teacher}: takes inputs of shape {shape}; the generator draws {drawn}")
         description = {"kind": "file", "path": spec.teacher, "sha256": shards.file_sha256(path)}
     classes = teacher.num_classes
     if num_classes and classes != num_classes:

@@ -52,6 +52,27 @@ def missing_file(flag: str, value: str, what: str) -> Optional[str]:
     return f"--{flag}={value}: no such file ({what})"
 
 
+def unwritable_file(flag: str, value: str) -> Optional[str]:
+    """One line if a local output file cannot be written where --FLAG points (checked before any work).
+
+    Refused: a URL (the file is written with plain file I/O), an existing folder, and a path whose
+    nearest existing parent is a file or a folder this user cannot write."""
+    if not value:
+        return None
+    if "://" in value:
+        return f"--{flag}={value}: a local path is needed (write it here, then copy it to the bucket)"
+    if os.path.isdir(value):
+        return f"--{flag}={value}: is a folder; give a file name (e.g. {os.path.join(value, 'report.json')})"
+    parent = os.path.dirname(os.path.abspath(value))
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        return f"--{flag}={value}: {parent} is a file, not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"--{flag}={value}: cannot write in {parent} (permission denied)"
+    return None
+
+
 def missing_generator(flag: str, value: str) -> Optional[str]:
     """One line if a local --generator holds no exported generator, checked before TensorFlow starts.
 
@@ -99,7 +120,12 @@ class _Printable:
     @classmethod
     def from_json(cls, text: str):
         """Reads a config saved by `to_json`, ignoring fields this version lacks."""
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except RecursionError:
+            raise ValueError("nested too deeply") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"a JSON object was expected, not {type(data).__name__}")
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in names})
 

@@ -14,6 +14,7 @@ from trainer.config.common import (
     flag,
     missing_dataset,
     missing_file,
+    unwritable_file,
 )
 
 # dcgan evaluate's baseline candidates (trainer/downstream.py POLICIES has one policy per name) and mixes.
@@ -63,7 +64,13 @@ class EvaluateConfig(_Printable):
 
     def path_errors(self) -> list[str]:
         errors = []
-        errors += filter(None, [missing_file("feature_model", self.feature_model, "a Keras model file")])
+        errors += filter(
+            None,
+            [
+                missing_file("feature_model", self.feature_model, "a Keras model file"),
+                unwritable_file("report", self.report),
+            ],
+        )
         synthetic = self.synthetic
         if (
             synthetic

@@ -108,11 +108,19 @@ class ShardJobConfig(_Printable):
             errors.append(f"--num_tasks={self.num_tasks} must be >= 0")
         if self.num_tasks and not -1 <= self.task_index < self.num_tasks:
             errors.append(f"--task_index={self.task_index} must be in [0, {self.num_tasks})")
+        if self.task_index > 0 and not self.num_tasks:
+            errors.append(f"--task_index={self.task_index} needs --num_tasks (how many tasks share the job)")
         try:
             AugmentParams.create(**self.augmentation())
         except UserError as err:
             errors.append(str(err))
         return errors
+
+    def _augmentation_is_identity(self) -> bool:
+        try:
+            return AugmentParams.create(**self.augmentation()).is_identity
+        except UserError:
+            return False  # reported by validate() already
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,6 +202,8 @@ class SampleConfig(ShardJobConfig):
             errors.append(f"--truncation={self.truncation} must be >= 0 (0 = off)")
         if self.copies_per_sample < 1:
             errors.append(f"--copies_per_sample={self.copies_per_sample} must be >= 1")
+        if self.copies_per_sample > 1 and not self.preview and self._augmentation_is_identity():
+            errors.append("--copies_per_sample > 1 needs augmentation flags (the copies would be identical)")
         if self.labels not in ("balanced", "uniform", "fill"):
             try:
                 label_weights(self.labels)
