@@ -138,6 +138,9 @@ def test_cluster_spec_and_tf_config_parsing():
             distribute.tf_config_from_cluster_spec(hostile)
     with pytest.raises(UserError, match="TF_CONFIG is not valid JSON"):
         distribute.read_cluster({"TF_CONFIG": "[" * 100_000})
+    for hostile in ("null", "[]", '{"cluster": null}'):
+        with pytest.raises(UserError, match='TF_CONFIG needs a "cluster" object'):
+            distribute.read_cluster({"TF_CONFIG": hostile})
     with pytest.raises(UserError, match="is not one of the cluster"):
         distribute.read_cluster(
             {"TF_CONFIG": json.dumps({"cluster": {"worker": ["a:1", "b:2"]}, "task": {"type": "worker", "index": 5}})}

@@ -89,19 +89,26 @@ def tf_config_from_indexed_job(environ) -> dict:
     return {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
 
 
-def read_cluster(environ=os.environ) -> tuple[ClusterRole, Optional[dict]]:
-    """Parses TF_CONFIG (or CLUSTER_SPEC); checks it before TF sees it."""
+def _tf_config(environ) -> Optional[dict]:
+    """TF_CONFIG as given, or made from Vertex AI's CLUSTER_SPEC or a Kubernetes Indexed Job (None: no cluster)."""
     raw = environ.get("TF_CONFIG")
     if not raw and environ.get("CLUSTER_SPEC"):
-        tf_config = tf_config_from_cluster_spec(environ["CLUSTER_SPEC"])
-    elif not raw and environ.get("DCGAN_WORKER_HOSTS"):
-        tf_config = tf_config_from_indexed_job(environ)
-    elif raw:
-        try:
-            tf_config = json.loads(raw)
-        except (ValueError, RecursionError) as err:
-            raise UserError(f"TF_CONFIG is not valid JSON ({type(err).__name__}: {str(err)[:120]})") from None
-    else:
+        return tf_config_from_cluster_spec(environ["CLUSTER_SPEC"])
+    if not raw and environ.get("DCGAN_WORKER_HOSTS"):
+        return tf_config_from_indexed_job(environ)
+    if not raw:
+        return None
+    try:
+        parsed = json.loads(raw)
+    except (ValueError, RecursionError) as err:
+        raise UserError(f"TF_CONFIG is not valid JSON ({type(err).__name__}: {str(err)[:120]})") from None
+    return {} if parsed is None else parsed  # TF_CONFIG=null is refused below, not taken for "no cluster"
+
+
+def read_cluster(environ=os.environ) -> tuple[ClusterRole, Optional[dict]]:
+    """Parses TF_CONFIG (or CLUSTER_SPEC); checks it before TF sees it."""
+    tf_config = _tf_config(environ)
+    if tf_config is None:
         return ClusterRole(), None
     if not isinstance(tf_config, dict) or not isinstance(tf_config.get("cluster"), dict):
         raise UserError(

@@ -15,6 +15,7 @@ from trainer.config.common import (
     RESOLUTIONS,
     _floats,
     _Printable,
+    failed,
     flag,
     missing_dataset,
     missing_file,
@@ -85,36 +86,35 @@ class ShardJobConfig(_Printable):
         return values
 
     def validate(self) -> list[str]:
-        errors = []
-        if not self.output:
-            errors.append("--output is required (a folder for the shards)")
-        if not 0 <= self.progress_secs <= 3600:  # NaN fails too
-            errors.append(f"--progress_secs={self.progress_secs} must be in [0, 3600]")
-        if self.num_images < 1:
-            errors.append(f"--num_images={self.num_images} must be >= 1")
-        if self.images_per_shard < 1:
-            errors.append(f"--images_per_shard={self.images_per_shard} must be >= 1")
-        if self.batch_size < (0 if self.AUTO_BATCH else 1):
-            errors.append(f"--batch_size={self.batch_size} must be >= {0 if self.AUTO_BATCH else 1}")
-        if not 0 <= self.png_compression <= 9:
-            errors.append(f"--png_compression={self.png_compression} must be in 0..9")
-        if self.image_format not in IMAGE_FORMATS:
-            errors.append(f"--image_format={self.image_format!r} must be png, jpeg or raw")
-        if not 1 <= self.jpeg_quality <= 100:
-            errors.append(f"--jpeg_quality={self.jpeg_quality} must be in 1..100")
-        if self.seed < 0:
-            errors.append(f"--seed={self.seed} must be >= 0")
-        if self.num_tasks < 0:
-            errors.append(f"--num_tasks={self.num_tasks} must be >= 0")
-        if self.num_tasks and not -1 <= self.task_index < self.num_tasks:
-            errors.append(f"--task_index={self.task_index} must be in [0, {self.num_tasks})")
-        if self.task_index > 0 and not self.num_tasks:
-            errors.append(f"--task_index={self.task_index} needs --num_tasks (how many tasks share the job)")
+        n, index = self.num_tasks, self.task_index
+        checks = [
+            (not self.output, "--output is required (a folder for the shards)"),
+            (not 0 <= self.progress_secs <= 3600, f"--progress_secs={self.progress_secs} must be in [0, 3600]"),
+            (self.num_images < 1, f"--num_images={self.num_images} must be >= 1"),
+            (self.images_per_shard < 1, f"--images_per_shard={self.images_per_shard} must be >= 1"),
+            (
+                self.batch_size < (0 if self.AUTO_BATCH else 1),
+                f"--batch_size={self.batch_size} must be >= {0 if self.AUTO_BATCH else 1}",
+            ),
+            (not 0 <= self.png_compression <= 9, f"--png_compression={self.png_compression} must be in 0..9"),
+            (
+                self.image_format not in IMAGE_FORMATS,
+                f"--image_format={self.image_format!r} must be png, jpeg or raw",
+            ),
+            (not 1 <= self.jpeg_quality <= 100, f"--jpeg_quality={self.jpeg_quality} must be in 1..100"),
+            (self.seed < 0, f"--seed={self.seed} must be >= 0"),
+            (n < 0, f"--num_tasks={n} must be >= 0"),
+            (bool(n) and not -1 <= index < n, f"--task_index={index} must be in [0, {n})"),
+            (index > 0 and not n, f"--task_index={index} needs --num_tasks (how many tasks share the job)"),
+        ]
+        return failed(checks) + self._augmentation_errors()  # NaN fails the range checks too
+
+    def _augmentation_errors(self) -> list[str]:
         try:
             AugmentParams.create(**self.augmentation())
         except UserError as err:
-            errors.append(str(err))
-        return errors
+            return [str(err)]
+        return []
 
     def _augmentation_is_identity(self) -> bool:
         try:
@@ -180,36 +180,48 @@ class SampleConfig(ShardJobConfig):
         return spec_of(GeneratorSpec, self)
 
     def validate(self) -> list[str]:
-        errors = super().validate()
-        errors += precision_errors(self.mixed_precision)
-        if self.teacher_members < 1 or self.teacher_steps < 1:
-            errors.append("--teacher_members and --teacher_steps must be >= 1")
-        if self.preview < 0 or self.preview > 1024:
-            errors.append(f"--preview={self.preview} must be in 0..1024 (images in the grid)")
-        if self.preview and not self.output.lower().endswith(".png"):
-            errors.append(f"--preview writes one picture: --output={self.output!r} must end in .png")
-        if not 0 <= self.min_confidence < 1:
-            errors.append(f"--min_confidence={self.min_confidence} must be in [0, 1)")
-        if self.min_confidence and not self.teacher:
-            errors.append("--min_confidence needs a --teacher (e.g. --teacher=auto)")
-        if self.teacher and self.teacher != "auto" and not self.teacher.endswith(".keras"):
-            errors.append(f"--teacher={self.teacher!r} must be 'auto' or a .keras classifier file")
-        if not 0 <= self.max_memorization < 1:
-            errors.append(f"--max_memorization={self.max_memorization} must be in [0, 1) (a quantile; 0 = off)")
-        if not self.generator and not self.verify:
-            errors.append("--generator is required (a job dir or an exported generator.keras)")
-        if self.truncation < 0:
-            errors.append(f"--truncation={self.truncation} must be >= 0 (0 = off)")
-        if self.copies_per_sample < 1:
-            errors.append(f"--copies_per_sample={self.copies_per_sample} must be >= 1")
-        if self.copies_per_sample > 1 and not self.preview and self._augmentation_is_identity():
-            errors.append("--copies_per_sample > 1 needs augmentation flags (the copies would be identical)")
-        if self.labels not in ("balanced", "uniform", "fill"):
-            try:
-                label_weights(self.labels)
-            except UserError as err:
-                errors.append(str(err))
-        return errors
+        copies, teacher = self.copies_per_sample, self.teacher
+        checks = [
+            (
+                self.teacher_members < 1 or self.teacher_steps < 1,
+                "--teacher_members and --teacher_steps must be >= 1",
+            ),
+            (not 0 <= self.preview <= 1024, f"--preview={self.preview} must be in 0..1024 (images in the grid)"),
+            (
+                bool(self.preview) and not self.output.lower().endswith(".png"),
+                f"--preview writes one picture: --output={self.output!r} must end in .png",
+            ),
+            (not 0 <= self.min_confidence < 1, f"--min_confidence={self.min_confidence} must be in [0, 1)"),
+            (bool(self.min_confidence) and not teacher, "--min_confidence needs a --teacher (e.g. --teacher=auto)"),
+            (
+                bool(teacher) and teacher != "auto" and not teacher.endswith(".keras"),
+                f"--teacher={teacher!r} must be 'auto' or a .keras classifier file",
+            ),
+            (
+                not 0 <= self.max_memorization < 1,
+                f"--max_memorization={self.max_memorization} must be in [0, 1) (a quantile; 0 = off)",
+            ),
+            (
+                not self.generator and not self.verify,
+                "--generator is required (a job dir or an exported generator.keras)",
+            ),
+            (self.truncation < 0, f"--truncation={self.truncation} must be >= 0 (0 = off)"),
+            (copies < 1, f"--copies_per_sample={copies} must be >= 1"),
+            (
+                copies > 1 and not self.preview and self._augmentation_is_identity(),
+                "--copies_per_sample > 1 needs augmentation flags (the copies would be identical)",
+            ),
+        ]
+        return super().validate() + precision_errors(self.mixed_precision) + failed(checks) + self._label_errors()
+
+    def _label_errors(self) -> list[str]:
+        if self.labels in ("balanced", "uniform", "fill"):
+            return []
+        try:
+            label_weights(self.labels)
+        except UserError as err:
+            return [str(err)]
+        return []
 
 
 @dataclasses.dataclass(frozen=True)
