@@ -50,6 +50,14 @@ from trainer.shard_plan import ShardPlan
 from trainer.specs import GeneratorSpec
 
 
+def check_resolution(config, resolution: int) -> None:
+    if config.resolution and config.resolution != resolution:
+        raise UserError(
+            f"--resolution={config.resolution} but the synthetic images are {resolution}x{resolution}: "
+            "mismatched resolution"
+        )
+
+
 def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
     """(uint8 images, labels or None, description) from a generator (sampled now) or a shard output."""
     try:
@@ -57,6 +65,8 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
     except UserError:
         model_path = None
     if model_path is not None:
+        meta = export.read_meta(os.path.join(os.path.dirname(model_path), jobdir.META_FILE))
+        check_resolution(config, meta["resolution"])  # before sampling
         source = sources.generator_source(GeneratorSpec(model_path, seed=config.seed))
         batches = []
         for start in range(0, config.num_samples, 256):
@@ -65,7 +75,6 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
             batches.append((data.pixels_to_uint8(pixels.numpy()), labels.numpy()))
         images = np.concatenate([b[0] for b in batches])
         labels = np.concatenate([b[1] for b in batches]) if source.num_classes else None
-        meta = export.read_meta(os.path.join(os.path.dirname(model_path), jobdir.META_FILE))
         return (
             images,
             labels,
@@ -199,11 +208,7 @@ def load_sets(config, report: dict) -> Sets:
     """Load the synthetic images and every real set; record them and their overlaps in the report."""
     synth, synth_labels, synth_info = load_synthetic(config)
     resolution, channels = synth.shape[1], synth.shape[3]
-    if config.resolution and config.resolution != resolution:
-        raise UserError(
-            f"--resolution={config.resolution} but the synthetic images are {resolution}x{resolution}: "
-            "mismatched resolution"
-        )
+    check_resolution(config, resolution)
     report["synthetic"] = {**synth_info, "num_images": len(synth), "resolution": resolution, "channels": channels}
     real = load_real(config.real, "real", resolution, channels)
     recorded = synth_info.get("train_data", "")
