@@ -107,20 +107,14 @@ class ShardJobConfig(_Printable):
             (bool(n) and not -1 <= index < n, f"--task_index={index} must be in [0, {n})"),
             (index > 0 and not n, f"--task_index={index} needs --num_tasks (how many tasks share the job)"),
         ]
-        return failed(checks) + self._augmentation_errors()  # NaN fails the range checks too
+        return failed(checks) + self._augment_params()[1]  # NaN fails the range checks too
 
-    def _augmentation_errors(self) -> list[str]:
+    def _augment_params(self) -> tuple[Optional[AugmentParams], list[str]]:
+        """The augmentation the flags ask for, or None and why not."""
         try:
-            AugmentParams.create(**self.augmentation())
+            return AugmentParams.create(**self.augmentation()), []
         except UserError as err:
-            return [str(err)]
-        return []
-
-    def _augmentation_is_identity(self) -> bool:
-        try:
-            return AugmentParams.create(**self.augmentation()).is_identity
-        except UserError:
-            return False  # reported by validate() already
+            return None, [str(err)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,7 +174,7 @@ class SampleConfig(ShardJobConfig):
         return spec_of(GeneratorSpec, self)
 
     def validate(self) -> list[str]:
-        copies, teacher = self.copies_per_sample, self.teacher
+        copies, teacher, params = self.copies_per_sample, self.teacher, self._augment_params()[0]
         checks = [
             (
                 self.teacher_members < 1 or self.teacher_steps < 1,
@@ -208,7 +202,7 @@ class SampleConfig(ShardJobConfig):
             (self.truncation < 0, f"--truncation={self.truncation} must be >= 0 (0 = off)"),
             (copies < 1, f"--copies_per_sample={copies} must be >= 1"),
             (
-                copies > 1 and not self.preview and self._augmentation_is_identity(),
+                copies > 1 and not self.preview and params is not None and params.is_identity,
                 "--copies_per_sample > 1 needs augmentation flags (the copies would be identical)",
             ),
         ]
