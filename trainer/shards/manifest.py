@@ -104,6 +104,20 @@ def _is_count(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def _check_entry(entry, where: str) -> str:
+    """One "shards" entry: a safe name, whole-number bytes and num_images, a 64-hex-digit sha256; its name."""
+    if not isinstance(entry, dict) or "name" not in entry:
+        raise UserError(f"{where}: a shard entry without a name: {str(entry)[:100]!r}")
+    name = check_shard_name(entry["name"], where)
+    for key in ("bytes", "num_images"):
+        if key in entry and not _is_count(entry[key]):
+            raise UserError(f"{where}: shard {name!r}: {key}={json.dumps(entry[key])[:40]} is not a whole number")
+    sha = entry.get("sha256")
+    if sha is not None and not (isinstance(sha, str) and re.fullmatch("[0-9a-f]{64}", sha)):
+        raise UserError(f"{where}: shard {name!r}: sha256={str(sha)[:80]!r} is not 64 hex digits")
+    return name
+
+
 def parse_manifest(blob, where: str) -> dict:
     """manifest.json's text (or bytes) -> its dict, every field a reader relies on checked (UserError if not):
     a "shards" list of entries with a safe name, whole-number bytes and num_images, a 64-hex-digit sha256;
@@ -119,18 +133,10 @@ def parse_manifest(blob, where: str) -> dict:
         raise UserError(f'{where}: no "shards" list, so it is not a dcgan-factory shard manifest')
     names = set()
     for entry in entries:
-        if not isinstance(entry, dict) or "name" not in entry:
-            raise UserError(f"{where}: a shard entry without a name: {str(entry)[:100]!r}")
-        name = check_shard_name(entry["name"], where)
+        name = _check_entry(entry, where)
         if name in names:
             raise UserError(f"{where}: shard {name!r} is listed twice")
         names.add(name)
-        for key in ("bytes", "num_images"):
-            if key in entry and not _is_count(entry[key]):
-                raise UserError(f"{where}: shard {name!r}: {key}={json.dumps(entry[key])[:40]} is not a whole number")
-        sha = entry.get("sha256")
-        if sha is not None and not (isinstance(sha, str) and re.fullmatch("[0-9a-f]{64}", sha)):
-            raise UserError(f"{where}: shard {name!r}: sha256={str(sha)[:80]!r} is not 64 hex digits")
     if "channels" in manifest and manifest["channels"] not in (1, 3):
         raise UserError(f"{where}: channels={json.dumps(manifest['channels'])[:40]} must be 1 or 3")
     for key in ("num_images", "num_classes", "resolution"):

@@ -251,14 +251,10 @@ def load(
         raise UserError(f"targets={targets!r} must be 'label' or 'probs'")
     if staging not in ("stream", "copy"):
         raise UserError(f"staging={staging!r} must be 'stream' or 'copy'")
-    stream = None
-    if storage.is_remote(path) and staging == "stream":
-        stream = shard_stream.open_output(path, buffer_bytes)
-    if stream is None:
-        stream = local_shards(path, on_corrupt, require_manifest=not allow_uncommitted or targets == "probs")
-    files, manifest = stream.urls, stream.manifest or {}
-    if not files:
-        raise UserError(f"{path}: no shards")
+    stream = _open(
+        path, staging, buffer_bytes, on_corrupt, require_manifest=not allow_uncommitted or targets == "probs"
+    )
+    manifest = stream.manifest or {}
     if targets == "probs" and not manifest.get("soft_labels"):
         raise UserError(
             f"{path}: these shards hold no teacher probabilities; write them with "
@@ -267,25 +263,45 @@ def load(
     stream.check.on_corrupt = on_corrupt
     if targets == "probs":
         stream.check.probs = int(manifest.get("num_classes") or 0)
-    if not channels:
-        if not manifest.get("channels") and storage.is_remote(files[0]):
-            raise UserError(f"{path}/{MANIFEST}: no channels")
-        channels = int(manifest["channels"]) if manifest.get("channels") else peek_channels(files[0])
+    parse = _parser(targets, manifest, channels or _channels(path, stream.urls[0], manifest))
     ds = shard_stream.records(stream, shuffle=shuffle, seed=seed)
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
-    if targets == "probs":
-        spec = {**FEATURES, "image/class/probs": tf.io.FixedLenFeature([int(manifest["num_classes"])], tf.float32)}
-
-        def parse(record):
-            parsed = tf.io.parse_single_example(record, spec)
-            return decode_image(parsed, channels), parsed["image/class/probs"]
-    else:
-
-        def parse(record):
-            return parse_example(record, channels)
-
     return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle).prefetch(tf.data.AUTOTUNE)
+
+
+def _open(path: str, staging: str, buffer_bytes: int, on_corrupt: str, require_manifest: bool):
+    """The output's shards: streamed from gs:// (with a manifest), else local (or mirrored) ones."""
+    stream = None
+    if storage.is_remote(path) and staging == "stream":
+        stream = shard_stream.open_output(path, buffer_bytes)
+    if stream is None:
+        stream = local_shards(path, on_corrupt, require_manifest=require_manifest)
+    if not stream.urls:
+        raise UserError(f"{path}: no shards")
+    return stream
+
+
+def _channels(path: str, first_shard: str, manifest: dict) -> int:
+    """Channels from the manifest, else from the first record of a local shard."""
+    if manifest.get("channels"):
+        return int(manifest["channels"])
+    if storage.is_remote(first_shard):
+        raise UserError(f"{path}/{MANIFEST}: no channels")
+    return peek_channels(first_shard)
+
+
+def _parser(targets: str, manifest: dict, channels: int):
+    """record -> (image, label) or (image, teacher probabilities)."""
+    if targets != "probs":
+        return lambda record: parse_example(record, channels)
+    spec = {**FEATURES, "image/class/probs": tf.io.FixedLenFeature([int(manifest["num_classes"])], tf.float32)}
+
+    def parse(record):
+        parsed = tf.io.parse_single_example(record, spec)
+        return decode_image(parsed, channels), parsed["image/class/probs"]
+
+    return parse
 
 
 def mix(

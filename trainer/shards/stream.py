@@ -289,51 +289,63 @@ def records(
     return tf.data.Dataset.from_generator(generate, output_signature=tf.TensorSpec([None], tf.string)).unbatch()
 
 
-def interruptible(items: Iterator) -> Iterator:
-    """The items of `items`, produced on a thread of their own and waited for in short slices: a reader stuck
-    in a read or a download cannot keep a stop request (STOP) waiting; InputStopped ends the wait instead."""
-    handoff: queue.Queue = queue.Queue(maxsize=2)
-    cancelled = threading.Event()
-    end = object()
+class _Handoff:
+    """Two slots between the reader's thread and the consumer; each side gives up when told to."""
 
-    def put(item) -> bool:
-        while not cancelled.is_set():
+    END = object()  # the producer's last item, with its error or None
+
+    def __init__(self):
+        self.slots: queue.Queue = queue.Queue(maxsize=2)
+        self.cancelled = threading.Event()  # the consumer has gone
+
+    def put(self, item) -> bool:
+        while not self.cancelled.is_set():
             try:
-                handoff.put(item, timeout=0.5)
+                self.slots.put(item, timeout=0.5)
                 return True
             except queue.Full:
                 pass
         return False
 
-    def produce():
-        try:
-            for item in items:
-                if not put((item, None)):
-                    break
-            else:
-                put((end, None))
-        except BaseException as err:  # noqa: BLE001 - handed to the consumer, which raises it
-            put((end, err))
-        finally:
-            if cancelled.is_set() and hasattr(items, "close"):
-                items.close()  # the reader's own clean-up (its download pool, its scratch folder)
-
-    threading.Thread(target=produce, name="shard-reader", daemon=True).start()
-    try:
+    def get(self):
+        """The next (item, error), waited for in short slices; InputStopped once STOP is set."""
         while True:
             try:
-                item, err = handoff.get(timeout=0.5)
+                return self.slots.get(timeout=0.5)
             except queue.Empty:
                 if STOP.is_set():
                     raise InputStopped("stopped while waiting for input") from None
-                continue
-            if item is end:
+
+
+def _produce(items: Iterator, handoff: _Handoff) -> None:
+    try:
+        for item in items:
+            if not handoff.put((item, None)):
+                break
+        else:
+            handoff.put((handoff.END, None))
+    except BaseException as err:  # noqa: BLE001 - handed to the consumer, which raises it
+        handoff.put((handoff.END, err))
+    finally:
+        if handoff.cancelled.is_set() and hasattr(items, "close"):
+            items.close()  # the reader's own clean-up (its download pool, its scratch folder)
+
+
+def interruptible(items: Iterator) -> Iterator:
+    """The items of `items`, produced on a thread of their own and waited for in short slices: a reader stuck
+    in a read or a download cannot keep a stop request (STOP) waiting; InputStopped ends the wait instead."""
+    handoff = _Handoff()
+    threading.Thread(target=_produce, args=(items, handoff), name="shard-reader", daemon=True).start()
+    try:
+        while True:
+            item, err = handoff.get()
+            if item is handoff.END:
                 if err is not None:
                     raise err
                 return
             yield item
     finally:
-        cancelled.set()
+        handoff.cancelled.set()
 
 
 def failure_behind(error: BaseException) -> Optional[JobError]:
