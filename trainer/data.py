@@ -212,24 +212,7 @@ def load_source(
         )
         if not source.in_memory:
             raise DataError(f"--dataset={dataset}: splits apply to images, folders and .npz files, not to shards")
-        order = split_indices(source.labels, len(source.images), match["split"])
-        try:
-            lo = _slice_bound(match["lo"] or "", len(order), 0)
-            hi = _slice_bound(match["hi"] or "", len(order), len(order))
-        except ValueError:
-            raise DataError(
-                f"--dataset={dataset}: a slice is [start:end] with integers or percentages, e.g. digits:train[:10%]"
-            ) from None
-        picked = order[max(lo, 0) : min(hi, len(order))]
-        if len(picked) == 0:
-            raise DataError(f"--dataset={dataset}: the slice selects no images")
-        return dataclasses.replace(
-            source,
-            name=dataset,
-            images=source.images[picked],
-            labels=None if source.labels is None else source.labels[picked],
-            num_examples=len(picked),
-        )
+        return _sliced(source, dataset, match)
     if dataset == "digits":
         return _digits(resolution, channels or 1)
     from trainer import storage  # gs:// datasets are staged to a local cache, or shard outputs streamed
@@ -241,7 +224,35 @@ def load_source(
         if stream is not None:
             stream.check.on_corrupt = on_corrupt
             return _streamed_shards(stream, dataset, resolution, channels)
-    local = storage.stage_dataset(dataset)
+    return _local(storage.stage_dataset(dataset), dataset, resolution, channels, folder_labels, on_corrupt)
+
+
+def _sliced(source: TrainingData, dataset: str, match) -> TrainingData:
+    """NAME:split[lo:hi] of an in-memory source, in the split's fixed order."""
+    order = split_indices(source.labels, len(source.images), match["split"])
+    try:
+        lo = _slice_bound(match["lo"] or "", len(order), 0)
+        hi = _slice_bound(match["hi"] or "", len(order), len(order))
+    except ValueError:
+        raise DataError(
+            f"--dataset={dataset}: a slice is [start:end] with integers or percentages, e.g. digits:train[:10%]"
+        ) from None
+    picked = order[max(lo, 0) : min(hi, len(order))]
+    if len(picked) == 0:
+        raise DataError(f"--dataset={dataset}: the slice selects no images")
+    return dataclasses.replace(
+        source,
+        name=dataset,
+        images=source.images[picked],
+        labels=None if source.labels is None else source.labels[picked],
+        num_examples=len(picked),
+    )
+
+
+def _local(
+    local: str, dataset: str, resolution: int, channels: int, folder_labels: str, on_corrupt: str
+) -> TrainingData:
+    """A dataset on local disk (or staged there): shards, a folder of images or a .npz file."""
     if _looks_like_shards(local):
         return _shards(local, dataset, resolution, channels, on_corrupt)
     if os.path.isdir(local):
@@ -422,16 +433,7 @@ def _folder(root: str, name: str, resolution: int, channels: int, folder_labels:
         raise DataError(
             f"--dataset={name}: no images ({'/'.join(e[1:] for e in IMAGE_EXTENSIONS)}) found in the folder"
         )
-    too_big = set()
-    for i, path in enumerate(files):
-        size = declared_size(path)
-        if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
-            if on_corrupt != "skip":
-                raise DataError(
-                    f"--dataset={name}: {shown(path)} declares {size[0]}x{size[1]} pixels, over the "
-                    f"{MAX_IMAGE_PIXELS:,} limit (pass --on_corrupt=skip to leave such files out)"
-                )
-            too_big.add(i)
+    too_big = _over_pixel_limit(files, name, on_corrupt)
 
     def load(path, index):
         return index, decode_image(tf.io.read_file(path), channels, resolution)
@@ -473,6 +475,22 @@ def _folder(root: str, name: str, resolution: int, channels: int, folder_labels:
         skipped=skipped,
         class_names=tuple(class_name(c) for c in class_names),
     )
+
+
+def _over_pixel_limit(files: list[str], name: str, on_corrupt: str) -> set[int]:
+    """Indices of the files whose header declares more than MAX_IMAGE_PIXELS (read before decoding any);
+    a DataError naming the first unless on_corrupt='skip'."""
+    too_big = set()
+    for i, path in enumerate(files):
+        size = declared_size(path)
+        if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+            if on_corrupt != "skip":
+                raise DataError(
+                    f"--dataset={name}: {shown(path)} declares {size[0]}x{size[1]} pixels, over the "
+                    f"{MAX_IMAGE_PIXELS:,} limit (pass --on_corrupt=skip to leave such files out)"
+                )
+            too_big.add(i)
+    return too_big
 
 
 def _first_unreadable(files: list[str], channels: int, resolution: int) -> str:
