@@ -321,11 +321,7 @@ class TrainJob:
                 try:
                     metrics, control = steps_fn(iterator, n, stop_flag)
                 except tf.errors.OpError as err:
-                    failure = shard_stream.failure_behind(err)  # an input error the user should see as itself
-                    if failure is None:
-                        raise
-                    if not (alone and isinstance(failure, shard_stream.InputStopped)):
-                        raise failure from None
+                    _raise_unless_input_stopped(err, alone)
                     step = int(self.state.step.numpy())  # the steps of this call done before the input ended
                     stop.signal = stop.signal or signal.SIGTERM
                     break
@@ -350,17 +346,31 @@ class TrainJob:
         gc.collect()
         del iterator, dataset
         gc.collect()
-        skipped = self.source.stream.check.report() if self.source.stream is not None else ""
-        if skipped:
-            print(skipped, file=sys.stderr)
-        state = self.state
-        print(f"fingerprint generator={fingerprint(state.generator)} discriminator={fingerprint(state.discriminator)}")
+        self.report_end()
         return {
             "step": step,
             "images_per_sec": log.median_rate(),
             "stopped_by": stopped_by,
             "skipped_steps": log.skipped_steps,
         }
+
+    def report_end(self) -> None:
+        """Records a streamed input left out (--on_corrupt=skip), and the weights' fingerprints."""
+        skipped = self.source.stream.check.report() if self.source.stream is not None else ""
+        if skipped:
+            print(skipped, file=sys.stderr)
+        state = self.state
+        print(f"fingerprint generator={fingerprint(state.generator)} discriminator={fingerprint(state.discriminator)}")
+
+
+def _raise_unless_input_stopped(err: tf.errors.OpError, alone: bool) -> None:
+    """A failed call's error, raised as the input's own error where there is one (a damaged shard, storage
+    down), unless it is a stop request that ended a single worker's input (the loop then stops cleanly)."""
+    failure = shard_stream.failure_behind(err)
+    if failure is None:
+        raise err
+    if not (alone and isinstance(failure, shard_stream.InputStopped)):
+        raise failure from None
 
 
 def upload_logs(uploads: list) -> None:
