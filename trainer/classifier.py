@@ -192,6 +192,24 @@ def train(
     return train_many(images, labels, num_classes, spec, [seed], recipe)[0]
 
 
+def _class_weight(labels: np.ndarray, num_classes: int, balance: str) -> np.ndarray:
+    """Per-class loss weights: inverse class frequency with balance='reweight' (a class absent: 0), else 1."""
+    if balance != "reweight":
+        return np.ones(num_classes)
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    return np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 0.0)
+
+
+def _synthetic_tensors(synthetic, images: np.ndarray, num_classes: int):
+    """(images, one-hot or soft targets) of the synthetic pool; a one-image placeholder when there is none."""
+    if synthetic is None:
+        return tf.zeros([1, *images.shape[1:]], images.dtype), tf.zeros([1, num_classes])
+    targets = np.asarray(synthetic[1])
+    if targets.ndim == 2:
+        return tf.constant(synthetic[0]), tf.constant(targets, tf.float32)
+    return tf.constant(synthetic[0]), tf.one_hot(targets.astype(np.int32), num_classes)
+
+
 def train_many(
     images: np.ndarray,
     labels: np.ndarray,
@@ -215,23 +233,13 @@ def train_many(
     for model, optimizer in zip(models, optimizers):  # its slots now: tracing the step once, not twice
         optimizer.build(model.trainable_variables)
     labels = np.asarray(labels).astype(np.int64)
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    class_weight = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 0.0)
-    if recipe.balance != "reweight":
-        class_weight = np.ones(num_classes)
+    class_weight = _class_weight(labels, num_classes, recipe.balance)
     real_x, real_y = tf.constant(images), tf.one_hot(labels.astype(np.int32), num_classes)
     real_w = tf.constant(class_weight[labels], tf.float32)
     synthetic = recipe.synthetic
     n_synth = 0 if synthetic is None else int(round(spec.batch_size * recipe.synthetic_fraction))
     n_real = spec.batch_size - n_synth
-    if synthetic is not None:
-        synth_x = tf.constant(synthetic[0])
-        targets = np.asarray(synthetic[1])
-        synth_y = (
-            tf.constant(targets, tf.float32) if targets.ndim == 2 else tf.one_hot(targets.astype(np.int32), num_classes)
-        )
-    else:
-        synth_x, synth_y = tf.zeros([1, *images.shape[1:]], images.dtype), tf.zeros([1, num_classes])
+    synth_x, synth_y = _synthetic_tensors(synthetic, images, num_classes)
     augment_mask = tf.constant([True] * n_real + [recipe.augment_synthetic] * n_synth)
     smoothing = spec.label_smoothing
 

@@ -267,19 +267,7 @@ def k8s_manifests(config: config_lib.LaunchConfig, args: list[str], name: str) -
         # Scratch for staged datasets, streamed shards and cached teachers: node-local disk, gone with the pod.
         "volumes": [{"name": "cache", "emptyDir": {"sizeLimit": config.cache_size} if config.cache_size else {}}],
     }
-    node_selector, tolerations = {}, []
-    if config.gpus:
-        node_selector["cloud.google.com/gke-accelerator"] = ACCELERATORS[config.accelerator][0]
-        tolerations.append({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
-    if config.spot:
-        node_selector["cloud.google.com/gke-spot"] = "true"
-        tolerations.append(
-            {"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
-        )
-    if node_selector:
-        pod["nodeSelector"] = node_selector
-    if tolerations:
-        pod["tolerations"] = tolerations
+    pod |= _k8s_placement(config)
     if config.service_account:
         pod["serviceAccountName"] = config.service_account  # Workload Identity: bound to a GCS-capable Google SA
     if multi_worker:
@@ -330,6 +318,25 @@ def k8s_manifests(config: config_lib.LaunchConfig, args: list[str], name: str) -
             },
         )
     return manifests
+
+
+def _k8s_placement(config: config_lib.LaunchConfig) -> dict:
+    """The pod's nodeSelector and tolerations: GPU nodes of the accelerator, Spot nodes."""
+    placement: dict[str, Any] = {}
+    node_selector, tolerations = {}, []
+    if config.gpus:
+        node_selector["cloud.google.com/gke-accelerator"] = ACCELERATORS[config.accelerator][0]
+        tolerations.append({"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"})
+    if config.spot:
+        node_selector["cloud.google.com/gke-spot"] = "true"
+        tolerations.append(
+            {"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
+        )
+    if node_selector:
+        placement["nodeSelector"] = node_selector
+    if tolerations:
+        placement["tolerations"] = tolerations
+    return placement
 
 
 def render_k8s(config, args, name) -> tuple[dict[str, str], list[list[str]]]:

@@ -262,21 +262,27 @@ def write_shard(
                     pending.pop(0).result()
             for job in pending:
                 job.result()
-        written = shards.count_records(temp)
-        if written != kept:
-            raise RuntimeError(f"shard {name}: wrote {written} records, expected {kept}")
-        # The metadata lets a bucket answer "is this shard whole?" and build the manifest from one listing
-        # (a local folder keeps none: its manifest hashes the published files once).
-        metadata = {"num_examples": kept, "candidates": count}
-        if store.keeps_metadata:
-            metadata["sha256"] = shards.file_sha256(temp)
-        try:
-            store.publish_file(temp, name, metadata)
-        except storage.AlreadyExists:  # another task published different bytes meanwhile: keep theirs if whole
-            if os.path.exists(temp):
-                os.unlink(temp)
-            if count_if_whole(store, name, stat_shards(store, [name]).get(name)) != kept:
-                raise UserError(f"{store.url}/{name} exists but is damaged; delete it and rerun") from None
+        _publish(store, temp, name, kept, count)
+
+
+def _publish(store: storage.Store, temp: str, name: str, kept: int, count: int) -> None:
+    """Publishes a written shard under its final name once its record count is checked; where another task
+    published it first (different bytes), theirs is kept if whole."""
+    written = shards.count_records(temp)
+    if written != kept:
+        raise RuntimeError(f"shard {name}: wrote {written} records, expected {kept}")
+    # The metadata lets a bucket answer "is this shard whole?" and build the manifest from one listing
+    # (a local folder keeps none: its manifest hashes the published files once).
+    metadata = {"num_examples": kept, "candidates": count}
+    if store.keeps_metadata:
+        metadata["sha256"] = shards.file_sha256(temp)
+    try:
+        store.publish_file(temp, name, metadata)
+    except storage.AlreadyExists:  # another task published different bytes meanwhile: keep theirs if whole
+        if os.path.exists(temp):
+            os.unlink(temp)
+        if count_if_whole(store, name, stat_shards(store, [name]).get(name)) != kept:
+            raise UserError(f"{store.url}/{name} exists but is damaged; delete it and rerun") from None
 
 
 def count_if_whole(store: storage.Store, name: str, info: Optional[storage.ObjectInfo]) -> int:
@@ -369,22 +375,27 @@ def verify(output: str, progress: bool = True, every_secs: float = 5.0, task: in
             raise UserError(f"{where}: missing")
         if published[entry["name"]].size != entry["bytes"]:
             raise UserError(f"{where}: size differs from the manifest")
-        path = store.fetch(entry["name"])
-        try:
-            if shards.file_sha256(path) != entry["sha256"]:
-                raise UserError(f"{where}: sha256 differs from the manifest")
-            try:
-                whole = shards.count_records(path) == entry["num_images"]
-            except shards.DamagedShard:
-                whole = False
-            if not whole:
-                raise UserError(f"{where}: damaged, or its record count differs from the manifest")
-        finally:
-            if storage.is_remote(store.url):
-                os.unlink(path)
+        _verify_bytes(store, entry, where)
         counter.advance()
     counter.close()
     return manifest
+
+
+def _verify_bytes(store: storage.Store, entry: dict, where: str) -> None:
+    """One shard's bytes against its manifest entry: sha256, then every record's framing and the count."""
+    path = store.fetch(entry["name"])
+    try:
+        if shards.file_sha256(path) != entry["sha256"]:
+            raise UserError(f"{where}: sha256 differs from the manifest")
+        try:
+            whole = shards.count_records(path) == entry["num_images"]
+        except shards.DamagedShard:
+            whole = False
+        if not whole:
+            raise UserError(f"{where}: damaged, or its record count differs from the manifest")
+    finally:
+        if storage.is_remote(store.url):
+            os.unlink(path)
 
 
 def row_name(source: ImageSource, label: int) -> str:

@@ -47,26 +47,7 @@ def stage_dataset(url: str) -> str:
         return url
     check_url(url)
     store = GcsStore(url, staging=cache_for("datasets", url))
-    blobs = {}
-    unsafe = []
-    for key, blob in store.blobs("").items():  # one listing gives the keys and their checksums
-        if key.endswith("/") and not int(blob.size or 0):
-            continue  # a folder marker
-        try:
-            blobs[store.local(key)] = (key, blob)
-        except UnsafeObjectName:
-            unsafe.append(key)
-    # An object `a` beside `a/x.png`: a local path cannot be a file and a folder; the folder's files win.
-    folders = {key.rsplit("/", n)[0] for key, _ in blobs.values() for n in range(1, key.count("/") + 1)}
-    shadowed = sorted(key for key, _ in blobs.values() if key in folders)
-    blobs = {local: item for local, item in blobs.items() if item[0] not in folders}
-    for names, why in ((unsafe, "(empty, '.' or '..' segments)"), (shadowed, "(other objects are inside them)")):
-        if names:
-            shown = ", ".join(repr(k) for k in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-            print(
-                f"warning: skipped {len(names)} object(s) of {url} whose names cannot be local files {why}: {shown}",
-                file=sys.stderr,
-            )
+    blobs = _local_files(store, url)
     if not blobs:
         raise UserError(f"--dataset={url}: no objects there")
     _remove_unlisted(store.root, set(blobs))
@@ -89,6 +70,32 @@ def stage_dataset(url: str) -> str:
     counter.close()
     print(f"staged {url}: {fetched} downloaded, {len(blobs) - fetched} already cached in {store.root}")
     return store.root
+
+
+def _local_files(store: GcsStore, url: str) -> dict:
+    """{local path: (key, blob)} of the objects that can be local files under the cache; one warning line
+    for each kind left out."""
+    blobs = {}
+    unsafe = []
+    for key, blob in store.blobs("").items():  # one listing gives the keys and their checksums
+        if key.endswith("/") and not int(blob.size or 0):
+            continue  # a folder marker
+        try:
+            blobs[store.local(key)] = (key, blob)
+        except UnsafeObjectName:
+            unsafe.append(key)
+    # An object `a` beside `a/x.png`: a local path cannot be a file and a folder; the folder's files win.
+    folders = {key.rsplit("/", n)[0] for key, _ in blobs.values() for n in range(1, key.count("/") + 1)}
+    shadowed = sorted(key for key, _ in blobs.values() if key in folders)
+    blobs = {local: item for local, item in blobs.items() if item[0] not in folders}
+    for names, why in ((unsafe, "(empty, '.' or '..' segments)"), (shadowed, "(other objects are inside them)")):
+        if names:
+            shown = ", ".join(repr(k) for k in names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            print(
+                f"warning: skipped {len(names)} object(s) of {url} whose names cannot be local files {why}: {shown}",
+                file=sys.stderr,
+            )
+    return blobs
 
 
 def _remove_unlisted(root: str, keep: set[str], partial_age_s: float = 3600.0) -> None:
