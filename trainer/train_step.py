@@ -160,7 +160,7 @@ def draws(plan: TrainPlan, step, mine: slice):
     return z, fake_labels, real_draws, fake_draws, real_u
 
 
-def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.GanLoss):
+def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.GanLoss):  # noqa: C901 - one closure: step, EMA, rollback
     """The compiled multi-step function: `steps(iterator, n, stop_flag)` -> (metrics, control) of the last step.
 
     control: `finite_grads` (1.0 when both updates were applied), `stop` (> 0 when any worker was
