@@ -39,7 +39,7 @@ manifest's shape, a label outside its classes) follows `--on_corrupt`: skipped,
 counted and reported, or the job stops naming its shard and index. A pass
 over the shards that yields no readable record stops the job.
 
-About 540 lines, most of them each source checking its own hostile input, in one place.
+About 560 lines, most of them each source checking its own hostile input, in one place.
 
     python -c "from trainer import data; s = data.load_source('digits', 32, 0); print(s.describe())"
 """
