@@ -322,7 +322,6 @@ def k8s_manifests(config: config_lib.LaunchConfig, args: list[str], name: str) -
 
 def _k8s_placement(config: config_lib.LaunchConfig) -> dict:
     """The pod's nodeSelector and tolerations: GPU nodes of the accelerator, Spot nodes."""
-    placement: dict[str, Any] = {}
     node_selector, tolerations = {}, []
     if config.gpus:
         node_selector["cloud.google.com/gke-accelerator"] = ACCELERATORS[config.accelerator][0]
@@ -332,11 +331,8 @@ def _k8s_placement(config: config_lib.LaunchConfig) -> dict:
         tolerations.append(
             {"key": "cloud.google.com/gke-spot", "operator": "Equal", "value": "true", "effect": "NoSchedule"}
         )
-    if node_selector:
-        placement["nodeSelector"] = node_selector
-    if tolerations:
-        placement["tolerations"] = tolerations
-    return placement
+    placement = {"nodeSelector": node_selector, "tolerations": tolerations}
+    return {key: value for key, value in placement.items() if value}
 
 
 def render_k8s(config, args, name) -> tuple[dict[str, str], list[list[str]]]:

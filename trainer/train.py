@@ -355,7 +355,7 @@ class TrainJob:
         }
 
     def report_end(self) -> None:
-        """Records a streamed input left out (--on_corrupt=skip), and the weights' fingerprints."""
+        """Prints how many records a streamed input left out (--on_corrupt=skip), and the weights' fingerprints."""
         skipped = self.source.stream.check.report() if self.source.stream is not None else ""
         if skipped:
             print(skipped, file=sys.stderr)
