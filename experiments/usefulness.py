@@ -258,10 +258,22 @@ def tables(results: dict) -> str:
                 else f"{100 * diff.mean:+.1f} [{100 * diff.low:+.1f}, {100 * diff.high:+.1f}]"
             )
             lines.append(f"| {first['recipes'][recipe]['description']} | {mean:.4f} | {text} |")
-        cas = [run["cas_ratio"] for run in runs.values()]
+        names = sorted(runs)
+        cas = ", ".join(f"{name} {runs[name]['cas_ratio']:.2f}" for name in names)
+        lines += ["", f"CAS ratio {np.mean([r['cas_ratio'] for r in runs.values()]):.2f} (per generator: {cas}).", ""]
         verdict = stats.verdict(pooled(runs, "with_synthetic"), "the tuned augmentation")
-        lines += ["", f"CAS ratio {np.mean(cas):.2f} (per generator {', '.join(f'{c:.2f}' for c in cas)}).", ""]
         lines += [f"Verdict: synthetic images: {verdict}", ""]
+        if len(runs) > 1:
+            # The interval above pools every seed of these generators (it holds for them); a new GAN training
+            # varies too: each generator's mean difference is one sample of that, with len(runs) - 1 dof.
+            each = {name: pooled({name: runs[name]}, "with_synthetic").mean for name in names}
+            across = stats.interval(list(each.values()))
+            lines += [
+                "Per generator (points): "
+                + ", ".join(f"{n} {100 * v:+.1f}" for n, v in each.items())
+                + f"; across GAN trainings (t-interval over the {len(runs)} generators' means): {across.points()}.",
+                "",
+            ]
     return "\n".join(lines)
 
 

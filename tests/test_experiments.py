@@ -45,6 +45,20 @@ def test_tables_pool_the_paired_differences_of_every_generator():
     assert "Verdict: synthetic images: helps (+2.5 points" in text
 
 
+def test_tables_also_give_the_interval_across_gan_trainings():
+    # every seed helps with both generators (pooled: helps), but the two generators differ by 4 points:
+    # over GAN trainings that is 2 samples, and the interval must say it cannot exclude zero
+    runs = {"g1": _run([0.5, 0.6, 0.55], [0.55, 0.65, 0.60]), "g0": _run([0.5, 0.6, 0.55], [0.51, 0.61, 0.56])}
+    text = usefulness.tables({"runs": {"digits 10% balanced": runs}})
+    assert "Verdict: synthetic images: helps" in text
+    assert "per generator: g0 0.50, g1 0.50" in text  # by name, not by the order the processes finished
+    line = next(line for line in text.splitlines() if line.startswith("Per generator (points)"))
+    assert line.startswith("Per generator (points): g0 +1.0, g1 +5.0; across GAN trainings")
+    low, high = (float(v) for v in line.split("[")[1].rstrip("].").split(", "))
+    assert low < 0 < high and abs((low + high) / 2 - 3.0) < 0.05
+    assert "across GAN trainings" not in usefulness.tables({"runs": {"k": {"g0": runs["g0"]}}})
+
+
 @pytest.mark.slow
 def test_a_training_set_runs_every_recipe_per_generator_and_tunes_once(smoke_job, tmp_path):
     import json
