@@ -10,9 +10,10 @@ machine's default thread count. Runs go round-robin (ours, peer, ours, ...),
 `--repeats` rounds, so a noisy machine treats them alike; one framework never
 shares a process, or its cores' spinning threads, with the other.
 
-Two numbers per run: the steady rate (median images/s over log windows after
-the first, which each job prints) and the whole job's wall time (start-up,
-data, the final checkpoint included). bfloat16 compares our mixed_bfloat16
+Three numbers per run: the steady rate (median images/s over log windows after
+the first, which each job prints), the whole job's wall time (start-up,
+data, the final checkpoint included) and its exit time (from the job's last
+line to the end of the process: teardown; the slowest run's is reported). bfloat16 compares our mixed_bfloat16
 policy with torch.autocast(bfloat16). GFLOP/s counts the step's nominal model
 FLOPs (G forward + backward = 3 G, three D passes forward + backward = 9 D,
 two FLOPs per multiply-add), the same number for both frameworks, and is set
@@ -30,6 +31,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from bench import common
@@ -107,15 +109,26 @@ def command(
     ]
 
 
-def run_job(args: list[str]) -> tuple[float, float]:
-    """(steady images/s, whole-job seconds) of one process."""
+def run_job(args: list[str]) -> tuple[float, float, float]:
+    """(steady images/s, whole-job seconds, exit seconds) of one process; the exit is the time from its last
+    line ("done: ...", printed when the work is over) to the process's end: teardown a user waits through."""
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
     started = time.perf_counter()
-    done = subprocess.run(args, capture_output=True, text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
-    wall = time.perf_counter() - started
-    found = re.search(r"done: step \d+, ([\d.]+) img/s", done.stdout)
-    if done.returncode != 0 or not found:
-        raise SystemExit(f"{' '.join(args[:4])} failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
-    return float(found.group(1)), wall
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # stderr is drained on a thread so neither pipe fills while the other is read
+    stderr: list[str] = []
+    drain = threading.Thread(target=lambda: stderr.extend(process.stderr), daemon=True)
+    drain.start()
+    found, done_at = None, None
+    for line in process.stdout:
+        if line.startswith("done: "):
+            found, done_at = re.search(r"done: step \d+, ([\d.]+) img/s", line), time.perf_counter()
+    process.wait()
+    ended = time.perf_counter()
+    drain.join()
+    if process.returncode != 0 or not found:
+        raise SystemExit(f"{' '.join(args[:4])} failed: {[line.strip() for line in stderr][-1:]}")
+    return float(found.group(1)), ended - started, ended - done_at
 
 
 def matmul_peak() -> dict[str, float]:
@@ -154,7 +167,10 @@ def main(argv):
                 f"torch {torch_version}, {threads} threads; matmul peak "
                 + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peak.items())
             )
-            print(f"{'variant':<18} {'img/s':>8} {'GFLOP/s':>8} {'of peak':>8} {'job s':>7} {'ours/pytorch':>13}")
+            print(
+                f"{'variant':<18} {'img/s':>8} {'GFLOP/s':>8} {'of peak':>8} {'job s':>7} {'exit s':>7} "
+                f"{'ours/pytorch':>13}"
+            )
             rows = {}
             for (framework, precision), samples in runs.items():
                 rate = statistics.median(s[0] for s in samples)
@@ -163,6 +179,7 @@ def main(argv):
                 rows[f"{framework} {precision}"] = {
                     "images_per_sec": rate,
                     "job_seconds": wall,
+                    "exit_seconds_max": max(s[2] for s in samples),
                     "gflop_per_sec": gflops,
                     "share_of_peak": gflops / peak[precision],
                     "runs": samples,
@@ -172,7 +189,7 @@ def main(argv):
                 ratio = row["images_per_sec"] / rows[f"pytorch {precision}"]["images_per_sec"]
                 print(
                     f"{name:<18} {row['images_per_sec']:>8.1f} {row['gflop_per_sec']:>8.1f} "
-                    f"{row['share_of_peak']:>7.0%} {row['job_seconds']:>7.1f} "
+                    f"{row['share_of_peak']:>7.0%} {row['job_seconds']:>7.1f} {row['exit_seconds_max']:>7.2f} "
                     f"{f'{ratio:.2f}x' if name.startswith('ours') else '':>13}"
                 )
             results[size] = {

@@ -66,6 +66,13 @@ def _train_step_rows(out: list) -> None:
         )
 
 
+def _exit_note(ours: dict, theirs: dict) -> str:
+    """The slowest exit (last line to process end) of each program's runs, where the results have it."""
+    if "exit_seconds_max" not in ours:
+        return ""
+    return f"; slowest exit {ours['exit_seconds_max']:.1f} vs {theirs['exit_seconds_max']:.1f} s"
+
+
 def _peer_rows(out: list) -> None:
     peer = _load("peer")
     if peer:
@@ -84,7 +91,7 @@ def _peer_rows(out: list) -> None:
                         f"{ours['gflop_per_sec']:.0f} vs {theirs['gflop_per_sec']:.0f} GFLOP/s "
                         f"({ours['share_of_peak']:.0%} vs {theirs['share_of_peak']:.0%} of the {peak[precision]:.0f} "
                         f"GFLOP/s matmul peak); whole job {ours['job_seconds']:.0f} vs {theirs['job_seconds']:.0f} s "
-                        f"({res['steps']} steps)",
+                        f"({res['steps']} steps){_exit_note(ours, theirs)}",
                         target,
                         f"`python -m bench peer` (torch {peer['torch']}, {peer['torch_threads']} threads)",
                     )

@@ -99,7 +99,7 @@ def main(argv):
             f"median of {flags['repeats']}"
         )
         common.print_rates(rates)
-        print(f"ratio end to end / forward: {ratio:.2f} (goal >= 0.8)")
+        print(f"ratio end to end / forward: {ratio:.2f} (goal >= 0.9)")
         result = {
             "benchmark": "sample",
             "flags": flags,
