@@ -10,6 +10,8 @@
     python -m bench input                 # input pipeline images/s vs what the training step consumes
     python -m bench scale                 # requests and time per task as a sharded job grows to 1000 tasks
     python -m bench judge                 # the judge's seeds one at a time vs trained together, own processes
+    python -m bench ops                   # the step's time per op type, float32 vs bfloat16 (a profile; --group bench)
+    python -m bench batchnorm             # sizing probe: the step with Keras' BatchNorm, a fused one, none
     python -m bench all                   # all of the above (~45 min on 2 cores), then `report`
     python -m bench report [--check]      # docs/performance.md's and bench/README.md's tables from bench/results/*.json
 
@@ -36,6 +38,8 @@ BENCHMARKS = {
     "input": "bench.input_speed",
     "scale": "bench.scale_speed",
     "judge": "bench.judge_speed",
+    "ops": "bench.op_profile",
+    "batchnorm": "bench.batchnorm_probe",
     "all": "bench.run_all",
     "report": "bench.report",
 }
