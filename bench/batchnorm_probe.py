@@ -19,9 +19,6 @@ Writes bench/results/batchnorm.json (not one of the README's table rows).
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import keras
 import tensorflow as tf
 
@@ -65,24 +62,16 @@ def main(argv):
     flags = common.parse_flags(argv, DEFAULTS)
     strategy = distribute.make_strategy(0)
     source = data.load_source("digits", flags["resolution"], flags["channels"])
-    build_flags = dict(train_speed.DEFAULTS, resolution=flags["resolution"], channels=flags["channels"])
-    build_flags["steps"] = flags["steps"]
+    build_flags = dict(train_speed.DEFAULTS, **{k: flags[k] for k in ("resolution", "channels", "steps")})
     runs = {}
     try:
         for precision in flags["precisions"].split(","):
             for kind, make in KINDS.items():
                 models._batch_norm = make
-                runs[(precision, kind)] = train_speed.build_variant(build_flags, strategy, source, precision, False)
+                runs[f"{precision} {kind}"] = train_speed.build_variant(build_flags, strategy, source, precision, False)
     finally:
         models._batch_norm = KINDS["keras"]
-    seconds = {key: [] for key in runs}
-    for _ in range(flags["repeats"]):
-        for key, run in runs.items():
-            started = time.perf_counter()
-            run()
-            seconds[key].append(time.perf_counter() - started)
-    images = build_flags["batch"] * flags["steps"]
-    rates = {f"{p} {k}": images / statistics.median(v) for (p, k), v in seconds.items()}
+    rates, _ = common.compare(runs, build_flags["batch"] * flags["steps"], flags["repeats"])
     size = f"{flags['resolution']}x{flags['resolution']}x{flags['channels']}"
     print(f"train step, {size}, batch {build_flags['batch']}, median of {flags['repeats']} x {flags['steps']} steps")
     for precision in flags["precisions"].split(","):

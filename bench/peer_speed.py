@@ -13,8 +13,8 @@ shares a process, or its cores' spinning threads, with the other.
 Three numbers per run: the steady rate (median images/s over log windows after
 the first, which each job prints), the whole job's wall time (start-up,
 data, the final checkpoint included) and its exit time (from the job's last
-line to the end of the process: teardown; the slowest run's is reported). bfloat16 compares our mixed_bfloat16
-policy with torch.autocast(bfloat16). GFLOP/s counts the step's nominal model
+line to the end of the process: teardown; the slowest run's is reported).
+bfloat16 compares our mixed_bfloat16 policy with torch.autocast(bfloat16). GFLOP/s counts the step's nominal model
 FLOPs (G forward + backward = 3 G, three D passes forward + backward = 9 D,
 two FLOPs per multiply-add), the same number for both frameworks, and is set
 against this machine's matmul peak (a 2048^2 TensorFlow matmul, same process
@@ -127,7 +127,7 @@ def run_job(args: list[str]) -> tuple[float, float, float]:
     ended = time.perf_counter()
     drain.join()
     if process.returncode != 0 or not found:
-        raise SystemExit(f"{' '.join(args[:4])} failed: {[line.strip() for line in stderr][-1:]}")
+        raise SystemExit(f"{' '.join(args[:4])} failed: {[line.strip() for line in stderr[-1:]]}")
     return float(found.group(1)), ended - started, ended - done_at
 
 

@@ -249,9 +249,10 @@ def tables(results: dict) -> str:
             "| recipe | mean | vs tuned augmentation (95% interval, points) |",
             "| --- | --- | --- |",
         ]
+        diffs = {recipe: pooled(runs, recipe) for recipe in RECIPES}
         for recipe in RECIPES:
             mean = float(np.mean([x for run in runs.values() for x in run["recipes"][recipe]["runs"]]))
-            diff = pooled(runs, recipe)
+            diff = diffs[recipe]
             text = (
                 ""
                 if recipe == "augmented"
@@ -261,7 +262,7 @@ def tables(results: dict) -> str:
         names = sorted(runs)
         cas = ", ".join(f"{name} {runs[name]['cas_ratio']:.2f}" for name in names)
         lines += ["", f"CAS ratio {np.mean([r['cas_ratio'] for r in runs.values()]):.2f} (per generator: {cas}).", ""]
-        verdict = stats.verdict(pooled(runs, "with_synthetic"), "the tuned augmentation")
+        verdict = stats.verdict(diffs["with_synthetic"], "the tuned augmentation")
         lines += [f"Verdict: synthetic images: {verdict}", ""]
         if len(runs) > 1:
             # The interval above pools every seed of these generators (it holds for them); a new GAN training
