@@ -1,7 +1,7 @@
 """Where the training step's time goes, per TensorFlow op type, in float32 and bfloat16.
 
     python -m pip install --group bench          # xprof reads the profile (tensorboard-plugin-profile)
-    python -m bench ops [--resolution=64] [--channels=3] [--steps=12] [--profile=6,10]
+    python -m bench ops [--resolution=64] [--channels=3] [--steps=12] [--profile=6,10] [--fused_batchnorm=true]
 
 Each precision is one `dcgan train` process (unconditional, no DiffAugment, as
 `bench peer` runs it) that writes a TensorBoard profile of steps 6-10
@@ -25,7 +25,7 @@ import tempfile
 
 from bench import common
 
-DEFAULTS = {"resolution": 64, "channels": 3, "steps": 12, "profile": "6,10", "top": 12}
+DEFAULTS = {"resolution": 64, "channels": 3, "steps": 12, "profile": "6,10", "top": 12, "fused_batchnorm": True}
 PRECISIONS = {"float32": "off", "bfloat16": "bfloat16"}
 
 
@@ -56,7 +56,7 @@ def main(argv):
                     sys.executable, "-m", "trainer", "train", f"--job_dir={job}", f"--resolution={flags['resolution']}",
                     f"--channels={flags['channels']}", f"--steps={flags['steps']}", "--conditional=false",
                     "--diffaugment=none", "--kid_every=0", "--progress=false", f"--profile_steps={flags['profile']}",
-                    f"--mixed_precision={policy}",
+                    f"--mixed_precision={policy}", f"--fused_batchnorm={str(flags['fused_batchnorm']).lower()}",
                 ],
                 check=True, capture_output=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
             )  # fmt: skip

@@ -34,7 +34,8 @@ DEFAULTS = {
 }
 
 
-def build_variant(flags: dict, strategy, source, precision: str, xla: bool):
+def build_variant(flags: dict, strategy, source, precision: str, xla: bool, **overrides):
+    """A compiled training step at FLAGS' size (overrides: more `dcgan train` flags); returns a timed call."""
     config = command_line.resolve(
         "train",
         {
@@ -48,6 +49,7 @@ def build_variant(flags: dict, strategy, source, precision: str, xla: bool):
             "conditional": flags["conditional"],
             "steps_per_call": flags["steps"],
             "diffaugment": "none",
+            **overrides,
         },
     )
     plan = train_plan.resolve(config, source, strategy.num_replicas_in_sync, 1)

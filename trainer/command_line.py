@@ -250,8 +250,8 @@ HELP_GROUPS: dict[str, list[tuple[str, list[str]]]] = {
         ("schedule and quality tracking", ["log_every", "sample_every", "checkpoint_every", "keep_checkpoints",
                                            "tensorboard_upload_secs", "profile_steps", "kid_every", "kid_samples",
                                            "feature_model", "select_by"]),
-        ("distribution and hardware", ["mixed_precision", "devices", "xla", "sync_batchnorm", "steps_per_call",
-                                       "deterministic"]),
+        ("distribution and hardware", ["mixed_precision", "devices", "xla", "sync_batchnorm", "fused_batchnorm",
+                                       "steps_per_call", "deterministic"]),
     ],
     "sample": [
         ("generator", ["generator", "labels", "truncation", "copies_per_sample", "mixed_precision", "preview"]),

@@ -18,6 +18,8 @@ import math
 import keras
 from keras import layers
 
+from trainer.fused_batch_norm import FusedBatchNormalization
+
 
 def weight_init() -> keras.initializers.Initializer:
     """N(0, 0.02), as in the DCGAN paper.
@@ -45,10 +47,10 @@ def filters(width: float, level_from_top: int) -> int:
     return base * min(2**level_from_top, 8)
 
 
-def _batch_norm(sync: bool, name: str) -> layers.Layer:
-    return layers.BatchNormalization(
-        momentum=0.9, epsilon=1e-5, gamma_initializer=gamma_init(), synchronized=sync, name=name
-    )
+def _batch_norm(sync: bool, name: str, fused: bool = False) -> layers.Layer:
+    """BatchNorm as the DCGAN paper has it; `fused`: one fused op in training (same math, see fused_batch_norm)."""
+    kind = FusedBatchNormalization if fused and not sync else layers.BatchNormalization
+    return kind(momentum=0.9, epsilon=1e-5, gamma_initializer=gamma_init(), synchronized=sync, name=name)
 
 
 @keras.saving.register_keras_serializable(package="dcgan")
@@ -60,11 +62,18 @@ class ConditionalBatchNorm(layers.Layer):
     input vector."""
 
     def __init__(
-        self, num_classes: int, momentum: float = 0.9, epsilon: float = 1e-5, synchronized: bool = False, **kwargs
+        self,
+        num_classes: int,
+        momentum: float = 0.9,
+        epsilon: float = 1e-5,
+        synchronized: bool = False,
+        fused: bool = False,
+        **kwargs,
     ):
         super().__init__(**kwargs)
         self.num_classes, self.momentum, self.epsilon, self.synchronized = num_classes, momentum, epsilon, synchronized
-        self.norm = layers.BatchNormalization(
+        self.fused = fused and not synchronized
+        self.norm = (FusedBatchNormalization if self.fused else layers.BatchNormalization)(
             momentum=momentum,
             epsilon=epsilon,
             center=False,
@@ -96,6 +105,7 @@ class ConditionalBatchNorm(layers.Layer):
             "momentum": self.momentum,
             "epsilon": self.epsilon,
             "synchronized": self.synchronized,
+            "fused": self.fused,
         }
 
 
@@ -150,17 +160,21 @@ def build_generator(
     sync_batchnorm: bool = False,
     name: str = "generator",
     conditioning: str = "concat",
+    fused_batchnorm: bool = False,
 ) -> keras.Model:
     """G(z) or G([z, label]) -> float32 images in [-1, 1], shape [B, res, res, channels].
 
     conditioning (with classes): 'concat' feeds a label embedding with z;
-    'cbn' also makes every BatchNorm class-conditional (ConditionalBatchNorm)."""
+    'cbn' also makes every BatchNorm class-conditional (ConditionalBatchNorm).
+    fused_batchnorm: BatchNorm's training step as one fused op (ignored with sync_batchnorm)."""
     cbn = conditioning == "cbn" and num_classes > 0
 
     def norm(h, label_name):
         if cbn:
-            return ConditionalBatchNorm(num_classes, synchronized=sync_batchnorm, name=label_name)([h, label])
-        return _batch_norm(sync_batchnorm, label_name)(h)
+            return ConditionalBatchNorm(
+                num_classes, synchronized=sync_batchnorm, fused=fused_batchnorm, name=label_name
+            )([h, label])
+        return _batch_norm(sync_batchnorm, label_name, fused_batchnorm)(h)
 
     n = _levels(resolution)
     z = keras.Input((latent_dim,), name="z")
@@ -254,13 +268,15 @@ def build_discriminator(
     name: str = "discriminator",
     spectral_norm: bool = False,
     class_head: bool = False,
+    fused_batchnorm: bool = False,
 ) -> keras.Model:
     """D(x) or D([x, label]) -> float32 logits, shape [B].
 
     spectral_norm: every conv kernel is spectrally normalised (SpectralConv2D)
     and D has no BatchNorm, as in SNGAN.
     class_head (conditional only): D returns [logits [B], class logits [B, classes]], an AC-GAN
-    classifier on the same features (see `discriminate`)."""
+    classifier on the same features (see `discriminate`).
+    fused_batchnorm: BatchNorm's training step as one fused op (ignored with sync_batchnorm)."""
     n = _levels(resolution)
     conv = SpectralConv2D if spectral_norm else layers.Conv2D
     images = keras.Input((resolution, resolution, channels), name="images")
@@ -286,7 +302,7 @@ def build_discriminator(
             name=f"down_{size}",
         )(h)
         if not spectral_norm:
-            h = _batch_norm(sync_batchnorm, f"bn_{size}")(h)
+            h = _batch_norm(sync_batchnorm, f"bn_{size}", fused_batchnorm)(h)
         h = layers.LeakyReLU(0.2, name=f"lrelu_{size}")(h)
     features = layers.Flatten(name="features")(h)
     if num_classes:

@@ -97,8 +97,9 @@ class TrainState:
         initial_g = models.build_generator(*g_args, **g_kwargs).get_weights()
         initial_d = models.build_discriminator(*d_args, **d_kwargs).get_weights()
         with strategy.scope() if strategy else contextlib.nullcontext():
-            generator = models.build_generator(*g_args, config.sync_batchnorm, **g_kwargs)
-            discriminator = models.build_discriminator(*d_args, config.sync_batchnorm, **d_kwargs)
+            fused = {"fused_batchnorm": config.fused_batchnorm}  # G_ema only infers: Keras' layer
+            generator = models.build_generator(*g_args, config.sync_batchnorm, **g_kwargs, **fused)
+            discriminator = models.build_discriminator(*d_args, config.sync_batchnorm, **d_kwargs, **fused)
             generator_ema = models.build_generator(*g_args, name="generator_ema", **g_kwargs)
             generator.set_weights(initial_g)
             generator_ema.set_weights(initial_g)

@@ -167,6 +167,11 @@ class TrainConfig(_Printable):
     devices: int = flag(0, "0: every visible GPU (or the CPU); N: split into N logical devices")
     xla: bool = flag(False, "compile the training step with XLA (jit_compile)")
     sync_batchnorm: bool = flag(False, "BatchNorm statistics over all replicas instead of each replica's own")
+    fused_batchnorm: bool = flag(
+        True,
+        "BatchNorm's training step as one fused TensorFlow op (same math and variables as Keras' layer, 1.1-1.25x "
+        "faster steps on a CPU); --nofused_batchnorm: Keras' own ops. Not used with --sync_batchnorm.",
+    )
     steps_per_call: int = flag(1, "training steps per tf.function call (fewer host round trips)")
     # Behaviour.
     overwrite: bool = flag(
@@ -190,6 +195,7 @@ class TrainConfig(_Printable):
         "tensorboard_upload_secs",
         "devices",
         "xla",
+        "fused_batchnorm",
         "steps_per_call",
         "overwrite",
         "dry_run",
