@@ -1,5 +1,8 @@
 """trainer/classifier.py: the judge is deterministic per seed, learns, obeys its recipe, and splits by class."""
 
+import zipfile
+
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -22,6 +25,28 @@ def test_a_run_is_a_function_of_its_seed(digits):
     first = run(0)
     np.testing.assert_allclose(run(0), first, atol=1e-5)
     assert np.abs(run(1) - first).max() > 1e-3
+
+
+def test_trained_with_the_fused_batchnorm_returned_with_keras_own(digits, tmp_path):
+    """The judge trains with FusedBatchNormalization (faster) and comes back built of Keras' layers with the
+    trained weights, so plain Keras loads a saved judge."""
+    x, y = digits.images[:64], digits.labels[:64]
+    fused = classifier.build(32, 1, 10, seed=3, fused_batchnorm=True)
+    graph = tf.function(lambda v: fused(v, training=True)).get_concrete_function(tf.zeros([2, 32, 32, 1])).graph
+    assert "FusedBatchNormV3" in {op.type for op in graph.get_operations()}
+    model = classifier.train(x, y, 10, classifier.ClassifierSpec(steps=3, batch_size=16), seed=5)
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(type(layer) is keras.layers.BatchNormalization for layer in norms)
+    assert not np.allclose(norms[0].moving_variance.numpy(), 1.0)  # the trained statistics came along
+    model.save(tmp_path / "judge.keras")
+    with zipfile.ZipFile(tmp_path / "judge.keras") as saved:
+        config = saved.read("config.json").decode()
+    assert "BatchNormalization" in config and "Fused" not in config
+    np.testing.assert_allclose(
+        classifier.predict(keras.models.load_model(tmp_path / "judge.keras"), x[:8]),
+        classifier.predict(model, x[:8]),
+        atol=1e-5,
+    )
 
 
 @pytest.mark.parametrize("recipe", ["plain", "everything"])

@@ -46,9 +46,10 @@ import numpy as np
 import tensorflow as tf
 
 from trainer import classic_augment
+from trainer.fused_batch_norm import FusedBatchNormalization
 
 FEATURES_LAYER = "features"
-VERSION = 4  # of the model and its training rule: part of every cache key of a trained judge
+VERSION = 5  # of the model and its training rule: part of every cache key of a trained judge
 MIXES = ("none", "mixup", "cutmix")
 BALANCES = ("none", "resample", "reweight")
 
@@ -92,9 +93,15 @@ class Recipe:
             raise ValueError(f"mix={self.mix!r} must be one of {MIXES}, balance={self.balance!r} one of {BALANCES}")
 
 
-def build(resolution: int, channels: int, num_classes: int, width: int = 16, seed: int = 0) -> keras.Model:
-    """uint8-range images [B, R, R, C] -> logits [B, classes]; `features` (128-d) is the feature layer."""
+def build(
+    resolution: int, channels: int, num_classes: int, width: int = 16, seed: int = 0, fused_batchnorm: bool = False
+) -> keras.Model:
+    """uint8-range images [B, R, R, C] -> logits [B, classes]; `features` (128-d) is the feature layer.
+
+    fused_batchnorm: BatchNorm's training step as one fused op (trainer/fused_batch_norm.py; the same
+    variables, so `set_weights` moves a model between the two kinds)."""
     keras.utils.set_random_seed(seed)
+    norm = FusedBatchNormalization if fused_batchnorm else keras.layers.BatchNormalization
 
     def conv(h, filters, stride=1, kernel=3, name=None):
         return keras.layers.Conv2D(
@@ -102,7 +109,7 @@ def build(resolution: int, channels: int, num_classes: int, width: int = 16, see
         )(h)
 
     def bn(h, zero=False):
-        return keras.layers.BatchNormalization(momentum=0.9, gamma_initializer="zeros" if zero else "ones")(h)
+        return norm(momentum=0.9, gamma_initializer="zeros" if zero else "ones")(h)
 
     def block(h, filters, stride):
         shortcut = h
@@ -210,6 +217,15 @@ def _synthetic_tensors(synthetic, images: np.ndarray, num_classes: int):
     return tf.constant(synthetic[0]), tf.one_hot(targets.astype(np.int32), num_classes)
 
 
+def _model_pairs(shape, num_classes: int, width: int, seeds: list[int]) -> tuple[list, list]:
+    """Per seed, the model to train (fused BatchNorm: faster) and the one to return (Keras' own layers, which
+    plain Keras loads; it takes the trained weights). Each pair is built from the same seed, so the global
+    random state ends as after one build."""
+    size = (shape[1], shape[3], num_classes, width)
+    pairs = [(build(*size, s, fused_batchnorm=True), build(*size, s)) for s in seeds]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
+
+
 def train_many(
     images: np.ndarray,
     labels: np.ndarray,
@@ -223,7 +239,7 @@ def train_many(
     independent models fill the cores one small model leaves idle and share the per-step overhead."""
     seeds = [int(s) for s in seeds]
     policy = recipe.policy
-    models = [build(images.shape[1], images.shape[3], num_classes, spec.width, s) for s in seeds]
+    models, returned = _model_pairs(images.shape, num_classes, spec.width, seeds)
     optimizers = [
         keras.optimizers.AdamW(
             _WarmupCosine(spec.learning_rate, spec.steps, spec.warmup), weight_decay=spec.weight_decay
@@ -294,7 +310,9 @@ def train_many(
         if not np.all(np.isfinite(losses)):
             bad = [s for s, v in zip(seeds, losses) if not np.isfinite(v)]
             raise FloatingPointError(f"classifier training (seeds {bad}) diverged at step {i + 1} ({losses})")
-    return models
+    for model, plain in zip(models, returned):
+        plain.set_weights(model.get_weights())
+    return returned
 
 
 def predict(model: keras.Model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
