@@ -11,7 +11,7 @@
     python -m bench scale                 # requests and time per task as a sharded job grows to 1000 tasks
     python -m bench judge                 # the judge's seeds one at a time vs trained together, own processes
     python -m bench ops                   # the step's time per op type, float32 vs bfloat16 (a profile; --group bench)
-    python -m bench batchnorm             # sizing probe: the step with Keras' BatchNorm, a fused one, none
+    python -m bench batchnorm             # the step with Keras' BatchNorm, the fused one (default), none
     python -m bench all                   # all of the above (~45 min on 2 cores), then `report`
     python -m bench report [--check]      # docs/performance.md's and bench/README.md's tables from bench/results/*.json
 

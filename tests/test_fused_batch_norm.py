@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import command_line, models
+from trainer import command_line, models, train_plan
 from trainer.fused_batch_norm import FusedBatchNormalization
 from trainer.train_state import TrainState
 
@@ -98,12 +98,13 @@ def test_serialises_and_swaps_with_keras_batchnorm(tmp_path):
 
 @pytest.mark.parametrize(
     "flags, fused",
-    [({}, True), ({"fused_batchnorm": False}, False), ({"sync_batchnorm": True}, False)],
-    ids=["default", "nofused", "sync"],
+    [({}, True), ({"fused_batchnorm": False}, False), ({"sync_batchnorm": True}, False), ({"xla": True}, True)],
+    ids=["default", "nofused", "sync", "xla"],
 )
 def test_the_trainer_fuses_the_training_networks_only(flags, fused):
     """`dcgan train` builds G and D with the fused layer by default; G_ema (inference only) and the
-    export keep Keras' own, and --nofused_batchnorm / --sync_batchnorm use Keras' layer throughout."""
+    export keep Keras' own, and --nofused_batchnorm / --sync_batchnorm use Keras' layer throughout;
+    the plan records which."""
     config = command_line.resolve("train", {"preset": "smoke", "job_dir": "/tmp/unused", **flags})
     state = TrainState.build(config, 1, 10)
 
@@ -113,3 +114,6 @@ def test_the_trainer_fuses_the_training_networks_only(flags, fused):
     expected = {FusedBatchNormalization} if fused else {keras.layers.BatchNormalization}
     assert kinds(state.generator) == kinds(state.discriminator) == expected
     assert kinds(state.generator_ema) == {keras.layers.BatchNormalization}
+    plan = train_plan.TrainPlan.of(config, 1, 10)
+    assert plan.batchnorm == ("fused" if fused else "synchronized" if flags.get("sync_batchnorm") else "keras")
+    assert f"BatchNorm {plan.batchnorm}" in plan.describe() and plan.to_dict()["batchnorm"] == plan.batchnorm

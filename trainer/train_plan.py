@@ -44,6 +44,7 @@ class TrainPlan:
     # Training images per class (in-memory labelled data; () where unknown, e.g. streamed shards):
     # recorded in the export so that `dcgan sample --labels=fill` can top the small classes up.
     class_counts: tuple[int, ...] = ()
+    batchnorm: str = "keras"  # G's and D's BatchNorm: batchnorm_kind(config)
 
     @classmethod
     def of(cls, config: TrainConfig, channels: int, num_classes: int) -> "TrainPlan":
@@ -58,6 +59,7 @@ class TrainPlan:
             1,
             1,
             PRECISION_POLICIES[config.mixed_precision],
+            batchnorm=batchnorm_kind(config),
         )
 
     @property
@@ -93,7 +95,7 @@ class TrainPlan:
         return (
             f"plan: {self.channels} channels, {classes}; diffaugment: {','.join(self.diffaugment) or 'off'}{ada}; "
             f"{self.replicas} replicas on {self.workers} worker(s), {self.per_replica_batch} images each per "
-            f"step; precision {self.precision}"
+            f"step; precision {self.precision}; BatchNorm {self.batchnorm}"
         )
 
 
@@ -126,7 +128,16 @@ def resolve(config: TrainConfig, source, replicas: int, workers: int) -> TrainPl
         workers=workers,
         precision=PRECISION_POLICIES[config.mixed_precision],
         class_counts=class_counts(source, num_classes),
+        batchnorm=batchnorm_kind(config),
     )
+
+
+def batchnorm_kind(config: TrainConfig) -> str:
+    """G's and D's BatchNorm: 'synchronized' (Keras' layer, statistics over all replicas), 'fused'
+    (trainer/fused_batch_norm.py) or 'keras'."""
+    if config.sync_batchnorm:
+        return "synchronized"
+    return "fused" if config.fused_batchnorm else "keras"
 
 
 def class_counts(source, num_classes: int) -> tuple[int, ...]:

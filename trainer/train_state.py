@@ -23,7 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from trainer import models
+from trainer import models, train_plan
 
 
 class AllReducedAdam(keras.optimizers.Adam):
@@ -97,7 +97,7 @@ class TrainState:
         initial_g = models.build_generator(*g_args, **g_kwargs).get_weights()
         initial_d = models.build_discriminator(*d_args, **d_kwargs).get_weights()
         with strategy.scope() if strategy else contextlib.nullcontext():
-            fused = {"fused_batchnorm": config.fused_batchnorm}  # G_ema only infers: Keras' layer
+            fused = {"fused_batchnorm": train_plan.batchnorm_kind(config) == "fused"}  # G_ema infers: Keras' layer
             generator = models.build_generator(*g_args, config.sync_batchnorm, **g_kwargs, **fused)
             discriminator = models.build_discriminator(*d_args, config.sync_batchnorm, **d_kwargs, **fused)
             generator_ema = models.build_generator(*g_args, name="generator_ema", **g_kwargs)
