@@ -4,7 +4,7 @@ Keras 3's BatchNormalization computes a batch's statistics as separate
 Mean / SquaredDifference / Sub / Mul ops in float32, forward and backward; on a
 CPU they were ~22% of the bfloat16 training step's op time (`python -m bench ops`).
 `FusedBatchNormalization` does the same math with one `FusedBatchNormV3` op and
-its one gradient op (`python -m bench batchnorm`: 1.10x float32, 1.24x bfloat16
+its one gradient op (`python -m bench batchnorm`: 1.12x float32, 1.26x bfloat16
 at 64x64x3):
 
 - the same variables (gamma, beta, moving_mean, moving_variance) and names, so
