@@ -137,3 +137,65 @@ def test_a_hand_edited_pointer_is_refused_naming_what_is_wrong():
     ]:
         assert problem in pointer_problem({**good, **change}), change
     assert pointer_problem([1]) == "no step, prefix and files"
+
+
+class _TinyState:
+    """A real state of the shape CheckpointManager saves: tf.Variables behind a tf.train.Checkpoint."""
+
+    def __init__(self, value: float):
+        import tensorflow as tf
+
+        self.weights = tf.Variable(tf.fill([3, 2], value), name="weights")
+        self.step = tf.Variable(0, dtype=tf.int64, name="step")
+
+    def checkpoint(self):
+        import tensorflow as tf
+
+        return tf.train.Checkpoint(weights=self.weights, step=self.step)
+
+    def variables(self):
+        return [self.weights, self.step]
+
+
+def test_the_twin_is_built_at_the_first_save_that_is_not_the_last(tmp_path):
+    """A run that only checkpoints at its end never builds the twin (the last save writes the live
+    state); a periodic save builds it once; both restore exactly what was saved at their step."""
+    from trainer import storage
+    from trainer.checkpoints import CheckpointManager
+
+    def manager(job, state, builds):
+        return CheckpointManager(
+            storage.open_store(str(tmp_path / job)),
+            state,
+            keep=3,
+            is_chief=True,
+            config_hash="h",
+            build_twin=lambda: builds.append(1) or _TinyState(0.0),
+        )
+
+    state, builds = _TinyState(1.0), []
+    saver = manager("end-only", state, builds)
+    state.step.assign(5)
+    saver.save(5, last=True)
+    saver.close()
+    assert builds == []
+    restored = _TinyState(0.0)
+    assert manager("end-only", restored, []).restore() == 5
+    assert float(restored.weights.numpy().min()) == 1.0 and int(restored.step.numpy()) == 5
+
+    state, builds = _TinyState(2.0), []
+    saver = manager("periodic", state, builds)
+    state.step.assign(6)
+    saver.save(6)
+    state.weights.assign(state.weights + 100)  # training goes on: the twin holds step 6's values
+    saver.save(7)
+    state.weights.assign_add(state.weights)
+    state.step.assign(8)
+    saver.save(8, last=True)
+    saver.close()
+    assert builds == [1]
+    restored = _TinyState(0.0)
+    assert manager("periodic", restored, []).restore() == 8
+    assert float(restored.weights.numpy().min()) == 204.0 and int(restored.step.numpy()) == 8
+    pointer = json.loads((tmp_path / "periodic" / "checkpoints" / "latest.json").read_text())
+    assert [int(f.split("-")[1]) for f in pointer["committed"]] == [6, 7, 8]

@@ -46,6 +46,39 @@ def test_digits_source_is_upscaled_and_labelled():
     assert data.load_source("digits", 64, 3).images.shape == (1797, 64, 64, 3)
 
 
+def test_the_digits_are_scikit_learns_without_importing_it(tmp_path, monkeypatch):
+    """Read from scikit-learn's data file, byte for byte what `load_digits` returns; where that file is
+    missing or damaged, from `load_digits` itself."""
+    import gzip
+    import importlib.util
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    reference = load_digits()
+    pixels, labels = data.digits_arrays()
+    assert np.array_equal(pixels, reference.images) and np.array_equal(labels, reference.target)
+    probe = (  # as `dcgan train` imports Keras (trainer/cli.py): no scikit-learn in the job's process
+        "import sys; from trainer import cli; cli._import_keras(); from trainer import data, train; "
+        "data.digits_arrays(); print('sklearn' in sys.modules)"
+    )
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert imported.stdout.strip() == "False"
+
+    fake = tmp_path / "sklearn" / "datasets" / "data"
+    fake.mkdir(parents=True)
+    fake_spec = importlib.util.spec_from_file_location(
+        "sklearn", tmp_path / "sklearn" / "__init__.py", submodule_search_locations=[str(tmp_path / "sklearn")]
+    )
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: fake_spec if name == "sklearn" else None)
+    for damaged in (None, b"1,2,3\n", b"\x1f\x8b not gzip", gzip.compress(b"99," * 64 + b"1\n" * 1797)):
+        if damaged is not None:
+            (fake / "digits.csv.gz").write_bytes(damaged)
+        pixels, labels = data.digits_arrays()
+        assert np.array_equal(pixels, reference.images) and np.array_equal(labels, reference.target)
+
+
 @pytest.mark.parametrize("channels", [1, 3])
 def test_folder_with_classes_decodes_every_mode(class_folder, channels):
     source = data.load_source(str(class_folder), 32, channels)

@@ -6,10 +6,12 @@ Layout under JOB_DIR/checkpoints/:
                                                    `committed`, the folders of the last `keep` commits
 
 The manager owns a host-side twin of the training state (built on the chief
-only; other workers' saves do nothing, as no collective is involved): saving
-costs the training thread one copy of the variables into the twin, which a
-background thread then writes and publishes. (TF's own async checkpointing
-fails on Keras 3 variables.) A checkpoint is written to a local staging folder,
+only, at its first save; other workers' saves do nothing, as no collective is
+involved): saving costs the training thread one copy of the variables into the
+twin, which a background thread then writes and publishes. (TF's own async
+checkpointing fails on Keras 3 variables.) The last save of a run (`last=True`:
+nothing will change the state any more) writes the live state itself, so a run
+that only checkpoints at its end never builds the twin. A checkpoint is written to a local staging folder,
 then published whole (locally: one rename; GCS: every file uploaded with
 if_generation_match=0 and crc32c), then what changed under `sync_after` (e.g.
 TensorBoard logs) is uploaded, and only then is it named by latest.json, written
@@ -111,7 +113,8 @@ def step_of(folder: str) -> Optional[int]:
 
 class CheckpointManager:
     """Saves and restores a training state (anything with `checkpoint()` and `variables()`, e.g. a
-    TrainState); `build_twin()` builds an identical state, placed on the host, for background writes."""
+    TrainState); `build_twin()` builds an identical state (its values are overwritten: no need to seed
+    them), placed on the host, for background writes."""
 
     def __init__(
         self,
@@ -130,11 +133,8 @@ class CheckpointManager:
         self.keep = keep
         self.is_chief = is_chief
         self.config_hash = config_hash
-        self.snapshot: Optional[Snapshot] = None
-        if is_chief:  # only the chief writes: other workers hold no second copy of the model
-            with tf.device("/cpu:0"):
-                twin = build_twin()
-            self.snapshot = Snapshot(state.variables(), twin.variables(), twin.checkpoint())
+        self._state, self._build_twin = state, build_twin
+        self.snapshot: Optional[Snapshot] = None  # built at the first save that is not the last
         self._uploader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ckpt-upload")
         self._pending: Optional[concurrent.futures.Future] = None
         self._pointer: Optional[dict] = None  # the pointer as this process last read or wrote it
@@ -196,8 +196,11 @@ class CheckpointManager:
             ) from None
         return int(pointer["step"])
 
-    def save(self, step: int) -> None:
-        """Copies the state at `step` into the twin now; writes and publishes it on the background thread."""
+    def save(self, step: int, last: bool = False) -> None:
+        """Copies the state at `step` into the twin now; writes and publishes it on the background thread.
+
+        `last=True` promises that nothing changes the state any more (the run's final save): the live
+        state is written as it is, without the twin (still on the background thread; `close` waits)."""
         if not self.is_chief:
             return
         started = time.perf_counter()
@@ -208,21 +211,29 @@ class CheckpointManager:
         staging = self.store.local(f"{FOLDER}/.tmp-{name}")
         os.makedirs(staging, exist_ok=True)
         owner = storage.own(staging, staging + ".lock")  # other processes' cleanups leave it alone
-        self.snapshot.copy()  # variables are read now, at this step; written on the background thread
+        if last:
+            written = self.checkpoint
+        else:
+            if self.snapshot is None:
+                with tf.device("/cpu:0"):
+                    twin = self._build_twin()
+                self.snapshot = Snapshot(self._state.variables(), twin.variables(), twin.checkpoint())
+            self.snapshot.copy()  # variables are read now, at this step; written on the background thread
+            written = self.snapshot.checkpoint
         self.timings["copy"].append(time.perf_counter() - started)
-        self._pending = self._uploader.submit(self._publish, step, name, staging, owner)
+        self._pending = self._uploader.submit(self._publish, written, step, name, staging, owner)
 
-    def _publish(self, step: int, name: str, staging: str, owner) -> None:
+    def _publish(self, written: tf.train.Checkpoint, step: int, name: str, staging: str, owner) -> None:
         try:
-            self._write_and_commit(step, name, staging)
+            self._write_and_commit(written, step, name, staging)
         finally:
             owner.close()
             if os.path.exists(staging + ".lock"):
                 os.unlink(staging + ".lock")
 
-    def _write_and_commit(self, step: int, name: str, staging: str) -> None:
+    def _write_and_commit(self, written: tf.train.Checkpoint, step: int, name: str, staging: str) -> None:
         started = time.perf_counter()
-        self.snapshot.checkpoint.write(os.path.join(staging, "ckpt"))
+        written.write(os.path.join(staging, "ckpt"))
         self.timings["write"].append(time.perf_counter() - started)
         started = time.perf_counter()
         files = sorted(

@@ -269,16 +269,36 @@ def _local(
     raise DataError(f"--dataset={dataset}: not a folder, .npz file or TFRecord shard set")
 
 
-def _digits(resolution: int, channels: int) -> TrainingData:
+def digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled digits: [1797, 8, 8] pixels in 0..16 and their labels.
+
+    Read straight from the data file scikit-learn installs (the file `load_digits` parses), found
+    without importing scikit-learn, whose import costs a short job most of a second; `load_digits`
+    itself where that file is missing or not what it should be."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("sklearn")
+    if spec is not None and spec.submodule_search_locations:
+        path = os.path.join(list(spec.submodule_search_locations)[0], "datasets", "data", "digits.csv.gz")
+        try:
+            table = np.loadtxt(path, delimiter=",")
+        except (OSError, ValueError):
+            table = None
+        if table is not None and table.shape == (1797, 65) and table.min() >= 0 and table[:, :64].max() <= 16:
+            return table[:, :64].reshape(-1, 8, 8), table[:, 64].astype(np.int32)
     from sklearn.datasets import load_digits
 
     bunch = load_digits()
-    small = (bunch.images / 16.0).astype(np.float32)[..., None]  # [1797, 8, 8, 1] in [0, 1]
+    return bunch.images, bunch.target.astype(np.int32)
+
+
+def _digits(resolution: int, channels: int) -> TrainingData:
+    pixels, labels = digits_arrays()
+    small = (pixels / 16.0).astype(np.float32)[..., None]  # [1797, 8, 8, 1] in [0, 1]
     big = tf.image.resize(small, [resolution, resolution], method="bilinear").numpy()
     images = np.clip(np.round(big * 255.0), 0, 255).astype(np.uint8)
     if channels == 3:
         images = np.repeat(images, 3, axis=-1)
-    labels = bunch.target.astype(np.int32)
     return TrainingData(
         "digits",
         channels,

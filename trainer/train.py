@@ -202,7 +202,7 @@ def checkpoint_manager(
         keep=config.keep_checkpoints,
         is_chief=is_chief,
         config_hash=config.identity_hash(),
-        build_twin=lambda: TrainState.build(config, plan.channels, plan.num_classes),
+        build_twin=lambda: TrainState.build(config, plan.channels, plan.num_classes, seeded=False),
         sync_after=(jobdir.TENSORBOARD,),
     )
 
@@ -337,7 +337,7 @@ class TrainJob:
             log.bar.close()
             profiler.after(config.steps)
             if step != checkpoint.saved_step:  # stopped by a signal between checkpoints
-                checkpoint(step, {})
+                checkpoint(step, {}, last=True)
             stopped_by = signal.Signals(stop.signal).name if stop.signal else ("peer" if step < config.steps else None)
         # Free the compiled step before the input iterator it captured. Left to this frame's teardown,
         # which may free them the other way round, TensorFlow took 10-18 s to release them (2 CPU cores,

@@ -213,13 +213,14 @@ class TrackKid(PeriodicAction):
 
 
 class SaveCheckpoint(PeriodicAction):
-    """A checkpoint (the copy on this thread, the write and upload in the background)."""
+    """A checkpoint (the copy on this thread, the write and upload in the background). The save at the
+    last step, or `last=True` (the loop has ended), writes the live state: nothing changes it any more."""
 
     def __init__(self, plan: TrainPlan, manager, writer: summaries.Summaries, start: int):
         super().__init__(plan.config.checkpoint_every, plan.config.steps)
         self.manager, self.writer, self.saved_step = manager, writer, start
 
-    def __call__(self, step: int, values: dict) -> None:
+    def __call__(self, step: int, values: dict, last: bool = False) -> None:
         self.writer.flush()  # the save's publish uploads the logs too
-        self.manager.save(step)
+        self.manager.save(step, last=last or step >= self.last)
         self.saved_step = step

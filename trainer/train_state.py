@@ -77,14 +77,15 @@ class TrainState:
         return out
 
     @classmethod
-    def build(cls, config, channels: int, num_classes: int, strategy=None) -> "TrainState":
+    def build(cls, config, channels: int, num_classes: int, strategy=None, seeded: bool = True) -> "TrainState":
         """G, D, G_ema and both optimizers, built (variables exist) for restore.
 
         Initial weights come from copies built outside the strategy with the run's
         seed: Keras draws different initial values under MirroredStrategy than on
         one device, and a run's start must not depend on its hardware.
+        `seeded=False` skips those copies (and the seeding): for a state whose
+        values are overwritten before they are read (the checkpoint's twin).
         """
-        keras.utils.set_random_seed(config.seed)
         g_args = (config.resolution, channels, config.latent_dim, config.width, num_classes)
         d_args = (config.resolution, channels, config.width, num_classes)
         g_kwargs, d_kwargs = (
@@ -94,16 +95,19 @@ class TrainState:
                 "class_head": config.class_loss_weight > 0,
             },
         )
-        initial_g = models.build_generator(*g_args, **g_kwargs).get_weights()
-        initial_d = models.build_discriminator(*d_args, **d_kwargs).get_weights()
+        if seeded:
+            keras.utils.set_random_seed(config.seed)
+            initial_g = models.build_generator(*g_args, **g_kwargs).get_weights()
+            initial_d = models.build_discriminator(*d_args, **d_kwargs).get_weights()
         with strategy.scope() if strategy else contextlib.nullcontext():
             fused = {"fused_batchnorm": train_plan.batchnorm_kind(config) == "fused"}  # G_ema infers: Keras' layer
             generator = models.build_generator(*g_args, config.sync_batchnorm, **g_kwargs, **fused)
             discriminator = models.build_discriminator(*d_args, config.sync_batchnorm, **d_kwargs, **fused)
             generator_ema = models.build_generator(*g_args, name="generator_ema", **g_kwargs)
-            generator.set_weights(initial_g)
-            generator_ema.set_weights(initial_g)
-            discriminator.set_weights(initial_d)
+            if seeded:
+                generator.set_weights(initial_g)
+                generator_ema.set_weights(initial_g)
+                discriminator.set_weights(initial_d)
             g_optimizer = AllReducedAdam(config.g_lr, beta_1=config.beta1, beta_2=config.beta2, name="g_adam")
             d_optimizer = AllReducedAdam(config.d_lr, beta_1=config.beta1, beta_2=config.beta2, name="d_adam")
             if config.mixed_precision == "float16":
