@@ -31,6 +31,29 @@ def sample_args(generator, output, *extra):
     return ["sample", f"--generator={generator}", f"--output={output}", "--preset=smoke", "--progress=false", *extra]
 
 
+def test_a_resumed_output_with_other_flags_fails_before_the_source_loads(smoke_job, tmp_path):
+    """The plan entries the flags alone decide are compared with the output's plan.json before the
+    generator is loaded (here it no longer loads at all): the user sees the conflict, at once."""
+    import shutil
+
+    from trainer.augment_params import AugmentParams
+
+    job, out = tmp_path / "job", tmp_path / "out"
+    shutil.copytree(smoke_job, job)
+    flags = ["--num_images=20", "--images_per_shard=8", "--horizontal_flip=true", "--batch_size=16"]
+    assert run_cli(*sample_args(job, out, *flags)).returncode == 0
+    plan = json.loads((out / "plan.json").read_text())
+    config = command_line.resolve(
+        "sample", dict(f[2:].split("=") for f in sample_args(job, out, *flags)[1:] if "=" in f)
+    )
+    part = shard_job.config_part_of_plan(config, "sample", AugmentParams.create(**config.augmentation()))
+    assert part == {k: plan.get(k) for k in part} and len(part) == 11 and part["image_format"] is None  # png
+    (job / "export" / "generator.keras").write_bytes(b"no longer a model")
+    assert_one_line_error(
+        run_cli(*sample_args(job, out, *flags[:-1], "--batch_size=32")), "planned differently", "batch_size 16 -> 32"
+    )
+
+
 def test_write_then_read_with_plain_tensorflow(smoke_job, tmp_path):
     out = tmp_path / "synth"
     result = run_cli(*sample_args(smoke_job, out, "--num_images=45", "--images_per_shard=20", "--rotation_range=15"))

@@ -42,17 +42,24 @@ every command also takes:
 Results go to stdout, progress and errors to stderr; an error is one line, `dcgan: error: ...`, the last."""
 
 
+# Optional packages Keras imports at its own import when they are installed, for features no command
+# uses (scikit-learn wrappers, plotting, notebook display): together 1-2 s of every job's start-up.
+KERAS_EXTRAS = ("sklearn", "matplotlib", "IPython")
+
+
 def _import_keras() -> None:
-    """Imports Keras (and TensorFlow) for a job, without the scikit-learn that Keras' own import pulls in
-    for its scikit-learn wrappers (which no command uses): most of a second of every job's start-up.
-    scikit-learn stays importable afterwards."""
-    if "keras" in sys.modules or "sklearn" in sys.modules:
+    """Imports Keras (and TensorFlow) for a job without the optional packages in KERAS_EXTRAS; they stay
+    importable afterwards (Keras' features that need them then say they are not installed)."""
+    if "keras" in sys.modules:
         return
-    sys.modules["sklearn"] = None  # while Keras loads, `import sklearn` raises ImportError, which it expects
+    blocked = [name for name in KERAS_EXTRAS if name not in sys.modules]
+    for name in blocked:
+        sys.modules[name] = None  # while Keras loads, importing it raises ImportError, which Keras expects
     try:
         import keras  # noqa: F401
     finally:
-        del sys.modules["sklearn"]
+        for name in blocked:
+            del sys.modules[name]
 
 
 class Commands:

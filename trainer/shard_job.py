@@ -56,21 +56,47 @@ TEMP = ".tmp"
 # Plan, work split, shard writing
 
 
-def make_plan(config, source: ImageSource, params: AugmentParams) -> ShardPlan:
+def flags_plan(config, source_kind: str, params: AugmentParams) -> ShardPlan:
+    """The plan as far as the flags alone decide it (the source's entries are left at zero)."""
     return ShardPlan(
-        source=source.kind,
+        source=source_kind,
         num_images=config.num_images,
         num_shards=math.ceil(config.num_images / config.images_per_shard),
         images_per_shard=config.images_per_shard,
         seed=config.seed,
-        batch_size=config.batch_size or auto_batch_size(source.resolution),
-        resolution=source.resolution,
-        channels=source.channels,
-        num_classes=source.num_classes,
+        batch_size=config.batch_size,
+        resolution=0,
+        channels=0,
+        num_classes=0,
         augmentation=params.to_dict(),
         image_format=config.image_format,
         png_compression=config.png_compression,
         jpeg_quality=config.jpeg_quality,
+    )
+
+
+# plan.json's entries that flags_plan decides (batch_size only when --batch_size is given).
+FLAG_ENTRIES = (
+    "format",
+    "source",
+    "num_images",
+    "num_shards",
+    "images_per_shard",
+    "seed",
+    "augmentation",
+    "image_format",
+    "png_compression",
+    "jpeg_quality",
+)
+
+
+def make_plan(config, source: ImageSource, params: AugmentParams) -> ShardPlan:
+    return dataclasses.replace(
+        flags_plan(config, source.kind, params),
+        batch_size=config.batch_size or auto_batch_size(source.resolution),
+        resolution=source.resolution,
+        channels=source.channels,
+        num_classes=source.num_classes,
         class_names=tuple(source.class_names or ()),
         identity=dict(source.identity),
     )
@@ -79,6 +105,40 @@ def make_plan(config, source: ImageSource, params: AugmentParams) -> ShardPlan:
 def auto_batch_size(resolution: int) -> int:
     """About 4M pixels a batch: large enough to keep both stages busy, small enough for big images."""
     return max(16, min(1024, 2**22 // (resolution * resolution)))
+
+
+def config_part_of_plan(config, job: str, params: AugmentParams) -> dict:
+    """plan.json's entries that the flags alone decide, as plan.json writes them (None: an entry it omits)."""
+    written = flags_plan(config, "synthetic" if job == "sample" else "augmented", params).to_dict()
+    keys = FLAG_ENTRIES + (("batch_size",) if config.batch_size else ())
+    return json.loads(json.dumps({key: written.get(key) for key in keys}, sort_keys=True))
+
+
+def existing_plan(store: storage.Store) -> Optional[dict]:
+    """The output's plan.json (None if there is none yet); a file this tool did not write is an error."""
+    if not store.exists(shards.PLAN):
+        return None
+    try:
+        existing = json.loads(store.get_text(shards.PLAN))
+    except (ValueError, RecursionError):
+        existing = None
+    if not isinstance(existing, dict):
+        raise UserError(f"--output={store.root}: its {shards.PLAN} is not a plan this tool wrote; use another --output")
+    return existing
+
+
+def check_plan_conflict(store: storage.Store, existing: dict, wanted: dict, partial: bool = False) -> None:
+    """Raises the one-line error naming what differs between the output's plan and this run's (`partial`:
+    `wanted` holds only some entries, and only those are compared)."""
+    if "class_names" not in existing:  # planned before class names were recorded: they change no pixel
+        wanted = {k: v for k, v in wanted.items() if k != "class_names"}
+    keys = set(wanted) if partial else set(existing) | set(wanted)
+    diff = [f"{k} {existing.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(keys) if existing.get(k) != wanted.get(k)]
+    if diff:
+        raise UserError(
+            f"--output={store.root} was planned differently ({'; '.join(diff)[:300]}); "
+            "use another --output, or the same flags to resume it"
+        )
 
 
 def claim_plan(store: storage.Store, plan: ShardPlan) -> None:
@@ -95,25 +155,7 @@ def claim_plan(store: storage.Store, plan: ShardPlan) -> None:
             return
         except storage.AlreadyExists:
             pass  # another task created it first: compare below
-    wanted = json.loads(blob)
-    try:
-        existing = json.loads(store.get_text(shards.PLAN))
-    except (ValueError, RecursionError):
-        existing = None
-    if not isinstance(existing, dict):
-        raise UserError(f"--output={store.root}: its {shards.PLAN} is not a plan this tool wrote; use another --output")
-    if "class_names" not in existing:  # planned before class names were recorded: they change no pixel
-        wanted.pop("class_names", None)
-    if existing != wanted:
-        diff = [
-            f"{k} {existing.get(k)!r} -> {wanted.get(k)!r}"
-            for k in sorted(set(existing) | set(wanted))
-            if existing.get(k) != wanted.get(k)
-        ]
-        raise UserError(
-            f"--output={store.root} was planned differently ({'; '.join(diff)[:300]}); "
-            "use another --output, or the same flags to resume it"
-        )
+    check_plan_conflict(store, existing_plan(store), json.loads(blob))
 
 
 def resolve_task(config, environ=os.environ) -> tuple[int, int]:
@@ -456,6 +498,9 @@ def run(config, job: str) -> dict:
         return preview(config, params)
     task, num_tasks = resolve_task(config)
     store = storage.open_store(config.output)
+    existing = existing_plan(store)
+    if existing is not None:  # resuming: flags that differ from the output's plan fail before the source loads
+        check_plan_conflict(store, existing, config_part_of_plan(config, job, params), partial=True)
     # Bad input fails here, before the output folder is created:
     source = generator_source(config.generator_spec()) if job == "sample" else dataset_source(config.dataset_spec())
     store.check_writable()
