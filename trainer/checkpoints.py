@@ -11,8 +11,8 @@ involved): saving costs the training thread one copy of the variables into the
 twin, which a background thread then writes and publishes. (TF's own async
 checkpointing fails on Keras 3 variables.) The last save of a run (`last=True`:
 nothing will change the state any more) writes the live state itself, so a run
-that only checkpoints at its end never builds the twin. A checkpoint is written to a local staging folder,
-then published whole (locally: one rename; GCS: every file uploaded with
+that only checkpoints at its end never builds the twin. A checkpoint is written
+to a local staging folder, then published whole (locally: one rename; GCS: every file uploaded with
 if_generation_match=0 and crc32c), then what changed under `sync_after` (e.g.
 TensorBoard logs) is uploaded, and only then is it named by latest.json, written
 last. A crash at any point leaves the previous pointer and its files intact;
