@@ -141,10 +141,11 @@ def check_plan_conflict(store: storage.Store, existing: dict, wanted: dict, part
         )
 
 
-def claim_plan(store: storage.Store, plan: ShardPlan) -> None:
-    """Creates plan.json, or checks the one there is ours."""
+def claim_plan(store: storage.Store, plan: ShardPlan, existing: Optional[dict]) -> None:
+    """Creates plan.json, or checks the one there is ours (`existing`: the output's plan.json as
+    `existing_plan` read it at the start, None if there was none)."""
     blob = (json.dumps(plan.to_dict(), indent=2, sort_keys=True) + "\n").encode()
-    if not store.exists(shards.PLAN):
+    if existing is None:
         strays = [k for k in store.list() if ".tfrecord-" in k or k == shards.MANIFEST]
         if strays:
             raise UserError(
@@ -154,8 +155,8 @@ def claim_plan(store: storage.Store, plan: ShardPlan) -> None:
             store.put_new(shards.PLAN, blob)
             return
         except storage.AlreadyExists:
-            pass  # another task created it first: compare below
-    check_plan_conflict(store, existing_plan(store), json.loads(blob))
+            existing = existing_plan(store)  # another task created it meanwhile: compare with that one
+    check_plan_conflict(store, existing, json.loads(blob))
 
 
 def resolve_task(config, environ=os.environ) -> tuple[int, int]:
@@ -505,7 +506,7 @@ def run(config, job: str) -> dict:
     source = generator_source(config.generator_spec()) if job == "sample" else dataset_source(config.dataset_spec())
     store.check_writable()
     plan = make_plan(config, source, params)
-    claim_plan(store, plan)
+    claim_plan(store, plan, existing)
     print(
         f"{job}: {plan.num_images} images in {plan.num_shards} shards -> {store.root}; "
         f"task {task} of {num_tasks}; augmentation: {params.describe()}"
