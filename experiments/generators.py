@@ -93,6 +93,9 @@ DESIGNS = {
     "dihedral_ac03_narrow": "--diffaugment=color,translation,dihedral --class_loss_weight=0.3 --width=0.5",
     "dihedral_ac_ms_narrow": "--diffaugment=color,translation,dihedral --class_loss_weight=1 --mode_seeking_weight=1 "
     "--width=0.5",
+    # the weaker term (best at 16000 steps) with mode seeking: its samples keep few poses per class
+    "dihedral_ac03_ms_narrow": "--diffaugment=color,translation,dihedral --class_loss_weight=0.3 "
+    "--mode_seeking_weight=1 --width=0.5",
 }
 
 
