@@ -7,7 +7,11 @@ A generator with random weights (same architecture and cost as a trained one)
 is exported to a temp job dir. End to end = `dcgan sample` work in-process
 (generate, augment, PNG-encode, serialize, write, publish, manifest) with
 augmentation on; forward = the same model on the same batch size, z in,
-images out, both in --precision. Tasks: 1 process vs 2 processes splitting the same plan (wall
+images out, both in --precision. Where the difference goes, two more arms:
+"forward + augmentation" (the sampler's compiled producer alone: generator,
+augmentation, uint8 out, nothing encoded or written) and "sampler end to end,
+no augmentation" (the whole in-process job with the augmentation flags off).
+Tasks: 1 process vs 2 processes splitting the same plan (wall
 time of the whole job, start-up included).
 """
 
@@ -25,7 +29,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import tensorflow as tf  # noqa: E402
 
 from bench import common  # noqa: E402
-from trainer import command_line, export, models, shard_job, storage, train_plan  # noqa: E402
+from trainer import command_line, export, models, shard_job, sources, storage, train_plan  # noqa: E402
+from trainer.augment_params import AugmentParams  # noqa: E402
 
 DEFAULTS = {
     "resolution": 32,
@@ -68,30 +73,47 @@ def main(argv):
 
         runs = iter(range(1000))
 
-        def run_end_to_end():
-            out = os.path.join(work, f"out{next(runs)}")
-            config = command_line.resolve(
+        def sample_config(augment: dict):
+            return command_line.resolve(
                 "sample",
                 {
                     "generator": job,
-                    "output": out,
+                    "output": os.path.join(work, f"out{next(runs)}"),
                     "num_images": steps * flags["batch"],
                     "images_per_shard": 1024,
                     "batch_size": flags["batch"],
                     "progress": False,
                     "mixed_precision": flags["precision"],
-                    **AUGMENT,
+                    **augment,
                 },
             )
+
+        def run_end_to_end(augment=AUGMENT):
+            config = sample_config(augment)
             shard_job.run(config, "sample")
-            shutil.rmtree(out)
+            shutil.rmtree(config.output)
+
+        config = sample_config(AUGMENT)
+        produce = shard_job.make_producer(
+            sources.generator_source(config.generator_spec()), AugmentParams.create(**config.augmentation()), 0
+        )
+
+        def run_produce():
+            for i in range(steps):
+                [t.numpy() for t in produce(tf.range(i * flags["batch"], (i + 1) * flags["batch"], dtype=tf.int64))]
 
         run_forward()
         run_end_to_end()  # traces
+        run_end_to_end({})
+        run_produce()
         images = steps * flags["batch"]
-        rates, samples = common.compare(
-            {"generator forward": run_forward, "sampler end to end": run_end_to_end}, images, flags["repeats"]
-        )
+        arms = {
+            "generator forward": run_forward,
+            "sampler end to end": run_end_to_end,
+            "forward + augmentation": run_produce,
+            "sampler end to end, no augmentation": lambda: run_end_to_end({}),
+        }
+        rates, samples = common.compare(arms, images, flags["repeats"])
         ratio = rates["sampler end to end"] / rates["generator forward"]
         print(
             f"sampler, {images} images {flags['resolution']}x{flags['resolution']}x{flags['channels']}, "
@@ -100,12 +122,17 @@ def main(argv):
         )
         common.print_rates(rates)
         print(f"ratio end to end / forward: {ratio:.2f} (goal >= 0.9)")
+        plain = rates["sampler end to end, no augmentation"] / rates["generator forward"]
+        machinery = rates["sampler end to end"] / rates["forward + augmentation"]
+        print(f"without augmentation: {plain:.2f}; end to end / (forward + augmentation): {machinery:.2f}")
         result = {
             "benchmark": "sample",
             "flags": flags,
             "machine": common.machine(),
             "images_per_sec": rates,
             "ratio": ratio,
+            "ratio_without_augmentation": plain,
+            "ratio_to_forward_and_augmentation": machinery,
             "seconds": samples,
         }
         if flags["tasks"]:

@@ -46,7 +46,7 @@ def test_a_resumed_output_with_other_flags_fails_before_the_source_loads(smoke_j
     config = command_line.resolve(
         "sample", dict(f[2:].split("=") for f in sample_args(job, out, *flags)[1:] if "=" in f)
     )
-    part = shard_job.config_part_of_plan(config, "sample", AugmentParams.create(**config.augmentation()))
+    part = shard_job.flags_plan(config, "synthetic", AugmentParams.create(**config.augmentation())).flag_entries(True)
     assert part == {k: plan.get(k) for k in part} and len(part) == 11 and part["image_format"] is None  # png
     (job / "export" / "generator.keras").write_bytes(b"no longer a model")
     assert_one_line_error(

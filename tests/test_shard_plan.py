@@ -90,3 +90,40 @@ def test_a_plan_that_is_not_an_object_is_a_value_error(value):
 def test_generator_train_data_of_a_hostile_plan_is_empty():
     assert plan(identity={"generator_train_data": ["x"]}).generator_train_data == ""
     assert plan(source="augmented", identity={}).generator_train_data == ""
+
+
+def test_claim_creates_the_plan_once_and_refuses_another(tmp_path):
+    from trainer import storage
+    from trainer.errors import UserError
+    from trainer.shard_plan import check_conflict, claim, read_plan
+
+    store = storage.open_store(str(tmp_path / "out"))
+    assert read_plan(store) is None
+    claim(store, plan(), None)
+    written = read_plan(store)
+    assert written == json.loads(json.dumps(plan().to_dict()))
+    claim(store, plan(), written)  # resuming with the same plan
+    claim(store, plan(), None)  # another task created it meanwhile: re-read, same plan, accepted
+    with pytest.raises(UserError, match=r"planned differently \(seed 7 -> 8\)"):
+        claim(store, plan(seed=8), None)
+    # partial: only the entries given are compared (the source's entries are unknown before it loads)
+    flagged = plan(resolution=0, channels=0, num_classes=0, identity={}).flag_entries(batch_size_given=False)
+    assert "resolution" not in flagged and "batch_size" not in flagged and flagged["image_format"] is None
+    check_conflict(store.root, written, flagged, partial=True)
+    with pytest.raises(UserError, match="batch_size 16 -> 32"):
+        check_conflict(store.root, written, plan(batch_size=32).flag_entries(batch_size_given=True), partial=True)
+
+
+def test_a_plan_file_this_tool_did_not_write_and_stray_shards_are_refused(tmp_path):
+    from trainer import storage
+    from trainer.errors import UserError
+    from trainer.shard_plan import claim, read_plan
+
+    store = storage.open_store(str(tmp_path / "a"))
+    store.put_new("plan.json", b"[1, 2]")
+    with pytest.raises(UserError, match="not a plan this tool wrote"):
+        read_plan(store)
+    other = storage.open_store(str(tmp_path / "b"))
+    other.put_new("synthetic-train.tfrecord-00000-of-00003", b"")
+    with pytest.raises(UserError, match="holds shards but no plan.json"):
+        claim(other, plan(), None)

@@ -42,7 +42,7 @@ from typing import Optional
 
 import tensorflow as tf
 
-from trainer import classic_augment, environment, image_codec, shards, storage
+from trainer import classic_augment, environment, image_codec, shard_plan, shards, storage
 from trainer.augment_params import AugmentParams
 from trainer.errors import UserError
 from trainer.progress import ProgressBar
@@ -75,21 +75,6 @@ def flags_plan(config, source_kind: str, params: AugmentParams) -> ShardPlan:
     )
 
 
-# plan.json's entries that flags_plan decides (batch_size only when --batch_size is given).
-FLAG_ENTRIES = (
-    "format",
-    "source",
-    "num_images",
-    "num_shards",
-    "images_per_shard",
-    "seed",
-    "augmentation",
-    "image_format",
-    "png_compression",
-    "jpeg_quality",
-)
-
-
 def make_plan(config, source: ImageSource, params: AugmentParams) -> ShardPlan:
     return dataclasses.replace(
         flags_plan(config, source.kind, params),
@@ -105,58 +90,6 @@ def make_plan(config, source: ImageSource, params: AugmentParams) -> ShardPlan:
 def auto_batch_size(resolution: int) -> int:
     """About 4M pixels a batch: large enough to keep both stages busy, small enough for big images."""
     return max(16, min(1024, 2**22 // (resolution * resolution)))
-
-
-def config_part_of_plan(config, job: str, params: AugmentParams) -> dict:
-    """plan.json's entries that the flags alone decide, as plan.json writes them (None: an entry it omits)."""
-    written = flags_plan(config, "synthetic" if job == "sample" else "augmented", params).to_dict()
-    keys = FLAG_ENTRIES + (("batch_size",) if config.batch_size else ())
-    return json.loads(json.dumps({key: written.get(key) for key in keys}, sort_keys=True))
-
-
-def existing_plan(store: storage.Store) -> Optional[dict]:
-    """The output's plan.json (None if there is none yet); a file this tool did not write is an error."""
-    if not store.exists(shards.PLAN):
-        return None
-    try:
-        existing = json.loads(store.get_text(shards.PLAN))
-    except (ValueError, RecursionError):
-        existing = None
-    if not isinstance(existing, dict):
-        raise UserError(f"--output={store.root}: its {shards.PLAN} is not a plan this tool wrote; use another --output")
-    return existing
-
-
-def check_plan_conflict(store: storage.Store, existing: dict, wanted: dict, partial: bool = False) -> None:
-    """Raises the one-line error naming what differs between the output's plan and this run's (`partial`:
-    `wanted` holds only some entries, and only those are compared)."""
-    if "class_names" not in existing:  # planned before class names were recorded: they change no pixel
-        wanted = {k: v for k, v in wanted.items() if k != "class_names"}
-    keys = set(wanted) if partial else set(existing) | set(wanted)
-    diff = [f"{k} {existing.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(keys) if existing.get(k) != wanted.get(k)]
-    if diff:
-        raise UserError(
-            f"--output={store.root} was planned differently ({'; '.join(diff)[:300]}); "
-            "use another --output, or the same flags to resume it"
-        )
-
-
-def claim_plan(store: storage.Store, plan: ShardPlan, existing: Optional[dict]) -> None:
-    """Creates plan.json, or checks the one there is ours (`existing`: the output's plan.json as
-    `existing_plan` read it at the start, None if there was none)."""
-    blob = (json.dumps(plan.to_dict(), indent=2, sort_keys=True) + "\n").encode()
-    if existing is None:
-        strays = [k for k in store.list() if ".tfrecord-" in k or k == shards.MANIFEST]
-        if strays:
-            raise UserError(
-                f"--output={store.root} holds shards but no {shards.PLAN} ({strays[0]}); use another --output"
-            )
-        try:
-            store.put_new(shards.PLAN, blob)
-            return
-        except storage.AlreadyExists:
-            existing = existing_plan(store)  # another task created it meanwhile: compare with that one
-    check_plan_conflict(store, existing, json.loads(blob))
 
 
 def resolve_task(config, environ=os.environ) -> tuple[int, int]:
@@ -499,14 +432,15 @@ def run(config, job: str) -> dict:
         return preview(config, params)
     task, num_tasks = resolve_task(config)
     store = storage.open_store(config.output)
-    existing = existing_plan(store)
+    existing = shard_plan.read_plan(store)
     if existing is not None:  # resuming: flags that differ from the output's plan fail before the source loads
-        check_plan_conflict(store, existing, config_part_of_plan(config, job, params), partial=True)
+        flagged = flags_plan(config, "synthetic" if job == "sample" else "augmented", params)
+        shard_plan.check_conflict(store.root, existing, flagged.flag_entries(bool(config.batch_size)), partial=True)
     # Bad input fails here, before the output folder is created:
     source = generator_source(config.generator_spec()) if job == "sample" else dataset_source(config.dataset_spec())
     store.check_writable()
     plan = make_plan(config, source, params)
-    claim_plan(store, plan, existing)
+    shard_plan.claim(store, plan, existing)
     print(
         f"{job}: {plan.num_images} images in {plan.num_shards} shards -> {store.root}; "
         f"task {task} of {num_tasks}; augmentation: {params.describe()}"

@@ -11,16 +11,41 @@ written by any version and for manifests from outside (a malformed one raises
 ValueError). The entries that only one kind of source has (the generator's
 sha256, the teacher, the memorization filter, ...) stay as the source wrote
 them, in `identity`. No TensorFlow (the format constants are image_codec's).
+
+plan.json in an output, for every task of a job: `read_plan` (None if absent;
+a file this tool did not write is a UserError), `check_conflict` (the one-line
+error naming what differs; `partial` compares only the entries given, e.g. the
+ones the flags alone decide, `ShardPlan.flag_entries`, before the source
+loads), `claim` (create it, never replacing, or check the one there).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+import json
+from typing import Any, Optional
 
+from trainer import storage
+from trainer.errors import UserError
 from trainer.image_codec import FORMATS, JPEG_QUALITY, PNG_COMPRESSION
 
 FORMAT = "dcgan-factory shards"
+PLAN = "plan.json"
+MANIFEST = "manifest.json"
+# plan.json's entries that the flags alone decide (batch_size too when --batch_size is given): a
+# resumed run compares these before its source loads.
+FLAG_ENTRIES = (
+    "format",
+    "source",
+    "num_images",
+    "num_shards",
+    "images_per_shard",
+    "seed",
+    "augmentation",
+    "image_format",
+    "png_compression",
+    "jpeg_quality",
+)
 _INTS = ("num_images", "num_shards", "images_per_shard", "seed", "batch_size", "resolution", "channels", "num_classes")
 _KNOWN = {"format", "source", "augmentation", "image_format", "png_compression", "jpeg_quality", "class_names", *_INTS}
 
@@ -80,6 +105,13 @@ class ShardPlan:
         return value if isinstance(value, str) else ""
 
     # -- plan.json
+    def flag_entries(self, batch_size_given: bool) -> dict[str, Any]:
+        """The FLAG_ENTRIES of plan.json as it writes them (None: an entry it omits), for a partial
+        `check_conflict`; batch_size too when the user gave it."""
+        written = self.to_dict()
+        keys = FLAG_ENTRIES + (("batch_size",) if batch_size_given else ())
+        return json.loads(json.dumps({key: written.get(key) for key in keys}, sort_keys=True))
+
     def to_dict(self) -> dict[str, Any]:
         if self.image_format == "png":
             encoding = {"png_compression": self.png_compression}
@@ -131,3 +163,46 @@ class ShardPlan:
             class_names=tuple(names),
             identity={k: v for k, v in value.items() if k not in _KNOWN},
         )
+
+
+def read_plan(store: storage.Store) -> Optional[dict]:
+    """The output's plan.json (None if there is none yet); a file this tool did not write is an error."""
+    if not store.exists(PLAN):
+        return None
+    try:
+        existing = json.loads(store.get_text(PLAN))
+    except (ValueError, RecursionError):
+        existing = None
+    if not isinstance(existing, dict):
+        raise UserError(f"--output={store.root}: its {PLAN} is not a plan this tool wrote; use another --output")
+    return existing
+
+
+def check_conflict(root: str, existing: dict, wanted: dict, partial: bool = False) -> None:
+    """Raises the one-line error naming what differs between the output's plan and this run's (`partial`:
+    `wanted` holds only some entries, and only those are compared)."""
+    if "class_names" not in existing:  # planned before class names were recorded: they change no pixel
+        wanted = {k: v for k, v in wanted.items() if k != "class_names"}
+    keys = set(wanted) if partial else set(existing) | set(wanted)
+    diff = [f"{k} {existing.get(k)!r} -> {wanted.get(k)!r}" for k in sorted(keys) if existing.get(k) != wanted.get(k)]
+    if diff:
+        raise UserError(
+            f"--output={root} was planned differently ({'; '.join(diff)[:300]}); "
+            "use another --output, or the same flags to resume it"
+        )
+
+
+def claim(store: storage.Store, plan: ShardPlan, existing: Optional[dict]) -> None:
+    """Creates plan.json, or checks the one there is this plan (`existing`: plan.json as `read_plan`
+    read it at the start, None if there was none; re-read only if another task created it meanwhile)."""
+    blob = (json.dumps(plan.to_dict(), indent=2, sort_keys=True) + "\n").encode()
+    if existing is None:
+        strays = [k for k in store.list() if ".tfrecord-" in k or k == MANIFEST]
+        if strays:
+            raise UserError(f"--output={store.root} holds shards but no {PLAN} ({strays[0]}); use another --output")
+        try:
+            store.put_new(PLAN, blob)
+            return
+        except storage.AlreadyExists:
+            existing = read_plan(store)
+    check_conflict(store.root, existing, json.loads(blob))

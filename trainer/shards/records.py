@@ -19,12 +19,7 @@ import tensorflow as tf
 
 from trainer import image_codec
 from trainer.errors import UserError
-
-PLAN = "plan.json"
-
-
-MANIFEST = "manifest.json"
-
+from trainer.shard_plan import MANIFEST, PLAN  # noqa: F401 (the names of an output's files, named here too)
 
 NO_LABEL = -1
 
