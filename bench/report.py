@@ -129,7 +129,12 @@ def _sample_rows(out: list) -> None:
             (
                 "sampler vs generator alone",
                 f"{_size(f)}, augmented, {precision}",
-                f"**{r['ratio']:.2f}**: {rates['sampler end to end']:.0f} vs {rates['generator forward']:.0f} img/s",
+                f"**{r['ratio']:.2f}**: {rates['sampler end to end']:.0f} vs {rates['generator forward']:.0f} img/s"
+                + (
+                    f" (no augmentation: {r['ratio_without_augmentation']:.2f})"
+                    if "ratio_without_augmentation" in r
+                    else ""
+                ),
                 ">= 0.9",
                 f"`python -m bench sample --images={f['images']}"
                 + (f" --precision={f['precision']}" if f.get("precision", "off") != "off" else "")

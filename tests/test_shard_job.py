@@ -608,3 +608,30 @@ def test_sampler_memorization_filter_drops_copies(smoke_job, tmp_path):
         sources.memorization_filter(partial, meta)
     with pytest.raises(UserError, match="pass --train_data"):
         sources.memorization_filter(GeneratorSpec("g", max_memorization=0.1), {})
+
+
+def test_generate_ahead_yields_each_shards_batches_in_order_and_stops_when_closed():
+    """Batches are generated on a background thread ahead of the writer, across shard boundaries; each
+    batch is cut to its shard, the producer always sees whole batches, and closing stops the generation."""
+    calls = []
+
+    def produce(indices):
+        calls.append(int(indices[0]))
+        assert indices.shape == (4,)
+        return [indices * 10, indices]
+
+    work = [(0, 6), (100, 3), (200, 8)]  # shards of 6, 3 and 8 images, batch 4
+    got = list(shard_job.generate_ahead(produce, 4, work, depth=2))
+    assert [b[1].tolist() for b in got] == [
+        [0, 1, 2, 3],
+        [4, 5],
+        [100, 101, 102],
+        [200, 201, 202, 203],
+        [204, 205, 206, 207],
+    ]
+    assert got[0][0].tolist() == [0, 10, 20, 30]
+    calls.clear()
+    batches = shard_job.generate_ahead(produce, 4, [(0, 400)], depth=2)
+    next(batches)
+    batches.close()
+    assert len(calls) <= 3  # the one taken, the ones queued ahead, nothing after close

@@ -30,15 +30,17 @@ verify, preview), kept in one module of about 450 lines.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
 import dataclasses
+import itertools
 import json
 import math
 import os
 import sys
 import time
 import uuid
-from typing import Optional
+from typing import Iterator, Optional
 
 import tensorflow as tf
 
@@ -180,6 +182,30 @@ def make_producer(source: ImageSource, params: AugmentParams, seed: int, min_con
     return produce
 
 
+def generate_ahead(produce, batch: int, work: list[tuple[int, int]], depth: int = 3) -> Iterator[list]:
+    """The producer's outputs (numpy), batch by batch in order, for the shards `work` = [(first global
+    index, count), ...], each batch cut to its shard: generated on one background thread up to `depth`
+    batches ahead, across shard boundaries, so generation never waits for encoding, writing or
+    publishing. The producer always gets whole batches (one trace); the images past a shard are dropped."""
+    starts = ((first, count, start) for first, count in work for start in range(first, first + count, batch))
+    jobs = ((start, min(batch, first + count - start)) for first, count, start in starts)
+
+    def make(start: int, size: int) -> list:
+        return [t.numpy()[:size] for t in produce(tf.range(start, start + batch, dtype=tf.int64))]
+
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="generate") as pool:
+        ahead = collections.deque(pool.submit(make, *job) for job in itertools.islice(jobs, depth))
+        try:
+            while ahead:
+                outputs = ahead.popleft().result()
+                for job in itertools.islice(jobs, 1):
+                    ahead.append(pool.submit(make, *job))
+                yield outputs
+        finally:  # stopped early (an error while writing): nothing more is started
+            for future in ahead:
+                future.cancel()
+
+
 def remove_stale_temp_files(folder: str, prefix: str) -> int:
     """Deletes temp files starting with `prefix` whose writer is gone; a live writer's file is left alone."""
     names = os.listdir(folder) if os.path.isdir(folder) else []
@@ -190,19 +216,20 @@ def write_shard(
     store: storage.Store,
     plan: ShardPlan,
     source: ImageSource,
-    produce,
+    batches: Iterator[list],
     index: int,
     count: int,
     task: int,
     on_images=None,
 ) -> None:
-    """Writes shard `index` to a local temp file, checks it, then publishes it in one step."""
+    """Writes shard `index` to a local temp file, checks it, then publishes it in one step. `batches`
+    yields the producer's outputs for its images in order (`generate_ahead`)."""
     name = shards.shard_name(source.kind, index, plan.num_shards)
     temp = store.local(f"{TEMP}/task-{task:05d}-{uuid.uuid4().hex}.tfrecord")
     os.makedirs(os.path.dirname(temp), exist_ok=True)
     with storage.own(temp):  # held while writing: other processes' cleanups skip this file
-        first = index * plan.images_per_shard
-        res, channels, batch = source.resolution, source.channels, plan.batch_size
+        first, batch = index * plan.images_per_shard, plan.batch_size
+        res, channels = source.resolution, source.channels
         image_format, quality = plan.image_format, plan.encoder_args()
 
         kept = 0
@@ -226,18 +253,9 @@ def write_shard(
             if on_images:
                 on_images(len(keep))
 
-        with open(temp, "wb") as writer, concurrent.futures.ThreadPoolExecutor(1) as pool:
-            pending = []
-            for start in range(first, first + count, batch):
-                # Always a whole batch (one trace, one XLA compile); the images past the shard are dropped.
-                # Encoding and writing (other threads) overlap the next batch's generation.
-                size = min(batch, first + count - start)
-                outputs = [t.numpy()[:size] for t in produce(tf.range(start, start + batch, dtype=tf.int64))]
-                pending.append(pool.submit(write_batch, writer, *outputs))
-                while len(pending) > 2:
-                    pending.pop(0).result()
-            for job in pending:
-                job.result()
+        with open(temp, "wb") as writer:
+            for _ in range(first, first + count, batch):
+                write_batch(writer, *next(batches))
         _publish(store, temp, name, kept, count)
 
 
@@ -462,8 +480,13 @@ def run(config, job: str) -> dict:
         bar.update(done, done / elapsed if elapsed else 0.0)
 
     produce = make_producer(source, params, plan.seed, plan.min_confidence)
-    for index in todo:
-        write_shard(store, plan, source, produce, index, sizes[index], task, on_images)
+    work = [(index * plan.images_per_shard, sizes[index]) for index in todo]
+    batches = generate_ahead(produce, plan.batch_size, work)
+    try:
+        for index in todo:
+            write_shard(store, plan, source, batches, index, sizes[index], task, on_images)
+    finally:
+        batches.close()
     bar.close()
     elapsed = time.perf_counter() - started
     committed = write_manifest(store, plan, source.kind, start=mine[-1] + 1 if mine else 0)
