@@ -24,8 +24,11 @@ Protocol:
    check lists from the end of the task's own block (wrapping round) and stops
    at the first missing shard.
 
-The protocol is one piece (plan, task split, shard writing, publish, manifest,
-verify, preview), kept in one module of about 450 lines.
+A generation thread runs the compiled producer a few batches ahead, across
+shards (`generate_ahead`); the main thread encodes, writes and publishes.
+The protocol is one piece (task split, shard writing, publish, manifest,
+verify, preview), kept in one module of about 500 lines; plan.json itself
+(its reader, the conflict check, the claim) is trainer/shard_plan.py's.
 """
 
 from __future__ import annotations
