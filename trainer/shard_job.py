@@ -188,8 +188,9 @@ def make_producer(source: ImageSource, params: AugmentParams, seed: int, min_con
 def generate_ahead(produce, batch: int, work: list[tuple[int, int]], depth: int = 3) -> Iterator[list]:
     """The producer's outputs (numpy), batch by batch in order, for the shards `work` = [(first global
     index, count), ...], each batch cut to its shard: generated on one background thread up to `depth`
-    batches ahead, across shard boundaries, so generation never waits for encoding, writing or
-    publishing. The producer always gets whole batches (one trace); the images past a shard are dropped."""
+    batches ahead, across shard boundaries, so generation waits for encoding, writing or publishing
+    only once `depth` batches are waiting. The producer always gets whole batches (one trace); the
+    images past a shard are dropped."""
     starts = ((first, count, start) for first, count in work for start in range(first, first + count, batch))
     jobs = ((start, min(batch, first + count - start)) for first, count, start in starts)
 
