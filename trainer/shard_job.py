@@ -232,7 +232,6 @@ def write_shard(
     temp = store.local(f"{TEMP}/task-{task:05d}-{uuid.uuid4().hex}.tfrecord")
     os.makedirs(os.path.dirname(temp), exist_ok=True)
     with storage.own(temp):  # held while writing: other processes' cleanups skip this file
-        first, batch = index * plan.images_per_shard, plan.batch_size
         res, channels = source.resolution, source.channels
         image_format, quality = plan.image_format, plan.encoder_args()
 
@@ -258,8 +257,11 @@ def write_shard(
                 on_images(len(keep))
 
         with open(temp, "wb") as writer:
-            for _ in range(first, first + count, batch):
-                write_batch(writer, *next(batches))
+            remaining = count  # generate_ahead cuts each batch to its shard: take them until the shard is full
+            while remaining > 0:
+                outputs = next(batches)
+                remaining -= len(outputs[1])
+                write_batch(writer, *outputs)
         _publish(store, temp, name, kept, count)
 
 
