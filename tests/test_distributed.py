@@ -33,7 +33,12 @@ def fingerprints(stdout):
     [
         [],
         pytest.param(["--g_conditioning=cbn", "--d_spectral_norm", "--loss=hinge"], marks=pytest.mark.slow),
-        ["--lecam_weight=0.3", "--diffaugment=color,translation,dihedral", "--real_augment=dihedral"],
+        [
+            "--lecam_weight=0.3",
+            "--diffaugment=color,translation,dihedral",
+            "--dihedral_p=0.5",
+            "--real_augment=dihedral",
+        ],
     ],
     ids=["dcgan", "cbn-sn-hinge", "lecam-dihedral"],
 )

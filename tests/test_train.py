@@ -242,10 +242,16 @@ def test_the_sngan_style_design_trains_exports_and_samples(tmp_path):
 
 def test_lecam_with_dihedral_diffaugment_resumes_bit_identically_logs_exports_and_samples(tmp_path):
     """--lecam_weight: its moving averages live in the checkpoint (stop at 3, resume to 6 equals 6 straight,
-    with --diffaugment's dihedral policy and --real_augment=dihedral on too), D's logit means are logged,
-    the export samples; a job dir without LeCam checkpoints exactly what it did before (no lecam variable)."""
+    with --diffaugment's dihedral policy at --dihedral_p=0.5 and --real_augment=dihedral on too), D's logit
+    means are logged, the export samples; a job dir without LeCam checkpoints exactly what it did before (no
+    lecam variable)."""
     flags = dict(
-        steps=6, checkpoint_every=3, lecam_weight=0.3, diffaugment="color,translation,dihedral", real_augment="dihedral"
+        steps=6,
+        checkpoint_every=3,
+        lecam_weight=0.3,
+        diffaugment="color,translation,dihedral",
+        dihedral_p=0.5,
+        real_augment="dihedral",
     )
     straight, split = tmp_path / "straight", tmp_path / "split"
     train.run(smoke(straight, **flags))
@@ -269,6 +275,10 @@ def test_lecam_with_dihedral_diffaugment_resumes_bit_identically_logs_exports_an
     assert not any(name.startswith("lecam/") for name in checkpoint_values(str(plain))[1])
     assert_one_line_error(
         run_cli("train", f"--job_dir={tmp_path}/x", "--lecam_weight=-1"), "--lecam_weight=-1.0 must be >= 0 (0 = off)"
+    )
+    assert_one_line_error(
+        run_cli("train", f"--job_dir={tmp_path}/x", "--dihedral_p=0.5"),
+        "--dihedral_p=0.5 needs --diffaugment with dihedral in it",
     )
 
 

@@ -12,7 +12,8 @@ Policies (`--diffaugment=color,translation,cutout`, the paper's choice):
   cutout       one zeroed square of half the image side
   dihedral     one of the 8 flips and quarter turns of a square image (not in the paper; only for
                data whose classes do not change when turned or mirrored: shapes, aerial and
-               microscope images, textures; never digits or letters)
+               microscope images, textures; never digits or letters); `--dihedral_p` < 1 turns
+               only that share of the images, so D still sees the orientations G draws in
 
 `augment_reals` is plain dataset augmentation (`--real_augment`: a mirror, or the 8
 flips and quarter turns) of the real images alone: G learns those variants, which
@@ -71,8 +72,11 @@ def sample_parameters(batch: int, seed: tf.Tensor) -> tf.Tensor:
     return tf.concat([first, extra], axis=1)
 
 
-def augment(images: tf.Tensor, policy: tuple[str, ...], u: tf.Tensor, p) -> tf.Tensor:
-    """Applies `policy` with the draws `u` ([B, 9]) to each image with probability p; keeps dtype."""
+def augment(images: tf.Tensor, policy: tuple[str, ...], u: tf.Tensor, p, dihedral_p: float = 1.0) -> tf.Tensor:
+    """Applies `policy` with the draws `u` ([B, 9]) to each image with probability p; keeps dtype.
+
+    `dihedral_p` (< 1): the dihedral transform is drawn for that share of the images only, the rest
+    keep their orientation (1: every image gets one of the 8, as in every earlier run)."""
     if not policy:
         return images
     dtype = images.dtype
@@ -80,7 +84,7 @@ def augment(images: tf.Tensor, policy: tuple[str, ...], u: tf.Tensor, p) -> tf.T
     col = {name: u[:, i] for i, name in enumerate(_COLUMNS + _EXTRA_COLUMNS)}
     out = x
     if "dihedral" in policy:
-        out = dihedral(out, col["dihedral"])
+        out = dihedral(out, dihedral_draw(col["dihedral"], dihedral_p))
     if "color" in policy:
         out = color(out, col["brightness"], col["saturation"], col["contrast"])
     if "translation" in policy:
@@ -140,6 +144,16 @@ def dihedral(x, u):
         out_k = tf.image.rot90(turned, quarter)
         out = tf.where(_per_image(tf.equal(turns, quarter)), out_k, out)
     return out
+
+
+def dihedral_draw(u, share: float):
+    """The dihedral draw of an image turned with probability `share`: u / share below it, else 0 (the
+    identity). Uniform over the 8 orientations within the share; `share` = 1 leaves u as it is."""
+    if share >= 1:
+        return u
+    if share <= 0:
+        return tf.zeros_like(u)
+    return tf.where(u < share, u / share, tf.zeros_like(u))
 
 
 def cutout(x, u_x, u_y):

@@ -92,8 +92,12 @@ class TrainPlan:
         names = ", ".join(self.class_names[:10]) + (", ..." if len(self.class_names) > 10 else "")
         classes = f"{self.num_classes} classes ({names})" if self.num_classes else "unconditional"
         ada = f", adaptive p (target E[sign D(real)] = {self.config.ada_target})" if self.adaptive_diffaugment else ""
+        policy = [
+            f"dihedral (share {self.config.dihedral_p:g})" if p == "dihedral" and self.config.dihedral_p < 1 else p
+            for p in self.diffaugment
+        ]
         return (
-            f"plan: {self.channels} channels, {classes}; diffaugment: {','.join(self.diffaugment) or 'off'}{ada}; "
+            f"plan: {self.channels} channels, {classes}; diffaugment: {','.join(policy) or 'off'}{ada}; "
             f"{self.replicas} replicas on {self.workers} worker(s), {self.per_replica_batch} images each per "
             f"step; precision {self.precision}; BatchNorm {self.batchnorm}"
         )

@@ -130,6 +130,12 @@ class TrainConfig(_Printable):
     )
     # Data-efficient training: DiffAugment before D ('auto': all three below DIFFAUGMENT_AUTO_BELOW images).
     diffaugment: str = flag("auto", "'auto', 'none', or a subset of 'color,translation,cutout,dihedral'")
+    dihedral_p: float = flag(
+        1.0,
+        "With dihedral DiffAugment: the share of images D sees turned or mirrored (each of the 8 orientations, "
+        "the original included, equally likely); below 1, D also sees the drawings as G made them, so a G that "
+        "draws its shapes in one orientation only can be told apart (ADA: such transforms leak when p = 1).",
+    )
     real_augment: str = flag(
         "none",
         "Dataset augmentation of the real images only (G learns it, unlike DiffAugment): 'none', 'flip' "
@@ -300,6 +306,11 @@ class TrainConfig(_Printable):
                     f"--ada_target={self.ada_target} must be in [0, 1) (0 = off; ADA uses 0.6)",
                 ),
                 (not self.ada_kimg > 0, f"--ada_kimg={self.ada_kimg} must be > 0"),
+                (not 0 <= self.dihedral_p <= 1, f"--dihedral_p={self.dihedral_p} must be in [0, 1]"),
+                (
+                    self.dihedral_p != 1 and "dihedral" not in [p.strip().lower() for p in policies],
+                    f"--dihedral_p={self.dihedral_p} needs --diffaugment with dihedral in it",
+                ),
                 (
                     self.real_augment not in REAL_AUGMENTS,
                     f"--real_augment={self.real_augment!r} must be one of {', '.join(REAL_AUGMENTS)}",
@@ -358,7 +369,7 @@ class TrainConfig(_Printable):
 
     # Fields added after jobs were already being written: left out of the identity while at their default,
     # so a job dir written before they existed still resumes.
-    ADDED_LATER = {"lecam_weight": 0.0, "select_by": "kid", "real_augment": "none"}
+    ADDED_LATER = {"lecam_weight": 0.0, "select_by": "kid", "real_augment": "none", "dihedral_p": 1.0}
 
     def identity(self) -> dict[str, Any]:
         """The fields that define the job (see RESUMABLE and ADDED_LATER)."""
