@@ -32,6 +32,7 @@ def resolve(**flags):
         ("folder_labels", "guess", "--folder_labels='guess'"),
         ("preset", "huge", "--preset='huge' is unknown"),
         ("real_augment", "rot45", "--real_augment='rot45' must be one of none, flip, dihedral"),
+        ("dihedral_p", 1.5, "--dihedral_p=1.5 must be in [0, 1]"),
         ("steps", "ten", "--steps='ten' must be an integer"),
         ("steps", 2.5, "--steps=2.5 must be an integer"),
         ("xla", "maybe", "--xla='maybe' must be true or false"),

@@ -53,26 +53,28 @@ def test_dihedral_gives_each_of_the_eight_symmetries_of_the_square():
     assert len({o.tobytes() for o in out}) == 8
 
 
-def test_dihedral_p_turns_that_share_of_the_images_uniformly_over_the_eight():
+@pytest.mark.parametrize("share", [0.25, 0.5])
+def test_dihedral_p_turns_that_share_of_the_images_uniformly_over_the_eight(share):
     """--dihedral_p: 1 draws exactly as before; below 1 the rest keep their orientation, and within the share
     each of the 8 orientations is equally likely; 0 turns none."""
+    n = 8000
     image = tf.reshape(tf.range(16, dtype=tf.float32), [1, 4, 4, 1])
-    u = diffaugment.sample_parameters(8000, tf.constant([1, 2], tf.int64))
-    x = tf.repeat(image, 8000, axis=0)
+    u = diffaugment.sample_parameters(n, tf.constant([1, 2], tf.int64))
+    x = tf.repeat(image, n, axis=0)
     policy = ("dihedral",)
     np.testing.assert_array_equal(
         diffaugment.augment(x, policy, u, 1.0, 1.0).numpy(), diffaugment.dihedral(x, u[:, 8]).numpy()
     )
     np.testing.assert_array_equal(diffaugment.augment(x, policy, u, 1.0, 0.0).numpy(), x.numpy())
-    out = diffaugment.augment(x, policy, u, 1.0, 0.5).numpy()[..., 0]
+    out = diffaugment.augment(x, policy, u, 1.0, share).numpy()[..., 0]
     plain = image[0, ..., 0].numpy()
     orientations = [np.rot90(plain, k) for k in range(4)] + [np.rot90(plain[:, ::-1], k) for k in range(4)]
-    counts = np.array([(out == o).all(axis=(1, 2)).sum() for o in orientations])
-    assert counts.sum() == 8000
-    # identity: 1/2 + 1/2 x 1/8 = 0.5625; each other orientation 1/16 (binomial sd ~0.003 and ~0.0027)
-    assert abs(counts[0] / 8000 - 0.5625) < 0.02, counts
-    assert all(abs(c / 8000 - 0.0625) < 0.012 for c in counts[1:]), counts
-    turned = u[:, 8].numpy() < 0.5
+    counts = np.array([(out == o).all(axis=(1, 2)).sum() for o in orientations]) / n
+    assert counts.sum() == 1
+    # identity 1 - share + share / 8, each other orientation share / 8 (binomial sd <= 0.006 and 0.003)
+    assert abs(counts[0] - (1 - share + share / 8)) < 0.02, counts
+    assert all(abs(c - share / 8) < 0.012 for c in counts[1:]), counts
+    turned = u[:, 8].numpy() < share
     assert (out[~turned] == plain).all()  # the images outside the share keep their orientation
 
 

@@ -59,6 +59,8 @@ def test_one_replica_2b_equals_two_replicas_b_with_sync_batchnorm(tmp_path, desi
     assert one.returncode == 0, one.stderr[-2000:]
     assert two.returncode == 0, two.stderr[-2000:]
     assert "MirroredStrategy: 2 replicas" in two.stdout and "OneDeviceStrategy: 1 replicas" in one.stdout
+    if "--dihedral_p=0.5" in design:
+        assert "dihedral (share 0.5)" in one.stdout and "dihedral (share 0.5)" in two.stdout
     a, b = latest_tensors(f"{tmp_path}/one"), latest_tensors(f"{tmp_path}/two")
     assert a.keys() == b.keys()
     for name in a:

@@ -262,6 +262,10 @@ def test_lecam_with_dihedral_diffaugment_resumes_bit_identically_logs_exports_an
     assert a.keys() == b.keys() and any(name.startswith("lecam/") for name in a)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    every = tmp_path / "every"  # the share reaches the step: turning every image trains other weights
+    train.run(smoke(every, **{**flags, "dihedral_p": 1.0}))
+    _, c = checkpoint_values(str(every))
+    assert a.keys() == c.keys() and any(not np.array_equal(a[name], c[name]) for name in a)
     averages = next(v for n, v in a.items() if n.startswith("lecam/"))
     assert averages.shape == (2,) and np.isfinite(averages).all() and (averages != 0).all()
     restored(str(straight), smoke(straight, **flags))

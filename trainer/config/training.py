@@ -132,9 +132,10 @@ class TrainConfig(_Printable):
     diffaugment: str = flag("auto", "'auto', 'none', or a subset of 'color,translation,cutout,dihedral'")
     dihedral_p: float = flag(
         1.0,
-        "With dihedral DiffAugment: the share of images D sees turned or mirrored (each of the 8 orientations, "
-        "the original included, equally likely); below 1, D also sees the drawings as G made them, so a G that "
-        "draws its shapes in one orientation only can be told apart (ADA: such transforms leak when p = 1).",
+        "With dihedral DiffAugment: the share of images given a random one of the 8 orientations (the "
+        "original included, each equally likely), the rest keep theirs; below 1, D also sees the drawings as "
+        "G made them, so a G that draws its shapes in one orientation only can be told apart (ADA: such "
+        "transforms leak when p = 1).",
     )
     real_augment: str = flag(
         "none",
