@@ -25,7 +25,7 @@ def test_preset_then_flags_precedence():
 def test_symmetric_preset_is_the_measured_design_for_rotation_invariant_data():
     # docs/generators.md: dihedral DiffAugment at half width is what made the shapes generator draw its classes
     c = resolve(preset="symmetric", dataset="digits")
-    assert (c.diffaugment, c.width, c.steps) == ("color,translation,dihedral", 0.5, 16000)
+    assert (c.diffaugment, c.width, c.steps) == ("color,translation,dihedral", 0.5, 32000)
     c.validate()
     assert resolve(preset="symmetric", width=1.0, diffaugment="color,dihedral").width == 1.0
     assert config_lib.TrainConfig.diffaugment == "auto"  # the default never turns images
