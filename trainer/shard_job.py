@@ -202,7 +202,8 @@ def generate_ahead(produce, batch: int, work: list[tuple[int, int]], depth: int 
         try:
             while ahead:
                 outputs = ahead.popleft().result()
-                for job in itertools.islice(jobs, 1):
+                job = next(jobs, None)
+                if job is not None:
                     ahead.append(pool.submit(make, *job))
                 yield outputs
         finally:  # stopped early (an error while writing): nothing more is started

@@ -182,16 +182,20 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
         mine = slice(first, first + per_replica)  # this replica's slice of each global draw
         z, fake_labels, real_draws, fake_draws, real_u = draws(plan, step, mine)
         p = state.diffaugment_p.read_value()
+
+        def seen(images, draws):  # what D is shown: DiffAugment with this step's p and draws
+            return diffaugment.augment(images, policy, draws, p, config.dihedral_p)
+
         if real_u is not None:  # dataset augmentation: unlike DiffAugment's, G learns these variants
             real = diffaugment.augment_reals(real, config.real_augment, real_u)
-        real = diffaugment.augment(real, policy, real_draws, p, config.dihedral_p)
+        real = seen(real, real_draws)
         with tf.GradientTape() as g_tape:
             fake = G(models.model_inputs(z, fake_labels, conditional), training=True)
             with g_tape.stop_recording():
                 # -- Discriminator update: (augmented) real vs (augmented, detached) fake.
                 with tf.GradientTape() as d_tape:
                     real_logits, real_classes = models.discriminate(D, real, real_labels, conditional)
-                    fake_seen = diffaugment.augment(tf.stop_gradient(fake), policy, fake_draws, p, config.dihedral_p)
+                    fake_seen = seen(tf.stop_gradient(fake), fake_draws)
                     fake_logits, _ = models.discriminate(D, fake_seen, fake_labels, conditional)
                     d_per_example, r1 = terms.d(D, real, real_labels, real_logits, real_classes, fake_logits)
                     d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=global_batch)
@@ -199,7 +203,7 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
                 d_grads = ctx.all_reduce(SUM, d_tape.gradient(d_scaled, D.trainable_variables))
                 d_opt.apply(d_grads, D.trainable_variables)
             # -- Generator update against the updated discriminator (same augmentation; gradients flow through it).
-            fake_seen = diffaugment.augment(fake, policy, fake_draws, p, config.dihedral_p)
+            fake_seen = seen(fake, fake_draws)
             g_logits, g_classes = models.discriminate(D, fake_seen, fake_labels, conditional)
             g_per_example = terms.g(z, fake, fake_labels, g_logits, g_classes)
             g_loss = tf.nn.compute_average_loss(g_per_example, global_batch_size=global_batch)
