@@ -100,6 +100,11 @@ DESIGNS = {
     # D sees every drawing turned, so it cannot tell. Turn half of them only (ADA: non-leaking below 1)
     "dihedral_ac03_half_narrow": "--diffaugment=color,translation,dihedral --dihedral_p=0.5 "
     "--class_loss_weight=0.3 --width=0.5",
+    # ... or transitional training (Shahbazi et al. 2022, "Collapse by conditioning"): few images per class
+    # make a conditional GAN collapse where an unconditional one does not; G and D start unconditional
+    # and the class fades in over steps 2000-6000, so G learns the poses before the classes
+    "dihedral_ac03_fade_narrow": "--diffaugment=color,translation,dihedral --class_fade_in=2000,6000 "
+    "--class_loss_weight=0.3 --width=0.5",
 }
 
 

@@ -38,9 +38,11 @@ def fingerprints(stdout):
             "--diffaugment=color,translation,dihedral",
             "--dihedral_p=0.5",
             "--real_augment=dihedral",
+            "--class_fade_in=1,3",
+            "--class_loss_weight=0.3",
         ],
     ],
-    ids=["dcgan", "cbn-sn-hinge", "lecam-dihedral"],
+    ids=["dcgan", "cbn-sn-hinge", "lecam-dihedral-fade"],
 )
 def test_one_replica_2b_equals_two_replicas_b_with_sync_batchnorm(tmp_path, design):
     """Same seed and data: 1 x 16 and 2 logical CPUs x 8 give the same weights."""
@@ -61,6 +63,7 @@ def test_one_replica_2b_equals_two_replicas_b_with_sync_batchnorm(tmp_path, desi
     assert "MirroredStrategy: 2 replicas" in two.stdout and "OneDeviceStrategy: 1 replicas" in one.stdout
     if "--dihedral_p=0.5" in design:
         assert "dihedral (share 0.5)" in one.stdout and "dihedral (share 0.5)" in two.stdout
+        assert "fading in over steps 1-3" in one.stdout and "fading in over steps 1-3" in two.stdout
     a, b = latest_tensors(f"{tmp_path}/one"), latest_tensors(f"{tmp_path}/two")
     assert a.keys() == b.keys()
     for name in a:

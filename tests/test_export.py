@@ -17,8 +17,14 @@ from trainer.config import TrainConfig
 from trainer.errors import UserError
 from trainer.train_plan import TrainPlan
 
-# (classes, --g_conditioning): unconditional, label embedding with z, class-conditional BatchNorm
-OPTIONS = {"unconditional": (0, "concat"), "concat": (3, "concat"), "cbn": (3, "cbn")}
+# (classes, --g_conditioning, --class_fade_in on): unconditional, label embedding with z, class-conditional
+# BatchNorm, and the label embedding half faded in (the strength is folded into the exported table)
+OPTIONS = {
+    "unconditional": (0, "concat", False),
+    "concat": (3, "concat", False),
+    "cbn": (3, "cbn", False),
+    "fading": (3, "concat", True),
+}
 
 LOAD_PLAINLY = textwrap.dedent(
     """
@@ -49,12 +55,15 @@ def _trained_looking(generator: keras.Model, rng: np.random.Generator) -> None:
 def test_every_generator_option_exports_built_in_layers_that_load_without_this_package(tmp_path):
     rng = np.random.default_rng(0)
     cases, expected = {}, {}
-    for name, (classes, conditioning) in OPTIONS.items():
+    for name, (classes, conditioning, fade) in OPTIONS.items():
         config = TrainConfig(
             job_dir=str(tmp_path / name), resolution=32, latent_dim=8, width=0.125, g_conditioning=conditioning
         )
-        generator = models.build_generator(32, 3, 8, 0.125, classes, conditioning=conditioning)
+        generator = models.build_generator(32, 3, 8, 0.125, classes, conditioning=conditioning, class_fade=fade)
         _trained_looking(generator, rng)
+        if fade:  # mid-way: an export at a checkpoint before the fade ends
+            (strength,) = models.condition_strengths(generator)
+            strength.assign(0.4)
         export.save(storage.LocalStore(config.job_dir), generator, TrainPlan.of(config, 3, classes), step=7)
 
         folder = os.path.join(config.job_dir, jobdir.EXPORT)

@@ -314,6 +314,50 @@ def test_class_loss_trains_logs_the_class_head_resumes_and_exports(tmp_path):
     )
 
 
+def test_class_fade_in_resumes_bit_identically_logs_its_strength_exports_and_refuses_misuse(tmp_path):
+    """--class_fade_in=2,6 (with the AC term, which fades too): the strength is a function of the step, so stop
+    at 3 + resume to 6 equals 6 straight; it is logged rising from 0; it reaches the step (other weights than
+    the same run conditional from the start); G's and D's strength variables are checkpointed; the export
+    samples; bad ranges, a range past --steps, cbn and unlabelled runs are one line each."""
+    flags = dict(steps=6, checkpoint_every=3, log_every=1, class_fade_in="2,6", class_loss_weight=0.3)
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train.run(smoke(straight, **flags))
+    train.run(smoke(split, **{**flags, "steps": 3}))
+    train.run(smoke(split, **flags))
+    _, a = checkpoint_values(str(straight))
+    _, b = checkpoint_values(str(split))
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    strengths = {n: v for n, v in a.items() if "strength" in n}
+    assert len(strengths) == 3, sorted(a)  # G's label strength, G_ema's, D's projection strength
+    assert all(float(v) == 0.75 for v in strengths.values()), strengths  # set before step index 5: (5 - 2) / 4
+    logged = read_scalars(straight / "tensorboard", "class/strength")
+    np.testing.assert_allclose(logged, [0.0, 0.0, 0.0, 0.25, 0.5, 0.75])
+    conditional = tmp_path / "conditional"
+    train.run(smoke(conditional, **{**flags, "class_fade_in": ""}))
+    _, c = checkpoint_values(str(conditional))
+    assert not any("strength" in n for n in c)
+    faded = restored(str(straight), smoke(straight, **flags)).generator.get_layer("project").get_weights()[0]
+    plain = restored(str(conditional), smoke(conditional, **{**flags, "class_fade_in": ""}))
+    assert not np.allclose(faded, plain.generator.get_layer("project").get_weights()[0])
+    sample = run_cli("sample", f"--generator={straight}", f"--output={tmp_path}/out", "--preset=smoke", "--progress=false")
+    assert sample.returncode == 0, sample.stderr[-3000:]
+    for bad, message in [
+        ("--class_fade_in=5", "--class_fade_in='5' must be 'START,END' with 0 <= START < END (steps)"),
+        ("--class_fade_in=6,2", "--class_fade_in='6,2' must be 'START,END' with 0 <= START < END (steps)"),
+    ]:
+        assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={tmp_path}/x", bad), message)
+    assert_one_line_error(
+        run_cli("train", "--preset=smoke", f"--job_dir={tmp_path}/x", "--class_fade_in=2,6", "--g_conditioning=cbn"),
+        "--class_fade_in needs --g_conditioning=concat, not 'cbn'",
+    )
+    assert_one_line_error(
+        run_cli("train", "--preset=smoke", f"--job_dir={tmp_path}/x", "--class_fade_in=2,6", "--conditional=false"),
+        "--class_fade_in=2,6 needs a conditional run (a labelled dataset)",
+    )
+
+
 def test_class_names_travel_from_the_folders_to_the_grids_export_shards_and_tfds(tmp_path):
     """Folder names -> generator.json -> labelled sample grids (PNG in the job dir, TensorBoard caption)
     -> `dcgan sample --labels=NAME:W` -> plan, manifest, TFDS ClassLabel names and --preview rows."""

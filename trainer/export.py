@@ -5,7 +5,7 @@ built-in layers only, for every generator option: `keras.models.load_model(path)
 loads it with nothing but Keras installed, in a process that never imported
 this package (`builtin_layers_only` rewrites the one custom layer a generator can
 have, ConditionalBatchNorm, into BatchNormalization, two Embeddings, Multiply and
-Add; tests/test_export.py loads every option's export that way). Call it as
+Add; --class_fade_in's label strength is folded into the label embedding; tests/test_export.py loads every option's export that way). Call it as
 `g(z)` or, when conditional, `g([z, labels])`; it returns float32 images in [-1, 1].
 
     python -c "from trainer import export; g, meta = export.load('runs/digits'); print(meta)"
@@ -49,7 +49,7 @@ def save(
         )
     finally:
         keras.mixed_precision.set_global_policy(policy)
-    plain.set_weights([w.numpy() if hasattr(w, "numpy") else w for w in generator_ema.get_weights()])
+    _copy_weights(generator_ema, plain)
     plain = builtin_layers_only(plain)
     with tempfile.TemporaryDirectory() as scratch:
         local = os.path.join(scratch, jobdir.MODEL_FILE)
@@ -73,6 +73,19 @@ def save(
         **(extra or {}),
     }
     store.put(f"{folder}/{jobdir.META_FILE}", (json.dumps(meta, indent=2) + "\n").encode())
+
+
+def _copy_weights(trained: keras.Model, plain: keras.Model) -> None:
+    """G_ema's weights into the export's layers, by layer name. --class_fade_in's label strength has no
+    layer in the export: it is folded into the label embedding's table (strength * embed(y))."""
+    for layer in plain.layers:
+        if layer.weights:
+            layer.set_weights([keras.ops.convert_to_numpy(w) for w in trained.get_layer(layer.name).weights])
+    strengths = [layer for layer in trained.layers if isinstance(layer, models.ConditionStrength)]
+    if strengths:
+        table = plain.get_layer("label_embedding")
+        strength = float(keras.ops.convert_to_numpy(strengths[0].strength))
+        table.set_weights([table.get_weights()[0] * strength])
 
 
 def builtin_layers_only(model: keras.Model) -> keras.Model:

@@ -151,6 +151,28 @@ class SpectralConv2D(layers.Conv2D):
         return {**super().get_config(), "power_iterations": self.power_iterations}
 
 
+@keras.saving.register_keras_serializable(package="dcgan")
+class ConditionStrength(layers.Layer):
+    """x * s, where s is a non-trainable scalar the training step sets (--class_fade_in: 0 -> 1).
+
+    In G it scales the label embedding fed beside z; the export folds s into that embedding's table."""
+
+    def build(self, input_shape):
+        self.strength = self.add_weight(shape=(), initializer="ones", trainable=False, name="strength")
+
+    def call(self, inputs):
+        return inputs * keras.ops.cast(self.strength, inputs.dtype)
+
+
+def condition_strengths(model: keras.Model) -> list:
+    """The variables --class_fade_in sets every step: G's label strength, D's projection strength."""
+    return [
+        layer.strength
+        for layer in model.layers
+        if isinstance(layer, (ConditionStrength, ProjectionLogit)) and getattr(layer, "strength", None) is not None
+    ]
+
+
 def build_generator(
     resolution: int,
     channels: int,
@@ -161,11 +183,14 @@ def build_generator(
     name: str = "generator",
     conditioning: str = "concat",
     fused_batchnorm: bool = False,
+    class_fade: bool = False,
 ) -> keras.Model:
     """G(z) or G([z, label]) -> float32 images in [-1, 1], shape [B, res, res, channels].
 
     conditioning (with classes): 'concat' feeds a label embedding with z;
     'cbn' also makes every BatchNorm class-conditional (ConditionalBatchNorm).
+    class_fade ('concat' only): the label embedding passes a ConditionStrength layer
+    ('label_strength'), which the training step turns from 0 to 1 (--class_fade_in).
     fused_batchnorm: BatchNorm's training step as one fused op (ignored with sync_batchnorm)."""
     cbn = conditioning == "cbn" and num_classes > 0
 
@@ -185,6 +210,8 @@ def build_generator(
         embedded = layers.Embedding(
             num_classes, latent_dim, embeddings_initializer=weight_init(), name="label_embedding"
         )(label)
+        if class_fade:
+            embedded = ConditionStrength(name="label_strength")(embedded)
         h = layers.Concatenate(name="z_and_label")([z, embedded])
     top = filters(width, n - 1)
     h = layers.Dense(4 * 4 * top, use_bias=False, kernel_initializer=weight_init(), name="project")(h)
@@ -226,12 +253,16 @@ def discriminate(D: keras.Model, images, labels, conditional: bool, training: bo
 
 @keras.saving.register_keras_serializable(package="dcgan")
 class ProjectionLogit(layers.Layer):
-    """logit = w.h + b [+ <embed(y), h>]: the projection discriminator's head, in float32."""
+    """logit = w.h + b [+ s <embed(y), h>]: the projection discriminator's head, in float32.
 
-    def __init__(self, num_classes: int = 0, **kwargs):
+    class_fade: the projection term is scaled by a non-trainable `strength` s that the training step
+    turns from 0 to 1 (--class_fade_in); without it s is 1 and there is no such variable."""
+
+    def __init__(self, num_classes: int = 0, class_fade: bool = False, **kwargs):
         kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
-        self.num_classes = num_classes
+        self.num_classes, self.class_fade = num_classes, bool(class_fade and num_classes)
+        self.strength = None
         self.linear = layers.Dense(1, kernel_initializer=weight_init(), dtype=self.dtype_policy, name="linear")
         self.embedding = None  # sized to the features in build()
 
@@ -247,16 +278,20 @@ class ProjectionLogit(layers.Layer):
                 name="class_embedding",
             )
             self.embedding.build(input_shape[1])
+        if self.class_fade:
+            self.strength = self.add_weight(shape=(), initializer="ones", trainable=False, name="strength")
 
     def call(self, inputs):
         if not self.num_classes:
             return self.linear(inputs)[:, 0]
         features, label = inputs
         projection = keras.ops.sum(self.embedding(label) * features, axis=-1)
+        if self.strength is not None:
+            projection = projection * self.strength
         return self.linear(features)[:, 0] + projection
 
     def get_config(self):
-        return {**super().get_config(), "num_classes": self.num_classes}
+        return {**super().get_config(), "num_classes": self.num_classes, "class_fade": self.class_fade}
 
 
 def build_discriminator(
@@ -269,6 +304,7 @@ def build_discriminator(
     spectral_norm: bool = False,
     class_head: bool = False,
     fused_batchnorm: bool = False,
+    class_fade: bool = False,
 ) -> keras.Model:
     """D(x) or D([x, label]) -> float32 logits, shape [B].
 
@@ -276,6 +312,7 @@ def build_discriminator(
     and D has no BatchNorm, as in SNGAN.
     class_head (conditional only): D returns [logits [B], class logits [B, classes]], an AC-GAN
     classifier on the same features (see `discriminate`).
+    class_fade (conditional only): the projection term fades in (ProjectionLogit, --class_fade_in).
     fused_batchnorm: BatchNorm's training step as one fused op (ignored with sync_batchnorm)."""
     n = _levels(resolution)
     conv = SpectralConv2D if spectral_norm else layers.Conv2D
@@ -307,7 +344,7 @@ def build_discriminator(
     features = layers.Flatten(name="features")(h)
     if num_classes:
         label = keras.Input((), dtype="int32", name="label")
-        logits = ProjectionLogit(num_classes, name="logit")([features, label])
+        logits = ProjectionLogit(num_classes, class_fade, name="logit")([features, label])
         if class_head:
             classes = layers.Dense(num_classes, kernel_initializer=weight_init(), dtype="float32", name="class_logits")
             return keras.Model([images, label], [logits, classes(features)], name=name)

@@ -96,6 +96,11 @@ class TrainPlan:
             f"dihedral (share {self.config.dihedral_p:g})" if p == "dihedral" and self.config.dihedral_p < 1 else p
             for p in self.diffaugment
         ]
+        fade = self.config.class_fade_range() if self.num_classes else None
+        if fade:
+            classes += f" fading in over steps {fade[0]}-{fade[1]}"
+            if fade[1] > self.config.steps:  # a first stage of a longer run; resuming past END completes it
+                classes += f" (not complete at --steps={self.config.steps}: the export is partly unconditional)"
         return (
             f"plan: {self.channels} channels, {classes}; diffaugment: {','.join(policy) or 'off'}{ada}; "
             f"{self.replicas} replicas on {self.workers} worker(s), {self.per_replica_batch} images each per "
@@ -118,6 +123,8 @@ def resolve(config: TrainConfig, source, replicas: int, workers: int) -> TrainPl
     num_classes = source.num_classes if conditional else 0
     if config.class_loss_weight > 0 and not num_classes:
         raise UserError(f"--class_loss_weight={config.class_loss_weight} needs a conditional run (a labelled dataset)")
+    if config.class_fade_in and not num_classes:
+        raise UserError(f"--class_fade_in={config.class_fade_in} needs a conditional run (a labelled dataset)")
     if config.select_by == "class_consistency" and not num_classes:
         raise UserError("--select_by=class_consistency needs a conditional run (a labelled dataset); use kid")
     names = tuple(source.class_names) if len(source.class_names) == num_classes else ()

@@ -88,11 +88,13 @@ class TrainState:
         """
         g_args = (config.resolution, channels, config.latent_dim, config.width, num_classes)
         d_args = (config.resolution, channels, config.width, num_classes)
+        fade = {"class_fade": True} if config.class_fade_in else {}  # absent: old checkpoints keep their layers
         g_kwargs, d_kwargs = (
-            {"conditioning": config.g_conditioning},
+            {"conditioning": config.g_conditioning, **fade},
             {
                 "spectral_norm": config.d_spectral_norm,
                 "class_head": config.class_loss_weight > 0,
+                **fade,
             },
         )
         if seeded:

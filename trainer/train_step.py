@@ -82,11 +82,11 @@ class LossTerms:
             config.mode_seeking_weight,
         )
 
-    def d(self, D, real, real_labels, real_logits, real_classes, fake_logits):
-        """D's per-example loss and its R1 penalty (zeros when off)."""
+    def d(self, D, real, real_labels, real_logits, real_classes, fake_logits, strength):
+        """D's per-example loss and its R1 penalty (zeros when off). strength: --class_fade_in's (1 when off)."""
         per_example = self.gan_loss.d(real_logits, fake_logits)
         if self.class_weight > 0:  # AC-GAN: D learns the classes of real images only
-            per_example += self.class_weight * losses.class_cross_entropy(real_labels, real_classes)
+            per_example += strength * self.class_weight * losses.class_cross_entropy(real_labels, real_classes)
         if self.lecam is not None:
             per_example += self.lecam_weight * losses.lecam(real_logits, fake_logits, self.lecam.read_value())
         r1 = tf.zeros_like(per_example)
@@ -95,11 +95,11 @@ class LossTerms:
             per_example += 0.5 * self.r1_gamma * r1
         return per_example, r1
 
-    def g(self, z, fake, fake_labels, g_logits, g_classes):
+    def g(self, z, fake, fake_labels, g_logits, g_classes, strength):
         """G's per-example loss."""
         per_example = self.gan_loss.g(g_logits)
         if self.class_weight > 0:  # ... and G is rewarded when D's classifier recognises the conditioning label
-            per_example += self.class_weight * losses.class_cross_entropy(fake_labels, g_classes)
+            per_example += strength * self.class_weight * losses.class_cross_entropy(fake_labels, g_classes)
         if self.mode_seeking > 0:
             per_example += self.mode_seeking * losses.mode_seeking(z, fake)
         return per_example
@@ -135,6 +135,16 @@ def adapt_diffaugment(plan: TrainPlan, state: TrainState, metrics) -> None:
         config = plan.config
         adjust = tf.sign(metrics["diffaugment/rt"] - config.ada_target) * plan.global_batch / (config.ada_kimg * 1000.0)
         state.diffaugment_p.assign(tf.clip_by_value(state.diffaugment_p + adjust, 0.0, 1.0))
+
+
+def class_strength(plan: TrainPlan, step) -> tf.Tensor:
+    """--class_fade_in's strength of the class condition at `step`: 0 until START, linear to 1 at END
+    (Shahbazi et al. 2022); 1 when off. A pure function of the step, so resuming and replicas agree."""
+    fade = plan.config.class_fade_range() if plan.num_classes else None
+    if fade is None:
+        return tf.constant(1.0)
+    start, end = fade
+    return tf.clip_by_value((tf.cast(step, tf.float32) - start) / float(end - start), 0.0, 1.0)
 
 
 def draws(plan: TrainPlan, step, mine: slice):
@@ -175,13 +185,15 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
         plan.num_classes > 0,
     )
     terms = LossTerms(config, state, gan_loss, conditional)
+    # --class_fade_in: G's label strength, G_ema's (the EMA leaves it equal to G's) and D's projection strength
+    strengths = models.condition_strengths(G) + models.condition_strengths(G_ema) + models.condition_strengths(D)
 
     def replica_step(real, real_labels, step, stop_flag):
         ctx = tf.distribute.get_replica_context()
         first = ctx.replica_id_in_sync_group * per_replica
         mine = slice(first, first + per_replica)  # this replica's slice of each global draw
         z, fake_labels, real_draws, fake_draws, real_u = draws(plan, step, mine)
-        p = state.diffaugment_p.read_value()
+        p, strength = state.diffaugment_p.read_value(), class_strength(plan, step)
 
         def seen(images, draws):  # what D is shown: DiffAugment with this step's p and draws
             return diffaugment.augment(images, policy, draws, p, config.dihedral_p)
@@ -197,7 +209,9 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
                     real_logits, real_classes = models.discriminate(D, real, real_labels, conditional)
                     fake_seen = seen(tf.stop_gradient(fake), fake_draws)
                     fake_logits, _ = models.discriminate(D, fake_seen, fake_labels, conditional)
-                    d_per_example, r1 = terms.d(D, real, real_labels, real_logits, real_classes, fake_logits)
+                    d_per_example, r1 = terms.d(
+                        D, real, real_labels, real_logits, real_classes, fake_logits, strength
+                    )
                     d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=global_batch)
                     d_scaled = d_opt.scale_loss(d_loss)
                 d_grads = ctx.all_reduce(SUM, d_tape.gradient(d_scaled, D.trainable_variables))
@@ -205,7 +219,7 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
             # -- Generator update against the updated discriminator (same augmentation; gradients flow through it).
             fake_seen = seen(fake, fake_draws)
             g_logits, g_classes = models.discriminate(D, fake_seen, fake_labels, conditional)
-            g_per_example = terms.g(z, fake, fake_labels, g_logits, g_classes)
+            g_per_example = terms.g(z, fake, fake_labels, g_logits, g_classes, strength)
             g_loss = tf.nn.compute_average_loss(g_per_example, global_batch_size=global_batch)
             g_scaled = g_opt.scale_loss(g_loss)
         g_grads = ctx.all_reduce(SUM, g_tape.gradient(g_scaled, G.trainable_variables))
@@ -218,6 +232,7 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
         )
         identical = {
             "diffaugment/p": p,
+            **({"class/strength": strength} if strengths else {}),
             "grad_norm/d": tf.linalg.global_norm(d_grads) / d_scale,
             "grad_norm/g": tf.linalg.global_norm(g_grads) / g_scale,
             "loss_scale/d": d_scale,
@@ -256,6 +271,8 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
         metrics = control = None
         for _ in range(n):  # unrolled: n is a small Python int (one trace per distinct n)
             real, labels = next(iterator)
+            for variable in strengths:  # set in cross-replica context: every replica reads the same value
+                variable.assign(class_strength(plan, state.step))
             if rollback:
                 rollback.save()
             shares, identical, flags = strategy.run(

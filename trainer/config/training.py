@@ -129,6 +129,13 @@ class TrainConfig(_Printable):
         "Mode seeking (MSGAN): G is penalised when two samples of one class with different z look alike; "
         "the weight, 0 = off (needs an even batch per replica).",
     )
+    class_fade_in: str = flag(
+        "",
+        "'START,END' (steps): transitional training for few images per class (Shahbazi et al. 2022, "
+        "'Collapse by conditioning'): G's label embedding and D's projection term (and the AC term) are "
+        "scaled by a strength that is 0 until START and grows linearly to 1 at END, so G first learns the "
+        "images' variety, then their classes; '' = conditional from the start. Needs --g_conditioning=concat.",
+    )
     # Data-efficient training: DiffAugment before D ('auto': all three below DIFFAUGMENT_AUTO_BELOW images).
     diffaugment: str = flag("auto", "'auto', 'none', or a subset of 'color,translation,cutout,dihedral'")
     dihedral_p: float = flag(
@@ -345,10 +352,11 @@ class TrainConfig(_Printable):
                 f"--tensorboard_upload_secs={self.tensorboard_upload_secs} must be in [0, 86400) (0 = off)",
             ),
         ]
-        try:
-            self.profile_range()
-        except UserError as err:
-            checks.append((True, str(err)))
+        for parse in (self.profile_range, self.class_fade_range):
+            try:
+                parse()
+            except UserError as err:
+                checks.append((True, str(err)))
         return failed(checks)
 
     def _hardware_errors(self) -> list[str]:
@@ -369,9 +377,32 @@ class TrainConfig(_Printable):
             raise UserError(f"--profile_steps={self.profile_steps!r} must be 'A,B' with 0 <= A < B (steps to profile)")
         return first, last
 
+    def class_fade_range(self) -> Optional[tuple[int, int]]:
+        """--class_fade_in 'START,END' -> (START, END); None when off."""
+        if not self.class_fade_in:
+            return None
+        parts = str(self.class_fade_in).split(",")
+        try:
+            start, end = (int(p) for p in parts) if len(parts) == 2 else (-1, -1)
+        except ValueError:
+            start = end = -1
+        if not 0 <= start < end:
+            raise UserError(
+                f"--class_fade_in={self.class_fade_in!r} must be 'START,END' with 0 <= START < END (steps)"
+            )
+        if self.g_conditioning != "concat":
+            raise UserError(f"--class_fade_in needs --g_conditioning=concat, not {self.g_conditioning!r}")
+        return start, end
+
     # Fields added after jobs were already being written: left out of the identity while at their default,
     # so a job dir written before they existed still resumes.
-    ADDED_LATER = {"lecam_weight": 0.0, "select_by": "kid", "real_augment": "none", "dihedral_p": 1.0}
+    ADDED_LATER = {
+        "lecam_weight": 0.0,
+        "select_by": "kid",
+        "real_augment": "none",
+        "dihedral_p": 1.0,
+        "class_fade_in": "",
+    }
 
     def identity(self) -> dict[str, Any]:
         """The fields that define the job (see RESUMABLE and ADDED_LATER)."""
