@@ -341,7 +341,8 @@ def test_class_fade_in_resumes_bit_identically_logs_its_strength_exports_and_ref
     faded = restored(str(straight), smoke(straight, **flags)).generator.get_layer("project").get_weights()[0]
     plain = restored(str(conditional), smoke(conditional, **{**flags, "class_fade_in": ""}))
     assert not np.allclose(faded, plain.generator.get_layer("project").get_weights()[0])
-    sample = run_cli("sample", f"--generator={straight}", f"--output={tmp_path}/out", "--preset=smoke", "--progress=false")
+    out = f"--output={tmp_path}/out"
+    sample = run_cli("sample", f"--generator={straight}", out, "--preset=smoke", "--progress=false")
     assert sample.returncode == 0, sample.stderr[-3000:]
     for bad, message in [
         ("--class_fade_in=5", "--class_fade_in='5' must be 'START,END' with 0 <= START < END (steps)"),

@@ -5,7 +5,8 @@ built-in layers only, for every generator option: `keras.models.load_model(path)
 loads it with nothing but Keras installed, in a process that never imported
 this package (`builtin_layers_only` rewrites the one custom layer a generator can
 have, ConditionalBatchNorm, into BatchNormalization, two Embeddings, Multiply and
-Add; --class_fade_in's label strength is folded into the label embedding; tests/test_export.py loads every option's export that way). Call it as
+Add; --class_fade_in's label strength is folded into the label embedding;
+tests/test_export.py loads every option's export that way). Call it as
 `g(z)` or, when conditional, `g([z, labels])`; it returns float32 images in [-1, 1].
 
     python -c "from trainer import export; g, meta = export.load('runs/digits'); print(meta)"

@@ -209,9 +209,7 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
                     real_logits, real_classes = models.discriminate(D, real, real_labels, conditional)
                     fake_seen = seen(tf.stop_gradient(fake), fake_draws)
                     fake_logits, _ = models.discriminate(D, fake_seen, fake_labels, conditional)
-                    d_per_example, r1 = terms.d(
-                        D, real, real_labels, real_logits, real_classes, fake_logits, strength
-                    )
+                    d_per_example, r1 = terms.d(D, real, real_labels, real_logits, real_classes, fake_logits, strength)
                     d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=global_batch)
                     d_scaled = d_opt.scale_loss(d_loss)
                 d_grads = ctx.all_reduce(SUM, d_tape.gradient(d_scaled, D.trainable_variables))

@@ -387,9 +387,7 @@ class TrainConfig(_Printable):
         except ValueError:
             start = end = -1
         if not 0 <= start < end:
-            raise UserError(
-                f"--class_fade_in={self.class_fade_in!r} must be 'START,END' with 0 <= START < END (steps)"
-            )
+            raise UserError(f"--class_fade_in={self.class_fade_in!r} must be 'START,END' with 0 <= START < END (steps)")
         if self.g_conditioning != "concat":
             raise UserError(f"--class_fade_in needs --g_conditioning=concat, not {self.g_conditioning!r}")
         return start, end
