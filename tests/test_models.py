@@ -50,6 +50,32 @@ def test_conditioning_changes_the_output():
     assert not np.allclose(la, lb)  # the projection term depends on the label
 
 
+def test_class_fade_strength_scales_the_label_in_g_and_the_projection_in_d():
+    """--class_fade_in's strengths: at 0, G and D ignore the label (unconditional); at 0.5 the projection
+    term is half its full value; at 1 they are the networks without the fade, same weights."""
+    g = models.build_generator(32, 1, 8, 0.25, 10, class_fade=True)
+    d = models.build_discriminator(32, 1, 0.25, 10, class_fade=True)
+    plain_g, plain_d = models.build_generator(32, 1, 8, 0.25, 10), models.build_discriminator(32, 1, 0.25, 10)
+    plain_g.set_weights([w for w in g.get_weights() if w.shape != ()])
+    plain_d.set_weights([w for w in d.get_weights() if w.shape != ()])
+    (g_strength,), (d_strength,) = models.condition_strengths(g), models.condition_strengths(d)
+    z, one, two = tf.random.normal([2, 8]), tf.constant([1, 1]), tf.constant([2, 2])
+    images = g([z, one], training=False)
+    np.testing.assert_allclose(images.numpy(), plain_g([z, one], training=False).numpy(), atol=1e-6)
+    np.testing.assert_allclose(d([images, one]).numpy(), plain_d([images, one]).numpy(), atol=1e-5)
+    g_strength.assign(0.0)
+    d_strength.assign(0.0)
+    np.testing.assert_allclose(g([z, one], training=False).numpy(), g([z, two], training=False).numpy())
+    np.testing.assert_allclose(d([images, one]).numpy(), d([images, two]).numpy())
+    unconditional = d([images, one]).numpy()
+    d_strength.assign(0.5)
+    half = d([images, one]).numpy()
+    d_strength.assign(1.0)
+    full = d([images, one]).numpy()
+    np.testing.assert_allclose(half, 0.5 * (unconditional + full), atol=1e-5)
+    assert not np.allclose(unconditional, full)
+
+
 @pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_keeps_outputs_float32(policy, precision):
     keras.mixed_precision.set_global_policy(precision)

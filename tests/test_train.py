@@ -318,7 +318,7 @@ def test_class_fade_in_resumes_bit_identically_logs_its_strength_exports_and_ref
     """--class_fade_in=2,6 (with the AC term, which fades too): the strength is a function of the step, so stop
     at 3 + resume to 6 equals 6 straight; it is logged rising from 0; it reaches the step (other weights than
     the same run conditional from the start); G's and D's strength variables are checkpointed; the export
-    samples; bad ranges, a range past --steps, cbn and unlabelled runs are one line each."""
+    samples; bad ranges, cbn and unlabelled runs are one line each."""
     flags = dict(steps=6, checkpoint_every=3, log_every=1, class_fade_in="2,6", class_loss_weight=0.3)
     straight, split = tmp_path / "straight", tmp_path / "split"
     train.run(smoke(straight, **flags))

@@ -66,7 +66,8 @@ def test_every_worker_ends_its_compiled_calls_at_the_same_steps(tmp_path):
 
 def test_class_consistency_picks_the_best_export_and_is_checkpointed(tmp_path, monkeypatch):
     """--select_by=class_consistency: the classifier trained on the data labels G_ema's samples every
-    --kid_every steps; the most consistent G_ema goes to export/best/ with both numbers and the criterion."""
+    --kid_every steps; the most consistent G_ema goes to export/best/ with both numbers and the criterion.
+    With --class_fade_in, a G_ema before the class has fully faded in is measured but never the best."""
     import json
     import os
 
@@ -97,6 +98,12 @@ def test_class_consistency_picks_the_best_export_and_is_checkpointed(tmp_path, m
     pointer = json.loads((job / "checkpoints" / "latest.json").read_text())
     names = [n for n, _ in tf.train.list_variables(str(job / "checkpoints" / pointer["prefix"]))]
     assert any(n.startswith("best_consistency") for n in names)
+    faded = tmp_path / "faded"
+    flags |= {"job_dir": str(faded), "select_by": "class_consistency", "class_fade_in": "0,4"}
+    train.run(command_line.resolve("train", flags))
+    assert len(read_scalars(faded / "tensorboard", "quality/class_consistency")) == 2  # steps 4 and 8
+    assert read_scalars(faded / "tensorboard", "quality/best_class_consistency")[0] == -1.0  # none yet at 4
+    assert json.loads((faded / "export" / "best" / "generator.json").read_text())["step"] == 8  # 4 was mid-fade
     assert_one_line_error(
         run_cli("train", f"--job_dir={tmp_path}/x", "--select_by=class_consistency", "--kid_every=0"),
         "--select_by=class_consistency is measured every --kid_every steps; --kid_every=0 turns it off",

@@ -4,6 +4,8 @@ Generator: z [+ label embedding] -> dense 4x4 -> (ConvTranspose 4x4/2, BatchNorm
 -> ConvTranspose to the image channels -> tanh. Discriminator: (Conv 4x4/2, [BatchNorm,]
 LeakyReLU 0.2)* down to 4x4 (no BatchNorm on the first layer) -> linear logit, plus a
 projection term <embed(y), features> when conditional (Miyato & Koyama 2018).
+--class_fade_in adds a non-trainable strength to G's label embedding and D's projection term
+(ConditionStrength, ProjectionLogit), set by the training step.
 Filters: 64 * width at the highest resolution, doubling per halving, capped at 8x.
 The generator's output and the discriminator's logit are float32 under any
 mixed-precision policy.

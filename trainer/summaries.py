@@ -5,7 +5,10 @@ Tags written by `dcgan train` (all under JOB_DIR/tensorboard/):
     lr/d, lr/g, perf/images_per_sec;
     diffaugment/p, diffaugment/rt (with DiffAugment on; rt = E[sign D(real)], ADA's signal);
     loss_scale/d, loss_scale/g, mixed_precision/skipped_steps (float16 only);
-    quality/kid, quality/best_kid (with --kid_every);
+    quality/kid, quality/best_kid (with --kid_every), quality/class_consistency and
+    quality/best_class_consistency (conditional, --select_by=class_consistency);
+    lecam/real_logit, lecam/fake_logit (--lecam_weight); class/real_accuracy, class/fake_accuracy
+    (--class_loss_weight); class/strength (--class_fade_in);
     the image `samples` (G_ema on fixed noise, a row per class, captioned), and the run's
     settings for the HParams dashboard. --profile_steps=A,B adds a profile (plugins/profile/).
 

@@ -158,7 +158,9 @@ class SampleGrids(PeriodicAction):
 class TrackKid(PeriodicAction):
     """KID of G_ema against the training images, and for conditional data its class consistency (chief
     only); a new best G_ema by --select_by is exported to export/best/ (its generator.json records both
-    numbers and the criterion), and the best value kept in the state (checkpointed with the step)."""
+    numbers and the criterion), and the best value kept in the state (checkpointed with the step).
+    With --class_fade_in no G_ema is a candidate before the class has fully faded in (it is measured and
+    logged, but an export that ignores its labels is never the best)."""
 
     def __init__(self, plan: TrainPlan, state, writer: summaries.Summaries, store, source):
         from trainer import metrics
@@ -166,6 +168,8 @@ class TrackKid(PeriodicAction):
         config = plan.config
         super().__init__(config.kid_every, config.steps)
         self.plan, self.state, self.writer, self.store = plan, state, writer, store
+        fade = config.class_fade_range() if plan.num_classes else None
+        self.candidates_from = fade[1] + 1 if fade else 0  # the step after the last one at strength < 1
         real_images, real_labels = source.images, source.labels
         if real_images is None:  # streamed shards: the first kid_samples records
             pairs = list(input_pipeline.make_dataset(source, config.kid_samples, config.seed).take(1))
@@ -185,7 +189,7 @@ class TrackKid(PeriodicAction):
 
     def __call__(self, step: int, values: dict) -> None:
         kid_value, consistency = self.tracker.measure(self.state.generator_ema)
-        if self.keep_best(kid_value, consistency):
+        if step >= self.candidates_from and self.keep_best(kid_value, consistency):
             extra = {"kid": kid_value, "selected_by": self.plan.config.select_by}
             if consistency is not None:
                 extra["class_consistency"] = consistency

@@ -99,7 +99,7 @@ class TrainPlan:
         fade = self.config.class_fade_range() if self.num_classes else None
         if fade:
             classes += f" fading in over steps {fade[0]}-{fade[1]}"
-            if fade[1] > self.config.steps:  # a first stage of a longer run; resuming past END completes it
+            if fade[1] >= self.config.steps:  # a first stage of a longer run; resuming past END completes it
                 classes += f" (not complete at --steps={self.config.steps}: the export is partly unconditional)"
         return (
             f"plan: {self.channels} channels, {classes}; diffaugment: {','.join(policy) or 'off'}{ada}; "

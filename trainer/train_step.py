@@ -138,8 +138,9 @@ def adapt_diffaugment(plan: TrainPlan, state: TrainState, metrics) -> None:
 
 
 def class_strength(plan: TrainPlan, step) -> tf.Tensor:
-    """--class_fade_in's strength of the class condition at `step`: 0 until START, linear to 1 at END
-    (Shahbazi et al. 2022); 1 when off. A pure function of the step, so resuming and replicas agree."""
+    """--class_fade_in's strength of the class condition in step `step` (0-based): 0 until START, linear
+    to 1 at END (Shahbazi et al. 2022), so a run must go past step END to train at full strength; 1 when
+    off. A pure function of the step, so resuming and replicas agree."""
     fade = plan.config.class_fade_range() if plan.num_classes else None
     if fade is None:
         return tf.constant(1.0)

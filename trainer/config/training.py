@@ -133,8 +133,9 @@ class TrainConfig(_Printable):
         "",
         "'START,END' (steps): transitional training for few images per class (Shahbazi et al. 2022, "
         "'Collapse by conditioning'): G's label embedding and D's projection term (and the AC term) are "
-        "scaled by a strength that is 0 until START and grows linearly to 1 at END, so G first learns the "
-        "images' variety, then their classes; '' = conditional from the start. Needs --g_conditioning=concat.",
+        "scaled by a strength that is 0 until step START and grows linearly to 1 at step END (train past it), "
+        "so G first learns the images' variety, then their classes; '' = conditional from the start. Needs "
+        "--g_conditioning=concat.",
     )
     # Data-efficient training: DiffAugment before D ('auto': all three below DIFFAUGMENT_AUTO_BELOW images).
     diffaugment: str = flag("auto", "'auto', 'none', or a subset of 'color,translation,cutout,dihedral'")
@@ -296,6 +297,10 @@ class TrainConfig(_Printable):
             (not 0 <= self.ema_decay < 1, f"--ema_decay={self.ema_decay} must be in [0, 1)"),
             (self.seed < 0, f"--seed={self.seed} must be >= 0"),
         ]
+        try:
+            self.class_fade_range()
+        except UserError as err:
+            checks.append((True, str(err)))
         return failed(checks)
 
     def _augmentation_errors(self) -> list[str]:
@@ -352,11 +357,10 @@ class TrainConfig(_Printable):
                 f"--tensorboard_upload_secs={self.tensorboard_upload_secs} must be in [0, 86400) (0 = off)",
             ),
         ]
-        for parse in (self.profile_range, self.class_fade_range):
-            try:
-                parse()
-            except UserError as err:
-                checks.append((True, str(err)))
+        try:
+            self.profile_range()
+        except UserError as err:
+            checks.append((True, str(err)))
         return failed(checks)
 
     def _hardware_errors(self) -> list[str]:
