@@ -194,10 +194,12 @@ class TrackKid(PeriodicAction):
             if consistency is not None:
                 extra["class_consistency"] = consistency
             export.save(self.store, self.state.generator_ema, self.plan, step, folder=jobdir.EXPORT_BEST, extra=extra)
-        scalars = {"quality/kid": kid_value, "quality/best_kid": float(self.state.best_kid.numpy())}
+        scalars = {"quality/kid": kid_value}
+        if step >= self.candidates_from:  # before (--class_fade_in) there is no best yet
+            scalars["quality/best_kid"] = float(self.state.best_kid.numpy())
         if consistency is not None:
             scalars["quality/class_consistency"] = consistency
-        if self.state.best_consistency is not None:
+        if self.state.best_consistency is not None and step >= self.candidates_from:
             scalars["quality/best_class_consistency"] = float(self.state.best_consistency.numpy())
         self.writer.scalars(step, scalars)
 
