@@ -105,6 +105,10 @@ DESIGNS = {
     # and the class fades in over steps 2000-6000, so G learns the poses before the classes
     "dihedral_ac03_fade_narrow": "--diffaugment=color,translation,dihedral --class_fade_in=2000,6000 "
     "--class_loss_weight=0.3 --width=0.5",
+    # with the fade, the unconditional G of step 2000 already draws one layout for every z (only the hue
+    # varies, which DiffAugment does not randomise): the diversity lost is in what D's augmentation
+    # randomises. Without translation, D sees where G puts its shapes
+    "dihedral_ac03_notrans_narrow": "--diffaugment=color,dihedral --class_loss_weight=0.3 --width=0.5",
 }
 
 
