@@ -60,6 +60,18 @@ TRAIN_PRESETS: dict[str, dict[str, Any]] = {
 }
 
 
+def _step_range(name: str, value: str, form: str) -> tuple[int, int]:
+    """A flag's 'A,B' (two steps, 0 <= A < B) -> (A, B), or one UserError naming the flag and `form`."""
+    parts = str(value).split(",")
+    try:
+        first, last = (int(p) for p in parts) if len(parts) == 2 else (-1, -1)
+    except ValueError:
+        first = last = -1
+    if not 0 <= first < last:
+        raise UserError(f"--{name}={value!r} must be {form}")
+    return first, last
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(_Printable):
     """Every knob of `dcgan train`. Field names are the CLI flag names."""
@@ -372,26 +384,13 @@ class TrainConfig(_Printable):
         """--profile_steps 'A,B' -> (A, B); (0, 0) when off."""
         if not self.profile_steps:
             return 0, 0
-        parts = str(self.profile_steps).split(",")
-        try:
-            first, last = (int(p) for p in parts) if len(parts) == 2 else (-1, -1)
-        except ValueError:
-            first = last = -1
-        if not 0 <= first < last:
-            raise UserError(f"--profile_steps={self.profile_steps!r} must be 'A,B' with 0 <= A < B (steps to profile)")
-        return first, last
+        return _step_range("profile_steps", self.profile_steps, "'A,B' with 0 <= A < B (steps to profile)")
 
     def class_fade_range(self) -> Optional[tuple[int, int]]:
         """--class_fade_in 'START,END' -> (START, END); None when off."""
         if not self.class_fade_in:
             return None
-        parts = str(self.class_fade_in).split(",")
-        try:
-            start, end = (int(p) for p in parts) if len(parts) == 2 else (-1, -1)
-        except ValueError:
-            start = end = -1
-        if not 0 <= start < end:
-            raise UserError(f"--class_fade_in={self.class_fade_in!r} must be 'START,END' with 0 <= START < END (steps)")
+        start, end = _step_range("class_fade_in", self.class_fade_in, "'START,END' with 0 <= START < END (steps)")
         if self.g_conditioning != "concat":
             raise UserError(f"--class_fade_in needs --g_conditioning=concat, not {self.g_conditioning!r}")
         return start, end
