@@ -32,12 +32,13 @@ def checkpoint_values(job_dir):
 
 
 def straight_and_resumed(tmp_path, flags):
-    """Checkpoint values of a smoke run straight to flags' --steps and of one stopped at 3 and resumed."""
+    """(job dir, checkpoint values) of a smoke run straight to flags' --steps, and the checkpoint values of
+    one stopped at 3 and resumed."""
     straight, split = tmp_path / "straight", tmp_path / "split"
     train.run(smoke(straight, **flags))
     train.run(smoke(split, **{**flags, "steps": 3}))
     train.run(smoke(split, **flags))
-    return checkpoint_values(str(straight))[1], checkpoint_values(str(split))[1]
+    return straight, checkpoint_values(str(straight))[1], checkpoint_values(str(split))[1]
 
 
 def restored(job_dir, config):
@@ -262,8 +263,7 @@ def test_lecam_with_dihedral_diffaugment_resumes_bit_identically_logs_exports_an
         dihedral_p=0.5,
         real_augment="dihedral",
     )
-    straight = tmp_path / "straight"
-    a, b = straight_and_resumed(tmp_path, flags)
+    straight, a, b = straight_and_resumed(tmp_path, flags)
     assert a.keys() == b.keys() and any(name.startswith("lecam/") for name in a)
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
@@ -325,8 +325,7 @@ def test_class_fade_in_resumes_bit_identically_logs_its_strength_exports_and_ref
     the same run conditional from the start); G's and D's strength variables are checkpointed; the export
     samples; bad ranges, cbn and unlabelled runs are one line each."""
     flags = dict(steps=6, checkpoint_every=3, log_every=1, class_fade_in="2,6", class_loss_weight=0.3)
-    straight = tmp_path / "straight"
-    a, b = straight_and_resumed(tmp_path, flags)
+    straight, a, b = straight_and_resumed(tmp_path, flags)
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)

@@ -168,8 +168,8 @@ class TrackKid(PeriodicAction):
         config = plan.config
         super().__init__(config.kid_every, config.steps)
         self.plan, self.state, self.writer, self.store = plan, state, writer, store
-        fade = config.class_fade_range() if plan.num_classes else None
-        self.candidates_from = fade[1] + 1 if fade else 0  # the step after the last one at strength < 1
+        # --class_fade_in: the step after the last one trained at strength < 1
+        self.candidates_from = plan.class_fade[1] + 1 if plan.class_fade else 0
         real_images, real_labels = source.images, source.labels
         if real_images is None:  # streamed shards: the first kid_samples records
             pairs = list(input_pipeline.make_dataset(source, config.kid_samples, config.seed).take(1))

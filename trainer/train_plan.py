@@ -74,6 +74,11 @@ class TrainPlan:
     def adaptive_diffaugment(self) -> bool:
         return bool(self.diffaugment) and self.config.ada_target > 0
 
+    @property
+    def class_fade(self) -> Optional[tuple[int, int]]:
+        """--class_fade_in's (START, END) for a conditional run; None when off or unconditional."""
+        return self.config.class_fade_range() if self.num_classes else None
+
     def to_dict(self) -> dict:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "config"}
         values.update(
@@ -96,7 +101,7 @@ class TrainPlan:
             f"dihedral (share {self.config.dihedral_p:g})" if p == "dihedral" and self.config.dihedral_p < 1 else p
             for p in self.diffaugment
         ]
-        fade = self.config.class_fade_range() if self.num_classes else None
+        fade = self.class_fade
         if fade:
             classes += f" fading in over steps {fade[0]}-{fade[1]}"
             if fade[1] >= self.config.steps:  # a first stage of a longer run; resuming past END completes it

@@ -141,10 +141,9 @@ def class_strength(plan: TrainPlan, step) -> tf.Tensor:
     """--class_fade_in's strength of the class condition in step `step` (0-based): 0 until START, linear
     to 1 at END (Shahbazi et al. 2022), so a run must go past step END to train at full strength; 1 when
     off. A pure function of the step, so resuming and replicas agree."""
-    fade = plan.config.class_fade_range() if plan.num_classes else None
-    if fade is None:
+    if plan.class_fade is None:
         return tf.constant(1.0)
-    start, end = fade
+    start, end = plan.class_fade
     return tf.clip_by_value((tf.cast(step, tf.float32) - start) / float(end - start), 0.0, 1.0)
 
 
@@ -270,8 +269,10 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
         metrics = control = None
         for _ in range(n):  # unrolled: n is a small Python int (one trace per distinct n)
             real, labels = next(iterator)
-            for variable in strengths:  # set in cross-replica context: every replica reads the same value
-                variable.assign(class_strength(plan, state.step))
+            if strengths:  # set in cross-replica context: every replica reads the same value
+                strength = class_strength(plan, state.step)
+                for variable in strengths:
+                    variable.assign(strength)
             if rollback:
                 rollback.save()
             shares, identical, flags = strategy.run(
