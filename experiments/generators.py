@@ -109,6 +109,10 @@ DESIGNS = {
     # varies, which DiffAugment does not randomise): the diversity lost is in what D's augmentation
     # randomises. Without translation, D sees where G puts its shapes
     "dihedral_ac03_notrans_narrow": "--diffaugment=color,dihedral --class_loss_weight=0.3 --width=0.5",
+    # ... so keep the augmentation and give D a diversity signal of its own: StyleGAN's minibatch standard
+    # deviation (groups of 4), with which D sees how much a group of images differs
+    "dihedral_ac03_mbstd_narrow": "--diffaugment=color,translation,dihedral --class_loss_weight=0.3 "
+    "--minibatch_std=4 --width=0.5",
 }
 
 

@@ -140,3 +140,44 @@ def test_class_head_discriminator_returns_logits_and_class_logits():
     assert logits.shape == (3,) and classes is None
     assert "class_logits" in [layer.name for layer in d.layers]
     assert "class_logits" not in [layer.name for layer in plain.layers]
+
+
+def test_minibatch_stddev_measures_each_contiguous_group_and_round_trips(tmp_path):
+    """--minibatch_std: one channel more, per contiguous group the features' spread across its images
+    averaged over all features (StyleGAN); a group of identical images gets ~0; D sees it before its last
+    convolution, so D tells a batch of copies from a varied batch by more than the copies' own logits."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 4, 4, 3)).astype(np.float32)
+    x[:4] = x[0]  # the first group: four copies of one image
+    out = models.MinibatchStddev(4)(x).numpy()
+    assert out.shape == (8, 4, 4, 4)
+    np.testing.assert_array_equal(out[..., :3], x)
+    expected = np.sqrt(x[4:].var(axis=0) + 1e-8).mean()
+    np.testing.assert_allclose(out[4:, ..., 3], expected, rtol=1e-5)
+    np.testing.assert_allclose(out[:4, ..., 3], 1e-4, rtol=1e-3)  # sqrt(0 + 1e-8)
+    halves = np.concatenate([models.MinibatchStddev(4)(x[:4]), models.MinibatchStddev(4)(x[4:])])
+    np.testing.assert_allclose(out, halves, rtol=1e-6)  # groups never straddle: 1 x 8 = 2 replicas x 4
+
+    d = models.build_discriminator(32, 3, 0.25, 10, minibatch_std=4)
+    names = [layer.name for layer in d.layers]
+    assert names.index("minibatch_std") == names.index("down_4") - 1
+    plain = models.build_discriminator(32, 3, 0.25, 10)
+    assert "minibatch_std" not in [layer.name for layer in plain.layers]
+    images = rng.uniform(-1, 1, size=(8, 32, 32, 3)).astype(np.float32)
+    labels = np.zeros(8, np.int32)
+    copies = np.repeat(images[:1], 8, axis=0)
+    varied = np.concatenate([images[:1], images[1:]])  # image 0 the same, the others differ
+    # Image 0's logit depends on the images beside it: only through the spread channel (inference BatchNorm).
+    assert abs(float(d([copies, labels])[0]) - float(d([varied, labels])[0])) > 1e-4
+    assert abs(float(plain([copies, labels])[0]) - float(plain([varied, labels])[0])) < 1e-5
+    d.save(tmp_path / "d.keras")
+    loaded = keras.models.load_model(tmp_path / "d.keras", compile=False)
+    np.testing.assert_allclose(loaded([images, labels]), d([images, labels]), atol=1e-6)
+
+
+def test_minibatch_stddev_under_mixed_precision(policy):
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    d = models.build_discriminator(32, 3, 0.25, 0, minibatch_std=2)
+    logits = d(tf.random.uniform([4, 32, 32, 3], -1, 1), training=True)
+    assert logits.shape == (4,) and logits.dtype == tf.float32
+    assert d.get_layer("minibatch_std").output.dtype == "bfloat16"

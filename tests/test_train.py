@@ -359,6 +359,32 @@ def test_class_fade_in_resumes_bit_identically_logs_its_strength_exports_and_ref
     )
 
 
+def test_minibatch_std_reaches_d_resumes_bit_identically_and_refuses_misuse(tmp_path):
+    """--minibatch_std=4: D has the spread channel (other D weights than without it, D's last conv one input
+    channel wider); stop at 3 + resume to 6 equals 6 straight; bad group sizes are one line each, before
+    training."""
+    flags = dict(steps=6, checkpoint_every=3, minibatch_std=4)
+    straight, a, b = straight_and_resumed(tmp_path, flags)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    d = restored(str(straight), smoke(straight, **flags)).discriminator
+    plain = TrainState.build(smoke(tmp_path / "plain"), 1, 10).discriminator
+    wide, narrow = d.get_layer("down_4").kernel.shape, plain.get_layer("down_4").kernel.shape
+    assert wide[2] == narrow[2] + 1 and "minibatch_std" not in [layer.name for layer in plain.layers]
+    for bad, message in [
+        ("--minibatch_std=-1", "--minibatch_std=-1 must be >= 0 (0 = off)"),
+        ("--minibatch_std=1", "--minibatch_std=1 has no spread to measure"),
+        ("--minibatch_std=3", "--minibatch_std=3 groups each replica's images: --batch_size=16 must give each of"),
+    ]:
+        assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={tmp_path}/x", bad), message)
+    assert_one_line_error(
+        run_cli("train", "--preset=smoke", f"--job_dir={tmp_path}/x", "--minibatch_std=16", "--devices=2"),
+        "the 2 replicas a multiple of 16",
+    )
+    assert not (tmp_path / "x" / "checkpoints").exists()
+
+
 def test_class_names_travel_from_the_folders_to_the_grids_export_shards_and_tfds(tmp_path):
     """Folder names -> generator.json -> labelled sample grids (PNG in the job dir, TensorBoard caption)
     -> `dcgan sample --labels=NAME:W` -> plan, manifest, TFDS ClassLabel names and --preview rows."""

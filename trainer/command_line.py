@@ -243,7 +243,7 @@ HELP_GROUPS: dict[str, list[tuple[str, list[str]]]] = {
         ("output", ["job_dir", "preset", "overwrite", "dry_run", "progress"]),
         ("data", ["dataset", "resolution", "channels", "conditional", "folder_labels", "on_corrupt",
                   "dataset_staging", "stream_buffer_mb"]),
-        ("model", ["latent_dim", "width", "g_conditioning", "d_spectral_norm"]),
+        ("model", ["latent_dim", "width", "g_conditioning", "d_spectral_norm", "minibatch_std"]),
         ("optimisation", ["batch_size", "steps", "g_lr", "d_lr", "beta1", "beta2", "loss", "r1_gamma",
                           "lecam_weight", "class_loss_weight", "class_fade_in", "mode_seeking_weight", "ema_decay",
                           "seed"]),

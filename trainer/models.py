@@ -166,6 +166,37 @@ class ConditionStrength(layers.Layer):
         return inputs * keras.ops.cast(self.strength, inputs.dtype)
 
 
+@keras.saving.register_keras_serializable(package="dcgan")
+class MinibatchStddev(layers.Layer):
+    """StyleGAN's minibatch standard deviation (Karras et al. 2018): one channel more, holding the spread of
+    the features across a group of images.
+
+    The batch is cut into contiguous groups of `group_size` images; for each group the standard deviation
+    of every feature across its images, averaged over all features, is appended to each of its images as
+    a constant channel. D can then see that a group of G's samples varies less than a group of real
+    images. The batch must be a multiple of `group_size` (each replica's, with tf.distribute), and
+    contiguous groups keep 1 replica x 2b equal to 2 replicas x b when b is a multiple too."""
+
+    def __init__(self, group_size: int = 4, **kwargs):
+        super().__init__(**kwargs)
+        self.group_size = int(group_size)
+
+    def call(self, inputs):
+        ops = keras.ops
+        _, height, width, channels = inputs.shape
+        x = ops.reshape(ops.cast(inputs, "float32"), (-1, self.group_size, height, width, channels))
+        spread = ops.mean(ops.sqrt(ops.var(x, axis=1) + 1e-8), axis=(1, 2, 3))  # [groups]
+        spread = ops.repeat(spread, self.group_size, axis=0)[:, None, None, None]
+        feature = ops.broadcast_to(ops.cast(spread, inputs.dtype), (ops.shape(inputs)[0], height, width, 1))
+        return ops.concatenate([inputs, feature], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], input_shape[-1] + 1)
+
+    def get_config(self):
+        return {**super().get_config(), "group_size": self.group_size}
+
+
 def condition_strengths(model: keras.Model) -> list:
     """The variables --class_fade_in sets every step: G's label strength, D's projection strength."""
     return [
@@ -307,6 +338,7 @@ def build_discriminator(
     class_head: bool = False,
     fused_batchnorm: bool = False,
     class_fade: bool = False,
+    minibatch_std: int = 0,
 ) -> keras.Model:
     """D(x) or D([x, label]) -> float32 logits, shape [B].
 
@@ -315,6 +347,8 @@ def build_discriminator(
     class_head (conditional only): D returns [logits [B], class logits [B, classes]], an AC-GAN
     classifier on the same features (see `discriminate`).
     class_fade (conditional only): the projection term fades in (ProjectionLogit, --class_fade_in).
+    minibatch_std: a MinibatchStddev channel (groups of this many images) before D's last convolution;
+    0 = none (--minibatch_std).
     fused_batchnorm: BatchNorm's training step as one fused op (ignored with sync_batchnorm)."""
     n = _levels(resolution)
     conv = SpectralConv2D if spectral_norm else layers.Conv2D
@@ -331,6 +365,8 @@ def build_discriminator(
     size = resolution // 2
     for level in range(1, n):
         size //= 2
+        if minibatch_std and level == n - 1:
+            h = MinibatchStddev(minibatch_std, name="minibatch_std")(h)
         h = conv(
             filters(width, level),
             4,

@@ -122,6 +122,11 @@ def resolve(config: TrainConfig, source, replicas: int, workers: int) -> TrainPl
             f"--mode_seeking_weight pairs samples: --batch_size={config.batch_size} must give each of the "
             f"{replicas} replicas an even number of images"
         )
+    if config.minibatch_std and (config.batch_size // replicas) % config.minibatch_std:
+        raise UserError(
+            f"--minibatch_std={config.minibatch_std} groups each replica's images: --batch_size={config.batch_size} "
+            f"must give each of the {replicas} replicas a multiple of {config.minibatch_std}"
+        )
     conditional = source.num_classes >= 2 if config.conditional is None else config.conditional
     if conditional and source.num_classes < 1:
         raise UserError(f"--conditional=true needs labels, but {config.dataset} has none")

@@ -130,6 +130,13 @@ class TrainConfig(_Printable):
         "BatchNorm in every block; the export is still plain Keras layers).",
     )
     d_spectral_norm: bool = flag(False, "D's conv kernels spectrally normalised (and no BatchNorm in D), as in SNGAN")
+    minibatch_std: int = flag(
+        0,
+        "Minibatch standard deviation in D (StyleGAN): each replica's batch is cut into groups of this many "
+        "images, and D's last block also sees how much the images of a group differ, so a G that draws alike "
+        "images for different z can be told apart; 0 = off (StyleGAN2: 4). Each replica's batch must be a "
+        "multiple of it.",
+    )
     class_loss_weight: float = flag(
         0.0,
         "AC-GAN-style class loss (conditional runs): D also classifies real images, and G is rewarded "
@@ -308,6 +315,11 @@ class TrainConfig(_Printable):
             ),
             (not 0 <= self.ema_decay < 1, f"--ema_decay={self.ema_decay} must be in [0, 1)"),
             (self.seed < 0, f"--seed={self.seed} must be >= 0"),
+            (self.minibatch_std < 0, f"--minibatch_std={self.minibatch_std} must be >= 0 (0 = off)"),
+            (
+                self.minibatch_std == 1,
+                "--minibatch_std=1 has no spread to measure (one image per group); use 2 or more, or 0 = off",
+            ),
         ]
         try:
             self.class_fade_range()
@@ -403,6 +415,7 @@ class TrainConfig(_Printable):
         "real_augment": "none",
         "dihedral_p": 1.0,
         "class_fade_in": "",
+        "minibatch_std": 0,
     }
 
     def identity(self) -> dict[str, Any]:
