@@ -78,17 +78,21 @@ def probe(job_dir: str, dataset: str, oracle_path: str, per_class: int, out: str
         if name == "g":
             g_fake = fake
 
+    group = max(cfg.minibatch_std, 1)
+    chunk = 64 // group * group or group
+
     def d_logits(images, y):
-        return np.concatenate(
-            [
-                np.asarray(
-                    models.discriminate(
-                        state.discriminator, tf.constant(images[i : i + 64]), tf.constant(y[i : i + 64]), True
-                    )[0]
-                )
-                for i in range(0, len(y), 64)
-            ]
-        )
+        """D's logits in training mode, in a fixed shuffled order (with --minibatch_std, D sees groups of
+        mixed classes, as in training) and chunks that are a multiple of its group size (the last padded with
+        its own images, whose logits are dropped)."""
+        order = np.random.default_rng(0).permutation(len(y))
+        logits = np.empty(len(y), np.float32)
+        for i in range(0, len(y), chunk):
+            index = order[i : i + chunk]
+            padded = np.resize(index, -(-len(index) // group) * group)
+            out = models.discriminate(state.discriminator, tf.constant(images[padded]), tf.constant(y[padded]), True)
+            logits[index] = np.asarray(out[0])[: len(index)]
+        return logits
 
     x_real = np.asarray(data.to_model_range(real.images))
     own = d_logits(x_real, labels_real.astype(np.int32))

@@ -360,9 +360,8 @@ def test_class_fade_in_resumes_bit_identically_logs_its_strength_exports_and_ref
 
 
 def test_minibatch_std_reaches_d_resumes_bit_identically_and_refuses_misuse(tmp_path):
-    """--minibatch_std=4: D has the spread channel (other D weights than without it, D's last conv one input
-    channel wider); stop at 3 + resume to 6 equals 6 straight; bad group sizes are one line each, before
-    training."""
+    """--minibatch_std=4: D has the spread channel (D's last conv one input channel wider than without it);
+    stop at 3 + resume to 6 equals 6 straight; bad group sizes are one line each, before training."""
     flags = dict(steps=6, checkpoint_every=3, minibatch_std=4)
     straight, a, b = straight_and_resumed(tmp_path, flags)
     assert a.keys() == b.keys()
@@ -375,12 +374,12 @@ def test_minibatch_std_reaches_d_resumes_bit_identically_and_refuses_misuse(tmp_
     for bad, message in [
         ("--minibatch_std=-1", "--minibatch_std=-1 must be >= 0 (0 = off)"),
         ("--minibatch_std=1", "--minibatch_std=1 has no spread to measure"),
-        ("--minibatch_std=3", "--minibatch_std=3 groups each replica's images: --batch_size=16 must give each of"),
+        ("--minibatch_std=3", "--batch_size=16 gives 16 per replica (1 replica), not a multiple of 3"),
     ]:
         assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={tmp_path}/x", bad), message)
     assert_one_line_error(
         run_cli("train", "--preset=smoke", f"--job_dir={tmp_path}/x", "--minibatch_std=16", "--devices=2"),
-        "the 2 replicas a multiple of 16",
+        "--batch_size=16 gives 8 per replica (2 replicas), not a multiple of 16",
     )
     assert not (tmp_path / "x" / "checkpoints").exists()
 

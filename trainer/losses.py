@@ -59,7 +59,8 @@ def get(name: str) -> GanLoss:
 def r1_penalty(real_logits_fn: Callable[[tf.Tensor], tf.Tensor], real_images: tf.Tensor) -> tf.Tensor:
     """Per-example ||grad_x D(x)||^2 on reals (Mescheder et al. 2018); [B], float32.
 
-    Multiply by gamma / 2 before adding to the discriminator loss.
+    Multiply by gamma / 2 before adding to the discriminator loss. With --minibatch_std an image's gradient
+    also holds the other logits of its group (the gradient of the sum), as in StyleGAN2.
     """
     real_images = tf.cast(real_images, tf.float32)
     with tf.GradientTape() as tape:

@@ -123,9 +123,11 @@ def resolve(config: TrainConfig, source, replicas: int, workers: int) -> TrainPl
             f"{replicas} replicas an even number of images"
         )
     if config.minibatch_std and (config.batch_size // replicas) % config.minibatch_std:
+        per_replica = config.batch_size // replicas
         raise UserError(
             f"--minibatch_std={config.minibatch_std} groups each replica's images: --batch_size={config.batch_size} "
-            f"must give each of the {replicas} replicas a multiple of {config.minibatch_std}"
+            f"gives {per_replica} per replica ({replicas} replica{'s' if replicas > 1 else ''}), not a multiple "
+            f"of {config.minibatch_std}"
         )
     conditional = source.num_classes >= 2 if config.conditional is None else config.conditional
     if conditional and source.num_classes < 1:

@@ -133,9 +133,9 @@ class TrainConfig(_Printable):
     minibatch_std: int = flag(
         0,
         "Minibatch standard deviation in D (StyleGAN): each replica's batch is cut into groups of this many "
-        "images, and D's last block also sees how much the images of a group differ, so a G that draws alike "
-        "images for different z can be told apart; 0 = off (StyleGAN2: 4). Each replica's batch must be a "
-        "multiple of it.",
+        "images, and D also sees, before its last convolution, how much the images of a group differ, so a G "
+        "that draws alike images for different z can be told apart; 0 = off (StyleGAN2: 4). Each replica's "
+        "batch must be a multiple of it.",
     )
     class_loss_weight: float = flag(
         0.0,
