@@ -41,6 +41,12 @@ def straight_and_resumed(tmp_path, flags):
     return straight, checkpoint_values(str(straight))[1], checkpoint_values(str(split))[1]
 
 
+def refuses(tmp_path, *cases):
+    """Each (smoke-run flags, message): `dcgan train` fails with that one-line error."""
+    for flags, message in cases:
+        assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={tmp_path}/x", *flags), message)
+
+
 def restored(job_dir, config):
     """The TrainState of a job dir's latest checkpoint: every object the state lists is in it."""
     state = TrainState.build(config, 1, 10)
@@ -344,18 +350,15 @@ def test_class_fade_in_resumes_bit_identically_logs_its_strength_exports_and_ref
     out = f"--output={tmp_path}/out"
     sample = run_cli("sample", f"--generator={straight}", out, "--preset=smoke", "--progress=false")
     assert sample.returncode == 0, sample.stderr[-3000:]
-    for bad, message in [
-        ("--class_fade_in=5", "--class_fade_in='5' must be 'START,END' with 0 <= START < END (steps)"),
-        ("--class_fade_in=6,2", "--class_fade_in='6,2' must be 'START,END' with 0 <= START < END (steps)"),
-    ]:
-        assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={tmp_path}/x", bad), message)
-    assert_one_line_error(
-        run_cli("train", "--preset=smoke", f"--job_dir={tmp_path}/x", "--class_fade_in=2,6", "--g_conditioning=cbn"),
-        "--class_fade_in needs --g_conditioning=concat, not 'cbn'",
-    )
-    assert_one_line_error(
-        run_cli("train", "--preset=smoke", f"--job_dir={tmp_path}/x", "--class_fade_in=2,6", "--conditional=false"),
-        "--class_fade_in=2,6 needs a conditional run (a labelled dataset)",
+    refuses(
+        tmp_path,
+        (["--class_fade_in=5"], "--class_fade_in='5' must be 'START,END' with 0 <= START < END (steps)"),
+        (["--class_fade_in=6,2"], "--class_fade_in='6,2' must be 'START,END' with 0 <= START < END (steps)"),
+        (["--class_fade_in=2,6", "--g_conditioning=cbn"], "--class_fade_in needs --g_conditioning=concat, not 'cbn'"),
+        (
+            ["--class_fade_in=2,6", "--conditional=false"],
+            "--class_fade_in=2,6 needs a conditional run (a labelled dataset)",
+        ),
     )
 
 
@@ -371,15 +374,15 @@ def test_minibatch_std_reaches_d_resumes_bit_identically_and_refuses_misuse(tmp_
     plain = TrainState.build(smoke(tmp_path / "plain"), 1, 10).discriminator
     wide, narrow = d.get_layer("down_4").kernel.shape, plain.get_layer("down_4").kernel.shape
     assert wide[2] == narrow[2] + 1 and "minibatch_std" not in [layer.name for layer in plain.layers]
-    for bad, message in [
-        ("--minibatch_std=-1", "--minibatch_std=-1 must be >= 0 (0 = off)"),
-        ("--minibatch_std=1", "--minibatch_std=1 has no spread to measure"),
-        ("--minibatch_std=3", "--batch_size=16 gives 16 per replica (1 replica), not a multiple of 3"),
-    ]:
-        assert_one_line_error(run_cli("train", "--preset=smoke", f"--job_dir={tmp_path}/x", bad), message)
-    assert_one_line_error(
-        run_cli("train", "--preset=smoke", f"--job_dir={tmp_path}/x", "--minibatch_std=16", "--devices=2"),
-        "--batch_size=16 gives 8 per replica (2 replicas), not a multiple of 16",
+    refuses(
+        tmp_path,
+        (["--minibatch_std=-1"], "--minibatch_std=-1 must be >= 0 (0 = off)"),
+        (["--minibatch_std=1"], "--minibatch_std=1 has no spread to measure"),
+        (["--minibatch_std=3"], "--batch_size=16 gives 16 per replica (1 replica), not a multiple of 3"),
+        (
+            ["--minibatch_std=16", "--devices=2"],
+            "--batch_size=16 gives 8 per replica (2 replicas), not a multiple of 16",
+        ),
     )
     assert not (tmp_path / "x" / "checkpoints").exists()
 
