@@ -117,13 +117,13 @@ def resolve(config: TrainConfig, source, replicas: int, workers: int) -> TrainPl
     """The plan for `config` on `source` (a data.TrainingData) with this many replicas and workers."""
     if config.batch_size % replicas:
         raise UserError(f"--batch_size={config.batch_size} must be divisible by the {replicas} replicas")
-    if config.mode_seeking_weight > 0 and (config.batch_size // replicas) % 2:
+    per_replica = config.batch_size // replicas
+    if config.mode_seeking_weight > 0 and per_replica % 2:
         raise UserError(
             f"--mode_seeking_weight pairs samples: --batch_size={config.batch_size} must give each of the "
             f"{replicas} replicas an even number of images"
         )
-    if config.minibatch_std and (config.batch_size // replicas) % config.minibatch_std:
-        per_replica = config.batch_size // replicas
+    if config.minibatch_std and per_replica % config.minibatch_std:
         raise UserError(
             f"--minibatch_std={config.minibatch_std} groups each replica's images: --batch_size={config.batch_size} "
             f"gives {per_replica} per replica ({replicas} replica{'s' if replicas > 1 else ''}), not a multiple "
