@@ -112,3 +112,15 @@ def test_stratified_split_holds_out_each_class_and_balanced_accuracy_weights_cla
     assert [int((labels[held] == c).sum()) for c in range(4)] == [10, 2, 1, 0]  # a single image stays in training
     recall = classifier.per_class_recall(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 3)
     np.testing.assert_allclose(recall[:2], [1.0, 2 / 3]) and np.isnan(recall[2])
+
+
+def test_log_likelihood_is_the_mean_log_probability_of_the_true_class_and_can_weigh_classes_equally():
+    logits = np.array([[2.0, 0.0], [0.0, 1.0], [1.0, 1.0], [3.0, -1.0]])
+    labels = np.array([0, 1, 0, 0])
+    log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    true = log_p[np.arange(4), labels]
+    assert classifier.log_likelihood(logits, labels, 2) == pytest.approx(true.mean())
+    assert classifier.log_likelihood(logits, labels, 2, balanced=True) == pytest.approx(
+        (true[[0, 2, 3]].mean() + true[1]) / 2
+    )
+    assert classifier.log_likelihood(logits + 1000.0, labels, 2) == pytest.approx(true.mean())  # no overflow

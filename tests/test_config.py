@@ -66,6 +66,10 @@ def test_json_round_trip_and_identity():
     assert resolve(preset="smoke", lecam_weight=0.3).identity_hash() != c.identity_hash()
     for name, default in config_lib.TrainConfig.ADDED_LATER.items():
         assert getattr(config_lib.TrainConfig(), name) == default
+    # The same fade spelt with spaces is the same job (resuming must not refuse it), another fade is not.
+    fade = resolve(preset="smoke", class_fade_in="2,6").identity_hash()
+    assert resolve(preset="smoke", class_fade_in=" 2, 6").identity_hash() == fade
+    assert resolve(preset="smoke", class_fade_in="2,7").identity_hash() != fade
 
 
 def test_label_weights_are_relative_and_hostile_numbers_are_one_line():

@@ -1,5 +1,7 @@
 """Quality: metrics on known cases, DiffAugment, ADA's p, KID while training, `dcgan evaluate`, the sampler's filter."""
 
+import os
+
 import numpy as np
 import pytest
 
@@ -58,3 +60,16 @@ def test_bad_quality_flags_are_one_line(tmp_path):
         "--max_memorization=2.0 must be in [0, 1)",
     )
     assert not (tmp_path / "j").exists()
+
+
+def test_the_feature_classifier_cache_is_keyed_by_the_images_not_their_name(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCGAN_CACHE", str(tmp_path))
+    images = np.random.default_rng(0).integers(0, 255, (8, 32, 32, 3), dtype=np.uint8)
+    labels = np.arange(8) % 2
+    first = metrics.classifier_cache_path("runs/a/data.npz", images, labels, 1500)
+    assert os.path.dirname(first) == str(tmp_path / "feature_models") and "runs_a_data_npz" in first
+    os.makedirs(os.path.dirname(first))
+    open(first, "wb").close()
+    assert metrics.classifier_cache_path("runs/b/data.npz", images, labels, 1500) == first  # reused
+    assert metrics.classifier_cache_path("runs/b/data.npz", images, labels, 3000) != first  # another rule
+    assert metrics.classifier_cache_path("runs/a/data.npz", images, 1 - labels, 1500) != first  # other labels

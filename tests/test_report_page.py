@@ -54,3 +54,22 @@ def test_the_page_is_self_contained_and_escapes_names():
     assert "shared images" in page and "data:image/png;base64," in page and "http" not in page
     assert "dcgan-factory 9.8.7&lt;" in page  # which version wrote it
     assert "overlap NOT checked &lt;b&gt;" in page  # data warnings are shown (they were read from a key never set)
+
+
+def test_the_validation_table_shows_the_tie_break_beside_each_score():
+    interval = {"mean": 0.01, "low": -0.01, "high": 0.03, "n": 2}
+    recipe = {"description": "real images only", "mean": 0.5, "runs": [0.4, 0.6]}
+    section = {
+        "metric": "accuracy", "test_images": 10, "seeds": 2, "train_images": 5, "synthetic_images": 5,
+        "recipes": {"real": recipe}, "gain_over_augmentation": interval, "augmentation_over_real": interval,
+        "cas_ratio": 0.5,
+        "tuned": {
+            "validation_images": 18, "augmentation": "TrivialAugment", "synthetic_share": 0.5,
+            "validation_scores": {"shares": {"0.25": 1.0, "0.5": 1.0}},
+            "validation_log_likelihood": {"shares": {"0.25": -0.41, "0.5": -0.2}},
+        },
+    }  # fmt: skip
+    html_text = report_page.downstream_section(section)
+    assert "validation: shares 0.5</th><td>1.0000</td><td>log-likelihood -0.200 (breaks ties)" in html_text
+    del section["tuned"]["validation_log_likelihood"]  # a report written before the tie-break
+    assert "validation: shares 0.25</th><td>1.0000</td><td></td>" in report_page.downstream_section(section)

@@ -27,7 +27,8 @@ def test_the_comparison_tunes_on_validation_and_pairs_its_seeds():
     assert len(trained) == spec.trainings() == 2 + 1 + 4 * 2
     tuned = report["tuned"]
     scores = tuned["validation_scores"]["policies"]
-    assert tuned["policy"] == max(scores, key=scores.get) and tuned["validation_images"] == 26
+    tie_breaks = tuned["validation_log_likelihood"]["policies"]
+    assert tuned["policy"] == max(scores, key=lambda k: (scores[k], tie_breaks[k])) and tuned["validation_images"] == 26
     assert report["metric"] == "accuracy" and report["train_images"] == 126 and report["test_images"] == 539
     recipes = report["recipes"]
     assert list(recipes) == list(usefulness.RECIPES) and all(len(r["runs"]) == 2 for r in recipes.values())
@@ -77,7 +78,10 @@ def test_imbalanced_data_tunes_class_balancing_on_validation_and_counts_every_tr
     assert set(tuned["validation_scores"]["balances"]) == {"none", "resample"}
     assert set(tuned["validation_scores"]["shares"]) == {"0.5", "0.5 resample"}
     assert tuned["synthetic_balance"] in ("none", "resample")
-    chosen = tuned["validation_scores"]["balances"]
+    chosen = {
+        k: (v, tuned["validation_log_likelihood"]["balances"][k])
+        for k, v in tuned["validation_scores"]["balances"].items()
+    }
     assert tuned["augmentation"].endswith("class-balanced resampling") == (chosen["resample"] > chosen["none"])
     # a policy and mix tuned earlier on the same split: only the balancing is tuned on top
     trained.clear()
@@ -85,5 +89,16 @@ def test_imbalanced_data_tunes_class_balancing_on_validation_and_counts_every_tr
     again = usefulness.tune_baseline((images, labels), 10, spec, on_trained=lambda: trained.append(1), chosen=chosen)
     assert len(trained) == 1 + len(spec.balances) and (again.policy, again.mix) == ("none", "none")
     assert again.scores["policies"] == {"none": 0.5} and set(again.scores["balances"]) == {"none", "resample"}
+    assert set(again.log_likelihoods) == {"balances"} and all(
+        v <= 0 for v in again.log_likelihoods["balances"].values()
+    )
     with pytest.raises(ValueError, match="balances"):
         usefulness.UsefulnessSpec(balances=("oversample",))
+
+
+def test_a_saturated_validation_score_is_tied_and_the_log_likelihood_breaks_the_tie():
+    # (score, log-likelihood) per tuning seed: 18 validation images put several candidates at 1.0
+    candidates = {"0.25": [(1.0, -0.40), (1.0, -0.30)], "0.5": [(1.0, -0.20), (1.0, -0.30)], "1.0": [(0.9, -0.01)]}
+    assert usefulness._best(candidates) == "0.5"  # mean -0.25 beats -0.35; the higher likelihood at 0.9 loses
+    assert usefulness._best({"a": [(1.0, -0.3)], "b": [(1.0, -0.3)]}) == "a"  # a full tie: the first listed
+    assert usefulness._best({"a": [(0.8, -0.1)], "b": [(0.9, -2.0)]}) == "b"  # the score decides first

@@ -342,6 +342,19 @@ def balanced_accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray
     return float(np.nanmean(per_class_recall(predict(model, images).argmax(1), labels, num_classes)))
 
 
+def log_likelihood(logits: np.ndarray, labels: np.ndarray, num_classes: int, balanced: bool = False) -> float:
+    """Mean log-probability of the true class (a proper score, finer than accuracy); `balanced`: the mean of
+    each present class's mean, as balanced accuracy weighs classes."""
+    logits = np.asarray(logits, np.float64)
+    shifted = logits - logits.max(1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+    labels = np.asarray(labels)
+    true = log_p[np.arange(len(labels)), labels]
+    if not balanced:
+        return float(true.mean())
+    return float(np.mean([true[labels == c].mean() for c in range(num_classes) if (labels == c).any()]))
+
+
 def stratified_split(labels: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(keep, held) index arrays: `fraction` of each class (at least one where a class has two or more) held."""
     rng = np.random.default_rng(seed)

@@ -184,10 +184,14 @@ FEATURE_POLICY = "trivial_augment"
 
 
 def classifier_cache_path(name: str, images: np.ndarray, labels: np.ndarray, steps: int) -> str:
+    """The cached feature classifier's file: keyed by the images, labels and training rule; `name` only makes
+    the file readable, so the same images under another name or path reuse a classifier already trained."""
     key = f"{steps}/judge-v{judge.VERSION}/{FEATURE_POLICY}".encode()
     digest = hashlib.sha256(images.tobytes() + labels.astype(np.int64).tobytes() + key).hexdigest()[:16]
+    folder, suffix = storage.cache_dir("feature_models"), f"-{images.shape[1]}px-{digest}.keras"
+    same = sorted(f for f in os.listdir(folder) if f.endswith(suffix)) if os.path.isdir(folder) else []
     safe = "".join(c if c.isalnum() else "_" for c in name)[-40:]
-    return os.path.join(storage.cache_dir("feature_models"), f"{safe}-{images.shape[1]}px-{digest}.keras")
+    return os.path.join(folder, same[0] if same else safe + suffix)
 
 
 def feature_space(

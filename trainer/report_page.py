@@ -215,11 +215,17 @@ def downstream_section(d: dict) -> str:
         + (f" (real images: {tuned['synthetic_balance']})" if tuned.get("synthetic_balance", "none") != "none" else "")
         + ".</p>"
     )
-    scores = tuned["validation_scores"]
+    scores, tie_breaks = tuned["validation_scores"], tuned.get("validation_log_likelihood", {})
     parts.append(
         _table(
             [
-                (f"validation: {kind} {name}", f"{value:.4f}", "")
+                (
+                    f"validation: {kind} {name}",
+                    f"{value:.4f}",
+                    f"log-likelihood {tie_breaks[kind][name]:.3f} (breaks ties)"
+                    if name in tie_breaks.get(kind, {})
+                    else "",
+                )
                 for kind in ("policies", "mixes", "balances", "shares")
                 for name, value in scores.get(kind, {}).items()
             ]

@@ -9,6 +9,9 @@ Every choice is made on a validation split carved from the training images
   2. the share of synthetic images per batch (`spec.shares`), with the baseline's
      augmentation applied to the synthetic images too (on imbalanced data also
      whether the real images keep the baseline's balancing).
+A small validation split saturates the score (several candidates at 1.0): ties go
+to the higher mean log-likelihood of the true class on the same split, a proper
+score that does not saturate, then to the first candidate listed.
 Then each recipe trains the judge (trainer/classifier.py) on all the training
 images with the same seeds (seed k of one recipe shares initial weights and
 batch order with seed k of another) and is tested once on the test set:
@@ -121,9 +124,18 @@ def runs(
     return out
 
 
+def _means(runs: list) -> tuple[float, float]:
+    """(mean score, mean log-likelihood of the true class) of one candidate's validation runs."""
+    score, log_likelihood = np.mean(np.asarray(runs, np.float64), axis=0)
+    return float(score), float(log_likelihood)
+
+
 def _best(candidates: dict) -> str:
-    """The candidate with the highest mean validation score (the first listed wins ties)."""
-    return max(candidates, key=lambda name: (np.mean(candidates[name]), -list(candidates).index(name)))
+    """The candidate with the highest mean validation score. A validation split of a few dozen images
+    saturates the score (several candidates at 1.0), so ties go to the higher mean log-likelihood of the
+    true class, then to the first listed."""
+    names = list(candidates)
+    return max(names, key=lambda name: (*_means(candidates[name]), -names.index(name)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,6 +146,7 @@ class Baseline:
     mix: str = "none"
     scores: dict = dataclasses.field(default_factory=dict)
     balance: str = "none"
+    log_likelihoods: dict = dataclasses.field(default_factory=dict)  # the tie-breaks behind `scores`
 
     def recipe(self, **kwargs) -> classifier.Recipe:
         kwargs.setdefault("balance", self.balance)
@@ -161,10 +174,18 @@ class _Split:
         self.val = (train[0][val_index], labels[val_index])
         self.num_classes, self.spec, self.on_trained = num_classes, spec, on_trained
 
-    def tune(self, recipe: classifier.Recipe) -> list[float]:
+    def tune(self, recipe: classifier.Recipe) -> list[tuple[float, float]]:
+        """(score, log-likelihood of the true class) on the validation split, one pair per tuning seed."""
         seeds = [self.spec.seed + 1000 + k for k in range(self.spec.tune_seeds)]
         return runs(
-            recipe, self.fit, self.val, self.num_classes, self.spec.classifier, seeds, self.score, self.on_trained
+            recipe, self.fit, self.val, self.num_classes, self.spec.classifier, seeds, self.validation_score,
+            self.on_trained,
+        )  # fmt: skip
+
+    def validation_score(self, model, images, labels, num_classes) -> tuple[float, float]:
+        logits = classifier.predict(model, images)
+        return self.score(model, images, labels, num_classes), classifier.log_likelihood(
+            logits, labels, num_classes, balanced=self.imbalanced
         )
 
 
@@ -190,22 +211,26 @@ def _tune_baseline(split: _Split, spec: UsefulnessSpec, log: Callable, chosen: O
         for mix in spec.mixes:
             mixes[mix] = split.tune(Baseline(best, mix).recipe())
         mix = _best(mixes)
-        scores = {"policies": policies, "mixes": mixes}
+        tuned, carried, carried_log_likelihoods = {"policies": policies, "mixes": mixes}, {}, {}
         balances = {"none": mixes[mix]}
-    else:
-        best, mix = chosen.policy, chosen.mix
-        scores = {k: v for k, v in chosen.scores.items() if k != "balances"}
+    else:  # the policy and mix (and their scores) carried over; only the balancing is tuned here
+        best, mix, tuned = chosen.policy, chosen.mix, {}
+        carried = {k: v for k, v in chosen.scores.items() if k != "balances"}
+        carried_log_likelihoods = {k: v for k, v in chosen.log_likelihoods.items() if k != "balances"}
         balances = {"none": split.tune(Baseline(best, mix).recipe())}
     for balance in spec.balances if split.imbalanced else ():
         balances[balance] = split.tune(Baseline(best, mix, balance=balance).recipe())
-    scores = scores | ({"balances": balances} if len(balances) > 1 else {})
+    tuned |= {"balances": balances} if len(balances) > 1 else {}
+    means = {group: {k: _means(v) for k, v in runs.items()} for group, runs in tuned.items()}
     baseline = Baseline(
         best,
         mix,
-        {group: {k: float(np.mean(v)) for k, v in runs.items()} for group, runs in scores.items()},
+        carried | {group: {k: m[0] for k, m in runs.items()} for group, runs in means.items()},
         _best(balances),
+        carried_log_likelihoods | {group: {k: m[1] for k, m in runs.items()} for group, runs in means.items()},
     )
-    log(f"validation: augmentation baseline {baseline.description} ({max(map(np.mean, balances.values())):.4f})")
+    score = max(_means(v)[0] for v in balances.values())
+    log(f"validation: augmentation baseline {baseline.description} ({score:.4f})")
     return baseline
 
 
@@ -273,7 +298,11 @@ def compare(
             "validation_images": int(len(split.val[1])),
             "validation_scores": {
                 **baseline.scores,
-                "shares": {_share_key(*k): float(np.mean(v)) for k, v in shares.items()},
+                "shares": {_share_key(*k): _means(v)[0] for k, v in shares.items()},
+            },
+            "validation_log_likelihood": {
+                **baseline.log_likelihoods,
+                "shares": {_share_key(*k): _means(v)[1] for k, v in shares.items()},
             },
         },
         "classifier": dataclasses.asdict(spec.classifier) | {"version": classifier.VERSION},

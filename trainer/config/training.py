@@ -419,10 +419,13 @@ class TrainConfig(_Printable):
     }
 
     def identity(self) -> dict[str, Any]:
-        """The fields that define the job (see RESUMABLE and ADDED_LATER)."""
+        """The fields that define the job (see RESUMABLE and ADDED_LATER), '2, 6' and '2,6' alike."""
+        values = dataclasses.asdict(self)
+        if self.class_fade_in:
+            values["class_fade_in"] = ",".join(map(str, self.class_fade_range()))
         return {
             k: v
-            for k, v in dataclasses.asdict(self).items()
+            for k, v in values.items()
             if k not in self.RESUMABLE and not (k in self.ADDED_LATER and v == self.ADDED_LATER[k])
         }
 
