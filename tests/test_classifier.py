@@ -111,7 +111,8 @@ def test_stratified_split_holds_out_each_class_and_balanced_accuracy_weights_cla
     assert not set(keep) & set(held) and len(keep) + len(held) == len(labels)
     assert [int((labels[held] == c).sum()) for c in range(4)] == [10, 2, 1, 0]  # a single image stays in training
     recall = classifier.per_class_recall(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 3)
-    np.testing.assert_allclose(recall[:2], [1.0, 2 / 3]) and np.isnan(recall[2])
+    np.testing.assert_allclose(recall[:2], [1.0, 2 / 3])
+    assert np.isnan(recall[2])
 
 
 def test_log_likelihood_is_the_mean_log_probability_of_the_true_class_and_can_weigh_classes_equally():

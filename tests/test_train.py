@@ -335,6 +335,18 @@ def test_class_fade_in_resumes_bit_identically_logs_its_strength_exports_and_ref
     assert a.keys() == b.keys()
     for name in a:
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    # --class_fade_in='2, 6' is the same job as '2,6', and one started by a version that hashed the raw
+    # spelling (its pointer says so) still resumes when the same command runs again
+    spaced, spelt = tmp_path / "spaced", {**flags, "class_fade_in": "2, 6"}
+    assert smoke(spaced, **spelt).identity_hash() == smoke(spaced, **flags).identity_hash()
+    train.run(smoke(spaced, **{**spelt, "steps": 3}))
+    pointer = json.loads((spaced / "checkpoints" / "latest.json").read_text())
+    pointer["config_hash"] = smoke(spaced, **spelt).identity_hash(canonical=False)
+    (spaced / "checkpoints" / "latest.json").write_text(json.dumps(pointer))
+    train.run(smoke(spaced, **spelt))
+    resumed = checkpoint_values(str(spaced))[1]
+    for name in a:
+        np.testing.assert_array_equal(a[name], resumed[name], err_msg=name)
     strengths = {n: v for n, v in a.items() if "strength" in n}
     assert len(strengths) == 3, sorted(a)  # G's label strength, G_ema's, D's projection strength
     assert all(float(v) == 0.75 for v in strengths.values()), strengths  # set before step index 5: (5 - 2) / 4

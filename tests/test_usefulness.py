@@ -102,3 +102,7 @@ def test_a_saturated_validation_score_is_tied_and_the_log_likelihood_breaks_the_
     assert usefulness._best(candidates) == "0.5"  # mean -0.25 beats -0.35; the higher likelihood at 0.9 loses
     assert usefulness._best({"a": [(1.0, -0.3)], "b": [(1.0, -0.3)]}) == "a"  # a full tie: the first listed
     assert usefulness._best({"a": [(0.8, -0.1)], "b": [(0.9, -2.0)]}) == "b"  # the score decides first
+    recalls = [1 / 3, 1.0, 1.0]  # a mean of recalls one ulp off the same mean in another order: still a tie
+    tied = {"a": [(float(np.mean(recalls)), -0.5)], "b": [(float(np.mean(recalls[::-1])), -0.1)]}
+    assert usefulness._best(tied) == "b"
+    assert usefulness._best({"a": [(1.0, float("nan"))], "b": [(1.0, -9.0)]}) == "b"  # NaN never wins a tie

@@ -124,6 +124,7 @@ class CheckpointManager:
         keep: int,
         is_chief: bool,
         config_hash: str,
+        earlier_hashes: tuple[str, ...] = (),
         build_twin: Callable[[], object],
         sync_after: tuple[str, ...] = (),
     ):
@@ -133,6 +134,7 @@ class CheckpointManager:
         self.keep = keep
         self.is_chief = is_chief
         self.config_hash = config_hash
+        self.earlier_hashes = earlier_hashes  # the same job's hash as older versions wrote it (resumes too)
         self._state, self._build_twin = state, build_twin
         self.snapshot: Optional[Snapshot] = None  # built at the first save that is not the last
         self._uploader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="ckpt-upload")
@@ -174,7 +176,7 @@ class CheckpointManager:
         pointer = self.latest()
         if pointer is None:
             return 0
-        if pointer.get("config_hash") != self.config_hash:
+        if pointer.get("config_hash") not in (self.config_hash, *self.earlier_hashes):
             raise JobDirConflict(
                 f"{self.store.url}/{POINTER} was written by a different job configuration; "
                 "use a new --job_dir or --overwrite"

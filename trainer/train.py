@@ -202,6 +202,7 @@ def checkpoint_manager(
         keep=config.keep_checkpoints,
         is_chief=is_chief,
         config_hash=config.identity_hash(),
+        earlier_hashes=(config.identity_hash(canonical=False),),
         build_twin=lambda: TrainState.build(config, plan.channels, plan.num_classes, seeded=False),
         sync_after=(jobdir.TENSORBOARD,),
     )

@@ -127,7 +127,7 @@ def runs(
 def _means(runs: list) -> tuple[float, float]:
     """(mean score, mean log-likelihood of the true class) of one candidate's validation runs."""
     score, log_likelihood = np.mean(np.asarray(runs, np.float64), axis=0)
-    return float(score), float(log_likelihood)
+    return float(score), float(log_likelihood) if np.isfinite(log_likelihood) else -math.inf
 
 
 def _best(candidates: dict) -> str:
@@ -135,7 +135,12 @@ def _best(candidates: dict) -> str:
     saturates the score (several candidates at 1.0), so ties go to the higher mean log-likelihood of the
     true class, then to the first listed."""
     names = list(candidates)
-    return max(names, key=lambda name: (*_means(candidates[name]), -names.index(name)))
+
+    def key(name):  # scores equal but for float rounding (a mean of recalls, of seeds) are tied
+        score, log_likelihood = _means(candidates[name])
+        return round(score, 9), log_likelihood, -names.index(name)
+
+    return max(names, key=key)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,10 +188,12 @@ class _Split:
         )  # fmt: skip
 
     def validation_score(self, model, images, labels, num_classes) -> tuple[float, float]:
+        """(the score, the tie-break) from one prediction: balanced accuracy or accuracy as `self.score`."""
         logits = classifier.predict(model, images)
-        return self.score(model, images, labels, num_classes), classifier.log_likelihood(
-            logits, labels, num_classes, balanced=self.imbalanced
-        )
+        hits, labels = logits.argmax(1), np.asarray(labels)
+        recall = classifier.per_class_recall(hits, labels, num_classes)
+        score = float(np.nanmean(recall)) if self.imbalanced else float((hits == labels).mean())
+        return score, classifier.log_likelihood(logits, labels, num_classes, balanced=self.imbalanced)
 
 
 def tune_baseline(

@@ -418,17 +418,21 @@ class TrainConfig(_Printable):
         "minibatch_std": 0,
     }
 
-    def identity(self) -> dict[str, Any]:
-        """The fields that define the job (see RESUMABLE and ADDED_LATER), '2, 6' and '2,6' alike."""
+    def identity(self, canonical: bool = True) -> dict[str, Any]:
+        """The fields that define the job (see RESUMABLE and ADDED_LATER); `canonical`: --class_fade_in '2, 6'
+        and '2,6' alike (jobs written before that compare their raw spelling: `identity_hash(canonical=False)`)."""
         values = dataclasses.asdict(self)
-        if self.class_fade_in:
-            values["class_fade_in"] = ",".join(map(str, self.class_fade_range()))
+        if self.class_fade_in and canonical:
+            try:
+                values["class_fade_in"] = ",".join(map(str, self.class_fade_range()))
+            except UserError:  # a saved config edited by hand: compared as written, not reported as a flag
+                pass
         return {
             k: v
             for k, v in values.items()
             if k not in self.RESUMABLE and not (k in self.ADDED_LATER and v == self.ADDED_LATER[k])
         }
 
-    def identity_hash(self) -> str:
-        blob = json.dumps(self.identity(), sort_keys=True).encode()
+    def identity_hash(self, canonical: bool = True) -> str:
+        blob = json.dumps(self.identity(canonical), sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
