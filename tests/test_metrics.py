@@ -1,6 +1,8 @@
 """Quality: metrics on known cases, DiffAugment, ADA's p, KID while training, `dcgan evaluate`, the sampler's filter."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -73,3 +75,34 @@ def test_the_feature_classifier_cache_is_keyed_by_the_images_not_their_name(tmp_
     assert metrics.classifier_cache_path("runs/b/data.npz", images, labels, 1500) == first  # reused
     assert metrics.classifier_cache_path("runs/b/data.npz", images, labels, 3000) != first  # another rule
     assert metrics.classifier_cache_path("runs/a/data.npz", images, 1 - labels, 1500) != first  # other labels
+
+
+def test_a_process_that_needs_a_feature_classifier_another_is_training_waits_and_loads_it(tmp_path, monkeypatch):
+    """Three `dcgan train` jobs started together on the same images (under different paths) used to train the
+    same classifier three times. Here this process plays the first job (it holds the entry's lock while it
+    trains); a real second process must wait for it and load its file, not train its own."""
+    import fcntl
+
+    from trainer import classifier
+
+    monkeypatch.setenv("DCGAN_CACHE", str(tmp_path))
+    images = np.random.default_rng(0).integers(0, 255, (32, 32, 32, 1), dtype=np.uint8)
+    labels = np.arange(32) % 2
+    (tmp_path / "feature_models").mkdir()
+    lock = open(tmp_path / "feature_models" / f"{metrics._cache_key(images, labels, 30)}.lock", "ab")
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    script = (
+        "import sys, numpy as np\n"
+        "from trainer import metrics\n"
+        "images = np.random.default_rng(0).integers(0, 255, (32, 32, 32, 1), dtype=np.uint8)\n"
+        "metrics.feature_space(images, np.arange(32) % 2, 2, 'runs/b.npz', steps=30, log=print)\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
+    second = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    assert "another process is training this classifier" in second.stdout.readline()
+    path = metrics.classifier_cache_path("runs/a.npz", images, labels, 30)
+    classifier.train(images, labels, 2, classifier.ClassifierSpec(steps=2), seed=0).save(path)
+    fcntl.flock(lock, fcntl.LOCK_UN)
+    rest = second.communicate(timeout=300)[0]
+    assert second.returncode == 0 and rest.startswith(f"features: classifier loaded from {path}"), rest
+    assert len([f for f in os.listdir(tmp_path / "feature_models") if f.endswith(".keras")]) == 1

@@ -18,6 +18,7 @@ unlabelled data without a feature model, a fixed random-weight CNN is used
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import warnings
@@ -183,12 +184,17 @@ class FeatureSpace:
 FEATURE_POLICY = "trivial_augment"
 
 
+def _cache_key(images: np.ndarray, labels: np.ndarray, steps: int) -> str:
+    """'32px-<digest>': the images, labels and training rule of a cached feature classifier."""
+    key = f"{steps}/judge-v{judge.VERSION}/{FEATURE_POLICY}".encode()
+    digest = hashlib.sha256(images.tobytes() + labels.astype(np.int64).tobytes() + key).hexdigest()[:16]
+    return f"{images.shape[1]}px-{digest}"
+
+
 def classifier_cache_path(name: str, images: np.ndarray, labels: np.ndarray, steps: int) -> str:
     """The cached feature classifier's file: keyed by the images, labels and training rule; `name` only makes
     the file readable, so the same images under another name or path reuse a classifier already trained."""
-    key = f"{steps}/judge-v{judge.VERSION}/{FEATURE_POLICY}".encode()
-    digest = hashlib.sha256(images.tobytes() + labels.astype(np.int64).tobytes() + key).hexdigest()[:16]
-    folder, suffix = storage.cache_dir("feature_models"), f"-{images.shape[1]}px-{digest}.keras"
+    folder, suffix = storage.cache_dir("feature_models"), f"-{_cache_key(images, labels, steps)}.keras"
     same = sorted(f for f in os.listdir(folder) if f.endswith(suffix)) if os.path.isdir(folder) else []
     safe = "".join(c if c.isalnum() else "_" for c in name)[-40:]
     return os.path.join(folder, same[0] if same else safe + suffix)
@@ -201,12 +207,12 @@ def feature_space(
     name: str,
     feature_model: str = "",
     steps: int = 1500,
-    save_to: str = "",
     log: Callable[[str], None] = print,
 ) -> FeatureSpace:
     """The feature space for `images`' domain: a user model, else a cached classifier, else random features.
 
-    The classifier is saved to `save_to` (or the cache, keyed by the images' hash) and reused."""
+    The classifier is cached (keyed by the images, labels and training rule) and reused; processes that
+    need the same one at once train it once."""
     if feature_model:
         path = storage.fetch_file(feature_model, "feature_models")
         if not os.path.isfile(path):
@@ -221,23 +227,32 @@ def feature_space(
     if labels is None or num_classes < 2:
         log("features: random-weight CNN (the data has no labels and no --feature_model was given)")
         return FeatureSpace(judge.build(images.shape[1], images.shape[3], 1, seed=1234), "random")
-    path = save_to or classifier_cache_path(name, images, labels, steps)
-    if os.path.isfile(path):
-        model = keras.models.load_model(path, compile=False)
-        log(f"features: classifier loaded from {path}")
-    else:
+    folder = storage.cache_dir("feature_models")
+    os.makedirs(folder, exist_ok=True)
+    # Jobs started together on the same images train it once: the first holds the lock, the others wait
+    # for its file (the kernel drops the lock if that process dies, and the next one trains it).
+    with open(os.path.join(folder, f"{_cache_key(images, labels, steps)}.lock"), "ab") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log("features: another process is training this classifier; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        path = classifier_cache_path(name, images, labels, steps)  # after the lock: finds the other's file
+        if os.path.isfile(path):
+            model = keras.models.load_model(path, compile=False)
+            log(f"features: classifier loaded from {path}")
+            return FeatureSpace(model, "classifier", classifier=model)
         from trainer import downstream
 
         recipe = judge.Recipe(downstream.POLICIES[FEATURE_POLICY]())
         model = judge.train(images, labels, num_classes, judge.ClassifierSpec(steps=steps), seed=0, recipe=recipe)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         temp = f"{path}.tmp-{os.getpid()}.keras"
         model.save(temp)
         os.replace(temp, path)
-        log(
-            f"features: classifier trained on {len(images)} images of {name} ({steps} steps, "
-            f"{FEATURE_POLICY}), saved to {path}"
-        )
+    log(
+        f"features: classifier trained on {len(images)} images of {name} ({steps} steps, "
+        f"{FEATURE_POLICY}), saved to {path}"
+    )
     return FeatureSpace(model, "classifier", classifier=model)
 
 
