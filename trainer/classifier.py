@@ -326,7 +326,11 @@ def predict(model: keras.Model, images: np.ndarray, batch_size: int = 512) -> np
 
 
 def accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
-    return float((predict(model, images).argmax(1) == np.asarray(labels)).mean())
+    return accuracy_of(predict(model, images), labels)
+
+
+def accuracy_of(logits: np.ndarray, labels: np.ndarray) -> float:
+    return float((np.asarray(logits).argmax(1) == np.asarray(labels)).mean())
 
 
 def per_class_recall(predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
@@ -339,7 +343,11 @@ def per_class_recall(predicted: np.ndarray, labels: np.ndarray, num_classes: int
 
 def balanced_accuracy(model: keras.Model, images: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
     """Mean per-class recall over the classes present in `labels`."""
-    return float(np.nanmean(per_class_recall(predict(model, images).argmax(1), labels, num_classes)))
+    return balanced_accuracy_of(predict(model, images), labels, num_classes)
+
+
+def balanced_accuracy_of(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> float:
+    return float(np.nanmean(per_class_recall(np.asarray(logits).argmax(1), labels, num_classes)))
 
 
 def log_likelihood(logits: np.ndarray, labels: np.ndarray, num_classes: int, balanced: bool = False) -> float:

@@ -190,9 +190,10 @@ class _Split:
     def validation_score(self, model, images, labels, num_classes) -> tuple[float, float]:
         """(the score, the tie-break) from one prediction: balanced accuracy or accuracy as `self.score`."""
         logits = classifier.predict(model, images)
-        hits, labels = logits.argmax(1), np.asarray(labels)
-        recall = classifier.per_class_recall(hits, labels, num_classes)
-        score = float(np.nanmean(recall)) if self.imbalanced else float((hits == labels).mean())
+        if self.imbalanced:
+            score = classifier.balanced_accuracy_of(logits, labels, num_classes)
+        else:
+            score = classifier.accuracy_of(logits, labels)
         return score, classifier.log_likelihood(logits, labels, num_classes, balanced=self.imbalanced)
 
 
