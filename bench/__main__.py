@@ -10,6 +10,7 @@
     python -m bench input                 # input pipeline images/s vs what the training step consumes
     python -m bench scale                 # requests and time per task as a sharded job grows to 1000 tasks
     python -m bench judge                 # the judge's seeds one at a time vs trained together, own processes
+    python -m bench evaluate              # whole `dcgan evaluate` jobs: 3 vs 12 seeds, cold and with scores reused
     python -m bench ops                   # the step's time per op type, float32 vs bfloat16 (a profile; --group bench)
     python -m bench batchnorm             # the step with Keras' BatchNorm, the fused one (default), none
     python -m bench all                   # all of the above (~45 min on 2 cores), then `report`
@@ -38,6 +39,7 @@ BENCHMARKS = {
     "input": "bench.input_speed",
     "scale": "bench.scale_speed",
     "judge": "bench.judge_speed",
+    "evaluate": "bench.evaluate_speed",
     "ops": "bench.op_profile",
     "batchnorm": "bench.batchnorm_probe",
     "all": "bench.run_all",

@@ -45,6 +45,25 @@ def print_rates(rates: dict[str, float]) -> None:
         print(f"{name:<{width}} {rate:>10.1f} img/s")
 
 
+def cpu_description() -> str:
+    """'AMD EPYC (avx2)': the CPU's model name and its widest vector and matrix extensions (Linux; '' elsewhere),
+    which decide TensorFlow's and PyTorch's kernels more than the core count does."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read(1 << 16)
+    except OSError:
+        return ""
+    fields = dict(
+        line.split(":", 1)
+        for line in info.splitlines()
+        if ":" in line and line.split(":")[0].strip() in ("model name", "flags")
+    )
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    wanted = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
+    return f"{fields.get('model name', '?')} ({', '.join(wanted) or 'no avx2'})"
+
+
 def machine() -> dict:
     import tensorflow as tf
 
@@ -54,6 +73,7 @@ def machine() -> dict:
         "host": platform.node(),
         "cpu_count": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
+        "cpu": cpu_description(),
         "gpus": names,
         "tensorflow": tf.__version__,
     }

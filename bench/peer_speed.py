@@ -1,6 +1,7 @@
 """`dcgan train` vs the same DCGAN written plainly in PyTorch, each a whole job in its own process.
 
     python -m bench peer [--sizes=32x1,64x3] [--batch=64] [--repeats=3] [--precisions=float32,bfloat16] [--steps=0]
+    python -m bench peer --sizes=32x1 --precisions=float32 --steps=1000   # a long whole job: peer-1000steps.json
 
 Every run is a fresh interpreter started as a user starts it: `dcgan train`
 (unconditional, DiffAugment off so both train the same Radford DCGAN; our step
@@ -209,7 +210,7 @@ def main(argv):
                 else None,
             }
         path = common.write(
-            "peer",
+            "peer" if not flags["steps"] else f"peer-{flags['steps']}steps",  # long whole jobs: their own row
             {
                 "benchmark": "peer",
                 "flags": flags,

@@ -108,6 +108,28 @@ def _peer_rows(out: list) -> None:
                 )
 
 
+def _peer_long_rows(out: list) -> None:
+    """Whole jobs of a set length (`bench peer --steps=N`): the wall time users wait, start-up included."""
+    for peer, flags, _ in _each("peer-*steps.json", key=lambda p: int(os.path.basename(p)[5:].split("steps")[0])):
+        for size, res in peer["results"].items():
+            for precision, ratio in res["job_ratio"].items():
+                ours, theirs = res["rows"][f"ours {precision}"], res["rows"][f"pytorch {precision}"]
+                out.append(
+                    (
+                        f"whole `dcgan train` job vs PyTorch's, {res['steps']} steps",
+                        f"{size}, {precision}, batch {flags['batch']}",
+                        f"**{ratio:.2f}x** as fast: {ours['job_seconds']:.0f} vs "
+                        f"{theirs['job_seconds']:.0f} s wall time (steady {res['ratio'][precision]:.2f}x: "
+                        f"{ours['images_per_sec']:.0f} vs {theirs['images_per_sec']:.0f} img/s)"
+                        f"{_exit_note(ours, theirs)}; its machine: {peer['machine'].get('cpu') or 'CPU'} with a "
+                        f"{peer['matmul_peak_gflops'][precision]:.0f} GFLOP/s {precision} matmul peak",
+                        ">= 1.15x" if res["steps"] >= 1000 else "",
+                        f"`python -m bench peer --sizes={size} --precisions={precision} --steps={res['steps']} "
+                        f"--repeats={flags['repeats']}`",
+                    )
+                )
+
+
 def _augment_rows(out: list) -> None:
     for r, f, rates in _each("augment-*.json"):
         out.append(
@@ -219,6 +241,24 @@ def _judge_rows(out: list) -> None:
         )
 
 
+def _evaluate_rows(out: list) -> None:
+    ev = _load("evaluate")
+    if ev:
+        f, sec = ev["flags"], ev["seconds"]
+        out.append(
+            (
+                "whole `dcgan evaluate` jobs: 12 seeds against 3",
+                f"{f['train_data']}, {f['samples']} samples, {f['steps']} steps a classifier",
+                f"cold **{ev['ratio_12_cold_vs_3']:.2f}x** ({sec['12 seeds, cold']:.0f} vs "
+                f"{sec['3 seeds, cold']:.0f} s); a second generator on the same data, scores reused, "
+                f"**{ev['ratio_12_warm_vs_3']:.2f}x** ({sec['12 seeds, second generator (warm)']:.0f} s; "
+                f"{ev['reused_scores_warm']} scores reused)",
+                "<= 2x (cold)",
+                f"`python -m bench evaluate --repeats={f['repeats']} --steps={f['steps']}`",
+            )
+        )
+
+
 def _gpu_peer_rows(out: list) -> None:
     gpu = _load("gpu-peer")
     if gpu:
@@ -273,11 +313,13 @@ def _scale_rows(out: list) -> None:
 ROW_MAKERS = (
     _train_step_rows,
     _peer_rows,
+    _peer_long_rows,
     _augment_rows,
     _sample_rows,
     _checkpoint_rows,
     _jobs_rows,
     _judge_rows,
+    _evaluate_rows,
     _gpu_peer_rows,
     _input_pipeline_rows,
     _scale_rows,

@@ -18,6 +18,7 @@ PLAN = [
     ["train", "--resolution=64", "--channels=3", "--steps=3", "--repeats=3"],
     ["train", "--resolution=128", "--channels=3", "--steps=2", "--repeats=3", "--precisions=off,bfloat16"],
     ["peer", "--repeats=3"],
+    ["peer", "--sizes=32x1", "--precisions=float32", "--steps=1000", "--repeats=3"],
     ["augment", "--resolution=64", "--channels=3"],
     ["augment", "--resolution=32", "--channels=1"],
     ["sample", "--images=32768"],
@@ -29,6 +30,7 @@ PLAN = [
     ["checkpoint", "--every=35", "--steps=105", "--repeats=2", "--resolution=64", "--channels=3"],
     ["scale"],
     ["judge", "--steps=300", "--repeats=2"],
+    ["evaluate", "--repeats=3"],
 ]
 
 

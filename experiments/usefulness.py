@@ -95,6 +95,10 @@ class Experiment:
         os.makedirs(self.work, exist_ok=True)
         self.results_path = os.path.join(self.work, "results.json")
         self.results = {}
+        from trainer import score_cache
+
+        # every judge score, kept in the work dir: a rerun after an interruption trains only what is missing
+        self.cache = score_cache.ScoreCache(os.path.join(self.work, "judge_scores"))
         if os.path.isfile(self.results_path):
             with open(self.results_path) as f:
                 self.results = json.load(f)
@@ -194,7 +198,12 @@ class Experiment:
                 return chosen
             log(f"{training.key}: tuning the class balancing on top of the stored {chosen.description}")
         baseline = usefulness.tune_baseline(
-            (training.images, training.labels), training.num_classes, self.spec(), log=log, chosen=chosen
+            (training.images, training.labels),
+            training.num_classes,
+            self.spec(),
+            log=log,
+            chosen=chosen,
+            cache=self.cache,
         )
         self.results["tuning"][training.key] = dataclasses.asdict(baseline)
         self.save()
@@ -221,6 +230,7 @@ class Experiment:
                 self.spec(seed=100 * g),
                 baseline=baseline,
                 log=log,
+                cache=self.cache,
             )
             self.save()
 

@@ -13,6 +13,20 @@ import pytest  # noqa: E402
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _session_cache(tmp_path_factory):
+    """Caches (feature classifiers, judge scores, staged downloads) in a folder of this test session, never the
+    user's: a score cached by an earlier run must not stand in for the training a test exercises. Tests that
+    need their own set DCGAN_CACHE themselves."""
+    before = os.environ.get("DCGAN_CACHE")
+    os.environ["DCGAN_CACHE"] = str(tmp_path_factory.mktemp("dcgan-cache"))
+    yield
+    if before is None:
+        os.environ.pop("DCGAN_CACHE", None)
+    else:
+        os.environ["DCGAN_CACHE"] = before
+
+
 def run_cli(
     *args: str, env: dict | None = None, timeout: float = 300, cwd: str | None = None
 ) -> subprocess.CompletedProcess:

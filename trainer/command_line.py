@@ -274,7 +274,7 @@ HELP_GROUPS: dict[str, list[tuple[str, list[str]]]] = {
         ("fidelity and memorization", ["feature_model", "feature_data", "feature_steps", "kid_subsets",
                                        "memorization_quantile"]),
         ("downstream", ["downstream", "downstream_steps", "seeds", "tune_seeds", "validation_fraction", "policies",
-                        "mixes", "shares", "seed"]),
+                        "mixes", "shares", "reuse_scores", "seed"]),
         ("output", ["report"]),
     ],
     "launch": [

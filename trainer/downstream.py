@@ -224,6 +224,7 @@ def crop_flip_policy(flip: bool = True, pad: int = 4, jitter: float = 0.2) -> Po
 
 
 # The baseline candidates `dcgan evaluate` and the experiments tune on validation: name -> a fresh policy.
+# A policy's numbers changing under the same description: raise trainer/score_cache.py's VERSION.
 POLICIES = {
     "none": lambda: classic_policy(0.0),
     "classic": lambda: classic_policy(1.0),

@@ -40,6 +40,7 @@ from trainer import (
     model_card,
     overlap,
     report_page,
+    score_cache,
     shards,
     sources,
     usefulness,
@@ -487,6 +488,7 @@ def downstream(
         spec,
         on_trained=counter.advance,
         log=lambda line: print(f"evaluate: {line}", flush=True),
+        cache=score_cache.ScoreCache.default() if config.reuse_scores else score_cache.ScoreCache(),
     )
     counter.close()
     return result

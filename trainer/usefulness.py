@@ -39,12 +39,13 @@ is balanced accuracy (the mean of per-class recalls), otherwise accuracy.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from typing import Callable, Optional
 
 import numpy as np
 
-from trainer import classifier, downstream, stats
+from trainer import classifier, downstream, score_cache, stats
 
 RECIPES = {
     "real": "real images only",
@@ -104,24 +105,65 @@ def score_fn(imbalanced: bool) -> Callable:
     return lambda model, x, y, k: classifier.accuracy(model, x, y)
 
 
-def runs(
-    recipe: classifier.Recipe,
-    train: tuple,
-    test: tuple,
-    num_classes: int,
-    spec: classifier.ClassifierSpec,
-    seeds: list[int],
-    score: Callable,
-    on_trained: Optional[Callable] = None,
-) -> list[float]:
-    """One score per seed: the judge trained on `train` by `recipe`, scored on `test`; the seeds train
-    together (`classifier.train_many`: the same models as one at a time, in less wall time)."""
-    out = []
-    for model in classifier.train_many(train[0], train[1], num_classes, spec, seeds, recipe):
-        out.append(score(model, test[0], test[1], num_classes))
-        if on_trained:
-            on_trained()
-    return out
+class _Judge:
+    """Trains the judge for scores, or finds them in `cache` (trainer/score_cache.py): a rerun on the same
+    images, recipe and seed trains nothing. `reused` counts the scores found there."""
+
+    def __init__(
+        self,
+        num_classes: int,
+        spec: classifier.ClassifierSpec,
+        on_trained: Optional[Callable],
+        cache: score_cache.ScoreCache,
+    ):
+        self.num_classes, self.spec, self.on_trained, self.cache = num_classes, spec, on_trained, cache
+        self.reused = 0
+
+    def scores(
+        self,
+        recipe: classifier.Recipe,
+        train: tuple,
+        test: tuple,
+        seeds: list[int],
+        score: Callable,
+        name: str,
+        pair: bool = False,
+    ) -> list:
+        """One score per seed: the judge trained on `train` by `recipe`, scored on `test` by `score` (`name`
+        says which number it is, for the cache; `pair`: it returns (score, log-likelihood), else a number);
+        the seeds not cached train together (`classifier.train_many`: the same models as one at a time, in
+        less wall time)."""
+        keys = self._keys(recipe, train, test, seeds, name)
+        found = {s: self.cache.get(k, 2 if pair else 1) for s, k in keys.items()}
+        found = {s: (v if pair else v[0]) for s, v in found.items() if v is not None}
+        missing = [s for s in seeds if s not in found]
+        if missing:
+            models = classifier.train_many(train[0], train[1], self.num_classes, self.spec, missing, recipe)
+            for s, model in zip(missing, models):
+                found[s] = score(model, test[0], test[1], self.num_classes)
+                if s in keys:
+                    self.cache.put(keys[s], found[s] if pair else (found[s],))
+        self.reused += len(seeds) - len(missing)
+        for _ in seeds:  # a score found in the cache counts as a classifier done
+            if self.on_trained:
+                self.on_trained()
+        return [found[s] for s in seeds]
+
+    def _keys(self, recipe: classifier.Recipe, train: tuple, test: tuple, seeds: list[int], name: str) -> dict:
+        """{seed: cache key}; empty when nothing is cached or the policy has no description to key it by."""
+        policy = "(no policy)" if recipe.policy is None else downstream.describe(recipe.policy)
+        if not self.cache.folder or policy == "custom":
+            return {}
+        synthetic = recipe.synthetic or (None, None)
+        data = score_cache.digest_arrays(
+            train[0], np.asarray(train[1]), test[0], np.asarray(test[1]), synthetic[0], synthetic[1]
+        )
+        rule = json.dumps(
+            [policy, recipe.mix, recipe.balance, recipe.synthetic_fraction if recipe.synthetic else 0.0,
+             recipe.augment_synthetic, self.num_classes]
+        )  # fmt: skip
+        judge = json.dumps(dataclasses.asdict(self.spec) | {"version": classifier.VERSION}, sort_keys=True)
+        return {s: self.cache.key(data=data, recipe=rule, classifier=judge, seed=s, score=name) for s in seeds}
 
 
 def _means(runs: list) -> tuple[float, float]:
@@ -168,24 +210,31 @@ class Baseline:
 
 
 class _Split:
-    """The training images split into fit and validation, the score, and the tuning seeds."""
+    """The training images split into fit and validation, the score, the tuning seeds and the judge."""
 
-    def __init__(self, train: tuple, num_classes: int, spec: UsefulnessSpec, on_trained: Optional[Callable]):
+    def __init__(
+        self,
+        train: tuple,
+        num_classes: int,
+        spec: UsefulnessSpec,
+        on_trained: Optional[Callable],
+        cache: score_cache.ScoreCache = score_cache.ScoreCache(),
+    ):
         labels = np.asarray(train[1])
         self.imbalanced = is_imbalanced(labels, num_classes)
         self.score = score_fn(self.imbalanced)
+        self.score_name = "balanced_accuracy" if self.imbalanced else "accuracy"
         fit_index, val_index = classifier.stratified_split(labels, spec.validation_fraction, spec.seed)
         self.fit = (train[0][fit_index], labels[fit_index])
         self.val = (train[0][val_index], labels[val_index])
-        self.num_classes, self.spec, self.on_trained = num_classes, spec, on_trained
+        self.num_classes, self.spec = num_classes, spec
+        self.judge = _Judge(num_classes, spec.classifier, on_trained, cache)
 
     def tune(self, recipe: classifier.Recipe) -> list[tuple[float, float]]:
         """(score, log-likelihood of the true class) on the validation split, one pair per tuning seed."""
         seeds = [self.spec.seed + 1000 + k for k in range(self.spec.tune_seeds)]
-        return runs(
-            recipe, self.fit, self.val, self.num_classes, self.spec.classifier, seeds, self.validation_score,
-            self.on_trained,
-        )  # fmt: skip
+        name = self.score_name + "+log_likelihood"
+        return self.judge.scores(recipe, self.fit, self.val, seeds, self.validation_score, name, pair=True)
 
     def validation_score(self, model, images, labels, num_classes) -> tuple[float, float]:
         """(the score, the tie-break) from one prediction: balanced accuracy or accuracy as `self.score`."""
@@ -204,11 +253,12 @@ def tune_baseline(
     on_trained: Optional[Callable] = None,
     log: Callable = lambda line: None,
     chosen: Optional[Baseline] = None,
+    cache: score_cache.ScoreCache = score_cache.ScoreCache(),
 ) -> Baseline:
     """The best of spec.policies on the validation split, then with each of spec.mixes if that is better, then
     (imbalanced data) with each of spec.balances. `chosen`: a policy and mix already tuned (by an earlier run on
-    the same split): only the balancing is tuned on top."""
-    return _tune_baseline(_Split(train, num_classes, spec, on_trained), spec, log, chosen)
+    the same split): only the balancing is tuned on top. `cache`: scores found there are not trained again."""
+    return _tune_baseline(_Split(train, num_classes, spec, on_trained, cache), spec, log, chosen)
 
 
 def _tune_baseline(split: _Split, spec: UsefulnessSpec, log: Callable, chosen: Optional[Baseline] = None) -> Baseline:
@@ -255,12 +305,15 @@ def compare(
     baseline: Optional[Baseline] = None,
     on_trained: Optional[Callable] = None,
     log: Callable = lambda line: None,
+    cache: score_cache.ScoreCache = score_cache.ScoreCache(),
 ) -> dict:
     """The report section: tuned choices with their validation scores, each recipe's test scores, verdicts.
 
     train, test: (uint8 images [N,H,W,C], labels [N]); synthetic: (images, labels [N] or probabilities [N,C]).
-    `baseline`: an augmentation already tuned on these training images (`tune_baseline`), else tuned here."""
-    split = _Split(train, num_classes, spec, on_trained)
+    `baseline`: an augmentation already tuned on these training images (`tune_baseline`), else tuned here.
+    `cache`: judge scores from earlier runs on the same images, recipe and seed are taken from it, not retrained
+    (trainer/score_cache.py; the default remembers nothing)."""
+    split = _Split(train, num_classes, spec, on_trained, cache)
     if baseline is None:
         baseline = _tune_baseline(split, spec, log)
     # on imbalanced data, with or without balancing the real images (the synthetic ones may already balance)
@@ -284,9 +337,11 @@ def compare(
     }
     results = {}
     for name, recipe in recipes.items():
-        scores = runs(recipe, train, test, num_classes, spec.classifier, seeds, split.score, on_trained)
+        scores = split.judge.scores(recipe, train, test, seeds, split.score, split.score_name)
         results[name] = {"description": RECIPES[name], "mean": float(np.mean(scores)), "runs": scores}
         log(f"test: {RECIPES[name]}: {np.mean(scores):.4f}")
+    if split.judge.reused:
+        log(f"{split.judge.reused} judge scores taken from earlier runs on the same images ({cache.folder})")
     gain = stats.paired(results["augmented"]["runs"], results["with_synthetic"]["runs"])
     over_plain = stats.paired(results["real"]["runs"], results["augmented"]["runs"])
     cas = results["synthetic_only"]["mean"] / results["augmented"]["mean"] if results["augmented"]["mean"] else math.nan
@@ -315,6 +370,7 @@ def compare(
         },
         "classifier": dataclasses.asdict(spec.classifier) | {"version": classifier.VERSION},
         "seeds": spec.seeds,
+        "reused_scores": split.judge.reused,
         "train_images": int(len(train[1])),
         "test_images": int(len(test[1])),
         "synthetic_images": int(len(synthetic[0])),

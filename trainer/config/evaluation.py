@@ -101,6 +101,11 @@ class EvaluateConfig(_Printable):
     )
     mixes: str = flag("mixup,cutmix", "tried on top of the best policy ('' = none)")
     shares: str = flag("0.25,0.5", "synthetic share of each batch: candidates tuned on validation")
+    reuse_scores: bool = flag(
+        True,
+        "Judge scores from earlier runs on the same images, recipe and seed are reused, not retrained "
+        "($DCGAN_CACHE/judge_scores); false trains every classifier.",
+    )
     kid_subsets: int = flag(100, "subsets KID is averaged over")
     memorization_quantile: float = flag(
         0.01,
