@@ -13,7 +13,7 @@
     python -m bench evaluate              # whole `dcgan evaluate` jobs: 3 vs 12 seeds, cold and with scores reused
     python -m bench ops                   # the step's time per op type, float32 vs bfloat16 (a profile; --group bench)
     python -m bench batchnorm             # the step with Keras' BatchNorm, the fused one (default), none
-    python -m bench all                   # all of the above (~45 min on 2 cores), then `report`
+    python -m bench all                   # all of the above (~3 h on 2 cores), then `report`
     python -m bench report [--check]      # docs/performance.md's and bench/README.md's tables from bench/results/*.json
 
 Each benchmark prints a table and writes bench/results/NAME.json. Every number

@@ -1,4 +1,4 @@
-"""Every benchmark in one go (about 45 minutes on a 2-core CPU), then the README table.
+"""Every benchmark in one go (about 3 hours on a 2-core CPU, most of it whole jobs), then the README table.
 
     python -m bench all
 
