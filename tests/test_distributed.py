@@ -315,3 +315,23 @@ def test_float16_overflow_skips_both_networks_together(tmp_path):
             np.testing.assert_array_equal(old, new.numpy(), err_msg=model)
     # Both loss scales adapt: G's halves per overflow; D's does not grow.
     assert float(nets.g_optimizer.scale_loss(tf.constant(1.0))) == 2.0**15 / 8
+
+
+def test_bfloat16_on_a_cpu_without_bfloat16_instructions_is_warned_about(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_bytes(b"processor\t: 0\nmodel name\t: EPYC \xff\nflags\t\t: fpu sse2 avx2 fma\n\nflags : later\n")
+    avx2 = distribute.cpu_flags(str(cpuinfo))
+    assert avx2 == {"fpu", "sse2", "avx2", "fma"}  # the first processor's line; undecodable bytes do no harm
+    assert distribute.cpu_flags(str(tmp_path / "absent")) is None
+    cpuinfo.write_text("processor : 0\n")
+    assert distribute.cpu_flags(str(cpuinfo)) is None  # no flags line: unknown, not "none"
+    warning = distribute.bfloat16_warning("bfloat16", False, avx2)
+    assert warning.startswith("warning: ") and "--mixed_precision=bfloat16" in warning and "\n" not in warning
+    for precision, gpu, flags in [
+        ("off", False, avx2),  # float32: nothing to say
+        ("bfloat16", True, avx2),  # a GPU computes
+        ("bfloat16", False, avx2 | {"avx512_bf16"}),
+        ("bfloat16", False, avx2 | {"amx_bf16"}),
+        ("bfloat16", False, None),  # flags unknown (not Linux): no guess
+    ]:
+        assert distribute.bfloat16_warning(precision, gpu, flags) == ""
