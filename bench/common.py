@@ -46,22 +46,19 @@ def print_rates(rates: dict[str, float]) -> None:
 
 
 def cpu_description() -> str:
-    """'AMD EPYC (avx2)': the CPU's model name and its widest vector and matrix extensions (Linux; '' elsewhere),
-    which decide TensorFlow's and PyTorch's kernels more than the core count does."""
+    """'AMD EPYC (avx2)': the CPU's model name and its widest vector and matrix extensions (Linux; '?' where
+    unknown), which decide TensorFlow's and PyTorch's kernels more than the core count does."""
+    from trainer import distribute  # the product's /proc/cpuinfo reader
+
+    flags = distribute.cpu_flags() or set()
+    model = "?"
     try:
-        with open("/proc/cpuinfo") as f:
-            info = f.read(1 << 16)
+        with open("/proc/cpuinfo", errors="replace") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "?")
     except OSError:
-        return ""
-    fields = dict(
-        line.split(":", 1)
-        for line in info.splitlines()
-        if ":" in line and line.split(":")[0].strip() in ("model name", "flags")
-    )
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    flags = set(fields.get("flags", "").split())
+        pass
     wanted = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags]
-    return f"{fields.get('model name', '?')} ({', '.join(wanted) or 'no avx2'})"
+    return f"{model} ({', '.join(wanted) or 'no avx2'})"
 
 
 def machine() -> dict:

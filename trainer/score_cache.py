@@ -21,6 +21,7 @@ once at worst compute a score twice.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -51,6 +52,15 @@ def digest_arrays(*arrays) -> str:
     return h.hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
+def _software() -> tuple[str, str, str]:
+    """(TensorFlow version, Keras version, 'gpu' or 'cpu'): asked once per process, not once per key."""
+    import keras
+    import tensorflow as tf
+
+    return tf.__version__, keras.__version__, "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+
+
 @dataclasses.dataclass(frozen=True)
 class ScoreCache:
     """Scores by key, one JSON file each under `folder` ('' = remember nothing)."""
@@ -65,11 +75,8 @@ class ScoreCache:
         """The file name for one score: `data` digests both image sets, `recipe` and `classifier` describe the
         training rule, `score` names the number (e.g. 'balanced_accuracy'). The key also holds VERSION, the
         TensorFlow and Keras versions and whether a GPU computes (its kernels round differently)."""
-        import keras
-        import tensorflow as tf
-
-        device = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
-        text = json.dumps([VERSION, data, recipe, classifier, int(seed), score, tf.__version__, keras.__version__])
+        tf_version, keras_version, device = _software()
+        text = json.dumps([VERSION, data, recipe, classifier, int(seed), score, tf_version, keras_version])
         return hashlib.sha256((text + device).encode()).hexdigest()[:32]
 
     def get(self, key: str, length: int) -> Optional[tuple]:
