@@ -25,9 +25,10 @@ compare like with like on a noisy machine. Where two programs are compared
 import importlib
 import sys
 
-from trainer import allocator
+from trainer import allocator, onednn
 
 allocator.tune()  # the product's allocator settings, as `dcgan` applies them (DCGAN_MALLOC=default: glibc's)
+onednn.enable()  # TensorFlow's oneDNN kernels, as `dcgan` turns them on
 
 BENCHMARKS = {
     "train": "bench.train_speed",

@@ -22,9 +22,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from trainer import allocator  # noqa: E402
+from trainer import allocator, onednn  # noqa: E402
 
 allocator.tune()  # as `dcgan` does, before TensorFlow allocates
+onednn.enable()  # TensorFlow's oneDNN kernels, as `dcgan` turns them on
 
 import numpy as np  # noqa: E402
 

@@ -22,9 +22,10 @@ import argparse
 import json
 import os
 
-from trainer import allocator
+from trainer import allocator, onednn
 
 allocator.tune()  # as `dcgan` does, before TensorFlow allocates
+onednn.enable()  # TensorFlow's oneDNN kernels, as `dcgan` turns them on
 
 import numpy as np  # noqa: E402
 

@@ -8,6 +8,10 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from trainer import onednn  # noqa: E402
+
+onednn.enable()  # the kernels `dcgan` runs, in this process and the CLI processes it starts
+
 import pytest  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

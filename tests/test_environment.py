@@ -18,6 +18,7 @@ from conftest import assert_one_line_error, run_cli
         ("JOB_COMPLETION_INDEX", "-1", "JOB_COMPLETION_INDEX='-1' must be a non-negative integer"),
         ("DCGAN_NUM_TASKS", "2x", "DCGAN_NUM_TASKS='2x' must be a non-negative integer"),
         ("DCGAN_MALLOC", "fast", "DCGAN_MALLOC='fast' must be one of tuned, default"),
+        ("TF_ENABLE_ONEDNN_OPTS", "yes", "TF_ENABLE_ONEDNN_OPTS='yes' must be one of 1, true, 0, false"),
     ],
 )
 def test_a_bad_variable_stops_the_cli_before_any_work(tmp_path, name, value, message):

@@ -49,7 +49,7 @@ from trainer import classic_augment
 from trainer.fused_batch_norm import FusedBatchNormalization
 
 FEATURES_LAYER = "features"
-VERSION = 5  # of the model and its training rule: part of every cache key of a trained judge
+VERSION = 6  # of the model and its training rule: part of every cache key of a trained judge
 MIXES = ("none", "mixup", "cutmix")
 BALANCES = ("none", "resample", "reweight")
 
@@ -113,8 +113,12 @@ def build(
 
     def block(h, filters, stride):
         shortcut = h
+        if stride != 1:  # every other pixel, then a 1x1 convolution: a strided 1x1 convolution's numbers, but
+            # TensorFlow 2.21's oneDNN kernels compute a strided 1x1 convolution's filter gradient wrongly (on an
+            # AVX2 CPU: tests/test_onednn.py), so the stride is taken apart
+            shortcut = keras.layers.MaxPooling2D(1, strides=stride)(shortcut)
         if stride != 1 or h.shape[-1] != filters:
-            shortcut = bn(conv(h, filters, stride, kernel=1))
+            shortcut = bn(conv(shortcut, filters, kernel=1))
         h = keras.layers.ReLU()(bn(conv(h, filters, stride)))
         h = bn(conv(h, filters), zero=True)  # zero-initialised last gain: each block starts as the identity
         return keras.layers.ReLU()(keras.layers.Add()([h, shortcut]))

@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 
-from trainer import allocator, command_line, environment, native_stderr
+from trainer import allocator, command_line, environment, native_stderr, onednn
 from trainer.errors import JobError, UserError
 
 USAGE = """usage: dcgan COMMAND [--flag=value ...]
@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
         _check_tokens(command, tokens)
         environment.check()
         allocator.tune()  # before TensorFlow allocates anything
+        onednn.enable()  # before TensorFlow loads
         import fire
 
         with native_stderr.filtered(enabled=not options["verbose"]):

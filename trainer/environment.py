@@ -7,6 +7,7 @@
     JOB_COMPLETION_INDEX  this pod's index in a Kubernetes Indexed Job
     DCGAN_MALLOC          'tuned' (default: glibc's allocator keeps freed buffers, trainer/allocator.py)
                           or 'default' (glibc's own settings)
+    TF_ENABLE_ONEDNN_OPTS TensorFlow's own: 1/true or 0/false (unset: dcgan turns oneDNN on, trainer/onednn.py)
 
 and Vertex AI's output locations (`vertex_*` below): AIP_MODEL_DIR, AIP_TENSORBOARD_LOG_DIR.
 
@@ -76,9 +77,24 @@ def malloc(environ: Mapping[str, str] = os.environ) -> str:
     return text.strip().lower()
 
 
+ONEDNN_CHOICES = {"1": True, "true": True, "0": False, "false": False}  # what TensorFlow accepts
+
+
+def onednn(environ: Mapping[str, str] = os.environ) -> Optional[bool]:
+    """TF_ENABLE_ONEDNN_OPTS: None when unset, else whether it asks for oneDNN. TensorFlow itself ignores a
+    value outside its four (with a log line) and falls back to its default; here that is an error."""
+    text = environ.get("TF_ENABLE_ONEDNN_OPTS")
+    if text is None:
+        return None
+    if text.lower() not in ONEDNN_CHOICES:
+        raise UserError(f"TF_ENABLE_ONEDNN_OPTS={text[:40]!r} must be one of 1, true, 0, false")
+    return ONEDNN_CHOICES[text.lower()]
+
+
 def check(environ: Mapping[str, str] = os.environ) -> None:
     """Validates every variable above that is set."""
     malloc(environ)
+    onednn(environ)
     gcs_timeout(environ)
     gcs_retry_deadline(environ)
     for name in INTEGERS:

@@ -11,7 +11,8 @@ and the real-only classifiers again for the same numbers. `ScoreCache` keys
 each score by a SHA-256 of everything that decides it (the images and labels
 of both sets, the recipe: policy description, mix, balance, synthetic images,
 share; the classifier spec and version; the seed; the score's name; the
-TensorFlow and Keras versions, CPU or GPU, and VERSION below) and keeps it in one
+TensorFlow and Keras versions, GPU or CPU and which CPU kernels (oneDNN's or
+Eigen's: they round differently), and VERSION below) and keeps it in one
 small JSON file per key under $DCGAN_CACHE/judge_scores. A file that is not a
 regular file, is unreadable, or holds anything but the expected numbers counts
 as absent (it is retrained and rewritten); writes are atomic, so jobs running at
@@ -54,11 +55,16 @@ def digest_arrays(*arrays) -> str:
 
 @functools.lru_cache(maxsize=1)
 def _software() -> tuple[str, str, str]:
-    """(TensorFlow version, Keras version, 'gpu' or 'cpu'): asked once per process, not once per key."""
+    """(TensorFlow version, Keras version, 'gpu', 'cpu-onednn' or 'cpu-eigen'): asked once per process, not
+    once per key."""
     import keras
     import tensorflow as tf
 
-    return tf.__version__, keras.__version__, "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+    from trainer import onednn
+
+    if tf.config.list_physical_devices("GPU"):
+        return tf.__version__, keras.__version__, "gpu"
+    return tf.__version__, keras.__version__, "cpu-onednn" if onednn.active() else "cpu-eigen"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,7 +80,7 @@ class ScoreCache:
     def key(self, *, data: str, recipe: str, classifier: str, seed: int, score: str) -> str:
         """The file name for one score: `data` digests both image sets, `recipe` and `classifier` describe the
         training rule, `score` names the number (e.g. 'balanced_accuracy'). The key also holds VERSION, the
-        TensorFlow and Keras versions and whether a GPU computes (its kernels round differently)."""
+        TensorFlow and Keras versions and whether a GPU or which CPU kernels compute (they round differently)."""
         tf_version, keras_version, device = _software()
         text = json.dumps([VERSION, data, recipe, classifier, int(seed), score, tf_version, keras_version])
         return hashlib.sha256((text + device).encode()).hexdigest()[:32]

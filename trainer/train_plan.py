@@ -3,7 +3,7 @@
 `config.json` keeps what was asked (`channels: 0`, `conditional: null`,
 `diffaugment: "auto"`); the plan holds what that came to on this run: channels,
 classes and their names, the DiffAugment policy, replicas and workers, batch
-per replica, compute precision. It is printed at start, saved beside the config
+per replica, compute precision, TensorFlow's CPU kernels. It is printed at start, saved beside the config
 as JOB_DIR/plan.json (by the chief, every run: a resumed run on other hardware
 records its own), and passed to the loop and the step, so no value is
 re-derived further down.
@@ -23,7 +23,7 @@ from typing import Optional
 
 import numpy as np
 
-from trainer import diffaugment
+from trainer import diffaugment, onednn
 from trainer.config import DIFFAUGMENT_AUTO_BELOW, TrainConfig
 from trainer.errors import UserError
 
@@ -45,6 +45,7 @@ class TrainPlan:
     # recorded in the export so that `dcgan sample --labels=fill` can top the small classes up.
     class_counts: tuple[int, ...] = ()
     batchnorm: str = "keras"  # G's and D's BatchNorm: batchnorm_kind(config)
+    cpu_kernels: str = "eigen"  # TensorFlow's CPU kernels in this process: 'onednn' or 'eigen' (trainer/onednn.py)
 
     @classmethod
     def of(cls, config: TrainConfig, channels: int, num_classes: int) -> "TrainPlan":
@@ -109,7 +110,7 @@ class TrainPlan:
         return (
             f"plan: {self.channels} channels, {classes}; diffaugment: {','.join(policy) or 'off'}{ada}; "
             f"{self.replicas} replicas on {self.workers} worker(s), {self.per_replica_batch} images each per "
-            f"step; precision {self.precision}; BatchNorm {self.batchnorm}"
+            f"step; precision {self.precision}; BatchNorm {self.batchnorm}; CPU kernels {self.cpu_kernels}"
         )
 
 
@@ -152,6 +153,7 @@ def resolve(config: TrainConfig, source, replicas: int, workers: int) -> TrainPl
         precision=PRECISION_POLICIES[config.mixed_precision],
         class_counts=class_counts(source, num_classes),
         batchnorm=batchnorm_kind(config),
+        cpu_kernels="onednn" if onednn.active() else "eigen",
     )
 
 
