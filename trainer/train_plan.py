@@ -61,6 +61,7 @@ class TrainPlan:
             1,
             PRECISION_POLICIES[config.mixed_precision],
             batchnorm=batchnorm_kind(config),
+            cpu_kernels=cpu_kernels(),
         )
 
     @property
@@ -153,8 +154,13 @@ def resolve(config: TrainConfig, source, replicas: int, workers: int) -> TrainPl
         precision=PRECISION_POLICIES[config.mixed_precision],
         class_counts=class_counts(source, num_classes),
         batchnorm=batchnorm_kind(config),
-        cpu_kernels="onednn" if onednn.active() else "eigen",
+        cpu_kernels=cpu_kernels(),
     )
+
+
+def cpu_kernels() -> str:
+    """TensorFlow's CPU kernels in this process: 'onednn' or 'eigen' (trainer/onednn.py)."""
+    return "onednn" if onednn.active() else "eigen"
 
 
 def batchnorm_kind(config: TrainConfig) -> str:
