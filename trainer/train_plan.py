@@ -3,10 +3,10 @@
 `config.json` keeps what was asked (`channels: 0`, `conditional: null`,
 `diffaugment: "auto"`); the plan holds what that came to on this run: channels,
 classes and their names, the DiffAugment policy, replicas and workers, batch
-per replica, compute precision, TensorFlow's CPU kernels. It is printed at start, saved beside the config
-as JOB_DIR/plan.json (by the chief, every run: a resumed run on other hardware
-records its own), and passed to the loop and the step, so no value is
-re-derived further down.
+per replica, compute precision, TensorFlow's CPU kernels. It is printed at
+start, saved beside the config as JOB_DIR/plan.json (by the chief, every run: a
+resumed run on other hardware records its own), and passed to the loop and the
+step, so no value is re-derived further down.
 
     python - <<'PY'
     from trainer import command_line, data, train_plan
