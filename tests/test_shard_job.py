@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from trainer import command_line, data, input_pipeline, shard_job, shards, sources, storage
+from trainer import command_line, data, distribute, input_pipeline, shard_job, shards, sources, storage
 from trainer.errors import UserError
 from trainer.specs import GeneratorSpec
 
@@ -574,6 +574,8 @@ def test_sampling_in_bfloat16_stays_within_a_grey_level_or_two(smoke_job, tmp_pa
     result = run_cli(*sample_args(smoke_job, out, "--num_images=20", "--mixed_precision=bfloat16"))
     assert result.returncode == 0, result.stderr[-3000:]
     assert json.loads((out / "plan.json").read_text())["mixed_precision"] == "bfloat16"
+    warning = distribute.bfloat16_warning("bfloat16", False, distribute.cpu_flags())  # '' on a CPU with bfloat16
+    assert (warning in result.stderr) and (bool(warning) == ("no bfloat16 instructions" in result.stderr))
     assert_one_line_error(run_cli(*sample_args(smoke_job, out, "--mixed_precision=fp8")), "--mixed_precision='fp8'")
 
 

@@ -47,7 +47,7 @@ from typing import Iterator, Optional
 
 import tensorflow as tf
 
-from trainer import classic_augment, environment, image_codec, shard_plan, shards, storage
+from trainer import classic_augment, distribute, environment, image_codec, shard_plan, shards, storage
 from trainer.augment_params import AugmentParams
 from trainer.errors import UserError
 from trainer.progress import ProgressBar
@@ -470,6 +470,10 @@ def run(config, job: str) -> dict:
         f"{job}: {plan.num_images} images in {plan.num_shards} shards -> {store.root}; "
         f"task {task} of {num_tasks}; augmentation: {params.describe()}"
     )
+    precision = getattr(config, "mixed_precision", "off")  # the generator's (sample only)
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    if warning := distribute.bfloat16_warning(precision, has_gpu, distribute.cpu_flags()):
+        print(warning, file=sys.stderr)
     remove_stale_temp_files(store.local(TEMP), f"task-{task:05d}-")  # from a killed run of this task
     sizes = plan.shard_sizes()
     mine = task_shards(task, num_tasks, plan.num_shards)
