@@ -242,6 +242,13 @@ def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> Optional[set]:
     return None
 
 
+def precision_warning(precision: str) -> str:
+    """`bfloat16_warning` for this process: its GPUs and this machine's CPU flags."""
+    import tensorflow as tf
+
+    return bfloat16_warning(precision, bool(tf.config.list_physical_devices("GPU")), cpu_flags())
+
+
 def bfloat16_warning(precision: str, has_gpu: bool, flags: Optional[set]) -> str:
     """A warning line when bfloat16 is asked for on a CPU without bfloat16 instructions, else ''.
 

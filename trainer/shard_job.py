@@ -470,9 +470,7 @@ def run(config, job: str) -> dict:
         f"{job}: {plan.num_images} images in {plan.num_shards} shards -> {store.root}; "
         f"task {task} of {num_tasks}; augmentation: {params.describe()}"
     )
-    precision = getattr(config, "mixed_precision", "off")  # the generator's (sample only)
-    has_gpu = bool(tf.config.list_physical_devices("GPU"))
-    if warning := distribute.bfloat16_warning(precision, has_gpu, distribute.cpu_flags()):
+    if warning := distribute.precision_warning(getattr(config, "mixed_precision", "off")):  # sample's generator
         print(warning, file=sys.stderr)
     remove_stale_temp_files(store.local(TEMP), f"task-{task:05d}-")  # from a killed run of this task
     sizes = plan.shard_sizes()

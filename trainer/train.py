@@ -148,8 +148,7 @@ def run(config) -> dict:
         tf.config.experimental.enable_op_determinism()
     print(config.describe())
     print(distribute.describe(strategy))
-    has_gpu = bool(tf.config.list_physical_devices("GPU"))
-    if warning := distribute.bfloat16_warning(config.mixed_precision, has_gpu, distribute.cpu_flags()):
+    if warning := distribute.precision_warning(config.mixed_precision):
         print(warning, file=sys.stderr)
 
     # -- Data and the plan (before touching the job dir: a bad dataset leaves it alone).
