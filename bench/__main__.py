@@ -25,10 +25,9 @@ compare like with like on a noisy machine. Where two programs are compared
 import importlib
 import sys
 
-from trainer import allocator, onednn
+from trainer import startup
 
-allocator.tune()  # the product's allocator settings, as `dcgan` applies them (DCGAN_MALLOC=default: glibc's)
-onednn.enable()  # TensorFlow's oneDNN kernels, as `dcgan` turns them on
+startup.prepare()  # as `dcgan` does (DCGAN_MALLOC=default: glibc's allocator; TF_ENABLE_ONEDNN_OPTS=0: Eigen)
 
 BENCHMARKS = {
     "train": "bench.train_speed",

@@ -22,10 +22,9 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from trainer import allocator, onednn  # noqa: E402
+from trainer import startup  # noqa: E402
 
-allocator.tune()  # as `dcgan` does, before TensorFlow allocates
-onednn.enable()  # TensorFlow's oneDNN kernels, as `dcgan` turns them on
+startup.prepare()  # as `dcgan` does, before TensorFlow loads: the allocator and the CPU kernels
 
 import numpy as np  # noqa: E402
 

@@ -22,10 +22,9 @@ import argparse
 import json
 import os
 
-from trainer import allocator, onednn
+from trainer import startup
 
-allocator.tune()  # as `dcgan` does, before TensorFlow allocates
-onednn.enable()  # TensorFlow's oneDNN kernels, as `dcgan` turns them on
+startup.prepare()  # as `dcgan` does, before TensorFlow loads: the allocator and the CPU kernels
 
 import numpy as np  # noqa: E402
 

@@ -8,9 +8,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from trainer import onednn  # noqa: E402
+from trainer import startup  # noqa: E402
 
-onednn.enable()  # the kernels `dcgan` runs, in this process and the CLI processes it starts
+startup.prepare()  # as `dcgan` does: its allocator and CPU kernels, here and in the CLI processes tests start
 
 import pytest  # noqa: E402
 

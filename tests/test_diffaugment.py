@@ -94,6 +94,21 @@ def test_real_augment_mirrors_or_turns_each_image_by_its_draw():
         diffaugment.augment_reals(x, "rot45", u)
 
 
+def test_shared_within_groups_gives_each_group_one_transform():
+    """--minibatch_std_views=shared: the images of a contiguous group get their group's first draw, so the
+    same shift, turn and colour change; different groups keep different draws."""
+    u = diffaugment.sample_parameters(8, tf.constant([3, 4], tf.int64))
+    shared = diffaugment.shared_within_groups(u, 4).numpy()
+    np.testing.assert_array_equal(shared, np.repeat(u.numpy()[[0, 4]], 4, axis=0))
+    policy = diffaugment.parse("color,translation,dihedral")
+    image = tf.random.stateless_uniform([1, 16, 16, 3], seed=[0, 1], minval=-1, maxval=1)
+    seen = diffaugment.augment(tf.repeat(image, 8, axis=0), policy, shared, 1.0).numpy()
+    for group in (seen[:4], seen[4:]):
+        for view in group[1:]:
+            np.testing.assert_array_equal(view, group[0])
+    assert not np.array_equal(seen[0], seen[4])
+
+
 def test_new_policies_leave_the_draws_of_earlier_runs_unchanged():
     seed = tf.constant([3, 5], tf.int64)
     draws = diffaugment.sample_parameters(6, seed).numpy()

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from trainer import command_line, export, jobdir, losses, train, train_plan
+from trainer import command_line, export, jobdir, losses, train, train_plan, train_step
 from trainer import config as config_lib
 from trainer.errors import JobDirConflict
 from trainer.train_state import TrainState
@@ -375,9 +375,20 @@ def test_class_fade_in_resumes_bit_identically_logs_its_strength_exports_and_ref
 
 
 def test_minibatch_std_reaches_d_resumes_bit_identically_and_refuses_misuse(tmp_path):
-    """--minibatch_std=4: D has the spread channel (D's last conv one input channel wider than without it);
-    stop at 3 + resume to 6 equals 6 straight; bad group sizes are one line each, before training."""
-    flags = dict(steps=6, checkpoint_every=3, minibatch_std=4)
+    """--minibatch_std=4 --minibatch_std_views=shared: D has the spread channel (D's last conv one input
+    channel wider than without it); each group of 4 gets one DiffAugment draw, this replica's slice of the
+    step's; stop at 3 + resume to 6 equals 6 straight; bad group sizes and views are one line each, before
+    training."""
+    flags = dict(steps=6, checkpoint_every=3, minibatch_std=4, minibatch_std_views="shared")
+    plan = train_plan.TrainPlan.of(smoke(tmp_path / "p", batch_size=16, **flags), 1, 10)
+    _, _, real_draws, fake_draws, _ = train_step.draws(plan, tf.constant(5, tf.int64), slice(8, 16))
+    own = train_step.draws(
+        train_plan.TrainPlan.of(smoke(tmp_path / "p", batch_size=16, minibatch_std=4), 1, 10),
+        tf.constant(5, tf.int64),
+        slice(0, 16),
+    )
+    for draws, own_draws in ((real_draws.numpy(), own[2].numpy()), (fake_draws.numpy(), own[3].numpy())):
+        np.testing.assert_array_equal(draws, np.repeat(own_draws[[8, 12]], 4, axis=0))
     straight, a, b = straight_and_resumed(tmp_path, flags)
     assert a.keys() == b.keys()
     for name in a:
@@ -390,6 +401,15 @@ def test_minibatch_std_reaches_d_resumes_bit_identically_and_refuses_misuse(tmp_
         tmp_path,
         (["--minibatch_std=-1"], "--minibatch_std=-1 must be >= 0 (0 = off)"),
         (["--minibatch_std=1"], "--minibatch_std=1 has no spread to measure"),
+        (["--minibatch_std_views=group"], "--minibatch_std_views='group' is unknown; choose one of ['own', 'shared']"),
+        (
+            ["--minibatch_std_views=shared"],
+            "--minibatch_std_views=shared shares DiffAugment's draws within D's groups: it needs --minibatch_std=GROUP",
+        ),
+        (
+            ["--minibatch_std=4", "--minibatch_std_views=shared", "--diffaugment=none"],
+            "--minibatch_std_views=shared shares DiffAugment's draws within D's groups, but DiffAugment is off here",
+        ),
         (["--minibatch_std=3"], "--batch_size=16 gives 16 per replica (1 replica), not a multiple of 3"),
         (
             ["--minibatch_std=16", "--devices=2"],

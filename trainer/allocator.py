@@ -12,10 +12,11 @@ with these settings; bench/README.md). `tune()` sets, through `mallopt`:
     M_TRIM_THRESHOLD   1 GiB   free memory kept at the heap's top before trimming
     M_TOP_PAD         64 MiB   extra memory taken per heap extension
 
-It changes where memory comes from, not what is computed. The CLI calls it
-before TensorFlow loads; library users may call it first thing:
+It changes where memory comes from, not what is computed. Every entry point
+calls it before TensorFlow loads, through trainer/startup.py; library users may
+call it first thing:
 
-    from trainer import allocator; allocator.tune()
+    from trainer import startup; startup.prepare()     # this and oneDNN's kernels
     DCGAN_MALLOC=default dcgan train ...    # keep glibc's own settings
 
 Other C libraries (musl, macOS) are left alone.

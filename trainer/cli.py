@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 
-from trainer import allocator, command_line, environment, native_stderr, onednn
+from trainer import command_line, environment, native_stderr, startup
 from trainer.errors import JobError, UserError
 
 USAGE = """usage: dcgan COMMAND [--flag=value ...]
@@ -206,8 +206,7 @@ def main(argv: list[str] | None = None) -> int:
             tokens = [f"--target={target}", *tokens[1:]] if target else tokens
         _check_tokens(command, tokens)
         environment.check()
-        allocator.tune()  # before TensorFlow allocates anything
-        onednn.enable()  # before TensorFlow loads
+        startup.prepare()  # before TensorFlow loads: the allocator and the CPU kernels
         import fire
 
         with native_stderr.filtered(enabled=not options["verbose"]):

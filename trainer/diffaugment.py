@@ -72,6 +72,12 @@ def sample_parameters(batch: int, seed: tf.Tensor) -> tf.Tensor:
     return tf.concat([first, extra], axis=1)
 
 
+def shared_within_groups(u: tf.Tensor, group: int) -> tf.Tensor:
+    """The draws `u` ([B, 9], B a multiple of `group`) with each contiguous group of `group` rows given its
+    first row's draw (--minibatch_std_views=shared): a group's images get the same transform."""
+    return tf.repeat(u[::group], group, axis=0)
+
+
 def augment(images: tf.Tensor, policy: tuple[str, ...], u: tf.Tensor, p, dihedral_p: float = 1.0) -> tf.Tensor:
     """Applies `policy` with the draws `u` ([B, 9]) to each image with probability p; keeps dtype.
 

@@ -13,10 +13,11 @@ CPU time.
 only, unless the variable is set already: the user's choice is kept, so
 TF_ENABLE_ONEDNN_OPTS=0 runs Eigen's kernels. oneDNN rounds differently (a
 different order of additions), so numbers computed with it differ in the last
-bits from Eigen's; the judge's score cache keys on which was used. The CLI calls
-`enable()` before TensorFlow loads; library users may call it first thing:
+bits from Eigen's; the judge's score cache keys on which was used. Every entry
+point calls `enable()` before TensorFlow loads, through trainer/startup.py;
+library users may call it first thing:
 
-    from trainer import onednn; onednn.enable()
+    from trainer import startup; startup.prepare()     # this and the allocator's settings
     TF_ENABLE_ONEDNN_OPTS=0 dcgan train ...     # TensorFlow's Eigen kernels
 """
 

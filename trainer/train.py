@@ -303,7 +303,8 @@ class TrainJob:
             print(f"already at step {self.start} (--steps={config.steps}): nothing to train")
             return {"step": self.start, "images_per_sec": 0.0, "stopped_by": None, "skipped_steps": 0}
         dataset = self.strategy.distribute_datasets_from_function(  # resumes at exactly batch `start`
-            lambda ctx: input_pipeline.make_dataset(self.source, self.plan.global_batch, config.seed, self.start, ctx)
+            lambda ctx: input_pipeline.make_dataset(self.source, self.plan.global_batch, config.seed, self.start, ctx),
+            input_pipeline.distribute_options(),
         )
         iterator = iter(dataset)
         steps_fn = train_step.make_step_fn(self.plan, self.strategy, self.state, gan_loss or losses.get(config.loss))

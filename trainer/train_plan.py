@@ -131,6 +131,11 @@ def resolve(config: TrainConfig, source, replicas: int, workers: int) -> TrainPl
             f"gives {per_replica} per replica ({replicas} replica{'s' if replicas > 1 else ''}), not a multiple "
             f"of {config.minibatch_std}"
         )
+    if config.minibatch_std_views == "shared" and not diffaugment_policy(config.diffaugment, source.num_examples):
+        raise UserError(
+            "--minibatch_std_views=shared shares DiffAugment's draws within D's groups, but DiffAugment is off "
+            f"here (--diffaugment={config.diffaugment})"
+        )
     conditional = source.num_classes >= 2 if config.conditional is None else config.conditional
     if conditional and source.num_classes < 1:
         raise UserError(f"--conditional=true needs labels, but {config.dataset} has none")

@@ -162,8 +162,12 @@ def draws(plan: TrainPlan, step, mine: slice):
         dtype=tf.int32,
     )
     fake_labels = tf.repeat(fake_labels, label_repeat)[mine]
-    real_draws = diffaugment.sample_parameters(global_batch, seed + [0, REAL_DIFFAUGMENT_STREAM])[mine]
-    fake_draws = diffaugment.sample_parameters(global_batch, seed + [0, FAKE_DIFFAUGMENT_STREAM])[mine]
+    real_draws = diffaugment.sample_parameters(global_batch, seed + [0, REAL_DIFFAUGMENT_STREAM])
+    fake_draws = diffaugment.sample_parameters(global_batch, seed + [0, FAKE_DIFFAUGMENT_STREAM])
+    if config.minibatch_std_views == "shared":  # one draw per group of D's minibatch std (within a replica)
+        group = config.minibatch_std
+        real_draws, fake_draws = (diffaugment.shared_within_groups(d, group) for d in (real_draws, fake_draws))
+    real_draws, fake_draws = real_draws[mine], fake_draws[mine]
     real_u = None
     if config.real_augment != "none":
         real_u = tf.random.stateless_uniform([global_batch], seed=seed + [0, REAL_AUGMENT_STREAM])[mine]

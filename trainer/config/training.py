@@ -1,5 +1,8 @@
 """`dcgan train`'s flags (TrainConfig), their checks, and its presets.
 
+About 460 lines: each of the 55 flags carries its `--help` text here, beside the checks that refuse
+its bad values before any work, so a flag is read and changed in one place.
+
 python -c "from trainer.config import TrainConfig; print(TrainConfig(job_dir='x').describe())"
 """
 
@@ -28,6 +31,7 @@ DIFFAUGMENT_POLICIES = ("color", "translation", "cutout", "dihedral")
 
 
 REAL_AUGMENTS = ("none", "flip", "dihedral")  # --real_augment
+MINIBATCH_STD_VIEWS = ("own", "shared")  # --minibatch_std_views: DiffAugment draws per image or per group
 LECAM_DECAY = 0.99  # --lecam_weight: the decay of the moving averages of D's logits (the paper's)
 
 
@@ -136,6 +140,12 @@ class TrainConfig(_Printable):
         "images, and D also sees, before its last convolution, how much the images of a group differ, so a G "
         "that draws alike images for different z can be told apart; 0 = off (StyleGAN2: 4). Each replica's "
         "batch must be a multiple of it.",
+    )
+    minibatch_std_views: str = flag(
+        "own",
+        "With --minibatch_std: 'own' (every image its own DiffAugment draw, as in StyleGAN2-ADA) or 'shared' "
+        "(the images of a group share one draw: the same shift, turn and colour change, so the group's spread "
+        "is that of the drawings, not of the augmentation).",
     )
     class_loss_weight: float = flag(
         0.0,
@@ -320,6 +330,16 @@ class TrainConfig(_Printable):
                 self.minibatch_std == 1,
                 "--minibatch_std=1 has no spread to measure (one image per group); use 2 or more, or 0 = off",
             ),
+            (
+                self.minibatch_std_views not in MINIBATCH_STD_VIEWS,
+                f"--minibatch_std_views={self.minibatch_std_views!r} is unknown; choose one of "
+                f"{list(MINIBATCH_STD_VIEWS)}",
+            ),
+            (
+                self.minibatch_std_views == "shared" and not self.minibatch_std,
+                "--minibatch_std_views=shared shares DiffAugment's draws within D's groups: it needs "
+                "--minibatch_std=GROUP (2 or more)",
+            ),
         ]
         try:
             self.class_fade_range()
@@ -416,6 +436,7 @@ class TrainConfig(_Printable):
         "dihedral_p": 1.0,
         "class_fade_in": "",
         "minibatch_std": 0,
+        "minibatch_std_views": "own",
     }
 
     def identity(self, canonical: bool = True) -> dict[str, Any]:
