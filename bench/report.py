@@ -14,6 +14,7 @@ from __future__ import annotations
 import glob
 import json
 import os
+import statistics
 import sys
 
 from bench import common
@@ -66,11 +67,24 @@ def _train_step_rows(out: list) -> None:
         )
 
 
-def _exit_note(ours: dict, theirs: dict) -> str:
-    """The slowest exit (last line to process end) of each program's runs, where the results have it."""
-    if "exit_seconds_max" not in ours:
-        return ""
-    return f"; slowest exit {ours['exit_seconds_max']:.1f} vs {theirs['exit_seconds_max']:.1f} s"
+def _exit_note(ours: dict, theirs: dict, steps: int, batch: int) -> str:
+    """Per program: the time outside its steady steps (whole job minus steps x batch / its steady rate, per run:
+    start-up, first step, teardown and any stall before the last line; median and worst run) and the slowest
+    exit (last line to process end), where the results have them."""
+    notes = []
+    if ours.get("runs") and theirs.get("runs"):
+
+        def outside(row):
+            return sorted(wall - steps * batch / rate for rate, wall, *_ in row["runs"])
+
+        a, b = outside(ours), outside(theirs)
+        notes.append(
+            f"outside steady steps {statistics.median(a):.0f} vs {statistics.median(b):.0f} s "
+            f"(worst run {a[-1]:.0f} vs {b[-1]:.0f} s)"
+        )
+    if "exit_seconds_max" in ours:
+        notes.append(f"slowest exit {ours['exit_seconds_max']:.1f} vs {theirs['exit_seconds_max']:.1f} s")
+    return "".join(f"; {n}" for n in notes)
 
 
 def _peer_rows(out: list) -> None:
@@ -91,7 +105,7 @@ def _peer_rows(out: list) -> None:
                         f"{ours['gflop_per_sec']:.0f} vs {theirs['gflop_per_sec']:.0f} GFLOP/s "
                         f"({ours['share_of_peak']:.0%} vs {theirs['share_of_peak']:.0%} of the {peak[precision]:.0f} "
                         f"GFLOP/s matmul peak); whole job {ours['job_seconds']:.0f} vs {theirs['job_seconds']:.0f} s "
-                        f"({res['steps']} steps){_exit_note(ours, theirs)}",
+                        f"({res['steps']} steps){_exit_note(ours, theirs, res['steps'], peer['flags']['batch'])}",
                         target,
                         f"`python -m bench peer` (torch {peer['torch']}, {peer['torch_threads']} threads)",
                     )
@@ -121,9 +135,10 @@ def _peer_long_rows(out: list) -> None:
                         f"**{ratio:.2f}x** as fast: {ours['job_seconds']:.0f} vs "
                         f"{theirs['job_seconds']:.0f} s wall time (steady {res['ratio'][precision]:.2f}x: "
                         f"{ours['images_per_sec']:.0f} vs {theirs['images_per_sec']:.0f} img/s)"
-                        f"{_exit_note(ours, theirs)}; its machine: {peer['machine'].get('cpu') or 'CPU'} with a "
+                        f"{_exit_note(ours, theirs, res['steps'], flags['batch'])}; its machine: "
+                        f"{peer['machine'].get('cpu') or 'CPU'} with a "
                         f"{peer['matmul_peak_gflops'][precision]:.0f} GFLOP/s {precision} matmul peak",
-                        ">= 1.15x" if res["steps"] >= 1000 else "",
+                        ">= 1.15x" if res["steps"] >= 1000 else ">= 1.0x" if res["steps"] <= 150 else "",
                         f"`python -m bench peer --sizes={size} --precisions={precision} --steps={res['steps']} "
                         f"--repeats={flags['repeats']}`",
                     )

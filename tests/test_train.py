@@ -374,6 +374,18 @@ def test_class_fade_in_resumes_bit_identically_logs_its_strength_exports_and_ref
     )
 
 
+def test_a_run_whose_process_ends_next_leaves_its_input_iterator_to_the_os(tmp_path):
+    """`dcgan train` (process_exits=True) keeps the iterator instead of deleting it, which can wait up to
+    60 s for tf.data's autotune thread; a library call frees it as before."""
+    before = len(train._LEFT_TO_THE_OS)
+    train.run(smoke(tmp_path / "library", steps=2))
+    assert len(train._LEFT_TO_THE_OS) == before
+    train.run(smoke(tmp_path / "cli", steps=2), process_exits=True)
+    assert len(train._LEFT_TO_THE_OS) == before + 1
+    iterator, dataset = train._LEFT_TO_THE_OS.pop()
+    assert next(iter(dataset)) is not None and iterator is not None
+
+
 def test_minibatch_std_reaches_d_resumes_bit_identically_and_refuses_misuse(tmp_path):
     """--minibatch_std=4 --minibatch_std_views=shared: D has the spread channel (D's last conv one input
     channel wider than without it); each group of 4 gets one DiffAugment draw, this replica's slice of the

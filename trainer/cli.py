@@ -97,7 +97,7 @@ class Commands:
         _import_keras()
         from trainer import train as train_lib  # TensorFlow is imported only now
 
-        result = train_lib.run(config)
+        result = train_lib.run(config, process_exits=True)  # entrypoint() ends the process after a finished job
         print(f"done: step {result['step']}, {result['images_per_sec']:.1f} img/s (median)")
         if result["stopped_by"] == "SIGINT":
             self.exit_code = 128 + signal.SIGINT

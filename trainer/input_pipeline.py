@@ -15,36 +15,12 @@ trainer/shards/stream.py) are read in a seeded shard order through a shuffle buf
 
 from __future__ import annotations
 
-import os
 from typing import Optional
 
 import numpy as np
 import tensorflow as tf
 
 from trainer.data import TrainingData, resize_and_center_crop, to_model_range
-
-# tf.data's autotuning is off in training pipelines, its knobs fixed here. Its model thread (one per
-# iterator) sleeps between tuning rounds, up to 60 s apart, and in TensorFlow 2.21 deleting the iterator
-# waits for that sleep to end: the end of a training run stalled 0-37 s (measured, 150-step 32x32x1 runs on
-# 2 cores; a native stack shows ~RootDataset::Iterator waiting on Model::OptimizeLoop). Fixed knobs cost
-# nothing here: the step, not the input, bounds the rate.
-PARALLEL_CALLS = min(os.cpu_count() or 2, 8)  # decoding and gathering threads per pipeline
-PREFETCH = 2  # batches ready ahead of the step
-
-
-def untuned(ds: tf.data.Dataset) -> tf.data.Dataset:
-    """`ds` with tf.data's autotuning off (no model thread; see PARALLEL_CALLS)."""
-    options = tf.data.Options()
-    options.autotune.enabled = False
-    return ds.with_options(options)
-
-
-def distribute_options() -> tf.distribute.InputOptions:
-    """How tf.distribute feeds the replicas: without GPUs the batches are not copied to the (CPU) devices
-    through a MultiDeviceIterator, whose per-device pipelines are autotuned with their own model threads (the
-    exit stall of PARALLEL_CALLS); with GPUs they are prefetched to each GPU, as by default."""
-    on_gpus = bool(tf.config.list_logical_devices("GPU"))
-    return tf.distribute.InputOptions(experimental_fetch_to_device=on_gpus)
 
 
 def epoch_permutation(n: int, seed: int, epoch: tf.Tensor) -> tf.Tensor:
@@ -96,8 +72,8 @@ def make_dataset(
             tf.reshape(y, [local_replicas, per_replica]),
         )
 
-    ds = order.map(gather, num_parallel_calls=PARALLEL_CALLS, deterministic=True).unbatch()
-    return untuned(ds.prefetch(PREFETCH))
+    ds = order.map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).unbatch()
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 def _stream_shards(
@@ -122,10 +98,10 @@ def _stream_shards(
         image = tf.ensure_shape(image * 2.0 - 1.0, [source.resolution, source.resolution, source.channels])
         return image, tf.maximum(label, 0)
 
-    ds = records.map(parse, num_parallel_calls=PARALLEL_CALLS)
+    ds = records.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.shuffle(shuffle_buffer(source, pipelines, per_replica), seed=seed + start_step)
     ds = ds.batch(per_replica, drop_remainder=True)
-    return untuned(ds.prefetch(PREFETCH))
+    return ds.prefetch(tf.data.AUTOTUNE)
 
 
 SHUFFLE_BUFFER = 10_000  # records; at most

@@ -134,8 +134,12 @@ class StopRequest:
                 signal.signal(sig, handler)
 
 
-def run(config) -> dict:
-    """Builds the job from `config` and trains it; returns a summary dict."""
+_LEFT_TO_THE_OS: list = []  # see TrainJob.process_exits
+
+
+def run(config, process_exits: bool = False) -> dict:
+    """Builds the job from `config` and trains it; returns a summary dict. `process_exits`: the caller ends
+    the process right after (see TrainJob.process_exits)."""
     # -- Hardware: devices are split before anything else initialises TF.
     role, _ = distribute.read_cluster()
     strategy = distribute.make_strategy(config.devices)
@@ -189,7 +193,7 @@ def run(config) -> dict:
     writer = summaries.Summaries(
         store.local(jobdir.TENSORBOARD), enabled=role.is_chief, flush_secs=config.tensorboard_upload_secs or 120.0
     )
-    job = TrainJob(plan, strategy, source, state, manager, writer, start, role, store)
+    job = TrainJob(plan, strategy, source, state, manager, writer, start, role, store, process_exits)
     with StopRequest() as stop:  # held until the final checkpoint is committed and the export written
         return job.train_and_commit(stop)
 
@@ -237,6 +241,11 @@ class TrainJob:
     start: int  # the step restored from the checkpoint (0 for a new run)
     role: distribute.ClusterRole = dataclasses.field(default_factory=distribute.ClusterRole)
     store: Optional[storage.Store] = None
+    # The caller ends the process right after the run (the CLI): the input iterator is then left to the OS
+    # instead of being deleted here. Deleting it waits for tf.data's autotune thread to wake from its
+    # sleep between tuning rounds (up to 60 s; TensorFlow 2.21, native stack in bench/README.md): 31-39 s
+    # at the end of about half of the 150-step 32x32x1 runs on 2 cores.
+    process_exits: bool = False
 
     def actions(self) -> list[train_actions.PeriodicAction]:
         """The periodic actions, in the order they run after a compiled call. Every worker lists the
@@ -303,8 +312,7 @@ class TrainJob:
             print(f"already at step {self.start} (--steps={config.steps}): nothing to train")
             return {"step": self.start, "images_per_sec": 0.0, "stopped_by": None, "skipped_steps": 0}
         dataset = self.strategy.distribute_datasets_from_function(  # resumes at exactly batch `start`
-            lambda ctx: input_pipeline.make_dataset(self.source, self.plan.global_batch, config.seed, self.start, ctx),
-            input_pipeline.distribute_options(),
+            lambda ctx: input_pipeline.make_dataset(self.source, self.plan.global_batch, config.seed, self.start, ctx)
         )
         iterator = iter(dataset)
         steps_fn = train_step.make_step_fn(self.plan, self.strategy, self.state, gan_loss or losses.get(config.loss))
@@ -346,6 +354,7 @@ class TrainJob:
         # Free the compiled step before the input iterator it captured. Left to this frame's teardown,
         # which may free them the other way round, TensorFlow took 10-18 s to release them (2 CPU cores,
         # 32x32 and 64x64 runs), stalling the end of every run; in this order each takes ~0.2 s.
+        (_LEFT_TO_THE_OS if self.process_exits else []).append((iterator, dataset))  # kept, or freed below
         del steps_fn
         gc.collect()
         del iterator, dataset
