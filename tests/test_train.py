@@ -382,8 +382,10 @@ def test_a_run_whose_process_ends_next_leaves_its_input_iterator_to_the_os(tmp_p
     assert len(train._LEFT_TO_THE_OS) == before
     train.run(smoke(tmp_path / "cli", steps=2), process_exits=True)
     assert len(train._LEFT_TO_THE_OS) == before + 1
-    iterator, dataset = train._LEFT_TO_THE_OS.pop()
-    assert next(iter(dataset)) is not None and iterator is not None
+    iterator, dataset = train._LEFT_TO_THE_OS[-1]
+    assert isinstance(dataset, tf.distribute.DistributedDataset) and isinstance(
+        iterator, tf.distribute.DistributedIterator
+    )
 
 
 def test_minibatch_std_reaches_d_resumes_bit_identically_and_refuses_misuse(tmp_path):

@@ -65,9 +65,10 @@ def _import_keras() -> None:
 class Commands:
     """The sub-commands fire dispatches to; each takes only --flags."""
 
-    def __init__(self):
+    def __init__(self, process_exits: bool = False):
         self.exit_code = 0
         self.print_config = False  # --print_config: the full listing first
+        self.process_exits = process_exits  # entrypoint() ends the process after the command (train.run)
 
     def _announce(self, config) -> None:
         """Checks the paths the flags name, then prints the whole config with --print_config (the short
@@ -97,7 +98,7 @@ class Commands:
         _import_keras()
         from trainer import train as train_lib  # TensorFlow is imported only now
 
-        result = train_lib.run(config, process_exits=True)  # entrypoint() ends the process after a finished job
+        result = train_lib.run(config, process_exits=self.process_exits)
         print(f"done: step {result['step']}, {result['images_per_sec']:.1f} img/s (median)")
         if result["stopped_by"] == "SIGINT":
             self.exit_code = 128 + signal.SIGINT
@@ -180,7 +181,9 @@ def _global_flags(tokens: list[str]) -> tuple[dict[str, bool], list[str]]:
     return values, rest
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, process_exits: bool = False) -> int:
+    """`dcgan ARGV`; returns the exit code. `process_exits`: the caller ends the process right after
+    (entrypoint), so a training run may leave its input iterator to the OS (train.TrainJob.process_exits)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in ("--version", "-V", "version"):
         from trainer import __version__
@@ -191,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     command, tokens = argv[0], argv[1:]
-    commands = Commands()
+    commands = Commands(process_exits)
     try:
         if command not in command_line.CONFIG_CLASSES:
             raise UserError(f"unknown command {command!r}; choose one of: {', '.join(command_line.CONFIG_CLASSES)}")
@@ -230,15 +233,18 @@ def main(argv: list[str] | None = None) -> int:
 
 def entrypoint() -> None:
     try:
-        code = main()
+        code = main(process_exits=True)
         sys.stdout.flush()
     except BrokenPipeError:  # `dcgan train --help | head`: the reader left; not an error worth a traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
-    if code == 0 and "tensorflow" in sys.modules:
+    kept = "trainer.train" in sys.modules and sys.modules["trainer.train"]._LEFT_TO_THE_OS
+    if (code == 0 or kept) and "tensorflow" in sys.modules:
         # A finished job has made everything durable before `main` returns (checkpoint committed, logs
         # and export written, threads joined); what the interpreter's teardown would still do is free
-        # TensorFlow's objects one by one, 0.3-1 s on 2 cores, which the OS does at once.
+        # TensorFlow's objects one by one, 0.3-1 s on 2 cores, which the OS does at once. A training run
+        # stopped early (Ctrl+C: code 130) has committed its checkpoint too, and the input iterator it
+        # left to the OS must not be freed by the interpreter (a wait of up to 60 s, train.py).
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(code)
     sys.exit(code)

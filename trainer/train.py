@@ -244,7 +244,8 @@ class TrainJob:
     # The caller ends the process right after the run (the CLI): the input iterator is then left to the OS
     # instead of being deleted here. Deleting it waits for tf.data's autotune thread to wake from its
     # sleep between tuning rounds (up to 60 s; TensorFlow 2.21, native stack in bench/README.md): 35-37 s
-    # at the end of 6 of 10 150-step 32x32x1 runs on 2 cores.
+    # at the end of 6 of 10 150-step 32x32x1 runs on 2 cores. Kept, it may go on prefetching while the
+    # export and log uploads run.
     process_exits: bool = False
 
     def actions(self) -> list[train_actions.PeriodicAction]:
