@@ -238,7 +238,7 @@ def entrypoint() -> None:
     except BrokenPipeError:  # `dcgan train --help | head`: the reader left; not an error worth a traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
-    kept = "trainer.train" in sys.modules and sys.modules["trainer.train"]._LEFT_TO_THE_OS
+    kept = "trainer.train" in sys.modules and sys.modules["trainer.train"].LEFT_TO_THE_OS
     if (code == 0 or kept) and "tensorflow" in sys.modules:
         # A finished job has made everything durable before `main` returns (checkpoint committed, logs
         # and export written, threads joined); what the interpreter's teardown would still do is free

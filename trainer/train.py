@@ -134,7 +134,7 @@ class StopRequest:
                 signal.signal(sig, handler)
 
 
-_LEFT_TO_THE_OS: list = []  # see TrainJob.process_exits
+LEFT_TO_THE_OS: list = []  # see TrainJob.process_exits
 
 
 def run(config, process_exits: bool = False) -> dict:
@@ -355,7 +355,7 @@ class TrainJob:
         # Free the compiled step before the input iterator it captured. Left to this frame's teardown,
         # which may free them the other way round, TensorFlow took 10-18 s to release them (2 CPU cores,
         # 32x32 and 64x64 runs), stalling the end of every run; in this order each takes ~0.2 s.
-        (_LEFT_TO_THE_OS if self.process_exits else []).append((iterator, dataset))  # kept, or freed below
+        (LEFT_TO_THE_OS if self.process_exits else []).append((iterator, dataset))  # kept, or freed below
         del steps_fn
         gc.collect()
         del iterator, dataset

@@ -131,7 +131,8 @@ def resolve(config: TrainConfig, source, replicas: int, workers: int) -> TrainPl
             f"gives {per_replica} per replica ({replicas} replica{'s' if replicas > 1 else ''}), not a multiple "
             f"of {config.minibatch_std}"
         )
-    if config.minibatch_std_views == "shared" and not diffaugment_policy(config.diffaugment, source.num_examples):
+    policy = diffaugment_policy(config.diffaugment, source.num_examples)
+    if config.minibatch_std_views == "shared" and not policy:
         raise UserError(
             "--minibatch_std_views=shared shares DiffAugment's draws within D's groups, but DiffAugment is off "
             f"here (--diffaugment={config.diffaugment})"
@@ -153,7 +154,7 @@ def resolve(config: TrainConfig, source, replicas: int, workers: int) -> TrainPl
         channels=source.channels,
         num_classes=num_classes,
         class_names=names or tuple(str(c) for c in range(num_classes)),
-        diffaugment=diffaugment_policy(config.diffaugment, source.num_examples),
+        diffaugment=policy,
         replicas=replicas,
         workers=workers,
         precision=PRECISION_POLICIES[config.mixed_precision],
