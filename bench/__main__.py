@@ -8,6 +8,7 @@
     python -m bench jobs                  # whole `dcgan augment` / `dcgan sample` vs the plain scripts they replace
     python -m bench checkpoint            # step time with checkpoints (local, emulated GCS) vs none
     python -m bench input                 # input pipeline images/s vs what the training step consumes
+    python -m bench stall                 # deleting a shard reader's iterator, tf.data autotuning on vs off
     python -m bench scale                 # requests and time per task as a sharded job grows to 1000 tasks
     python -m bench judge                 # the judge's seeds one at a time vs trained together, own processes
     python -m bench evaluate              # whole `dcgan evaluate` jobs: 3 vs 12 seeds, cold and with scores reused
@@ -38,6 +39,7 @@ BENCHMARKS = {
     "checkpoint": "bench.checkpoint_speed",
     "input": "bench.input_speed",
     "scale": "bench.scale_speed",
+    "stall": "bench.iterator_stall",
     "judge": "bench.judge_speed",
     "evaluate": "bench.evaluate_speed",
     "ops": "bench.op_profile",

@@ -306,6 +306,24 @@ def _input_pipeline_rows(out: list) -> None:
             )
 
 
+def _stall_rows(out: list) -> None:
+    stall = _load("stall")
+    if stall:
+        s, f = stall["summary"], stall["flags"]
+        u, t = s["untuned"], s["tuned"]
+        out.append(
+            (
+                "shard reader: deleting its iterator after a pass",
+                f"{f['images']} images 32x32x1, one pass ~{u['pass_s_median']:.0f} s, {u['runs']} runs each",
+                f"**worst {u['delete_s_worst'] * 1000:.1f} ms** ({u['over_1s']} runs over 1 s) vs worst "
+                f"{t['delete_s_worst']:.1f} s with tf.data autotuning on ({t['over_1s']} of {t['runs']} over 1 s; "
+                f"median {t['delete_s_median']:.1f} s)",
+                "<= 1 s",
+                "`python -m bench stall`",
+            )
+        )
+
+
 def _scale_rows(out: list) -> None:
     scale = _load("scale")
     if scale:
@@ -337,6 +355,7 @@ ROW_MAKERS = (
     _evaluate_rows,
     _gpu_peer_rows,
     _input_pipeline_rows,
+    _stall_rows,
     _scale_rows,
 )
 

@@ -25,6 +25,7 @@ PLAN = [
     ["sample", "--images=32768", "--precision=bfloat16", "--tasks=false"],
     ["jobs", "--repeats=3"],
     ["input"],
+    ["stall"],
     ["checkpoint", "--every=5", "--steps=60", "--repeats=2"],
     ["checkpoint", "--every=20", "--steps=120", "--repeats=2"],
     ["checkpoint", "--every=35", "--steps=105", "--repeats=2", "--resolution=64", "--channels=3"],

@@ -3,6 +3,7 @@
 import json
 import shutil
 import subprocess
+import types
 
 import numpy as np
 import pytest
@@ -207,3 +208,21 @@ def test_evaluate_bad_input_is_one_line(smoke_job, tmp_path):
         "none: no such file or folder (shards, or a job dir to sample from)",
     )
     assert not (tmp_path / "r.json").exists()
+
+
+def test_shard_outputs_are_read_whole_in_batches_as_synthetic_and_as_real(tmp_path):
+    """`--synthetic=SHARDS` reads the first --num_samples records, `--real=SHARDS` every record, in order."""
+    from test_hostile_shards import good_records, write_output
+
+    from trainer import evaluate, shards
+
+    out = tmp_path / "out"
+    write_output(out, [good_records(1500)])
+    expected = list(shards.load(str(out), shuffle=False))
+    config = types.SimpleNamespace(synthetic=str(out), num_samples=1100)
+    images, labels, described = evaluate.load_synthetic(config)
+    assert images.shape == (1100, 32, 32, 1) and images.dtype == np.uint8 and described["kind"] == "shards"
+    assert np.array_equal(images, np.stack([i.numpy() for i, _ in expected[:1100]]))
+    assert labels.tolist() == [int(label) for _, label in expected[:1100]]
+    real = evaluate.load_real(str(out), "real", 32, 1)
+    assert len(real.images) == 1500 and np.array_equal(real.images[-1], expected[-1][0].numpy())

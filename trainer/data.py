@@ -55,6 +55,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from trainer import tf_pipelines
 from trainer.config import SPLIT_PATTERN
 from trainer.errors import DataError
 from trainer.image_codec import MAX_IMAGE_PIXELS, declared_size
@@ -462,7 +463,7 @@ def _folder(root: str, name: str, resolution: int, channels: int, folder_labels:
     paths = tf.data.Dataset.from_tensor_slices(
         ([os.fsencode(files[i]) for i in readable], tf.constant(readable, tf.int64))
     )
-    decoded = paths.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    decoded = tf_pipelines.untuned(paths.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
     if on_corrupt == "skip":
         decoded = decoded.ignore_errors()
     indices, images = [], []

@@ -88,12 +88,12 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
             },
         )
     images, labels = [], []
-    for image, label in shards.load(config.synthetic, shuffle=False).take(config.num_samples):
+    for image, label in shards.load(config.synthetic, shuffle=False).take(config.num_samples).batch(1024):
         images.append(image.numpy())
-        labels.append(int(label))
+        labels.append(label.numpy())
     if not images:
         raise UserError(f"--synthetic={config.synthetic}: no images in the shards")
-    labels = np.array(labels)
+    labels = np.concatenate(labels)
     conditional = bool((labels >= 0).all())
     try:
         plan = (shards.read_any_manifest(config.synthetic) or {}).get("plan")
@@ -101,7 +101,7 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
     except (JobError, OSError, ValueError):  # the shards were read above: only the record is lost
         recorded = ""
     return (
-        np.stack(images),
+        np.concatenate(images),
         (labels if conditional else None),
         {
             "kind": "shards",
@@ -116,10 +116,10 @@ def load_real(dataset: str, flag: str, resolution: int, channels: int) -> data.T
     source = data.load_source(dataset, resolution, channels)
     if not source.in_memory:  # shards as real data: read them into memory
         images, labels = [], []
-        for image, label in shards.load(dataset, shuffle=False, allow_uncommitted=True):
+        for image, label in shards.load(dataset, shuffle=False, allow_uncommitted=True).batch(1024):
             images.append(image.numpy())
-            labels.append(int(label))
-        source.images, source.labels = np.stack(images), np.array(labels)
+            labels.append(label.numpy())
+        source.images, source.labels = np.concatenate(images), np.concatenate(labels)
         if (source.labels < 0).any():
             source.labels, source.num_classes = None, 0
     if source.images.shape[1:] != (resolution, resolution, channels):

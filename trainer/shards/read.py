@@ -12,7 +12,7 @@ from typing import Iterator, Optional
 
 import tensorflow as tf
 
-from trainer import storage
+from trainer import storage, tf_pipelines
 from trainer.errors import UserError
 from trainer.shards import stream as shard_stream
 from trainer.shards.manifest import MAX_MANIFEST_BYTES, parse_manifest
@@ -267,7 +267,8 @@ def load(
     ds = shard_stream.records(stream, shuffle=shuffle, seed=seed)
     if shuffle:
         ds = ds.shuffle(shuffle_buffer, seed=seed)
-    return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle).prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=not shuffle).prefetch(tf.data.AUTOTUNE)
+    return tf_pipelines.untuned(ds)  # no autotune thread: no stall between model.fit's epochs
 
 
 def _open(path: str, staging: str, buffer_bytes: int, on_corrupt: str, require_manifest: bool):
@@ -371,4 +372,4 @@ def mix(
     mixed = tf.data.Dataset.sample_from_datasets(
         [real_ds, synth_ds], [1 - synthetic_fraction, synthetic_fraction], seed=seed
     )
-    return mixed.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    return tf_pipelines.untuned(mixed.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE))
