@@ -19,7 +19,6 @@ unlabelled data without a feature model, a fixed random-weight CNN is used
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import warnings
 from typing import Callable, Optional
@@ -29,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from trainer import classifier as judge
-from trainer import data, models, storage
+from trainer import data, models, score_cache, storage
 from trainer.errors import UserError
 
 FEATURES_LAYER = judge.FEATURES_LAYER
@@ -186,9 +185,8 @@ FEATURE_POLICY = "trivial_augment"
 
 def _cache_key(images: np.ndarray, labels: np.ndarray, steps: int) -> str:
     """'32px-<digest>': the images, labels and training rule of a cached feature classifier."""
-    key = f"{steps}/judge-v{judge.VERSION}/{FEATURE_POLICY}".encode()
-    digest = hashlib.sha256(images.tobytes() + labels.astype(np.int64).tobytes() + key).hexdigest()[:16]
-    return f"{images.shape[1]}px-{digest}"
+    rule = np.frombuffer(f"{steps}/judge-v{judge.VERSION}/{FEATURE_POLICY}".encode(), np.uint8)
+    return f"{images.shape[1]}px-{score_cache.digest_arrays(images, labels.astype(np.int64), rule)[:16]}"
 
 
 def classifier_cache_path(name: str, images: np.ndarray, labels: np.ndarray, steps: int) -> str:

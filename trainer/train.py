@@ -355,7 +355,7 @@ class TrainJob:
         # Free the compiled step before the input iterator it captured. Left to this frame's teardown,
         # which may free them the other way round, TensorFlow took 10-18 s to release them (2 CPU cores,
         # 32x32 and 64x64 runs), stalling the end of every run; in this order each takes ~0.2 s.
-        (LEFT_TO_THE_OS if self.process_exits else []).append((iterator, dataset))  # kept, or freed below
+        self.leave_to_the_os(iterator, dataset)  # when the process ends next; else freed below
         del steps_fn
         gc.collect()
         del iterator, dataset
@@ -367,6 +367,11 @@ class TrainJob:
             "stopped_by": stopped_by,
             "skipped_steps": log.skipped_steps,
         }
+
+    def leave_to_the_os(self, *objects) -> None:
+        """Keeps `objects` alive until the process ends, when it ends right after this run (process_exits)."""
+        if self.process_exits:
+            LEFT_TO_THE_OS.append(objects)
 
     def report_end(self) -> None:
         """Prints how many records a streamed input left out (--on_corrupt=skip), and the weights' fingerprints."""
