@@ -314,7 +314,8 @@ def _stall_rows(out: list) -> None:
         out.append(
             (
                 "shard reader: deleting its iterator after a pass",
-                f"{f['images']} images 32x32x1, one pass ~{u['pass_s_median']:.0f} s, {u['runs']} runs each",
+                f"{f['images']} images 32x32x1, one pass ~{u['pass_s_median']:.0f} s, {u['runs']} runs each; "
+                f"{stall['machine'].get('cpu') or 'CPU'}",
                 f"**worst {u['delete_s_worst'] * 1000:.1f} ms** ({u['over_1s']} runs over 1 s) vs worst "
                 f"{t['delete_s_worst']:.1f} s with tf.data autotuning on ({t['over_1s']} of {t['runs']} over 1 s; "
                 f"median {t['delete_s_median']:.1f} s)",

@@ -211,10 +211,12 @@ def test_evaluate_bad_input_is_one_line(smoke_job, tmp_path):
 
 
 def test_shard_outputs_are_read_whole_in_batches_as_synthetic_and_as_real(tmp_path):
-    """`--synthetic=SHARDS` reads the first --num_samples records, `--real=SHARDS` every record, in order."""
-    from test_hostile_shards import good_records, write_output
+    """`--synthetic=SHARDS` reads the first --num_samples records, `--real=SHARDS` every record, in order;
+    unlabelled records (-1) make an unconditional set; images of two sizes are one line, not a traceback."""
+    from test_hostile_shards import RES, good_records, write_output
 
-    from trainer import evaluate, shards
+    from trainer import evaluate, image_codec, shards
+    from trainer.errors import UserError
 
     out = tmp_path / "out"
     write_output(out, [good_records(1500)])
@@ -223,6 +225,23 @@ def test_shard_outputs_are_read_whole_in_batches_as_synthetic_and_as_real(tmp_pa
     images, labels, described = evaluate.load_synthetic(config)
     assert images.shape == (1100, 32, 32, 1) and images.dtype == np.uint8 and described["kind"] == "shards"
     assert np.array_equal(images, np.stack([i.numpy() for i, _ in expected[:1100]]))
-    assert labels.tolist() == [int(label) for _, label in expected[:1100]]
+    assert labels.tolist() == [int(label) for _, label in expected[:1100]] and described["num_classes"] == 10
     real = evaluate.load_real(str(out), "real", 32, 1)
     assert len(real.images) == 1500 and np.array_equal(real.images[-1], expected[-1][0].numpy())
+    assert real.labels.tolist() == [int(label) for _, label in expected]
+
+    def records(count, size, label):
+        pixels = np.random.default_rng(1).integers(0, 255, [count, size, size, 1], np.uint8)
+        encoder = shards.ExampleEncoder(size, size, 1, "synthetic", 8, "png")
+        return [encoder.encode(blob, label, i) for i, blob in enumerate(image_codec.encode(pixels, "png"))]
+
+    unlabelled = tmp_path / "unlabelled"
+    write_output(unlabelled, [records(5, RES, -1)], num_classes=0)
+    images, labels, described = evaluate.load_synthetic(types.SimpleNamespace(synthetic=str(unlabelled), num_samples=9))
+    assert len(images) == 5 and labels is None and described["num_classes"] == 0
+    real = evaluate.load_real(str(unlabelled), "real", 32, 1)
+    assert real.labels is None and real.num_classes == 0
+    mixed = tmp_path / "mixed"
+    write_output(mixed, [records(3, RES, 1), records(3, RES // 2, 1)])
+    with pytest.raises(UserError, match="not all the same size"):
+        evaluate.load_real(str(mixed), "real", 32, 1)

@@ -6,7 +6,7 @@ property that removes it: the package's finite pipelines run with autotuning off
 
 import numpy as np
 import tensorflow as tf
-from test_data import class_folder, write_image  # noqa: F401 (a fixture)
+from test_data import class_folder  # noqa: F401 (a fixture)
 from test_hostile_shards import good_records, write_output
 
 from trainer import data, shards, tf_pipelines

@@ -87,13 +87,7 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
                 "num_classes": source.num_classes,
             },
         )
-    images, labels = [], []
-    for image, label in shards.load(config.synthetic, shuffle=False).take(config.num_samples).batch(1024):
-        images.append(image.numpy())
-        labels.append(label.numpy())
-    if not images:
-        raise UserError(f"--synthetic={config.synthetic}: no images in the shards")
-    labels = np.concatenate(labels)
+    images, labels = read_shards(config.synthetic, "synthetic", config.num_samples)
     conditional = bool((labels >= 0).all())
     try:
         plan = (shards.read_any_manifest(config.synthetic) or {}).get("plan")
@@ -101,7 +95,7 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
     except (JobError, OSError, ValueError):  # the shards were read above: only the record is lost
         recorded = ""
     return (
-        np.concatenate(images),
+        images,
         (labels if conditional else None),
         {
             "kind": "shards",
@@ -112,14 +106,27 @@ def load_synthetic(config) -> tuple[np.ndarray, np.ndarray | None, dict]:
     )
 
 
+def read_shards(path: str, flag: str, limit: int = -1, allow_uncommitted: bool = False) -> tuple:
+    """(uint8 images [N, H, W, C], int64 labels [N], -1 where unlabelled): the first `limit` records of a
+    shard output (all when -1), in order, read in batches."""
+    images, labels = [], []
+    try:
+        for image, label in (
+            shards.load(path, shuffle=False, allow_uncommitted=allow_uncommitted).take(limit).batch(1024)
+        ):
+            images.append(image.numpy())
+            labels.append(label.numpy())
+    except tf.errors.InvalidArgumentError:  # images of different sizes cannot share a batch
+        raise UserError(f"--{flag}={path}: its images are not all the same size; not one shard output") from None
+    if not images:
+        raise UserError(f"--{flag}={path}: no images in the shards")
+    return np.concatenate(images), np.concatenate(labels)
+
+
 def load_real(dataset: str, flag: str, resolution: int, channels: int) -> data.TrainingData:
     source = data.load_source(dataset, resolution, channels)
     if not source.in_memory:  # shards as real data: read them into memory
-        images, labels = [], []
-        for image, label in shards.load(dataset, shuffle=False, allow_uncommitted=True).batch(1024):
-            images.append(image.numpy())
-            labels.append(label.numpy())
-        source.images, source.labels = np.concatenate(images), np.concatenate(labels)
+        source.images, source.labels = read_shards(dataset, flag, allow_uncommitted=True)
         if (source.labels < 0).any():
             source.labels, source.num_classes = None, 0
     if source.images.shape[1:] != (resolution, resolution, channels):

@@ -20,7 +20,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from trainer import data, export, input_pipeline, jobdir, models, report_page, summaries
+from trainer import data, export, input_pipeline, jobdir, models, report_page, summaries, tf_pipelines
 from trainer.errors import EXIT_DIVERGED, UserError
 from trainer.progress import ProgressBar
 from trainer.train_plan import TrainPlan
@@ -172,7 +172,8 @@ class TrackKid(PeriodicAction):
         self.candidates_from = plan.class_fade[1] + 1 if plan.class_fade else 0
         real_images, real_labels = source.images, source.labels
         if real_images is None:  # streamed shards: the first kid_samples records
-            pairs = list(input_pipeline.make_dataset(source, config.kid_samples, config.seed).take(1))
+            first = input_pipeline.make_dataset(source, config.kid_samples, config.seed).take(1)
+            pairs = list(tf_pipelines.untuned(first))  # no wait for the autotune thread when it is freed
             real_images = data.to_uint8(pairs[0][0].numpy())
             real_labels = pairs[0][1].numpy() if source.num_classes else None
         self.tracker = metrics.KidTracker(

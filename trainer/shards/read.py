@@ -246,6 +246,9 @@ def load(
     Every shard is checked against the manifest (size, sha256, record count) and every record before
     TensorFlow reads it (LocalShards, RecordCheck): a damaged shard or record is a UserError naming it
     (`on_corrupt="skip"` leaves unreadable records out and counts them instead).
+
+    tf.data's autotuning is off (trainer/tf_pipelines.py: with it on, deleting an iterator can wait up
+    to a pass's length, e.g. between `model.fit`'s epochs); `ds.with_options(...)` turns it back on.
     """
     if targets not in ("label", "probs"):
         raise UserError(f"targets={targets!r} must be 'label' or 'probs'")
@@ -332,7 +335,7 @@ def mix(
     (float32 images 0..255 [B,H,W,C], int64 seeds [B,2]) -> images, as
     trainer/downstream.py's `classic_policy(...)` and the others return; or a
     classic `AugmentParams`) is applied to the real images on the fly. The
-    stream repeats forever.
+    stream repeats forever; tf.data's autotuning is off, as in `load`.
     """
     from trainer import classic_augment
     from trainer.augment_params import AugmentParams
