@@ -8,6 +8,12 @@ latest checkpoint of JOB_DIR this prints, as one JSON object:
 
   oracle_g, oracle_g_ema  the oracle's accuracy on --per_class samples per class of G and of G_ema
                           (same z and labels): is the EMA averaging away what G draws?
+  oracle_g_ema_batch_stats  the same for G_ema with its BatchNorm layers normalising by each batch
+                          (training mode, mixed-class batches of 256) instead of the moving averages
+                          the export uses: do averaged weights with copied statistics lose what
+                          G_ema could draw (BigGAN's "standing statistics" question)?
+  spread_*                per class, the mean pixel distance between two of 64 samples, over the same
+                          for real images of the class (1.0: as varied as real; colour counts too)
   d_real, d_fake          per class, the share of real images (--dataset, images the job did not
                           train on) and of G's samples that D calls real (logit > 0), as D sees
                           them in training (training-mode BatchNorm, one batch of a kind at a time)
@@ -60,19 +66,26 @@ def probe(job_dir: str, dataset: str, oracle_path: str, per_class: int, out: str
     z = tf.random.stateless_normal([len(labels), cfg.latent_dim], seed=[1, 7])
     result = {"step": int(pointer["step"])}
     grids = []
-    for name, g in (("g", state.generator), ("g_ema", state.generator_ema)):
-        fake = np.concatenate(
-            [
-                np.asarray(
-                    g(models.model_inputs(z[i : i + 256], tf.constant(labels[i : i + 256]), True), training=False)
-                )
-                for i in range(0, len(labels), 256)
-            ]
-        )
+    mixed = np.random.default_rng(0).permutation(len(labels))  # batch-stats batches mix the classes
+    spread_real = [_spread(real.images[labels_real == c][:64]) for c in range(k)]
+    for name, g, batch_stats in (
+        ("g", state.generator, False),
+        ("g_ema", state.generator_ema, False),
+        ("g_ema_batch_stats", state.generator_ema, True),
+    ):
+        order = mixed if batch_stats else np.arange(len(labels))
+        fake = np.empty([len(labels), cfg.resolution, cfg.resolution, real.images.shape[-1]], np.float32)
+        for i in range(0, len(labels), 256):
+            index = order[i : i + 256]
+            inputs = models.model_inputs(tf.gather(z, index), tf.constant(labels[index]), True)
+            fake[index] = np.asarray(g(inputs, training=batch_stats))
         predicted = classifier.predict(oracle, data.to_uint8(fake)).argmax(1)
         result[f"oracle_{name}"] = round(float((predicted == labels).mean()), 4)
         result[f"oracle_{name}_per_class"] = [
             round(float(v), 3) for v in classifier.per_class_recall(predicted, labels, k)
+        ]
+        result[f"spread_{name}"] = [
+            round(_spread(data.to_uint8(fake[labels == c][:64])) / spread_real[c], 3) for c in range(k)
         ]
         grids.append(np.concatenate([fake[labels == c][:10] for c in range(k)]))
         if name == "g":
@@ -106,6 +119,14 @@ def probe(job_dir: str, dataset: str, oracle_path: str, per_class: int, out: str
         keras.utils.save_img(out, picture, scale=False)
         result["picture"] = out
     return result
+
+
+def _spread(images: np.ndarray) -> float:
+    """Mean Euclidean distance between two of `images` (uint8 [N, ...], N >= 2), in pixel values."""
+    flat = images.reshape(len(images), -1).astype(np.float64)
+    squares = (flat**2).sum(1)
+    distances = np.sqrt(np.maximum(squares[:, None] + squares[None] - 2 * flat @ flat.T, 0))
+    return float(distances[np.triu_indices(len(images), 1)].mean())
 
 
 if __name__ == "__main__":

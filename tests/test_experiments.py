@@ -94,8 +94,14 @@ def test_probe_reads_g_d_and_g_ema_from_a_checkpoint(smoke_job, tmp_path):
     out = tmp_path / "probe.png"
     result = probe.probe(smoke_job, "digits:test", str(oracle), per_class=4, out=str(out))
     assert result["step"] > 0 and out.stat().st_size > 0
-    for key in ("oracle_g", "oracle_g_ema"):
+    for key in ("oracle_g", "oracle_g_ema", "oracle_g_ema_batch_stats"):
         assert 0.0 <= result[key] <= 1.0 and len(result[f"{key}_per_class"]) == 10
+    for key in ("spread_g", "spread_g_ema", "spread_g_ema_batch_stats"):
+        assert len(result[key]) == 10 and all(v >= 0.0 for v in result[key])
+    same = np.zeros([3, 2, 2, 1], np.uint8)
+    assert probe._spread(same) == 0.0
+    same[1] = 3  # distances 6 (0-1, 1-2 four pixels of 3) and 0 (0-2): mean 4
+    assert probe._spread(same) == pytest.approx(4.0)
     for key in ("d_real", "d_fake"):
         assert len(result[key]) == 10 and all(0.0 <= v <= 1.0 for v in result[key])
     assert len(result["d_label_margin"]) == 10 and real.num_classes == 10
