@@ -243,5 +243,5 @@ def test_shard_outputs_are_read_whole_in_batches_as_synthetic_and_as_real(tmp_pa
     assert real.labels is None and real.num_classes == 0
     mixed = tmp_path / "mixed"
     write_output(mixed, [records(3, RES, 1), records(3, RES // 2, 1)])
-    with pytest.raises(UserError, match="not all the same size"):
+    with pytest.raises(UserError, match="cannot be read as one set"):
         evaluate.load_real(str(mixed), "real", 32, 1)

@@ -116,8 +116,11 @@ def read_shards(path: str, flag: str, limit: int = -1, allow_uncommitted: bool =
         ):
             images.append(image.numpy())
             labels.append(label.numpy())
-    except tf.errors.InvalidArgumentError:  # images of different sizes cannot share a batch
-        raise UserError(f"--{flag}={path}: its images are not all the same size; not one shard output") from None
+    except tf.errors.InvalidArgumentError:  # images of different sizes cannot share a batch; or a bad image
+        raise UserError(
+            f"--{flag}={path}: its images cannot be read as one set (images of different sizes, or one that "
+            "does not decode)"
+        ) from None
     if not images:
         raise UserError(f"--{flag}={path}: no images in the shards")
     return np.concatenate(images), np.concatenate(labels)
