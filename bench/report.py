@@ -14,7 +14,6 @@ from __future__ import annotations
 import glob
 import json
 import os
-import statistics
 import sys
 
 from bench import common
@@ -79,7 +78,7 @@ def _exit_note(ours: dict, theirs: dict, steps: int, batch: int) -> str:
 
         a, b = outside(ours), outside(theirs)
         notes.append(
-            f"outside steady steps {statistics.median(a):.0f} vs {statistics.median(b):.0f} s "
+            f"outside steady steps {common.median(a):.0f} vs {common.median(b):.0f} s "
             f"(worst run {a[-1]:.0f} vs {b[-1]:.0f} s)"
         )
     if "exit_seconds_max" in ours:

@@ -50,6 +50,7 @@ def probe(job_dir: str, dataset: str, oracle_path: str, per_class: int, out: str
     import keras
     import tensorflow as tf
 
+    from experiments import pool
     from trainer import classifier, config, data, models, summaries
     from trainer.train_state import TrainState
 
@@ -67,7 +68,7 @@ def probe(job_dir: str, dataset: str, oracle_path: str, per_class: int, out: str
     result = {"step": int(pointer["step"])}
     grids = []
     mixed = np.random.default_rng(0).permutation(len(labels))  # batch-stats batches mix the classes
-    spread_real = [_spread(real.images[labels_real == c][:64]) for c in range(k)]
+    spread_real = [pool.pairwise_mean(real.images[labels_real == c][:64]) for c in range(k)]
     for name, g, batch_stats in (
         ("g", state.generator, False),
         ("g_ema", state.generator_ema, False),
@@ -85,7 +86,7 @@ def probe(job_dir: str, dataset: str, oracle_path: str, per_class: int, out: str
             round(float(v), 3) for v in classifier.per_class_recall(predicted, labels, k)
         ]
         result[f"spread_{name}"] = [
-            round(_spread(data.to_uint8(fake[labels == c][:64])) / spread_real[c], 3) for c in range(k)
+            round(pool.pairwise_mean(data.to_uint8(fake[labels == c][:64])) / spread_real[c], 3) for c in range(k)
         ]
         grids.append(np.concatenate([fake[labels == c][:10] for c in range(k)]))
         if name == "g":
@@ -119,14 +120,6 @@ def probe(job_dir: str, dataset: str, oracle_path: str, per_class: int, out: str
         keras.utils.save_img(out, picture, scale=False)
         result["picture"] = out
     return result
-
-
-def _spread(images: np.ndarray) -> float:
-    """Mean Euclidean distance between two of `images` (uint8 [N, ...], N >= 2), in pixel values."""
-    flat = images.reshape(len(images), -1).astype(np.float64)
-    squares = (flat**2).sum(1)
-    distances = np.sqrt(np.maximum(squares[:, None] + squares[None] - 2 * flat @ flat.T, 0))
-    return float(distances[np.triu_indices(len(images), 1)].mean())
 
 
 if __name__ == "__main__":

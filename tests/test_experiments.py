@@ -85,7 +85,7 @@ def test_a_training_set_runs_every_recipe_per_generator_and_tunes_once(smoke_job
 
 def test_probe_reads_g_d_and_g_ema_from_a_checkpoint(smoke_job, tmp_path):
     """experiments/probe.py: raw G and G_ema judged by an oracle, D's per-class view, the picture."""
-    from experiments import probe
+    from experiments import pool, probe
     from trainer import classifier, data
 
     real = data.load_source("digits:test", 32)
@@ -99,9 +99,9 @@ def test_probe_reads_g_d_and_g_ema_from_a_checkpoint(smoke_job, tmp_path):
     for key in ("spread_g", "spread_g_ema", "spread_g_ema_batch_stats"):
         assert len(result[key]) == 10 and all(v >= 0.0 for v in result[key])
     same = np.zeros([3, 2, 2, 1], np.uint8)
-    assert probe._spread(same) == 0.0
+    assert pool.pairwise_mean(same) == 0.0
     same[1] = 3  # distances 6 (0-1, 1-2 four pixels of 3) and 0 (0-2): mean 4
-    assert probe._spread(same) == pytest.approx(4.0)
+    assert pool.pairwise_mean(same) == pytest.approx(4.0)
     for key in ("d_real", "d_fake"):
         assert len(result[key]) == 10 and all(0.0 <= v <= 1.0 for v in result[key])
     assert len(result["d_label_margin"]) == 10 and real.num_classes == 10
