@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from trainer import command_line, export, jobdir, losses, train, train_plan, train_step
+from trainer import command_line, export, jobdir, losses, process_end, train, train_plan, train_step
 from trainer import config as config_lib
 from trainer.errors import JobDirConflict
 from trainer.train_state import TrainState
@@ -377,12 +377,12 @@ def test_class_fade_in_resumes_bit_identically_logs_its_strength_exports_and_ref
 def test_a_run_whose_process_ends_next_leaves_its_input_iterator_to_the_os(tmp_path):
     """`dcgan train` (process_exits=True) keeps the iterator instead of deleting it, which can wait up to
     60 s for tf.data's autotune thread; a library call frees it as before."""
-    before = len(train.LEFT_TO_THE_OS)
+    before = len(process_end.kept())
     train.run(smoke(tmp_path / "library", steps=2))
-    assert len(train.LEFT_TO_THE_OS) == before
+    assert len(process_end.kept()) == before
     train.run(smoke(tmp_path / "cli", steps=2), process_exits=True)
-    assert len(train.LEFT_TO_THE_OS) == before + 1
-    iterator, dataset = train.LEFT_TO_THE_OS[-1]
+    assert len(process_end.kept()) == before + 1
+    iterator, dataset = process_end.kept()[-1]
     assert isinstance(dataset, tf.distribute.DistributedDataset) and isinstance(
         iterator, tf.distribute.DistributedIterator
     )

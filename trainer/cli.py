@@ -22,7 +22,7 @@ import os
 import signal
 import sys
 
-from trainer import command_line, environment, native_stderr, startup
+from trainer import command_line, environment, native_stderr, process_end, startup
 from trainer.errors import JobError, UserError
 
 USAGE = """usage: dcgan COMMAND [--flag=value ...]
@@ -238,8 +238,7 @@ def entrypoint() -> None:
     except BrokenPipeError:  # `dcgan train --help | head`: the reader left; not an error worth a traceback
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
-    kept = "trainer.train" in sys.modules and sys.modules["trainer.train"].LEFT_TO_THE_OS
-    if (code == 0 or kept) and "tensorflow" in sys.modules:
+    if (code == 0 or process_end.kept()) and "tensorflow" in sys.modules:
         # A finished job has made everything durable before `main` returns (checkpoint committed, logs
         # and export written, threads joined); what the interpreter's teardown would still do is free
         # TensorFlow's objects one by one, 0.3-1 s on 2 cores, which the OS does at once. A training run

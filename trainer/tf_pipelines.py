@@ -22,7 +22,7 @@ The pipelines this package iterates itself or hands to users pass through
 first batch of streamed shards that KID while training compares with. The
 training pipeline does not: its tf.distribute iterator starts a model thread of
 its own, so `dcgan train` leaves that iterator to the OS instead
-(trainer/train.py, `LEFT_TO_THE_OS`); users who want autotuning back call
+(trainer/train.py, trainer/process_end.py); users who want autotuning back call
 `ds.with_options(...)` on what `load` or `mix` return (the later options win).
 """
 

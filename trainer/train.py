@@ -39,6 +39,7 @@ from trainer import (
     jobdir,
     losses,
     model_card,
+    process_end,
     storage,
     summaries,
     train_actions,
@@ -132,9 +133,6 @@ class StopRequest:
             self._unwatch()
             for sig, handler in self._previous.items():
                 signal.signal(sig, handler)
-
-
-LEFT_TO_THE_OS: list = []  # see TrainJob.process_exits
 
 
 def run(config, process_exits: bool = False) -> dict:
@@ -371,7 +369,7 @@ class TrainJob:
     def leave_to_the_os(self, *objects) -> None:
         """Keeps `objects` alive until the process ends, when it ends right after this run (process_exits)."""
         if self.process_exits:
-            LEFT_TO_THE_OS.append(objects)
+            process_end.keep(*objects)
 
     def report_end(self) -> None:
         """Prints how many records a streamed input left out (--on_corrupt=skip), and the weights' fingerprints."""
