@@ -14,6 +14,13 @@ latest checkpoint of JOB_DIR this prints, as one JSON object:
                           G_ema could draw (BigGAN's "standing statistics" question)?
   spread_*                per class, the mean pixel distance between two of 64 samples, over the same
                           for real images of the class (1.0: as varied as real; colour counts too)
+  coverage_g_ema          per class, improved recall (Kynkäänniemi et al. 2019, k=3) of G_ema's samples in
+                          the oracle's features: the share of one half of the class's real images that
+                          fall inside the samples' k-NN balls, over the same with the other half of the
+                          real images in the samples' place (1.0: covers the class as well as real images
+                          do, whatever the sample size). The oracle's features carry shape, position and
+                          size, not only hue: a class drawn in one layout scores low here while its pixel
+                          spread (hue, background) stays high
   d_real, d_fake          per class, the share of real images (--dataset, images the job did not
                           train on) and of G's samples that D calls real (logit > 0), as D sees
                           them in training (training-mode BatchNorm, one batch of a kind at a time)
@@ -51,7 +58,7 @@ def probe(job_dir: str, dataset: str, oracle_path: str, per_class: int, out: str
     import tensorflow as tf
 
     from experiments import pool
-    from trainer import classifier, config, data, models, summaries
+    from trainer import classifier, config, data, metrics, models, summaries
     from trainer.train_state import TrainState
 
     cfg = config.load_json(config.TrainConfig, open(os.path.join(job_dir, "config.json")).read())
@@ -91,6 +98,11 @@ def probe(job_dir: str, dataset: str, oracle_path: str, per_class: int, out: str
         grids.append(np.concatenate([fake[labels == c][:10] for c in range(k)]))
         if name == "g":
             g_fake = fake
+        if name == "g_ema":
+            features = metrics.FeatureSpace(oracle, "classifier")
+            result["coverage_g_ema"] = coverage(
+                features(real.images), labels_real, features(data.to_uint8(fake)), labels, k
+            )
 
     group = max(cfg.minibatch_std, 1)
     chunk = 64 // group * group or group
@@ -120,6 +132,27 @@ def probe(job_dir: str, dataset: str, oracle_path: str, per_class: int, out: str
         keras.utils.save_img(out, picture, scale=False)
         result["picture"] = out
     return result
+
+
+def coverage(real: np.ndarray, labels_real: np.ndarray, fake: np.ndarray, labels_fake: np.ndarray, k: int) -> list:
+    """Per class: recall of `fake` features against half of the real ones, over the other real half's recall.
+
+    Both sides hold the same number of points (half the class's real images), since k-NN recall grows with
+    the size of the set whose balls are drawn. NaN for a class with fewer than 8 real images."""
+    from trainer import metrics
+
+    out = []
+    for c in range(k):
+        own = real[labels_real == c]
+        m = len(own) // 2
+        if m < 4:
+            out.append(float("nan"))
+            continue
+        half_a, half_b = own[:m], own[m : 2 * m]
+        reference = metrics.precision_recall(half_b, half_a)[1]
+        recall = metrics.precision_recall(half_b, fake[labels_fake == c][:m])[1]
+        out.append(round(recall / reference, 3) if reference > 0 else float("nan"))
+    return out
 
 
 if __name__ == "__main__":
