@@ -14,12 +14,12 @@ latest checkpoint of JOB_DIR this prints, as one JSON object:
                           G_ema could draw (BigGAN's "standing statistics" question)?
   spread_*                per class, the mean pixel distance between two of 64 samples, over the same
                           for real images of the class (1.0: as varied as real; colour counts too)
-  coverage_g_ema          per class, improved recall (Kynkäänniemi et al. 2019, k=3) of G_ema's samples in
-                          the oracle's features: the share of one half of the class's real images that
-                          fall inside the samples' k-NN balls, over the same with the other half of the
-                          real images in the samples' place (1.0: covers the class as well as real images
-                          do, whatever the sample size). The oracle's features carry shape, position and
-                          size, not only hue: a class drawn in one layout scores low here while its pixel
+  recall_g_ema            per class, improved recall (Kynkäänniemi et al. 2019, k=3) of G_ema's samples in
+                          the oracle's features: the share of the class's real images that fall inside the
+                          samples' k-NN balls, over the same with other real images of the class in the
+                          samples' place, equal set sizes (1.0: as much of the class as real images
+                          reach; `recall_ratio`). The oracle's features carry shape, position and size,
+                          not only hue: a class drawn in one layout scores low here while its pixel
                           spread (hue, background) stays high
   d_real, d_fake          per class, the share of real images (--dataset, images the job did not
                           train on) and of G's samples that D calls real (logit > 0), as D sees
@@ -100,7 +100,7 @@ def probe(job_dir: str, dataset: str, oracle_path: str, per_class: int, out: str
             g_fake = fake
         if name == "g_ema":
             features = metrics.FeatureSpace(oracle, "classifier")
-            result["coverage_g_ema"] = coverage(
+            result["recall_g_ema"] = recall_ratio(
                 features(real.images), labels_real, features(data.to_uint8(fake)), labels, k
             )
 
@@ -134,23 +134,30 @@ def probe(job_dir: str, dataset: str, oracle_path: str, per_class: int, out: str
     return result
 
 
-def coverage(real: np.ndarray, labels_real: np.ndarray, fake: np.ndarray, labels_fake: np.ndarray, k: int) -> list:
-    """Per class: recall of `fake` features against half of the real ones, over the other real half's recall.
+def recall_ratio(
+    real: np.ndarray, labels_real: np.ndarray, fake: np.ndarray, labels_fake: np.ndarray, num_classes: int
+) -> list:
+    """Per class: improved recall (k=3) of `fake` features over the same for real features in their place.
 
-    Both sides hold the same number of points (half the class's real images), since k-NN recall grows with
-    the size of the set whose balls are drawn. NaN for a class with fewer than 8 real images."""
+    The class's real images are shuffled (seeded) and cut into halves A and B of n each, n = the smaller
+    of half the real images and the number of samples: k-NN recall grows with the size of the set whose
+    balls are drawn, so both sides hold n points. Recall of B inside n samples' balls and of A inside
+    them, over recall of B inside A's balls and of A inside B's (both directions averaged: one split of
+    ~25 images moves in steps of 1/25). NaN for a class with fewer than 4 points a side."""
     from trainer import metrics
 
     out = []
-    for c in range(k):
+    for c in range(num_classes):
         own = real[labels_real == c]
-        m = len(own) // 2
-        if m < 4:
+        own = own[np.random.default_rng(c).permutation(len(own))]
+        mine = fake[labels_fake == c]
+        n = min(len(own) // 2, len(mine))
+        if n < 4:
             out.append(float("nan"))
             continue
-        half_a, half_b = own[:m], own[m : 2 * m]
-        reference = metrics.precision_recall(half_b, half_a)[1]
-        recall = metrics.precision_recall(half_b, fake[labels_fake == c][:m])[1]
+        half_a, half_b, mine = own[:n], own[n : 2 * n], mine[:n]
+        reference = (metrics.precision_recall(half_b, half_a)[1] + metrics.precision_recall(half_a, half_b)[1]) / 2
+        recall = (metrics.precision_recall(half_b, mine)[1] + metrics.precision_recall(half_a, mine)[1]) / 2
         out.append(round(recall / reference, 3) if reference > 0 else float("nan"))
     return out
 

@@ -105,25 +105,26 @@ def test_probe_reads_g_d_and_g_ema_from_a_checkpoint(smoke_job, tmp_path):
     for key in ("d_real", "d_fake"):
         assert len(result[key]) == 10 and all(0.0 <= v <= 1.0 for v in result[key])
     assert len(result["d_label_margin"]) == 10 and real.num_classes == 10
-    assert len(result["coverage_g_ema"]) == 10  # digits:test holds >= 50 images a class: no NaN
-    assert all(v >= 0.0 for v in result["coverage_g_ema"])
+    assert len(result["recall_g_ema"]) == 10  # 4 samples a class: 4 points a side, no NaN
+    assert all(v >= 0.0 for v in result["recall_g_ema"])
 
 
-def test_probe_coverage_is_one_for_real_images_and_low_for_one_layout():
-    """coverage: a sample set as spread as the real half scores ~1; one point repeated scores ~0."""
+def test_probe_recall_ratio_is_near_one_for_real_like_samples_and_low_for_one_layout():
+    """recall_ratio: samples drawn like the real images score ~1 (equal set sizes, also when there are fewer
+    samples than half the real images); one point repeated scores ~0; too few images give NaN."""
     from experiments import probe
 
     rng = np.random.default_rng(0)
-    real = rng.normal(size=[200, 8]).astype(np.float32)
-    labels = np.repeat([0, 1], 100)
-    twin = real[labels == 0][:50]  # the real half the reference uses: recall equals the reference's
-    collapsed = np.repeat(real[:1], 50, axis=0) + rng.normal(scale=1e-3, size=[50, 8]).astype(np.float32)
-    fake = np.concatenate([twin, collapsed])
-    fake_labels = np.repeat([0, 1], 50)
-    covered, one_layout = probe.coverage(real, labels, fake, fake_labels, 2)
-    assert covered == pytest.approx(1.0)
-    assert one_layout < 0.2
-    assert np.isnan(probe.coverage(real[:6], np.zeros(6, int), fake, fake_labels, 1)[0])  # too few real images
+    real = rng.normal(size=[800, 8]).astype(np.float32)
+    labels = np.repeat([0, 1], 400)
+    like_real = rng.normal(size=[400, 8]).astype(np.float32)  # the same distribution, other points
+    collapsed = np.repeat(real[:1], 400, axis=0) + rng.normal(scale=1e-3, size=[400, 8]).astype(np.float32)
+    fake, fake_labels = np.concatenate([like_real, collapsed]), np.repeat([0, 1], 400)
+    covered, one_layout = probe.recall_ratio(real, labels, fake, fake_labels, 2)
+    assert 0.85 < covered < 1.15 and one_layout < 0.1
+    few = probe.recall_ratio(real, labels, like_real[:60], np.zeros(60, int), 1)[0]  # n = 60 a side, not 200
+    assert 0.7 < few < 1.3
+    assert np.isnan(probe.recall_ratio(real[:6], np.zeros(6, int), fake, fake_labels, 1)[0])  # 3 real a side
 
 
 def test_data_equivalence_interpolates_the_real_only_curve_and_bootstraps_paired_seeds():
