@@ -117,6 +117,11 @@ DESIGNS = {
     # their spread looks like that of different drawings. Give each group one DiffAugment draw instead
     "dihedral_ac03_mbstd_shared_narrow": "--diffaugment=color,translation,dihedral --class_loss_weight=0.3 "
     "--minibatch_std=4 --minibatch_std_views=shared --width=0.5",
+    # neither did D-side diversity signals; the collapse is in G's weights (thirteenth session): z enters
+    # only G's first layer, beside a class embedding that decides the drawing. BigGAN's skip-z: z and the
+    # class embedding set every BatchNorm's gain and bias, so each block has z to vary its drawing with
+    "dihedral_ac03_skipz_narrow": "--diffaugment=color,translation,dihedral --class_loss_weight=0.3 "
+    "--g_conditioning=skip_z --width=0.5",
 }
 
 

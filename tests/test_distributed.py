@@ -42,9 +42,14 @@ def fingerprints(stdout):
             "--class_loss_weight=0.3",
             "--minibatch_std=4",
         ],
-        ["--minibatch_std=4", "--minibatch_std_views=shared", "--diffaugment=color,translation,dihedral"],
+        [
+            "--minibatch_std=4",
+            "--minibatch_std_views=shared",
+            "--diffaugment=color,translation,dihedral",
+            "--g_conditioning=skip_z",
+        ],
     ],
-    ids=["dcgan", "cbn-sn-hinge", "lecam-dihedral-fade-mbstd", "mbstd-shared-views"],
+    ids=["dcgan", "cbn-sn-hinge", "lecam-dihedral-fade-mbstd", "mbstd-shared-views-skip-z"],
 )
 def test_one_replica_2b_equals_two_replicas_b_with_sync_batchnorm(tmp_path, design):
     """Same seed and data: 1 x 16 and 2 logical CPUs x 8 give the same weights."""

@@ -18,12 +18,15 @@ from trainer.errors import UserError
 from trainer.train_plan import TrainPlan
 
 # (classes, --g_conditioning, --class_fade_in on): unconditional, label embedding with z, class-conditional
-# BatchNorm, and the label embedding half faded in (the strength is folded into the exported table)
+# BatchNorm, the label embedding half faded in (the strength is folded into the exported table), and z with
+# the label (or z alone) setting every BatchNorm's gain and bias
 OPTIONS = {
     "unconditional": (0, "concat", False),
     "concat": (3, "concat", False),
     "cbn": (3, "cbn", False),
     "fading": (3, "concat", True),
+    "skip_z": (3, "skip_z", False),
+    "skip_z_unconditional": (0, "skip_z", False),
 }
 
 LOAD_PLAINLY = textwrap.dedent(

@@ -79,12 +79,15 @@ def test_the_graph_holds_the_fused_op_in_training_and_keras_ops_otherwise():
     np.testing.assert_allclose(frozen(x, training=True), frozen(x, training=False))  # frozen: moving statistics
 
 
-def test_serialises_and_swaps_with_keras_batchnorm(tmp_path):
-    g = models.build_generator(32, 1, 8, 0.125, 3, fused_batchnorm=True, conditioning="cbn")
+@pytest.mark.parametrize("conditioning", ["cbn", "skip_z"])
+def test_serialises_and_swaps_with_keras_batchnorm(tmp_path, conditioning):
+    g = models.build_generator(32, 1, 8, 0.125, 3, fused_batchnorm=True, conditioning=conditioning)
     d = models.build_discriminator(32, 1, 0.125, 3, fused_batchnorm=True)
     assert any(isinstance(layer, FusedBatchNormalization) for layer in d.layers)
-    assert all(layer.norm.__class__ is FusedBatchNormalization for layer in g.layers if hasattr(layer, "norm"))
-    stock = models.build_generator(32, 1, 8, 0.125, 3, conditioning="cbn")
+    norms = [getattr(layer, "norm", layer) for layer in g.layers]
+    norms = [n for n in norms if isinstance(n, keras.layers.BatchNormalization)]
+    assert len(norms) == 3 and all(n.__class__ is FusedBatchNormalization for n in norms)
+    stock = models.build_generator(32, 1, 8, 0.125, 3, conditioning=conditioning)
     stock.set_weights(g.get_weights())  # the same variables, in the same order
     z, label = tf.random.stateless_normal([4, 8], seed=[5, 6]), tf.constant([0, 1, 2, 0])
     np.testing.assert_allclose(stock([z, label], training=False), g([z, label], training=False), atol=1e-6)

@@ -76,10 +76,11 @@ def test_class_fade_strength_scales_the_label_in_g_and_the_projection_in_d():
     assert not np.allclose(unconditional, full)
 
 
+@pytest.mark.parametrize("conditioning", ["concat", "skip_z"])
 @pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
-def test_mixed_precision_keeps_outputs_float32(policy, precision):
+def test_mixed_precision_keeps_outputs_float32(policy, precision, conditioning):
     keras.mixed_precision.set_global_policy(precision)
-    g = models.build_generator(32, 3, 8, 0.25, 10)
+    g = models.build_generator(32, 3, 8, 0.25, 10, conditioning=conditioning)
     d = models.build_discriminator(32, 3, 0.25, 10)
     assert g.get_layer("up_16").compute_dtype == precision.split("_")[1]
     images = g([tf.random.normal([2, 8]), tf.constant([0, 1])])
@@ -98,6 +99,29 @@ def test_initialisation_is_seeded_and_differs_per_layer():
         layer.kernel.numpy().ravel()[:50] for layer in a.layers if isinstance(layer, keras.layers.Conv2DTranspose)
     ]
     assert not np.allclose(kernels[0], kernels[1])  # no shared seed across layers
+
+
+def test_skip_z_feeds_z_to_every_block_with_built_in_layers():
+    """--g_conditioning=skip_z: with G's first layer blind to z, outputs still depend on z (through every
+    BatchNorm's gain and bias), where the concat design's do not; the gains start at 1; no custom layers."""
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(2, 8)).astype(np.float32)
+    labels = np.zeros(2, np.int32)
+    spreads = {}
+    for conditioning in ("concat", "skip_z"):
+        g = models.build_generator(32, 3, 8, 0.25, 10, conditioning=conditioning)
+        project = g.get_layer("project")
+        kernel = project.kernel.numpy()
+        kernel[:8] = 0.0  # the rows z enters by
+        project.kernel.assign(kernel)
+        out = g([z, labels], training=False).numpy()
+        spreads[conditioning] = np.abs(out[0] - out[1]).mean()
+    assert spreads["concat"] == 0.0 and spreads["skip_z"] > 1e-3
+    gains = [layer for layer in g.layers if layer.name.endswith("_gain")]
+    assert len(gains) == 3 and all(np.all(layer.bias.numpy() == 1.0) for layer in gains)  # 4x4, 8x8, 16x16
+    assert all(type(layer).__module__.startswith("keras") for layer in g.layers)
+    unconditional = models.build_generator(32, 1, 8, 0.25, 0, conditioning="skip_z")
+    assert unconditional.get_layer("bn_8_gain").kernel.shape == (8, 32)  # z alone sets the gains
 
 
 def test_conditional_batchnorm_generator_uses_the_class_everywhere_and_round_trips(tmp_path):

@@ -252,8 +252,24 @@ def test_the_sngan_style_design_trains_exports_and_samples(tmp_path):
     assert json.loads((out / "manifest.json").read_text())["num_images"] == 40
     assert_one_line_error(
         run_cli("train", f"--job_dir={tmp_path}/x", "--g_conditioning=film"),
-        "--g_conditioning='film' must be 'concat' or 'cbn'",
+        "--g_conditioning='film' must be 'concat', 'cbn' or 'skip_z'",
     )
+
+
+def test_skip_z_resumes_bit_identically_and_its_export_samples(tmp_path):
+    """--g_conditioning=skip_z: stop at 3 + resume to 6 equals 6 straight (the gain and bias layers are in the
+    checkpoint), and `dcgan sample` draws from the export."""
+    flags = dict(steps=6, checkpoint_every=3, g_conditioning="skip_z")
+    straight, a, b = straight_and_resumed(tmp_path, flags)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    state = restored(str(straight), smoke(straight, **flags))  # every object, the gain layers too, is in it
+    assert any(layer.name == "bn_8_gain" for layer in state.generator.layers)
+    out = tmp_path / "out"
+    sample = run_cli("sample", f"--generator={straight}", f"--output={out}", "--preset=smoke", "--progress=false")
+    assert sample.returncode == 0, sample.stderr[-3000:]
+    assert json.loads((out / "manifest.json").read_text())["num_images"] == 40
 
 
 def test_lecam_with_dihedral_diffaugment_resumes_bit_identically_logs_exports_and_samples(tmp_path):

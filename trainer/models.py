@@ -4,6 +4,8 @@ Generator: z [+ label embedding] -> dense 4x4 -> (ConvTranspose 4x4/2, BatchNorm
 -> ConvTranspose to the image channels -> tanh. Discriminator: (Conv 4x4/2, [BatchNorm,]
 LeakyReLU 0.2)* down to 4x4 (no BatchNorm on the first layer) -> linear logit, plus a
 projection term <embed(y), features> when conditional (Miyato & Koyama 2018).
+--g_conditioning=cbn looks every G BatchNorm's gain and bias up per class; skip_z computes
+them from [z, label embedding] (built-in layers).
 --class_fade_in adds a non-trainable strength to G's label embedding and D's projection term
 (ConditionStrength, ProjectionLogit), set by the training step.
 Filters: 64 * width at the highest resolution, doubling per halving, capped at 8x.
@@ -47,6 +49,22 @@ def filters(width: float, level_from_top: int) -> int:
     """Filters `level_from_top` stages below full resolution (0 = full)."""
     base = max(1, round(64 * width))
     return base * min(2**level_from_top, 8)
+
+
+def _modulated_batch_norm(sync: bool, name: str, fused: bool, h, style):
+    """BN(h) * gain(s) + bias(s), gain and bias affine in s = [z, label embedding], built-in layers only.
+
+    Skip-z with a shared class embedding (Brock et al. 2019), as BigGAN-deep has it: the whole z, not
+    a chunk per block, goes with the embedding to every block, so G cannot keep z out of the synthesis
+    past its first layer. The gain's bias starts at 1 and its kernel at N(0, 0.02)."""
+    channels = h.shape[-1]
+    kind = FusedBatchNormalization if fused and not sync else layers.BatchNormalization
+    normed = kind(momentum=0.9, epsilon=1e-5, center=False, scale=False, synchronized=sync, name=name)(h)
+    parts = []
+    for part, start in (("gain", "ones"), ("bias", "zeros")):
+        affine = layers.Dense(channels, kernel_initializer=weight_init(), bias_initializer=start, name=f"{name}_{part}")
+        parts.append(layers.Reshape((1, 1, channels), name=f"{name}_{part}_4d")(affine(style)))
+    return layers.Add(name=f"{name}_shift")([layers.Multiply(name=f"{name}_scale")([normed, parts[0]]), parts[1]])
 
 
 def _batch_norm(sync: bool, name: str, fused: bool = False) -> layers.Layer:
@@ -221,7 +239,9 @@ def build_generator(
     """G(z) or G([z, label]) -> float32 images in [-1, 1], shape [B, res, res, channels].
 
     conditioning (with classes): 'concat' feeds a label embedding with z;
-    'cbn' also makes every BatchNorm class-conditional (ConditionalBatchNorm).
+    'cbn' also makes every BatchNorm class-conditional (ConditionalBatchNorm);
+    'skip_z' sets every BatchNorm's gain and bias from [z, label embedding] (or z alone without
+    classes): `_modulated_batch_norm`, built-in layers only.
     class_fade ('concat' only): the label embedding passes a ConditionStrength layer
     ('label_strength'), which the training step turns from 0 to 1 (--class_fade_in).
     fused_batchnorm: BatchNorm's training step as one fused op (ignored with sync_batchnorm)."""
@@ -232,6 +252,8 @@ def build_generator(
             return ConditionalBatchNorm(
                 num_classes, synchronized=sync_batchnorm, fused=fused_batchnorm, name=label_name
             )([h, label])
+        if conditioning == "skip_z":
+            return _modulated_batch_norm(sync_batchnorm, label_name, fused_batchnorm, h, style)
         return _batch_norm(sync_batchnorm, label_name, fused_batchnorm)(h)
 
     n = _levels(resolution)
@@ -246,6 +268,7 @@ def build_generator(
         if class_fade:
             embedded = ConditionStrength(name="label_strength")(embedded)
         h = layers.Concatenate(name="z_and_label")([z, embedded])
+    style = h  # what --g_conditioning=skip_z feeds every block
     top = filters(width, n - 1)
     h = layers.Dense(4 * 4 * top, use_bias=False, kernel_initializer=weight_init(), name="project")(h)
     h = layers.Reshape((4, 4, top), name="to_4x4")(h)

@@ -130,8 +130,9 @@ class TrainConfig(_Printable):
     )
     g_conditioning: str = flag(
         "concat",
-        "How G uses the class: 'concat' (label embedding beside z) or 'cbn' (also class-conditional "
-        "BatchNorm in every block; the export is still plain Keras layers).",
+        "How G uses z and the class: 'concat' (label embedding beside z, into G's first layer), 'cbn' (also "
+        "class-conditional BatchNorm in every block) or 'skip_z' (z and the label embedding set every "
+        "BatchNorm's gain and bias, BigGAN's skip-z; also without classes). The export is plain Keras layers.",
     )
     d_spectral_norm: bool = flag(False, "D's conv kernels spectrally normalised (and no BatchNorm in D), as in SNGAN")
     minibatch_std: int = flag(
@@ -302,8 +303,8 @@ class TrainConfig(_Printable):
                     f"--width={self.width} leaves no filters (64 * width must be >= 1)",
                 ),
                 (
-                    self.g_conditioning not in ("concat", "cbn"),
-                    f"--g_conditioning={self.g_conditioning!r} must be 'concat' or 'cbn'",
+                    self.g_conditioning not in ("concat", "cbn", "skip_z"),
+                    f"--g_conditioning={self.g_conditioning!r} must be 'concat', 'cbn' or 'skip_z'",
                 ),
             ]
         )
