@@ -18,9 +18,10 @@ latest checkpoint of JOB_DIR this prints, as one JSON object:
                           the oracle's features: the share of the class's real images that fall inside the
                           samples' k-NN balls, over the same with other real images of the class in the
                           samples' place, equal set sizes (1.0: as much of the class as real images
-                          reach; `recall_ratio`). The oracle's features carry shape, position and size,
-                          not only hue: a class drawn in one layout scores low here while its pixel
-                          spread (hue, background) stays high
+                          reach; `recall_ratio`). An oracle trained with colour and geometric
+                          augmentation weighs the drawn shape more than pixels do: a class drawn in
+                          one layout scored low here while its pixel spread (hue, background) stayed
+                          high (docs/generators.md, fourteenth session)
   d_real, d_fake          per class, the share of real images (--dataset, images the job did not
                           train on) and of G's samples that D calls real (logit > 0), as D sees
                           them in training (training-mode BatchNorm, one batch of a kind at a time)
