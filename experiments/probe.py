@@ -157,7 +157,7 @@ def recall_ratio(
             out.append(float("nan"))
             continue
         half_a, half_b, mine = own[:n], own[n : 2 * n], mine[:n]
-        reference = (metrics.precision_recall(half_b, half_a)[1] + metrics.precision_recall(half_a, half_b)[1]) / 2
+        reference = sum(metrics.precision_recall(half_b, half_a)) / 2  # (A inside B's balls, B inside A's)
         recall = (metrics.precision_recall(half_b, mine)[1] + metrics.precision_recall(half_a, mine)[1]) / 2
         out.append(round(recall / reference, 3) if reference > 0 else float("nan"))
     return out

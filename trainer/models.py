@@ -58,8 +58,7 @@ def _modulated_batch_norm(sync: bool, name: str, fused: bool, h, style):
     a chunk per block, goes with the embedding to every block, so G cannot keep z out of the synthesis
     past its first layer. The gain's bias starts at 1 and its kernel at N(0, 0.02)."""
     channels = h.shape[-1]
-    kind = FusedBatchNormalization if fused and not sync else layers.BatchNormalization
-    normed = kind(momentum=0.9, epsilon=1e-5, center=False, scale=False, synchronized=sync, name=name)(h)
+    normed = _batch_norm(sync, name, fused, affine=False)(h)
     parts = []
     for part, start in (("gain", "ones"), ("bias", "zeros")):
         affine = layers.Dense(channels, kernel_initializer=weight_init(), bias_initializer=start, name=f"{name}_{part}")
@@ -67,10 +66,12 @@ def _modulated_batch_norm(sync: bool, name: str, fused: bool, h, style):
     return layers.Add(name=f"{name}_shift")([layers.Multiply(name=f"{name}_scale")([normed, parts[0]]), parts[1]])
 
 
-def _batch_norm(sync: bool, name: str, fused: bool = False) -> layers.Layer:
-    """BatchNorm as the DCGAN paper has it; `fused`: one fused op in training (same math, see fused_batch_norm)."""
+def _batch_norm(sync: bool, name: str, fused: bool = False, affine: bool = True) -> layers.Layer:
+    """BatchNorm as the DCGAN paper has it; `fused`: one fused op in training (same math, see fused_batch_norm);
+    `affine=False`: no gain and bias of its own (a caller applies them)."""
     kind = FusedBatchNormalization if fused and not sync else layers.BatchNormalization
-    return kind(momentum=0.9, epsilon=1e-5, gamma_initializer=gamma_init(), synchronized=sync, name=name)
+    own = {"gamma_initializer": gamma_init()} if affine else {"center": False, "scale": False}
+    return kind(momentum=0.9, epsilon=1e-5, synchronized=sync, name=name, **own)
 
 
 @keras.saving.register_keras_serializable(package="dcgan")
