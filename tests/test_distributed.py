@@ -40,6 +40,7 @@ def fingerprints(stdout):
             "--real_augment=dihedral",
             "--class_fade_in=1,3",
             "--class_loss_weight=0.3",
+            "--class_loss=tac",
             "--minibatch_std=4",
         ],
         [
@@ -49,7 +50,7 @@ def fingerprints(stdout):
             "--g_conditioning=skip_z",
         ],
     ],
-    ids=["dcgan", "cbn-sn-hinge", "lecam-dihedral-fade-mbstd", "mbstd-shared-views-skip-z"],
+    ids=["dcgan", "cbn-sn-hinge", "lecam-dihedral-fade-tac-mbstd", "mbstd-shared-views-skip-z"],
 )
 def test_one_replica_2b_equals_two_replicas_b_with_sync_batchnorm(tmp_path, design):
     """Same seed and data: 1 x 16 and 2 logical CPUs x 8 give the same weights."""

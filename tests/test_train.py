@@ -341,6 +341,34 @@ def test_class_loss_trains_logs_the_class_head_resumes_and_exports(tmp_path):
     )
 
 
+def test_tac_resumes_bit_identically_trains_its_twin_logs_it_and_refuses_misuse(tmp_path):
+    """--class_loss=tac: D's class head has the twin's columns too (in the checkpoint: stop at 3 + resume to 6
+    equals 6 straight); the twin changes the training (same seed with 'ac' ends elsewhere); its accuracy on
+    G's samples is logged; the export samples; an unknown name, or tac without a class weight, is one line."""
+    flags = dict(steps=6, checkpoint_every=3, log_every=2, class_loss_weight=0.5, class_loss="tac")
+    straight, a, b = straight_and_resumed(tmp_path, flags)
+    assert a.keys() == b.keys()
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+    state = restored(str(straight), smoke(straight, **flags))
+    assert state.discriminator.get_layer("class_logits").kernel.shape[-1] == 20  # 10 classes, twice
+    values = read_scalars(straight / "tensorboard", "class/twin_accuracy")
+    assert len(values) == 3 and all(0.0 <= v <= 1.0 for v in values), values
+    ac = tmp_path / "ac"
+    train.run(smoke(ac, **{**flags, "class_loss": "ac"}))
+    generator = [n for n in a if "generator/" in n and "optimizer" not in n and n.endswith("VARIABLE_VALUE")]
+    _, c = checkpoint_values(str(ac))
+    assert generator and any(not np.array_equal(a[n], c[n]) for n in generator)
+    out = tmp_path / "out"
+    sample = run_cli("sample", f"--generator={straight}", f"--output={out}", "--preset=smoke", "--progress=false")
+    assert sample.returncode == 0, sample.stderr[-3000:]
+    refuses(
+        tmp_path,
+        (["--class_loss=twin"], "--class_loss='twin' is unknown; choose one of ['ac', 'tac']"),
+        (["--class_loss=tac"], "--class_loss=tac weighs its terms by --class_loss_weight; set it above 0 (TAC-GAN: 1)"),
+    )
+
+
 def test_class_fade_in_resumes_bit_identically_logs_its_strength_exports_and_refuses_misuse(tmp_path):
     """--class_fade_in=2,6 (with the AC term, which fades too): the strength is a function of the step, so stop
     at 3 + resume to 6 equals 6 straight; it is logged rising from 0; it reaches the step (other weights than

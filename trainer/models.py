@@ -363,6 +363,7 @@ def build_discriminator(
     fused_batchnorm: bool = False,
     class_fade: bool = False,
     minibatch_std: int = 0,
+    twin_head: bool = False,
 ) -> keras.Model:
     """D(x) or D([x, label]) -> float32 logits, shape [B].
 
@@ -370,6 +371,8 @@ def build_discriminator(
     and D has no BatchNorm, as in SNGAN.
     class_head (conditional only): D returns [logits [B], class logits [B, classes]], an AC-GAN
     classifier on the same features (see `discriminate`).
+    twin_head (with class_head): the class logits are [B, 2 * classes], AC-GAN's classifier then TAC-GAN's
+    twin (learns the labels of G's samples; --class_loss=tac), both on the same features.
     class_fade (conditional only): the projection term fades in (ProjectionLogit, --class_fade_in).
     minibatch_std: a MinibatchStddev channel (groups of this many images) before D's last convolution;
     0 = none (--minibatch_std).
@@ -408,7 +411,8 @@ def build_discriminator(
         label = keras.Input((), dtype="int32", name="label")
         logits = ProjectionLogit(num_classes, class_fade, name="logit")([features, label])
         if class_head:
-            classes = layers.Dense(num_classes, kernel_initializer=weight_init(), dtype="float32", name="class_logits")
+            width = 2 * num_classes if twin_head else num_classes
+            classes = layers.Dense(width, kernel_initializer=weight_init(), dtype="float32", name="class_logits")
             return keras.Model([images, label], [logits, classes(features)], name=name)
         return keras.Model([images, label], logits, name=name)
     return keras.Model(images, ProjectionLogit(0, name="logit")(features), name=name)

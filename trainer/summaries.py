@@ -8,7 +8,7 @@ Tags written by `dcgan train` (all under JOB_DIR/tensorboard/):
     quality/kid, quality/best_kid (with --kid_every), quality/class_consistency and
     quality/best_class_consistency (conditional, --select_by=class_consistency);
     lecam/real_logit, lecam/fake_logit (--lecam_weight); class/real_accuracy, class/fake_accuracy
-    (--class_loss_weight); class/strength (--class_fade_in);
+    (--class_loss_weight), class/twin_accuracy (--class_loss=tac); class/strength (--class_fade_in);
     the image `samples` (G_ema on fixed noise, a row per class, captioned), and the run's
     settings for the HParams dashboard. --profile_steps=A,B adds a profile (plugins/profile/).
 

@@ -71,22 +71,35 @@ class Rollback:
 
 class LossTerms:
     """The loss terms the config turns on beyond the GAN loss, added in a fixed order, and the health
-    values each one logs: AC-GAN's class loss, LeCam, R1 (D) and mode seeking (G)."""
+    values each one logs: AC-GAN's class loss (or TAC-GAN's twin pair), LeCam, R1 (D) and mode seeking (G).
+
+    Class logits (D's class head) are AC-GAN's classifier, then, with --class_loss=tac, the twin's
+    columns: `split` separates them."""
 
     def __init__(self, config, state: TrainState, gan_loss: losses.GanLoss, conditional: bool):
         self.gan_loss, self.lecam, self.conditional = gan_loss, state.lecam, conditional
         self.class_weight = config.class_loss_weight  # the plan refuses it without classes
+        self.twin = config.class_loss == "tac"  # the config refuses it without a class weight
         self.lecam_weight, self.r1_gamma, self.mode_seeking = (
             config.lecam_weight,
             config.r1_gamma,
             config.mode_seeking_weight,
         )
 
-    def d(self, D, real, real_labels, real_logits, real_classes, fake_logits, strength):
+    def split(self, class_logits):
+        """(AC-GAN's class logits, the twin's or None)."""
+        if class_logits is None or not self.twin:
+            return class_logits, None
+        return tuple(tf.split(class_logits, 2, axis=-1))
+
+    def d(self, D, real, real_labels, real_logits, real_classes, fake_logits, strength, fake_labels, fake_classes):
         """D's per-example loss and its R1 penalty (zeros when off). strength: --class_fade_in's (1 when off)."""
         per_example = self.gan_loss.d(real_logits, fake_logits)
         if self.class_weight > 0:  # AC-GAN: D learns the classes of real images only
-            per_example += strength * self.class_weight * losses.class_cross_entropy(real_labels, real_classes)
+            class_loss = losses.class_cross_entropy(real_labels, self.split(real_classes)[0])
+            if self.twin:  # TAC-GAN: the twin learns the conditioning labels of G's (detached) samples
+                class_loss += losses.class_cross_entropy(fake_labels, self.split(fake_classes)[1])
+            per_example += strength * self.class_weight * class_loss
         if self.lecam is not None:
             per_example += self.lecam_weight * losses.lecam(real_logits, fake_logits, self.lecam.read_value())
         r1 = tf.zeros_like(per_example)
@@ -99,12 +112,27 @@ class LossTerms:
         """G's per-example loss."""
         per_example = self.gan_loss.g(g_logits)
         if self.class_weight > 0:  # ... and G is rewarded when D's classifier recognises the conditioning label
-            per_example += strength * self.class_weight * losses.class_cross_entropy(fake_labels, g_classes)
+            classes, twin = self.split(g_classes)
+            class_loss = losses.class_cross_entropy(fake_labels, classes)
+            if self.twin:  # ... and penalised when the twin does (TAC-GAN: the conditional entropy cancels)
+                class_loss -= losses.class_cross_entropy(fake_labels, twin)
+            per_example += strength * self.class_weight * class_loss
         if self.mode_seeking > 0:
             per_example += self.mode_seeking * losses.mode_seeking(z, fake)
         return per_example
 
-    def shares(self, global_batch, r1, real_logits, fake_logits, real_labels, real_classes, fake_labels, g_classes):
+    def shares(
+        self,
+        global_batch,
+        r1,
+        real_logits,
+        fake_logits,
+        real_labels,
+        real_classes,
+        fake_labels,
+        fake_classes,
+        g_classes,
+    ):
         """Health values that are this replica's share of a global mean (summed over replicas)."""
         share = lambda v: tf.reduce_sum(tf.cast(v, tf.float32)) / global_batch  # noqa: E731
         shares = {
@@ -117,8 +145,10 @@ class LossTerms:
             shares["lecam/real_logit"] = share(real_logits)
             shares["lecam/fake_logit"] = share(fake_logits)
         if self.class_weight > 0:  # how well D's classifier knows the reals, and how often it recognises G's samples
-            shares["class/real_accuracy"] = share(_hits(real_labels, real_classes))
-            shares["class/fake_accuracy"] = share(_hits(fake_labels, g_classes))
+            shares["class/real_accuracy"] = share(_hits(real_labels, self.split(real_classes)[0]))
+            shares["class/fake_accuracy"] = share(_hits(fake_labels, self.split(g_classes)[0]))
+        if self.twin:  # how often the twin knows the label G's samples were drawn for (D's step)
+            shares["class/twin_accuracy"] = share(_hits(fake_labels, self.split(fake_classes)[1]))
         return shares
 
     def after_step(self, metrics) -> None:
@@ -212,8 +242,18 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
                 with tf.GradientTape() as d_tape:
                     real_logits, real_classes = models.discriminate(D, real, real_labels, conditional)
                     fake_seen = seen(tf.stop_gradient(fake), fake_draws)
-                    fake_logits, _ = models.discriminate(D, fake_seen, fake_labels, conditional)
-                    d_per_example, r1 = terms.d(D, real, real_labels, real_logits, real_classes, fake_logits, strength)
+                    fake_logits, fake_classes = models.discriminate(D, fake_seen, fake_labels, conditional)
+                    d_per_example, r1 = terms.d(
+                        D,
+                        real,
+                        real_labels,
+                        real_logits,
+                        real_classes,
+                        fake_logits,
+                        strength,
+                        fake_labels,
+                        fake_classes,
+                    )
                     d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=global_batch)
                     d_scaled = d_opt.scale_loss(d_loss)
                 d_grads = ctx.all_reduce(SUM, d_tape.gradient(d_scaled, D.trainable_variables))
@@ -230,7 +270,7 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
         d_scale, g_scale = d_opt.scale_loss(tf.constant(1.0)), g_opt.scale_loss(tf.constant(1.0))
         shares = {"loss/d": d_loss, "loss/g": g_loss}
         shares |= terms.shares(
-            global_batch, r1, real_logits, fake_logits, real_labels, real_classes, fake_labels, g_classes
+            global_batch, r1, real_logits, fake_logits, real_labels, real_classes, fake_labels, fake_classes, g_classes
         )
         identical = {
             "diffaugment/p": p,

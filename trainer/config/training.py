@@ -32,6 +32,7 @@ DIFFAUGMENT_POLICIES = ("color", "translation", "cutout", "dihedral")
 
 REAL_AUGMENTS = ("none", "flip", "dihedral")  # --real_augment
 MINIBATCH_STD_VIEWS = ("own", "shared")  # --minibatch_std_views: DiffAugment draws per image or per group
+CLASS_LOSSES = ("ac", "tac")  # --class_loss: AC-GAN's classifier, or TAC-GAN's twin classifiers
 LECAM_DECAY = 0.99  # --lecam_weight: the decay of the moving averages of D's logits (the paper's)
 
 
@@ -153,6 +154,13 @@ class TrainConfig(_Printable):
         "AC-GAN-style class loss (conditional runs): D also classifies real images, and G is rewarded "
         "when D's classifier recognises its samples' conditioning labels; the weight of both terms, 0 = "
         "off.",
+    )
+    class_loss: str = flag(
+        "ac",
+        "With --class_loss_weight: 'ac' (AC-GAN: one classifier, trained on real images) or 'tac' (TAC-GAN, "
+        "Gong et al. 2019: a twin classifier on D's features also learns the conditioning labels of G's "
+        "samples, and G is penalised when it recognises them, which cancels AC-GAN's pull towards samples "
+        "that are easy to classify, the pull that costs diversity within a class).",
     )
     mode_seeking_weight: float = flag(
         0.0,
@@ -324,6 +332,14 @@ class TrainConfig(_Printable):
                 (getattr(self, n) < 0, f"--{n}={getattr(self, n)} must be >= 0 (0 = off)")
                 for n in ("lecam_weight", "mode_seeking_weight", "class_loss_weight")
             ),
+            (
+                self.class_loss not in CLASS_LOSSES,
+                f"--class_loss={self.class_loss!r} is unknown; choose one of {list(CLASS_LOSSES)}",
+            ),
+            (
+                self.class_loss == "tac" and not self.class_loss_weight > 0,
+                "--class_loss=tac weighs its terms by --class_loss_weight; set it above 0 (TAC-GAN: 1)",
+            ),
             (not 0 <= self.ema_decay < 1, f"--ema_decay={self.ema_decay} must be in [0, 1)"),
             (self.seed < 0, f"--seed={self.seed} must be >= 0"),
             (self.minibatch_std < 0, f"--minibatch_std={self.minibatch_std} must be >= 0 (0 = off)"),
@@ -438,6 +454,7 @@ class TrainConfig(_Printable):
         "class_fade_in": "",
         "minibatch_std": 0,
         "minibatch_std_views": "own",
+        "class_loss": "ac",
     }
 
     def identity(self, canonical: bool = True) -> dict[str, Any]:

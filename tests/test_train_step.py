@@ -1,0 +1,76 @@
+"""The loss terms of one training step on known values (trainer/train_step.py's LossTerms); the compiled step
+itself is exercised by tests/test_train.py (resume, float16) and tests/test_distributed.py (replicas).
+
+    python -m pytest -q tests/test_train_step.py
+"""
+
+from types import SimpleNamespace
+
+import numpy as np
+import tensorflow as tf
+
+from trainer import losses
+from trainer.train_step import LossTerms
+
+
+def terms(class_loss: str, weight: float = 0.5) -> LossTerms:
+    config = SimpleNamespace(
+        class_loss_weight=weight, class_loss=class_loss, lecam_weight=0.0, r1_gamma=0.0, mode_seeking_weight=0.0
+    )
+    return LossTerms(config, SimpleNamespace(lecam=None), losses.get("nonsaturating"), conditional=True)
+
+
+def test_tac_adds_the_twin_on_fakes_to_d_and_subtracts_it_from_g():
+    """--class_loss=tac: D's class loss is AC-GAN's on real images plus the twin's on G's samples; G's is
+    AC-GAN's on its samples minus the twin's (TAC-GAN, Gong et al. 2019); AC-GAN's ignores the twin's columns.
+    Labels and logits are chosen so that every cross-entropy differs."""
+    rng = np.random.default_rng(0)
+    real_labels, fake_labels = tf.constant([0, 2, 1]), tf.constant([1, 1, 0])
+    real_classes = tf.constant(rng.normal(size=(3, 6)), tf.float32)  # 3 classes: AC-GAN's, then the twin's
+    fake_classes = tf.constant(rng.normal(size=(3, 6)), tf.float32)
+    g_classes = tf.constant(rng.normal(size=(3, 6)), tf.float32)
+    real_logits, fake_logits = tf.constant([1.0, -0.5, 0.2]), tf.constant([-1.0, 0.3, 0.0])
+    ce = losses.class_cross_entropy
+    gan = losses.get("nonsaturating")
+
+    tac = terms("tac")
+    d, r1 = tac.d(None, None, real_labels, real_logits, real_classes, fake_logits, 1.0, fake_labels, fake_classes)
+    expected = gan.d(real_logits, fake_logits) + 0.5 * (
+        ce(real_labels, real_classes[:, :3]) + ce(fake_labels, fake_classes[:, 3:])
+    )
+    np.testing.assert_allclose(d.numpy(), expected.numpy(), rtol=1e-6)
+    assert not np.any(r1.numpy())
+    g = tac.g(None, None, fake_labels, fake_logits, g_classes, 1.0)
+    expected = gan.g(fake_logits) + 0.5 * (ce(fake_labels, g_classes[:, :3]) - ce(fake_labels, g_classes[:, 3:]))
+    np.testing.assert_allclose(g.numpy(), expected.numpy(), rtol=1e-6)
+    # --class_fade_in's strength scales the pair, as it scales AC-GAN's term.
+    half = tac.g(None, None, fake_labels, fake_logits, g_classes, 0.5)
+    np.testing.assert_allclose((half - gan.g(fake_logits)).numpy(), 0.5 * (g - gan.g(fake_logits)).numpy(), rtol=1e-5)
+
+    ac = terms("ac")  # AC-GAN: one classifier of 3 columns; fakes' class logits do not enter D's loss
+    d_ac, _ = ac.d(None, None, real_labels, real_logits, real_classes[:, :3], fake_logits, 1.0, fake_labels, None)
+    expected = gan.d(real_logits, fake_logits) + 0.5 * ce(real_labels, real_classes[:, :3])
+    np.testing.assert_allclose(d_ac.numpy(), expected.numpy(), rtol=1e-6)
+    g_ac = ac.g(None, None, fake_labels, fake_logits, g_classes[:, :3], 1.0)
+    np.testing.assert_allclose(g_ac.numpy(), (gan.g(fake_logits) + 0.5 * ce(fake_labels, g_classes[:, :3])).numpy())
+
+
+def test_tac_logs_the_twins_accuracy_and_the_classifiers_own():
+    """Health: class/real_accuracy and class/fake_accuracy read AC-GAN's columns only; class/twin_accuracy is
+    the twin's on G's samples in D's step. Shares of a global batch of 4 (this replica holds 2)."""
+    real_labels, fake_labels = tf.constant([0, 1]), tf.constant([1, 0])
+    # AC-GAN's columns right on both reals; the twin's (last 2) right on one fake; G's step: AC right on none.
+    real_classes = tf.constant([[5.0, 0.0, 0.0, 9.0], [0.0, 5.0, 9.0, 0.0]])
+    fake_classes = tf.constant([[0.0, 0.0, 0.0, 3.0], [0.0, 0.0, 0.0, 3.0]])
+    g_classes = tf.constant([[4.0, 0.0, 0.0, 1.0], [0.0, 4.0, 1.0, 0.0]])
+    zeros = tf.zeros([2])
+    shares = terms("tac").shares(
+        4, zeros, zeros, zeros, real_labels, real_classes, fake_labels, fake_classes, g_classes
+    )
+    assert shares["class/real_accuracy"].numpy() == 0.5  # 2 hits / global batch 4
+    assert shares["class/twin_accuracy"].numpy() == 0.25
+    assert shares["class/fake_accuracy"].numpy() == 0.0
+    plain = terms("ac").shares(
+        4, zeros, zeros, zeros, real_labels, real_classes[:, :2], fake_labels, None, zeros[:, None]
+    )
+    assert "class/twin_accuracy" not in plain
