@@ -43,9 +43,12 @@ def test_tac_adds_the_twin_on_fakes_to_d_and_subtracts_it_from_g():
     g = tac.g(None, None, fake_labels, fake_logits, g_classes, 1.0)
     expected = gan.g(fake_logits) + 0.5 * (ce(fake_labels, g_classes[:, :3]) - ce(fake_labels, g_classes[:, 3:]))
     np.testing.assert_allclose(g.numpy(), expected.numpy(), rtol=1e-6)
-    # --class_fade_in's strength scales the pair, as it scales AC-GAN's term.
+    # --class_fade_in's strength scales the pair in both losses, as it scales AC-GAN's term.
     half = tac.g(None, None, fake_labels, fake_logits, g_classes, 0.5)
     np.testing.assert_allclose((half - gan.g(fake_logits)).numpy(), 0.5 * (g - gan.g(fake_logits)).numpy(), rtol=1e-5)
+    d_half, _ = tac.d(None, None, real_labels, real_logits, real_classes, fake_logits, 0.5, fake_labels, fake_classes)
+    gan_d = gan.d(real_logits, fake_logits)
+    np.testing.assert_allclose((d_half - gan_d).numpy(), 0.5 * (d - gan_d).numpy(), rtol=1e-5)
 
     ac = terms("ac")  # AC-GAN: one classifier of 3 columns; fakes' class logits do not enter D's loss
     d_ac, _ = ac.d(None, None, real_labels, real_logits, real_classes[:, :3], fake_logits, 1.0, fake_labels, None)
@@ -59,17 +62,19 @@ def test_tac_logs_the_twins_accuracy_and_the_classifiers_own():
     """Health: class/real_accuracy and class/fake_accuracy read AC-GAN's columns only; class/twin_accuracy is
     the twin's on G's samples in D's step. Shares of a global batch of 4 (this replica holds 2)."""
     real_labels, fake_labels = tf.constant([0, 1]), tf.constant([1, 0])
-    # AC-GAN's columns right on both reals; the twin's (last 2) right on one fake; G's step: AC right on none.
+    # AC-GAN's columns (first 2) right on both reals, the twin's (last 2) wrong on both
     real_classes = tf.constant([[5.0, 0.0, 0.0, 9.0], [0.0, 5.0, 9.0, 0.0]])
-    fake_classes = tf.constant([[0.0, 0.0, 0.0, 3.0], [0.0, 0.0, 0.0, 3.0]])
-    g_classes = tf.constant([[4.0, 0.0, 0.0, 1.0], [0.0, 4.0, 1.0, 0.0]])
+    # fakes in D's step: AC-GAN's columns right on neither, the twin's on one; G's step: AC-GAN's right on one,
+    # while the whole row's argmax (a missing split) would be right on none
+    fake_classes = tf.constant([[3.0, 0.0, 0.0, 3.0], [0.0, 3.0, 0.0, 3.0]])
+    g_classes = tf.constant([[0.0, 4.0, 9.0, 0.0], [0.0, 4.0, 0.0, 9.0]])
     zeros = tf.zeros([2])
     shares = terms("tac").shares(
         4, zeros, zeros, zeros, real_labels, real_classes, fake_labels, fake_classes, g_classes
     )
     assert shares["class/real_accuracy"].numpy() == 0.5  # 2 hits / global batch 4
     assert shares["class/twin_accuracy"].numpy() == 0.25
-    assert shares["class/fake_accuracy"].numpy() == 0.0
+    assert shares["class/fake_accuracy"].numpy() == 0.25
     plain = terms("ac").shares(
         4, zeros, zeros, zeros, real_labels, real_classes[:, :2], fake_labels, None, zeros[:, None]
     )
