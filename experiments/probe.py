@@ -27,7 +27,8 @@ latest checkpoint of JOB_DIR this prints, as one JSON object:
                           them in training (training-mode BatchNorm, one batch of a kind at a time)
   d_label_margin          per class, D's mean logit on real images with their own label minus with
                           another class's label: near 0 when D's class pathway does not care
---out writes a picture: rows of G's samples per class above rows of G_ema's.
+--out writes a picture: 10 samples per class (a row each, classes in order) from G, then G_ema, then G_ema
+with batch statistics (three blocks of rows, the same z and labels in each).
 """
 
 from __future__ import annotations
