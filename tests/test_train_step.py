@@ -1,5 +1,5 @@
 """The loss terms of one training step on known values (trainer/train_step.py's LossTerms); the compiled step
-itself is exercised by tests/test_train.py (resume, float16) and tests/test_distributed.py (replicas).
+itself is exercised by tests/test_train.py (resume) and tests/test_distributed.py (replicas, float16).
 
     python -m pytest -q tests/test_train_step.py
 """

@@ -301,7 +301,8 @@ def model_inputs(x, labels, conditional):
 
 
 def discriminate(D: keras.Model, images, labels, conditional: bool, training: bool = True):
-    """(logits [B], class logits [B, classes] or None): D's outputs, whether or not it has a class head."""
+    """(logits [B], class logits [B, classes] ([B, 2 * classes] with a twin head) or None): D's outputs,
+    whether or not it has a class head."""
     out = D(model_inputs(images, labels, conditional), training=training)
     if isinstance(out, (list, tuple)):
         return out[0], out[1]

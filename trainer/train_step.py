@@ -93,9 +93,11 @@ class LossTerms:
         return tuple(tf.split(class_logits, 2, axis=-1))
 
     def d(self, D, real, real_labels, real_logits, real_classes, fake_logits, strength, fake_labels, fake_classes):
-        """D's per-example loss and its R1 penalty (zeros when off). strength: --class_fade_in's (1 when off)."""
+        """D's per-example loss and its R1 penalty (zeros when off). strength: --class_fade_in's (1 when off);
+        fake_labels, fake_classes: the conditioning labels of G's (detached) samples and D's class logits on
+        them, read by the twin only."""
         per_example = self.gan_loss.d(real_logits, fake_logits)
-        if self.class_weight > 0:  # AC-GAN: D learns the classes of real images only
+        if self.class_weight > 0:  # AC-GAN: D's classifier learns the classes of real images only
             class_loss = losses.class_cross_entropy(real_labels, self.split(real_classes)[0])
             if self.twin:  # TAC-GAN: the twin learns the conditioning labels of G's (detached) samples
                 class_loss += losses.class_cross_entropy(fake_labels, self.split(fake_classes)[1])
