@@ -1,6 +1,6 @@
 """`dcgan train`'s flags (TrainConfig), their checks, and its presets.
 
-About 460 lines: each of the 55 flags carries its `--help` text here, beside the checks that refuse
+About 480 lines: each of the 56 flags carries its `--help` text here, beside the checks that refuse
 its bad values before any work, so a flag is read and changed in one place.
 
 python -c "from trainer.config import TrainConfig; print(TrainConfig(job_dir='x').describe())"
