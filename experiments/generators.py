@@ -124,7 +124,7 @@ DESIGNS = {
     "--g_conditioning=skip_z --width=0.5",
     # which did not break it either. AC-GAN's G term also minimises the class's conditional entropy: it pulls
     # every sample of a class towards what D's classifier finds easiest. TAC-GAN's twin classifier, trained on
-    # G's samples, cancels that pull; the same weight, so the twin is the only change
+    # G's samples, is meant to cancel that pull; the same weight, so the twin is the only change
     "dihedral_ac03_tac_narrow": "--diffaugment=color,translation,dihedral --class_loss_weight=0.3 "
     "--class_loss=tac --width=0.5",
 }

@@ -116,7 +116,7 @@ class LossTerms:
         if self.class_weight > 0:  # ... and G is rewarded when D's classifier recognises the conditioning label
             classes, twin = self.split(g_classes)
             class_loss = losses.class_cross_entropy(fake_labels, classes)
-            if self.twin:  # ... and penalised when the twin does (TAC-GAN: the conditional entropy cancels)
+            if self.twin:  # ... and penalised when the twin does (TAC-GAN: cancels the conditional-entropy part)
                 class_loss -= losses.class_cross_entropy(fake_labels, twin)
             per_example += strength * self.class_weight * class_loss
         if self.mode_seeking > 0:

@@ -159,8 +159,8 @@ class TrainConfig(_Printable):
         "ac",
         "With --class_loss_weight: 'ac' (AC-GAN: one classifier, trained on real images) or 'tac' (TAC-GAN, "
         "Gong et al. 2019: a twin classifier on D's features also learns the conditioning labels of G's "
-        "samples, and G is penalised when it recognises them, which cancels AC-GAN's pull towards samples "
-        "that are easy to classify, the pull that costs diversity within a class).",
+        "samples, and G is penalised when it recognises them, meant to cancel AC-GAN's pull towards samples "
+        "that are easy to classify, the pull that costs diversity within a class; docs/generators.md).",
     )
     mode_seeking_weight: float = flag(
         0.0,
