@@ -66,6 +66,16 @@ def test_json_round_trip_and_identity():
     assert resolve(preset="smoke", lecam_weight=0.3).identity_hash() != c.identity_hash()
     for name, default in config_lib.TrainConfig.ADDED_LATER.items():
         assert getattr(config_lib.TrainConfig(), name) == default
+    # A refused job names the value a field added later has in the old job, not None.
+    from trainer import jobdir
+
+    written_before = json.loads(c.to_json())
+    del written_before["class_loss"]  # a config.json written before --class_loss existed
+    old = config_lib.TrainConfig.from_json(json.dumps(written_before))
+    assert jobdir.differences(old, resolve(preset="smoke", class_loss="tac", class_loss_weight=1.0)) == [
+        "class_loss 'ac' -> 'tac'",
+        "class_loss_weight 0.0 -> 1.0",
+    ]
     # The same fade spelt with spaces is the same job (resuming must not refuse it), another fade is not.
     fade = resolve(preset="smoke", class_fade_in="2,6").identity_hash()
     assert resolve(preset="smoke", class_fade_in=" 2, 6").identity_hash() == fade

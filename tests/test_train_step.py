@@ -15,7 +15,11 @@ from trainer.train_step import LossTerms
 
 def terms(class_loss: str, weight: float = 0.5) -> LossTerms:
     config = SimpleNamespace(
-        class_loss_weight=weight, class_loss=class_loss, lecam_weight=0.0, r1_gamma=0.0, mode_seeking_weight=0.0
+        class_loss_weight=weight,
+        twin_classifier=class_loss == "tac",
+        lecam_weight=0.0,
+        r1_gamma=0.0,
+        mode_seeking_weight=0.0,
     )
     return LossTerms(config, SimpleNamespace(lecam=None), losses.get("nonsaturating"), conditional=True)
 
@@ -34,27 +38,34 @@ def test_tac_adds_the_twin_on_fakes_to_d_and_subtracts_it_from_g():
     gan = losses.get("nonsaturating")
 
     tac = terms("tac")
-    d, r1 = tac.d(None, None, real_labels, real_logits, real_classes, fake_logits, 1.0, fake_labels, fake_classes)
+    real, fake = (
+        tac.verdict(real_labels, real_logits, real_classes),
+        tac.verdict(fake_labels, fake_logits, fake_classes),
+    )
+    seen = tac.verdict(fake_labels, fake_logits, g_classes)
+    d, r1 = tac.d(None, None, real=real, fake=fake, strength=1.0)
     expected = gan.d(real_logits, fake_logits) + 0.5 * (
         ce(real_labels, real_classes[:, :3]) + ce(fake_labels, fake_classes[:, 3:])
     )
     np.testing.assert_allclose(d.numpy(), expected.numpy(), rtol=1e-6)
     assert not np.any(r1.numpy())
-    g = tac.g(None, None, fake_labels, fake_logits, g_classes, 1.0)
+    g = tac.g(None, None, fake_g=seen, strength=1.0)
     expected = gan.g(fake_logits) + 0.5 * (ce(fake_labels, g_classes[:, :3]) - ce(fake_labels, g_classes[:, 3:]))
     np.testing.assert_allclose(g.numpy(), expected.numpy(), rtol=1e-6)
     # --class_fade_in's strength scales the pair in both losses, as it scales AC-GAN's term.
-    half = tac.g(None, None, fake_labels, fake_logits, g_classes, 0.5)
+    half = tac.g(None, None, fake_g=seen, strength=0.5)
     np.testing.assert_allclose((half - gan.g(fake_logits)).numpy(), 0.5 * (g - gan.g(fake_logits)).numpy(), rtol=1e-5)
-    d_half, _ = tac.d(None, None, real_labels, real_logits, real_classes, fake_logits, 0.5, fake_labels, fake_classes)
+    d_half, _ = tac.d(None, None, real=real, fake=fake, strength=0.5)
     gan_d = gan.d(real_logits, fake_logits)
     np.testing.assert_allclose((d_half - gan_d).numpy(), 0.5 * (d - gan_d).numpy(), rtol=1e-5)
 
     ac = terms("ac")  # AC-GAN: one classifier of 3 columns; fakes' class logits do not enter D's loss
-    d_ac, _ = ac.d(None, None, real_labels, real_logits, real_classes[:, :3], fake_logits, 1.0, fake_labels, None)
+    ac_real = ac.verdict(real_labels, real_logits, real_classes[:, :3])
+    assert ac_real.twin is None and ac.verdict(fake_labels, fake_logits, None).classes is None
+    d_ac, _ = ac.d(None, None, real=ac_real, fake=ac.verdict(fake_labels, fake_logits, None), strength=1.0)
     expected = gan.d(real_logits, fake_logits) + 0.5 * ce(real_labels, real_classes[:, :3])
     np.testing.assert_allclose(d_ac.numpy(), expected.numpy(), rtol=1e-6)
-    g_ac = ac.g(None, None, fake_labels, fake_logits, g_classes[:, :3], 1.0)
+    g_ac = ac.g(None, None, fake_g=ac.verdict(fake_labels, fake_logits, g_classes[:, :3]), strength=1.0)
     np.testing.assert_allclose(g_ac.numpy(), (gan.g(fake_logits) + 0.5 * ce(fake_labels, g_classes[:, :3])).numpy())
 
 
@@ -69,13 +80,49 @@ def test_tac_logs_the_twins_accuracy_and_the_classifiers_own():
     fake_classes = tf.constant([[3.0, 0.0, 0.0, 3.0], [0.0, 3.0, 0.0, 3.0]])
     g_classes = tf.constant([[0.0, 4.0, 9.0, 0.0], [0.0, 4.0, 0.0, 9.0]])
     zeros = tf.zeros([2])
-    shares = terms("tac").shares(
-        4, zeros, zeros, zeros, real_labels, real_classes, fake_labels, fake_classes, g_classes
+    tac = terms("tac")
+    shares = tac.shares(
+        4,
+        zeros,
+        real=tac.verdict(real_labels, zeros, real_classes),
+        fake=tac.verdict(fake_labels, zeros, fake_classes),
+        fake_g=tac.verdict(fake_labels, zeros, g_classes),
     )
     assert shares["class/real_accuracy"].numpy() == 0.5  # 2 hits / global batch 4
     assert shares["class/twin_accuracy"].numpy() == 0.25
     assert shares["class/fake_accuracy"].numpy() == 0.25
-    plain = terms("ac").shares(
-        4, zeros, zeros, zeros, real_labels, real_classes[:, :2], fake_labels, None, zeros[:, None]
+    ac = terms("ac")
+    plain = ac.shares(
+        4,
+        zeros,
+        real=ac.verdict(real_labels, zeros, real_classes[:, :2]),
+        fake=ac.verdict(fake_labels, zeros, None),
+        fake_g=ac.verdict(fake_labels, zeros, g_classes[:, :2]),
     )
     assert "class/twin_accuracy" not in plain
+
+
+def test_r1_is_the_squared_input_gradient_on_what_d_was_shown_of_the_reals():
+    """--r1_gamma: D's loss gains gamma/2 * ||grad_x D(x)||^2 on the reals D was shown, conditioned on their labels
+    (Mescheder et al. 2018); G's samples do not enter it. With a real (tiny) conditional D."""
+    from trainer import models
+
+    D = models.build_discriminator(32, 1, 0.25, 3, class_head=True)
+    t = terms("ac")
+    t.r1_gamma = 10.0
+    rng = np.random.default_rng(1)
+    real_images = tf.constant(rng.uniform(-1, 1, size=(4, 32, 32, 1)), tf.float32)
+    fake_images = tf.constant(rng.uniform(-1, 1, size=(4, 32, 32, 1)), tf.float32)
+    real_labels, fake_labels = tf.constant([0, 1, 2, 1]), tf.constant([2, 2, 0, 1])
+    real, fake = t.verdict_of(D, real_images, real_labels), t.verdict_of(D, fake_images, fake_labels)
+    per_example, r1 = t.d(D, real_images, real=real, fake=fake, strength=1.0)
+    with tf.GradientTape() as tape:
+        tape.watch(real_images)
+        total = tf.reduce_sum(models.discriminate(D, real_images, real_labels, True)[0])
+    expected = tf.reduce_sum(tf.square(tape.gradient(total, real_images)), axis=[1, 2, 3])
+    np.testing.assert_allclose(r1.numpy(), expected.numpy(), rtol=1e-4)
+    assert np.all(r1.numpy() > 0)
+    without = losses.get("nonsaturating").d(real.logits, fake.logits) + 0.5 * losses.class_cross_entropy(
+        real_labels, real.classes
+    )
+    np.testing.assert_allclose(per_example.numpy(), (without + 5.0 * expected).numpy(), rtol=1e-4)

@@ -52,8 +52,14 @@ def samples_png(step: int) -> str:
 
 
 def differences(old, new) -> list[str]:
+    """'field old -> new' for each field of the job's identity that differs; a field left out of one side's
+    identity (added later, at its default) shows that side's value, not None."""
     a, b = old.identity(), new.identity()
-    return [f"{k} {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return [
+        f"{k} {a.get(k, getattr(old, k, None))!r} -> {b.get(k, getattr(new, k, None))!r}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]
 
 
 def conflict(config, store: storage.Store) -> str:

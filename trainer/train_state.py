@@ -94,7 +94,7 @@ class TrainState:
             {
                 "spectral_norm": config.d_spectral_norm,
                 "class_head": config.class_loss_weight > 0,
-                "twin_head": config.class_loss == "tac",
+                "twin_head": config.twin_classifier,
                 "minibatch_std": config.minibatch_std,
                 **fade,
             },

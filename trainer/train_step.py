@@ -23,6 +23,8 @@ reproduces an uninterrupted one, and 1 replica x 2B equals 2 replicas x B.
 
 from __future__ import annotations
 
+from typing import NamedTuple, Optional
+
 import tensorflow as tf
 
 from trainer import diffaugment, losses, models
@@ -69,88 +71,92 @@ class Rollback:
             var.assign(copy)
 
 
+class Verdict(NamedTuple):
+    """D's outputs on one batch, with the labels the batch was conditioned on: real/fake logits; classes:
+    AC-GAN's class logits (None without a class head); twin: the twin's (None unless --class_loss=tac)."""
+
+    labels: tf.Tensor
+    logits: tf.Tensor
+    classes: Optional[tf.Tensor]
+    twin: Optional[tf.Tensor]
+
+
 class LossTerms:
     """The loss terms the config turns on beyond the GAN loss, added in a fixed order, and the health
     values each one logs: AC-GAN's class loss (or TAC-GAN's twin pair), LeCam, R1 (D) and mode seeking (G).
 
-    Class logits (D's class head) are AC-GAN's classifier, then, with --class_loss=tac, the twin's
-    columns: `split` separates them."""
+    `verdict_of` runs D on a batch and separates its class head's columns (AC-GAN's classifier, then, with
+    --class_loss=tac, the twin's), once, into a Verdict that the terms read."""
 
     def __init__(self, config, state: TrainState, gan_loss: losses.GanLoss, conditional: bool):
         self.gan_loss, self.lecam, self.conditional = gan_loss, state.lecam, conditional
         self.class_weight = config.class_loss_weight  # the plan refuses it without classes
-        self.twin = config.class_loss == "tac"  # the config refuses it without a class weight
+        self.twin = config.twin_classifier  # the config refuses it without a class weight
         self.lecam_weight, self.r1_gamma, self.mode_seeking = (
             config.lecam_weight,
             config.r1_gamma,
             config.mode_seeking_weight,
         )
 
-    def split(self, class_logits):
-        """(AC-GAN's class logits, the twin's or None)."""
-        if class_logits is None or not self.twin:
-            return class_logits, None
-        return tuple(tf.split(class_logits, 2, axis=-1))
+    def verdict_of(self, D, images, labels) -> Verdict:
+        """D's Verdict on `images` conditioned on `labels` (training mode)."""
+        logits, class_logits = models.discriminate(D, images, labels, self.conditional)
+        return self.verdict(labels, logits, class_logits)
 
-    def d(self, D, real, real_labels, real_logits, real_classes, fake_logits, strength, fake_labels, fake_classes):
-        """D's per-example loss and its R1 penalty (zeros when off). strength: --class_fade_in's (1 when off);
-        fake_labels, fake_classes: the conditioning labels of G's (detached) samples and D's class logits on
-        them, read by the twin only."""
-        per_example = self.gan_loss.d(real_logits, fake_logits)
+    def verdict(self, labels, logits, class_logits) -> Verdict:
+        """D's outputs as a Verdict: the class head's columns split into AC-GAN's and the twin's."""
+        if class_logits is None or not self.twin:
+            return Verdict(labels, logits, class_logits, None)
+        classes, twin = tf.split(class_logits, 2, axis=-1)
+        return Verdict(labels, logits, classes, twin)
+
+    def d(self, D, real_images, *, real: Verdict, fake: Verdict, strength):
+        """D's per-example loss and its R1 penalty (zeros when off). real_images: what D was shown (for R1);
+        fake: D's verdict on G's detached samples; strength: --class_fade_in's (1 when off)."""
+        per_example = self.gan_loss.d(real.logits, fake.logits)
         if self.class_weight > 0:  # AC-GAN: D's classifier learns the classes of real images only
-            class_loss = losses.class_cross_entropy(real_labels, self.split(real_classes)[0])
+            class_loss = losses.class_cross_entropy(real.labels, real.classes)
             if self.twin:  # TAC-GAN: the twin learns the conditioning labels of G's (detached) samples
-                class_loss += losses.class_cross_entropy(fake_labels, self.split(fake_classes)[1])
+                class_loss += losses.class_cross_entropy(fake.labels, fake.twin)
             per_example += strength * self.class_weight * class_loss
         if self.lecam is not None:
-            per_example += self.lecam_weight * losses.lecam(real_logits, fake_logits, self.lecam.read_value())
+            per_example += self.lecam_weight * losses.lecam(real.logits, fake.logits, self.lecam.read_value())
         r1 = tf.zeros_like(per_example)
         if self.r1_gamma > 0:
-            r1 = losses.r1_penalty(lambda x: models.discriminate(D, x, real_labels, self.conditional)[0], real)
+            r1 = losses.r1_penalty(lambda x: models.discriminate(D, x, real.labels, self.conditional)[0], real_images)
             per_example += 0.5 * self.r1_gamma * r1
         return per_example, r1
 
-    def g(self, z, fake, fake_labels, g_logits, g_classes, strength):
-        """G's per-example loss."""
-        per_example = self.gan_loss.g(g_logits)
+    def g(self, z, fake_images, *, fake_g: Verdict, strength):
+        """G's per-example loss; fake_g: D's verdict on G's samples in G's step (gradients flow through it)."""
+        per_example = self.gan_loss.g(fake_g.logits)
         if self.class_weight > 0:  # ... and G is rewarded when D's classifier recognises the conditioning label
-            classes, twin = self.split(g_classes)
-            class_loss = losses.class_cross_entropy(fake_labels, classes)
+            class_loss = losses.class_cross_entropy(fake_g.labels, fake_g.classes)
             if self.twin:  # ... and penalised when the twin does (TAC-GAN: cancels the conditional-entropy part)
-                class_loss -= losses.class_cross_entropy(fake_labels, twin)
+                class_loss -= losses.class_cross_entropy(fake_g.labels, fake_g.twin)
             per_example += strength * self.class_weight * class_loss
         if self.mode_seeking > 0:
-            per_example += self.mode_seeking * losses.mode_seeking(z, fake)
+            per_example += self.mode_seeking * losses.mode_seeking(z, fake_images)
         return per_example
 
-    def shares(
-        self,
-        global_batch,
-        r1,
-        real_logits,
-        fake_logits,
-        real_labels,
-        real_classes,
-        fake_labels,
-        fake_classes,
-        g_classes,
-    ):
-        """Health values that are this replica's share of a global mean (summed over replicas)."""
+    def shares(self, global_batch, r1, *, real: Verdict, fake: Verdict, fake_g: Verdict):
+        """Health values that are this replica's share of a global mean (summed over replicas): from D's
+        verdicts on the reals and G's detached samples (D's step) and on G's samples (G's step)."""
         share = lambda v: tf.reduce_sum(tf.cast(v, tf.float32)) / global_batch  # noqa: E731
         shares = {
-            "d/real": share(tf.sigmoid(real_logits)),
-            "d/fake": share(tf.sigmoid(fake_logits)),
+            "d/real": share(tf.sigmoid(real.logits)),
+            "d/fake": share(tf.sigmoid(fake.logits)),
             "r1": share(r1),
-            "diffaugment/rt": share(tf.sign(tf.cast(real_logits, tf.float32))),  # ADA's signal E[sign D(real)]
+            "diffaugment/rt": share(tf.sign(tf.cast(real.logits, tf.float32))),  # ADA's signal E[sign D(real)]
         }
         if self.lecam is not None:  # the global means LeCam's moving averages follow
-            shares["lecam/real_logit"] = share(real_logits)
-            shares["lecam/fake_logit"] = share(fake_logits)
+            shares["lecam/real_logit"] = share(real.logits)
+            shares["lecam/fake_logit"] = share(fake.logits)
         if self.class_weight > 0:  # how well D's classifier knows the reals, and how often it recognises G's samples
-            shares["class/real_accuracy"] = share(_hits(real_labels, self.split(real_classes)[0]))
-            shares["class/fake_accuracy"] = share(_hits(fake_labels, self.split(g_classes)[0]))
+            shares["class/real_accuracy"] = share(_hits(real.labels, real.classes))
+            shares["class/fake_accuracy"] = share(_hits(fake_g.labels, fake_g.classes))
         if self.twin:  # how often the twin knows the label G's samples were drawn for (D's step)
-            shares["class/twin_accuracy"] = share(_hits(fake_labels, self.split(fake_classes)[1]))
+            shares["class/twin_accuracy"] = share(_hits(fake.labels, fake.twin))
         return shares
 
     def after_step(self, metrics) -> None:
@@ -242,28 +248,16 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
             with g_tape.stop_recording():
                 # -- Discriminator update: (augmented) real vs (augmented, detached) fake.
                 with tf.GradientTape() as d_tape:
-                    real_logits, real_classes = models.discriminate(D, real, real_labels, conditional)
-                    fake_seen = seen(tf.stop_gradient(fake), fake_draws)
-                    fake_logits, fake_classes = models.discriminate(D, fake_seen, fake_labels, conditional)
-                    d_per_example, r1 = terms.d(
-                        D,
-                        real,
-                        real_labels,
-                        real_logits,
-                        real_classes,
-                        fake_logits,
-                        strength,
-                        fake_labels,
-                        fake_classes,
-                    )
+                    real_v = terms.verdict_of(D, real, real_labels)
+                    fake_v = terms.verdict_of(D, seen(tf.stop_gradient(fake), fake_draws), fake_labels)
+                    d_per_example, r1 = terms.d(D, real, real=real_v, fake=fake_v, strength=strength)
                     d_loss = tf.nn.compute_average_loss(d_per_example, global_batch_size=global_batch)
                     d_scaled = d_opt.scale_loss(d_loss)
                 d_grads = ctx.all_reduce(SUM, d_tape.gradient(d_scaled, D.trainable_variables))
                 d_opt.apply(d_grads, D.trainable_variables)
             # -- Generator update against the updated discriminator (same augmentation; gradients flow through it).
-            fake_seen = seen(fake, fake_draws)
-            g_logits, g_classes = models.discriminate(D, fake_seen, fake_labels, conditional)
-            g_per_example = terms.g(z, fake, fake_labels, g_logits, g_classes, strength)
+            g_v = terms.verdict_of(D, seen(fake, fake_draws), fake_labels)
+            g_per_example = terms.g(z, fake, fake_g=g_v, strength=strength)
             g_loss = tf.nn.compute_average_loss(g_per_example, global_batch_size=global_batch)
             g_scaled = g_opt.scale_loss(g_loss)
         g_grads = ctx.all_reduce(SUM, g_tape.gradient(g_scaled, G.trainable_variables))
@@ -271,9 +265,7 @@ def make_step_fn(plan: TrainPlan, strategy, state: TrainState, gan_loss: losses.
         # -- Health. Shares of a global mean (summed over replicas) and values identical on every replica.
         d_scale, g_scale = d_opt.scale_loss(tf.constant(1.0)), g_opt.scale_loss(tf.constant(1.0))
         shares = {"loss/d": d_loss, "loss/g": g_loss}
-        shares |= terms.shares(
-            global_batch, r1, real_logits, fake_logits, real_labels, real_classes, fake_labels, fake_classes, g_classes
-        )
+        shares |= terms.shares(global_batch, r1, real=real_v, fake=fake_v, fake_g=g_v)
         identical = {
             "diffaugment/p": p,
             **({"class/strength": strength} if strengths else {}),

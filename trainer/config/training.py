@@ -429,6 +429,11 @@ class TrainConfig(_Printable):
             [(self.devices < 0, f"--devices={self.devices} must be >= 0")]
         )
 
+    @property
+    def twin_classifier(self) -> bool:
+        """--class_loss=tac: D's class head holds TAC-GAN's twin classifier beside AC-GAN's."""
+        return self.class_loss == "tac"
+
     def profile_range(self) -> tuple[int, int]:
         """--profile_steps 'A,B' -> (A, B); (0, 0) when off."""
         if not self.profile_steps:
