@@ -5,6 +5,7 @@
     python -m experiments.generators --work=runs/generators --designs=default,no_cutout,sngan \
         --seeds=0,1,2 --stages=1000,2000,3000
     python -m experiments.generators --work=runs/generators --dataset=digits --designs=default,sngan
+    python -m experiments.generators --work=runs/base --designs=   # the shared judges only (then copy the dir)
 
 For each design (a set of `dcgan train` flags, DESIGNS below) and GAN seed it
 trains a generator on NAME:train[:F%] in stages (the job resumes from stage to
@@ -268,14 +269,25 @@ class Study:
             "memorization_features": metrics.memorization(features(tx), features(vx), features(images))["rate"],
         }
         if last:
-            cas_key = f"real-only judge on {len(ty)} images"
-            if cas_key not in store:
-                model = classifier.train(tx, ty, k, self.judge_spec(), 0, classifier.Recipe(self.policy()))
-                store[cas_key] = classifier.accuracy(model, vx, vy)
             model = classifier.train(images, labels, k, self.judge_spec(), 0, classifier.Recipe(self.policy()))
             row["synthetic_only_accuracy"] = classifier.accuracy(model, vx, vy)
-            row["cas_ratio"] = row["synthetic_only_accuracy"] / store[cas_key]
+            row["cas_ratio"] = row["synthetic_only_accuracy"] / self.real_only_accuracy()
         return row
+
+    def real_only_accuracy(self) -> float:
+        """CAS's denominator: the judge trained on the F% real images the GANs see, on the validation split
+        (trained once per work dir)."""
+        from trainer import classifier
+
+        store = self.results[self.key]
+        tx, ty, k = self.split(f"train[:{self.args.fraction}%]")
+        cas_key = f"real-only judge on {len(ty)} images"
+        if cas_key not in store:
+            vx, vy, _ = self.split("train[80%:]")
+            model = classifier.train(tx, ty, k, self.judge_spec(), 0, classifier.Recipe(self.policy()))
+            store[cas_key] = classifier.accuracy(model, vx, vy)
+            self.save()
+        return store[cas_key]
 
     def diffaugment_probe(self) -> None:
         """What D is shown as 'real': the oracle's accuracy on validation images after each DiffAugment
@@ -306,6 +318,8 @@ class Study:
     def run(self) -> None:
         self.oracle()
         self.diffaugment_probe()
+        if self.args.cas:
+            self.real_only_accuracy()
         for seed in self.args.seeds:
             for design in self.args.designs:
                 name = f"{design} g{seed}"
@@ -380,7 +394,12 @@ def main() -> None:
     parser.add_argument("--shapes_seed", type=int, default=0)
     parser.add_argument("--resolution", type=int, default=32)
     parser.add_argument("--fraction", type=int, default=10, help="percent of the training split the GAN sees")
-    parser.add_argument("--designs", default="default,sngan", help=f"names from {', '.join(DESIGNS)}")
+    parser.add_argument(
+        "--designs",
+        default="default,sngan",
+        help=f"names from {', '.join(DESIGNS)}; empty: only the judges every design shares (oracle, DiffAugment "
+        "probe, real-only CAS judge), e.g. to copy one work dir into several that train side by side",
+    )
     parser.add_argument("--seeds", default="0", help="GAN seeds, comma-separated")
     parser.add_argument("--stages", default="1000,2000,3000", help="steps at which to measure")
     parser.add_argument("--per_class", type=int, default=200, help="samples per class measured")
@@ -388,7 +407,7 @@ def main() -> None:
     parser.add_argument("--cas", type=int, default=1, help="1: train a judge on samples at the last stage (CAS)")
     parser.add_argument("--gan_flags", default="", help="flags added to every design's `dcgan train`")
     args = parser.parse_args()
-    args.designs = args.designs.split(",")
+    args.designs = [d for d in args.designs.split(",") if d]
     unknown = [d for d in args.designs if d not in DESIGNS]
     if unknown:
         parser.error(f"unknown designs {unknown}; choose from {list(DESIGNS)}")
