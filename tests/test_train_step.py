@@ -42,18 +42,18 @@ def test_tac_adds_the_twin_on_fakes_to_d_and_subtracts_it_from_g():
         tac.verdict(real_labels, real_logits, real_classes),
         tac.verdict(fake_labels, fake_logits, fake_classes),
     )
-    seen = tac.verdict(fake_labels, fake_logits, g_classes)
+    fake_g = tac.verdict(fake_labels, fake_logits, g_classes)
     d, r1 = tac.d(None, None, real=real, fake=fake, strength=1.0)
     expected = gan.d(real_logits, fake_logits) + 0.5 * (
         ce(real_labels, real_classes[:, :3]) + ce(fake_labels, fake_classes[:, 3:])
     )
     np.testing.assert_allclose(d.numpy(), expected.numpy(), rtol=1e-6)
     assert not np.any(r1.numpy())
-    g = tac.g(None, None, fake_g=seen, strength=1.0)
+    g = tac.g(None, None, fake_g=fake_g, strength=1.0)
     expected = gan.g(fake_logits) + 0.5 * (ce(fake_labels, g_classes[:, :3]) - ce(fake_labels, g_classes[:, 3:]))
     np.testing.assert_allclose(g.numpy(), expected.numpy(), rtol=1e-6)
     # --class_fade_in's strength scales the pair in both losses, as it scales AC-GAN's term.
-    half = tac.g(None, None, fake_g=seen, strength=0.5)
+    half = tac.g(None, None, fake_g=fake_g, strength=0.5)
     np.testing.assert_allclose((half - gan.g(fake_logits)).numpy(), 0.5 * (g - gan.g(fake_logits)).numpy(), rtol=1e-5)
     d_half, _ = tac.d(None, None, real=real, fake=fake, strength=0.5)
     gan_d = gan.d(real_logits, fake_logits)
