@@ -4,6 +4,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 
 import keras
 import numpy as np
@@ -14,7 +15,7 @@ from trainer import command_line, distribute, train
 from trainer.errors import UserError
 from trainer.train_state import TrainState
 
-from conftest import assert_one_line_error, run_cli
+from conftest import REPO, assert_one_line_error, run_cli
 from tests_helpers import start_workers
 
 
@@ -31,7 +32,7 @@ def fingerprints(stdout):
 @pytest.mark.parametrize(
     "design",
     [
-        [],
+        pytest.param([], marks=pytest.mark.slow),
         pytest.param(["--g_conditioning=cbn", "--d_spectral_norm", "--loss=hinge"], marks=pytest.mark.slow),
         [
             "--lecam_weight=0.3",
@@ -43,12 +44,9 @@ def fingerprints(stdout):
             "--class_loss=tac",
             "--minibatch_std=4",
         ],
-        [
-            "--minibatch_std=4",
-            "--minibatch_std_views=shared",
-            "--diffaugment=color,translation,dihedral",
-            "--g_conditioning=skip_z",
-        ],
+        # the default DiffAugment (cutout too) with skip-z and shared views; the default design alone is
+        # the slow tier's (its code paths are these two variants')
+        ["--minibatch_std=4", "--minibatch_std_views=shared", "--g_conditioning=skip_z"],
     ],
     ids=["dcgan", "cbn-sn-hinge", "lecam-dihedral-fade-tac-mbstd", "mbstd-shared-views-skip-z"],
 )
@@ -145,6 +143,26 @@ def test_bad_distribution_input_fails_with_one_line(tmp_path):
         run_cli("train", "--preset=smoke", job, "--devices=2", "--xla"),
         "--xla cannot compile across several logical CPU devices",
     )
+
+
+def test_a_bad_cluster_is_refused_before_tensorflow_loads(tmp_path):
+    """TF_CONFIG / CLUSTER_SPEC / an Indexed Job's hosts are checked before `import tensorflow` (seconds)."""
+    script = (
+        "import sys; from trainer import cli; "
+        "code = cli.main(['train', '--preset=smoke', '--job_dir=' + sys.argv[1]]); "
+        "print(code, 'tensorflow' in sys.modules)"
+    )
+    for env in ({"TF_CONFIG": "{not json"}, {"JOB_COMPLETION_INDEX": "5", "DCGAN_WORKER_HOSTS": "127.0.0.1:1"}):
+        result = subprocess.run(
+            [sys.executable, "-c", script, str(tmp_path / "j")],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": REPO, **env},
+            timeout=120,
+        )
+        assert result.stdout.split() == ["2", "False"], result.stdout + result.stderr[-2000:]
+        assert result.stderr.strip().splitlines()[-1].startswith("dcgan: error: "), result.stderr
+    assert not (tmp_path / "j").exists()
 
 
 def test_cluster_spec_and_tf_config_parsing():

@@ -89,8 +89,9 @@ class Commands:
         if config.dry_run:
             print(config.listing())
         self._announce(config)
-        from trainer import jobdir  # no TensorFlow: reads the job dir, writes nothing
+        from trainer import distribute, jobdir  # no TensorFlow: reads the environment and the job dir
 
+        distribute.read_cluster()  # TF_CONFIG, CLUSTER_SPEC, an Indexed Job's hosts: checked in seconds, not after TF
         jobdir.check(config)  # another job's dir is refused before any data is read
         if config.dry_run:
             print(f"--job_dir={config.job_dir}: ok (empty, or this job's to resume)")
