@@ -135,6 +135,24 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
+def machine() -> str:
+    """'AMD EPYC 7B13 (avx2, avx512f); TF 2.21.0, onednn kernels': what a training ran on. Trainings repeat
+    bit for bit on the same kind of CPU and kernels, not across kinds (docs/generators.md, sixteenth session)."""
+    import tensorflow as tf
+
+    from trainer import distribute, onednn
+
+    model = "?"
+    try:
+        with open("/proc/cpuinfo", errors="replace") as f:
+            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "?")
+    except OSError:
+        pass
+    flags = distribute.cpu_flags() or set()
+    wide = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags) or "no avx2"
+    return f"{model} ({wide}); TF {tf.__version__}, {'onednn' if onednn.active() else 'eigen'} kernels"
+
+
 class Study:
     def __init__(self, args):
         self.args = args
@@ -328,6 +346,9 @@ class Study:
                     if str(stage) in entry:
                         continue
                     log(f"{self.key}: {name} to step {stage}")
+                    here, machines = machine(), entry.setdefault("machines", [])
+                    if here not in machines:  # a run resumed elsewhere lists both
+                        machines.append(here)
                     entry["wall_s"] += self.train(design, seed, stage)
                     last = stage == self.args.stages[-1] and self.args.cas
                     entry[str(stage)] = self.measure(design, seed, stage, last=last)
