@@ -136,21 +136,14 @@ def log(message: str) -> None:
 
 
 def machine() -> str:
-    """'AMD EPYC 7B13 (avx2, avx512f); TF 2.21.0, onednn kernels': what a training ran on. Trainings repeat
-    bit for bit on the same kind of CPU and kernels, not across kinds (docs/generators.md, sixteenth session)."""
+    """'AMD EPYC (avx2); TF 2.21.0, onednn kernels': what a training ran on. Trainings repeat bit for bit on
+    the same kind of CPU and kernels, not across kinds (docs/generators.md, sixteenth session)."""
     import tensorflow as tf
 
-    from trainer import distribute, onednn
+    from bench.common import cpu_description  # the benchmarks' CPU line: model and vector extensions
+    from trainer import onednn
 
-    model = "?"
-    try:
-        with open("/proc/cpuinfo", errors="replace") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "?")
-    except OSError:
-        pass
-    flags = distribute.cpu_flags() or set()
-    wide = ", ".join(f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if f in flags) or "no avx2"
-    return f"{model} ({wide}); TF {tf.__version__}, {'onednn' if onednn.active() else 'eigen'} kernels"
+    return f"{cpu_description()}; TF {tf.__version__}, {'onednn' if onednn.active() else 'eigen'} kernels"
 
 
 class Study:

@@ -16,10 +16,10 @@ import pytest  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# Test files by their measured time (pytest's slowest-durations listing, 2 cores: 2731 s in all), heaviest
-# first. The two xdist workers take whole files (--dist loadfile) in collection order (--no-loadscope-reorder,
-# pyproject), so a long file is never handed out last while the other worker idles; files not listed follow
-# by name.
+# Test files by their measured time (per-test durations of a whole run summed per file; 2 cores, 2731 s in
+# all), heaviest first. The two xdist workers take whole files (--dist loadfile) in collection order
+# (--no-loadscope-reorder, pyproject), so a long file is not handed out last while the other worker idles;
+# files not listed follow by name.
 HEAVIEST_FIRST = (
     "test_train.py",  # 548 s
     "test_evaluate.py",  # 369 s

@@ -44,8 +44,8 @@ def fingerprints(stdout):
             "--class_loss=tac",
             "--minibatch_std=4",
         ],
-        # the default DiffAugment (cutout too) with skip-z and shared views; the default design alone is
-        # the slow tier's (its code paths are these two variants')
+        # the default DiffAugment (cutout too) with skip-z and shared views; the default design alone (concat,
+        # no minibatch spread in D) is the slow tier's: its other paths are in these two variants
         ["--minibatch_std=4", "--minibatch_std_views=shared", "--g_conditioning=skip_z"],
     ],
     ids=["dcgan", "cbn-sn-hinge", "lecam-dihedral-fade-tac-mbstd", "mbstd-shared-views-skip-z"],
@@ -152,17 +152,21 @@ def test_a_bad_cluster_is_refused_before_tensorflow_loads(tmp_path):
         "code = cli.main(['train', '--preset=smoke', '--job_dir=' + sys.argv[1]]); "
         "print(code, 'tensorflow' in sys.modules)"
     )
-    for env in ({"TF_CONFIG": "{not json"}, {"JOB_COMPLETION_INDEX": "5", "DCGAN_WORKER_HOSTS": "127.0.0.1:1"}):
+    clean = {k: v for k, v in os.environ.items() if k not in ("TF_CONFIG", "CLUSTER_SPEC", "JOB_COMPLETION_INDEX")}
+    for env, error in (
+        ({"TF_CONFIG": "{not json"}, "TF_CONFIG is not valid JSON"),
+        ({"JOB_COMPLETION_INDEX": "5", "DCGAN_WORKER_HOSTS": "127.0.0.1:1"}, "JOB_COMPLETION_INDEX=5 is outside"),
+    ):
         result = subprocess.run(
             [sys.executable, "-c", script, str(tmp_path / "j")],
             capture_output=True,
             text=True,
-            env={**os.environ, "PYTHONPATH": REPO, **env},
+            env={**clean, "PYTHONPATH": REPO, **env},
             timeout=120,
         )
         assert result.stdout.split() == ["2", "False"], result.stdout + result.stderr[-2000:]
-        assert result.stderr.strip().splitlines()[-1].startswith("dcgan: error: "), result.stderr
-    assert not (tmp_path / "j").exists()
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith("dcgan: error: ") and error in last, result.stderr
 
 
 def test_cluster_spec_and_tf_config_parsing():

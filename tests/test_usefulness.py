@@ -139,7 +139,7 @@ def test_a_rerun_takes_every_score_from_the_cache_and_a_new_generator_retrains_o
     assert first["reused_scores"] == 0 and counted == spec.trainings() == 1 + 1 + 4 * 1
     assert len(list((tmp_path / "scores").glob("*.json"))) == counted
     scores = [x for r in first["recipes"].values() for x in r["runs"]]
-    assert len(set(scores)) > 2  # trained enough that seeds and recipes differ: equalities below mean something
+    assert len(set(scores)) > 2  # trained enough that recipes differ: the equalities below mean something
     again, counted = run(generator_a)  # the same run again: nothing trained, the same report
     assert again["reused_scores"] == counted == spec.trainings()
     assert {k: v for k, v in again.items() if k != "reused_scores"} == {

@@ -8,11 +8,11 @@ Flags are the config dataclass's field names. Bad input ends with one line,
 `dcgan: error: ...`, on stderr and a non-zero exit status (2 for usage and
 data errors, 3 when training diverges, 75 when storage stayed unreachable
 through every retry: see trainer/errors.py); never a traceback. Validation,
-the files the flags name and the buckets they name are checked before
-TensorFlow is imported. A start prints one or two lines (the flags that differ
-from their defaults, and where the full config goes); TensorFlow's C++
-start-up lines are kept off the terminal (trainer/native_stderr.py) unless
---verbose.
+the files the flags name, the buckets they name and (for train) the cluster
+in TF_CONFIG / CLUSTER_SPEC are checked before TensorFlow is imported. A
+start prints one or two lines (the flags that differ from their defaults,
+and where the full config goes); TensorFlow's C++ start-up lines are kept
+off the terminal (trainer/native_stderr.py) unless --verbose.
 """
 
 from __future__ import annotations

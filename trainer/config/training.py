@@ -232,7 +232,7 @@ class TrainConfig(_Printable):
         False,
         "a job dir holding a different job: discard its checkpoints, logs, samples and export",
     )
-    dry_run: bool = flag(False, "resolve and print the config, check the job dir, train nothing")
+    dry_run: bool = flag(False, "resolve and print the config, check the cluster and the job dir, train nothing")
     progress: bool = flag(True, "progress on stderr: a bar on a terminal, a line per --log_every steps in a log")
     deterministic: bool = flag(False, "bit-reproducible kernels (tf.config.experimental.enable_op_determinism); slower")
 
