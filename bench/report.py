@@ -262,7 +262,8 @@ def _evaluate_rows(out: list) -> None:
         out.append(
             (
                 "whole `dcgan evaluate` jobs: 12 seeds against 3",
-                f"{f['train_data']}, {f['samples']} samples, {f['steps']} steps a classifier",
+                f"{f['train_data']}, {f['samples']} samples, {f['steps']} steps a classifier; "
+                f"{ev['machine'].get('cpu') or 'CPU'}, {f['repeats']} round(s)",
                 f"cold **{ev['ratio_12_cold_vs_3']:.2f}x** ({sec['12 seeds, cold']:.0f} vs "
                 f"{sec['3 seeds, cold']:.0f} s); a second generator on the same data, scores reused, "
                 f"**{ev['ratio_12_warm_vs_3']:.2f}x** ({sec['12 seeds, second generator (warm)']:.0f} s; "

@@ -1,5 +1,6 @@
 """trainer/classifier.py: the judge is deterministic per seed, learns, obeys its recipe, and splits by class."""
 
+import dataclasses
 import zipfile
 
 import keras
@@ -69,6 +70,64 @@ def test_seeds_trained_together_are_the_models_trained_one_at_a_time(digits, rec
         alone = classifier.train(x, y, 10, spec, seed, recipe)
         np.testing.assert_allclose(classifier.predict(model, x[:32]), classifier.predict(alone, x[:32]), atol=1e-5)
     assert np.abs(classifier.predict(together[0], x[:32]) - classifier.predict(together[1], x[:32])).max() > 1e-3
+
+
+def test_a_reused_step_trains_the_judge_a_fresh_one_would(digits):
+    """The traced update is built once per shape and reused (tracing costs seconds a model): a recipe trained
+    after another gives bit for bit the models it gave before, and the step was traced once for all three."""
+    from trainer import downstream
+
+    x, y = digits.images[:96], digits.labels[:96]
+    spec = classifier.ClassifierSpec(steps=4, batch_size=8, width=3)
+    plain = classifier.Recipe()
+    other = classifier.Recipe(downstream.POLICIES["crop_flip"](), mix="cutmix", balance="reweight")
+
+    def weights(recipe, steps=4):
+        models = classifier.train_many(x, y, 10, dataclasses.replace(spec, steps=steps), [4, 9], recipe)
+        return [w for model in models for w in model.get_weights()]
+
+    first = weights(plain)
+    (slots,) = [
+        s for key, pool in classifier._SLOTS.items() if key[0] == (32, 32, 1) and key[2:4] == (3, 2) for s in pool
+    ]
+    assert not all(np.array_equal(a, b) for a, b in zip(first, weights(other, steps=7)))
+    for a, b in zip(first, weights(plain), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert [s for key, pool in classifier._SLOTS.items() if key[2:4] == (3, 2) for s in pool] == [slots]
+    assert slots.update.experimental_get_tracing_count() == 1
+
+
+def test_judges_trained_at_once_from_two_threads_get_their_own_models(digits):
+    """A reused step is lent to one caller at a time: a second caller of the same shape gets its own."""
+    x, y = digits.images[:64], digits.labels[:64]
+    spec = classifier.ClassifierSpec(steps=3, batch_size=8, width=2)
+    alone = classifier.train(x, y, 10, spec, 5)
+    held = classifier._slots(x.shape, 10, 2, 1, spec.weight_decay)  # as if another thread were training now
+    try:
+        assert classifier._slots(x.shape, 10, 2, 1, spec.weight_decay) is not held
+        meanwhile = classifier.train(x, y, 10, spec, 5)
+    finally:
+        held.lock.release()
+    for a, b in zip(alone.get_weights(), meanwhile.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_seeding_keras_without_tensorflow_seed_builds_the_same_weights():
+    """`seed_keras` is `keras.utils.set_random_seed` less TF's global seed (whose setting clears compiled
+    kernels): Keras' initializers and dropout seeds come out the same."""
+
+    def layers():
+        dense, dropout = keras.layers.Dense(5, kernel_initializer="he_normal"), keras.layers.Dropout(0.5)
+        dense.build((None, 3))
+        return dense.kernel.numpy(), dropout.seed_generator.state.numpy()
+
+    keras.utils.set_random_seed(11)
+    expected = layers()
+    classifier.seed_keras(11)
+    for a, b in zip(layers(), expected):
+        np.testing.assert_array_equal(a, b)
+    classifier.seed_keras(12)
+    assert not np.array_equal(layers()[0], expected[0])
 
 
 def test_it_learns_and_follows_the_synthetic_labels_it_is_given(digits):

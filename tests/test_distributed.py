@@ -32,7 +32,7 @@ def fingerprints(stdout):
 @pytest.mark.parametrize(
     "design",
     [
-        pytest.param([], marks=pytest.mark.slow),
+        [],
         pytest.param(["--g_conditioning=cbn", "--d_spectral_norm", "--loss=hinge"], marks=pytest.mark.slow),
         [
             "--lecam_weight=0.3",

@@ -1,5 +1,6 @@
 """The loss terms of one training step on known values (trainer/train_step.py's LossTerms); the compiled step
-itself is exercised by tests/test_train.py (resume) and tests/test_distributed.py (replicas, float16).
+itself is exercised by tests/test_train.py (resume) and tests/test_distributed.py (replicas, float16); the
+last test here checks that the compiled step hands each term the verdict it names.
 
     python -m pytest -q tests/test_train_step.py
 """
@@ -126,3 +127,41 @@ def test_r1_is_the_squared_input_gradient_on_what_d_was_shown_of_the_reals():
         real_labels, real.classes
     )
     np.testing.assert_allclose(per_example.numpy(), (without + 5.0 * expected).numpy(), rtol=1e-4)
+
+
+def test_the_compiled_step_hands_each_term_the_verdict_it_names(tmp_path, monkeypatch):
+    """In the real step (a one-step smoke run, TAC + LeCam on): D judges the reals, then G's detached samples
+    (D's step), then G's samples (G's step, after D's update); `d`, `g` and `shares` must get those three
+    verdicts under the names they read, and `shares` logs every health value the terms turn on."""
+    from trainer import command_line, train
+
+    verdicts, calls = [], {}
+    verdict_of = LossTerms.verdict_of
+
+    def recording_verdict_of(self, D, images, labels):
+        verdicts.append(verdict_of(self, D, images, labels))
+        return verdicts[-1]
+
+    def recording(name, method):
+        def wrapped(self, *args, **kwargs):
+            result = method(self, *args, **kwargs)
+            calls.setdefault(name, []).append((kwargs, result))
+            return result
+
+        return wrapped
+
+    monkeypatch.setattr(LossTerms, "verdict_of", recording_verdict_of)
+    for name in ("d", "g", "shares"):
+        monkeypatch.setattr(LossTerms, name, recording(name, getattr(LossTerms, name)))
+    flags = {"preset": "smoke", "job_dir": str(tmp_path / "job"), "progress": False, "steps": 1}
+    flags |= {"class_loss_weight": 0.5, "class_loss": "tac", "lecam_weight": 0.1}
+    train.run(command_line.resolve("train", flags))
+    real, fake, fake_g = verdicts[:3]  # the first trace of the step, in the order the step asks D
+    assert len({id(real), id(fake), id(fake_g)}) == 3
+    d_kwargs, g_kwargs = calls["d"][0][0], calls["g"][0][0]
+    assert d_kwargs["real"] is real and d_kwargs["fake"] is fake
+    assert g_kwargs["fake_g"] is fake_g
+    shares_kwargs, logged = calls["shares"][0]
+    assert shares_kwargs["real"] is real and shares_kwargs["fake"] is fake and shares_kwargs["fake_g"] is fake_g
+    assert {"d/real", "d/fake", "r1", "lecam/real_logit", "class/real_accuracy", "class/twin_accuracy"} <= set(logged)
+    assert real.twin is not None and fake.twin is not None  # TAC: the class head split into both parts

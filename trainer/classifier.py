@@ -13,7 +13,8 @@ multiply-adds per 32x32 image at w=16: sized for CPUs, where every recipe of
 every seed trains one.
 
 Training (`train`; `train_many` trains several seeds in one compiled step, each model the same as trained
-alone): AdamW with decoupled weight decay, a linear warm-up then a
+alone; that step is traced once per process and shape and lent to every later call, see `_Slots`):
+AdamW with decoupled weight decay, a linear warm-up then a
 cosine decay to zero over `ClassifierSpec.steps`, label smoothing, batches drawn
 with replacement. The budget is a step count chosen where validation accuracy
 plateaus (chosen once with `python -m experiments.judge` on validation splits
@@ -39,11 +40,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
+import threading
 from typing import Callable, Optional, Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
+from keras.src.backend.common import global_state  # what keras.utils.set_random_seed sets, less TF's seed
+from keras.src.random import seed_generator
+from keras.src.utils import rng_utils
 
 from trainer import classic_augment
 from trainer.fused_batch_norm import FusedBatchNormalization
@@ -100,7 +106,7 @@ def build(
 
     fused_batchnorm: BatchNorm's training step as one fused op (trainer/fused_batch_norm.py; the same
     variables, so `set_weights` moves a model between the two kinds)."""
-    keras.utils.set_random_seed(seed)
+    seed_keras(seed)
     norm = FusedBatchNormalization if fused_batchnorm else keras.layers.BatchNormalization
 
     def conv(h, filters, stride=1, kernel=3, name=None):
@@ -135,6 +141,17 @@ def build(
     x = keras.layers.Dropout(0.2)(features)
     logits = keras.layers.Dense(max(num_classes, 1), name="logits", dtype="float32")(x)
     return keras.Model(inputs, logits, name="classifier")
+
+
+def seed_keras(seed: int) -> None:
+    """`keras.utils.set_random_seed` without TensorFlow's global seed, which Keras' layers do not read
+    (their initializers and dropout draw from Python's `random`) and whose setting clears every compiled
+    function's kernels: after it, the next step of a reused judge re-instantiated its graph (10 s for 12
+    models). The same initial weights (tests/test_classifier.py)."""
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
 
 
 class _WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
@@ -221,13 +238,56 @@ def _synthetic_tensors(synthetic, images: np.ndarray, num_classes: int):
     return tf.constant(synthetic[0]), tf.one_hot(targets.astype(np.int32), num_classes)
 
 
-def _model_pairs(shape, num_classes: int, width: int, seeds: list[int]) -> tuple[list, list]:
-    """Per seed, the model to train (fused BatchNorm: faster) and the one to return (Keras' own layers, which
-    plain Keras loads; it takes the trained weights). Each pair is built from the same seed, so the global
-    random state ends as after one build."""
-    size = (shape[1], shape[3], num_classes, width)
-    pairs = [(build(*size, s, fused_batchnorm=True), build(*size, s)) for s in seeds]
-    return [p[0] for p in pairs], [p[1] for p in pairs]
+class _Slots:
+    """`count` models (fused BatchNorm: faster) with their AdamW optimizers and one traced update that advances
+    them all, each by its own batch. Tracing that update costs seconds a model (the model's graph, its gradient
+    and Keras' AdamW op by op) where a step costs a tenth of a second, so it is built once per process and
+    shape and reused: `reset` gives the models a fresh build's variables and the optimizers fresh state."""
+
+    def __init__(self, shape: tuple, num_classes: int, width: int, count: int, weight_decay: float):
+        self.models = [build(shape[1], shape[3], num_classes, width, 0, fused_batchnorm=True) for _ in range(count)]
+        self.optimizers = [keras.optimizers.AdamW(0.0, weight_decay=weight_decay) for _ in range(count)]
+        for model, optimizer in zip(self.models, self.optimizers):  # its slots now: tracing the step once
+            optimizer.build(model.trainable_variables)
+        self.update = tf.function(self._update)
+        self.lock = threading.Lock()
+
+    def reset(self, initial: list[keras.Model]) -> None:
+        for model, fresh in zip(self.models, initial):
+            for mine, theirs in zip(model.variables, fresh.variables, strict=True):  # the dropout's seed included
+                mine.assign(theirs)
+        for optimizer in self.optimizers:
+            for variable in optimizer.variables:
+                variable.assign(tf.zeros_like(variable))
+
+    def _update(self, x, y, w, learning_rate):  # [count, batch, ...]: independent subgraphs, one per model
+        losses = []
+        for k, (model, optimizer) in enumerate(zip(self.models, self.optimizers)):
+            optimizer.learning_rate = learning_rate
+            with tf.GradientTape() as tape:
+                logits = model(x[k], training=True)
+                per_image = keras.losses.categorical_crossentropy(y[k], logits, from_logits=True)
+                loss = tf.reduce_sum(per_image * w[k]) / tf.reduce_sum(w[k])
+            optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
+            losses.append(loss)
+        return tf.stack(losses)
+
+
+_SLOTS: dict[tuple, list[_Slots]] = {}  # by shape: those built so far, each lent to one caller at a time
+_SLOTS_LOCK = threading.Lock()
+
+
+def _slots(shape: tuple, num_classes: int, width: int, count: int, weight_decay: float) -> _Slots:
+    """A free `_Slots` of this shape (locked for the caller), built on first use."""
+    key = (tuple(shape[1:]), num_classes, width, count, weight_decay, keras.config.dtype_policy().name)
+    with _SLOTS_LOCK:
+        for slots in _SLOTS.setdefault(key, []):
+            if slots.lock.acquire(blocking=False):
+                return slots
+        slots = _Slots(shape, num_classes, width, count, weight_decay)
+        slots.lock.acquire()
+        _SLOTS[key].append(slots)
+        return slots
 
 
 def train_many(
@@ -242,54 +302,54 @@ def train_many(
     seed's own batch (the same draws, augmentation and updates as `train` with the seed alone), so the
     independent models fill the cores one small model leaves idle and share the per-step overhead."""
     seeds = [int(s) for s in seeds]
-    policy = recipe.policy
-    models, returned = _model_pairs(images.shape, num_classes, spec.width, seeds)
-    optimizers = [
-        keras.optimizers.AdamW(
-            _WarmupCosine(spec.learning_rate, spec.steps, spec.warmup), weight_decay=spec.weight_decay
-        )
-        for _ in seeds
-    ]
-    for model, optimizer in zip(models, optimizers):  # its slots now: tracing the step once, not twice
-        optimizer.build(model.trainable_variables)
+    slots = _slots(images.shape, num_classes, spec.width, len(seeds), spec.weight_decay)
+    try:
+        # the models returned: Keras' own layers (plain Keras loads them), a fresh build per seed that first
+        # lends its initial variables to the slots and at the end takes the trained ones
+        returned = [build(images.shape[1], images.shape[3], num_classes, spec.width, s) for s in seeds]
+        slots.reset(returned)
+        _run(slots, images, labels, num_classes, spec, seeds, recipe)
+        for model, plain in zip(slots.models, returned):
+            plain.set_weights(model.get_weights())
+    finally:
+        slots.lock.release()
+    return returned
+
+
+def _run(slots, images, labels, num_classes, spec, seeds, recipe) -> None:
+    """The steps: batches drawn here, augmented and mixed by a step traced for this recipe, then `slots.update`."""
+    policy, count, batch = recipe.policy, len(seeds), spec.batch_size
     labels = np.asarray(labels).astype(np.int64)
     class_weight = _class_weight(labels, num_classes, recipe.balance)
     real_x, real_y = tf.constant(images), tf.one_hot(labels.astype(np.int32), num_classes)
     real_w = tf.constant(class_weight[labels], tf.float32)
     synthetic = recipe.synthetic
-    n_synth = 0 if synthetic is None else int(round(spec.batch_size * recipe.synthetic_fraction))
-    n_real = spec.batch_size - n_synth
+    n_synth = 0 if synthetic is None else int(round(batch * recipe.synthetic_fraction))
+    n_real = batch - n_synth
     synth_x, synth_y = _synthetic_tensors(synthetic, images, num_classes)
     augment_mask = tf.constant([True] * n_real + [recipe.augment_synthetic] * n_synth)
     smoothing = spec.label_smoothing
+    schedule = _WarmupCosine(spec.learning_rate, spec.steps, spec.warmup)
+    learning_rate = tf.function(schedule)  # its own small graph, the same numbers as inside the step
 
-    def one_step(model, optimizer, seed, real_index, synth_index, first):
-        x = tf.concat([tf.gather(real_x, real_index), tf.gather(synth_x, synth_index)], 0)
-        y = tf.concat([tf.gather(real_y, real_index), tf.gather(synth_y, synth_index)], 0)
-        w = tf.concat([tf.gather(real_w, real_index), tf.ones([tf.shape(synth_index)[0]])], 0)
-        image_seeds = classic_augment.image_seeds(
-            seed * 1_000_003 + 17, first + tf.range(spec.batch_size, dtype=tf.int64)
+    @tf.function
+    def batches(real_index, synth_index, first):  # indices [seeds, n] -> x, y, w [seeds, batch, ...]
+        x = tf.concat([tf.gather(real_x, real_index), tf.gather(synth_x, synth_index)], 1)
+        y = tf.concat([tf.gather(real_y, real_index), tf.gather(synth_y, synth_index)], 1)
+        w = tf.concat([tf.gather(real_w, real_index), tf.ones(tf.shape(synth_index), tf.float32)], 1)
+        image_seeds = tf.concat(  # an image's augmentation depends on its seed only, so all seeds' batches go as one
+            [classic_augment.image_seeds(s * 1_000_003 + 17, first + tf.range(batch, dtype=tf.int64)) for s in seeds], 0
         )
         x = tf.cast(x, tf.float32)
-        x = tf.where(augment_mask[:, None, None, None], _augment(policy, x, image_seeds), x)
+        augmented = tf.reshape(_augment(policy, tf.reshape(x, [count * batch, *x.shape[2:]]), image_seeds), x.shape)
+        x = tf.where(augment_mask[None, :, None, None, None], augmented, x)
         if recipe.mix != "none":
-            x, y, w = _mix(recipe.mix, x, y, w, tf.stack([tf.constant(seed, tf.int64), first]))
-        y = y * (1.0 - smoothing) + smoothing / num_classes
-        with tf.GradientTape() as tape:
-            logits = model(x, training=True)
-            per_image = keras.losses.categorical_crossentropy(y, logits, from_logits=True)
-            loss = tf.reduce_sum(per_image * w) / tf.reduce_sum(w)
-        optimizer.apply(tape.gradient(loss, model.trainable_variables), model.trainable_variables)
-        return loss
-
-    @tf.function(reduce_retracing=True)
-    def step(real_index, synth_index, first):  # indices [seeds, n]: independent subgraphs, one per seed
-        return tf.stack(
-            [
-                one_step(models[k], optimizers[k], seeds[k], real_index[k], synth_index[k], first)
-                for k in range(len(seeds))
+            mixed = [
+                _mix(recipe.mix, x[k], y[k], w[k], tf.stack([tf.constant(s, tf.int64), first]))
+                for k, s in enumerate(seeds)
             ]
-        )
+            x, y, w = (tf.stack(part) for part in zip(*mixed))
+        return x, y * (1.0 - smoothing) + smoothing / num_classes, w
 
     by_class = [np.flatnonzero(labels == c) for c in range(num_classes)]
     present = [c for c in range(num_classes) if len(by_class[c])]
@@ -305,18 +365,18 @@ def train_many(
 
     for i in range(spec.steps):
         real_index, synth_index = zip(*(draw(rng) for rng in rngs))
-        loss = step(
-            tf.constant(np.stack(real_index)),
-            tf.constant(np.stack(synth_index)),
-            tf.constant(i * spec.batch_size, tf.int64),
+        loss = slots.update(
+            *batches(
+                tf.constant(np.stack(real_index)),
+                tf.constant(np.stack(synth_index)),
+                tf.constant(i * batch, tf.int64),
+            ),
+            learning_rate(tf.constant(i, tf.int64)),
         )
         losses = loss.numpy() if i % 100 == 99 else np.zeros(1)
         if not np.all(np.isfinite(losses)):
             bad = [s for s, v in zip(seeds, losses) if not np.isfinite(v)]
             raise FloatingPointError(f"classifier training (seeds {bad}) diverged at step {i + 1} ({losses})")
-    for model, plain in zip(models, returned):
-        plain.set_weights(model.get_weights())
-    return returned
 
 
 def predict(model: keras.Model, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
