@@ -74,7 +74,8 @@ def test_seeds_trained_together_are_the_models_trained_one_at_a_time(digits, rec
 
 def test_a_reused_step_trains_the_judge_a_fresh_one_would(digits):
     """The traced update is built once per shape and reused (tracing costs seconds a model): a recipe trained
-    after another gives bit for bit the models it gave before, and the step was traced once for all three."""
+    on a reused step gives bit for bit what it gave on a freshly built one (the first call of this shape),
+    and the one step was traced once for all three calls."""
     from trainer import downstream
 
     x, y = digits.images[:96], digits.labels[:96]
@@ -86,35 +87,58 @@ def test_a_reused_step_trains_the_judge_a_fresh_one_would(digits):
         models = classifier.train_many(x, y, 10, dataclasses.replace(spec, steps=steps), [4, 9], recipe)
         return [w for model in models for w in model.get_weights()]
 
+    def pool():
+        return [s for key, pool in classifier._SLOTS.items() if key[:4] == ((32, 32, 1), 10, 3, 2) for s in pool]
+
+    assert pool() == []
     first = weights(plain)
-    (slots,) = [
-        s for key, pool in classifier._SLOTS.items() if key[0] == (32, 32, 1) and key[2:4] == (3, 2) for s in pool
-    ]
+    (slots,) = pool()
     assert not all(np.array_equal(a, b) for a, b in zip(first, weights(other, steps=7)))
     for a, b in zip(first, weights(plain), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert [s for key, pool in classifier._SLOTS.items() if key[2:4] == (3, 2) for s in pool] == [slots]
+    assert pool() == [slots] and not slots.lock.locked()
     assert slots.update.experimental_get_tracing_count() == 1
 
 
 def test_judges_trained_at_once_from_two_threads_get_their_own_models(digits):
-    """A reused step is lent to one caller at a time: a second caller of the same shape gets its own."""
+    """A reused step is lent to one caller at a time: two threads training the same shape at once each get
+    their own (the pool then holds two, both free again) and the models of training alone."""
+    import threading
+
     x, y = digits.images[:64], digits.labels[:64]
-    spec = classifier.ClassifierSpec(steps=3, batch_size=8, width=2)
-    alone = classifier.train(x, y, 10, spec, 5)
-    held = classifier._slots(x.shape, 10, 2, 1, spec.weight_decay)  # as if another thread were training now
-    try:
-        assert classifier._slots(x.shape, 10, 2, 1, spec.weight_decay) is not held
-        meanwhile = classifier.train(x, y, 10, spec, 5)
-    finally:
-        held.lock.release()
-    for a, b in zip(alone.get_weights(), meanwhile.get_weights(), strict=True):
-        np.testing.assert_array_equal(a, b)
+    spec = classifier.ClassifierSpec(steps=30, batch_size=8, width=2)
+    alone = [w for w in classifier.train(x, y, 10, spec, 5).get_weights()]
+    start, results = threading.Barrier(2), {}
+
+    def train(name):
+        start.wait()
+        results[name] = classifier.train(x, y, 10, spec, 5).get_weights()
+
+    threads = [threading.Thread(target=train, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for name in "ab":
+        for a, b in zip(alone, results[name], strict=True):
+            np.testing.assert_array_equal(a, b)
+    (pool,) = [p for key, p in classifier._SLOTS.items() if key[:4] == ((32, 32, 1), 10, 2, 1)]
+    assert len(pool) == 2 and not any(s.lock.locked() for s in pool)
+
+
+def test_idle_steps_beyond_the_kept_number_are_dropped_least_recently_used_first(digits, monkeypatch):
+    x, y = digits.images[:32], digits.labels[:32]
+    monkeypatch.setattr(classifier, "KEPT_SLOTS", 1)  # idle ones besides the one being built
+    for width in (5, 6, 5, 7):  # width 6 is then the least recently used
+        classifier.train(x, y, 10, classifier.ClassifierSpec(steps=1, batch_size=4, width=width), 0)
+    kept = [key[2] for key, pool in classifier._SLOTS.items() for s in pool if not s.lock.locked()]
+    assert kept == [5, 7]
 
 
 def test_seeding_keras_without_tensorflow_seed_builds_the_same_weights():
     """`seed_keras` is `keras.utils.set_random_seed` less TF's global seed (whose setting clears compiled
-    kernels): Keras' initializers and dropout seeds come out the same."""
+    kernels): Keras' initializers and dropout seeds come out the same, and TF's global seed is untouched."""
+    from tensorflow.python.framework import random_seed
 
     def layers():
         dense, dropout = keras.layers.Dense(5, kernel_initializer="he_normal"), keras.layers.Dropout(0.5)
@@ -123,7 +147,9 @@ def test_seeding_keras_without_tensorflow_seed_builds_the_same_weights():
 
     keras.utils.set_random_seed(11)
     expected = layers()
+    tf.random.set_seed(None)
     classifier.seed_keras(11)
+    assert random_seed.get_seed(None) == (None, None)
     for a, b in zip(layers(), expected):
         np.testing.assert_array_equal(a, b)
     classifier.seed_keras(12)

@@ -147,14 +147,15 @@ def seed_keras(seed: int) -> None:
     """`keras.utils.set_random_seed` without TensorFlow's global seed, which Keras' layers do not read
     (their initializers and dropout draw from Python's `random`) and whose setting clears every compiled
     function's kernels: after it, the next step of a reused judge re-instantiated its graph (10 s for 12
-    models). The same initial weights (tests/test_classifier.py)."""
+    models). The same initial weights (tests/test_classifier.py); TensorFlow's global seed is left as it
+    was (before, building a judge set it to the judge's seed for whatever ran next in the process)."""
     global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
     global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
     random.seed(seed)
     np.random.seed(seed)
 
 
-class _WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+class _WarmupCosine:  # the learning rate at a step: linear warm-up, then cosine decay to zero
     def __init__(self, peak: float, steps: int, warmup: float):
         self.peak, self.steps, self.warmup_steps = peak, steps, max(1, int(round(steps * warmup)))
 
@@ -164,9 +165,6 @@ class _WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
         progress = tf.clip_by_value((step - self.warmup_steps) / max(1, self.steps - self.warmup_steps), 0.0, 1.0)
         cosine = 0.5 * self.peak * (1.0 + tf.cos(math.pi * progress))
         return tf.where(step < self.warmup_steps, warm, cosine)
-
-    def get_config(self):
-        return {"peak": self.peak, "steps": self.steps, "warmup": self.warmup_steps / self.steps}
 
 
 def _augment(policy, x: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
@@ -273,20 +271,29 @@ class _Slots:
         return tf.stack(losses)
 
 
-_SLOTS: dict[tuple, list[_Slots]] = {}  # by shape: those built so far, each lent to one caller at a time
+_SLOTS: dict[tuple, list[_Slots]] = {}  # by shape, most recently used last; each lent to one caller at a time
 _SLOTS_LOCK = threading.Lock()
+KEPT_SLOTS = 4  # building one drops idle ones beyond this, least recently used first (12 models: ~45 MB of variables)
 
 
 def _slots(shape: tuple, num_classes: int, width: int, count: int, weight_decay: float) -> _Slots:
-    """A free `_Slots` of this shape (locked for the caller), built on first use."""
+    """A free `_Slots` of this shape (locked for the caller), built on first use. The key holds what the
+    traced graph depends on besides the batch size (a new batch size traces the update once more)."""
     key = (tuple(shape[1:]), num_classes, width, count, weight_decay, keras.config.dtype_policy().name)
     with _SLOTS_LOCK:
-        for slots in _SLOTS.setdefault(key, []):
+        pool = _SLOTS.pop(key, [])
+        _SLOTS[key] = pool  # now the most recently used
+        for slots in pool:
             if slots.lock.acquire(blocking=False):
                 return slots
         slots = _Slots(shape, num_classes, width, count, weight_decay)
         slots.lock.acquire()
-        _SLOTS[key].append(slots)
+        pool.append(slots)
+        idle = [(k, s) for k, p in _SLOTS.items() for s in p if not s.lock.locked()]
+        for k, dropped in idle[: max(0, len(idle) - KEPT_SLOTS)]:
+            _SLOTS[k].remove(dropped)
+            if not _SLOTS[k]:
+                del _SLOTS[k]
         return slots
 
 
@@ -306,7 +313,8 @@ def train_many(
     try:
         # the models returned: Keras' own layers (plain Keras loads them), a fresh build per seed that first
         # lends its initial variables to the slots and at the end takes the trained ones
-        returned = [build(images.shape[1], images.shape[3], num_classes, spec.width, s) for s in seeds]
+        with _SLOTS_LOCK:  # a build seeds and draws from Python's global `random`: one thread at a time
+            returned = [build(images.shape[1], images.shape[3], num_classes, spec.width, s) for s in seeds]
         slots.reset(returned)
         _run(slots, images, labels, num_classes, spec, seeds, recipe)
         for model, plain in zip(slots.models, returned):
