@@ -72,6 +72,11 @@ def test_seeds_trained_together_are_the_models_trained_one_at_a_time(digits, rec
     assert np.abs(classifier.predict(together[0], x[:32]) - classifier.predict(together[1], x[:32])).max() > 1e-3
 
 
+def pooled(width: int, count: int) -> list:
+    """The reusable steps built so far for 32x32x1 digits judges of this width and number of seeds."""
+    return [s for key, pool in classifier._SLOTS.items() if key[:4] == ((32, 32, 1), 10, width, count) for s in pool]
+
+
 def test_a_reused_step_trains_the_judge_a_fresh_one_would(digits):
     """The traced update is built once per shape and reused (tracing costs seconds a model): a recipe trained
     on a reused step gives bit for bit what it gave on a freshly built one (the first call of this shape),
@@ -87,16 +92,13 @@ def test_a_reused_step_trains_the_judge_a_fresh_one_would(digits):
         models = classifier.train_many(x, y, 10, dataclasses.replace(spec, steps=steps), [4, 9], recipe)
         return [w for model in models for w in model.get_weights()]
 
-    def pool():
-        return [s for key, pool in classifier._SLOTS.items() if key[:4] == ((32, 32, 1), 10, 3, 2) for s in pool]
-
-    assert pool() == []
+    assert pooled(width=3, count=2) == []
     first = weights(plain)
-    (slots,) = pool()
+    (slots,) = pooled(width=3, count=2)
     assert not all(np.array_equal(a, b) for a, b in zip(first, weights(other, steps=7)))
     for a, b in zip(first, weights(plain), strict=True):
         np.testing.assert_array_equal(a, b)
-    assert pool() == [slots] and not slots.lock.locked()
+    assert pooled(width=3, count=2) == [slots] and not slots.lock.locked()
     assert slots.update.experimental_get_tracing_count() == 1
 
 
@@ -122,7 +124,7 @@ def test_judges_trained_at_once_from_two_threads_get_their_own_models(digits):
     for name in "ab":
         for a, b in zip(alone, results[name], strict=True):
             np.testing.assert_array_equal(a, b)
-    (pool,) = [p for key, p in classifier._SLOTS.items() if key[:4] == ((32, 32, 1), 10, 2, 1)]
+    pool = pooled(width=2, count=1)
     assert len(pool) == 2 and not any(s.lock.locked() for s in pool)
 
 
