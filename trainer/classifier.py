@@ -51,7 +51,7 @@ from keras.src.backend.common import global_state  # what keras.utils.set_random
 from keras.src.random import seed_generator
 from keras.src.utils import rng_utils
 
-from trainer import classic_augment
+from trainer import classic_augment, step_pool
 from trainer.fused_batch_norm import FusedBatchNormalization
 
 FEATURES_LAYER = "features"
@@ -105,8 +105,17 @@ def build(
     """uint8-range images [B, R, R, C] -> logits [B, classes]; `features` (128-d) is the feature layer.
 
     fused_batchnorm: BatchNorm's training step as one fused op (trainer/fused_batch_norm.py; the same
-    variables, so `set_weights` moves a model between the two kinds)."""
-    seed_keras(seed)
+    variables, so `set_weights` moves a model between the two kinds). Builds run one at a time (each seeds
+    and draws from Python's global `random`: two threads building at once got each other's weights)."""
+    with _BUILD_LOCK:
+        seed_keras(seed)
+        return _layers(resolution, channels, num_classes, width, fused_batchnorm)
+
+
+_BUILD_LOCK = threading.Lock()
+
+
+def _layers(resolution: int, channels: int, num_classes: int, width: int, fused_batchnorm: bool) -> keras.Model:
     norm = FusedBatchNormalization if fused_batchnorm else keras.layers.BatchNormalization
 
     def conv(h, filters, stride=1, kernel=3, name=None):
@@ -240,7 +249,8 @@ class _Slots:
     """`count` models (fused BatchNorm: faster) with their AdamW optimizers and one traced update that advances
     them all, each by its own batch. Tracing that update costs seconds a model (the model's graph, its gradient
     and Keras' AdamW op by op) where a step costs a tenth of a second, so it is built once per process and
-    shape and reused: `reset` gives the models a fresh build's variables and the optimizers fresh state."""
+    shape and reused (`_STEPS`, trainer/step_pool.py): `reset` gives the models a fresh build's variables and
+    the optimizers fresh state."""
 
     def __init__(self, shape: tuple, num_classes: int, width: int, count: int, weight_decay: float):
         self.models = [build(shape[1], shape[3], num_classes, width, 0, fused_batchnorm=True) for _ in range(count)]
@@ -248,7 +258,6 @@ class _Slots:
         for model, optimizer in zip(self.models, self.optimizers):  # its slots now: tracing the step once
             optimizer.build(model.trainable_variables)
         self.update = tf.function(self._update)
-        self.lock = threading.Lock()
 
     def reset(self, initial: list[keras.Model]) -> None:
         for model, fresh in zip(self.models, initial):
@@ -271,30 +280,7 @@ class _Slots:
         return tf.stack(losses)
 
 
-_SLOTS: dict[tuple, list[_Slots]] = {}  # by shape, most recently used last; each lent to one caller at a time
-_SLOTS_LOCK = threading.Lock()
-KEPT_SLOTS = 4  # building one drops idle ones beyond this, least recently used first (12 models: ~45 MB of variables)
-
-
-def _slots(shape: tuple, num_classes: int, width: int, count: int, weight_decay: float) -> _Slots:
-    """A free `_Slots` of this shape (locked for the caller), built on first use. The key holds what the
-    traced graph depends on besides the batch size (a new batch size traces the update once more)."""
-    key = (tuple(shape[1:]), num_classes, width, count, weight_decay, keras.config.dtype_policy().name)
-    with _SLOTS_LOCK:
-        pool = _SLOTS.pop(key, [])
-        _SLOTS[key] = pool  # now the most recently used
-        for slots in pool:
-            if slots.lock.acquire(blocking=False):
-                return slots
-        slots = _Slots(shape, num_classes, width, count, weight_decay)
-        slots.lock.acquire()
-        pool.append(slots)
-        idle = [(k, s) for k, p in _SLOTS.items() for s in p if not s.lock.locked()]
-        for k, dropped in idle[: max(0, len(idle) - KEPT_SLOTS)]:
-            _SLOTS[k].remove(dropped)
-            if not _SLOTS[k]:
-                del _SLOTS[k]
-        return slots
+_STEPS = step_pool.StepPool(kept=4)  # idle `_Slots` kept (12 models: ~45 MB of variables)
 
 
 def train_many(
@@ -309,18 +295,18 @@ def train_many(
     seed's own batch (the same draws, augmentation and updates as `train` with the seed alone), so the
     independent models fill the cores one small model leaves idle and share the per-step overhead."""
     seeds = [int(s) for s in seeds]
-    slots = _slots(images.shape, num_classes, spec.width, len(seeds), spec.weight_decay)
-    try:
+    # what the traced step depends on besides the batch size (a new batch size traces it once more)
+    key = (tuple(images.shape[1:]), num_classes, spec.width, len(seeds), spec.weight_decay)
+    key += (keras.config.dtype_policy().name,)
+    make = lambda: _Slots(images.shape, num_classes, spec.width, len(seeds), spec.weight_decay)  # noqa: E731
+    with _STEPS.lend(key, make) as slots:
         # the models returned: Keras' own layers (plain Keras loads them), a fresh build per seed that first
         # lends its initial variables to the slots and at the end takes the trained ones
-        with _SLOTS_LOCK:  # a build seeds and draws from Python's global `random`: one thread at a time
-            returned = [build(images.shape[1], images.shape[3], num_classes, spec.width, s) for s in seeds]
+        returned = [build(images.shape[1], images.shape[3], num_classes, spec.width, s) for s in seeds]
         slots.reset(returned)
         _run(slots, images, labels, num_classes, spec, seeds, recipe)
         for model, plain in zip(slots.models, returned):
             plain.set_weights(model.get_weights())
-    finally:
-        slots.lock.release()
     return returned
 
 
