@@ -540,3 +540,14 @@ def test_class_names_travel_from_the_folders_to_the_grids_export_shards_and_tfds
     preview = run_cli("sample", f"--generator={job}", "--preview=6", f"--output={tmp_path / 'grid.png'}")
     assert preview.returncode == 0, preview.stderr[-3000:]
     assert Image.open(tmp_path / "grid.png").size[1] > 3 * 96  # a row per class
+
+
+def test_a_job_runs_on_the_cluster_its_command_checked(tmp_path, monkeypatch, capsys):
+    """`dcgan train` reads the cluster once, before TensorFlow loads, and hands that answer to the job: the
+    environment is not read again (here it has turned into a TF_CONFIG that would be refused)."""
+    from trainer import distribute
+
+    checked = distribute.read_cluster({})  # one process, no cluster
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    train.run(smoke(tmp_path / "job", steps=1), cluster=checked)
+    assert "1 worker(s), this is" in capsys.readouterr().out

@@ -91,7 +91,7 @@ class Commands:
         self._announce(config)
         from trainer import distribute, jobdir  # no TensorFlow: reads the environment and the job dir
 
-        distribute.read_cluster()  # TF_CONFIG, CLUSTER_SPEC, an Indexed Job's hosts: checked in seconds, not after TF
+        cluster = distribute.read_cluster()  # TF_CONFIG, CLUSTER_SPEC, an Indexed Job's hosts: in seconds, before TF
         jobdir.check(config)  # another job's dir is refused before any data is read
         if config.dry_run:
             print(f"--job_dir={config.job_dir}: ok (empty, or this job's to resume)")
@@ -99,7 +99,7 @@ class Commands:
         _import_keras()
         from trainer import train as train_lib  # TensorFlow is imported only now
 
-        result = train_lib.run(config, process_exits=self.process_exits)
+        result = train_lib.run(config, process_exits=self.process_exits, cluster=cluster)
         print(f"done: step {result['step']}, {result['images_per_sec']:.1f} img/s (median)")
         if result["stopped_by"] == "SIGINT":
             self.exit_code = 128 + signal.SIGINT

@@ -160,11 +160,12 @@ def split_devices(count: int) -> None:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
 
 
-def make_strategy(devices: int = 0, environ=os.environ):
-    """The strategy for this process (see the module docstring)."""
+def make_strategy(devices: int = 0, environ=os.environ, cluster: Optional[tuple] = None):
+    """The strategy for this process (see the module docstring); `cluster`: `read_cluster`'s answer when the
+    caller has it (a job reads its cluster once), else read from `environ`."""
     import tensorflow as tf
 
-    role, tf_config = read_cluster(environ)
+    role, tf_config = cluster if cluster is not None else read_cluster(environ)
     if tf_config is not None and "TF_CONFIG" not in environ:
         os.environ["TF_CONFIG"] = json.dumps(tf_config)
     if devices > 1:
@@ -212,10 +213,10 @@ def check_workers_agree(strategy, values: dict[str, int]) -> None:
         )
 
 
-def describe(strategy) -> str:
+def describe(strategy, role: Optional[ClusterRole] = None) -> str:
     import tensorflow as tf
 
-    role, _ = read_cluster()
+    role = role if role is not None else read_cluster()[0]
     devices = getattr(strategy.extended, "worker_devices", ())
     name = type(strategy).__name__
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):

@@ -135,12 +135,14 @@ class StopRequest:
                 signal.signal(sig, handler)
 
 
-def run(config, process_exits: bool = False) -> dict:
+def run(config, process_exits: bool = False, cluster: Optional[tuple] = None) -> dict:
     """Builds the job from `config` and trains it; returns a summary dict. `process_exits`: the caller ends
-    the process right after (see TrainJob.process_exits)."""
+    the process right after (see TrainJob.process_exits). `cluster`: `distribute.read_cluster()`'s answer
+    if the caller read it (`dcgan train` does, before TensorFlow loads), so the job uses the cluster it checked."""
     # -- Hardware: devices are split before anything else initialises TF.
-    role, _ = distribute.read_cluster()
-    strategy = distribute.make_strategy(config.devices)
+    cluster = cluster if cluster is not None else distribute.read_cluster()
+    role = cluster[0]
+    strategy = distribute.make_strategy(config.devices, cluster=cluster)
     if config.xla and strategy.num_replicas_in_sync > 1 and not tf.config.list_logical_devices("GPU"):
         raise UserError(
             "--xla cannot compile across several logical CPU devices (XLA places them all on one "
@@ -149,7 +151,7 @@ def run(config, process_exits: bool = False) -> dict:
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
     print(config.describe())
-    print(distribute.describe(strategy))
+    print(distribute.describe(strategy, role))
     if warning := distribute.precision_warning(config.mixed_precision):
         print(warning, file=sys.stderr)
 
