@@ -110,7 +110,7 @@ def test_judges_trained_at_once_from_two_threads_get_their_own_models(digits):
     x, y = digits.images[:64], digits.labels[:64]
     spec = classifier.ClassifierSpec(steps=30, batch_size=8, width=2)
     alone = [w for w in classifier.train(x, y, 10, spec, 5).get_weights()]
-    start, results = threading.Barrier(2), {}
+    start, results = threading.Barrier(2, timeout=60), {}
 
     def train(name):
         start.wait()

@@ -35,7 +35,7 @@ def test_a_step_is_lent_to_one_caller_at_a_time():
 
 
 def test_two_threads_at_once_get_two_steps():
-    pool, start, got = step_pool.StepPool(kept=4), threading.Barrier(2), []
+    pool, start, got = step_pool.StepPool(kept=4), threading.Barrier(2, timeout=60), []
 
     def borrow():
         with pool.lend("a", lambda: Step("a")) as step:

@@ -106,7 +106,8 @@ def build(
 
     fused_batchnorm: BatchNorm's training step as one fused op (trainer/fused_batch_norm.py; the same
     variables, so `set_weights` moves a model between the two kinds). Builds run one at a time (each seeds
-    and draws from Python's global `random`: two threads building at once got each other's weights)."""
+    and draws from Python's global `random`: two threads building at once got each other's weights); other
+    code drawing from `random` or building Keras layers on another thread meanwhile is not held back."""
     with _BUILD_LOCK:
         seed_keras(seed)
         return _layers(resolution, channels, num_classes, width, fused_batchnorm)

@@ -160,13 +160,13 @@ def split_devices(count: int) -> None:
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration() for _ in range(count)])
 
 
-def make_strategy(devices: int = 0, environ=os.environ, cluster: Optional[tuple] = None):
+def make_strategy(devices: int = 0, environ=os.environ, cluster: Optional[tuple[ClusterRole, Optional[dict]]] = None):
     """The strategy for this process (see the module docstring); `cluster`: `read_cluster`'s answer when the
     caller has it (a job reads its cluster once), else read from `environ`."""
     import tensorflow as tf
 
     role, tf_config = cluster if cluster is not None else read_cluster(environ)
-    if tf_config is not None and "TF_CONFIG" not in environ:
+    if tf_config is not None:  # what MultiWorkerMirroredStrategy reads: the cluster checked, however it was given
         os.environ["TF_CONFIG"] = json.dumps(tf_config)
     if devices > 1:
         split_devices(devices)

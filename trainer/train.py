@@ -135,7 +135,9 @@ class StopRequest:
                 signal.signal(sig, handler)
 
 
-def run(config, process_exits: bool = False, cluster: Optional[tuple] = None) -> dict:
+def run(
+    config, process_exits: bool = False, cluster: Optional[tuple[distribute.ClusterRole, Optional[dict]]] = None
+) -> dict:
     """Builds the job from `config` and trains it; returns a summary dict. `process_exits`: the caller ends
     the process right after (see TrainJob.process_exits). `cluster`: `distribute.read_cluster()`'s answer
     if the caller read it (`dcgan train` does, before TensorFlow loads), so the job uses the cluster it checked."""
