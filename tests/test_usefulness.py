@@ -32,6 +32,7 @@ def test_the_comparison_tunes_on_validation_and_pairs_its_seeds():
     tie_breaks = tuned["validation_log_likelihood"]["policies"]
     assert tuned["policy"] == max(scores, key=lambda k: (scores[k], tie_breaks[k])) and tuned["validation_images"] == 26
     assert report["metric"] == "accuracy" and report["train_images"] == 126 and report["test_images"] == 539
+    assert "caveat" not in report  # accuracy over 26 images: no class's few images decide it
     recipes = report["recipes"]
     assert list(recipes) == list(usefulness.RECIPES) and all(len(r["runs"]) == 2 for r in recipes.values())
     assert recipes["synthetic_only"]["mean"] < 0.2  # learned the wrong labels
@@ -42,6 +43,12 @@ def test_the_comparison_tunes_on_validation_and_pairs_its_seeds():
     assert report["verdict"].startswith("synthetic images: ") and not report["verdict"].startswith(
         "synthetic images: helps"
     )
+
+
+def test_classes_with_few_validation_images_are_named():
+    train = np.array([0] * 40 + [1] * 5 + [3] * 5)  # class 2 absent from the training images: not named
+    assert usefulness.thin_validation(np.array([0] * 8 + [1] + [3] * 3), train, 4) == [1]
+    assert usefulness.thin_validation(np.array([0] * 8 + [1] * 3 + [3] * 3), train, 4) == []
 
 
 def test_imbalanced_training_sets_are_scored_by_balanced_accuracy_and_specs_are_checked():
@@ -77,6 +84,10 @@ def test_imbalanced_data_tunes_class_balancing_on_validation_and_counts_every_tr
         len(trained) == spec.trainings(imbalanced=True) == (1 + 1 + 2) + 4 and report["metric"] == "balanced accuracy"
     )
     tuned = report["tuned"]
+    # one validation image of each small class (and two of classes 7 and 8, which have 12 images): the
+    # report says the tuned choices rest on them
+    assert report["caveat"].startswith("tuned by balanced accuracy on a validation split with fewer than 3 images")
+    assert "7 class(es) (0, 1, 2, 3, 4, 7, 8), each weighing 1/10" in report["caveat"]
     assert set(tuned["validation_scores"]["balances"]) == {"none", "resample"}
     assert set(tuned["validation_scores"]["shares"]) == {"0.5", "0.5 resample"}
     assert tuned["synthetic_balance"] in ("none", "resample")

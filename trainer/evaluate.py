@@ -188,7 +188,7 @@ def run(config) -> dict:
 
     for section, caveat in sets.caveats.items():
         if isinstance(report.get(section), dict) and "skipped" not in report[section]:
-            report[section]["caveat"] = caveat
+            report[section]["caveat"] = "; ".join(filter(None, [caveat, report[section].get("caveat")]))
     report["seconds"] = round(time.perf_counter() - started, 1)
     write(config.report, report, pictures)
     print(summary(report))

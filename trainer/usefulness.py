@@ -292,6 +292,26 @@ def _tune_baseline(split: _Split, spec: UsefulnessSpec, log: Callable, chosen: O
     return baseline
 
 
+THIN_VALIDATION = 3  # fewer validation images of a class than this: balanced accuracy there rests on them
+
+
+def thin_validation(val_labels, train_labels, num_classes: int) -> list[int]:
+    """The classes of the training images with fewer than THIN_VALIDATION validation images."""
+    counts = np.bincount(np.asarray(val_labels, np.int64), minlength=num_classes)
+    present = np.bincount(np.asarray(train_labels, np.int64), minlength=num_classes) > 0
+    return [int(c) for c in np.flatnonzero(present & (counts < THIN_VALIDATION))]
+
+
+def thin_caveat(classes: list[int], num_classes: int) -> str:
+    """The report's caveat for choices tuned by balanced accuracy on a few images of some classes."""
+    shown = ", ".join(map(str, classes[:8])) + (", ..." if len(classes) > 8 else "")
+    return (
+        f"tuned by balanced accuracy on a validation split with fewer than {THIN_VALIDATION} images of "
+        f"{len(classes)} class(es) ({shown}), each weighing 1/{num_classes} of the score: the tuned augmentation "
+        "and share can be far from the best; compare with the recipe you would use anyway (docs/evaluate.md)"
+    )
+
+
 def _share_key(share: float, balance: str) -> str:
     return str(share) if balance == "none" else f"{share} {balance}"
 
@@ -342,6 +362,7 @@ def compare(
         log(f"test: {RECIPES[name]}: {np.mean(scores):.4f}")
     if split.judge.reused:
         log(f"{split.judge.reused} judge scores taken from earlier runs on the same images ({cache.folder})")
+    thin = thin_validation(split.val[1], train[1], num_classes) if split.imbalanced else []
     gain = stats.paired(results["augmented"]["runs"], results["with_synthetic"]["runs"])
     over_plain = stats.paired(results["real"]["runs"], results["augmented"]["runs"])
     cas = results["synthetic_only"]["mean"] / results["augmented"]["mean"] if results["augmented"]["mean"] else math.nan
@@ -374,4 +395,4 @@ def compare(
         "train_images": int(len(train[1])),
         "test_images": int(len(test[1])),
         "synthetic_images": int(len(synthetic[0])),
-    }
+    } | ({"caveat": thin_caveat(thin, num_classes)} if thin else {})
