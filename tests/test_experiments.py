@@ -152,3 +152,36 @@ def test_data_equivalence_processes_splitting_the_ratios_keep_each_others_points
         on_disk = json.load(f)
     assert on_disk == mine
     assert on_disk[key]["curve"] == {"3": {"runs": [0.8, 0.81]}, "2": {"runs": [0.85]}, "1": {"runs": [0.9]}}
+
+
+def test_a_declared_baseline_trains_on_the_runs_images_with_its_seeds_and_pairs_them(tmp_path, monkeypatch, capsys):
+    """experiments.declared_baseline: the named recipe on the run's own training images, the run's seeds
+    (100g + k), scored once; paired with the run's `with_synthetic` scores; a stale .npz is refused."""
+    import sys
+
+    from experiments import declared_baseline
+    from trainer import classifier, downstream
+
+    key = "digits 10% minority"
+    runs = {"g0": {"recipes": {"with_synthetic": {"runs": [0.9, 0.8]}}}}
+    (tmp_path / "results.json").write_text(json.dumps({"runs": {key: runs}}))
+    flags = ["--work", str(tmp_path), "--policy=crop_flip", "--balance=reweight", "--steps=3", "--generators=1"]
+    monkeypatch.setattr(sys, "argv", ["declared_baseline", *flags, "--seeds=2"])
+    declared_baseline.main()
+    scores = json.loads((tmp_path / "declared.json").read_text())["crop_flip + none + reweight"]["g0"]
+    training = usefulness.Experiment(
+        type("Args", (), {"work": str(tmp_path), "minority_ratio": 5, "variant": ""})()
+    ).training_set("digits", 10, "minority")
+    recipe = classifier.Recipe(downstream.POLICIES["crop_flip"](), balance="reweight")
+    models = classifier.train_many(
+        training.images, training.labels, 10, classifier.ClassifierSpec(steps=3), [0, 1], recipe
+    )
+    expected = [classifier.balanced_accuracy(m, *training.test, 10) for m in models]
+    assert scores == expected
+    assert "pooled over 1 generator(s): with_synthetic - crop_flip + none + reweight" in capsys.readouterr().out
+    np.savez(tmp_path / "digits-10-minority-g0.npz", x=training.images[:5], y=training.labels[:5])
+    with pytest.raises(SystemExit, match="other images than digits 10% minority"):
+        declared_baseline.main()
+    monkeypatch.setattr(sys, "argv", ["declared_baseline", "--work", str(tmp_path), "--policy=sharpen"])
+    with pytest.raises(SystemExit, match="--policy: one of"):
+        declared_baseline.main()
