@@ -49,7 +49,8 @@ def main() -> None:
     if args.policy not in downstream.POLICIES:
         raise SystemExit(f"--policy: one of {', '.join(downstream.POLICIES)}")
     run_args = argparse.Namespace(work=args.work, minority_ratio=args.minority_ratio, variant="")
-    training = experiment.Experiment(run_args).training_set(args.dataset, args.fraction, args.regime)
+    runner = experiment.Experiment(run_args)
+    training = runner.training_set(args.dataset, args.fraction, args.regime)
     recipe = classifier.Recipe(downstream.POLICIES[args.policy](), mix=args.mix, balance=args.balance)
     name = f"{args.policy} + {args.mix} + {args.balance}"
     path = os.path.join(args.work, "declared.json")
@@ -57,11 +58,9 @@ def main() -> None:
     runs = json.load(open(os.path.join(args.work, "results.json"))).get("runs", {}).get(training.key, {})
     test_x, test_y = training.test
     for g in range(args.generators):
-        npz = os.path.join(args.work, training.key.replace(" ", "-").replace("%", "") + f"-g{g}.npz")
-        if os.path.isfile(npz):
-            with np.load(npz) as stored:
-                if not (np.array_equal(stored["x"], training.images) and np.array_equal(stored["y"], training.labels)):
-                    raise SystemExit(f"{npz}: other images than {training.key}; check --fraction and --minority_ratio")
+        job = runner.job_dir(training, g)
+        if os.path.isfile(job + ".npz"):
+            runner.check_trained_on(training, job)
         if f"g{g}" in done.get(name, {}):
             continue
         seeds = [100 * g + k for k in range(args.seeds)]

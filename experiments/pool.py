@@ -80,14 +80,10 @@ def main() -> None:
     test_x, test_y = training.test
     out = {}
     for g in range(args.generators):
-        job = os.path.join(runner.work, training.key.replace(" ", "-").replace("%", "") + f"-g{g}")
+        job = runner.job_dir(training, g)
         if not os.path.isfile(os.path.join(job, "export", "generator.keras")) or not os.path.isfile(job + ".npz"):
             raise SystemExit(f"{job}: no trained generator (and its .npz) there; run experiments.usefulness first")
-        with np.load(job + ".npz") as trained_on:  # the images the generator saw: they must be these
-            if not np.array_equal(trained_on["x"], training.images) or not np.array_equal(
-                trained_on["y"], training.labels
-            ):
-                raise SystemExit(f"{job}.npz: other images than {training.key}; check --minority_ratio and --variant")
+        runner.check_trained_on(training, job)  # the images the generator saw: they must be these
         pool_x, pool_y = runner.synthetic(job, args.per_class * training.num_classes, labels="balanced")
         rows = {}
         for k in range(training.num_classes):

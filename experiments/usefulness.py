@@ -158,9 +158,23 @@ class Experiment:
         return TrainingSet(key, images, labels, (test.images, np.asarray(test.labels)), train.num_classes, regime)
 
     # -- generators
+    def job_dir(self, training: TrainingSet, g: int) -> str:
+        """Generator g's `dcgan train` job dir for this training set (its images beside it, JOB.npz)."""
+        return os.path.join(self.work, training.key.replace(" ", "-").replace("%", "") + f"-g{g}")
+
+    @staticmethod
+    def check_trained_on(training: TrainingSet, job: str) -> None:
+        """Refuses (one line) a job whose JOB.npz holds other images than `training`'s."""
+        with np.load(job + ".npz") as trained_on:
+            same = np.array_equal(trained_on["x"], training.images) and np.array_equal(trained_on["y"], training.labels)
+            if not same:
+                raise SystemExit(
+                    f"{job}.npz: other images than {training.key}; check --fraction, --minority_ratio and --variant"
+                )
+
     def generator(self, training: TrainingSet, g: int) -> str:
         """A finished `dcgan train` job on exactly these training images (seed g), trained once."""
-        job = os.path.join(self.work, training.key.replace(" ", "-").replace("%", "") + f"-g{g}")
+        job = self.job_dir(training, g)
         if not os.path.isfile(os.path.join(job, "export", "generator.keras")):
             os.makedirs(self.work, exist_ok=True)
             npz = job + ".npz"
