@@ -48,6 +48,12 @@ def main() -> None:
 
     if args.policy not in downstream.POLICIES:
         raise SystemExit(f"--policy: one of {', '.join(downstream.POLICIES)}")
+    if args.mix not in classifier.MIXES or args.balance not in classifier.BALANCES:
+        raise SystemExit(
+            f"--mix: one of {', '.join(classifier.MIXES)}; --balance: one of {', '.join(classifier.BALANCES)}"
+        )
+    if not os.path.isfile(os.path.join(args.work, "results.json")):
+        raise SystemExit(f"{args.work}: no results.json; run experiments.usefulness there first")
     run_args = argparse.Namespace(work=args.work, minority_ratio=args.minority_ratio, variant="")
     runner = experiment.Experiment(run_args)
     training = runner.training_set(args.dataset, args.fraction, args.regime)

@@ -182,6 +182,10 @@ def test_a_declared_baseline_trains_on_the_runs_images_with_its_seeds_and_pairs_
     np.savez(tmp_path / "digits-10-minority-g0.npz", x=training.images[:5], y=training.labels[:5])
     with pytest.raises(SystemExit, match="other images than digits 10% minority"):
         declared_baseline.main()
-    monkeypatch.setattr(sys, "argv", ["declared_baseline", "--work", str(tmp_path), "--policy=sharpen"])
-    with pytest.raises(SystemExit, match="--policy: one of"):
+    for bad, message in (("--policy=sharpen", "--policy: one of"), ("--balance=oversample", "--balance: one of")):
+        monkeypatch.setattr(sys, "argv", ["declared_baseline", "--work", str(tmp_path), "--policy=none", bad])
+        with pytest.raises(SystemExit, match=message):
+            declared_baseline.main()
+    monkeypatch.setattr(sys, "argv", ["declared_baseline", "--work", str(tmp_path / "none"), "--policy=none"])
+    with pytest.raises(SystemExit, match="no results.json"):
         declared_baseline.main()
