@@ -42,6 +42,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1500, help="judge training steps (as the run)")
     parser.add_argument("--generators", type=int, default=3, help="the run's generators whose seeds to use")
     parser.add_argument("--seeds", type=int, default=4, help="the run's --seeds (seed 100g + k)")
+    parser.add_argument("--tune_folds", type=int, default=1, help="the run's --tune_folds (whose scores to pair)")
     args = parser.parse_args()
 
     from trainer import classifier, downstream
@@ -54,14 +55,18 @@ def main() -> None:
         )
     if not os.path.isfile(os.path.join(args.work, "results.json")):
         raise SystemExit(f"{args.work}: no results.json; run experiments.usefulness there first")
-    run_args = argparse.Namespace(work=args.work, minority_ratio=args.minority_ratio, variant="")
+    run_args = argparse.Namespace(
+        work=args.work, minority_ratio=args.minority_ratio, variant="", tune_folds=args.tune_folds
+    )
     runner = experiment.Experiment(run_args)
     training = runner.training_set(args.dataset, args.fraction, args.regime)
     recipe = classifier.Recipe(downstream.POLICIES[args.policy](), mix=args.mix, balance=args.balance)
     name = f"{args.policy} + {args.mix} + {args.balance}"
     path = os.path.join(args.work, "declared.json")
     done = json.load(open(path)) if os.path.isfile(path) else {}
-    runs = json.load(open(os.path.join(args.work, "results.json"))).get("runs", {}).get(training.key, {})
+    runs = (
+        json.load(open(os.path.join(args.work, "results.json"))).get("runs", {}).get(runner.results_key(training), {})
+    )
     test_x, test_y = training.test
     for g in range(args.generators):
         job = runner.job_dir(training, g)

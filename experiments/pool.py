@@ -68,13 +68,14 @@ def main() -> None:
             steps=args.steps,
             seeds=1,
             tune_seeds=1,
+            tune_folds=1,
             variant=args.variant,
             minority_ratio=args.minority_ratio,
             num_synthetic=5000,
         )
     )
     training = runner.training_set(args.dataset, args.fraction, "minority")
-    tuning = runner.results.get("tuning", {}).get(training.key)
+    tuning = runner.results.get("tuning", {}).get(runner.results_key(training))
     if not tuning:
         raise SystemExit(f"{args.work}: no tuned baseline for {training.key!r}; run experiments.usefulness first")
     test_x, test_y = training.test

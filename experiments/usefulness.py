@@ -16,9 +16,11 @@ a seed by experiments/shapes.py), with several generators per training set:
                     its images (scores become balanced accuracies): can a generator fill them?
 
 For each training set the augmentation baseline is tuned once on a validation
-split carved from the training images (never the test split); then for each of
+split carved from the training images (never the test split; `--tune_folds=k`:
+k-fold cross-validation instead, every training image validating once, results
+kept under the training set's key + " tuned-k-fold"); then for each of
 --generators generators (`dcgan train --seed=g`, resumable job dirs) the share
-of synthetic images is tuned on the same validation split and the four recipes
+of synthetic images is tuned on the same validation images and the four recipes
 (real, augmented, synthetic_only, with_synthetic) run --seeds paired seeds on
 NAME:test. Generator g uses classifier seeds 100g.., so pooling the paired
 differences over generators samples both sources of variance: the classifier's
@@ -128,6 +130,7 @@ class Experiment:
             classifier.ClassifierSpec(steps=self.args.steps),
             seeds=self.args.seeds,
             tune_seeds=self.args.tune_seeds,
+            tune_folds=self.args.tune_folds,
             seed=seed,
         )
 
@@ -156,6 +159,12 @@ class Experiment:
             images, labels = images[keep], labels[keep]
         key = f"{dataset} {fraction}% {regime}" + (f" {self.args.variant}" if self.args.variant else "")
         return TrainingSet(key, images, labels, (test.images, np.asarray(test.labels)), train.num_classes, regime)
+
+    def results_key(self, training: TrainingSet) -> str:
+        """results.json's key for this training set: its own, and the tuning folds where not one split (the
+        generators are the same: only the tuning, and so every judge score, differs)."""
+        folds = self.args.tune_folds
+        return training.key + ("" if folds == 1 else f" tuned-{folds or 'auto'}-fold")
 
     # -- generators
     def job_dir(self, training: TrainingSet, g: int) -> str:
@@ -202,13 +211,13 @@ class Experiment:
     # -- the comparison
     def baseline(self, training: TrainingSet):
         """The augmentation tuned on validation, once per training set (stored, so reruns reuse it)."""
-        from trainer import usefulness
+        from trainer import usefulness, validation_split
 
-        stored = self.results.setdefault("tuning", {}).get(training.key)
+        stored = self.results.setdefault("tuning", {}).get(self.results_key(training))
         chosen = None
         if stored:
             chosen = usefulness.Baseline(**stored)  # a baseline stored before balancing existed: balance "none"
-            if "balance" in stored or not usefulness.is_imbalanced(training.labels, training.num_classes):
+            if "balance" in stored or not validation_split.is_imbalanced(training.labels, training.num_classes):
                 return chosen
             log(f"{training.key}: tuning the class balancing on top of the stored {chosen.description}")
         baseline = usefulness.tune_baseline(
@@ -219,7 +228,7 @@ class Experiment:
             chosen=chosen,
             cache=self.cache,
         )
-        self.results["tuning"][training.key] = dataclasses.asdict(baseline)
+        self.results["tuning"][self.results_key(training)] = dataclasses.asdict(baseline)
         self.save()
         return baseline
 
@@ -227,7 +236,7 @@ class Experiment:
         from trainer import usefulness
 
         baseline = self.baseline(training)
-        done = self.results.setdefault("runs", {}).setdefault(training.key, {})
+        done = self.results.setdefault("runs", {}).setdefault(self.results_key(training), {})
         only = [int(g) for g in self.args.only.split(",")] if self.args.only else range(self.args.generators)
         for g in only:
             if f"g{g}" in done:
@@ -312,6 +321,9 @@ def main() -> None:
     parser.add_argument("--generators", type=int, default=3, help="generator trainings per training set")
     parser.add_argument("--seeds", type=int, default=5, help="paired classifier seeds per recipe and generator")
     parser.add_argument("--tune_seeds", type=int, default=2, help="classifier seeds per candidate on validation")
+    parser.add_argument(
+        "--tune_folds", type=int, default=1, help="1: one validation split; k: k-fold cross-validation; 0: auto"
+    )
     parser.add_argument("--steps", type=int, default=1500, help="judge classifier training steps")
     parser.add_argument("--gan_steps", type=int, default=3000, help="generator training steps")
     parser.add_argument("--num_synthetic", type=int, default=5000, help="synthetic images per generator")
@@ -319,6 +331,8 @@ def main() -> None:
     parser.add_argument("--only", default="", help="generator indices to run here, e.g. '2' (several processes)")
     parser.add_argument("--variant", default="", help="a name for --gan_flags (job dirs and result keys carry it)")
     args = parser.parse_args()
+    if args.tune_folds < 0:
+        raise SystemExit(f"--tune_folds={args.tune_folds}: 1 (one split), k >= 2 (k folds) or 0 (auto)")
     experiment = Experiment(args)
     started = time.time()
     for dataset in args.datasets.split(","):

@@ -191,11 +191,7 @@ def test_cutmix_and_mixup_mix_labels_by_the_pixels_they_mix():
         np.testing.assert_allclose(tf.reduce_sum(targets, 1), 1.0, atol=1e-6)
 
 
-def test_stratified_split_holds_out_each_class_and_balanced_accuracy_weights_classes_equally():
-    labels = np.array([0] * 50 + [1] * 10 + [2] * 2 + [3])
-    keep, held = classifier.stratified_split(labels, 0.2, seed=0)
-    assert not set(keep) & set(held) and len(keep) + len(held) == len(labels)
-    assert [int((labels[held] == c).sum()) for c in range(4)] == [10, 2, 1, 0]  # a single image stays in training
+def test_balanced_accuracy_weights_classes_equally():
     recall = classifier.per_class_recall(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 3)
     np.testing.assert_allclose(recall[:2], [1.0, 2 / 3])
     assert np.isnan(recall[2])

@@ -71,7 +71,8 @@ def test_a_training_set_runs_every_recipe_per_generator_and_tunes_once(smoke_job
     tuned = {"policy": "crop_flip", "mix": "none", "scores": {}}
     (work / "results.json").write_text(json.dumps({"tuning": {"digits 5% balanced": tuned}}))
     args = types.SimpleNamespace(work=str(work), variant="", gan_flags="", gan_steps=1, steps=10, seeds=1,
-                                 tune_seeds=1, generators=1, num_synthetic=64, minority_ratio=5, only="")  # fmt: skip
+                                 tune_seeds=1, tune_folds=1, generators=1, num_synthetic=64, minority_ratio=5,
+                                 only="")  # fmt: skip
     experiment = usefulness.Experiment(args)
     training = experiment.training_set("digits", 5, "balanced")
     assert training.key == "digits 5% balanced" and len(training.labels) == len(training.images) > 0

@@ -23,6 +23,9 @@ def test_scores_round_trip_and_every_input_changes_the_key(tmp_path):
     assert cache.get(key(cache), 1) == (0.75,)
     assert cache.get(key(cache, score="accuracy+log_likelihood"), 2) == (1.0, -math.inf)
     assert cache.get(key(cache), 2) is None  # not the number of values asked for
+    cache.put(key(cache, score="sums"), (3.0, 2.0))  # not a score, but what its caller's rule accepts
+    assert cache.get(key(cache, score="sums"), 2) is None
+    assert cache.get(key(cache, score="sums"), 2, valid=lambda v: v[1] <= v[0]) == (3.0, 2.0)
     keys = {key(cache)} | {
         key(cache, **{name: value})
         for name, value in dict(data="d2", recipe="r2", classifier="c2", seed=1, score="balanced_accuracy").items()

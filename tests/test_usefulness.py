@@ -45,15 +45,9 @@ def test_the_comparison_tunes_on_validation_and_pairs_its_seeds():
     )
 
 
-def test_classes_with_few_validation_images_are_named():
-    train = np.array([0] * 40 + [1] * 5 + [3] * 5)  # class 2 absent from the training images: not named
-    assert usefulness.thin_validation(np.array([0] * 8 + [1] + [3] * 3), train, 4) == [1]
-    assert usefulness.thin_validation(np.array([0] * 8 + [1] * 3 + [3] * 3), train, 4) == []
-
-
-def test_imbalanced_training_sets_are_scored_by_balanced_accuracy_and_specs_are_checked():
-    assert usefulness.is_imbalanced(np.array([0] * 20 + [1] * 5), 2)
-    assert not usefulness.is_imbalanced(np.array([0] * 10 + [1] * 9), 2)
+def test_specs_are_checked():
+    with pytest.raises(ValueError, match="tune_folds"):
+        usefulness.UsefulnessSpec(tune_folds=-1)
     with pytest.raises(ValueError, match="policies"):
         usefulness.UsefulnessSpec(policies=("sharpen",))
     with pytest.raises(ValueError, match="shares"):
@@ -86,7 +80,8 @@ def test_imbalanced_data_tunes_class_balancing_on_validation_and_counts_every_tr
     tuned = report["tuned"]
     # one validation image of each small class (and two of classes 7 and 8, which have 12 images): the
     # report says the tuned choices rest on them
-    assert report["caveat"].startswith("tuned by balanced accuracy on a validation split with fewer than 3 images")
+    assert report["caveat"].startswith("tuned by balanced accuracy on fewer than 3 validation images of 7 class")
+    assert report["caveat"].endswith("cross-validated tuning (--tune_folds) lets every training image validate")
     assert "7 class(es) (0, 1, 2, 3, 4, 7, 8), each weighing 1/10" in report["caveat"]
     assert set(tuned["validation_scores"]["balances"]) == {"none", "resample"}
     assert set(tuned["validation_scores"]["shares"]) == {"0.5", "0.5 resample"}
@@ -107,6 +102,44 @@ def test_imbalanced_data_tunes_class_balancing_on_validation_and_counts_every_tr
     )
     with pytest.raises(ValueError, match="balances"):
         usefulness.UsefulnessSpec(balances=("oversample",))
+
+
+def test_a_thin_validation_split_turns_tuning_into_folds_where_every_training_image_validates(tmp_path):
+    from trainer import score_cache
+
+    train = data.load_source("digits:train[:10%]", 32)
+    labels = np.asarray(train.labels)
+    keep = np.concatenate([np.flatnonzero(labels == c)[: 3 if c < 5 else None] for c in range(10)])
+    images, labels = train.images[keep], labels[keep]
+    test = data.load_source("digits:test", 32)
+    spec = usefulness.UsefulnessSpec(
+        classifier.ClassifierSpec(steps=10, batch_size=16, width=8),
+        seeds=1,
+        tune_seeds=1,
+        tune_folds=0,  # auto: one split would hold one image of each small class
+        policies=("none",),
+        mixes=(),
+        shares=(0.5,),
+        balances=("resample",),
+    )
+    cache = score_cache.ScoreCache(str(tmp_path / "scores"))
+    trained = []
+
+    def run():
+        return usefulness.compare(
+            (images, labels), (test.images[:100], test.labels[:100]), (images, labels), 10, spec,
+            on_trained=lambda: trained.append(1), cache=cache,
+        )  # fmt: skip
+
+    report = run()
+    tuned = report["tuned"]
+    assert tuned["validation_folds"] == 5 and tuned["validation_images"] == len(labels)  # each image once
+    assert tuned["validation"] == f"5-fold cross-validation ({len(labels)} training images, each validating once)"
+    assert len(trained) == spec.trainings(imbalanced=True, folds=5) == (1 + 1 + 2) * 5 + 4
+    assert "caveat" not in report  # three validation images of each small class now
+    assert all(0 <= v <= 1 for v in tuned["validation_scores"]["balances"].values())
+    again = run()  # every fold's score is in the cache: nothing trains again, the same choices and scores
+    assert again["reused_scores"] == len(trained) // 2 and again["tuned"] == tuned
 
 
 def test_a_saturated_validation_score_is_tied_and_the_log_likelihood_breaks_the_tie():

@@ -411,27 +411,19 @@ def balanced_accuracy_of(logits: np.ndarray, labels: np.ndarray, num_classes: in
     return float(np.nanmean(per_class_recall(np.asarray(logits).argmax(1), labels, num_classes)))
 
 
-def log_likelihood(logits: np.ndarray, labels: np.ndarray, num_classes: int, balanced: bool = False) -> float:
-    """Mean log-probability of the true class (a proper score, finer than accuracy); `balanced`: the mean of
-    each present class's mean, as balanced accuracy weighs classes."""
+def true_class_log_p(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """log softmax(logits)[i, labels[i]] of each image [N], in float64 (no overflow for large logits)."""
     logits = np.asarray(logits, np.float64)
     shifted = logits - logits.max(1, keepdims=True)
     log_p = shifted - np.log(np.exp(shifted).sum(1, keepdims=True))
+    return log_p[np.arange(len(labels)), np.asarray(labels)]
+
+
+def log_likelihood(logits: np.ndarray, labels: np.ndarray, num_classes: int, balanced: bool = False) -> float:
+    """Mean log-probability of the true class (a proper score, finer than accuracy); `balanced`: the mean of
+    each present class's mean, as balanced accuracy weighs classes."""
     labels = np.asarray(labels)
-    true = log_p[np.arange(len(labels)), labels]
+    true = true_class_log_p(logits, labels)
     if not balanced:
         return float(true.mean())
     return float(np.mean([true[labels == c].mean() for c in range(num_classes) if (labels == c).any()]))
-
-
-def stratified_split(labels: np.ndarray, fraction: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(keep, held) index arrays: `fraction` of each class (at least one where a class has two or more) held."""
-    rng = np.random.default_rng(seed)
-    keep, held = [], []
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        n = int(round(len(idx) * fraction)) if len(idx) > 1 else 0
-        n = min(max(n, 1 if len(idx) > 1 else 0), len(idx) - 1)
-        held.extend(idx[:n])
-        keep.extend(idx[n:])
-    return np.sort(np.array(keep, np.int64)), np.sort(np.array(held, np.int64))

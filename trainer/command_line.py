@@ -274,8 +274,8 @@ HELP_GROUPS: dict[str, list[tuple[str, list[str]]]] = {
         ("data", ["real", "synthetic", "train_data", "num_samples", "resolution", "allow_overlap"]),
         ("fidelity and memorization", ["feature_model", "feature_data", "feature_steps", "kid_subsets",
                                        "memorization_quantile"]),
-        ("downstream", ["downstream", "downstream_steps", "seeds", "tune_seeds", "validation_fraction", "policies",
-                        "mixes", "shares", "reuse_scores", "seed"]),
+        ("downstream", ["downstream", "downstream_steps", "seeds", "tune_seeds", "validation_fraction", "tune_folds",
+                        "policies", "mixes", "shares", "reuse_scores", "seed"]),
         ("output", ["report"]),
     ],
     "launch": [

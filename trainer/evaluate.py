@@ -44,6 +44,7 @@ from trainer import (
     shards,
     sources,
     usefulness,
+    validation_split,
 )
 from trainer.errors import JobError, UserError
 from trainer.progress import Progress
@@ -479,6 +480,7 @@ def downstream(
         seeds=config.seeds,
         tune_seeds=config.tune_seeds,
         validation_fraction=config.validation_fraction,
+        tune_folds=config.tune_folds,
         policies=tuple(config.policies.split(",")),
         mixes=tuple(m for m in config.mixes.split(",") if m),
         shares=tuple(float(s) for s in config.shares.split(",")),
@@ -486,7 +488,10 @@ def downstream(
     )
     counter = Progress(
         "evaluate: downstream classifiers",
-        spec.trainings(usefulness.is_imbalanced(np.asarray(train.labels), num_classes)),
+        spec.trainings(
+            validation_split.is_imbalanced(np.asarray(train.labels), num_classes),
+            validation_split.folds_for(train.labels, num_classes, spec.tune_folds, spec.validation_fraction, spec.seed),
+        ),
         f"trained ({config.downstream_steps} steps each)",
         stream=sys.stderr,
     )

@@ -209,8 +209,9 @@ def downstream_section(d: dict) -> str:
     )
     tuned = d["tuned"]
     parts.append(
-        f"<p>CAS ratio (synthetic only / tuned augmentation): {d['cas_ratio']:.2f}. Chosen on a validation split of "
-        f"{tuned['validation_images']} training images, never on the test images: augmentation "
+        f"<p>CAS ratio (synthetic only / tuned augmentation): {d['cas_ratio']:.2f}. Chosen on "
+        + html.escape(tuned.get("validation", f"a validation split of {tuned['validation_images']} training images"))
+        + f", never on the test images: augmentation "
         f"<b>{html.escape(tuned['augmentation'])}</b>, synthetic share {tuned['synthetic_share']}"
         + (f" (real images: {tuned['synthetic_balance']})" if tuned.get("synthetic_balance", "none") != "none" else "")
         + ".</p>"

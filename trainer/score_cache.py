@@ -28,7 +28,7 @@ import json
 import os
 import stat
 import tempfile
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -67,6 +67,11 @@ def _software() -> tuple[str, str, str]:
     return tf.__version__, keras.__version__, "cpu-onednn" if onednn.active() else "cpu-eigen"
 
 
+def is_score(numbers: tuple) -> bool:
+    """A score in [0, 1], then log-likelihoods <= 0 (NaN fails both)."""
+    return 0.0 <= numbers[0] <= 1.0 and all(v <= 0.0 for v in numbers[1:])
+
+
 @dataclasses.dataclass(frozen=True)
 class ScoreCache:
     """Scores by key, one JSON file each under `folder` ('' = remember nothing)."""
@@ -85,9 +90,9 @@ class ScoreCache:
         text = json.dumps([VERSION, data, recipe, classifier, int(seed), score, tf_version, keras_version])
         return hashlib.sha256((text + device).encode()).hexdigest()[:32]
 
-    def get(self, key: str, length: int) -> Optional[tuple]:
-        """The score stored under `key` (`length` numbers: a score in [0, 1], then log-likelihoods <= 0), or
-        None: absent, not a regular file, unreadable, or anything else inside."""
+    def get(self, key: str, length: int, valid: Optional[Callable[[tuple], bool]] = None) -> Optional[tuple]:
+        """The score stored under `key` (`length` numbers: a score in [0, 1], then log-likelihoods <= 0, or
+        what `valid` accepts), or None: absent, not a regular file, unreadable, or anything else inside."""
         if not self.folder:
             return None
         try:
@@ -105,10 +110,7 @@ class ScoreCache:
             numbers = tuple(float(v) for v in numbers)  # OverflowError for a 400-digit integer: caught below
         except Exception:  # any damage (deeply nested JSON raises RecursionError): a miss, retrained
             return None
-        score, rest = numbers[0], numbers[1:]
-        if not (0.0 <= score <= 1.0) or not all(v <= 0.0 for v in rest):  # NaN fails both
-            return None
-        return numbers
+        return numbers if (valid or is_score)(numbers) else None
 
     def put(self, key: str, numbers: Sequence[float]) -> None:
         """Stores `numbers` under `key` atomically (a private temp file, then a rename); a cache that cannot be

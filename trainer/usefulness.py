@@ -1,7 +1,11 @@
 """Will the synthetic images help a classifier? The comparison `dcgan evaluate` reports and the experiments run.
 
-Every choice is made on a validation split carved from the training images
-(stratified, `UsefulnessSpec.validation_fraction`), never on the test set:
+Every choice is made on validation images carved from the training images, never
+on the test set: one stratified split (`UsefulnessSpec.validation_fraction`), or
+with `tune_folds` k-fold cross-validation, every training image validating once
+(each candidate trained on k - 1 folds, its out-of-fold predictions pooled into
+one score): what to use when one split would hold one or two images of a small
+class and balanced accuracy would rest on them (`tune_folds=0` decides that):
   1. the augmentation baseline: the best of `spec.policies` (downstream.POLICIES),
      then the same with mixup or CutMix if that scores higher, and on imbalanced
      data with class-balanced resampling or loss re-weighting (`spec.balances`)
@@ -39,13 +43,14 @@ is balanced accuracy (the mean of per-class recalls), otherwise accuracy.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 from typing import Callable, Optional
 
 import numpy as np
 
-from trainer import classifier, downstream, score_cache, stats
+from trainer import classifier, downstream, score_cache, stats, validation_split
 
 RECIPES = {
     "real": "real images only",
@@ -53,7 +58,6 @@ RECIPES = {
     "synthetic_only": "synthetic images only (CAS)",
     "with_synthetic": "real + synthetic images, tuned augmentation on both",
 }
-IMBALANCE = 1.5  # largest / smallest class count above which scores are balanced accuracies
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +67,9 @@ class UsefulnessSpec:
     classifier: classifier.ClassifierSpec = classifier.ClassifierSpec()
     seeds: int = 5  # paired seeds per recipe on the test set
     tune_seeds: int = 2  # seeds per candidate on the validation split
-    validation_fraction: float = 0.2  # of each class of the training images, for tuning
+    validation_fraction: float = 0.2  # of each class of the training images, for tuning (one split)
+    # 1: one split; k >= 2: k-fold cross-validation; 0: AUTO_FOLDS folds where one split is thin, else one split
+    tune_folds: int = 1
     policies: tuple = tuple(downstream.POLICIES)  # baseline candidates (names in downstream.POLICIES)
     mixes: tuple = ("mixup", "cutmix")  # tried on top of the best policy
     shares: tuple = (0.25, 0.5)  # synthetic share per batch candidates
@@ -74,6 +80,8 @@ class UsefulnessSpec:
     def __post_init__(self):
         if self.seeds < 1 or self.tune_seeds < 1:
             raise ValueError(f"seeds={self.seeds}, tune_seeds={self.tune_seeds}: both must be >= 1")
+        if self.tune_folds < 0:
+            raise ValueError(f"tune_folds={self.tune_folds}: 1 (one split), k >= 2 (k folds) or 0 (auto)")
         if not 0 < self.validation_fraction < 1:
             raise ValueError(f"validation_fraction={self.validation_fraction} must be in (0, 1)")
         unknown = [p for p in self.policies if p not in downstream.POLICIES]
@@ -86,17 +94,12 @@ class UsefulnessSpec:
         if not self.shares or any(not 0 < s <= 1 for s in self.shares):
             raise ValueError(f"shares={self.shares}: each in (0, 1]")
 
-    def trainings(self, imbalanced: bool = False) -> int:
-        """Classifiers `compare` trains (for a progress counter); more on imbalanced training data."""
+    def trainings(self, imbalanced: bool = False, folds: int = 1) -> int:
+        """Classifiers `compare` trains (for a progress counter); more on imbalanced training data, and each
+        tuning candidate once per fold (`tuning_folds`)."""
         shares = len(self.shares) * (2 if imbalanced else 1)
         tuned = len(self.policies) + len(self.mixes) + (len(self.balances) if imbalanced else 0) + shares
-        return tuned * self.tune_seeds + len(RECIPES) * self.seeds
-
-
-def is_imbalanced(labels: np.ndarray, num_classes: int) -> bool:
-    counts = np.bincount(np.asarray(labels), minlength=num_classes)
-    counts = counts[counts > 0]
-    return bool(len(counts) and counts.max() > IMBALANCE * counts.min())
+        return tuned * self.tune_seeds * folds + len(RECIPES) * self.seeds
 
 
 def score_fn(imbalanced: bool) -> Callable:
@@ -127,22 +130,24 @@ class _Judge:
         seeds: list[int],
         score: Callable,
         name: str,
-        pair: bool = False,
+        width: int = 1,
+        valid: Optional[Callable[[tuple], bool]] = None,
     ) -> list:
         """One score per seed: the judge trained on `train` by `recipe`, scored on `test` by `score` (`name`
-        says which number it is, for the cache; `pair`: it returns (score, log-likelihood), else a number);
+        says which number it is, for the cache; `width`: how many numbers it returns, a tuple if more than one;
+        `valid`: what a cached score may hold, as score_cache.ScoreCache.get);
         the seeds not cached train together (`classifier.train_many`: the same models as one at a time, in
         less wall time)."""
         keys = self._keys(recipe, train, test, seeds, name)
-        found = {s: self.cache.get(k, 2 if pair else 1) for s, k in keys.items()}
-        found = {s: (v if pair else v[0]) for s, v in found.items() if v is not None}
+        found = {s: self.cache.get(k, width, valid) for s, k in keys.items()}
+        found = {s: (v if width > 1 else v[0]) for s, v in found.items() if v is not None}
         missing = [s for s in seeds if s not in found]
         if missing:
             models = classifier.train_many(train[0], train[1], self.num_classes, self.spec, missing, recipe)
             for s, model in zip(missing, models):
                 found[s] = score(model, test[0], test[1], self.num_classes)
                 if s in keys:
-                    self.cache.put(keys[s], found[s] if pair else (found[s],))
+                    self.cache.put(keys[s], found[s] if width > 1 else (found[s],))
         self.reused += len(seeds) - len(missing)
         for _ in seeds:  # a score found in the cache counts as a classifier done
             if self.on_trained:
@@ -210,7 +215,8 @@ class Baseline:
 
 
 class _Split:
-    """The training images split into fit and validation, the score, the tuning seeds and the judge."""
+    """The training images split for tuning (trainer/validation_split.py: one split or k folds), the score,
+    the tuning seeds and the judge."""
 
     def __init__(
         self,
@@ -221,20 +227,39 @@ class _Split:
         cache: score_cache.ScoreCache = score_cache.ScoreCache(),
     ):
         labels = np.asarray(train[1])
-        self.imbalanced = is_imbalanced(labels, num_classes)
+        self.imbalanced = validation_split.is_imbalanced(labels, num_classes)
         self.score = score_fn(self.imbalanced)
         self.score_name = "balanced_accuracy" if self.imbalanced else "accuracy"
-        fit_index, val_index = classifier.stratified_split(labels, spec.validation_fraction, spec.seed)
-        self.fit = (train[0][fit_index], labels[fit_index])
-        self.val = (train[0][val_index], labels[val_index])
+        self.folds = validation_split.folds_for(
+            labels, num_classes, spec.tune_folds, spec.validation_fraction, spec.seed
+        )
+        self.parts = [
+            ((train[0][fit], labels[fit]), (train[0][val], labels[val]))
+            for fit, val in validation_split.parts(labels, self.folds, spec.validation_fraction, spec.seed)
+        ]
+        self.val_labels = np.concatenate([val[1] for _, val in self.parts])
         self.num_classes, self.spec = num_classes, spec
         self.judge = _Judge(num_classes, spec.classifier, on_trained, cache)
 
     def tune(self, recipe: classifier.Recipe) -> list[tuple[float, float]]:
-        """(score, log-likelihood of the true class) on the validation split, one pair per tuning seed."""
+        """(score, log-likelihood of the true class) on the validation images, one pair per tuning seed; with
+        folds, each seed's out-of-fold predictions pooled (every fold's model trained with that seed)."""
         seeds = [self.spec.seed + 1000 + k for k in range(self.spec.tune_seeds)]
-        name = self.score_name + "+log_likelihood"
-        return self.judge.scores(recipe, self.fit, self.val, seeds, self.validation_score, name, pair=True)
+        if self.folds == 1:
+            (fit, val), name = self.parts[0], self.score_name + "+log_likelihood"
+            return self.judge.scores(recipe, fit, val, seeds, self.validation_score, name, width=2)
+        width, valid = (
+            3 * self.num_classes,
+            functools.partial(validation_split.valid_sums, num_classes=self.num_classes),
+        )
+        per_fold = [
+            self.judge.scores(recipe, fit, val, seeds, self.class_sums, "per_class_sums", width, valid)
+            for fit, val in self.parts
+        ]
+        return [
+            validation_split.pooled([fold[i] for fold in per_fold], self.num_classes, self.imbalanced)
+            for i in range(len(seeds))
+        ]
 
     def validation_score(self, model, images, labels, num_classes) -> tuple[float, float]:
         """(the score, the tie-break) from one prediction: balanced accuracy or accuracy as `self.score`."""
@@ -244,6 +269,20 @@ class _Split:
         else:
             score = classifier.accuracy_of(logits, labels)
         return score, classifier.log_likelihood(logits, labels, num_classes, balanced=self.imbalanced)
+
+    @staticmethod
+    def class_sums(model, images, labels, num_classes) -> tuple:
+        """One fold's validation as per-class sums (validation_split.class_sums), pooled across folds."""
+        logits = classifier.predict(model, images)
+        return validation_split.class_sums(
+            classifier.true_class_log_p(logits, labels), logits.argmax(1), labels, num_classes
+        )
+
+    @property
+    def description(self) -> str:
+        if self.folds == 1:
+            return f"a validation split of {len(self.val_labels)} training images"
+        return f"{self.folds}-fold cross-validation ({len(self.val_labels)} training images, each validating once)"
 
 
 def tune_baseline(
@@ -292,23 +331,14 @@ def _tune_baseline(split: _Split, spec: UsefulnessSpec, log: Callable, chosen: O
     return baseline
 
 
-THIN_VALIDATION = 3  # fewer validation images of a class than this: balanced accuracy there rests on them
-
-
-def thin_validation(val_labels, train_labels, num_classes: int) -> list[int]:
-    """The classes of the training images with fewer than THIN_VALIDATION validation images."""
-    counts = np.bincount(np.asarray(val_labels, np.int64), minlength=num_classes)
-    present = np.bincount(np.asarray(train_labels, np.int64), minlength=num_classes) > 0
-    return [int(c) for c in np.flatnonzero(present & (counts < THIN_VALIDATION))]
-
-
-def thin_caveat(classes: list[int], num_classes: int) -> str:
+def thin_caveat(classes: list[int], num_classes: int, folds: int = 1) -> str:
     """The report's caveat for choices tuned by balanced accuracy on a few images of some classes."""
     shown = ", ".join(map(str, classes[:8])) + (", ..." if len(classes) > 8 else "")
+    remedy = "" if folds > 1 else "; cross-validated tuning (--tune_folds) lets every training image validate"
     return (
-        f"tuned by balanced accuracy on a validation split with fewer than {THIN_VALIDATION} images of "
+        f"tuned by balanced accuracy on fewer than {validation_split.THIN_VALIDATION} validation images of "
         f"{len(classes)} class(es) ({shown}), each weighing 1/{num_classes} of the score: the tuned augmentation "
-        "and share can be far from the best; compare with the recipe you would use anyway (docs/evaluate.md)"
+        "and share can be far from the best; compare with the recipe you would use anyway (docs/evaluate.md)" + remedy
     )
 
 
@@ -362,7 +392,7 @@ def compare(
         log(f"test: {RECIPES[name]}: {np.mean(scores):.4f}")
     if split.judge.reused:
         log(f"{split.judge.reused} judge scores taken from earlier runs on the same images ({cache.folder})")
-    thin = thin_validation(split.val[1], train[1], num_classes) if split.imbalanced else []
+    thin = validation_split.thin_validation(split.val_labels, train[1], num_classes) if split.imbalanced else []
     gain = stats.paired(results["augmented"]["runs"], results["with_synthetic"]["runs"])
     over_plain = stats.paired(results["real"]["runs"], results["augmented"]["runs"])
     cas = results["synthetic_only"]["mean"] / results["augmented"]["mean"] if results["augmented"]["mean"] else math.nan
@@ -379,7 +409,9 @@ def compare(
             "augmentation": baseline.description,
             "synthetic_share": best_share,
             "synthetic_balance": best_balance,
-            "validation_images": int(len(split.val[1])),
+            "validation_images": int(len(split.val_labels)),
+            "validation_folds": split.folds,
+            "validation": split.description,
             "validation_scores": {
                 **baseline.scores,
                 "shares": {_share_key(*k): _means(v)[0] for k, v in shares.items()},
@@ -395,4 +427,4 @@ def compare(
         "train_images": int(len(train[1])),
         "test_images": int(len(test[1])),
         "synthetic_images": int(len(synthetic[0])),
-    } | ({"caveat": thin_caveat(thin, num_classes)} if thin else {})
+    } | ({"caveat": thin_caveat(thin, num_classes, split.folds)} if thin else {})

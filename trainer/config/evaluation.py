@@ -33,7 +33,7 @@ DOWNSTREAM_MIXES = ("mixup", "cutmix")
 
 
 def downstream_errors(config) -> list[str]:
-    """--policies, --mixes, --shares and --validation_fraction of `dcgan evaluate`, checked by name."""
+    """--policies, --mixes, --shares, --validation_fraction and --tune_folds of `dcgan evaluate`, checked."""
     errors = []
     unknown = [p for p in config.policies.split(",") if p not in DOWNSTREAM_POLICIES]
     if unknown:
@@ -50,6 +50,8 @@ def downstream_errors(config) -> list[str]:
         errors.append(f"--shares={config.shares}: comma-separated numbers in (0, 1]")
     if not 0 < config.validation_fraction < 1:
         errors.append(f"--validation_fraction={config.validation_fraction} must be in (0, 1)")
+    if config.tune_folds < 0:
+        errors.append(f"--tune_folds={config.tune_folds} must be >= 0 (0 = auto, 1 = one split)")
     return errors
 
 
@@ -94,7 +96,13 @@ class EvaluateConfig(_Printable):
     downstream_steps: int = flag(1000, "training steps of each downstream classifier (the judge)")
     seeds: int = flag(5, "paired seeds per downstream recipe on --real (mean, 95% interval of differences)")
     tune_seeds: int = flag(1, "seeds per candidate when tuning the baseline and the share on validation")
-    validation_fraction: float = flag(0.2, "of each class of --train_data, held out for tuning")
+    validation_fraction: float = flag(0.2, "of each class of --train_data, held out for tuning (one split)")
+    tune_folds: int = flag(
+        0,
+        "tuning by k-fold cross-validation, every --train_data image validating once (k x the tuning cost); "
+        "1 = one split of --validation_fraction; 0 = 5 folds where one split holds under 3 images of a class "
+        "of imbalanced data, else one split",
+    )
     policies: str = flag(
         "none,classic,classic_full,crop_flip,trivial_augment,rand_augment,dihedral_trivial",
         "Baseline augmentation candidates, tuned on validation (names: trainer/downstream.py POLICIES).",
