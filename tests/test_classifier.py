@@ -72,6 +72,24 @@ def test_seeds_trained_together_are_the_models_trained_one_at_a_time(digits, rec
     assert np.abs(classifier.predict(together[0], x[:32]) - classifier.predict(together[1], x[:32])).max() > 1e-3
 
 
+@pytest.mark.parametrize("balance", ["resample", "reweight"])
+def test_subsets_trained_together_are_the_models_trained_on_each_subset_alone(digits, balance):
+    """Cross-validation's folds train in one call: seed k draws (and re-weights classes) from subsets[k] only,
+    so its model is `train` on those images alone, the same seed on another subset another model."""
+    x, y = digits.images[:128], np.asarray(digits.labels[:128])
+    spec = classifier.ClassifierSpec(steps=6, batch_size=16, width=4)
+    recipe = classifier.Recipe(balance=balance)
+    rng = np.random.default_rng(0)
+    subsets = [np.sort(rng.choice(128, 90, replace=False)), np.flatnonzero(y != 3)]  # the second lacks a class
+    together = classifier.train_many(x, y, 10, spec, [5, 5], recipe, subsets=subsets)
+    for subset, model in zip(subsets, together):
+        alone = classifier.train(x[subset], y[subset], 10, spec, 5, recipe)
+        np.testing.assert_allclose(classifier.predict(model, x[:32]), classifier.predict(alone, x[:32]), atol=1e-5)
+    assert np.abs(classifier.predict(together[0], x[:32]) - classifier.predict(together[1], x[:32])).max() > 1e-3
+    with pytest.raises(ValueError, match="1 subsets for 2 seeds"):
+        classifier.train_many(x, y, 10, spec, [5, 6], recipe, subsets=subsets[:1])
+
+
 def pooled(width: int, count: int) -> list:
     """The reusable steps built so far for 32x32x1 digits judges of this width and number of seeds."""
     return [s for key, s in classifier._STEPS.idle() if key[:4] == ((32, 32, 1), 10, width, count)]

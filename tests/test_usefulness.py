@@ -1,7 +1,5 @@
 """trainer/usefulness.py: choices on validation only, paired seeds, and a verdict that follows the data."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -196,55 +194,3 @@ def test_a_rerun_takes_every_score_from_the_cache_and_a_new_generator_retrains_o
     for name in ("real", "augmented"):
         assert other["recipes"][name]["runs"] == first["recipes"][name]["runs"]
     assert other["recipes"]["synthetic_only"]["runs"] != first["recipes"]["synthetic_only"]["runs"]
-
-
-def test_every_input_of_a_judge_score_is_in_its_cache_key(tmp_path):
-    from trainer import downstream, score_cache
-
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (12, 8, 8, 1), dtype=np.uint8)
-    labels = np.arange(12) % 3
-    synthetic = (images[::-1].copy(), labels)
-    judge = usefulness._Judge(3, classifier.ClassifierSpec(steps=5), None, score_cache.ScoreCache(str(tmp_path)))
-    base = dict(
-        recipe=classifier.Recipe(downstream.POLICIES["none"](), synthetic=synthetic),
-        train=(images, labels),
-        test=(images[:6], labels[:6]),
-        name="accuracy",
-    )
-
-    def key(**changes):
-        args = base | changes
-        return judge._keys(args["recipe"], args["train"], args["test"], [0, 1], args["name"])
-
-    reference = key()
-    assert len(set(reference.values())) == 2 and reference == key()  # one per seed, and stable
-    recipe = base["recipe"]
-    changed = [
-        key(recipe=dataclasses.replace(recipe, policy=None)),  # no policy is not the "none" policy
-        key(recipe=dataclasses.replace(recipe, policy=downstream.POLICIES["crop_flip"]())),
-        key(recipe=dataclasses.replace(recipe, mix="mixup")),
-        key(recipe=dataclasses.replace(recipe, balance="reweight")),
-        key(recipe=dataclasses.replace(recipe, synthetic_fraction=0.25)),
-        key(recipe=dataclasses.replace(recipe, augment_synthetic=False)),
-        key(recipe=dataclasses.replace(recipe, synthetic=None)),
-        key(recipe=dataclasses.replace(recipe, synthetic=(images, (labels + 1) % 3))),
-        key(recipe=dataclasses.replace(recipe, synthetic=(images[::-1].copy(), np.eye(3)[labels]))),  # soft labels
-        key(train=(images, (labels + 1) % 3)),
-        key(train=(images[:-1], labels[:-1])),
-        key(test=(images[:5], labels[:5])),
-        key(name="balanced_accuracy"),
-    ]
-    for other in (
-        usefulness._Judge(4, judge.spec, None, judge.cache),
-        usefulness._Judge(3, classifier.ClassifierSpec(steps=6), None, judge.cache),
-        usefulness._Judge(3, classifier.ClassifierSpec(steps=5, width=8), None, judge.cache),
-    ):
-        changed.append(other._keys(recipe, base["train"], base["test"], [0, 1], "accuracy"))
-    firsts = [reference[0]] + [k[0] for k in changed]
-    assert len(set(firsts)) == len(firsts)
-    # nothing cached without a folder, or for a policy without a description to key it by
-    off = usefulness._Judge(3, judge.spec, None, score_cache.ScoreCache())
-    assert off._keys(recipe, base["train"], base["test"], [0], "accuracy") == {}
-    custom = dataclasses.replace(recipe, policy=lambda x, seeds: x)
-    assert judge._keys(custom, base["train"], base["test"], [0], "accuracy") == {}

@@ -291,11 +291,18 @@ def train_many(
     spec: ClassifierSpec = ClassifierSpec(),
     seeds: Sequence[int] = (0,),
     recipe: Recipe = Recipe(),
+    subsets: Optional[Sequence[np.ndarray]] = None,
 ) -> list[keras.Model]:
     """`train` for each of `seeds`, trained together: one compiled step advances every seed's model by that
     seed's own batch (the same draws, augmentation and updates as `train` with the seed alone), so the
-    independent models fill the cores one small model leaves idle and share the per-step overhead."""
+    independent models fill the cores one small model leaves idle and share the per-step overhead.
+    `subsets`: one index array into `images` per seed; that seed's model is the one `train` makes on those
+    images alone (cross-validation's folds train together; a seed may repeat across subsets)."""
     seeds = [int(s) for s in seeds]
+    everything = np.arange(len(images))
+    subsets = [everything] * len(seeds) if subsets is None else [np.asarray(i, np.int64) for i in subsets]
+    if len(subsets) != len(seeds) or any(len(i) == 0 for i in subsets):
+        raise ValueError(f"{len(subsets)} subsets for {len(seeds)} seeds, each non-empty")
     # what the traced step depends on besides the batch size (a new batch size traces it once more)
     key = (tuple(images.shape[1:]), num_classes, spec.width, len(seeds), spec.weight_decay)
     key += (keras.config.dtype_policy().name,)
@@ -305,19 +312,22 @@ def train_many(
         # lends its initial variables to the slots and at the end takes the trained ones
         returned = [build(images.shape[1], images.shape[3], num_classes, spec.width, s) for s in seeds]
         slots.reset(returned)
-        _run(slots, images, labels, num_classes, spec, seeds, recipe)
+        _run(slots, images, labels, num_classes, spec, seeds, recipe, subsets)
         for model, plain in zip(slots.models, returned):
             plain.set_weights(model.get_weights())
     return returned
 
 
-def _run(slots, images, labels, num_classes, spec, seeds, recipe) -> None:
-    """The steps: batches drawn here, augmented and mixed by a step traced for this recipe, then `slots.update`."""
+def _run(slots, images, labels, num_classes, spec, seeds, recipe, subsets) -> None:
+    """The steps: batches drawn here (seed k's from `subsets[k]` only), augmented and mixed by a step traced
+    for this recipe, then `slots.update`."""
     policy, count, batch = recipe.policy, len(seeds), spec.batch_size
     labels = np.asarray(labels).astype(np.int64)
-    class_weight = _class_weight(labels, num_classes, recipe.balance)
     real_x, real_y = tf.constant(images), tf.one_hot(labels.astype(np.int32), num_classes)
-    real_w = tf.constant(class_weight[labels], tf.float32)
+    # each seed's loss weight per image: re-weighting counts the classes of that seed's subset
+    real_w = tf.constant(
+        np.stack([_class_weight(labels[i], num_classes, recipe.balance)[labels] for i in subsets]), tf.float32
+    )
     synthetic = recipe.synthetic
     n_synth = 0 if synthetic is None else int(round(batch * recipe.synthetic_fraction))
     n_real = batch - n_synth
@@ -331,7 +341,7 @@ def _run(slots, images, labels, num_classes, spec, seeds, recipe) -> None:
     def batches(real_index, synth_index, first):  # indices [seeds, n] -> x, y, w [seeds, batch, ...]
         x = tf.concat([tf.gather(real_x, real_index), tf.gather(synth_x, synth_index)], 1)
         y = tf.concat([tf.gather(real_y, real_index), tf.gather(synth_y, synth_index)], 1)
-        w = tf.concat([tf.gather(real_w, real_index), tf.ones(tf.shape(synth_index), tf.float32)], 1)
+        w = tf.concat([tf.gather(real_w, real_index, batch_dims=1), tf.ones(tf.shape(synth_index), tf.float32)], 1)
         image_seeds = tf.concat(  # an image's augmentation depends on its seed only, so all seeds' batches go as one
             [classic_augment.image_seeds(s * 1_000_003 + 17, first + tf.range(batch, dtype=tf.int64)) for s in seeds], 0
         )
@@ -346,20 +356,22 @@ def _run(slots, images, labels, num_classes, spec, seeds, recipe) -> None:
             x, y, w = (tf.stack(part) for part in zip(*mixed))
         return x, y * (1.0 - smoothing) + smoothing / num_classes, w
 
-    by_class = [np.flatnonzero(labels == c) for c in range(num_classes)]
-    present = [c for c in range(num_classes) if len(by_class[c])]
+    # a seed's draws are positions in its subset, as `train` on the subset alone would draw them
+    by_class = [[subset[labels[subset] == c] for c in range(num_classes)] for subset in subsets]
+    present = [[c for c in range(num_classes) if len(mine[c])] for mine in by_class]
     rngs = [np.random.default_rng(s) for s in seeds]
 
-    def draw(rng):
+    def draw(k):
+        rng = rngs[k]
         if recipe.balance == "resample":
-            classes = rng.choice(present, n_real)
-            real = np.array([by_class[c][rng.integers(len(by_class[c]))] for c in classes], np.int64)
+            classes = rng.choice(present[k], n_real)
+            real = np.array([by_class[k][c][rng.integers(len(by_class[k][c]))] for c in classes], np.int64)
         else:
-            real = rng.integers(0, len(images), n_real)
+            real = subsets[k][rng.integers(0, len(subsets[k]), n_real)]
         return real, rng.integers(0, len(synth_x), n_synth)
 
     for i in range(spec.steps):
-        real_index, synth_index = zip(*(draw(rng) for rng in rngs))
+        real_index, synth_index = zip(*(draw(k) for k in range(count)))
         loss = slots.update(
             *batches(
                 tf.constant(np.stack(real_index)),

@@ -44,13 +44,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 from typing import Callable, Optional
 
 import numpy as np
 
-from trainer import classifier, downstream, score_cache, stats, validation_split
+from trainer import classifier, downstream, judging, score_cache, stats, validation_split
 
 RECIPES = {
     "real": "real images only",
@@ -106,69 +105,6 @@ def score_fn(imbalanced: bool) -> Callable:
     if imbalanced:
         return lambda model, x, y, k: classifier.balanced_accuracy(model, x, y, k)
     return lambda model, x, y, k: classifier.accuracy(model, x, y)
-
-
-class _Judge:
-    """Trains the judge for scores, or finds them in `cache` (trainer/score_cache.py): a rerun on the same
-    images, recipe and seed trains nothing. `reused` counts the scores found there."""
-
-    def __init__(
-        self,
-        num_classes: int,
-        spec: classifier.ClassifierSpec,
-        on_trained: Optional[Callable],
-        cache: score_cache.ScoreCache,
-    ):
-        self.num_classes, self.spec, self.on_trained, self.cache = num_classes, spec, on_trained, cache
-        self.reused = 0
-
-    def scores(
-        self,
-        recipe: classifier.Recipe,
-        train: tuple,
-        test: tuple,
-        seeds: list[int],
-        score: Callable,
-        name: str,
-        width: int = 1,
-        valid: Optional[Callable[[tuple], bool]] = None,
-    ) -> list:
-        """One score per seed: the judge trained on `train` by `recipe`, scored on `test` by `score` (`name`
-        says which number it is, for the cache; `width`: how many numbers it returns, a tuple if more than one;
-        `valid`: what a cached score may hold, as score_cache.ScoreCache.get);
-        the seeds not cached train together (`classifier.train_many`: the same models as one at a time, in
-        less wall time)."""
-        keys = self._keys(recipe, train, test, seeds, name)
-        found = {s: self.cache.get(k, width, valid) for s, k in keys.items()}
-        found = {s: (v if width > 1 else v[0]) for s, v in found.items() if v is not None}
-        missing = [s for s in seeds if s not in found]
-        if missing:
-            models = classifier.train_many(train[0], train[1], self.num_classes, self.spec, missing, recipe)
-            for s, model in zip(missing, models):
-                found[s] = score(model, test[0], test[1], self.num_classes)
-                if s in keys:
-                    self.cache.put(keys[s], found[s] if width > 1 else (found[s],))
-        self.reused += len(seeds) - len(missing)
-        for _ in seeds:  # a score found in the cache counts as a classifier done
-            if self.on_trained:
-                self.on_trained()
-        return [found[s] for s in seeds]
-
-    def _keys(self, recipe: classifier.Recipe, train: tuple, test: tuple, seeds: list[int], name: str) -> dict:
-        """{seed: cache key}; empty when nothing is cached or the policy has no description to key it by."""
-        policy = "(no policy)" if recipe.policy is None else downstream.describe(recipe.policy)
-        if not self.cache.folder or policy == "custom":
-            return {}
-        synthetic = recipe.synthetic or (None, None)
-        data = score_cache.digest_arrays(
-            train[0], np.asarray(train[1]), test[0], np.asarray(test[1]), synthetic[0], synthetic[1]
-        )
-        rule = json.dumps(
-            [policy, recipe.mix, recipe.balance, recipe.synthetic_fraction if recipe.synthetic else 0.0,
-             recipe.augment_synthetic, self.num_classes]
-        )  # fmt: skip
-        judge = json.dumps(dataclasses.asdict(self.spec) | {"version": classifier.VERSION}, sort_keys=True)
-        return {s: self.cache.key(data=data, recipe=rule, classifier=judge, seed=s, score=name) for s in seeds}
 
 
 def _means(runs: list) -> tuple[float, float]:
@@ -233,29 +169,28 @@ class _Split:
         self.folds = validation_split.folds_for(
             labels, num_classes, spec.tune_folds, spec.validation_fraction, spec.seed
         )
-        self.parts = [
-            ((train[0][fit], labels[fit]), (train[0][val], labels[val]))
-            for fit, val in validation_split.parts(labels, self.folds, spec.validation_fraction, spec.seed)
-        ]
+        indices = validation_split.parts(labels, self.folds, spec.validation_fraction, spec.seed)
+        self.train = (train[0], labels)
+        # (fit index, validation images and labels) per part: one split, or one per fold
+        self.parts = [(fit, (train[0][val], labels[val])) for fit, val in indices]
         self.val_labels = np.concatenate([val[1] for _, val in self.parts])
         self.num_classes, self.spec = num_classes, spec
-        self.judge = _Judge(num_classes, spec.classifier, on_trained, cache)
+        self.judge = judging.Judge(num_classes, spec.classifier, on_trained, cache)
 
     def tune(self, recipe: classifier.Recipe) -> list[tuple[float, float]]:
         """(score, log-likelihood of the true class) on the validation images, one pair per tuning seed; with
         folds, each seed's out-of-fold predictions pooled (every fold's model trained with that seed)."""
         seeds = [self.spec.seed + 1000 + k for k in range(self.spec.tune_seeds)]
         if self.folds == 1:
-            (fit, val), name = self.parts[0], self.score_name + "+log_likelihood"
-            return self.judge.scores(recipe, fit, val, seeds, self.validation_score, name, width=2)
+            name = self.score_name + "+log_likelihood"
+            return self.judge.scores_on_parts(recipe, self.train, self.parts, seeds, self.validation_score, name, 2)[0]
         width, valid = (
             3 * self.num_classes,
             functools.partial(validation_split.valid_sums, num_classes=self.num_classes),
         )
-        per_fold = [
-            self.judge.scores(recipe, fit, val, seeds, self.class_sums, "per_class_sums", width, valid)
-            for fit, val in self.parts
-        ]
+        per_fold = self.judge.scores_on_parts(
+            recipe, self.train, self.parts, seeds, self.class_sums, "per_class_sums", width, valid
+        )
         return [
             validation_split.pooled([fold[i] for fold in per_fold], self.num_classes, self.imbalanced)
             for i in range(len(seeds))
