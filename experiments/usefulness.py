@@ -163,8 +163,10 @@ class Experiment:
     def results_key(self, training: TrainingSet) -> str:
         """results.json's key for this training set: its own, and the tuning folds where not one split (the
         generators are the same: only the tuning, and so every judge score, differs)."""
-        folds = self.args.tune_folds
-        return training.key + ("" if folds == 1 else f" tuned-{folds or 'auto'}-fold")
+        from trainer import validation_split
+
+        folds = validation_split.folds_for(training.labels, training.num_classes, self.args.tune_folds)
+        return training.key + ("" if folds == 1 else f" tuned-{folds}-fold")
 
     # -- generators
     def job_dir(self, training: TrainingSet, g: int) -> str:

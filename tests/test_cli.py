@@ -34,7 +34,10 @@ def test_help_and_dry_run_print_the_config():
         (["train", "--preset=smoke", "--job_dir=J", "--batch_size=abc"], ["--batch_size='abc' must be an integer"]),
         (["sample", "--generator=G", "--output=J", "--copies_per_sample=3"], ["--copies_per_sample > 1 needs aug"]),
         (["sample", "--generator=G", "--output=J", "--task_index=2"], ["--task_index=2 needs --num_tasks"]),
-        (["evaluate", "--real=digits", "--synthetic=J", "--tune_folds=-2"], ["--tune_folds=-2 must be >= 0"]),
+        (
+            ["evaluate", "--real=digits", "--synthetic=J", "--tune_folds=-2"],
+            ["--tune_folds=-2 must be 0 (auto), 1 (one split) or 2-20"],
+        ),
     ],
 )
 def test_invalid_flags_fail_fast_with_one_line(tmp_path, args, fragments):

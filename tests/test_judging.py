@@ -71,7 +71,7 @@ def likelihood(model, images, labels, num_classes):  # a fine score: equal model
         classifier.predict(model, images), labels, num_classes))  # fmt: skip
 
 
-def test_parts_train_together_and_each_score_is_cached_as_if_trained_alone(digits, tmp_path):
+def test_parts_train_together_and_each_score_is_cached_as_if_trained_alone(digits, tmp_path, monkeypatch):
     x, y = digits.images[:160], np.asarray(digits.labels[:160])
     spec = classifier.ClassifierSpec(steps=6, batch_size=16, width=4)
     recipe = classifier.Recipe(balance="reweight")
@@ -87,3 +87,8 @@ def test_parts_train_together_and_each_score_is_cached_as_if_trained_alone(digit
     finder = judging.Judge(10, spec, cache=judge.cache)
     assert finder.scores(recipe, (x[fit], y[fit]), test_a, [1, 2], likelihood, "ll", 2) == together[0]
     assert finder.reused == 2
+    # more models than train side by side: in groups, the same numbers
+    monkeypatch.setattr(judging, "TOGETHER", 3)
+    grouped = judging.Judge(10, spec, cache=score_cache.ScoreCache(str(tmp_path / "grouped")))
+    again = grouped.scores_on_parts(recipe, (x, y), [(fit, test_a), (None, test_b)], [1, 2], likelihood, "ll", 2)
+    np.testing.assert_allclose(np.array(again), np.array(together), atol=1e-4)

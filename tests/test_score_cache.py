@@ -26,6 +26,9 @@ def test_scores_round_trip_and_every_input_changes_the_key(tmp_path):
     cache.put(key(cache, score="sums"), (3.0, 2.0))  # not a score, but what its caller's rule accepts
     assert cache.get(key(cache, score="sums"), 2) is None
     assert cache.get(key(cache, score="sums"), 2, valid=lambda v: v[1] <= v[0]) == (3.0, 2.0)
+    wide = tuple(float(-k) for k in range(600))  # one fold's per-class sums of 200 classes: ~7 kB of JSON
+    cache.put(key(cache, score="wide"), wide)
+    assert cache.get(key(cache, score="wide"), 600, valid=lambda v: True) == wide
     keys = {key(cache)} | {
         key(cache, **{name: value})
         for name, value in dict(data="d2", recipe="r2", classifier="c2", seed=1, score="balanced_accuracy").items()
@@ -66,6 +69,7 @@ def test_a_hostile_or_broken_cache_file_is_a_miss_and_is_rewritten(tmp_path):
         b'{"version": 1, "value": [1' + b"0" * 400 + b"]}",  # an integer too large for a float
         b'{"version": 1, "value": [' + b"9" * 5000 + b"]}",  # longer than any score file: not read whole
         b"[" * 100000,  # nesting deeper than Python's recursion limit
+        b'{"version": 1, "value": [0.5]}' + b" " * score_cache.MAX_BYTES,  # valid, but larger than any score
     ]:
         path.write_bytes(content)
         assert cache.get(k, 1) is None, content[:40]

@@ -31,7 +31,11 @@ def test_folds_hold_every_image_once_spread_small_classes_and_keep_single_images
         assert not set(fit) & set(val) and len(fit) + len(val) == len(labels)
         assert set(labels[fit]) == set(labels)  # every class still trained on in every fold
     np.testing.assert_array_equal(vs.stratified_folds(labels, 5, seed=3), fold)  # the seed decides
-    assert len(vs.parts(np.array([0, 0, 1, 1]), 8)) == 4  # more folds than images: no empty fold
+    tiny = np.array([0, 0, 1, 1, 2])
+    assert vs.folds_for(tiny, 3, tune_folds=8) == 4  # no more folds than images that can validate
+    assert all(len(val) for _, val in vs.parts(tiny, 4))
+    with pytest.raises(ValueError, match="no class of the training images has two images"):
+        vs.folds_for(np.array([0, 1, 2]), 3, tune_folds=0)
     keep, held = vs.parts(labels, 1, 0.2, seed=3)[0]
     np.testing.assert_array_equal(held, vs.stratified_split(labels, 0.2, seed=3)[1])
 
@@ -42,6 +46,10 @@ def test_auto_folds_only_where_one_split_would_be_thin_on_imbalanced_data():
     assert vs.folds_for(np.array([0] * 50 + [1] * 15), 2, tune_folds=0) == 1  # 3 validation images: enough
     assert vs.folds_for(np.array([0] * 6 + [1] * 5), 2, tune_folds=0) == 1  # balanced: accuracy pools classes
     assert vs.folds_for(five, 2, tune_folds=1) == 1 and vs.folds_for(five, 2, tune_folds=3) == 3
+    assert vs.folds_for(np.array([0] * 50 + [1]), 2, tune_folds=0) == 1  # folds cannot give a lone image more
+    from trainer.config import evaluation
+
+    assert evaluation.MAX_FOLDS == vs.MAX_FOLDS  # the flag's bound, checked before anything loads
     assert vs.is_imbalanced(np.array([0] * 20 + [1] * 5), 2)
     assert not vs.is_imbalanced(np.array([0] * 10 + [1] * 9), 2)
     train = np.array([0] * 40 + [1] * 5 + [3] * 5)  # class 2 absent from the training images: not named
@@ -54,24 +62,29 @@ def test_pooled_fold_sums_score_as_one_prediction_of_every_image(balanced):
     rng = np.random.default_rng(0)
     labels = np.array([0] * 40 + [1] * 5 + [2] * 3 + [3] * 2)
     logits = rng.normal(size=(len(labels), 5)) * 3 + 2 * np.eye(5)[labels]  # class 4 never appears
-    sums = []
+    sums, held = [], []
     for _, val in vs.parts(labels, 5, seed=1):
         log_p = classifier.true_class_log_p(logits[val], labels[val])
         sums.append(vs.class_sums(log_p, logits[val].argmax(1), labels[val], 5))
+        held.append(labels[val])
     score, log_likelihood = vs.pooled(sums, 5, balanced)
     if balanced:
         assert score == pytest.approx(classifier.balanced_accuracy_of(logits, labels, 5))
     else:
         assert score == pytest.approx(classifier.accuracy_of(logits, labels))
     assert log_likelihood == pytest.approx(classifier.log_likelihood(logits, labels, 5, balanced=balanced))
-    assert len(sums) == 5 and all(vs.valid_sums(s, 5) for s in sums)
+    assert len(sums) == 5 and all(vs.valid_sums(s, fold, 5) for s, fold in zip(sums, held))
+    assert not vs.valid_sums(sums[0], held[0][:-1], 5)  # sums of other images than the fold holds
     if balanced:  # why the sums pool: the mean of the folds' own scores weighs a lone image of class 3 differently
         assert np.mean([vs.pooled([s], 5, True)[0] for s in sums]) != pytest.approx(score)
 
 
 def test_a_damaged_fold_score_is_not_pooled():
+    labels = np.array([0, 0, 1])
     good = (2.0, 1.0) + (1.0, 1.0) + (-0.5, -0.1)  # two classes: images, correct, log-probability sums
-    assert vs.valid_sums(good, 2)
-    for bad in [good[:5], (2.5,) + good[1:], good[:2] + (3.0,) + good[3:], good[:4] + (0.5, -0.1),
-                (2.0, 1.0, -1.0) + good[3:], good[:5] + (float("nan"),)]:  # fmt: skip
-        assert not vs.valid_sums(bad, 2), bad
+    assert vs.valid_sums(good, labels, 2)
+    for bad in [good[:5], (3.0, 0.0) + good[2:], (2.0, 1.0, 1.5) + good[3:], good[:2] + (3.0,) + good[3:],
+                good[:4] + (0.5, -0.1), (2.0, 1.0, -1.0) + good[3:], good[:5] + (float("nan"),)]:  # fmt: skip
+        assert not vs.valid_sums(bad, labels, 2), bad
+    absent = (2.0, 0.0) + (1.0, 0.0) + (-0.5, -0.2)  # a log-probability for a class the fold does not hold
+    assert not vs.valid_sums(absent, np.array([0, 0]), 2)

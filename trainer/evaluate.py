@@ -12,7 +12,7 @@ Reports (JSON, plus PNGs beside it):
   gan_test       a classifier trained on real data labels the conditional samples: accuracy, and
                  normalised (that accuracy / the same classifier's accuracy on held-out real images)
   downstream     trainer/usefulness.py: the judge (trainer/classifier.py) trained on real images, real +
-                 augmentation tuned on a validation split, synthetic only (CAS) and real + synthetic, with
+                 augmentation tuned on validation images, synthetic only (CAS) and real + synthetic, with
                  --seeds paired seeds, tested on --real; the verdict line says whether synthetic helps
 
 One command, one module: the data checks (which sets overlap), the four report
@@ -328,6 +328,8 @@ def downstream_section(config, sets: Sets) -> dict:
         return {"skipped": "not run (--downstream=false)"}
     if not labelled(sets):
         return {"skipped": "needs labelled --train_data, --real and conditional --synthetic"}
+    if not (np.bincount(np.asarray(sets.train.labels, np.int64)) > 1).any():
+        return {"skipped": "no class of --train_data has two images: nothing to tune the baseline on"}
     return downstream(config, sets.train, sets.real, sets.synth, sets.synth_labels)
 
 
@@ -561,7 +563,13 @@ def summary(report: dict) -> str:
             + mark.get("downstream", "")
         )
         lines.append(
-            f"downstream verdict: {d['verdict']} (augmentation tuned on validation: {d['tuned']['augmentation']}"
+            f"downstream verdict: {d['verdict']} (augmentation tuned on "
+            + (
+                "validation"
+                if d["tuned"].get("validation_folds", 1) == 1
+                else f"{d['tuned']['validation_folds']} folds"
+            )
+            + f": {d['tuned']['augmentation']}"
             + f"; synthetic share {d['tuned']['synthetic_share']}"
             + (
                 f", real images {d['tuned']['synthetic_balance']}"

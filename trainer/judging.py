@@ -24,6 +24,8 @@ import numpy as np
 
 from trainer import classifier, downstream, score_cache
 
+TOGETHER = 12  # models trained side by side at most (the step pool keeps a few such steps: ~45 MB each)
+
 
 class Judge:
     """Trains the judge for scores, or finds them in `cache` (trainer/score_cache.py): a rerun on the same
@@ -48,11 +50,11 @@ class Judge:
         score: Callable,
         name: str,
         width: int = 1,
-        valid: Optional[Callable[[tuple], bool]] = None,
+        valid: Optional[Callable[[tuple, np.ndarray], bool]] = None,
     ) -> list:
         """One score per seed: the judge trained on `train` by `recipe`, scored on `test` by `score` (`name`
         says which number it is, for the cache; `width`: how many numbers it returns, a tuple if more than one;
-        `valid`: what a cached score may hold, as score_cache.ScoreCache.get);
+        `valid(numbers, test labels)`: what a cached score may hold, else score_cache.ScoreCache.get's rule);
         the seeds not cached train together (`classifier.train_many`: the same models as one at a time, in
         less wall time)."""
         return self.scores_on_parts(recipe, train, [(None, test)], seeds, score, name, width, valid)[0]
@@ -66,28 +68,33 @@ class Judge:
         score: Callable,
         name: str,
         width: int = 1,
-        valid: Optional[Callable[[tuple], bool]] = None,
+        valid: Optional[Callable[[tuple, np.ndarray], bool]] = None,
     ) -> list[list]:
         """`scores` for several (fit index into `train`, or None for all of it; test images and labels) parts,
-        [part][seed]: every model not cached, of every part, trains in one `classifier.train_many` call (the
-        folds of cross-validation together); each is cached as if trained on its fit images alone (it is)."""
+        [part][seed]: the models not cached, of every part, train side by side (`classifier.train_many`, up
+        to TOGETHER at once; the folds of cross-validation together); each is cached as if trained on its fit
+        images alone (it is)."""
         labels = np.asarray(train[1])
         keys = {}
         for p, (fit, test) in enumerate(parts):
             fitted = train if fit is None else (train[0][fit], labels[fit])
             keys |= {(p, s): key for s, key in self._keys(recipe, fitted, test, seeds, name).items()}
-        found = {job: self.cache.get(key, width, valid) for job, key in keys.items()}
-        found = {job: (v if width > 1 else v[0]) for job, v in found.items() if v is not None}
+        found = {}
+        for (p, s), key in keys.items():
+            labels_p = parts[p][1][1]
+            v = self.cache.get(key, width, None if valid is None else lambda v, labels_p=labels_p: valid(v, labels_p))
+            if v is not None:
+                found[(p, s)] = v if width > 1 else v[0]
         jobs = [(p, s) for p in range(len(parts)) for s in seeds]
         missing = [job for job in jobs if job not in found]
-        if missing:
-            everything = np.arange(len(labels))
-            subsets = [everything if parts[p][0] is None else parts[p][0] for p, _ in missing]
-            seeds_of = [s for _, s in missing]
+        everything = np.arange(len(labels))
+        for start in range(0, len(missing), TOGETHER):
+            group = missing[start : start + TOGETHER]
+            subsets = [everything if parts[p][0] is None else parts[p][0] for p, _ in group]
             models = classifier.train_many(
-                train[0], labels, self.num_classes, self.spec, seeds_of, recipe, subsets=subsets
+                train[0], labels, self.num_classes, self.spec, [s for _, s in group], recipe, subsets=subsets
             )
-            for job, model in zip(missing, models):
+            for job, model in zip(group, models):
                 test = parts[job[0]][1]
                 found[job] = score(model, test[0], test[1], self.num_classes)
                 if job in keys:

@@ -67,6 +67,9 @@ def _software() -> tuple[str, str, str]:
     return tf.__version__, keras.__version__, "cpu-onednn" if onednn.active() else "cpu-eigen"
 
 
+MAX_BYTES = 1 << 20  # a score file larger than this is damage (per-class sums of 1000 classes: ~60 kB)
+
+
 def is_score(numbers: tuple) -> bool:
     """A score in [0, 1], then log-likelihoods <= 0 (NaN fails both)."""
     return 0.0 <= numbers[0] <= 1.0 and all(v <= 0.0 for v in numbers[1:])
@@ -100,7 +103,9 @@ class ScoreCache:
             with os.fdopen(fd, "rb") as f:
                 if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                     return None  # a FIFO or device there would block or never end
-                raw = f.read(4096)
+                raw = f.read(MAX_BYTES + 1)
+            if len(raw) > MAX_BYTES:
+                return None
             value = json.loads(raw)
             numbers = value["value"] if isinstance(value, dict) and value.get("version") == 1 else None
             if not isinstance(numbers, list) or len(numbers) != length:

@@ -13,8 +13,8 @@ class and balanced accuracy would rest on them (`tune_folds=0` decides that):
   2. the share of synthetic images per batch (`spec.shares`), with the baseline's
      augmentation applied to the synthetic images too (on imbalanced data also
      whether the real images keep the baseline's balancing).
-A small validation split saturates the score (several candidates at 1.0): ties go
-to the higher mean log-likelihood of the true class on the same split, a proper
+A small validation set saturates the score (several candidates at 1.0): ties go
+to the higher mean log-likelihood of the true class on the same images, a proper
 score that does not saturate, then to the first candidate listed.
 Then each recipe trains the judge (trainer/classifier.py) on all the training
 images with the same seeds (seed k of one recipe shares initial weights and
@@ -65,7 +65,7 @@ class UsefulnessSpec:
 
     classifier: classifier.ClassifierSpec = classifier.ClassifierSpec()
     seeds: int = 5  # paired seeds per recipe on the test set
-    tune_seeds: int = 2  # seeds per candidate on the validation split
+    tune_seeds: int = 2  # seeds per candidate on the validation images
     validation_fraction: float = 0.2  # of each class of the training images, for tuning (one split)
     # 1: one split; k >= 2: k-fold cross-validation; 0: AUTO_FOLDS folds where one split is thin, else one split
     tune_folds: int = 1
@@ -79,8 +79,10 @@ class UsefulnessSpec:
     def __post_init__(self):
         if self.seeds < 1 or self.tune_seeds < 1:
             raise ValueError(f"seeds={self.seeds}, tune_seeds={self.tune_seeds}: both must be >= 1")
-        if self.tune_folds < 0:
-            raise ValueError(f"tune_folds={self.tune_folds}: 1 (one split), k >= 2 (k folds) or 0 (auto)")
+        if not 0 <= self.tune_folds <= validation_split.MAX_FOLDS:
+            raise ValueError(
+                f"tune_folds={self.tune_folds}: 1 (one split), 2-{validation_split.MAX_FOLDS} folds or 0 (auto)"
+            )
         if not 0 < self.validation_fraction < 1:
             raise ValueError(f"validation_fraction={self.validation_fraction} must be in (0, 1)")
         unknown = [p for p in self.policies if p not in downstream.POLICIES]
@@ -95,7 +97,7 @@ class UsefulnessSpec:
 
     def trainings(self, imbalanced: bool = False, folds: int = 1) -> int:
         """Classifiers `compare` trains (for a progress counter); more on imbalanced training data, and each
-        tuning candidate once per fold (`tuning_folds`)."""
+        tuning candidate once per fold (validation_split.folds_for)."""
         shares = len(self.shares) * (2 if imbalanced else 1)
         tuned = len(self.policies) + len(self.mixes) + (len(self.balances) if imbalanced else 0) + shares
         return tuned * self.tune_seeds * folds + len(RECIPES) * self.seeds
@@ -150,7 +152,7 @@ class Baseline:
         )
 
 
-class _Split:
+class _Tuning:
     """The training images split for tuning (trainer/validation_split.py: one split or k folds), the score,
     the tuning seeds and the judge."""
 
@@ -229,13 +231,13 @@ def tune_baseline(
     chosen: Optional[Baseline] = None,
     cache: score_cache.ScoreCache = score_cache.ScoreCache(),
 ) -> Baseline:
-    """The best of spec.policies on the validation split, then with each of spec.mixes if that is better, then
+    """The best of spec.policies on the validation images, then with each of spec.mixes if that is better, then
     (imbalanced data) with each of spec.balances. `chosen`: a policy and mix already tuned (by an earlier run on
-    the same split): only the balancing is tuned on top. `cache`: scores found there are not trained again."""
-    return _tune_baseline(_Split(train, num_classes, spec, on_trained, cache), spec, log, chosen)
+    the same images): only the balancing is tuned on top. `cache`: scores found there are not trained again."""
+    return _tune_baseline(_Tuning(train, num_classes, spec, on_trained, cache), spec, log, chosen)
 
 
-def _tune_baseline(split: _Split, spec: UsefulnessSpec, log: Callable, chosen: Optional[Baseline] = None) -> Baseline:
+def _tune_baseline(split: _Tuning, spec: UsefulnessSpec, log: Callable, chosen: Optional[Baseline] = None) -> Baseline:
     if chosen is None:
         policies = {name: split.tune(classifier.Recipe(downstream.POLICIES[name]())) for name in spec.policies}
         best = _best(policies)
@@ -298,7 +300,9 @@ def compare(
     `baseline`: an augmentation already tuned on these training images (`tune_baseline`), else tuned here.
     `cache`: judge scores from earlier runs on the same images, recipe and seed are taken from it, not retrained
     (trainer/score_cache.py; the default remembers nothing)."""
-    split = _Split(train, num_classes, spec, on_trained, cache)
+    split = _Tuning(train, num_classes, spec, on_trained, cache)
+    if split.folds > 1:
+        log(f"validation: {split.description}")
     if baseline is None:
         baseline = _tune_baseline(split, spec, log)
     # on imbalanced data, with or without balancing the real images (the synthetic ones may already balance)

@@ -22,6 +22,7 @@ import numpy as np
 IMBALANCE = 1.5  # largest / smallest class count above which scores are balanced accuracies
 THIN_VALIDATION = 3  # fewer validation images of a class than this: balanced accuracy there rests on them
 AUTO_FOLDS = 5  # tune_folds=0: the folds used where one split would be thin
+MAX_FOLDS = 20  # each candidate trains once per fold
 
 
 def is_imbalanced(labels: np.ndarray, num_classes: int) -> bool:
@@ -69,26 +70,33 @@ def stratified_folds(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarra
 def folds_for(
     labels: np.ndarray, num_classes: int, tune_folds: int, validation_fraction: float = 0.2, seed: int = 0
 ) -> int:
-    """The folds tuning uses: `tune_folds` itself where it is >= 1; for 0 (auto), AUTO_FOLDS where scores are
-    balanced accuracies (imbalanced data) and one split would hold fewer than THIN_VALIDATION images of some
-    class, else 1 (one split)."""
-    if tune_folds:
-        return tune_folds
+    """The folds tuning uses. `tune_folds` >= 1: itself, but no more than the images that can validate (those
+    of classes with two or more: a fold holds at least one); 0 (auto): AUTO_FOLDS where scores are balanced
+    accuracies (imbalanced data) and one split would hold fewer than THIN_VALIDATION images of a class that
+    folds can give more (a class of one image never validates), else 1 (one split)."""
     labels = np.asarray(labels)
-    if not is_imbalanced(labels, num_classes):
-        return 1
-    _, held = stratified_split(labels, validation_fraction, seed)
-    return AUTO_FOLDS if thin_validation(labels[held], labels, num_classes) else 1
+    counts = np.bincount(labels.astype(np.int64), minlength=num_classes)
+    can_validate = int(counts[counts > 1].sum())
+    if can_validate == 0:
+        raise ValueError("no class of the training images has two images: nothing can validate a tuning choice")
+    if tune_folds == 0:
+        tune_folds = 1
+        if is_imbalanced(labels, num_classes):
+            _, held = stratified_split(labels, validation_fraction, seed)
+            thin = thin_validation(labels[held], labels, num_classes)
+            tune_folds = AUTO_FOLDS if any(counts[c] > 1 for c in thin) else 1
+    return tune_folds if tune_folds == 1 else min(tune_folds, can_validate)
 
 
 def parts(
     labels: np.ndarray, folds: int, validation_fraction: float = 0.2, seed: int = 0
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """[(fit index, validation index)]: one stratified split for folds=1, else one pair per non-empty fold."""
+    """[(fit index, validation index)]: one stratified split for folds=1, else one pair per fold (`folds` as
+    `folds_for` gives it: none is empty)."""
     if folds == 1:
         return [stratified_split(np.asarray(labels), validation_fraction, seed)]
     fold = stratified_folds(labels, folds, seed)
-    return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(folds) if (fold == k).any()]
+    return [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(folds)]
 
 
 def class_sums(log_p_true: np.ndarray, predicted: np.ndarray, labels: np.ndarray, num_classes: int) -> tuple:
@@ -101,14 +109,18 @@ def class_sums(log_p_true: np.ndarray, predicted: np.ndarray, labels: np.ndarray
     return tuple(float(v) for v in np.concatenate([count, correct, log_p]))
 
 
-def valid_sums(numbers: tuple, num_classes: int) -> bool:
-    """Whether `numbers` can be one fold's `class_sums` (a damaged cache file must not pool into a score):
-    whole counts, correct <= images, log-probabilities <= 0 (NaN fails)."""
+def valid_sums(numbers: tuple, labels: np.ndarray, num_classes: int) -> bool:
+    """Whether `numbers` can be the `class_sums` of a fold whose validation labels are `labels` (a damaged
+    cache file must not pool into a score): its images per class, a whole number correct of them, and
+    log-probabilities <= 0, none for a class it does not hold (NaN fails)."""
     if len(numbers) != 3 * num_classes:
         return False
     count, correct, log_p = np.asarray(numbers, np.float64).reshape(3, num_classes)
-    whole = (count == np.round(count)).all() and (correct == np.round(correct)).all()
-    return bool(whole and (0 <= correct).all() and (correct <= count).all() and (log_p <= 0).all())
+    expected = np.bincount(np.asarray(labels, np.int64), minlength=num_classes)
+    if len(expected) != num_classes or not (count == expected).all():
+        return False
+    whole = (correct == np.round(correct)).all() and (0 <= correct).all() and (correct <= count).all()
+    return bool(whole and (log_p <= 0).all() and (log_p[count == 0] == 0).all())
 
 
 def pooled(sums: list, num_classes: int, balanced: bool) -> tuple[float, float]:

@@ -30,6 +30,7 @@ DOWNSTREAM_POLICIES = (
 
 
 DOWNSTREAM_MIXES = ("mixup", "cutmix")
+MAX_FOLDS = 20  # trainer/validation_split.py's, checked here before anything loads
 
 
 def downstream_errors(config) -> list[str]:
@@ -50,8 +51,8 @@ def downstream_errors(config) -> list[str]:
         errors.append(f"--shares={config.shares}: comma-separated numbers in (0, 1]")
     if not 0 < config.validation_fraction < 1:
         errors.append(f"--validation_fraction={config.validation_fraction} must be in (0, 1)")
-    if config.tune_folds < 0:
-        errors.append(f"--tune_folds={config.tune_folds} must be >= 0 (0 = auto, 1 = one split)")
+    if not 0 <= config.tune_folds <= MAX_FOLDS:
+        errors.append(f"--tune_folds={config.tune_folds} must be 0 (auto), 1 (one split) or 2-{MAX_FOLDS} folds")
     return errors
 
 
@@ -100,8 +101,8 @@ class EvaluateConfig(_Printable):
     tune_folds: int = flag(
         0,
         "tuning by k-fold cross-validation, every --train_data image validating once (k x the tuning cost); "
-        "1 = one split of --validation_fraction; 0 = 5 folds where one split holds under 3 images of a class "
-        "of imbalanced data, else one split",
+        "1 = one split of --validation_fraction (used only then); 0 = 5 folds where one split holds under 3 "
+        "images of a class of imbalanced data, else one split; at most 20",
     )
     policies: str = flag(
         "none,classic,classic_full,crop_flip,trivial_augment,rand_augment,dihedral_trivial",
