@@ -34,6 +34,7 @@ to the tuned augmentation, pooled over generators, and the verdict).
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -104,6 +105,7 @@ class Experiment:
         if os.path.isfile(self.results_path):
             with open(self.results_path) as f:
                 self.results = json.load(f)
+        self.loaded = copy.deepcopy(self.results)  # what another process may have changed since
 
     def save(self) -> None:
         """Writes results.json, merged with what other processes (`--only`) wrote there meanwhile."""
@@ -117,8 +119,10 @@ class Experiment:
                 for key, runs in on_disk.get("runs", {}).items():
                     mine = self.results.setdefault("runs", {}).setdefault(key, {})
                     mine.update({g: run for g, run in runs.items() if g not in mine})
-                for group in ("tuning", "wall_s"):
-                    self.results[group] = on_disk.get(group, {}) | self.results.get(group, {})
+                for group in ("tuning", "wall_s"):  # this process's own changes over what is on disk
+                    before = self.loaded.get(group, {})
+                    mine = {k: v for k, v in self.results.get(group, {}).items() if before.get(k) != v}
+                    self.results[group] = on_disk.get(group, {}) | mine
             with open(self.results_path + ".tmp", "w") as f:
                 json.dump(self.results, f, indent=1)
             os.replace(self.results_path + ".tmp", self.results_path)

@@ -190,3 +190,16 @@ def test_a_declared_baseline_trains_on_the_runs_images_with_its_seeds_and_pairs_
     monkeypatch.setattr(sys, "argv", ["declared_baseline", "--work", str(tmp_path / "none"), "--policy=none"])
     with pytest.raises(SystemExit, match="no results.json"):
         declared_baseline.main()
+
+
+def test_processes_sharing_a_work_dir_keep_each_others_changes(tmp_path):
+    """A process's stale copy of a value another process has since rewritten does not overwrite it."""
+    import types
+
+    (tmp_path / "results.json").write_text(json.dumps({"wall_s": {"gan g1": 100}}))
+    first, second = (usefulness.Experiment(types.SimpleNamespace(work=str(tmp_path))) for _ in range(2))
+    second.results["wall_s"]["gan g1"] = 50  # g1 trained again over there
+    second.save()
+    first.results["wall_s"]["gan g2"] = 60
+    first.save()
+    assert json.loads((tmp_path / "results.json").read_text())["wall_s"] == {"gan g1": 50, "gan g2": 60}
