@@ -1,5 +1,7 @@
 """trainer/usefulness.py: choices on validation only, paired seeds, and a verdict that follows the data."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -52,24 +54,32 @@ def test_specs_are_checked():
         usefulness.UsefulnessSpec(shares=(0.0,))
 
 
-def test_imbalanced_data_tunes_class_balancing_on_validation_and_counts_every_training():
+TINY = usefulness.UsefulnessSpec(
+    classifier.ClassifierSpec(steps=10, batch_size=16, width=8),
+    seeds=1,
+    tune_seeds=1,
+    policies=("none",),
+    mixes=(),
+    shares=(0.5,),
+    balances=("resample",),
+)
+
+
+def long_tail():
+    """Digits 10% with classes 0-4 cut to 3 images each, and 100 test images."""
     train = data.load_source("digits:train[:10%]", 32)
     labels = np.asarray(train.labels)
     keep = np.concatenate([np.flatnonzero(labels == c)[: 3 if c < 5 else None] for c in range(10)])
-    images, labels = train.images[keep], labels[keep]
     test = data.load_source("digits:test", 32)
-    spec = usefulness.UsefulnessSpec(
-        classifier.ClassifierSpec(steps=10, batch_size=16, width=8),
-        seeds=1,
-        tune_seeds=1,
-        policies=("none",),
-        mixes=(),
-        shares=(0.5,),
-        balances=("resample",),
-    )
+    return train.images[keep], labels[keep], (test.images[:100], np.asarray(test.labels[:100]))
+
+
+def test_imbalanced_data_tunes_class_balancing_on_validation_and_counts_every_training():
+    images, labels, test = long_tail()
+    spec = TINY
     trained = []
     report = usefulness.compare(
-        (images, labels), (test.images[:100], test.labels[:100]), (images, labels), 10, spec,
+        (images, labels), test, (images, labels), 10, spec,
         on_trained=lambda: trained.append(1),
     )  # fmt: skip
     assert (
@@ -105,27 +115,14 @@ def test_imbalanced_data_tunes_class_balancing_on_validation_and_counts_every_tr
 def test_a_thin_validation_split_turns_tuning_into_folds_where_every_training_image_validates(tmp_path):
     from trainer import score_cache
 
-    train = data.load_source("digits:train[:10%]", 32)
-    labels = np.asarray(train.labels)
-    keep = np.concatenate([np.flatnonzero(labels == c)[: 3 if c < 5 else None] for c in range(10)])
-    images, labels = train.images[keep], labels[keep]
-    test = data.load_source("digits:test", 32)
-    spec = usefulness.UsefulnessSpec(
-        classifier.ClassifierSpec(steps=10, batch_size=16, width=8),
-        seeds=1,
-        tune_seeds=1,
-        tune_folds=0,  # auto: one split would hold one image of each small class
-        policies=("none",),
-        mixes=(),
-        shares=(0.5,),
-        balances=("resample",),
-    )
+    images, labels, test = long_tail()
+    spec = dataclasses.replace(TINY, tune_folds=0)  # auto: one split would hold one image of each small class
     cache = score_cache.ScoreCache(str(tmp_path / "scores"))
     trained = []
 
     def run():
         return usefulness.compare(
-            (images, labels), (test.images[:100], test.labels[:100]), (images, labels), 10, spec,
+            (images, labels), test, (images, labels), 10, spec,
             on_trained=lambda: trained.append(1), cache=cache,
         )  # fmt: skip
 
