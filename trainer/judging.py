@@ -81,10 +81,11 @@ class Judge:
             keys |= {(p, s): key for s, key in self._keys(recipe, fitted, test, seeds, name).items()}
         found = {}
         for (p, s), key in keys.items():
-            labels_p = parts[p][1][1]
-            v = self.cache.get(key, width, None if valid is None else lambda v, labels_p=labels_p: valid(v, labels_p))
-            if v is not None:
-                found[(p, s)] = v if width > 1 else v[0]
+            held = parts[p][1][1]  # the labels a cached score was computed on
+            check = None if valid is None else lambda numbers, held=held: valid(numbers, held)
+            cached = self.cache.get(key, width, check)
+            if cached is not None:
+                found[(p, s)] = cached if width > 1 else cached[0]
         jobs = [(p, s) for p in range(len(parts)) for s in seeds]
         missing = [job for job in jobs if job not in found]
         everything = np.arange(len(labels))
