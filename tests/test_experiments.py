@@ -203,3 +203,38 @@ def test_processes_sharing_a_work_dir_keep_each_others_changes(tmp_path):
     first.results["wall_s"]["gan g2"] = 60
     first.save()
     assert json.loads((tmp_path / "results.json").read_text())["wall_s"] == {"gan g1": 50, "gan g2": 60}
+
+
+def test_the_validation_probe_scores_named_recipes_as_the_tuning_does(tmp_path, monkeypatch, capsys):
+    """experiments.validation_probe: a recipe's validation score equals what the run's tuning gives it (here
+    3 folds), read from the run's cache on a second call; a malformed recipe is one line."""
+    import sys
+
+    from experiments import validation_probe
+    from trainer import classifier, downstream
+    from trainer import usefulness as product
+
+    flags = ["--work", str(tmp_path), "--steps=3", "--tune_folds=3"]
+    monkeypatch.setattr(sys, "argv", ["validation_probe", *flags, "--recipes=crop_flip+none+reweight"])
+    validation_probe.main()
+    out = capsys.readouterr().out
+    assert "digits 10% minority: 3-fold cross-validation" in out
+    runner = usefulness.Experiment(types_namespace(tmp_path))
+    training = runner.training_set("digits", 10, "minority")
+    spec = product.UsefulnessSpec(classifier.ClassifierSpec(steps=3), tune_seeds=1, tune_folds=3)
+    tuning = product.Tuning((training.images, training.labels), 10, spec, None, runner.cache)
+    score, log_likelihood = tuning.tune(classifier.Recipe(downstream.POLICIES["crop_flip"](), balance="reweight"))[0]
+    assert tuning.judge.reused == 3  # every fold's score came from the probe's run
+    assert (
+        f"crop_flip+none+reweight: validation balanced_accuracy {score:.4f} (log-likelihood {log_likelihood:.4f})"
+        in out
+    )
+    monkeypatch.setattr(sys, "argv", ["validation_probe", *flags, "--recipes=crop_flip+reweight"])
+    with pytest.raises(SystemExit, match="is not POLICY\\+MIX\\+BALANCE"):
+        validation_probe.main()
+
+
+def types_namespace(work):
+    import types
+
+    return types.SimpleNamespace(work=str(work), minority_ratio=5, variant="")

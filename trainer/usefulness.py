@@ -152,7 +152,7 @@ class Baseline:
         )
 
 
-class _Tuning:
+class Tuning:
     """The training images split for tuning (trainer/validation_split.py: one split or k folds), the score,
     the tuning seeds and the judge."""
 
@@ -234,10 +234,10 @@ def tune_baseline(
     """The best of spec.policies on the validation images, then with each of spec.mixes if that is better, then
     (imbalanced data) with each of spec.balances. `chosen`: a policy and mix already tuned (by an earlier run on
     the same images): only the balancing is tuned on top. `cache`: scores found there are not trained again."""
-    return _tune_baseline(_Tuning(train, num_classes, spec, on_trained, cache), spec, log, chosen)
+    return _tune_baseline(Tuning(train, num_classes, spec, on_trained, cache), spec, log, chosen)
 
 
-def _tune_baseline(split: _Tuning, spec: UsefulnessSpec, log: Callable, chosen: Optional[Baseline] = None) -> Baseline:
+def _tune_baseline(split: Tuning, spec: UsefulnessSpec, log: Callable, chosen: Optional[Baseline] = None) -> Baseline:
     if chosen is None:
         policies = {name: split.tune(classifier.Recipe(downstream.POLICIES[name]())) for name in spec.policies}
         best = _best(policies)
@@ -300,7 +300,7 @@ def compare(
     `baseline`: an augmentation already tuned on these training images (`tune_baseline`), else tuned here.
     `cache`: judge scores from earlier runs on the same images, recipe and seed are taken from it, not retrained
     (trainer/score_cache.py; the default remembers nothing)."""
-    split = _Tuning(train, num_classes, spec, on_trained, cache)
+    split = Tuning(train, num_classes, spec, on_trained, cache)
     if split.folds > 1:
         log(f"validation: {split.description}")
     if baseline is None:
