@@ -83,7 +83,7 @@ def test_imbalanced_data_tunes_class_balancing_on_validation_and_counts_every_tr
         on_trained=lambda: trained.append(1),
     )  # fmt: skip
     assert (
-        len(trained) == spec.trainings(imbalanced=True) == (1 + 1 + 2) + 4 and report["metric"] == "balanced accuracy"
+        len(trained) == spec.trainings(imbalanced=True) == (2 + 1 + 2) + 4 and report["metric"] == "balanced accuracy"
     )
     tuned = report["tuned"]
     # one validation image of each small class (and two of classes 7 and 8, which have 12 images): the
@@ -130,11 +130,38 @@ def test_a_thin_validation_split_turns_tuning_into_folds_where_every_training_im
     tuned = report["tuned"]
     assert tuned["validation_folds"] == 5 and tuned["validation_images"] == len(labels)  # each image once
     assert tuned["validation"] == f"5-fold cross-validation ({len(labels)} training images, each validating once)"
-    assert len(trained) == spec.trainings(imbalanced=True, folds=5) == (1 + 1 + 2) * 5 + 4
+    assert len(trained) == spec.trainings(imbalanced=True, folds=5) == (2 + 1 + 2) * 5 + 4
     assert "caveat" not in report  # three validation images of each small class now
     assert all(0 <= v <= 1 for v in tuned["validation_scores"]["balances"].values())
     again = run()  # every fold's score is in the cache: nothing trains again, the same choices and scores
     assert again["reused_scores"] == len(trained) // 2 and again["tuned"] == tuned
+
+
+def test_on_a_long_tail_the_balancing_is_chosen_first_and_the_policies_are_compared_with_it():
+    from trainer import downstream
+
+    # validation scores shaped like the 5-vs-50 digits run's (5 folds): without balancing no augmentation
+    # beats none; with re-weighting TrivialAugment wins by far (the greedy policy-first order missed it)
+    table = {("none", "none"): 0.77, ("trivial_augment", "none"): 0.60, ("none", "resample"): 0.78,
+             ("none", "reweight"): 0.894, ("trivial_augment", "reweight"): 0.978}  # fmt: skip
+    names = {downstream.describe(downstream.POLICIES[n]()): n for n in ("none", "trivial_augment")}
+    asked = []
+
+    class Validation:  # stands in for usefulness.Tuning: a recipe's validation score from the table
+        imbalanced = True
+
+        def tune(self, recipe):
+            asked.append((names[downstream.describe(recipe.policy)], recipe.balance))
+            return [(table[asked[-1]], -0.5)]
+
+    spec = usefulness.UsefulnessSpec(policies=("none", "trivial_augment"), mixes=(), balances=("resample", "reweight"))
+    baseline = usefulness._tune_baseline(Validation(), spec, log=lambda line: None)
+    assert (baseline.policy, baseline.mix, baseline.balance) == ("trivial_augment", "none", "reweight")
+    assert asked[:3] == [("none", "none"), ("none", "resample"), ("none", "reweight")]  # balancing first
+    assert baseline.scores["balances"] == {"none": 0.77, "resample": 0.78, "reweight": 0.894}
+    assert baseline.scores["policies"] == {"none": 0.894, "trivial_augment": 0.978}
+    shares = len(spec.shares) * 2  # each share with and without balancing the real images
+    assert (len(asked) + shares) * spec.tune_seeds + len(usefulness.RECIPES) * spec.seeds == spec.trainings(True)
 
 
 def test_a_saturated_validation_score_is_tied_and_the_log_likelihood_breaks_the_tie():

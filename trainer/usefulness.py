@@ -6,10 +6,10 @@ with `tune_folds` k-fold cross-validation, every training image validating once
 (each candidate trained on k - 1 folds, its out-of-fold predictions pooled into
 one score): what to use when one split would hold one or two images of a small
 class and balanced accuracy would rest on them (`tune_folds=0` decides that):
-  1. the augmentation baseline: the best of `spec.policies` (downstream.POLICIES),
-     then the same with mixup or CutMix if that scores higher, and on imbalanced
-     data with class-balanced resampling or loss re-weighting (`spec.balances`)
-     if that scores higher;
+  1. the augmentation baseline: on imbalanced data first the class balancing
+     (none, class-balanced resampling or loss re-weighting, `spec.balances`) on
+     unaugmented images, then with it the best of `spec.policies`
+     (downstream.POLICIES), then the same with mixup or CutMix if that scores higher;
   2. the share of synthetic images per batch (`spec.shares`), with the baseline's
      augmentation applied to the synthetic images too (on imbalanced data also
      whether the real images keep the baseline's balancing).
@@ -99,7 +99,8 @@ class UsefulnessSpec:
         """Classifiers `compare` trains (for a progress counter); more on imbalanced training data, and each
         tuning candidate once per fold (validation_split.folds_for)."""
         shares = len(self.shares) * (2 if imbalanced else 1)
-        tuned = len(self.policies) + len(self.mixes) + (len(self.balances) if imbalanced else 0) + shares
+        balances = 1 + len(self.balances) if imbalanced and self.balances else 0  # chosen first, no augmentation
+        tuned = len(self.policies) + len(self.mixes) + balances + shares
         return tuned * self.tune_seeds * folds + len(RECIPES) * self.seeds
 
 
@@ -231,40 +232,49 @@ def tune_baseline(
     chosen: Optional[Baseline] = None,
     cache: score_cache.ScoreCache = score_cache.ScoreCache(),
 ) -> Baseline:
-    """The best of spec.policies on the validation images, then with each of spec.mixes if that is better, then
-    (imbalanced data) with each of spec.balances. `chosen`: a policy and mix already tuned (by an earlier run on
-    the same images): only the balancing is tuned on top. `cache`: scores found there are not trained again."""
+    """(Imbalanced data) the best of spec.balances or none, without augmentation; then with it the best of
+    spec.policies on the validation images, then with each of spec.mixes if that is better. `chosen`: a policy
+    and mix already tuned (by an earlier run on the same images): only the balancing is tuned on top of them.
+    `cache`: scores found there are not trained again."""
     return _tune_baseline(Tuning(train, num_classes, spec, on_trained, cache), spec, log, chosen)
 
 
 def _tune_baseline(split: Tuning, spec: UsefulnessSpec, log: Callable, chosen: Optional[Baseline] = None) -> Baseline:
+    carried, carried_log_likelihoods, tuned, balance = {}, {}, {}, "none"
     if chosen is None:
-        policies = {name: split.tune(classifier.Recipe(downstream.POLICIES[name]())) for name in spec.policies}
+        if split.imbalanced and spec.balances:
+            # On a long tail augmentation and class balancing interact: without balancing every augmentation
+            # can lose to none and the best pair is never tried (docs/results.md, 5 images per small class).
+            # So the balancing is chosen first, on unaugmented images, and the policies and mixes with it.
+            balances = {b: split.tune(Baseline("none", balance=b).recipe()) for b in ("none", *spec.balances)}
+            balance, tuned = _best(balances), {"balances": balances}
+        policies = {name: split.tune(Baseline(name, balance=balance).recipe()) for name in spec.policies}
         best = _best(policies)
         mixes = {"none": policies[best]}
         for mix in spec.mixes:
-            mixes[mix] = split.tune(Baseline(best, mix).recipe())
+            mixes[mix] = split.tune(Baseline(best, mix, balance=balance).recipe())
         mix = _best(mixes)
-        tuned, carried, carried_log_likelihoods = {"policies": policies, "mixes": mixes}, {}, {}
-        balances = {"none": mixes[mix]}
-    else:  # the policy and mix (and their scores) carried over; only the balancing is tuned here
-        best, mix, tuned = chosen.policy, chosen.mix, {}
+        tuned |= {"policies": policies, "mixes": mixes}
+        final = mixes[mix]
+    else:  # the policy and mix (and their scores) carried over; only the balancing is tuned on top of them
+        best, mix = chosen.policy, chosen.mix
         carried = {k: v for k, v in chosen.scores.items() if k != "balances"}
         carried_log_likelihoods = {k: v for k, v in chosen.log_likelihoods.items() if k != "balances"}
         balances = {"none": split.tune(Baseline(best, mix).recipe())}
-    for balance in spec.balances if split.imbalanced else ():
-        balances[balance] = split.tune(Baseline(best, mix, balance=balance).recipe())
-    tuned |= {"balances": balances} if len(balances) > 1 else {}
+        for b in spec.balances if split.imbalanced else ():
+            balances[b] = split.tune(Baseline(best, mix, balance=b).recipe())
+        balance = _best(balances)
+        tuned = {"balances": balances} if len(balances) > 1 else {}
+        final = balances[balance]
     means = {group: {k: _means(v) for k, v in runs.items()} for group, runs in tuned.items()}
     baseline = Baseline(
         best,
         mix,
         carried | {group: {k: m[0] for k, m in runs.items()} for group, runs in means.items()},
-        _best(balances),
+        balance,
         carried_log_likelihoods | {group: {k: m[1] for k, m in runs.items()} for group, runs in means.items()},
     )
-    score = max(_means(v)[0] for v in balances.values())
-    log(f"validation: augmentation baseline {baseline.description} ({score:.4f})")
+    log(f"validation: augmentation baseline {baseline.description} ({_means(final)[0]:.4f})")
     return baseline
 
 
