@@ -31,11 +31,7 @@ from trainer import stats
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", default="runs/useful", help="the usefulness experiment's --work")
-    parser.add_argument("--dataset", default="digits", help="digits or shapes")
-    parser.add_argument("--fraction", type=int, default=10, help="percent of the training split, as there")
-    parser.add_argument("--regime", default="minority", choices=("balanced", "minority"), help="as there")
-    parser.add_argument("--minority_ratio", type=int, default=5, help="as there")
+    experiment.add_training_set_flags(parser)
     parser.add_argument("--policy", required=True, help="a policy name of trainer.downstream.POLICIES")
     parser.add_argument("--mix", default="none", help="none, mixup or cutmix")
     parser.add_argument("--balance", default="none", help="none, resample or reweight")

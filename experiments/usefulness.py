@@ -317,6 +317,15 @@ def tables(results: dict) -> str:
     return "\n".join(lines)
 
 
+def add_training_set_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags that name one of a run's training sets, for the scripts that work on a run's results."""
+    parser.add_argument("--work", default="runs/useful", help="the usefulness experiment's --work")
+    parser.add_argument("--dataset", default="digits", help="digits or shapes")
+    parser.add_argument("--fraction", type=int, default=10, help="percent of the training split, as there")
+    parser.add_argument("--regime", default="minority", choices=("balanced", "minority"), help="as there")
+    parser.add_argument("--minority_ratio", type=int, default=5, help="as there")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", default="runs/usefulness", help="where generators and results go (resumable)")

@@ -20,11 +20,7 @@ from experiments import usefulness as experiment  # sets TensorFlow's log level 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", default="runs/useful", help="the usefulness experiment's --work")
-    parser.add_argument("--dataset", default="digits", help="digits or shapes")
-    parser.add_argument("--fraction", type=int, default=10, help="percent of the training split, as there")
-    parser.add_argument("--regime", default="minority", choices=("balanced", "minority"), help="as there")
-    parser.add_argument("--minority_ratio", type=int, default=5, help="as there")
+    experiment.add_training_set_flags(parser)
     parser.add_argument("--tune_folds", type=int, default=1, help="as there: 1 one split, k folds, 0 auto")
     parser.add_argument("--tune_seeds", type=int, default=1, help="as there")
     parser.add_argument("--steps", type=int, default=1500, help="judge training steps (as the run)")
