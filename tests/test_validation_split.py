@@ -34,6 +34,7 @@ def test_folds_hold_every_image_once_spread_small_classes_and_keep_single_images
     tiny = np.array([0, 0, 1, 1, 2])
     assert vs.folds_for(tiny, 3, tune_folds=8) == 4  # no more folds than images that can validate
     assert all(len(val) for _, val in vs.parts(tiny, 4))
+    assert vs.can_validate(tiny) == 4 and vs.can_validate(np.array([0, 1, 2])) == 0  # evaluate skips on 0
     with pytest.raises(ValueError, match="no class of the training images has two images"):
         vs.folds_for(np.array([0, 1, 2]), 3, tune_folds=0)
     keep, held = vs.parts(labels, 1, 0.2, seed=3)[0]

@@ -328,7 +328,7 @@ def downstream_section(config, sets: Sets) -> dict:
         return {"skipped": "not run (--downstream=false)"}
     if not labelled(sets):
         return {"skipped": "needs labelled --train_data, --real and conditional --synthetic"}
-    if not (np.bincount(np.asarray(sets.train.labels, np.int64)) > 1).any():
+    if not validation_split.can_validate(sets.train.labels):
         return {"skipped": "no class of --train_data has two images: nothing to tune the baseline on"}
     return downstream(config, sets.train, sets.real, sets.synth, sets.synth_labels)
 

@@ -246,7 +246,7 @@ def _tune_baseline(split: Tuning, spec: UsefulnessSpec, log: Callable, chosen: O
             # On a long tail augmentation and class balancing interact: without balancing every augmentation
             # can lose to none and the best pair is never tried (docs/results.md, 5 images per small class).
             # So the balancing is chosen first, on unaugmented images, and the policies and mixes with it.
-            balances = {b: split.tune(Baseline("none", balance=b).recipe()) for b in ("none", *spec.balances)}
+            balances = _balances(split, spec, "none", "none")
             balance, tuned = _best(balances), {"balances": balances}
         policies = {name: split.tune(Baseline(name, balance=balance).recipe()) for name in spec.policies}
         best = _best(policies)
@@ -260,9 +260,7 @@ def _tune_baseline(split: Tuning, spec: UsefulnessSpec, log: Callable, chosen: O
         best, mix = chosen.policy, chosen.mix
         carried = {k: v for k, v in chosen.scores.items() if k != "balances"}
         carried_log_likelihoods = {k: v for k, v in chosen.log_likelihoods.items() if k != "balances"}
-        balances = {"none": split.tune(Baseline(best, mix).recipe())}
-        for b in spec.balances if split.imbalanced else ():
-            balances[b] = split.tune(Baseline(best, mix, balance=b).recipe())
+        balances = _balances(split, spec, best, mix)
         balance = _best(balances)
         tuned = {"balances": balances} if len(balances) > 1 else {}
         final = balances[balance]
@@ -276,6 +274,12 @@ def _tune_baseline(split: Tuning, spec: UsefulnessSpec, log: Callable, chosen: O
     )
     log(f"validation: augmentation baseline {baseline.description} ({_means(final)[0]:.4f})")
     return baseline
+
+
+def _balances(split: Tuning, spec: UsefulnessSpec, policy: str, mix: str) -> dict:
+    """Validation runs of no balancing and (imbalanced data) each of spec.balances, on top of policy and mix."""
+    kinds = ("none", *spec.balances) if split.imbalanced else ("none",)
+    return {b: split.tune(Baseline(policy, mix, balance=b).recipe()) for b in kinds}
 
 
 def thin_caveat(classes: list[int], num_classes: int, folds: int = 1) -> str:

@@ -67,6 +67,13 @@ def stratified_folds(labels: np.ndarray, folds: int, seed: int = 0) -> np.ndarra
     return fold
 
 
+def can_validate(labels: np.ndarray) -> int:
+    """How many images can validate a tuning choice: those of classes with two or more (a lone image stays
+    in training)."""
+    counts = np.bincount(np.asarray(labels, np.int64))
+    return int(counts[counts > 1].sum())
+
+
 def folds_for(
     labels: np.ndarray, num_classes: int, tune_folds: int, validation_fraction: float = 0.2, seed: int = 0
 ) -> int:
@@ -76,8 +83,7 @@ def folds_for(
     folds can give more (a class of one image never validates), else 1 (one split)."""
     labels = np.asarray(labels)
     counts = np.bincount(labels.astype(np.int64), minlength=num_classes)
-    can_validate = int(counts[counts > 1].sum())
-    if can_validate == 0:
+    if can_validate(labels) == 0:
         raise ValueError("no class of the training images has two images: nothing can validate a tuning choice")
     if tune_folds == 0:
         tune_folds = 1
@@ -85,7 +91,7 @@ def folds_for(
             _, held = stratified_split(labels, validation_fraction, seed)
             thin = thin_validation(labels[held], labels, num_classes)
             tune_folds = AUTO_FOLDS if any(counts[c] > 1 for c in thin) else 1
-    return tune_folds if tune_folds == 1 else min(tune_folds, can_validate)
+    return tune_folds if tune_folds == 1 else min(tune_folds, can_validate(labels))
 
 
 def parts(
